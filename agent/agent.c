@@ -1,0 +1,250 @@
+/* The agent's life: start the scheduler and the frame timer on one libuv
+ * loop, turn pending samples into one Frame per interval and hand it to the
+ * publisher, keep the sequence number durable, and stop cleanly on SIGTERM
+ * or SIGINT (stop scraping, publish what was collected, flush). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "frames.h"
+#include "publish.h"
+#include "rackpulse/frame.h"
+#include "rackpulse/log.h"
+
+#define MAX_PENDING_SAMPLES (1u << 20)
+
+/* The sequence number lives in STATE_DIR/agent.seq as decimal text, written
+ * and synced after every frame (one small fsync per interval), so numbers
+ * never repeat or go back across restarts. */
+static int seq_open(struct rp_agent *a, char *err, size_t errlen) {
+  char path[512];
+  snprintf(path, sizeof(path), "%s/agent.seq", a->cfg.agent.state_dir);
+  if (mkdir(a->cfg.agent.state_dir, 0750) != 0 && errno != EEXIST) {
+    snprintf(err, errlen, "%s: %s", a->cfg.agent.state_dir, strerror(errno));
+    return -errno;
+  }
+  a->seq_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (a->seq_fd < 0) {
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return -errno;
+  }
+  char text[32] = "";
+  ssize_t n = pread(a->seq_fd, text, sizeof(text) - 1, 0);
+  uint64_t last = 0;
+  if (n > 0) {
+    text[n] = '\0';
+    char *end;
+    last = strtoull(text, &end, 10);
+    if (end == text) {
+      snprintf(err, errlen, "%s: not a sequence number; refusing to restart numbering", path);
+      close(a->seq_fd);
+      a->seq_fd = -1;
+      return -EINVAL;
+    }
+  }
+  a->next_seq = last + 1;
+  return 0;
+}
+
+static int seq_commit(struct rp_agent *a, uint64_t seq) {
+  char text[32];
+  int n = snprintf(text, sizeof(text), "%" PRIu64 "\n", seq);
+  if (pwrite(a->seq_fd, text, (size_t)n, 0) != n || ftruncate(a->seq_fd, n) != 0 ||
+      fdatasync(a->seq_fd) != 0)
+    return -errno;
+  return 0;
+}
+
+static void collect_health(struct rp_agent *a, struct rp_agent_health *h) {
+  struct rp_pub_stats ps = {0};
+  if (a->pub != NULL)
+    rp_pub_get_stats(a->pub, &ps);
+  memset(h, 0, sizeof(*h));
+  h->frames_produced = a->frames_produced;
+  h->frames_delivered = ps.delivered;
+  h->frames_failed = ps.failed + a->frames_failed;
+  h->delivery_latency_ms = ps.last_latency_ms;
+  h->scrapes_late = a->scrapes_late;
+}
+
+/* Builds the frame of this interval. Returns 0 with *buf and *len. */
+static int build_frame(struct rp_agent *a, uint64_t seq, uint8_t **buf, size_t *len) {
+  struct rp_agent_health health;
+  collect_health(a, &health);
+  bool dict = a->series.version != a->dict_sent_version ||
+              a->frames_since_dict + 1 >= (uint64_t)a->cfg.agent.dictionary_every;
+  struct rp_frame_meta meta = {
+      .agent_id = a->cfg.agent.id,
+      .rack_id = a->cfg.agent.rack,
+      .seq = seq,
+      .ts_ms = rp_now_ms(),
+      .interval_ms = a->cfg.agent.interval_ms,
+      .with_dictionary = dict || a->frames_produced == 0,
+  };
+  int rc = rp_builder_build(a->builder, &meta, &a->series, a->cfg.targets, a->cfg.ntargets,
+                            &health, buf, len);
+  if (rc == 0) {
+    if (meta.with_dictionary) {
+      a->dict_sent_version = a->series.version;
+      a->frames_since_dict = 0;
+    } else {
+      a->frames_since_dict++;
+    }
+  }
+  return rc;
+}
+
+static void publish_frame(struct rp_agent *a) {
+  uint8_t *buf;
+  size_t len;
+  uint64_t seq = a->next_seq;
+  if (build_frame(a, seq, &buf, &len) != 0) {
+    rp_error("agent", "cannot build frame %" PRIu64 ": out of memory", seq);
+    return;
+  }
+  if (seq_commit(a, seq) != 0)
+    rp_error("agent", "%s/agent.seq: %s: sequence numbers may repeat after a restart",
+             a->cfg.agent.state_dir, strerror(errno));
+  a->next_seq++;
+  a->frames_produced++;
+  char err[256];
+  enum rp_pub_result r = rp_pub_send(a->pub, a->cfg.agent.rack, buf, len, err, sizeof(err));
+  if (r != RP_PUB_OK) {
+    a->frames_failed++;
+    rp_warn("agent", "frame %" PRIu64 " (%zu bytes) not queued for Kafka: %s", seq, len, err);
+    free(buf);
+  }
+}
+
+static void on_frame_tick(uv_timer_t *timer) { publish_frame(timer->data); }
+
+void rp_agent_once_complete(struct rp_agent *a) {
+  uint8_t *buf;
+  size_t len;
+  rp_frame *f = NULL;
+  char err[256];
+  if (build_frame(a, 0, &buf, &len) != 0) {
+    rp_error("agent", "cannot build the frame: out of memory");
+    a->exit_code = 1;
+  } else if (rp_frame_decode(buf, len, &f, err, sizeof(err)) != 0) {
+    rp_error("agent", "built an invalid frame: %s", err);
+    a->exit_code = 1;
+  } else {
+    json_t *j = rp_frame_to_json(f, NULL);
+    json_object_set_new(j, "encoded_bytes", json_integer((json_int_t)len));
+    json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
+    fputc('\n', stdout);
+    json_decref(j);
+  }
+  rp_frame_free(f);
+  free(buf);
+  rp_agent_stop(a);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  struct rp_agent *a = s->data;
+  rp_info("agent", "%s: stopping: publishing the last frame and flushing",
+          signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  rp_agent_stop(a);
+}
+
+int rp_agent_start(struct rp_agent *a, uv_loop_t *loop, char *err, size_t errlen) {
+  int rc;
+  a->loop = loop;
+  a->seq_fd = -1;
+  rc = rp_series_table_init(&a->series, (size_t)a->cfg.agent.max_series);
+  if (rc != 0) {
+    snprintf(err, errlen, "series table: %s", strerror(-rc));
+    return rc;
+  }
+  a->builder = rp_builder_new(MAX_PENDING_SAMPLES);
+  if (a->builder == NULL) {
+    snprintf(err, errlen, "frame builder: out of memory");
+    return -ENOMEM;
+  }
+  if (!a->once) {
+    if ((rc = seq_open(a, err, errlen)) != 0)
+      return rc;
+    if ((rc = rp_pub_new(loop, &a->cfg, &a->pub, err, errlen)) != 0)
+      return rc;
+    uv_timer_init(loop, &a->frame_timer);
+    a->frame_timer.data = a;
+    /* Frames fall on multiples of the interval of wall-clock time. */
+    uint64_t iv = (uint64_t)a->cfg.agent.interval_ms;
+    uint64_t first = iv - (uint64_t)rp_now_ms() % iv;
+    uv_timer_start(&a->frame_timer, on_frame_tick, first, iv);
+    a->frame_timer_started = true;
+  }
+  uv_signal_init(loop, &a->sig_term);
+  uv_signal_init(loop, &a->sig_int);
+  a->sig_term.data = a->sig_int.data = a;
+  uv_signal_start(&a->sig_term, on_signal, SIGTERM);
+  uv_signal_start(&a->sig_int, on_signal, SIGINT);
+  a->signals_started = true;
+  rp_info("agent", "agent %s for rack %s: %zu device(s), frames every %lld ms to %s/%s",
+          a->cfg.agent.id, a->cfg.agent.rack, a->cfg.ntargets,
+          (long long)a->cfg.agent.interval_ms, a->cfg.kafka.brokers, a->cfg.kafka.topic);
+  return rp_scheduler_start(a);
+}
+
+void rp_agent_stop(struct rp_agent *a) {
+  if (a->stopping)
+    return;
+  a->stopping = true;
+  rp_scheduler_stop(a);
+  if (a->frame_timer_started) {
+    uv_timer_stop(&a->frame_timer);
+    if (rp_builder_pending(a->builder) > 0)
+      publish_frame(a);
+  }
+  if (a->signals_started) {
+    uv_signal_stop(&a->sig_term);
+    uv_signal_stop(&a->sig_int);
+  }
+  uv_stop(a->loop);
+}
+
+static void on_closed(uv_handle_t *h) { (void)h; }
+
+/* Waits for scrapes in flight: their completions touch the targets. */
+static void drain_scrapes(struct rp_agent *a) {
+  for (int rounds = 0; rounds < 1000; rounds++) {
+    bool busy = false;
+    for (size_t i = 0; i < a->cfg.ntargets; i++)
+      busy |= a->cfg.targets[i]->busy;
+    if (!busy)
+      return;
+    uv_run(a->loop, UV_RUN_ONCE);
+  }
+}
+
+void rp_agent_close(struct rp_agent *a) {
+  drain_scrapes(a);
+  if (a->pub != NULL) {
+    int left = rp_pub_close(a->pub, 10000);
+    if (left > 0)
+      rp_error("agent", "%d frame(s) still undelivered at exit", left);
+    a->pub = NULL;
+  }
+  for (size_t i = 0; i < a->cfg.ntargets; i++)
+    if (a->cfg.targets[i]->timer_initialised)
+      uv_close((uv_handle_t *)&a->cfg.targets[i]->timer, on_closed);
+  if (a->frame_timer_started)
+    uv_close((uv_handle_t *)&a->frame_timer, on_closed);
+  if (a->signals_started) {
+    uv_close((uv_handle_t *)&a->sig_term, on_closed);
+    uv_close((uv_handle_t *)&a->sig_int, on_closed);
+  }
+  uv_run(a->loop, UV_RUN_DEFAULT);
+  rp_builder_free(a->builder);
+  rp_series_table_free(&a->series);
+  if (a->seq_fd >= 0)
+    close(a->seq_fd);
+  rp_agent_config_free(&a->cfg);
+}

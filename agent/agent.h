@@ -1,0 +1,93 @@
+/* rackpulse-agent internals shared across the agent sources: the configuration, the
+ * agent object (one libuv loop) and the cross-file functions. Collector
+ * interfaces are in collector.h. */
+#ifndef RACKPULSE_AGENT_H
+#define RACKPULSE_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "collector.h"
+#include "rackpulse/cfg.h"
+#include "series.h"
+
+struct rp_agent_config {
+  struct {
+    char id[64];
+    char rack[64];
+    int64_t interval_ms;
+    char state_dir[256];
+    char log_level[16];
+    int64_t dictionary_every;
+    int64_t max_series;
+  } agent;
+  struct {
+    char brokers[512];
+    char topic[128];
+    char compression[16];
+    int64_t linger_ms;
+    int64_t message_timeout_ms;
+    int64_t queue_max_messages;
+    /* Extra librdkafka properties, passed through (security.protocol,
+     * ssl.*, sasl.*). Secrets among them come from files: see cfg docs. */
+    size_t nprops;
+    struct {
+      char key[64];
+      char value[512];
+    } props[32];
+  } kafka;
+  /* The devices, one target each. Owned; freed by rp_agent_config_free(). */
+  struct rp_target **targets;
+  size_t ntargets;
+};
+
+/* Loads and validates the agent configuration from `path`. Returns 0 and
+ * fills *cfg (free with rp_agent_config_free()), or a negative errno with err
+ * naming file:line and key. */
+int rp_agent_config_load(const char *path, struct rp_agent_config *cfg, char *err,
+                         size_t errlen);
+void rp_agent_config_free(struct rp_agent_config *cfg);
+/* Prints every configuration key with its type, default and meaning. */
+void rp_agent_config_help(FILE *out);
+
+struct rp_publisher; /* publish_kafka.c */
+
+struct rp_agent {
+  uv_loop_t *loop;
+  struct rp_agent_config cfg;
+  struct rp_series_table series; /* the dictionary */
+  struct rp_frame_builder *builder;
+  struct rp_publisher *pub;
+  uv_timer_t frame_timer;
+  uv_signal_t sig_term, sig_int;
+  bool frame_timer_started, signals_started;
+  uint64_t next_seq;
+  int seq_fd;
+  bool once;          /* --once: scrape everything once, print, exit */
+  size_t once_pending;
+  bool stopping;
+  int exit_code;
+  uint32_t dict_sent_version;
+  uint64_t frames_since_dict;
+  uint64_t frames_produced, frames_failed;
+  uint64_t scrapes_late;
+};
+
+/* agent.c. rp_agent_start() takes a->cfg (loaded) and a->once as set by the
+ * caller, and starts everything on `loop`; the caller then runs the loop.
+ * Returns 0 or a negative errno with err set. rp_agent_stop() stops
+ * scraping, publishes the last frame and stops the loop (idempotent).
+ * rp_agent_close() flushes Kafka, closes every handle, frees everything. */
+int rp_agent_start(struct rp_agent *a, uv_loop_t *loop, char *err, size_t errlen);
+void rp_agent_stop(struct rp_agent *a);
+void rp_agent_close(struct rp_agent *a);
+
+/* scheduler.c: starts every target's timer; stops them. */
+int rp_scheduler_start(struct rp_agent *a);
+void rp_scheduler_stop(struct rp_agent *a);
+
+/* agent.c: called by the scheduler when --once has every device's result. */
+void rp_agent_once_complete(struct rp_agent *a);
+
+#endif

@@ -1,0 +1,98 @@
+/* Collectors and targets. A collector is one file and one const struct (the
+ * protocol: modbus, snmp, ipmi); a target is one configured device with its
+ * own timer, interval and back-off. A scrape is asynchronous: the collector
+ * starts it from scrape() and reports its result on the loop thread with
+ * rp_target_done(). The loop never waits on a device. */
+#ifndef RACKPULSE_COLLECTOR_H
+#define RACKPULSE_COLLECTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <uv.h>
+
+#include "rackpulse/cfg.h"
+
+struct rp_agent;
+struct rp_target;
+
+enum rp_reading_status {
+  RP_READING_OK = 0,
+  RP_READING_ABSENT = 1,       /* sensor reports "not present" */
+  RP_READING_OUT_OF_RANGE = 2, /* implausible value */
+  RP_READING_ERROR = 3,        /* the device refused this value */
+};
+
+struct rp_label {
+  const char *key;
+  const char *value;
+};
+
+/* One value read from a device, as a collector reports it. The strings are
+ * borrowed: they must stay valid until rp_target_done() returns. */
+struct rp_reading {
+  const char *name;  /* metric name, e.g. "cdu.supply_temp" */
+  const char *unit;  /* "Cel", "L/min", "W", ... */
+  const struct rp_label *labels;
+  size_t nlabels;
+  int decimals;      /* wire precision: value is sent as value × 10^decimals */
+  double value;      /* meaningful when status is RP_READING_OK */
+  enum rp_reading_status status;
+  const char *detail; /* why the status is not OK; may be NULL */
+};
+
+struct rp_scrape_result {
+  int64_t ts_ms;       /* when the device was read (Unix ms) */
+  bool ok;             /* false: the device as a whole failed (down) */
+  const char *error;   /* when !ok: what failed, naming the device */
+  const struct rp_reading *readings;
+  size_t nreadings;
+};
+
+struct rp_collector {
+  const char *name; /* the config section and the DeviceStatus kind */
+  /* Parses one device's config mapping at `node` into t->priv. `where` is its
+   * dotted path for errors ("modbus[0]"). Returns 0 or a negative errno with
+   * err set to "file:line: key: problem". */
+  int (*create)(struct rp_target *t, const struct rp_cfg_doc *doc, rp_cfg_node node,
+                const char *where, char *err, size_t errlen);
+  /* Starts a scrape. It must not block. Exactly one rp_target_done() call
+   * follows, on the loop thread, unless scrape() returns an error. */
+  int (*scrape)(struct rp_target *t);
+  /* Releases t->priv. Called only when no scrape is in flight. */
+  void (*destroy)(struct rp_target *t);
+  /* Prints the keys of one device's config for --help. */
+  void (*help)(FILE *out);
+};
+
+struct rp_target {
+  char name[64];                       /* the device name from config */
+  const struct rp_collector *collector;
+  void *priv;                          /* the collector's state, owned by it */
+  int64_t interval_ms;                 /* 0: the agent's interval */
+  struct rp_agent *agent;
+  uv_timer_t timer;
+  bool busy;                           /* a scrape is in flight */
+  bool timer_initialised;
+  /* Health, reported in every frame. */
+  bool up;
+  char last_error[256];
+  uint32_t scrape_ms;
+  uint64_t scrapes, failures, skipped;
+  int64_t last_ok_ms;
+  int64_t started_ms;
+  uint64_t started_mono_ms;
+  unsigned consecutive_failures;
+  unsigned backoff_left;               /* ticks to skip while backing off */
+  uint64_t series_dropped;             /* readings refused by the series bound */
+};
+
+/* Reports the end of a scrape (loop thread only). */
+void rp_target_done(struct rp_target *t, const struct rp_scrape_result *r);
+
+/* The collectors this build has, NULL-terminated (collectors.c). */
+extern const struct rp_collector *const rp_collectors[];
+extern const struct rp_collector rp_collector_modbus;
+
+#endif

@@ -1,0 +1,209 @@
+/* The agent's configuration file, one YAML document:
+ *
+ *   agent:   {id, rack, interval, state_dir, log_level, dictionary_every, max_series}
+ *   kafka:   {brokers, topic, compression, linger, message_timeout,
+ *             queue_max_messages, properties: {librdkafka key: value}}
+ *   modbus:  [ device, ... ]     one entry per CDU (see collect_modbus.c)
+ *
+ * The tables below are the whole truth about accepted keys: rp_cfg_apply()
+ * enforces them and `rackpulse-agent --help` prints them. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "rackpulse/log.h"
+
+typedef struct rp_agent_config C;
+
+static const struct rp_cfg_field agent_fields[] = {
+    RP_CFG_STR("id", C, agent.id, "", 0, "agent id, unique per host (default: host name)"),
+    RP_CFG_STR("rack", C, agent.rack, NULL, 1, "rack id; the Kafka message key"),
+    RP_CFG_NUM("interval", RP_CFG_DURATION, C, agent.interval_ms, "1s", 0.1, 3600,
+               "frame interval, and default scrape interval"),
+    RP_CFG_STR("state_dir", C, agent.state_dir, "/var/lib/rackpulse", 0,
+               "where the sequence number (and spool) persist"),
+    RP_CFG_STR("log_level", C, agent.log_level, "info", 0, "debug, info, warn or error"),
+    RP_CFG_NUM("dictionary_every", RP_CFG_INT, C, agent.dictionary_every, "30", 1, 100000,
+               "resend the series dictionary every N frames"),
+    RP_CFG_NUM("max_series", RP_CFG_INT, C, agent.max_series, "20000", 1, 1000000,
+               "bound on distinct series; more are dropped and logged"),
+};
+
+static const struct rp_cfg_field kafka_fields[] = {
+    RP_CFG_STR("brokers", C, kafka.brokers, "127.0.0.1:9092", 0,
+               "bootstrap servers, host:port[,host:port]"),
+    RP_CFG_STR("topic", C, kafka.topic, "rackpulse.frames", 0, "topic for frames"),
+    RP_CFG_STR("compression", C, kafka.compression, "lz4", 0,
+               "none, gzip, snappy, lz4 or zstd"),
+    RP_CFG_NUM("linger", RP_CFG_DURATION, C, kafka.linger_ms, "50ms", 0, 10,
+               "batching delay before a send (librdkafka linger.ms)"),
+    RP_CFG_NUM("message_timeout", RP_CFG_DURATION, C, kafka.message_timeout_ms, "5m", 1,
+               86400, "give up on a frame after this long (message.timeout.ms)"),
+    RP_CFG_NUM("queue_max_messages", RP_CFG_INT, C, kafka.queue_max_messages, "100000", 1,
+               10000000, "frames buffered in memory by librdkafka"),
+};
+
+static const char *const kafka_sections[] = {"properties", NULL};
+static const char *const top_sections[] = {"agent", "kafka", "modbus", NULL};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *const valid_compression[] = {"none", "gzip", "snappy", "lz4", "zstd"};
+
+/* kafka.properties: librdkafka settings passed through as they are. Secrets
+ * do not belong in this file (it is world-readable on most hosts). */
+static int load_properties(const struct rp_cfg_doc *doc, rp_cfg_node map, C *cfg, char *err,
+                           size_t errlen) {
+  if (map == 0)
+    return 0;
+  if (rp_cfg_kind(doc, map) != RP_CFG_MAPPING) {
+    rp_cfg_error(doc, map, "kafka.properties", err, errlen, "expected a mapping");
+    return -EINVAL;
+  }
+  size_t n = rp_cfg_map_len(doc, map);
+  for (size_t i = 0; i < n; i++) {
+    rp_cfg_node v;
+    const char *key = rp_cfg_map_key(doc, map, i, &v);
+    const char *value = rp_cfg_scalar(doc, v);
+    char where[128];
+    snprintf(where, sizeof(where), "kafka.properties.%s", key ? key : "?");
+    if (key == NULL || value == NULL) {
+      rp_cfg_error(doc, v, where, err, errlen, "expected key: value");
+      return -EINVAL;
+    }
+    if (strstr(key, "password") != NULL || strstr(key, "secret") != NULL) {
+      rp_cfg_error(doc, v, where, err, errlen,
+                   "secrets are not accepted in the config file; "
+                   "use a file readable only by the agent");
+      return -EINVAL;
+    }
+    if (cfg->kafka.nprops == N(cfg->kafka.props) ||
+        strlen(key) >= sizeof(cfg->kafka.props[0].key) ||
+        strlen(value) >= sizeof(cfg->kafka.props[0].value)) {
+      rp_cfg_error(doc, v, where, err, errlen, "too many or too long properties");
+      return -EINVAL;
+    }
+    strcpy(cfg->kafka.props[cfg->kafka.nprops].key, key);
+    strcpy(cfg->kafka.props[cfg->kafka.nprops].value, value);
+    cfg->kafka.nprops++;
+  }
+  return 0;
+}
+
+static int add_target(C *cfg, struct rp_target *t) {
+  struct rp_target **grown = realloc(cfg->targets, (cfg->ntargets + 1) * sizeof(*grown));
+  if (grown == NULL)
+    return -ENOMEM;
+  cfg->targets = grown;
+  cfg->targets[cfg->ntargets++] = t;
+  return 0;
+}
+
+/* Loads every device of `collector` listed under its section name. */
+static int load_devices(const struct rp_cfg_doc *doc, const struct rp_collector *collector,
+                        C *cfg, char *err, size_t errlen) {
+  rp_cfg_node list = rp_cfg_get(doc, rp_cfg_root(doc), collector->name);
+  if (list == 0)
+    return 0;
+  if (rp_cfg_kind(doc, list) != RP_CFG_SEQUENCE) {
+    rp_cfg_error(doc, list, collector->name, err, errlen, "expected a list of devices");
+    return -EINVAL;
+  }
+  for (size_t i = 0; i < rp_cfg_seq_len(doc, list); i++) {
+    char where[64];
+    snprintf(where, sizeof(where), "%s[%zu]", collector->name, i);
+    struct rp_target *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+      return -ENOMEM;
+    t->collector = collector;
+    int rc = collector->create(t, doc, rp_cfg_seq_item(doc, list, i), where, err, errlen);
+    if (rc != 0) {
+      free(t);
+      return rc;
+    }
+    for (size_t j = 0; j < cfg->ntargets; j++) {
+      if (strcmp(cfg->targets[j]->name, t->name) == 0) {
+        rp_cfg_error(doc, rp_cfg_seq_item(doc, list, i), where, err, errlen,
+                     "device name '%s' is used twice", t->name);
+        collector->destroy(t);
+        free(t);
+        return -EINVAL;
+      }
+    }
+    if (add_target(cfg, t) != 0) {
+      collector->destroy(t);
+      free(t);
+      return -ENOMEM;
+    }
+  }
+  return 0;
+}
+
+int rp_agent_config_load(const char *path, C *cfg, char *err, size_t errlen) {
+  struct rp_cfg_doc *doc = NULL;
+  memset(cfg, 0, sizeof(*cfg));
+  int rc = rp_cfg_load(path, &doc, err, errlen);
+  if (rc != 0)
+    return rc;
+  rp_cfg_node root = rp_cfg_root(doc);
+  rp_cfg_node kafka = rp_cfg_get(doc, root, "kafka");
+  rc = rp_cfg_apply(doc, root, "config", NULL, 0, top_sections, cfg, err, errlen);
+  if (rc == 0)
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "agent"), "agent", agent_fields,
+                      N(agent_fields), NULL, cfg, err, errlen);
+  if (rc == 0)
+    rc = rp_cfg_apply(doc, kafka, "kafka", kafka_fields, N(kafka_fields), kafka_sections, cfg,
+                      err, errlen);
+  if (rc == 0)
+    rc = load_properties(doc, rp_cfg_get(doc, kafka, "properties"), cfg, err, errlen);
+  if (rc != 0)
+    goto out;
+  bool known = false;
+  for (size_t i = 0; i < N(valid_compression); i++)
+    known |= strcmp(cfg->kafka.compression, valid_compression[i]) == 0;
+  if (!known) {
+    rp_cfg_error(doc, rp_cfg_get(doc, kafka, "compression"), "kafka.compression", err, errlen,
+                 "'%s' is not one of none, gzip, snappy, lz4, zstd", cfg->kafka.compression);
+    rc = -EINVAL;
+    goto out;
+  }
+  enum rp_log_level lvl;
+  if (rp_log_level_parse(cfg->agent.log_level, &lvl) != 0) {
+    rp_cfg_error(doc, rp_cfg_get(doc, rp_cfg_get(doc, root, "agent"), "log_level"),
+                 "agent.log_level", err, errlen, "'%s' is not debug, info, warn or error",
+                 cfg->agent.log_level);
+    rc = -EINVAL;
+    goto out;
+  }
+  if (cfg->agent.id[0] == '\0' && gethostname(cfg->agent.id, sizeof(cfg->agent.id) - 1) != 0)
+    snprintf(cfg->agent.id, sizeof(cfg->agent.id), "rackpulse-agent");
+  for (size_t i = 0; rp_collectors[i] != NULL && rc == 0; i++)
+    rc = load_devices(doc, rp_collectors[i], cfg, err, errlen);
+  for (size_t i = 0; i < cfg->ntargets; i++)
+    if (cfg->targets[i]->interval_ms == 0)
+      cfg->targets[i]->interval_ms = cfg->agent.interval_ms;
+out:
+  if (rc != 0)
+    rp_agent_config_free(cfg);
+  rp_cfg_free(doc);
+  return rc;
+}
+
+void rp_agent_config_free(C *cfg) {
+  for (size_t i = 0; i < cfg->ntargets; i++) {
+    cfg->targets[i]->collector->destroy(cfg->targets[i]);
+    free(cfg->targets[i]);
+  }
+  free(cfg->targets);
+  cfg->targets = NULL;
+  cfg->ntargets = 0;
+}
+
+void rp_agent_config_help(FILE *out) {
+  rp_cfg_print_help(out, "agent", agent_fields, N(agent_fields));
+  rp_cfg_print_help(out, "kafka", kafka_fields, N(kafka_fields));
+  fprintf(out, "  %-28s %-9s %s\n", "kafka.properties", "mapping",
+           "librdkafka settings passed through (TLS, SASL); no secrets");
+}

@@ -1,0 +1,40 @@
+/* Publishing frames to Kafka with librdkafka (publish_kafka.c). The producer
+ * is idempotent with acks=all; delivery reports are served from a libuv
+ * timer on the loop thread. A send is three-valued: ok, retry later (queue
+ * full, broker away: keep the frame), or drop (it can never be sent). */
+#ifndef RACKPULSE_PUBLISH_H
+#define RACKPULSE_PUBLISH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct rp_agent_config;
+struct rp_publisher;
+
+enum rp_pub_result { RP_PUB_OK, RP_PUB_RETRY, RP_PUB_DROP };
+
+struct rp_pub_stats {
+  uint64_t delivered, failed;
+  uint32_t last_latency_ms;
+  uint64_t in_flight;
+};
+
+/* Creates the producer and starts its poll timer on `loop`. Returns 0 and
+ * *out, or a negative errno with err saying which setting was refused. */
+int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, struct rp_publisher **out,
+               char *err, size_t errlen);
+
+/* Hands a frame to librdkafka, keyed by `key`. On RP_PUB_OK librdkafka owns
+ * `buf` (malloc'd) and frees it; otherwise the caller still owns it. */
+enum rp_pub_result rp_pub_send(struct rp_publisher *p, const char *key, uint8_t *buf,
+                               size_t len, char *err, size_t errlen);
+
+void rp_pub_get_stats(const struct rp_publisher *p, struct rp_pub_stats *out);
+
+/* Waits up to `timeout_ms` for in-flight frames (blocking: call only after
+ * the loop has stopped), then destroys the producer and frees `p`. Returns
+ * the number of frames still undelivered. Accepts NULL. */
+int rp_pub_close(struct rp_publisher *p, int timeout_ms);
+
+#endif

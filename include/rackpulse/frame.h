@@ -1,0 +1,46 @@
+/* Frames on the wire (proto/rackpulse.proto): decoding with validation, the
+ * scaled-integer value encoding, and a JSON rendering for humans and for
+ * tools (`rackpulse-agent --once`, `rackpulsectl tail --json`). */
+#ifndef RACKPULSE_FRAME_H
+#define RACKPULSE_FRAME_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rackpulse.pb-c.h"
+
+typedef Rackpulse__V1__Frame rp_frame;
+
+#define RP_FRAME_SCHEMA_VERSION 1
+#define RP_FRAME_MAX_BYTES (4u << 20)   /* larger messages are refused */
+#define RP_FRAME_MAX_SERIES 65536       /* dictionary entries per frame */
+#define RP_FRAME_MAX_NAME 128           /* names, units, label keys and values */
+#define RP_ID_MAX 64                    /* agent and rack ids */
+
+/* Decodes and validates a frame. Returns 0 and *out (free it with
+ * rp_frame_free()), or a negative errno with err saying what is wrong:
+ * -EMSGSIZE (too large), -EBADMSG (not a protobuf Frame), -EPROTO (decodes but
+ * breaks a rule: schema version, empty ids, arrays of unequal length, over-long
+ * strings). */
+int rp_frame_decode(const void *buf, size_t len, rp_frame **out, char *err, size_t errlen);
+void rp_frame_free(rp_frame *frame);
+
+/* Scales `v` to an integer with `decimals` decimal digits (value × 10^d,
+ * rounded to nearest). Returns 0, or -ERANGE when v is not finite or does
+ * not fit. */
+int rp_value_scale(double v, int decimals, int64_t *out);
+double rp_value_unscale(int64_t scaled, int decimals);
+
+/* The series definition with `id` in the frame's dictionary, or NULL. */
+const Rackpulse__V1__SeriesDef *rp_frame_find_series(const rp_frame *f, uint32_t id);
+
+/* Renders a frame as a JSON object (new reference, caller decrefs). Samples
+ * are rendered with their names when `dict` (a dictionary, possibly from an
+ * earlier frame; may be NULL) knows their ids. */
+json_t *rp_frame_to_json(const rp_frame *f, const rp_frame *dict);
+
+/* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
+int64_t rp_now_ms(void);
+
+#endif

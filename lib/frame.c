@@ -1,0 +1,233 @@
+/* Frames: decode-and-validate for consumers, scaled-integer values, and the
+ * JSON rendering shared by `rackpulse-agent --once` and `rackpulsectl tail`.
+ * Validation lives here so that every consumer refuses the same frames. */
+#include "rackpulse/frame.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+int64_t rp_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const double pow10_table[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+
+static double pow10_of(int d) {
+  if (d >= 0 && d <= 9)
+    return pow10_table[d];
+  return pow(10.0, d);
+}
+
+int rp_value_scale(double v, int decimals, int64_t *out) {
+  if (!isfinite(v))
+    return -ERANGE;
+  double s = nearbyint(v * pow10_of(decimals));
+  if (!(s > -9.2e18 && s < 9.2e18))
+    return -ERANGE;
+  *out = (int64_t)s;
+  return 0;
+}
+
+double rp_value_unscale(int64_t scaled, int decimals) {
+  return (double)scaled / pow10_of(decimals);
+}
+
+static int check_str(const char *s, const char *what, size_t max, char *err, size_t errlen) {
+  if (s == NULL || strlen(s) > max) {
+    snprintf(err, errlen, "%s longer than %zu bytes", what, max);
+    return -EPROTO;
+  }
+  return 0;
+}
+
+static int validate(const rp_frame *f, char *err, size_t errlen) {
+  if (f->schema_version != RP_FRAME_SCHEMA_VERSION) {
+    snprintf(err, errlen, "schema_version %u, this build reads %d", f->schema_version,
+             RP_FRAME_SCHEMA_VERSION);
+    return -EPROTO;
+  }
+  if (f->agent_id[0] == '\0' || f->rack_id[0] == '\0') {
+    snprintf(err, errlen, "empty agent_id or rack_id");
+    return -EPROTO;
+  }
+  if (check_str(f->agent_id, "agent_id", RP_ID_MAX, err, errlen) ||
+      check_str(f->rack_id, "rack_id", RP_ID_MAX, err, errlen))
+    return -EPROTO;
+  if (f->n_dictionary > RP_FRAME_MAX_SERIES) {
+    snprintf(err, errlen, "dictionary of %zu series (limit %u)", f->n_dictionary,
+             RP_FRAME_MAX_SERIES);
+    return -EPROTO;
+  }
+  for (size_t i = 0; i < f->n_dictionary; i++) {
+    const Rackpulse__V1__SeriesDef *d = f->dictionary[i];
+    if (check_str(d->name, "series name", RP_FRAME_MAX_NAME, err, errlen) ||
+        check_str(d->unit, "series unit", RP_FRAME_MAX_NAME, err, errlen) ||
+        check_str(d->device, "series device", RP_FRAME_MAX_NAME, err, errlen))
+      return -EPROTO;
+    if (d->name[0] == '\0') {
+      snprintf(err, errlen, "series %u has an empty name", d->id);
+      return -EPROTO;
+    }
+    if (d->decimals < -9 || d->decimals > 9) {
+      snprintf(err, errlen, "series %u: decimals %d outside -9..9", d->id, d->decimals);
+      return -EPROTO;
+    }
+    for (size_t j = 0; j < d->n_labels; j++)
+      if (check_str(d->labels[j]->key, "label key", RP_FRAME_MAX_NAME, err, errlen) ||
+          check_str(d->labels[j]->value, "label value", RP_FRAME_MAX_NAME, err, errlen))
+        return -EPROTO;
+  }
+  for (size_t i = 0; i < f->n_samples; i++) {
+    const Rackpulse__V1__SampleBlock *b = f->samples[i];
+    if (b->n_series != b->n_scaled) {
+      snprintf(err, errlen, "sample block %zu: %zu series ids but %zu values", i,
+               b->n_series, b->n_scaled);
+      return -EPROTO;
+    }
+  }
+  return 0;
+}
+
+int rp_frame_decode(const void *buf, size_t len, rp_frame **out, char *err, size_t errlen) {
+  if (len > RP_FRAME_MAX_BYTES) {
+    snprintf(err, errlen, "message of %zu bytes exceeds the %u-byte frame limit", len,
+             RP_FRAME_MAX_BYTES);
+    return -EMSGSIZE;
+  }
+  rp_frame *f = rackpulse__v1__frame__unpack(NULL, len, buf);
+  if (f == NULL) {
+    snprintf(err, errlen, "not a rackpulse.v1.Frame (protobuf decoding failed)");
+    return -EBADMSG;
+  }
+  int rc = validate(f, err, errlen);
+  if (rc != 0) {
+    rackpulse__v1__frame__free_unpacked(f, NULL);
+    return rc;
+  }
+  *out = f;
+  return 0;
+}
+
+void rp_frame_free(rp_frame *frame) {
+  if (frame != NULL)
+    rackpulse__v1__frame__free_unpacked(frame, NULL);
+}
+
+const Rackpulse__V1__SeriesDef *rp_frame_find_series(const rp_frame *f, uint32_t id) {
+  if (f == NULL)
+    return NULL;
+  for (size_t i = 0; i < f->n_dictionary; i++)
+    if (f->dictionary[i]->id == id)
+      return f->dictionary[i];
+  return NULL;
+}
+
+/* JSON numbers cannot be NaN or infinite: those become null. */
+static json_t *json_num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+static json_t *series_to_json(const Rackpulse__V1__SeriesDef *d) {
+  json_t *labels = json_object();
+  for (size_t i = 0; i < d->n_labels; i++)
+    json_object_set_new(labels, d->labels[i]->key, json_string(d->labels[i]->value));
+  return json_pack("{s:i, s:s, s:s, s:s, s:i, s:o}", "id", (json_int_t)d->id, "name",
+                   d->name, "unit", d->unit, "device", d->device, "decimals",
+                   (json_int_t)d->decimals, "labels", labels);
+}
+
+static json_t *samples_to_json(const rp_frame *f, const rp_frame *dict) {
+  json_t *arr = json_array();
+  for (size_t i = 0; i < f->n_samples; i++) {
+    const Rackpulse__V1__SampleBlock *b = f->samples[i];
+    for (size_t j = 0; j < b->n_series; j++) {
+      const Rackpulse__V1__SeriesDef *d = rp_frame_find_series(f, b->series[j]);
+      if (d == NULL)
+        d = rp_frame_find_series(dict, b->series[j]);
+      json_t *s = json_pack("{s:I, s:i}", "ts_ms", (json_int_t)b->ts_ms, "series",
+                            (json_int_t)b->series[j]);
+      if (d != NULL) {
+        json_object_set_new(s, "name", json_string(d->name));
+        json_object_set_new(s, "unit", json_string(d->unit));
+        json_object_set_new(s, "device", json_string(d->device));
+        json_object_set_new(s, "value", json_num(rp_value_unscale(b->scaled[j], d->decimals)));
+      } else {
+        json_object_set_new(s, "scaled", json_integer(b->scaled[j]));
+      }
+      json_array_append_new(arr, s);
+    }
+  }
+  return arr;
+}
+
+static json_t *stats_to_json(const Rackpulse__V1__WindowStats *w) {
+  json_t *o = json_pack("{s:i, s:i, s:i}", "series", (json_int_t)w->series, "window_s",
+                        (json_int_t)w->window_s, "count", (json_int_t)w->count);
+  json_object_set_new(o, "min", json_num(w->min));
+  json_object_set_new(o, "max", json_num(w->max));
+  json_object_set_new(o, "mean", json_num(w->mean));
+  json_object_set_new(o, "stddev", json_num(w->stddev));
+  json_object_set_new(o, "p50", json_num(w->p50));
+  json_object_set_new(o, "p95", json_num(w->p95));
+  json_object_set_new(o, "p99", json_num(w->p99));
+  json_object_set_new(o, "slope_per_min", w->has_slope ? json_num(w->slope_per_min) : json_null());
+  return o;
+}
+
+static json_t *device_to_json(const Rackpulse__V1__DeviceStatus *d) {
+  return json_pack("{s:s, s:s, s:b, s:s, s:i, s:I, s:I, s:I}", "device", d->device, "kind",
+                   d->kind, "up", (int)d->up, "last_error", d->last_error, "scrape_ms",
+                   (json_int_t)d->scrape_ms, "scrapes", (json_int_t)d->scrapes, "failures",
+                   (json_int_t)d->failures, "last_ok_ms", (json_int_t)d->last_ok_ms);
+}
+
+static json_t *health_to_json(const Rackpulse__V1__AgentHealth *h) {
+  if (h == NULL)
+    return json_null();
+  return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:i, s:I}", "version", h->version,
+                   "frames_produced", (json_int_t)h->frames_produced, "frames_delivered",
+                   (json_int_t)h->frames_delivered, "frames_failed",
+                   (json_int_t)h->frames_failed, "spool_depth", (json_int_t)h->spool_depth,
+                   "frames_dropped", (json_int_t)h->frames_dropped, "delivery_latency_ms",
+                   (json_int_t)h->delivery_latency_ms, "scrapes_late",
+                   (json_int_t)h->scrapes_late);
+}
+
+static const char *status_name(Rackpulse__V1__ReadingStatus s) {
+  const ProtobufCEnumValue *v =
+      protobuf_c_enum_descriptor_get_value(&rackpulse__v1__reading_status__descriptor, s);
+  return v ? v->name : "UNKNOWN";
+}
+
+json_t *rp_frame_to_json(const rp_frame *f, const rp_frame *dict) {
+  json_t *o = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:i}", "schema_version",
+                        (json_int_t)f->schema_version, "agent_id", f->agent_id, "rack_id",
+                        f->rack_id, "seq", (json_int_t)f->seq, "ts_ms", (json_int_t)f->ts_ms,
+                        "interval_ms", (json_int_t)f->interval_ms, "dictionary_version",
+                        (json_int_t)f->dictionary_version);
+  json_t *dictionary = json_array();
+  for (size_t i = 0; i < f->n_dictionary; i++)
+    json_array_append_new(dictionary, series_to_json(f->dictionary[i]));
+  json_object_set_new(o, "dictionary", dictionary);
+  json_object_set_new(o, "samples", samples_to_json(f, dict));
+  json_t *statuses = json_array();
+  for (size_t i = 0; i < f->n_statuses; i++)
+    json_array_append_new(statuses,
+                          json_pack("{s:i, s:s, s:s}", "series", (json_int_t)f->statuses[i]->series,
+                                    "status", status_name(f->statuses[i]->status), "detail",
+                                    f->statuses[i]->detail));
+  json_object_set_new(o, "statuses", statuses);
+  json_t *stats = json_array();
+  for (size_t i = 0; i < f->n_stats; i++)
+    json_array_append_new(stats, stats_to_json(f->stats[i]));
+  json_object_set_new(o, "stats", stats);
+  json_t *devices = json_array();
+  for (size_t i = 0; i < f->n_devices; i++)
+    json_array_append_new(devices, device_to_json(f->devices[i]));
+  json_object_set_new(o, "devices", devices);
+  json_object_set_new(o, "health", health_to_json(f->health));
+  return o;
+}
