@@ -1,0 +1,100 @@
+/* The aggregator's configuration file, one YAML document:
+ *
+ *   kafka:  {brokers, topic, group, batch_max, batch_wait}
+ *   store:  {path, map_size_mb}
+ *   http:   {listen, port, threads, max_connections}
+ *   policy: {version, max_staleness, supply_temp_max, supply_temp_series}
+ *   log_level: info
+ *
+ * The tables below are the whole truth about accepted keys. */
+#include <errno.h>
+#include <string.h>
+
+#include "aggregator.h"
+#include "rackpulse/cfg.h"
+#include "rackpulse/log.h"
+
+typedef struct rp_aggregator_config C;
+
+static const struct rp_cfg_field top_fields[] = {
+    RP_CFG_STR("log_level", C, log_level, "info", 0, "debug, info, warn or error"),
+};
+
+static const struct rp_cfg_field kafka_fields[] = {
+    RP_CFG_STR("brokers", C, kafka.brokers, "127.0.0.1:9092", 0, "bootstrap servers"),
+    RP_CFG_STR("topic", C, kafka.topic, "rackpulse.frames", 0, "topic of agent frames"),
+    RP_CFG_STR("group", C, kafka.group, "rackpulse-aggregator", 0, "consumer group id"),
+    RP_CFG_NUM("batch_max", RP_CFG_INT, C, kafka.batch_max, "2000", 1, 1000000,
+               "frames per LMDB write transaction at most"),
+    RP_CFG_NUM("batch_wait", RP_CFG_DURATION, C, kafka.batch_wait_ms, "100ms", 0.001, 10,
+               "longest wait to fill a batch"),
+};
+
+static const struct rp_cfg_field store_fields[] = {
+    RP_CFG_STR("path", C, store.path, "/var/lib/rackpulse/aggregator", 0,
+               "LMDB environment directory"),
+    RP_CFG_NUM("map_size_mb", RP_CFG_INT, C, store.map_size_mb, "4096", 1, 1048576,
+               "LMDB map size (the database's maximum size), MiB"),
+};
+
+static const struct rp_cfg_field http_fields[] = {
+    RP_CFG_STR("listen", C, http.listen, "127.0.0.1", 0, "IPv4 address to listen on"),
+    RP_CFG_NUM("port", RP_CFG_INT, C, http.port, "8470", 1, 65535, "HTTP port"),
+    RP_CFG_NUM("threads", RP_CFG_INT, C, http.threads, "4", 1, 64, "HTTP worker threads"),
+    RP_CFG_NUM("max_connections", RP_CFG_INT, C, http.max_connections, "512", 1, 65536,
+               "concurrent connections at most"),
+};
+
+static const struct rp_cfg_field policy_fields[] = {
+    RP_CFG_STR("version", C, policy.version, "builtin-1", 0, "policy version, named in answers"),
+    RP_CFG_NUM("max_staleness", RP_CFG_DURATION, C, policy.max_staleness_ms, "10s", 0.1, 86400,
+               "telemetry older than this denies (fails closed)"),
+    RP_CFG_NUM("supply_temp_max", RP_CFG_DOUBLE, C, policy.supply_temp_max, "45", -50, 150,
+               "deny above this CDU supply temperature, Cel"),
+    RP_CFG_STR("supply_temp_series", C, policy.supply_temp_series, "cdu.supply_temp", 0,
+               "series holding the supply temperature"),
+};
+
+static const char *const top_sections[] = {"kafka", "store", "http", "policy", NULL};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+int rp_aggregator_config_load(const char *path, C *cfg, char *err, size_t errlen) {
+  struct rp_cfg_doc *doc;
+  memset(cfg, 0, sizeof(*cfg));
+  snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", path);
+  int rc = rp_cfg_load(path, &doc, err, errlen);
+  if (rc != 0)
+    return rc;
+  rp_cfg_node root = rp_cfg_root(doc);
+  rc = rp_cfg_apply(doc, root, "config", top_fields, N(top_fields), top_sections, cfg, err,
+                    errlen);
+  if (rc == 0)
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "kafka"), "kafka", kafka_fields,
+                      N(kafka_fields), NULL, cfg, err, errlen);
+  if (rc == 0)
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "store"), "store", store_fields,
+                      N(store_fields), NULL, cfg, err, errlen);
+  if (rc == 0)
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "http"), "http", http_fields, N(http_fields),
+                      NULL, cfg, err, errlen);
+  if (rc == 0)
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "policy"), "policy", policy_fields,
+                      N(policy_fields), NULL, cfg, err, errlen);
+  enum rp_log_level lvl;
+  if (rc == 0 && rp_log_level_parse(cfg->log_level, &lvl) != 0) {
+    rp_cfg_error(doc, rp_cfg_get(doc, root, "log_level"), "log_level", err, errlen,
+                 "'%s' is not debug, info, warn or error", cfg->log_level);
+    rc = -EINVAL;
+  }
+  rp_cfg_free(doc);
+  return rc;
+}
+
+void rp_aggregator_config_help(FILE *out) {
+  rp_cfg_print_help(out, "config", top_fields, N(top_fields));
+  rp_cfg_print_help(out, "kafka", kafka_fields, N(kafka_fields));
+  rp_cfg_print_help(out, "store", store_fields, N(store_fields));
+  rp_cfg_print_help(out, "http", http_fields, N(http_fields));
+  rp_cfg_print_help(out, "policy", policy_fields, N(policy_fields));
+}

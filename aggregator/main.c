@@ -1,0 +1,118 @@
+/* rackpulse-aggregator: command line. Loads the config, opens the LMDB store,
+ * starts the HTTP API and runs Kafka ingest on the main thread until SIGTERM
+ * or SIGINT. Exit status: 0 ok, 1 runtime failure, 2 bad usage or config. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "aggregator.h"
+#include "rackpulse/log.h"
+
+#define DEFAULT_CONFIG "/etc/rackpulse/aggregator.yaml"
+
+static struct rp_aggregator aggregator;
+
+static void on_stop_signal(int sig) {
+  (void)sig;
+  aggregator.stop = true;
+}
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: rackpulse-aggregator [-c FILE] [--check-config] [--log-level L]\n"
+          "Consumes rack frames from Kafka into LMDB and answers deploy gates over HTTP.\n\n"
+          "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+          "      --check-config  validate the configuration and exit (0 = valid)\n"
+          "      --log-level L   debug, info, warn or error (overrides log_level)\n"
+          "  -V, --version       print the version\n"
+          "  -h, --help          this text\n\n"
+          "Configuration keys (YAML):\n");
+  rp_aggregator_config_help(out);
+}
+
+int main(int argc, char **argv) {
+  const char *config = DEFAULT_CONFIG, *log_level = NULL;
+  bool check = false;
+  enum { OPT_CHECK = 256, OPT_LOG };
+  static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                       {"check-config", no_argument, NULL, OPT_CHECK},
+                                       {"log-level", required_argument, NULL, OPT_LOG},
+                                       {"version", no_argument, NULL, 'V'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  int c;
+  while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+    switch (c) {
+    case 'c':
+      config = optarg;
+      break;
+    case OPT_CHECK:
+      check = true;
+      break;
+    case OPT_LOG:
+      log_level = optarg;
+      break;
+    case 'V':
+      printf("rackpulse-aggregator %s\n", RP_VERSION);
+      return 0;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (optind != argc) {
+    fprintf(stderr, "rackpulse-aggregator: unexpected argument '%s' (see --help)\n",
+            argv[optind]);
+    return 2;
+  }
+  char err[1024];
+  struct rp_aggregator *a = &aggregator;
+  if (rp_aggregator_config_load(config, &a->cfg, err, sizeof(err)) != 0) {
+    fprintf(stderr, "rackpulse-aggregator: %s\n", err);
+    return 2;
+  }
+  enum rp_log_level lvl;
+  if (rp_log_level_parse(log_level ? log_level : a->cfg.log_level, &lvl) != 0) {
+    fprintf(stderr, "rackpulse-aggregator: --log-level: '%s' is not debug, info, warn or error\n",
+            log_level);
+    return 2;
+  }
+  rp_log_set_level(lvl);
+  if (check) {
+    printf("%s: valid: Kafka %s topic %s group %s, store %s, http %s:%lld\n", config,
+           a->cfg.kafka.brokers, a->cfg.kafka.topic, a->cfg.kafka.group, a->cfg.store.path,
+           a->cfg.http.listen, (long long)a->cfg.http.port);
+    return 0;
+  }
+  struct sigaction sa = {0};
+  sa.sa_handler = on_stop_signal;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  int status = 1;
+  if (store_open(a->cfg.store.path, (size_t)a->cfg.store.map_size_mb << 20, &a->store, err,
+                 sizeof(err)) != 0) {
+    rp_error("aggregator", "%s", err);
+    return 1;
+  }
+  if (rp_http_start(a, &a->http, err, sizeof(err)) != 0) {
+    rp_error("aggregator", "%s", err);
+    goto out_store;
+  }
+  if (rp_consume_run(a, err, sizeof(err)) != 0) {
+    rp_error("aggregator", "ingest stopped: %s", err);
+    goto out_http;
+  }
+  rp_info("aggregator", "stopped");
+  status = 0;
+out_http:
+  rp_http_stop(a->http);
+out_store:
+  store_close(a->store);
+  return status;
+}

@@ -1,0 +1,222 @@
+/* Prometheus /metrics in the text exposition format (version 0.0.4).
+ *
+ *   rackpulse_value{rack,series,device,labels...}  latest value of a series
+ *   rackpulse_rack_age_seconds{rack}               since the rack's newest frame
+ *   rackpulse_device_up{rack,device,kind}          1 up, 0 down
+ *   rackpulse_device_scrape_ms{rack,device,kind}
+ *   rackpulse_agent_{frames,gaps,duplicates,undecodable_samples}_total{agent,rack}
+ *   rackpulse_ingest_*                             the aggregator's own figures
+ * Label values are escaped (backslash, quote, newline). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator.h"
+
+struct render {
+  FILE *out;
+  const char *rack;
+  int64_t now_ms;
+};
+
+static void put_escaped(FILE *out, const char *s) {
+  for (; *s; s++) {
+    if (*s == '\\' || *s == '"')
+      fputc('\\', out), fputc(*s, out);
+    else if (*s == '\n')
+      fputs("\\n", out);
+    else
+      fputc(*s, out);
+  }
+}
+
+/* Writes the labels of series key "name{k=v,...}@device" after rack. */
+static void put_series_labels(FILE *out, const char *key) {
+  char buf[512];
+  snprintf(buf, sizeof(buf), "%s", key);
+  char *at = strrchr(buf, '@');
+  if (at != NULL)
+    *at++ = '\0';
+  char *brace = strchr(buf, '{');
+  if (brace != NULL)
+    *brace++ = '\0';
+  fputs(",series=\"", out);
+  put_escaped(out, buf);
+  fputs("\",device=\"", out);
+  put_escaped(out, at ? at : "");
+  fputc('"', out);
+  if (brace == NULL)
+    return;
+  char *end = strrchr(brace, '}');
+  if (end != NULL)
+    *end = '\0';
+  for (char *save = NULL, *kv = strtok_r(brace, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(kv, '=');
+    if (eq == NULL)
+      continue;
+    *eq = '\0';
+    /* Label names must match [a-zA-Z_][a-zA-Z0-9_]*. */
+    bool ok = (kv[0] < '0' || kv[0] > '9') && kv[0] != '\0';
+    for (char *c = kv; *c && ok; c++)
+      ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+           *c == '_';
+    if (!ok || strcmp(kv, "rack") == 0 || strcmp(kv, "series") == 0 ||
+        strcmp(kv, "device") == 0)
+      continue;
+    fprintf(out, ",%s=\"", kv);
+    put_escaped(out, eq + 1);
+    fputc('"', out);
+  }
+}
+
+static void on_latest(void *ctx, const char *key, const struct store_latest *l) {
+  struct render *r = ctx;
+  if (l->status != 0 || !isfinite(l->value))
+    return;
+  fputs("rackpulse_value{rack=\"", r->out);
+  put_escaped(r->out, r->rack);
+  fputc('"', r->out);
+  put_series_labels(r->out, key);
+  fprintf(r->out, ",unit=\"");
+  put_escaped(r->out, l->unit);
+  fprintf(r->out, "\"} %.*g\n", 12, l->value);
+}
+
+static void on_device(void *ctx, const char *device, const struct store_device *d) {
+  struct render *r = ctx;
+  for (int pass = 0; pass < 2; pass++) {
+    fprintf(r->out, "%s{rack=\"", pass ? "rackpulse_device_scrape_ms" : "rackpulse_device_up");
+    put_escaped(r->out, r->rack);
+    fputs("\",device=\"", r->out);
+    put_escaped(r->out, device);
+    fputs("\",kind=\"", r->out);
+    put_escaped(r->out, d->kind);
+    fprintf(r->out, "\"} %u\n", pass ? d->scrape_ms : (unsigned)d->up);
+  }
+}
+
+struct rack_list {
+  char (*ids)[RP_ID_MAX + 1];
+  int64_t *last;
+  size_t n, cap;
+};
+
+static void on_rack(void *ctx, const char *rack, const struct store_rack *rk) {
+  struct rack_list *l = ctx;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    void *ids = realloc(l->ids, cap * sizeof(*l->ids));
+    if (ids == NULL)
+      return;
+    l->ids = ids;
+    void *last = realloc(l->last, cap * sizeof(*l->last));
+    if (last == NULL)
+      return;
+    l->last = last;
+    l->cap = cap;
+  }
+  snprintf(l->ids[l->n], sizeof(l->ids[0]), "%s", rack);
+  l->last[l->n++] = rk->last_frame_ms;
+}
+
+static void on_agent(void *ctx, const char *agent, const struct store_agent *ag) {
+  FILE *out = ctx;
+  const struct {
+    const char *name;
+    uint64_t v;
+  } rows[] = {{"frames", ag->frames},
+              {"gaps", ag->gaps},
+              {"duplicates", ag->duplicates},
+              {"undecodable_samples", ag->undecodable}};
+  for (size_t i = 0; i < 4; i++) {
+    fprintf(out, "rackpulse_agent_%s_total{agent=\"", rows[i].name);
+    put_escaped(out, agent);
+    fputs("\",rack=\"", out);
+    put_escaped(out, ag->rack);
+    fprintf(out, "\"} %llu\n", (unsigned long long)rows[i].v);
+  }
+}
+
+char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
+  char *text = NULL;
+  FILE *out = open_memstream(&text, len);
+  if (out == NULL)
+    return NULL;
+  struct store_read *rd;
+  if (store_read_begin(a->store, &rd) != 0) {
+    fclose(out);
+    free(text);
+    return NULL;
+  }
+  int64_t now = rp_now_ms();
+  struct rack_list racks = {0};
+  store_read_each_rack(rd, on_rack, &racks);
+
+  fputs("# HELP rackpulse_value Latest value of a rack series, in its unit.\n"
+        "# TYPE rackpulse_value gauge\n", out);
+  for (size_t i = 0; i < racks.n; i++) {
+    struct render r = {out, racks.ids[i], now};
+    store_read_each_latest(rd, racks.ids[i], on_latest, &r);
+  }
+  fputs("# HELP rackpulse_rack_age_seconds Seconds since the rack's newest frame.\n"
+        "# TYPE rackpulse_rack_age_seconds gauge\n", out);
+  for (size_t i = 0; i < racks.n; i++) {
+    fputs("rackpulse_rack_age_seconds{rack=\"", out);
+    put_escaped(out, racks.ids[i]);
+    fprintf(out, "\"} %.3f\n", (double)(now - racks.last[i]) / 1000.0);
+  }
+  fputs("# HELP rackpulse_device_up 1 when the device's last scrape succeeded.\n"
+        "# TYPE rackpulse_device_up gauge\n"
+        "# HELP rackpulse_device_scrape_ms Duration of the device's last scrape.\n"
+        "# TYPE rackpulse_device_scrape_ms gauge\n", out);
+  for (size_t i = 0; i < racks.n; i++) {
+    struct render r = {out, racks.ids[i], now};
+    store_read_each_device(rd, racks.ids[i], on_device, &r);
+  }
+  fputs("# HELP rackpulse_agent_frames_total Frames applied per agent.\n"
+        "# TYPE rackpulse_agent_frames_total counter\n"
+        "# HELP rackpulse_agent_gaps_total Sequence numbers never received.\n"
+        "# TYPE rackpulse_agent_gaps_total counter\n"
+        "# HELP rackpulse_agent_duplicates_total Frames received twice and ignored.\n"
+        "# TYPE rackpulse_agent_duplicates_total counter\n"
+        "# HELP rackpulse_agent_undecodable_samples_total Samples without a known dictionary.\n"
+        "# TYPE rackpulse_agent_undecodable_samples_total counter\n", out);
+  store_read_each_agent(rd, on_agent, out);
+  store_read_end(rd);
+  free(racks.ids);
+  free(racks.last);
+
+  const struct rp_ingest_stats *s = &a->stats;
+  int64_t last = atomic_load(&s->last_frame_ms);
+  fprintf(out,
+          "# HELP rackpulse_ingest_frames_total Frames read from Kafka, by outcome.\n"
+          "# TYPE rackpulse_ingest_frames_total counter\n"
+          "rackpulse_ingest_frames_total{outcome=\"applied\"} %llu\n"
+          "rackpulse_ingest_frames_total{outcome=\"duplicate\"} %llu\n"
+          "rackpulse_ingest_frames_total{outcome=\"invalid\"} %llu\n"
+          "# HELP rackpulse_ingest_batches_total LMDB write transactions committed.\n"
+          "# TYPE rackpulse_ingest_batches_total counter\n"
+          "rackpulse_ingest_batches_total %llu\n"
+          "# HELP rackpulse_ingest_batch_frames Frames in the last batch.\n"
+          "# TYPE rackpulse_ingest_batch_frames gauge\n"
+          "rackpulse_ingest_batch_frames %llu\n"
+          "# HELP rackpulse_ingest_apply_seconds Duration of the last batch, read to commit.\n"
+          "# TYPE rackpulse_ingest_apply_seconds gauge\n"
+          "rackpulse_ingest_apply_seconds %.6f\n"
+          "# HELP rackpulse_ingest_lag_seconds Now minus the newest applied frame's time.\n"
+          "# TYPE rackpulse_ingest_lag_seconds gauge\n"
+          "rackpulse_ingest_lag_seconds %.3f\n",
+          (unsigned long long)atomic_load(&s->frames_applied),
+          (unsigned long long)atomic_load(&s->frames_duplicate),
+          (unsigned long long)atomic_load(&s->frames_invalid),
+          (unsigned long long)atomic_load(&s->batches),
+          (unsigned long long)atomic_load(&s->last_batch_size),
+          (double)atomic_load(&s->last_apply_us) / 1e6,
+          last > 0 ? (double)(now - last) / 1000.0 : 0.0);
+  if (fclose(out) != 0) {
+    free(text);
+    return NULL;
+  }
+  return text;
+}

@@ -1,0 +1,116 @@
+/* Rack state in LMDB: the aggregator's source of truth.
+ *
+ * One writer (the ingest thread) applies frames in batches, one write
+ * transaction per batch, and writes the Kafka offsets of the batch in the
+ * same transaction: state and offsets can never disagree, so a crash at any
+ * instant neither loses nor double-applies a frame. Readers (HTTP threads)
+ * use read transactions, which never block the writer (LMDB MVCC).
+ *
+ * Databases (named LMDB sub-databases):
+ *   offsets  "topic\0partition"          -> int64 next offset to consume
+ *   agents   agent id                    -> struct store_agent
+ *   dict     agent id "\0" series id     -> packed rackpulse.v1.SeriesDef
+ *   latest   rack "\0" series key        -> struct store_latest
+ *   devices  rack "\0" device            -> struct store_device
+ *   racks    rack                        -> struct store_rack
+ * A series key is "name{k=v,...}@device". */
+#ifndef RACKPULSE_STORE_H
+#define RACKPULSE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rackpulse/frame.h"
+
+struct store;
+struct store_batch;
+
+struct store_agent {
+  uint64_t last_seq;      /* highest sequence number applied */
+  uint64_t frames;        /* frames applied */
+  uint64_t duplicates;    /* frames skipped: seq already applied */
+  uint64_t gaps;          /* sequence numbers never seen */
+  uint64_t undecodable;   /* samples skipped: dictionary not known yet */
+  uint32_t dict_version;  /* version of the stored dictionary */
+  int64_t last_ms;        /* frame time of the last frame */
+  char rack[RP_ID_MAX + 1];
+};
+
+struct store_latest {
+  double value;
+  int64_t ts_ms;          /* sample time */
+  int32_t status;         /* Rackpulse__V1__ReadingStatus */
+  int32_t decimals;
+  char unit[24];
+  char detail[96];        /* why the status is not OK */
+};
+
+struct store_device {
+  bool up;
+  char kind[16];
+  char last_error[200];
+  uint32_t scrape_ms;
+  uint64_t scrapes, failures;
+  int64_t last_ok_ms;
+  int64_t reported_ms;    /* frame time of the report */
+};
+
+struct store_rack {
+  int64_t last_frame_ms;  /* frame time of the newest frame */
+  int64_t received_ms;    /* when the aggregator applied it */
+  char agent[RP_ID_MAX + 1];
+  uint64_t last_seq;
+};
+
+/* What applying one frame did. */
+enum store_outcome { STORE_APPLIED, STORE_DUPLICATE };
+
+/* Opens (creating) the environment in directory `path` with a map of
+ * `map_size` bytes. Returns 0 and *out (close with store_close()), or a
+ * negative errno / LMDB error with err set. */
+int store_open(const char *path, size_t map_size, struct store **out, char *err, size_t errlen);
+void store_close(struct store *s);
+
+/* Starts a write batch. Only one batch may be open at a time (one writer). */
+int store_batch_begin(struct store *s, struct store_batch **out, char *err, size_t errlen);
+/* Applies one frame read from topic/partition/offset inside the batch, and
+ * records offset + 1 as the partition's next offset. */
+int store_batch_apply(struct store_batch *b, const rp_frame *f, const char *topic,
+                      int32_t partition, int64_t offset, enum store_outcome *outcome,
+                      char *err, size_t errlen);
+/* Records only the offset (for a message that was skipped as invalid). */
+int store_batch_skip(struct store_batch *b, const char *topic, int32_t partition,
+                     int64_t offset, char *err, size_t errlen);
+/* Commits (durably) or aborts the batch, and frees it. */
+int store_batch_commit(struct store_batch *b, char *err, size_t errlen);
+void store_batch_abort(struct store_batch *b);
+
+/* The next offset to consume for topic/partition: 0 and *next, or -ENOENT. */
+int store_get_offset(struct store *s, const char *topic, int32_t partition, int64_t *next);
+
+/* Readers. Each opens its own read transaction. */
+struct store_read;
+int store_read_begin(struct store *s, struct store_read **out);
+void store_read_end(struct store_read *r);
+int store_read_rack(struct store_read *r, const char *rack, struct store_rack *out);
+/* The latest value of series `name` (any labels, any device: the first in
+ * key order) in `rack`; 0 or -ENOENT. */
+int store_read_latest_by_name(struct store_read *r, const char *rack, const char *name,
+                              struct store_latest *out);
+/* Calls fn for every latest value of `rack` in key order. */
+int store_read_each_latest(struct store_read *r, const char *rack,
+                           void (*fn)(void *ctx, const char *key, const struct store_latest *),
+                           void *ctx);
+int store_read_each_device(struct store_read *r, const char *rack,
+                           void (*fn)(void *ctx, const char *device,
+                                      const struct store_device *),
+                           void *ctx);
+int store_read_each_rack(struct store_read *r,
+                         void (*fn)(void *ctx, const char *rack, const struct store_rack *),
+                         void *ctx);
+int store_read_each_agent(struct store_read *r,
+                          void (*fn)(void *ctx, const char *agent, const struct store_agent *),
+                          void *ctx);
+
+#endif
