@@ -59,6 +59,7 @@ struct mb_reply {
 
 struct mb_device {
   struct mb_device_cfg cfg;
+  char address[280]; /* "host:port" or the serial device, for messages */
   struct mb_register *regs;
   int *decimals;     /* per register: wire precision */
   size_t nregs;
@@ -344,6 +345,10 @@ static int mb_create(struct rp_target *t, const struct rp_cfg_doc *doc, rp_cfg_n
     snprintf(err, errlen, "%s: out of memory", where);
     goto fail;
   }
+  if (strcmp(d->cfg.transport, "rtu") == 0)
+    snprintf(d->address, sizeof(d->address), "%s", d->cfg.device);
+  else
+    snprintf(d->address, sizeof(d->address), "%s:%lld", d->cfg.host, (long long)d->cfg.port);
   snprintf(t->name, sizeof(t->name), "%s", d->cfg.name);
   t->interval_ms = d->cfg.interval_ms;
   t->priv = d;
@@ -477,8 +482,9 @@ static size_t decode_all(struct mb_device *d) {
     rd->detail = d->details[n];
     if (reply->rc != 0) {
       rd->status = RP_READING_ERROR;
-      snprintf(d->details[n], sizeof(d->details[0]), "%s: %s @ %s %u: %s", d->cfg.name,
-               r->name, mb_function_name(r->fn), r->address, modbus_strerror(reply->rc));
+      snprintf(d->details[n], sizeof(d->details[0]), "%s: register %s @ %s %u: %s",
+               d->cfg.name, r->name, mb_function_name(r->fn), r->address,
+               modbus_strerror(reply->rc));
       n++;
       continue;
     }
@@ -527,12 +533,9 @@ static void on_work_done(uv_work_t *w, int status) {
     r.ok = false;
     r.error = error;
   } else if (d->connect_errno != 0) {
-    if (strcmp(d->cfg.transport, "rtu") == 0)
-      snprintf(error, sizeof(error), "%s: open %s: %s", d->cfg.name, d->cfg.device,
-               modbus_strerror(d->connect_errno));
-    else
-      snprintf(error, sizeof(error), "%s: connect %s:%lld: %s", d->cfg.name, d->cfg.host,
-               (long long)d->cfg.port, modbus_strerror(d->connect_errno));
+    snprintf(error, sizeof(error), "%s: %s: %s: %s", d->cfg.name, d->address,
+             strcmp(d->cfg.transport, "rtu") == 0 ? "open" : "connect",
+             modbus_strerror(d->connect_errno));
     r.ok = false;
     r.error = error;
   } else {
@@ -542,8 +545,8 @@ static void on_work_done(uv_work_t *w, int status) {
     r.readings = d->readings;
     r.nreadings = decode_all(d);
     if (failed == d->plan.nrequests) {
-      snprintf(error, sizeof(error), "%s: every request failed: %s", d->cfg.name,
-               modbus_strerror(d->replies[0].rc));
+      snprintf(error, sizeof(error), "%s: %s: every request failed: %s", d->cfg.name,
+               d->address, modbus_strerror(d->replies[0].rc));
       r.ok = false;
       r.error = error;
     }

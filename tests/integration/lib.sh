@@ -1,0 +1,111 @@
+# Shared helpers for the integration tests (sourced, not run).
+#
+# Every test gets a scratch directory ($WORK), starts its peers on 127.0.0.1
+# with free ports, and stops everything it started on exit (trap), pass or
+# fail. Binaries come from $RP_BIN (the CMake build directory).
+set -euo pipefail
+
+: "${RP_BIN:?RP_BIN must point at the build directory}"
+: "${RP_SRC:?RP_SRC must point at the source directory}"
+PY=/usr/bin/python3   # Debian's python: pymodbus lives there, not in pyenv
+WORK=$(mktemp -d /tmp/rackpulse-test.XXXXXX)
+PIDS=()
+FAILED=0
+
+cleanup() {
+  local pid i
+  # Stop in reverse order of start: clients before the broker they use.
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    pid=${PIDS[$i]}
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  if [ "$FAILED" -ne 0 ]; then
+    echo "--- logs in $WORK ---"
+    for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 40 "$f"; }; done
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; FAILED=1; exit 1; }
+pass() { echo "ok: $*"; }
+
+# A TCP port nobody listens on right now.
+free_port() {
+  $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_for SECONDS CMD...: retries CMD every 0.2 s until it succeeds.
+wait_for() {
+  local deadline=$(( $(date +%s) + $1 )); shift
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.2
+  done
+}
+
+start_broker() {
+  "$RP_BIN/tools/rackpulse-devbroker" --bootstrap-file "$WORK/bootstrap" \
+    >"$WORK/broker.out" 2>"$WORK/broker.log" &
+  PIDS+=($!)
+  BROKER_PID=$!
+  wait_for 10 test -s "$WORK/bootstrap" || fail "dev broker did not start"
+  BOOTSTRAP=$(cat "$WORK/bootstrap")
+}
+
+# start_cdu PORT [extra args]: the pymodbus CDU simulator.
+start_cdu() {
+  local port=$1; shift
+  $PY "$RP_SRC/tools/cdu_sim.py" --port "$port" --control "$WORK/cdu-$port.json" "$@" \
+    >"$WORK/cdu-$port.log" 2>&1 &
+  PIDS+=($!)
+  wait_for 15 $PY -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" \
+    || fail "CDU simulator on port $port did not start"
+}
+
+# cdu_set PORT JSON: steer the simulator's values.
+cdu_set() { echo "$2" >"$WORK/cdu-$1.json.tmp"; mv "$WORK/cdu-$1.json.tmp" "$WORK/cdu-$1.json"; }
+
+# write_agent_config FILE RACK CDU_PORT...: an agent config with one CDU per port.
+write_agent_config() {
+  local file=$1 rack=$2; shift 2
+  {
+    echo "agent: {id: agent-$rack, rack: $rack, interval: 1s, state_dir: $WORK/state-$rack}"
+    echo "kafka: {brokers: \"${BOOTSTRAP:-127.0.0.1:1}\", linger: 5ms}"
+    echo "modbus:"
+    local i=0 port
+    for port in "$@"; do
+      i=$((i + 1))
+      sed -e "s/@NAME@/cdu$i/" -e "s/@PORT@/$port/" "$RP_SRC/tests/fixtures/sim-cdu-device.yaml"
+    done
+  } >"$file"
+}
+
+start_agent() {
+  "$RP_BIN/agent/rackpulse-agent" -c "$1" >"$WORK/agent.out" 2>"$WORK/agent.log" &
+  PIDS+=($!)
+  AGENT_PID=$!
+}
+
+start_aggregator() {
+  HTTP_PORT=$(free_port)
+  cat >"$WORK/aggregator.yaml" <<YAML
+kafka: {brokers: "$BOOTSTRAP", batch_wait: 20ms}
+store: {path: $WORK/store, map_size_mb: 64}
+http: {port: $HTTP_PORT}
+policy: {version: test-1, max_staleness: ${STALENESS:-5s}, supply_temp_max: ${SUPPLY_MAX:-40}}
+YAML
+  "$RP_BIN/aggregator/rackpulse-aggregator" -c "$WORK/aggregator.yaml" \
+    >"$WORK/aggregator.out" 2>"$WORK/aggregator.log" &
+  PIDS+=($!)
+  AGG_PID=$!
+  URL="http://127.0.0.1:$HTTP_PORT"
+  wait_for 10 curl -sf "$URL/healthz" || fail "aggregator did not start"
+}
+
+ctl() { "$RP_BIN/tools/rackpulsectl" --url "$URL" "$@"; }

@@ -1,0 +1,31 @@
+#!/bin/bash
+# Installs what rackpulse needs to build, run and test on Debian 12, from
+# Debian's packages only. Idempotent: skips apt when everything is present.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential cmake pkg-config
+  # libraries (see README, "Dependencies")
+  libuv1-dev libprotobuf-c-dev protobuf-c-compiler librdkafka-dev liblmdb-dev
+  libmodbus-dev libmicrohttpd-dev libjansson-dev libyaml-dev libcurl4-openssl-dev
+  # tests: cmocka, and the real peers
+  libcmocka-dev python3 python3-pymodbus python3-serial python3-serial-asyncio
+  kcat protobuf-compiler curl
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "deps: installing ${missing[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: need root to install packages (run as root, or install them yourself)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
