@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #define STORE_LAYOUT_VERSION 1
 #define KEY_MAX 480 /* LMDB's default maximum key size is 511 bytes */
+#define RECORD_MAX 1024 /* the largest fixed-size record struct, with room */
 
 struct store {
   MDB_env *env;
@@ -434,11 +436,13 @@ static int each_with_prefix(struct store_read *r, MDB_dbi dbi, const char *prefi
   int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
   while (rc == 0 && k.mv_size > plen && memcmp(k.mv_data, prefix, plen + 1) == 0) {
     char rest[KEY_MAX + 1];
+    _Alignas(max_align_t) unsigned char value[RECORD_MAX];
     size_t rlen = k.mv_size - plen - 1;
-    if (rlen < sizeof(rest) && v.mv_size == value_size) {
+    if (rlen < sizeof(rest) && v.mv_size == value_size && value_size <= sizeof(value)) {
       memcpy(rest, (char *)k.mv_data + plen + 1, rlen);
       rest[rlen] = '\0';
-      fn(ctx, rest, v.mv_data);
+      memcpy(value, v.mv_data, value_size); /* LMDB values need not be aligned */
+      fn(ctx, rest, value);
     }
     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
   }
@@ -493,10 +497,12 @@ static int each_record(struct store_read *r, MDB_dbi dbi, size_t value_size,
   int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
   while (rc == 0) {
     char key[KEY_MAX + 1];
-    if (k.mv_size < sizeof(key) && v.mv_size == value_size) {
+    _Alignas(max_align_t) unsigned char value[RECORD_MAX];
+    if (k.mv_size < sizeof(key) && v.mv_size == value_size && value_size <= sizeof(value)) {
       memcpy(key, k.mv_data, k.mv_size);
       key[k.mv_size] = '\0';
-      fn(ctx, key, v.mv_data);
+      memcpy(value, v.mv_data, value_size); /* LMDB values need not be aligned */
+      fn(ctx, key, value);
     }
     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
   }
