@@ -19,7 +19,7 @@ run_suite() {
   ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 300
 }
 
-run_suite build
+run_suite build -DRP_BUILD_BENCH=ON
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
