@@ -73,18 +73,51 @@ static void collect_health(struct rp_agent *a, struct rp_agent_health *h) {
   h->scrapes_late = a->scrapes_late;
 }
 
+/* Evaluates the derived series and adds them to the pending samples (one
+ * block at `now`), feeding their window statistics like any other series. */
+static void add_derived(struct rp_agent *a, int64_t now) {
+  struct rp_derived_value dv[RP_EDGE_MAX_DERIVED];
+  uint32_t ids[RP_EDGE_MAX_DERIVED];
+  int64_t scaled[RP_EDGE_MAX_DERIVED];
+  size_t n = rp_edge_derive(a->edge, &a->series, now, dv, RP_EDGE_MAX_DERIVED), nok = 0;
+  for (size_t i = 0; i < n; i++) {
+    struct rp_reading rd = {.name = dv[i].def->name,
+                            .unit = dv[i].unit,
+                            .decimals = 3,
+                            .value = dv[i].value,
+                            .status = dv[i].ok ? RP_READING_OK : RP_READING_ABSENT,
+                            .detail = dv[i].detail};
+    uint32_t id;
+    if (rp_series_lookup(&a->series, "derived", &rd, &id) != 0)
+      continue;
+    if (!dv[i].ok || rp_value_scale(rd.value, rd.decimals, &scaled[nok]) != 0) {
+      rp_builder_add_status(a->builder, id, RP_READING_ABSENT, dv[i].detail);
+      continue;
+    }
+    rp_edge_observe(a->edge, &a->series.entries[id], now, rd.value);
+    ids[nok++] = id;
+  }
+  rp_builder_add_block(a->builder, now, ids, scaled, nok);
+}
+
 /* Builds the frame of this interval. Returns 0 with *buf and *len. */
 static int build_frame(struct rp_agent *a, uint64_t seq, uint8_t **buf, size_t *len) {
   struct rp_agent_health health;
   collect_health(a, &health);
+  int64_t now = rp_now_ms();
+  add_derived(a, now);
+  Rackpulse__V1__WindowStats **stats;
+  size_t nstats = rp_edge_window_stats(a->edge, &stats);
   bool dict = a->series.version != a->dict_sent_version ||
               a->frames_since_dict + 1 >= (uint64_t)a->cfg.agent.dictionary_every;
   struct rp_frame_meta meta = {
       .agent_id = a->cfg.agent.id,
       .rack_id = a->cfg.agent.rack,
       .seq = seq,
-      .ts_ms = rp_now_ms(),
+      .ts_ms = now,
       .interval_ms = a->cfg.agent.interval_ms,
+      .stats = stats,
+      .nstats = nstats,
       .with_dictionary = dict || a->frames_produced == 0,
   };
   int rc = rp_builder_build(a->builder, &meta, &a->series, a->cfg.targets, a->cfg.ntargets,
@@ -168,6 +201,12 @@ int rp_agent_start(struct rp_agent *a, uv_loop_t *loop, char *err, size_t errlen
     snprintf(err, errlen, "frame builder: out of memory");
     return -ENOMEM;
   }
+  rc = rp_edge_new(&a->edge, &a->cfg.edge, (size_t)a->cfg.agent.max_series,
+                   a->cfg.agent.interval_ms);
+  if (rc != 0) {
+    snprintf(err, errlen, "edge statistics: %s", strerror(-rc));
+    return rc;
+  }
   if (!a->once) {
     if ((rc = seq_open(a, err, errlen)) != 0)
       return rc;
@@ -243,6 +282,7 @@ void rp_agent_close(struct rp_agent *a) {
   }
   uv_run(a->loop, UV_RUN_DEFAULT);
   rp_builder_free(a->builder);
+  rp_edge_free(a->edge);
   rp_series_table_free(&a->series);
   if (a->seq_fd >= 0)
     close(a->seq_fd);

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "collector.h"
+#include "edge.h"
 #include "rackpulse/cfg.h"
 #include "series.h"
 
@@ -21,6 +22,7 @@ struct rp_agent_config {
     char log_level[16];
     int64_t dictionary_every;
     int64_t max_series;
+    char profiles_dir[256];
   } agent;
   struct {
     char brokers[512];
@@ -37,6 +39,7 @@ struct rp_agent_config {
       char value[512];
     } props[32];
   } kafka;
+  struct rp_edge_config edge; /* stats and derived sections */
   /* The devices, one target each. Owned; freed by rp_agent_config_free(). */
   struct rp_target **targets;
   size_t ntargets;
@@ -48,6 +51,10 @@ struct rp_agent_config {
 int rp_agent_config_load(const char *path, struct rp_agent_config *cfg, char *err,
                          size_t errlen);
 void rp_agent_config_free(struct rp_agent_config *cfg);
+/* agent.profiles_dir of the configuration being loaded, for the collectors'
+ * create() (which runs inside rp_agent_config_load()) to find device
+ * profiles; NULL outside rp_agent_config_load(). Loop thread only. */
+const char *rp_agent_profiles_dir(void);
 /* Prints every configuration key with its type, default and meaning. */
 void rp_agent_config_help(FILE *out);
 
@@ -58,6 +65,7 @@ struct rp_agent {
   struct rp_agent_config cfg;
   struct rp_series_table series; /* the dictionary */
   struct rp_frame_builder *builder;
+  struct rp_edge *edge;
   struct rp_publisher *pub;
   uv_timer_t frame_timer;
   uv_signal_t sig_term, sig_int;

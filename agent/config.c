@@ -1,6 +1,7 @@
 /* The agent's configuration file, one YAML document:
  *
- *   agent:   {id, rack, interval, state_dir, log_level, dictionary_every, max_series}
+ *   agent:   {id, rack, interval, state_dir, log_level, dictionary_every, max_series,
+ *             profiles_dir}
  *   kafka:   {brokers, topic, compression, linger, message_timeout,
  *             queue_max_messages, properties: {librdkafka key: value}}
  *   modbus:  [ device, ... ]     one entry per CDU (see collect_modbus.c)
@@ -29,6 +30,8 @@ static const struct rp_cfg_field agent_fields[] = {
                "resend the series dictionary every N frames"),
     RP_CFG_NUM("max_series", RP_CFG_INT, C, agent.max_series, "20000", 1, 1000000,
                "bound on distinct series; more are dropped and logged"),
+    RP_CFG_STR("profiles_dir", C, agent.profiles_dir, "/usr/share/rackpulse/profiles", 0,
+               "device profiles: a modbus device's 'profile: X' is modbus/X.yaml here"),
 };
 
 static const struct rp_cfg_field kafka_fields[] = {
@@ -46,7 +49,7 @@ static const struct rp_cfg_field kafka_fields[] = {
 };
 
 static const char *const kafka_sections[] = {"properties", NULL};
-static const char *const top_sections[] = {"agent", "kafka", "modbus", NULL};
+static const char *const top_sections[] = {"agent", "kafka", "stats", "derived", "modbus", NULL};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -91,6 +94,11 @@ static int load_properties(const struct rp_cfg_doc *doc, rp_cfg_node map, C *cfg
   }
   return 0;
 }
+
+/* Set while the devices are loaded: see rp_agent_profiles_dir(). */
+static const char *loading_profiles_dir;
+
+const char *rp_agent_profiles_dir(void) { return loading_profiles_dir; }
 
 static int add_target(C *cfg, struct rp_target *t) {
   struct rp_target **grown = realloc(cfg->targets, (cfg->ntargets + 1) * sizeof(*grown));
@@ -158,6 +166,8 @@ int rp_agent_config_load(const char *path, C *cfg, char *err, size_t errlen) {
                       err, errlen);
   if (rc == 0)
     rc = load_properties(doc, rp_cfg_get(doc, kafka, "properties"), cfg, err, errlen);
+  if (rc == 0)
+    rc = rp_edge_config_load(doc, root, &cfg->edge, err, errlen);
   if (rc != 0)
     goto out;
   bool known = false;
@@ -179,8 +189,10 @@ int rp_agent_config_load(const char *path, C *cfg, char *err, size_t errlen) {
   }
   if (cfg->agent.id[0] == '\0' && gethostname(cfg->agent.id, sizeof(cfg->agent.id) - 1) != 0)
     snprintf(cfg->agent.id, sizeof(cfg->agent.id), "rackpulse-agent");
+  loading_profiles_dir = cfg->agent.profiles_dir;
   for (size_t i = 0; rp_collectors[i] != NULL && rc == 0; i++)
     rc = load_devices(doc, rp_collectors[i], cfg, err, errlen);
+  loading_profiles_dir = NULL;
   for (size_t i = 0; i < cfg->ntargets; i++)
     if (cfg->targets[i]->interval_ms == 0)
       cfg->targets[i]->interval_ms = cfg->agent.interval_ms;
@@ -206,4 +218,5 @@ void rp_agent_config_help(FILE *out) {
   rp_cfg_print_help(out, "kafka", kafka_fields, N(kafka_fields));
   fprintf(out, "  %-28s %-9s %s\n", "kafka.properties", "mapping",
            "librdkafka settings passed through (TLS, SASL); no secrets");
+  rp_edge_config_help(out);
 }

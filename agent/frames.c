@@ -202,6 +202,8 @@ int rp_builder_build(struct rp_frame_builder *b, const struct rp_frame_meta *met
   f.n_samples = b->nblocks;
   f.statuses = st_ptrs;
   f.n_statuses = b->nstatuses;
+  f.stats = meta->stats;
+  f.n_stats = meta->nstats;
   f.devices = dev_ptrs;
   f.n_devices = ntargets;
   f.health = &h;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "collector.h"
+#include "rackpulse.pb-c.h"
 #include "series.h"
 
 struct rp_frame_builder;
@@ -39,6 +40,8 @@ struct rp_frame_meta {
   uint64_t seq;
   int64_t ts_ms, interval_ms;
   bool with_dictionary;
+  Rackpulse__V1__WindowStats **stats; /* window statistics to carry, or NULL */
+  size_t nstats;
 };
 
 /* Packs the pending samples, the dictionary (when meta->with_dictionary),

@@ -59,7 +59,7 @@ static int build_key(char *buf, size_t len, const char *device, const struct rp_
     return -ENAMETOOLONG;
   n = (size_t)w;
   for (size_t i = 0; i < r->nlabels; i++) {
-    w = snprintf(buf + n, len - n, "\x1f%s=%s", r->labels[i].key, r->labels[i].value);
+    w = snprintf(buf + n, len - n, "\x1f%s\x1e%s", r->labels[i].key, r->labels[i].value);
     if (w < 0 || (size_t)w >= len - n)
       return -ENAMETOOLONG;
     n += (size_t)w;

@@ -77,10 +77,33 @@ static void add_latest(void *ctx, const char *key, const struct store_latest *l)
   json_object_set_new(series, key, o);
 }
 
+/* "series key|window" -> stats[series key][window] */
+static void add_stats(void *ctx, const char *key, const struct store_stats *st) {
+  char series[512];
+  snprintf(series, sizeof(series), "%s", key);
+  char *bar = strrchr(series, '|');
+  if (bar == NULL)
+    return;
+  *bar = '\0';
+  json_t *by_window = json_object_get(ctx, series);
+  if (by_window == NULL) {
+    by_window = json_object();
+    json_object_set_new(ctx, series, by_window);
+  }
+  json_t *o = json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "count",
+                        (json_int_t)st->count, "min", st->min, "max", st->max, "mean", st->mean,
+                        "stddev", st->stddev, "p50", st->p50, "p95", st->p95, "p99", st->p99,
+                        "ts_ms", (json_int_t)st->ts_ms);
+  json_object_set_new(o, "slope_per_min",
+                      st->has_slope && isfinite(st->slope_per_min) ? json_real(st->slope_per_min)
+                                                                  : json_null());
+  json_object_set_new(by_window, bar + 1, o);
+}
+
 static void add_device(void *ctx, const char *device, const struct store_device *d) {
   json_object_set_new(
       ctx, device,
-      json_pack("{s:s, s:b, s:s, s:i, s:I, s:I, s:I, s:I}", "kind", d->kind, "up", (int)d->up,
+      json_pack("{s:s, s:b, s:s, s:I, s:I, s:I, s:I, s:I}", "kind", d->kind, "up", (int)d->up,
                 "last_error", d->last_error, "scrape_ms", (json_int_t)d->scrape_ms, "scrapes",
                 (json_int_t)d->scrapes, "failures", (json_int_t)d->failures, "last_ok_ms",
                 (json_int_t)d->last_ok_ms, "reported_ms", (json_int_t)d->reported_ms));
@@ -96,17 +119,18 @@ static enum MHD_Result get_rack(struct rp_http *h, struct MHD_Connection *conn,
     store_read_end(r);
     return reply_error(conn, 404, "unknown rack: no frame from it has been received");
   }
-  json_t *series = json_object(), *devices = json_object();
+  json_t *series = json_object(), *devices = json_object(), *stats = json_object();
   store_read_each_latest(r, rack, add_latest, series);
+  store_read_each_stats(r, rack, add_stats, stats);
   store_read_each_device(r, rack, add_device, devices);
   store_read_end(r);
   int64_t now = rp_now_ms();
   return reply_json(conn, 200,
-                    json_pack("{s:s, s:s, s:I, s:I, s:f, s:o, s:o}", "rack", rack, "agent",
+                    json_pack("{s:s, s:s, s:I, s:I, s:f, s:o, s:o, s:o}", "rack", rack, "agent",
                               rk.agent, "last_seq", (json_int_t)rk.last_seq, "last_frame_ms",
                               (json_int_t)rk.last_frame_ms, "age_s",
                               (double)(now - rk.last_frame_ms) / 1000.0, "series", series,
-                              "devices", devices));
+                              "stats", stats, "devices", devices));
 }
 
 static void add_rack(void *ctx, const char *rack, const struct store_rack *rk) {

@@ -1,6 +1,9 @@
 /* Prometheus /metrics in the text exposition format (version 0.0.4).
  *
  *   rackpulse_value{rack,series,device,labels...}  latest value of a series
+ *   rackpulse_window{rack,series,device,window,stat}  edge window statistics
+ *                                                  (stat: p50 p95 p99 mean min
+ *                                                  max stddev slope_per_min)
  *   rackpulse_rack_age_seconds{rack}               since the rack's newest frame
  *   rackpulse_device_up{rack,device,kind}          1 up, 0 down
  *   rackpulse_device_scrape_ms{rack,device,kind}
@@ -83,6 +86,32 @@ static void on_latest(void *ctx, const char *key, const struct store_latest *l) 
   fprintf(r->out, "\"} %.*g\n", 12, l->value);
 }
 
+static void on_stats(void *ctx, const char *key, const struct store_stats *st) {
+  struct render *r = ctx;
+  char series[512];
+  snprintf(series, sizeof(series), "%s", key);
+  char *bar = strrchr(series, '|');
+  if (bar == NULL)
+    return;
+  *bar = '\0';
+  const struct {
+    const char *name;
+    double v;
+    bool ok;
+  } rows[] = {{"p50", st->p50, true},   {"p95", st->p95, true},       {"p99", st->p99, true},
+              {"mean", st->mean, true}, {"min", st->min, true},       {"max", st->max, true},
+              {"stddev", st->stddev, true}, {"slope_per_min", st->slope_per_min, st->has_slope}};
+  for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+    if (!rows[i].ok || !isfinite(rows[i].v))
+      continue;
+    fputs("rackpulse_window{rack=\"", r->out);
+    put_escaped(r->out, r->rack);
+    fputc('"', r->out);
+    put_series_labels(r->out, series);
+    fprintf(r->out, ",window=\"%s\",stat=\"%s\"} %.*g\n", bar + 1, rows[i].name, 12, rows[i].v);
+  }
+}
+
 static void on_device(void *ctx, const char *device, const struct store_device *d) {
   struct render *r = ctx;
   for (int pass = 0; pass < 2; pass++) {
@@ -158,6 +187,12 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
   for (size_t i = 0; i < racks.n; i++) {
     struct render r = {out, racks.ids[i], now};
     store_read_each_latest(rd, racks.ids[i], on_latest, &r);
+  }
+  fputs("# HELP rackpulse_window Edge window statistics of a series (stat, window in s).\n"
+        "# TYPE rackpulse_window gauge\n", out);
+  for (size_t i = 0; i < racks.n; i++) {
+    struct render r = {out, racks.ids[i], now};
+    store_read_each_stats(rd, racks.ids[i], on_stats, &r);
   }
   fputs("# HELP rackpulse_rack_age_seconds Seconds since the rack's newest frame.\n"
         "# TYPE rackpulse_rack_age_seconds gauge\n", out);

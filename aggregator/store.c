@@ -12,12 +12,12 @@
 #include <sys/stat.h>
 
 #define STORE_LAYOUT_VERSION 1
-#define KEY_MAX 480 /* LMDB's default maximum key size is 511 bytes */
+#define KEY_MAX 500 /* LMDB's default maximum key size is 511 bytes */
 #define RECORD_MAX 1024 /* the largest fixed-size record struct, with room */
 
 struct store {
   MDB_env *env;
-  MDB_dbi meta, offsets, agents, dict, latest, devices, racks;
+  MDB_dbi meta, offsets, agents, dict, latest, devices, racks, stats;
 };
 
 struct store_batch {
@@ -48,7 +48,7 @@ static int open_dbs(struct store *s, char *err, size_t errlen) {
     MDB_dbi *dbi;
   } dbs[] = {{"meta", &s->meta},     {"offsets", &s->offsets}, {"agents", &s->agents},
              {"dict", &s->dict},     {"latest", &s->latest},   {"devices", &s->devices},
-             {"racks", &s->racks}};
+             {"racks", &s->racks},   {"stats", &s->stats}};
   for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
     rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
     if (rc != 0) {
@@ -199,17 +199,20 @@ static int store_dictionary(struct store_batch *b, const rp_frame *f) {
   if (rc != 0 && rc != MDB_NOTFOUND)
     return rc;
   for (size_t i = 0; i < f->n_dictionary; i++) {
-    uint8_t buf[2048];
+    uint8_t small[2048], *buf = small;
     const Rackpulse__V1__SeriesDef *d = f->dictionary[i];
     size_t size = rackpulse__v1__series_def__get_packed_size(d);
-    if (size > sizeof(buf))
-      continue; /* frame validation bounds names; this cannot happen */
+    if (size > sizeof(small) && (buf = malloc(size)) == NULL)
+      return ENOMEM;
     rackpulse__v1__series_def__pack(d, buf);
     char key[RP_ID_MAX + 1 + 4];
     memcpy(key, f->agent_id, alen + 1);
     uint32_t id_be = __builtin_bswap32(d->id); /* big-endian: keys sort by id */
     memcpy(key + alen + 1, &id_be, 4);
-    if ((rc = put(b->txn, b->s->dict, key, alen + 5, buf, size)) != 0)
+    rc = put(b->txn, b->s->dict, key, alen + 5, buf, size);
+    if (buf != small)
+      free(buf);
+    if (rc != 0)
       return rc;
   }
   return 0;
@@ -246,11 +249,11 @@ static void series_key(char *out, size_t len, const Rackpulse__V1__SeriesDef *d)
 
 static int put_latest(struct store_batch *b, const char *rack,
                       const Rackpulse__V1__SeriesDef *d, const struct store_latest *l) {
-  char skey[300], key[KEY_MAX];
+  char skey[RP_SERIES_KEY_MAX + 1], key[KEY_MAX];
   series_key(skey, sizeof(skey), d);
   int klen = join_key(key, sizeof(key), rack, skey);
   if (klen < 0)
-    return 0; /* over-long keys cannot be stored; frame validation prevents them */
+    return 0; /* cannot happen: frame validation bounds the series key */
   struct store_latest old;
   if (get_copy(b->txn, b->s->latest, key, (size_t)klen, &old, sizeof(old)) == 0 &&
       old.ts_ms > l->ts_ms)
@@ -291,6 +294,40 @@ static int apply_samples(struct store_batch *b, const rp_frame *f, struct store_
     snprintf(l.detail, sizeof(l.detail), "%s", st->detail);
     int rc = put_latest(b, f->rack_id, d, &l);
     rackpulse__v1__series_def__free_unpacked(d, NULL);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+static int apply_stats(struct store_batch *b, const rp_frame *f, struct store_agent *ag) {
+  for (size_t i = 0; i < f->n_stats; i++) {
+    const Rackpulse__V1__WindowStats *w = f->stats[i];
+    Rackpulse__V1__SeriesDef *d = lookup_series(b, f->agent_id, w->series);
+    if (d == NULL) {
+      ag->undecodable++;
+      continue;
+    }
+    char skey[RP_SERIES_KEY_MAX + 1], wkey[RP_SERIES_KEY_MAX + 16], key[KEY_MAX];
+    series_key(skey, sizeof(skey), d);
+    rackpulse__v1__series_def__free_unpacked(d, NULL);
+    snprintf(wkey, sizeof(wkey), "%s|%u", skey, w->window_s);
+    int klen = join_key(key, sizeof(key), f->rack_id, wkey);
+    if (klen < 0)
+      continue;
+    struct store_stats st = {.window_s = w->window_s,
+                             .count = w->count,
+                             .min = w->min,
+                             .max = w->max,
+                             .mean = w->mean,
+                             .stddev = w->stddev,
+                             .p50 = w->p50,
+                             .p95 = w->p95,
+                             .p99 = w->p99,
+                             .has_slope = w->has_slope,
+                             .slope_per_min = w->slope_per_min,
+                             .ts_ms = f->ts_ms};
+    int rc = put(b->txn, b->s->stats, key, (size_t)klen, &st, sizeof(st));
     if (rc != 0)
       return rc;
   }
@@ -346,6 +383,8 @@ int store_batch_apply(struct store_batch *b, const rp_frame *f, const char *topi
     if (f->dictionary_version == ag.dict_version) {
       if ((rc = apply_samples(b, f, &ag)) != 0)
         return lmdb_err(rc, "store: samples", err, errlen);
+      if ((rc = apply_stats(b, f, &ag)) != 0)
+        return lmdb_err(rc, "store: window statistics", err, errlen);
     } else {
       for (size_t i = 0; i < f->n_samples; i++)
         ag.undecodable += f->samples[i]->n_series;
@@ -476,6 +515,38 @@ int store_read_each_latest(struct store_read *r, const char *rack,
                            void (*fn)(void *ctx, const char *key, const struct store_latest *),
                            void *ctx) {
   return each_with_prefix(r, r->s->latest, rack, sizeof(struct store_latest),
+                          (void (*)(void *, const char *, const void *))fn, ctx);
+}
+
+struct stats_by_name {
+  const char *name;
+  size_t len;
+  uint32_t window_s;
+  struct store_stats *out;
+  bool found;
+};
+
+static void match_stats(void *ctx, const char *key, const void *value) {
+  struct stats_by_name *q = ctx;
+  const struct store_stats *st = value;
+  if (q->found || st->window_s != q->window_s || strncmp(key, q->name, q->len) != 0 ||
+      (key[q->len] != '{' && key[q->len] != '@'))
+    return;
+  *q->out = *st;
+  q->found = true;
+}
+
+int store_read_stats_by_name(struct store_read *r, const char *rack, const char *name,
+                             uint32_t window_s, struct store_stats *out) {
+  struct stats_by_name q = {name, strlen(name), window_s, out, false};
+  each_with_prefix(r, r->s->stats, rack, sizeof(*out), match_stats, &q);
+  return q.found ? 0 : -ENOENT;
+}
+
+int store_read_each_stats(struct store_read *r, const char *rack,
+                          void (*fn)(void *ctx, const char *key, const struct store_stats *),
+                          void *ctx) {
+  return each_with_prefix(r, r->s->stats, rack, sizeof(struct store_stats),
                           (void (*)(void *, const char *, const void *))fn, ctx);
 }
 

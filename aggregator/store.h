@@ -13,6 +13,7 @@
  *   latest   rack "\0" series key        -> struct store_latest
  *   devices  rack "\0" device            -> struct store_device
  *   racks    rack                        -> struct store_rack
+ *   stats    rack "\0" series key "|" window seconds -> struct store_stats
  * A series key is "name{k=v,...}@device". */
 #ifndef RACKPULSE_STORE_H
 #define RACKPULSE_STORE_H
@@ -54,6 +55,15 @@ struct store_device {
   uint64_t scrapes, failures;
   int64_t last_ok_ms;
   int64_t reported_ms;    /* frame time of the report */
+};
+
+/* Window statistics of one series over one window, as the agent sent them. */
+struct store_stats {
+  uint32_t window_s, count;
+  double min, max, mean, stddev, p50, p95, p99;
+  bool has_slope;
+  double slope_per_min;
+  int64_t ts_ms;          /* frame time */
 };
 
 struct store_rack {
@@ -102,6 +112,14 @@ int store_read_latest_by_name(struct store_read *r, const char *rack, const char
 int store_read_each_latest(struct store_read *r, const char *rack,
                            void (*fn)(void *ctx, const char *key, const struct store_latest *),
                            void *ctx);
+/* The statistics of series `name` (any labels and device: the first in key
+ * order) over `window_s` in `rack`; 0 or -ENOENT. */
+int store_read_stats_by_name(struct store_read *r, const char *rack, const char *name,
+                             uint32_t window_s, struct store_stats *out);
+/* Calls fn for every window statistic of `rack`; key is "series key|window". */
+int store_read_each_stats(struct store_read *r, const char *rack,
+                          void (*fn)(void *ctx, const char *key, const struct store_stats *),
+                          void *ctx);
 int store_read_each_device(struct store_read *r, const char *rack,
                            void (*fn)(void *ctx, const char *device,
                                       const struct store_device *),

@@ -160,6 +160,13 @@ const char *rp_cfg_map_key(const struct rp_cfg_doc *doc, rp_cfg_node map, size_t
   return rp_cfg_scalar(doc, p->key);
 }
 
+/* The key node of pair i of a mapping (for errors about the key itself). */
+static rp_cfg_node map_key_node(const struct rp_cfg_doc *doc, rp_cfg_node map, size_t i) {
+  if (i >= rp_cfg_map_len(doc, map))
+    return 0;
+  return node_at(doc, map)->data.mapping.pairs.start[i].key;
+}
+
 rp_cfg_node rp_cfg_get(const struct rp_cfg_doc *doc, rp_cfg_node map, const char *key) {
   size_t n = rp_cfg_map_len(doc, map);
   for (size_t i = 0; i < n; i++) {
@@ -242,7 +249,7 @@ static const char *type_name(enum rp_cfg_type t) {
   case RP_CFG_STRING:
     return "string";
   case RP_CFG_INT:
-    return "integer";
+    return "whole number";
   case RP_CFG_DOUBLE:
     return "number";
   case RP_CFG_BOOL:
@@ -352,7 +359,7 @@ int rp_cfg_apply(const struct rp_cfg_doc *doc, rp_cfg_node map, const char *wher
     for (size_t j = 0; j < i; j++) {
       const char *prev = rp_cfg_map_key(doc, map, j, NULL);
       if (prev != NULL && strcmp(prev, key) == 0) {
-        rp_cfg_error(doc, value, path, err, errlen, "duplicate key");
+        rp_cfg_error(doc, map_key_node(doc, map, i), path, err, errlen, "duplicate key");
         return -EINVAL;
       }
     }
@@ -369,7 +376,8 @@ int rp_cfg_apply(const struct rp_cfg_doc *doc, rp_cfg_node map, const char *wher
            j++)
         n += snprintf(expected + n, sizeof(expected) - (size_t)n, "%s%s", n ? ", " : "",
                       sections[j]);
-      rp_cfg_error(doc, value, path, err, errlen, "unknown key (known keys: %s)", expected);
+      rp_cfg_error(doc, map_key_node(doc, map, i), path, err, errlen,
+                   "unknown key (known keys: %s)", expected);
       return -EINVAL;
     }
   }

@@ -77,10 +77,23 @@ static int validate(const rp_frame *f, char *err, size_t errlen) {
       snprintf(err, errlen, "series %u: decimals %d outside -9..9", d->id, d->decimals);
       return -EPROTO;
     }
-    for (size_t j = 0; j < d->n_labels; j++)
+    if (d->n_labels > RP_FRAME_MAX_LABELS) {
+      snprintf(err, errlen, "series %u has %zu labels (limit %d)", d->id, d->n_labels,
+               RP_FRAME_MAX_LABELS);
+      return -EPROTO;
+    }
+    size_t key_len = strlen(d->name) + 1 + strlen(d->device) + 2;
+    for (size_t j = 0; j < d->n_labels; j++) {
       if (check_str(d->labels[j]->key, "label key", RP_FRAME_MAX_NAME, err, errlen) ||
           check_str(d->labels[j]->value, "label value", RP_FRAME_MAX_NAME, err, errlen))
         return -EPROTO;
+      key_len += strlen(d->labels[j]->key) + strlen(d->labels[j]->value) + 2;
+    }
+    if (key_len > RP_SERIES_KEY_MAX) {
+      snprintf(err, errlen, "series %u: name, labels and device total %zu bytes (limit %d)",
+               d->id, key_len, RP_SERIES_KEY_MAX);
+      return -EPROTO;
+    }
   }
   for (size_t i = 0; i < f->n_samples; i++) {
     const Rackpulse__V1__SampleBlock *b = f->samples[i];
@@ -134,7 +147,7 @@ static json_t *series_to_json(const Rackpulse__V1__SeriesDef *d) {
   json_t *labels = json_object();
   for (size_t i = 0; i < d->n_labels; i++)
     json_object_set_new(labels, d->labels[i]->key, json_string(d->labels[i]->value));
-  return json_pack("{s:i, s:s, s:s, s:s, s:i, s:o}", "id", (json_int_t)d->id, "name",
+  return json_pack("{s:I, s:s, s:s, s:s, s:I, s:o}", "id", (json_int_t)d->id, "name",
                    d->name, "unit", d->unit, "device", d->device, "decimals",
                    (json_int_t)d->decimals, "labels", labels);
 }
@@ -147,7 +160,7 @@ static json_t *samples_to_json(const rp_frame *f, const rp_frame *dict) {
       const Rackpulse__V1__SeriesDef *d = rp_frame_find_series(f, b->series[j]);
       if (d == NULL)
         d = rp_frame_find_series(dict, b->series[j]);
-      json_t *s = json_pack("{s:I, s:i}", "ts_ms", (json_int_t)b->ts_ms, "series",
+      json_t *s = json_pack("{s:I, s:I}", "ts_ms", (json_int_t)b->ts_ms, "series",
                             (json_int_t)b->series[j]);
       if (d != NULL) {
         json_object_set_new(s, "name", json_string(d->name));
@@ -164,7 +177,7 @@ static json_t *samples_to_json(const rp_frame *f, const rp_frame *dict) {
 }
 
 static json_t *stats_to_json(const Rackpulse__V1__WindowStats *w) {
-  json_t *o = json_pack("{s:i, s:i, s:i}", "series", (json_int_t)w->series, "window_s",
+  json_t *o = json_pack("{s:I, s:I, s:I}", "series", (json_int_t)w->series, "window_s",
                         (json_int_t)w->window_s, "count", (json_int_t)w->count);
   json_object_set_new(o, "min", json_num(w->min));
   json_object_set_new(o, "max", json_num(w->max));
@@ -178,7 +191,7 @@ static json_t *stats_to_json(const Rackpulse__V1__WindowStats *w) {
 }
 
 static json_t *device_to_json(const Rackpulse__V1__DeviceStatus *d) {
-  return json_pack("{s:s, s:s, s:b, s:s, s:i, s:I, s:I, s:I}", "device", d->device, "kind",
+  return json_pack("{s:s, s:s, s:b, s:s, s:I, s:I, s:I, s:I}", "device", d->device, "kind",
                    d->kind, "up", (int)d->up, "last_error", d->last_error, "scrape_ms",
                    (json_int_t)d->scrape_ms, "scrapes", (json_int_t)d->scrapes, "failures",
                    (json_int_t)d->failures, "last_ok_ms", (json_int_t)d->last_ok_ms);
@@ -187,7 +200,7 @@ static json_t *device_to_json(const Rackpulse__V1__DeviceStatus *d) {
 static json_t *health_to_json(const Rackpulse__V1__AgentHealth *h) {
   if (h == NULL)
     return json_null();
-  return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:i, s:I}", "version", h->version,
+  return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "version", h->version,
                    "frames_produced", (json_int_t)h->frames_produced, "frames_delivered",
                    (json_int_t)h->frames_delivered, "frames_failed",
                    (json_int_t)h->frames_failed, "spool_depth", (json_int_t)h->spool_depth,
@@ -203,7 +216,7 @@ static const char *status_name(Rackpulse__V1__ReadingStatus s) {
 }
 
 json_t *rp_frame_to_json(const rp_frame *f, const rp_frame *dict) {
-  json_t *o = json_pack("{s:i, s:s, s:s, s:I, s:I, s:I, s:i}", "schema_version",
+  json_t *o = json_pack("{s:I, s:s, s:s, s:I, s:I, s:I, s:I}", "schema_version",
                         (json_int_t)f->schema_version, "agent_id", f->agent_id, "rack_id",
                         f->rack_id, "seq", (json_int_t)f->seq, "ts_ms", (json_int_t)f->ts_ms,
                         "interval_ms", (json_int_t)f->interval_ms, "dictionary_version",
@@ -216,7 +229,7 @@ json_t *rp_frame_to_json(const rp_frame *f, const rp_frame *dict) {
   json_t *statuses = json_array();
   for (size_t i = 0; i < f->n_statuses; i++)
     json_array_append_new(statuses,
-                          json_pack("{s:i, s:s, s:s}", "series", (json_int_t)f->statuses[i]->series,
+                          json_pack("{s:I, s:s, s:s}", "series", (json_int_t)f->statuses[i]->series,
                                     "status", status_name(f->statuses[i]->status), "detail",
                                     f->statuses[i]->detail));
   json_object_set_new(o, "statuses", statuses);

@@ -17,6 +17,10 @@ typedef Rackpulse__V1__Frame rp_frame;
 #define RP_FRAME_MAX_SERIES 65536       /* dictionary entries per frame */
 #define RP_FRAME_MAX_NAME 128           /* names, units, label keys and values */
 #define RP_ID_MAX 64                    /* agent and rack ids */
+#define RP_FRAME_MAX_LABELS 16          /* labels per series */
+/* name, labels ("{k=v,...}") and "@device" together: the series key that
+ * consumers index by must stay well inside LMDB's 511-byte key limit. */
+#define RP_SERIES_KEY_MAX 400
 
 /* Decodes and validates a frame. Returns 0 and *out (free it with
  * rp_frame_free()), or a negative errno with err saying what is wrong:
