@@ -13,63 +13,18 @@
 
 #include "agent.h"
 #include "frames.h"
-#include "publish.h"
+#include "delivery.h"
 #include "rackpulse/frame.h"
 #include "rackpulse/log.h"
 
 #define MAX_PENDING_SAMPLES (1u << 20)
 
-/* The sequence number lives in STATE_DIR/agent.seq as decimal text, written
- * and synced after every frame (one small fsync per interval), so numbers
- * never repeat or go back across restarts. */
-static int seq_open(struct rp_agent *a, char *err, size_t errlen) {
-  char path[512];
-  snprintf(path, sizeof(path), "%s/agent.seq", a->cfg.agent.state_dir);
-  if (mkdir(a->cfg.agent.state_dir, 0750) != 0 && errno != EEXIST) {
-    snprintf(err, errlen, "%s: %s", a->cfg.agent.state_dir, strerror(errno));
-    return -errno;
-  }
-  a->seq_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-  if (a->seq_fd < 0) {
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
-    return -errno;
-  }
-  char text[32] = "";
-  ssize_t n = pread(a->seq_fd, text, sizeof(text) - 1, 0);
-  uint64_t last = 0;
-  if (n > 0) {
-    text[n] = '\0';
-    char *end;
-    last = strtoull(text, &end, 10);
-    if (end == text) {
-      snprintf(err, errlen, "%s: not a sequence number; refusing to restart numbering", path);
-      close(a->seq_fd);
-      a->seq_fd = -1;
-      return -EINVAL;
-    }
-  }
-  a->next_seq = last + 1;
-  return 0;
-}
-
-static int seq_commit(struct rp_agent *a, uint64_t seq) {
-  char text[32];
-  int n = snprintf(text, sizeof(text), "%" PRIu64 "\n", seq);
-  if (pwrite(a->seq_fd, text, (size_t)n, 0) != n || ftruncate(a->seq_fd, n) != 0 ||
-      fdatasync(a->seq_fd) != 0)
-    return -errno;
-  return 0;
-}
-
 static void collect_health(struct rp_agent *a, struct rp_agent_health *h) {
-  struct rp_pub_stats ps = {0};
-  if (a->pub != NULL)
-    rp_pub_get_stats(a->pub, &ps);
   memset(h, 0, sizeof(*h));
+  if (a->delivery != NULL)
+    rp_delivery_health(a->delivery, h);
   h->frames_produced = a->frames_produced;
-  h->frames_delivered = ps.delivered;
-  h->frames_failed = ps.failed + a->frames_failed;
-  h->delivery_latency_ms = ps.last_latency_ms;
+  h->frames_failed += a->frames_failed;
   h->scrapes_late = a->scrapes_late;
 }
 
@@ -133,26 +88,18 @@ static int build_frame(struct rp_agent *a, uint64_t seq, uint8_t **buf, size_t *
   return rc;
 }
 
+/* Builds this interval's frame and hands it to store and forward. */
 static void publish_frame(struct rp_agent *a) {
   uint8_t *buf;
   size_t len;
-  uint64_t seq = a->next_seq;
+  uint64_t seq = rp_delivery_take_seq(a->delivery);
   if (build_frame(a, seq, &buf, &len) != 0) {
+    a->frames_failed++;
     rp_error("agent", "cannot build frame %" PRIu64 ": out of memory", seq);
     return;
   }
-  if (seq_commit(a, seq) != 0)
-    rp_error("agent", "%s/agent.seq: %s: sequence numbers may repeat after a restart",
-             a->cfg.agent.state_dir, strerror(errno));
-  a->next_seq++;
   a->frames_produced++;
-  char err[256];
-  enum rp_pub_result r = rp_pub_send(a->pub, a->cfg.agent.rack, buf, len, err, sizeof(err));
-  if (r != RP_PUB_OK) {
-    a->frames_failed++;
-    rp_warn("agent", "frame %" PRIu64 " (%zu bytes) not queued for Kafka: %s", seq, len, err);
-    free(buf);
-  }
+  rp_delivery_submit(a->delivery, seq, buf, len);
 }
 
 static void on_frame_tick(uv_timer_t *timer) { publish_frame(timer->data); }
@@ -190,7 +137,6 @@ static void on_signal(uv_signal_t *s, int signum) {
 int rp_agent_start(struct rp_agent *a, uv_loop_t *loop, char *err, size_t errlen) {
   int rc;
   a->loop = loop;
-  a->seq_fd = -1;
   rc = rp_series_table_init(&a->series, (size_t)a->cfg.agent.max_series);
   if (rc != 0) {
     snprintf(err, errlen, "series table: %s", strerror(-rc));
@@ -208,9 +154,7 @@ int rp_agent_start(struct rp_agent *a, uv_loop_t *loop, char *err, size_t errlen
     return rc;
   }
   if (!a->once) {
-    if ((rc = seq_open(a, err, errlen)) != 0)
-      return rc;
-    if ((rc = rp_pub_new(loop, &a->cfg, &a->pub, err, errlen)) != 0)
+    if ((rc = rp_delivery_new(loop, &a->cfg, &a->delivery, err, errlen)) != 0)
       return rc;
     uv_timer_init(loop, &a->frame_timer);
     a->frame_timer.data = a;
@@ -265,12 +209,9 @@ static void drain_scrapes(struct rp_agent *a) {
 
 void rp_agent_close(struct rp_agent *a) {
   drain_scrapes(a);
-  if (a->pub != NULL) {
-    int left = rp_pub_close(a->pub, 10000);
-    if (left > 0)
-      rp_error("agent", "%d frame(s) still undelivered at exit", left);
-    a->pub = NULL;
-  }
+  /* Frames Kafka has not acknowledged by then stay in the spool. */
+  rp_delivery_close(a->delivery, 3000);
+  a->delivery = NULL;
   for (size_t i = 0; i < a->cfg.ntargets; i++)
     if (a->cfg.targets[i]->timer_initialised)
       uv_close((uv_handle_t *)&a->cfg.targets[i]->timer, on_closed);
@@ -284,7 +225,5 @@ void rp_agent_close(struct rp_agent *a) {
   rp_builder_free(a->builder);
   rp_edge_free(a->edge);
   rp_series_table_free(&a->series);
-  if (a->seq_fd >= 0)
-    close(a->seq_fd);
   rp_agent_config_free(&a->cfg);
 }

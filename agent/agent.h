@@ -23,6 +23,7 @@ struct rp_agent_config {
     int64_t dictionary_every;
     int64_t max_series;
     char profiles_dir[256];
+    int64_t ipmi_max_children; /* ipmitool children working at once */
   } agent;
   struct {
     char brokers[512];
@@ -39,6 +40,11 @@ struct rp_agent_config {
       char value[512];
     } props[32];
   } kafka;
+  struct {
+    int64_t max_frames;
+    int64_t max_mb;
+    int64_t max_in_flight;
+  } spool;
   struct rp_edge_config edge; /* stats and derived sections */
   /* The devices, one target each. Owned; freed by rp_agent_config_free(). */
   struct rp_target **targets;
@@ -58,7 +64,7 @@ const char *rp_agent_profiles_dir(void);
 /* Prints every configuration key with its type, default and meaning. */
 void rp_agent_config_help(FILE *out);
 
-struct rp_publisher; /* publish_kafka.c */
+struct rp_delivery; /* delivery.c */
 
 struct rp_agent {
   uv_loop_t *loop;
@@ -66,12 +72,10 @@ struct rp_agent {
   struct rp_series_table series; /* the dictionary */
   struct rp_frame_builder *builder;
   struct rp_edge *edge;
-  struct rp_publisher *pub;
+  struct rp_delivery *delivery; /* NULL with --once */
   uv_timer_t frame_timer;
   uv_signal_t sig_term, sig_int;
   bool frame_timer_started, signals_started;
-  uint64_t next_seq;
-  int seq_fd;
   bool once;          /* --once: scrape everything once, print, exit */
   size_t once_pending;
   bool stopping;

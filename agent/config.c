@@ -5,6 +5,7 @@
  *   kafka:   {brokers, topic, compression, linger, message_timeout,
  *             queue_max_messages, properties: {librdkafka key: value}}
  *   modbus:  [ device, ... ]     one entry per CDU (see collect_modbus.c)
+ *   ipmi:    [ bmc, ... ]        one entry per BMC (see collect_ipmi.c)
  *
  * The tables below are the whole truth about accepted keys: rp_cfg_apply()
  * enforces them and `rackpulse-agent --help` prints them. */
@@ -32,6 +33,8 @@ static const struct rp_cfg_field agent_fields[] = {
                "bound on distinct series; more are dropped and logged"),
     RP_CFG_STR("profiles_dir", C, agent.profiles_dir, "/usr/share/rackpulse/profiles", 0,
                "device profiles: a modbus device's 'profile: X' is modbus/X.yaml here"),
+    RP_CFG_NUM("ipmi_max_children", RP_CFG_INT, C, agent.ipmi_max_children, "16", 1, 1024,
+               "ipmitool children working at once, agent-wide (the rest wait their turn)"),
 };
 
 static const struct rp_cfg_field kafka_fields[] = {
@@ -42,14 +45,26 @@ static const struct rp_cfg_field kafka_fields[] = {
                "none, gzip, snappy, lz4 or zstd"),
     RP_CFG_NUM("linger", RP_CFG_DURATION, C, kafka.linger_ms, "50ms", 0, 10,
                "batching delay before a send (librdkafka linger.ms)"),
-    RP_CFG_NUM("message_timeout", RP_CFG_DURATION, C, kafka.message_timeout_ms, "5m", 1,
-               86400, "give up on a frame after this long (message.timeout.ms)"),
+    RP_CFG_NUM("message_timeout", RP_CFG_DURATION, C, kafka.message_timeout_ms, "0", 0,
+               86400,
+               "librdkafka gives up on a frame after this long; 0 = never (the spool "
+               "keeps frames across outages and restarts)"),
     RP_CFG_NUM("queue_max_messages", RP_CFG_INT, C, kafka.queue_max_messages, "100000", 1,
                10000000, "frames buffered in memory by librdkafka"),
 };
 
+static const struct rp_cfg_field spool_fields[] = {
+    RP_CFG_NUM("max_frames", RP_CFG_INT, C, spool.max_frames, "1000000", 1, 1000000000,
+               "frames the on-disk spool holds at most (oldest unsent dropped beyond)"),
+    RP_CFG_NUM("max_mb", RP_CFG_INT, C, spool.max_mb, "1024", 1, 1048576,
+               "bytes the spool holds at most, MiB"),
+    RP_CFG_NUM("max_in_flight", RP_CFG_INT, C, spool.max_in_flight, "1000", 1, 1000000,
+               "frames handed to Kafka and not yet acknowledged, at most"),
+};
+
 static const char *const kafka_sections[] = {"properties", NULL};
-static const char *const top_sections[] = {"agent", "kafka", "stats", "derived", "modbus", NULL};
+/* Top-level sections besides one per collector (see top_sections()). */
+static const char *const fixed_sections[] = {"agent", "kafka", "spool", "stats", "derived"};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -149,6 +164,17 @@ static int load_devices(const struct rp_cfg_doc *doc, const struct rp_collector 
   return 0;
 }
 
+/* The accepted top-level keys: the fixed sections, then each collector's
+ * name (its list of devices). Fills out (NULL-terminated). */
+static void top_sections(const char *out[static 32]) {
+  size_t n = 0;
+  for (size_t i = 0; i < N(fixed_sections); i++)
+    out[n++] = fixed_sections[i];
+  for (size_t i = 0; rp_collectors[i] != NULL && n < 31; i++)
+    out[n++] = rp_collectors[i]->name;
+  out[n] = NULL;
+}
+
 int rp_agent_config_load(const char *path, C *cfg, char *err, size_t errlen) {
   struct rp_cfg_doc *doc = NULL;
   memset(cfg, 0, sizeof(*cfg));
@@ -157,7 +183,9 @@ int rp_agent_config_load(const char *path, C *cfg, char *err, size_t errlen) {
     return rc;
   rp_cfg_node root = rp_cfg_root(doc);
   rp_cfg_node kafka = rp_cfg_get(doc, root, "kafka");
-  rc = rp_cfg_apply(doc, root, "config", NULL, 0, top_sections, cfg, err, errlen);
+  const char *sections[32];
+  top_sections(sections);
+  rc = rp_cfg_apply(doc, root, "config", NULL, 0, sections, cfg, err, errlen);
   if (rc == 0)
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "agent"), "agent", agent_fields,
                       N(agent_fields), NULL, cfg, err, errlen);
@@ -166,6 +194,9 @@ int rp_agent_config_load(const char *path, C *cfg, char *err, size_t errlen) {
                       err, errlen);
   if (rc == 0)
     rc = load_properties(doc, rp_cfg_get(doc, kafka, "properties"), cfg, err, errlen);
+  if (rc == 0)
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "spool"), "spool", spool_fields,
+                      N(spool_fields), NULL, cfg, err, errlen);
   if (rc == 0)
     rc = rp_edge_config_load(doc, root, &cfg->edge, err, errlen);
   if (rc != 0)
@@ -218,5 +249,6 @@ void rp_agent_config_help(FILE *out) {
   rp_cfg_print_help(out, "kafka", kafka_fields, N(kafka_fields));
   fprintf(out, "  %-28s %-9s %s\n", "kafka.properties", "mapping",
            "librdkafka settings passed through (TLS, SASL); no secrets");
+  rp_cfg_print_help(out, "spool", spool_fields, N(spool_fields));
   rp_edge_config_help(out);
 }

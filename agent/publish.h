@@ -5,6 +5,7 @@
 #ifndef RACKPULSE_PUBLISH_H
 #define RACKPULSE_PUBLISH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -20,15 +21,22 @@ struct rp_pub_stats {
   uint64_t in_flight;
 };
 
+/* Called on the loop thread (or inside rp_pub_close) once per frame sent:
+ * err 0 = acknowledged by Kafka; otherwise `permanent` says whether sending
+ * it again could ever succeed. */
+typedef void (*rp_pub_delivered_cb)(void *ctx, uint64_t seq, int err, bool permanent,
+                                    const char *reason);
+
 /* Creates the producer and starts its poll timer on `loop`. Returns 0 and
  * *out, or a negative errno with err saying which setting was refused. */
-int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, struct rp_publisher **out,
-               char *err, size_t errlen);
+int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, rp_pub_delivered_cb cb,
+               void *ctx, struct rp_publisher **out, char *err, size_t errlen);
 
-/* Hands a frame to librdkafka, keyed by `key`. On RP_PUB_OK librdkafka owns
- * `buf` (malloc'd) and frees it; otherwise the caller still owns it. */
-enum rp_pub_result rp_pub_send(struct rp_publisher *p, const char *key, uint8_t *buf,
-                               size_t len, char *err, size_t errlen);
+/* Hands frame `seq` to librdkafka, keyed by `key`. On RP_PUB_OK librdkafka
+ * owns `buf` (malloc'd) and frees it, and the callback follows; otherwise
+ * the caller still owns it. */
+enum rp_pub_result rp_pub_send(struct rp_publisher *p, const char *key, uint64_t seq,
+                               uint8_t *buf, size_t len, char *err, size_t errlen);
 
 void rp_pub_get_stats(const struct rp_publisher *p, struct rp_pub_stats *out);
 

@@ -19,24 +19,53 @@ struct rp_publisher {
   rd_kafka_topic_t *topic;
   uv_timer_t poll_timer;
   struct rp_pub_stats stats;
+  rp_pub_delivered_cb cb;
+  void *cb_ctx;
+  char agent_id[64];
+};
+
+/* Per message: what the delivery report needs. */
+struct msg_meta {
+  uint64_t seq;
+  uint64_t produced_ms; /* monotonic */
 };
 
 static uint64_t mono_ms(void) { return uv_hrtime() / 1000000; }
 
-/* Delivery report: counts outcomes and the produce-to-ack latency. The
- * message's opaque holds its produce time (monotonic ms). */
+/* Errors after which sending the same frame again cannot succeed. */
+static bool is_permanent(rd_kafka_resp_err_t e) {
+  switch (e) {
+  case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+  case RD_KAFKA_RESP_ERR_INVALID_MSG:
+  case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+  case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+  case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* Delivery report: counts outcomes and the produce-to-ack latency, then
+ * tells the owner (delivery.c), which acknowledges the frame in the spool. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk;
   struct rp_publisher *p = opaque;
+  struct msg_meta *meta = m->_private;
   p->stats.in_flight--;
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     p->stats.failed++;
-    rp_warn("kafka", "frame not delivered to %s [%d]: %s", rd_kafka_topic_name(m->rkt),
-            (int)m->partition, rd_kafka_err2str(m->err));
-    return;
+    rp_warn("kafka", "frame %llu not delivered to %s [%d]: %s",
+            (unsigned long long)meta->seq, rd_kafka_topic_name(m->rkt), (int)m->partition,
+            rd_kafka_err2str(m->err));
+  } else {
+    p->stats.delivered++;
+    p->stats.last_latency_ms = (uint32_t)(mono_ms() - meta->produced_ms);
   }
-  p->stats.delivered++;
-  p->stats.last_latency_ms = (uint32_t)(mono_ms() - (uint64_t)(uintptr_t)m->_private);
+  if (p->cb != NULL)
+    p->cb(p->cb_ctx, meta->seq, m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -EIO,
+          is_permanent(m->err), rd_kafka_err2str(m->err));
+  free(meta);
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
@@ -60,12 +89,15 @@ static int set(rd_kafka_conf_t *conf, const char *key, const char *value, char *
   return 0;
 }
 
-int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, struct rp_publisher **out,
-               char *err, size_t errlen) {
+int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, rp_pub_delivered_cb cb,
+               void *ctx, struct rp_publisher **out, char *err, size_t errlen) {
   char num[32];
   struct rp_publisher *p = calloc(1, sizeof(*p));
   if (p == NULL)
     return -ENOMEM;
+  p->cb = cb;
+  p->cb_ctx = ctx;
+  snprintf(p->agent_id, sizeof(p->agent_id), "%s", cfg->agent.id);
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   int rc = -EINVAL;
   if (set(conf, "bootstrap.servers", cfg->kafka.brokers, err, errlen) ||
@@ -119,15 +151,29 @@ fail_conf:
   return rc;
 }
 
-enum rp_pub_result rp_pub_send(struct rp_publisher *p, const char *key, uint8_t *buf,
-                               size_t len, char *err, size_t errlen) {
-  int rc = rd_kafka_produce(p->topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_FREE, buf, len,
-                            key, strlen(key), (void *)(uintptr_t)mono_ms());
-  if (rc == 0) {
+enum rp_pub_result rp_pub_send(struct rp_publisher *p, const char *key, uint64_t seq,
+                               uint8_t *buf, size_t len, char *err, size_t errlen) {
+  struct msg_meta *meta = malloc(sizeof(*meta));
+  if (meta == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return RP_PUB_RETRY;
+  }
+  *meta = (struct msg_meta){seq, mono_ms()};
+  /* The sequence number and agent also travel as headers, so a consumer can
+   * count and de-duplicate without decoding the frame. */
+  char seq_text[24];
+  snprintf(seq_text, sizeof(seq_text), "%llu", (unsigned long long)seq);
+  rd_kafka_resp_err_t e = rd_kafka_producev(
+      p->rk, RD_KAFKA_V_RKT(p->topic), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_VALUE(buf, len),
+      RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_HEADER("rackpulse-seq", seq_text, -1),
+      RD_KAFKA_V_HEADER("rackpulse-agent", p->agent_id, -1), RD_KAFKA_V_OPAQUE(meta),
+      RD_KAFKA_V_END);
+  if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
     p->stats.in_flight++;
     return RP_PUB_OK;
   }
-  rd_kafka_resp_err_t e = rd_kafka_last_error();
+  free(meta);
   snprintf(err, errlen, "%s", rd_kafka_err2str(e));
   if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
     return RP_PUB_RETRY;

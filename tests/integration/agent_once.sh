@@ -8,10 +8,18 @@ CDU=$(free_port)
 DEAD=$(free_port)
 start_cdu "$CDU" --no-drift
 cdu_set "$CDU" '{"supply_temp": 28.4, "leak": 1}'
-sleep 0.5
 write_agent_config "$WORK/agent.yaml" r5 "$CDU" "$DEAD"
-"$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent.yaml" --once >"$WORK/frame.json" \
-  2>"$WORK/agent.log" || fail "--once exited non-zero"
+once() {
+  "$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent.yaml" --once >"$WORK/frame.json" \
+    2>"$WORK/agent.log" || fail "--once exited non-zero"
+}
+# The simulator applies the control file on its next tick: wait for it.
+once
+for _ in $(seq 20); do
+  grep -q '"value": 28.4' "$WORK/frame.json" && break
+  sleep 0.25
+  once
+done
 $PY - "$WORK/frame.json" "$DEAD" <<'PYEOF' || fail "frame is wrong: $(cat "$WORK/frame.json")"
 import json, sys
 f = json.load(open(sys.argv[1]))

@@ -47,7 +47,7 @@ pass "rack state carries the simulator's values"
 #    exits 1 so a pipeline stops.
 cdu_set "$CDU" '{"supply_temp": 44.2, "return_temp": 54.0}'
 deny() { "$RP_BIN/tools/rackpulsectl" --url "$URL" gate --rack r17 --kw 12 >"$WORK/deny.txt"; [ $? -eq 1 ]; }
-wait_for 15 deny || fail "gate did not deny above the limit: $(cat "$WORK/deny.txt")"
+wait_for 30 deny || fail "gate did not deny above the limit: $(cat "$WORK/deny.txt")"
 grep -q "FAIL  supply_temp .*observed 44.20 Cel .*limit 40.00 Cel" "$WORK/deny.txt" \
   || fail "deny does not name supply_temp: $(cat "$WORK/deny.txt")"
 pass "gate denies at 44.2 > 40 and names supply_temp (exit 1)"
@@ -98,7 +98,7 @@ pass "kcat + protoc --decode find supply 44.2 (scaled 442) and return 54.0 on th
 # 6. A stopped simulator: the device goes down in the frame and, once the
 #    last reading is older than the staleness limit, the gate fails closed.
 kill "${PIDS[1]}"
-wait_for 20 sh -c "curl -sf '$URL/v1/racks/r17' | grep -q '\"up\":false'" \
+wait_for 40 sh -c "curl -sf '$URL/v1/racks/r17' | grep -q '\"up\":false'" \
   || fail "device not marked down: $(curl -s "$URL/v1/racks/r17")"
 curl -s "$URL/v1/racks/r17" | grep -q "127.0.0.1:$CDU" \
   || fail "last_error does not name the device address"

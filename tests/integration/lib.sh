@@ -15,12 +15,12 @@ FAILED=0
 cleanup() {
   local pid i
   # Stop in reverse order of start: clients before the broker they use.
+  # Each is given 8 s to exit before the next one (which it may still need,
+  # as the agent needs the broker to flush) is stopped.
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
     pid=${PIDS[$i]}
     kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 80); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done
   if [ "$FAILED" -ne 0 ]; then

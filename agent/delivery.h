@@ -1,0 +1,42 @@
+/* Store and forward: every frame goes to the on-disk spool first (group
+ * committed in the libuv thread pool, so the loop never waits on a disk
+ * sync), then to Kafka, oldest first, at most `spool.max_in_flight` at a
+ * time; Kafka's acknowledgement deletes it from the spool. When Kafka is
+ * away frames accumulate in the spool (bounded: the oldest not yet handed to
+ * Kafka are dropped and counted) and are replayed in order when it returns,
+ * while new frames keep being collected. A restart, even after kill -9,
+ * resends what the spool still holds. */
+#ifndef RACKPULSE_DELIVERY_H
+#define RACKPULSE_DELIVERY_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "frames.h"
+
+struct rp_agent_config;
+struct rp_delivery;
+
+/* Opens the spool in STATE_DIR/spool and creates the producer. Returns 0 and
+ * *out, or a negative errno with err set. */
+int rp_delivery_new(uv_loop_t *loop, const struct rp_agent_config *cfg,
+                    struct rp_delivery **out, char *err, size_t errlen);
+
+/* The next sequence number to use: never repeats or goes back across
+ * restarts (it is persisted with each spooled frame). */
+uint64_t rp_delivery_take_seq(struct rp_delivery *d);
+
+/* Takes ownership of frame `seq` (malloc'd buf) and queues it for the spool. */
+void rp_delivery_submit(struct rp_delivery *d, uint64_t seq, uint8_t *buf, size_t len);
+
+/* Fills the delivery part of the agent's health. */
+void rp_delivery_health(struct rp_delivery *d, struct rp_agent_health *h);
+
+/* Finishes: waits for the spool writer, gives Kafka up to `timeout_ms` to
+ * acknowledge frames in flight, records those acknowledgements, closes the
+ * producer and the spool, and frees d. Frames not acknowledged stay in the
+ * spool for the next start. Call after the loop has stopped; the loop is
+ * run to completion for the handles d owns. Accepts NULL. */
+void rp_delivery_close(struct rp_delivery *d, int timeout_ms);
+
+#endif
