@@ -127,6 +127,13 @@ void rp_agent_once_complete(struct rp_agent *a) {
   rp_agent_stop(a);
 }
 
+static void on_sighup(uv_signal_t *s, int signum) {
+  (void)signum;
+  struct rp_agent *a = s->data;
+  rp_info("agent", "SIGHUP: reloading %s", a->config_path);
+  rp_agent_reload(a);
+}
+
 static void on_signal(uv_signal_t *s, int signum) {
   struct rp_agent *a = s->data;
   rp_info("agent", "%s: stopping: publishing the last frame and flushing",
@@ -166,9 +173,12 @@ int rp_agent_start(struct rp_agent *a, uv_loop_t *loop, char *err, size_t errlen
   }
   uv_signal_init(loop, &a->sig_term);
   uv_signal_init(loop, &a->sig_int);
-  a->sig_term.data = a->sig_int.data = a;
+  uv_signal_init(loop, &a->sig_hup);
+  a->sig_term.data = a->sig_int.data = a->sig_hup.data = a;
   uv_signal_start(&a->sig_term, on_signal, SIGTERM);
   uv_signal_start(&a->sig_int, on_signal, SIGINT);
+  if (!a->once)
+    uv_signal_start(&a->sig_hup, on_sighup, SIGHUP);
   a->signals_started = true;
   rp_info("agent", "agent %s for rack %s: %zu device(s), frames every %lld ms to %s/%s",
           a->cfg.agent.id, a->cfg.agent.rack, a->cfg.ntargets,
@@ -189,6 +199,7 @@ void rp_agent_stop(struct rp_agent *a) {
   if (a->signals_started) {
     uv_signal_stop(&a->sig_term);
     uv_signal_stop(&a->sig_int);
+    uv_signal_stop(&a->sig_hup);
   }
   uv_stop(a->loop);
 }
@@ -220,6 +231,7 @@ void rp_agent_close(struct rp_agent *a) {
   if (a->signals_started) {
     uv_close((uv_handle_t *)&a->sig_term, on_closed);
     uv_close((uv_handle_t *)&a->sig_int, on_closed);
+    uv_close((uv_handle_t *)&a->sig_hup, on_closed);
   }
   uv_run(a->loop, UV_RUN_DEFAULT);
   rp_builder_free(a->builder);

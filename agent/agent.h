@@ -76,6 +76,8 @@ struct rp_agent {
   uv_timer_t frame_timer;
   uv_signal_t sig_term, sig_int;
   bool frame_timer_started, signals_started;
+  char config_path[512];
+  uv_signal_t sig_hup;
   bool once;          /* --once: scrape everything once, print, exit */
   size_t once_pending;
   bool stopping;
@@ -95,9 +97,21 @@ int rp_agent_start(struct rp_agent *a, uv_loop_t *loop, char *err, size_t errlen
 void rp_agent_stop(struct rp_agent *a);
 void rp_agent_close(struct rp_agent *a);
 
-/* scheduler.c: starts every target's timer; stops them. */
+/* scheduler.c: starts every target's timer; stops them. A single target is
+ * started (index spreads first scrapes) or retired: its timer stops and the
+ * target is destroyed and freed once no scrape of it is in flight. */
 int rp_scheduler_start(struct rp_agent *a);
 void rp_scheduler_stop(struct rp_agent *a);
+void rp_scheduler_start_target(struct rp_agent *a, struct rp_target *t, size_t index);
+void rp_scheduler_retire(struct rp_target *t);
+
+/* reload.c: re-reads the configuration (SIGHUP). Devices whose
+ * configuration is unchanged keep running untouched; new ones start; removed
+ * or changed ones are retired (a changed one restarts with its new settings,
+ * keeping its series and their windows). A configuration that does not
+ * validate is refused with file:line and the running one stays. Settings
+ * other than devices, stats and derived need a restart; they are reported. */
+void rp_agent_reload(struct rp_agent *a);
 
 /* agent.c: called by the scheduler when --once has every device's result. */
 void rp_agent_once_complete(struct rp_agent *a);

@@ -1,5 +1,7 @@
 /* The Modbus collector: CDUs over Modbus TCP or RTU with libmodbus.
  *
+ *   agent:
+ *     profiles_dir: /usr/share/rackpulse/profiles   # holds modbus/NAME.yaml
  *   modbus:
  *     - name: cdu1
  *       host: 10.0.4.20          # TCP; or transport: rtu with device/baud/...
@@ -10,20 +12,37 @@
  *       max_regs: 125            # words per request (devices that cannot read 125)
  *       max_gap: 0               # unused words a request may read across
  *       pause: 0ms               # between requests (RS-485 gateways)
- *       registers:
+ *       profile: generic-cdu     # register map from a profile file, and/or:
+ *       registers:               # inline entries (they replace the profile's by name)
  *         - {name: cdu.supply_temp, function: input, address: 0, type: i16,
  *            scale: 0.1, unit: Cel}
+ *
+ *     - name: cdu2               # RTU over RS-485
+ *       transport: rtu
+ *       device: /dev/ttyUSB0
+ *       baud: 19200
+ *       parity: E                # N, E or O
+ *       data_bits: 8
+ *       stop_bits: 1
+ *       unit_id: 3
+ *       profile: liebert-xdu-style
+ *
+ * A profile (mb_profile.h) may set the device defaults max_regs, max_gap,
+ * pause and timeout; the device's own keys win.
  *
  * libmodbus blocks, so a scrape runs in the libuv thread pool
  * (uv_queue_work): the worker connects if needed and performs the planned
  * requests; decoding and reporting happen back on the loop thread. Every
  * request is bounded by the response timeout, so a scrape is bounded by
  * requests × timeout × (retries + 1). A request that the device refuses
- * marks only its registers, never the whole device; a request of several
- * registers refused for an illegal address is retried one register at a
- * time so the one bad register is named. */
+ * marks only its registers, never the whole device: a request of several
+ * registers refused with an illegal address (or value) is retried one
+ * register at a time, in the same scrape, so only the bad register is an
+ * error, named with device, register, function and address; the request
+ * stays split for later scrapes (re-tried whole every MB_REPROBE_EVERY
+ * scrapes). A busy device (exception 6) is a status on the registers of
+ * that request, read again at the next scrape. */
 #include <errno.h>
-#include <math.h>
 #include <modbus.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +53,11 @@
 #include "mb_decode.h"
 #include "mb_map.h"
 #include "mb_plan.h"
+#include "mb_profile.h"
 #include "rackpulse/frame.h"
 
-#define MB_MAX_REGISTERS 1024
+#define MB_DEFAULT_PROFILES_DIR "/usr/share/rackpulse/profiles"
+#define MB_REPROBE_EVERY 64 /* scrapes between attempts to read a split request whole */
 
 struct mb_device_cfg {
   char name[64];
@@ -49,34 +70,38 @@ struct mb_device_cfg {
   int64_t unit_id;
   int64_t interval_ms, timeout_ms, retries, pause_ms;
   int64_t max_regs, max_gap;
+  char profile[MB_PROFILE_NAME_MAX];
 };
 
 /* The outcome of one planned request, filled by the worker. */
 struct mb_reply {
   int rc;            /* 0 ok, else errno (EMBXILADD, ETIMEDOUT, ...) */
   uint16_t *words;   /* count words, or count bits as 0/1 words */
+  bool split;        /* read one register at a time (see the top comment) */
 };
 
 struct mb_device {
   struct mb_device_cfg cfg;
   char address[280]; /* "host:port" or the serial device, for messages */
-  struct mb_register *regs;
-  int *decimals;     /* per register: wire precision */
-  size_t nregs;
+  struct mb_regmap map;      /* regs, decimals, documented numbers */
   struct mb_plan plan;
   struct mb_reply *replies;  /* one per plan request */
   uint16_t *reply_words;     /* backing store of all replies */
+  int *reg_rc;               /* per register: 0 or the errno of its read */
+  size_t *by_request;        /* register indices grouped by request ... */
+  size_t *request_first;     /* ... request i's are by_request[first[i]..first[i+1]) */
   /* Used only by the worker thread during a scrape. */
   modbus_t *ctx;
   bool connected;
   int connect_errno;
+  uint64_t scrape_no;
   int64_t ts_ms;
   uv_work_t work;
   struct rp_target *work_target;
   /* Readings handed to rp_target_done(). */
   struct rp_reading *readings;
   struct rp_label *labels;
-  char (*details)[160];
+  char (*details)[200];
   size_t max_readings;
 };
 
@@ -104,134 +129,12 @@ static const struct rp_cfg_field device_fields[] = {
                "registers per request at most"),
     RP_CFG_NUM("max_gap", RP_CFG_INT, D, max_gap, "0", 0, 124,
                "unused registers a request may read across"),
+    RP_CFG_STR("profile", D, profile, "", 0,
+               "register map from <agent.profiles_dir>/modbus/NAME.yaml; inline "
+               "registers replace its entries by name"),
 };
-
-/* One register as written in YAML, before conversion. */
-struct reg_text {
-  char name[MB_NAME_MAX], unit[MB_UNIT_MAX];
-  char function[16], type[16], order[8];
-  int64_t address, decimals;
-  double scale, offset, min, max;
-  char sentinel[24];
-};
-
-typedef struct reg_text R;
-
-static const struct rp_cfg_field register_fields[] = {
-    RP_CFG_STR("name", R, name, NULL, 1, "metric name, e.g. cdu.supply_temp"),
-    RP_CFG_STR("unit", R, unit, "", 0, "unit: Cel, L/min, kPa, %, ..."),
-    RP_CFG_STR("function", R, function, "holding", 0, MB_FUNCTION_NAMES),
-    RP_CFG_NUM("address", RP_CFG_INT, R, address, NULL, 0, 65535,
-               "0-based protocol address (documented 30001 = input 0)"),
-    RP_CFG_STR("type", R, type, "u16", 0, MB_TYPE_NAMES),
-    RP_CFG_STR("order", R, order, "ABCD", 0, MB_ORDER_NAMES),
-    RP_CFG_NUM("scale", RP_CFG_DOUBLE, R, scale, "1", 0, 0, "value = raw × scale + offset"),
-    RP_CFG_NUM("offset", RP_CFG_DOUBLE, R, offset, "0", 0, 0, "added after scaling"),
-    RP_CFG_NUM("decimals", RP_CFG_INT, R, decimals, "-1", -1, 9,
-               "decimal digits sent (-1: from scale; 3 for floats)"),
-    RP_CFG_NUM("min", RP_CFG_DOUBLE, R, min, "0", 0, 0, "plausible minimum (with max)"),
-    RP_CFG_NUM("max", RP_CFG_DOUBLE, R, max, "0", 0, 0, "plausible maximum (with min)"),
-    RP_CFG_STR("sentinel", R, sentinel, "", 0, "raw value meaning 'sensor absent', e.g. 0xFFFF"),
-};
-
-static const char *const register_sections[] = {"bits", NULL};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-
-static int parse_bits(const struct rp_cfg_doc *doc, rp_cfg_node map, const char *where,
-                      struct mb_register *r, char *err, size_t errlen) {
-  if (map == 0)
-    return 0;
-  if (rp_cfg_kind(doc, map) != RP_CFG_MAPPING) {
-    rp_cfg_error(doc, map, where, err, errlen, "bits: expected a mapping of bit: name");
-    return -EINVAL;
-  }
-  for (size_t i = 0; i < rp_cfg_map_len(doc, map); i++) {
-    rp_cfg_node v;
-    const char *bit = rp_cfg_map_key(doc, map, i, &v);
-    const char *name = rp_cfg_scalar(doc, v);
-    char *end;
-    long b = bit ? strtol(bit, &end, 10) : -1;
-    if (bit == NULL || *end != '\0' || b < 0 || b > 15 || name == NULL ||
-        strlen(name) >= MB_BIT_NAME_MAX || r->nbits == MB_BITS_MAX) {
-      rp_cfg_error(doc, v, where, err, errlen,
-                   "bits: expected 'N: name' with N in 0..15 and a name under %d characters",
-                   MB_BIT_NAME_MAX);
-      return -EINVAL;
-    }
-    r->bits[r->nbits].bit = (uint8_t)b;
-    snprintf(r->bits[r->nbits].name, sizeof(r->bits[0].name), "%s", name);
-    r->nbits++;
-  }
-  return 0;
-}
-
-/* Wire precision of a register: enough decimal digits for its scale. */
-static int default_decimals(const struct mb_register *r) {
-  if (r->type == MB_TYPE_F32 || r->type == MB_TYPE_F64)
-    return 3;
-  double s = fabs(r->scale);
-  int d = 0;
-  while (d < 9 && fabs(s * pow(10, d) - nearbyint(s * pow(10, d))) > 1e-9)
-    d++;
-  return d;
-}
-
-static int parse_register(const struct rp_cfg_doc *doc, rp_cfg_node node, const char *where,
-                          struct mb_register *r, int *decimals, char *err, size_t errlen) {
-  R t;
-  memset(&t, 0, sizeof(t));
-  int rc = rp_cfg_apply(doc, node, where, register_fields, N(register_fields),
-                        register_sections, &t, err, errlen);
-  if (rc != 0)
-    return rc;
-  mb_register_init(r);
-  snprintf(r->name, sizeof(r->name), "%s", t.name);
-  snprintf(r->unit, sizeof(r->unit), "%s", t.unit);
-  r->address = (uint16_t)t.address;
-  r->scale = t.scale;
-  r->offset = t.offset;
-  if (mb_function_from_name(t.function, &r->fn) != 0) {
-    rp_cfg_error(doc, rp_cfg_get(doc, node, "function"), where, err, errlen,
-                 "function '%s' is not one of " MB_FUNCTION_NAMES, t.function);
-    return -EINVAL;
-  }
-  if (mb_type_from_name(t.type, &r->type) != 0) {
-    rp_cfg_error(doc, rp_cfg_get(doc, node, "type"), where, err, errlen,
-                 "type '%s' is not one of " MB_TYPE_NAMES, t.type);
-    return -EINVAL;
-  }
-  if (mb_order_from_name(t.order, &r->order) != 0) {
-    rp_cfg_error(doc, rp_cfg_get(doc, node, "order"), where, err, errlen,
-                 "order '%s' is not one of " MB_ORDER_NAMES, t.order);
-    return -EINVAL;
-  }
-  if (rp_cfg_get(doc, node, "min") != 0 || rp_cfg_get(doc, node, "max") != 0) {
-    r->has_range = true;
-    r->min = rp_cfg_get(doc, node, "min") ? t.min : -INFINITY;
-    r->max = rp_cfg_get(doc, node, "max") ? t.max : INFINITY;
-  }
-  if (t.sentinel[0] != '\0') {
-    char *end;
-    errno = 0;
-    r->sentinel = strtoull(t.sentinel, &end, 0);
-    r->has_sentinel = true;
-    if (*end != '\0' || errno != 0) {
-      rp_cfg_error(doc, rp_cfg_get(doc, node, "sentinel"), where, err, errlen,
-                   "sentinel '%s' is not an integer such as 0xFFFF", t.sentinel);
-      return -EINVAL;
-    }
-  }
-  if ((rc = parse_bits(doc, rp_cfg_get(doc, node, "bits"), where, r, err, errlen)) != 0)
-    return rc;
-  char why[256];
-  if (mb_register_check(r, why, sizeof(why)) != 0) {
-    rp_cfg_error(doc, node, where, err, errlen, "%s", why);
-    return -EINVAL;
-  }
-  *decimals = t.decimals >= 0 ? (int)t.decimals : default_decimals(r);
-  return 0;
-}
 
 static void device_free(struct mb_device *d) {
   if (d == NULL)
@@ -241,36 +144,55 @@ static void device_free(struct mb_device *d) {
     modbus_free(d->ctx);
   }
   mb_plan_free(&d->plan);
-  free(d->regs);
-  free(d->decimals);
+  mb_regmap_free(&d->map);
   free(d->replies);
   free(d->reply_words);
+  free(d->reg_rc);
+  free(d->by_request);
+  free(d->request_first);
   free(d->readings);
   free(d->labels);
   free(d->details);
   free(d);
 }
 
-/* Sizes the reply and reading buffers once, from the plan. */
+/* Sizes the reply and reading buffers once, from the plan, and groups the
+ * registers by request (a counting sort) for the one-at-a-time retries. */
 static int device_alloc_buffers(struct mb_device *d) {
-  size_t words = 0;
-  for (size_t i = 0; i < d->plan.nrequests; i++)
+  size_t words = 0, nregs = d->map.n, nreq = d->plan.nrequests;
+  for (size_t i = 0; i < nreq; i++)
     words += d->plan.requests[i].count;
-  d->replies = calloc(d->plan.nrequests + 1, sizeof(*d->replies));
+  d->replies = calloc(nreq + 1, sizeof(*d->replies));
   d->reply_words = calloc(words + 1, sizeof(*d->reply_words));
+  d->reg_rc = calloc(nregs + 1, sizeof(*d->reg_rc));
+  d->by_request = calloc(nregs + 1, sizeof(*d->by_request));
+  d->request_first = calloc(nreq + 2, sizeof(*d->request_first));
   d->max_readings = 0;
-  for (size_t i = 0; i < d->nregs; i++)
-    d->max_readings += d->regs[i].type == MB_TYPE_BITFIELD ? d->regs[i].nbits + 1 : 1;
+  for (size_t i = 0; i < nregs; i++)
+    d->max_readings += d->map.regs[i].type == MB_TYPE_BITFIELD ? d->map.regs[i].nbits + 1 : 1;
   d->readings = calloc(d->max_readings + 1, sizeof(*d->readings));
   d->labels = calloc(d->max_readings + 1, sizeof(*d->labels));
   d->details = calloc(d->max_readings + 1, sizeof(*d->details));
-  if (!d->replies || !d->reply_words || !d->readings || !d->labels || !d->details)
+  if (!d->replies || !d->reply_words || !d->reg_rc || !d->by_request || !d->request_first ||
+      !d->readings || !d->labels || !d->details)
     return -ENOMEM;
   size_t off = 0;
-  for (size_t i = 0; i < d->plan.nrequests; i++) {
+  for (size_t i = 0; i < nreq; i++) {
     d->replies[i].words = d->reply_words + off;
     off += d->plan.requests[i].count;
   }
+  for (size_t i = 0; i < nregs; i++)
+    d->request_first[d->plan.slots[i].request + 1]++;
+  for (size_t i = 0; i < nreq; i++)
+    d->request_first[i + 1] += d->request_first[i];
+  size_t *fill = calloc(nreq + 1, sizeof(*fill));
+  if (fill == NULL)
+    return -ENOMEM;
+  for (size_t i = 0; i < nregs; i++) {
+    uint32_t q = d->plan.slots[i].request;
+    d->by_request[d->request_first[q] + fill[q]++] = i;
+  }
+  free(fill);
   return 0;
 }
 
@@ -300,9 +222,39 @@ static int check_transport(const struct rp_cfg_doc *doc, rp_cfg_node node, const
   return -EINVAL;
 }
 
+/* Loads the device's profile (if any) into d->map and takes the profile's
+ * device defaults for the keys the device does not set itself. */
+static int load_profile(struct mb_device *d, const struct rp_cfg_doc *doc, rp_cfg_node node,
+                        const char *where, char *err, size_t errlen) {
+  if (d->cfg.profile[0] == '\0')
+    return 0;
+  const char *dir = rp_agent_profiles_dir();
+  if (dir == NULL || dir[0] == '\0')
+    dir = MB_DEFAULT_PROFILES_DIR;
+  struct mb_profile_defaults defs;
+  char why[768];
+  int rc = mb_profile_load(dir, d->cfg.profile, &d->map, &defs, why, sizeof(why));
+  if (rc != 0) {
+    char pwhere[96];
+    snprintf(pwhere, sizeof(pwhere), "%s.profile", where);
+    rp_cfg_error(doc, rp_cfg_get(doc, node, "profile"), pwhere, err, errlen, "%s", why);
+    return rc;
+  }
+  if (defs.has_max_regs && rp_cfg_get(doc, node, "max_regs") == 0)
+    d->cfg.max_regs = defs.max_regs;
+  if (defs.has_max_gap && rp_cfg_get(doc, node, "max_gap") == 0)
+    d->cfg.max_gap = defs.max_gap;
+  if (defs.has_pause && rp_cfg_get(doc, node, "pause") == 0)
+    d->cfg.pause_ms = defs.pause_ms;
+  if (defs.has_timeout && rp_cfg_get(doc, node, "timeout") == 0)
+    d->cfg.timeout_ms = defs.timeout_ms;
+  return 0;
+}
+
 static int mb_create(struct rp_target *t, const struct rp_cfg_doc *doc, rp_cfg_node node,
                      const char *where, char *err, size_t errlen) {
   static const char *const sections[] = {"registers", NULL};
+  struct mb_regmap inline_map = {0};
   struct mb_device *d = calloc(1, sizeof(*d));
   if (d == NULL)
     return -ENOMEM;
@@ -310,35 +262,44 @@ static int mb_create(struct rp_target *t, const struct rp_cfg_doc *doc, rp_cfg_n
                         err, errlen);
   if (rc == 0)
     rc = check_transport(doc, node, where, &d->cfg, err, errlen);
+  if (rc == 0)
+    rc = load_profile(d, doc, node, where, err, errlen);
   if (rc != 0)
     goto fail;
   rp_cfg_node regs = rp_cfg_get(doc, node, "registers");
-  d->nregs = rp_cfg_seq_len(doc, regs);
-  if (d->nregs == 0 || d->nregs > MB_MAX_REGISTERS) {
+  if (regs == 0 && d->cfg.profile[0] == '\0') {
+    rp_cfg_error(doc, node, where, err, errlen,
+                 "registers: expected a list of 1..%d registers, or a profile",
+                 MB_MAX_REGISTERS);
+    rc = -EINVAL;
+    goto fail;
+  }
+  if (regs != 0) {
+    if ((rc = mb_regmap_parse(doc, regs, where, 0, &inline_map, err, errlen)) != 0)
+      goto fail;
+    if ((rc = mb_regmap_override(&d->map, &inline_map)) != 0) {
+      if (rc == -E2BIG)
+        rp_cfg_error(doc, regs, where, err, errlen,
+                     "registers: more than %d with the profile's", MB_MAX_REGISTERS);
+      else
+        rp_cfg_error(doc, regs, where, err, errlen, "registers: out of memory");
+      goto fail;
+    }
+    mb_regmap_free(&inline_map);
+  }
+  if (d->map.n == 0) {
     rp_cfg_error(doc, regs ? regs : node, where, err, errlen,
                  "registers: expected a list of 1..%d registers", MB_MAX_REGISTERS);
     rc = -EINVAL;
     goto fail;
   }
-  d->regs = calloc(d->nregs, sizeof(*d->regs));
-  d->decimals = calloc(d->nregs, sizeof(*d->decimals));
-  if (d->regs == NULL || d->decimals == NULL) {
-    rc = -ENOMEM;
-    goto fail;
-  }
-  for (size_t i = 0; i < d->nregs; i++) {
-    char rwhere[96];
-    snprintf(rwhere, sizeof(rwhere), "%s.registers[%zu]", where, i);
-    rc = parse_register(doc, rp_cfg_seq_item(doc, regs, i), rwhere, &d->regs[i],
-                        &d->decimals[i], err, errlen);
-    if (rc != 0)
-      goto fail;
-  }
   struct mb_plan_limits lim = {.max_regs = (uint16_t)d->cfg.max_regs,
                                .max_gap = (uint16_t)d->cfg.max_gap};
   char why[256];
-  if ((rc = mb_plan_build(d->regs, d->nregs, &lim, &d->plan, why, sizeof(why))) != 0) {
-    rp_cfg_error(doc, regs, where, err, errlen, "registers: %s", why);
+  if ((rc = mb_plan_build(d->map.regs, d->map.n, &lim, &d->plan, why, sizeof(why))) != 0) {
+    rp_cfg_error(doc, regs ? regs : rp_cfg_get(doc, node, "profile"), where, err, errlen,
+                 "registers%s%s: %s", d->cfg.profile[0] ? " with profile " : "", d->cfg.profile,
+                 why);
     goto fail;
   }
   if ((rc = device_alloc_buffers(d)) != 0) {
@@ -354,6 +315,7 @@ static int mb_create(struct rp_target *t, const struct rp_cfg_doc *doc, rp_cfg_n
   t->priv = d;
   return 0;
 fail:
+  mb_regmap_free(&inline_map);
   device_free(d);
   return rc;
 }
@@ -428,6 +390,10 @@ static bool breaks_connection(int e) {
          e == EMBBADCRC || e == EMBBADSLAVE || e == ECONNREFUSED;
 }
 
+/* True for exceptions that say a request's shape is wrong for this device
+ * (an address it does not have), so its registers are worth reading alone. */
+static bool refuses_shape(int e) { return e == EMBXILADD || e == EMBXILVAL; }
+
 static void pause_ms(int64_t ms) {
   if (ms <= 0)
     return;
@@ -435,31 +401,82 @@ static void pause_ms(int64_t ms) {
   nanosleep(&ts, NULL);
 }
 
+/* Worker thread: one read with the device's retries of a timed-out request;
+ * `*first` says whether no request preceded it in this scrape (no pause). */
+static int read_retrying(struct mb_device *d, enum mb_function fn, uint16_t start,
+                         uint16_t count, uint16_t *words, bool *first) {
+  int rc = 0;
+  for (int attempt = 0; attempt <= d->cfg.retries; attempt++) {
+    if (!*first)
+      pause_ms(d->cfg.pause_ms);
+    *first = false;
+    rc = read_once(d->ctx, fn, start, count, words);
+    if (rc != ETIMEDOUT)
+      break;
+  }
+  return rc;
+}
+
+/* Worker thread: reads request q's registers one request each, into the
+ * same words of q's reply. Returns 0, or an error that broke the connection
+ * (the registers not read yet are marked with it). */
+static int read_split(struct mb_device *d, size_t q, bool *first) {
+  for (size_t k = d->request_first[q]; k < d->request_first[q + 1]; k++) {
+    size_t i = d->by_request[k];
+    const struct mb_register *r = &d->map.regs[i];
+    const struct mb_slot *s = &d->plan.slots[i];
+    int rc = read_retrying(d, r->fn, r->address, s->words, d->replies[q].words + s->offset,
+                           first);
+    d->reg_rc[i] = rc;
+    if (rc != 0 && breaks_connection(rc)) {
+      for (size_t m = k + 1; m < d->request_first[q + 1]; m++)
+        d->reg_rc[d->by_request[m]] = rc;
+      return rc;
+    }
+  }
+  return 0;
+}
+
 /* Worker thread: performs the plan's requests. Blocking is fine here. */
 static void on_work(uv_work_t *w) {
   struct mb_device *d = w->data;
   d->ts_ms = rp_now_ms();
+  d->scrape_no++;
+  memset(d->reg_rc, 0, d->map.n * sizeof(*d->reg_rc));
   d->connect_errno = worker_connect(d);
   if (d->connect_errno != 0) {
     worker_disconnect(d);
     return;
   }
+  bool first = true;
   for (size_t i = 0; i < d->plan.nrequests; i++) {
     const struct mb_request *q = &d->plan.requests[i];
-    int rc = 0;
-    for (int attempt = 0; attempt <= d->cfg.retries; attempt++) {
-      if (i > 0 || attempt > 0)
-        pause_ms(d->cfg.pause_ms);
-      rc = read_once(d->ctx, q->fn, q->start, q->count, d->replies[i].words);
-      if (rc != ETIMEDOUT)
-        break;
+    struct mb_reply *reply = &d->replies[i];
+    bool several = d->request_first[i + 1] - d->request_first[i] > 1;
+    int rc;
+    if (reply->split && d->scrape_no % MB_REPROBE_EVERY != 0) {
+      rc = read_split(d, i, &first);
+    } else {
+      rc = read_retrying(d, q->fn, q->start, q->count, reply->words, &first);
+      if (rc == 0) {
+        reply->split = false;
+      } else if (refuses_shape(rc) && several) {
+        reply->split = true;
+        rc = read_split(d, i, &first);
+      } else {
+        for (size_t k = d->request_first[i]; k < d->request_first[i + 1]; k++)
+          d->reg_rc[d->by_request[k]] = rc;
+      }
     }
-    d->replies[i].rc = rc;
+    reply->rc = rc;
     if (rc != 0 && breaks_connection(rc)) {
       worker_disconnect(d);
       /* The rest of this scrape would only time out again: fail it fast. */
-      for (size_t j = i + 1; j < d->plan.nrequests; j++)
+      for (size_t j = i + 1; j < d->plan.nrequests; j++) {
         d->replies[j].rc = rc;
+        for (size_t k = d->request_first[j]; k < d->request_first[j + 1]; k++)
+          d->reg_rc[d->by_request[k]] = rc;
+      }
       if (worker_connect(d) != 0)
         worker_disconnect(d);
       break;
@@ -467,24 +484,37 @@ static void on_work(uv_work_t *w) {
   }
 }
 
+/* "register cdu.flow @ input 2 (FC4, documented 30003)" for messages. */
+static void register_where(const struct mb_device *d, size_t i, char *buf, size_t len) {
+  const struct mb_register *r = &d->map.regs[i];
+  if (d->map.documented[i] >= 0)
+    snprintf(buf, len, "register %s @ %s %u (FC%d, documented %ld)", r->name,
+             mb_function_name(r->fn), r->address, (int)r->fn, (long)d->map.documented[i]);
+  else
+    snprintf(buf, len, "register %s @ %s %u (FC%d)", r->name, mb_function_name(r->fn),
+             r->address, (int)r->fn);
+}
+
 /* Loop thread: one reading per register (and per named alarm bit). */
 static size_t decode_all(struct mb_device *d) {
   size_t n = 0;
-  for (size_t i = 0; i < d->nregs; i++) {
-    const struct mb_register *r = &d->regs[i];
+  for (size_t i = 0; i < d->map.n; i++) {
+    const struct mb_register *r = &d->map.regs[i];
     const struct mb_slot *s = &d->plan.slots[i];
     const struct mb_reply *reply = &d->replies[s->request];
     struct rp_reading *rd = &d->readings[n];
     memset(rd, 0, sizeof(*rd));
     rd->name = r->name;
     rd->unit = r->unit;
-    rd->decimals = d->decimals[i];
+    rd->decimals = d->map.decimals[i];
     rd->detail = d->details[n];
-    if (reply->rc != 0) {
+    if (d->reg_rc[i] != 0) {
+      char at[160];
+      register_where(d, i, at, sizeof(at));
       rd->status = RP_READING_ERROR;
-      snprintf(d->details[n], sizeof(d->details[0]), "%s: register %s @ %s %u: %s",
-               d->cfg.name, r->name, mb_function_name(r->fn), r->address,
-               modbus_strerror(reply->rc));
+      snprintf(d->details[n], sizeof(d->details[0]), "%s: %s: %s%s", d->cfg.name, at,
+               modbus_strerror(d->reg_rc[i]),
+               d->reg_rc[i] == EMBXSBUSY ? " (read again next scrape)" : "");
       n++;
       continue;
     }
@@ -540,13 +570,13 @@ static void on_work_done(uv_work_t *w, int status) {
     r.error = error;
   } else {
     size_t failed = 0;
-    for (size_t i = 0; i < d->plan.nrequests; i++)
-      failed += d->replies[i].rc != 0;
+    for (size_t i = 0; i < d->map.n; i++)
+      failed += d->reg_rc[i] != 0;
     r.readings = d->readings;
     r.nreadings = decode_all(d);
-    if (failed == d->plan.nrequests) {
+    if (failed == d->map.n) {
       snprintf(error, sizeof(error), "%s: %s: every request failed: %s", d->cfg.name,
-               d->address, modbus_strerror(d->replies[0].rc));
+               d->address, modbus_strerror(d->reg_rc[0]));
       r.ok = false;
       r.error = error;
     }
@@ -563,10 +593,19 @@ static int mb_scrape(struct rp_target *t) {
 
 static void mb_help(FILE *out) {
   rp_cfg_print_help(out, "modbus[]", device_fields, N(device_fields));
-  fprintf(out, "  %-28s %-9s %s\n", "modbus[].registers", "list", "the register map:");
-  rp_cfg_print_help(out, "modbus[].registers[]", register_fields, N(register_fields));
-  fprintf(out, "  %-28s %-9s %s\n", "modbus[].registers[].bits", "mapping",
-          "bitfield: bit number -> alarm name (value 1 = active)");
+  fprintf(out, "  %-28s %-9s %s\n", "modbus[].registers", "list",
+          "the register map (or profile:), entries:");
+  mb_register_help(out, "modbus[].registers[]");
+  mb_profile_help(out);
+}
+
+/* A reload keeps a device whose settings and register map are unchanged
+ * (the structs are zeroed before they are filled, so bytes compare). */
+static bool mb_same_config(const struct rp_target *a, const struct rp_target *b) {
+  const struct mb_device *x = a->priv, *y = b->priv;
+  return memcmp(&x->cfg, &y->cfg, sizeof(x->cfg)) == 0 && x->map.n == y->map.n &&
+         memcmp(x->map.regs, y->map.regs, x->map.n * sizeof(*x->map.regs)) == 0 &&
+         memcmp(x->map.decimals, y->map.decimals, x->map.n * sizeof(*x->map.decimals)) == 0;
 }
 
 const struct rp_collector rp_collector_modbus = {
@@ -575,4 +614,5 @@ const struct rp_collector rp_collector_modbus = {
     .scrape = mb_scrape,
     .destroy = mb_destroy,
     .help = mb_help,
+    .same_config = mb_same_config,
 };

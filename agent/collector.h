@@ -64,6 +64,9 @@ struct rp_collector {
   void (*destroy)(struct rp_target *t);
   /* Prints the keys of one device's config for --help. */
   void (*help)(FILE *out);
+  /* True when two targets of this collector have the same configuration
+   * (a reload keeps the running one). NULL: never equal, always replace. */
+  bool (*same_config)(const struct rp_target *a, const struct rp_target *b);
 };
 
 struct rp_target {
@@ -86,6 +89,7 @@ struct rp_target {
   unsigned consecutive_failures;
   unsigned backoff_left;               /* ticks to skip while backing off */
   uint64_t series_dropped;             /* readings refused by the series bound */
+  bool retired;                        /* removed by a reload; freed when idle */
 };
 
 /* Reports the end of a scrape (loop thread only). */

@@ -96,6 +96,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   agent.once = once;
+  snprintf(agent.config_path, sizeof(agent.config_path), "%s", config);
   uv_loop_t loop;
   uv_loop_init(&loop);
   int rc = rp_agent_start(&agent, &loop, err, sizeof(err));

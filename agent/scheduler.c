@@ -5,6 +5,7 @@
  * failures are logged with growing gaps, not every cycle. */
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent.h"
@@ -110,10 +111,28 @@ static void log_outcome(struct rp_target *t, const struct rp_scrape_result *r, b
             n >= BACKOFF_AFTER ? ", polling less often" : "");
 }
 
+/* Releases a target removed by a reload, once libuv lets go of its timer. */
+static void on_retired_timer_closed(uv_handle_t *h) {
+  struct rp_target *t = h->data;
+  t->collector->destroy(t);
+  free(t);
+}
+
+void rp_scheduler_retire(struct rp_target *t) {
+  t->retired = true;
+  uv_timer_stop(&t->timer);
+  if (!t->busy) /* else rp_target_done() finishes the job */
+    uv_close((uv_handle_t *)&t->timer, on_retired_timer_closed);
+}
+
 void rp_target_done(struct rp_target *t, const struct rp_scrape_result *r) {
   struct rp_agent *a = t->agent;
   bool was_up = t->up;
   t->busy = false;
+  if (t->retired) { /* removed by a reload while this scrape ran */
+    uv_close((uv_handle_t *)&t->timer, on_retired_timer_closed);
+    return;
+  }
   t->scrapes++;
   t->scrape_ms = (uint32_t)(mono_ms() - t->started_mono_ms);
   if (r->ok) {
@@ -135,18 +154,20 @@ void rp_target_done(struct rp_target *t, const struct rp_scrape_result *r) {
     rp_agent_once_complete(a);
 }
 
+void rp_scheduler_start_target(struct rp_agent *a, struct rp_target *t, size_t index) {
+  t->agent = a;
+  uv_timer_init(a->loop, &t->timer);
+  t->timer.data = t;
+  t->timer_initialised = true;
+  /* Spread first scrapes over the first interval so that devices are not
+   * all hit in the same millisecond. */
+  uint64_t first = a->once ? 0 : (uint64_t)((index * 37) % (size_t)t->interval_ms) / 4;
+  uv_timer_start(&t->timer, on_target_tick, first, a->once ? 0 : (uint64_t)t->interval_ms);
+}
+
 int rp_scheduler_start(struct rp_agent *a) {
-  for (size_t i = 0; i < a->cfg.ntargets; i++) {
-    struct rp_target *t = a->cfg.targets[i];
-    t->agent = a;
-    uv_timer_init(a->loop, &t->timer);
-    t->timer.data = t;
-    t->timer_initialised = true;
-    /* Spread first scrapes over the first interval so that devices are not
-     * all hit in the same millisecond. */
-    uint64_t first = a->once ? 0 : (uint64_t)((i * 37) % (size_t)t->interval_ms) / 4;
-    uv_timer_start(&t->timer, on_target_tick, first, a->once ? 0 : (uint64_t)t->interval_ms);
-  }
+  for (size_t i = 0; i < a->cfg.ntargets; i++)
+    rp_scheduler_start_target(a, a->cfg.targets[i], i);
   if (a->once)
     a->once_pending = a->cfg.ntargets;
   return 0;

@@ -2,7 +2,8 @@
 """A simulated CDU (coolant distribution unit) for local runs and tests.
 
 Serves Modbus TCP on 127.0.0.1 with Debian's python3-pymodbus (3.0.x) and
-the register map of packaging/profiles/modbus/sim-cdu.yaml:
+the register map of tests/fixtures/sim-cdu-device.yaml (also the layout of
+packaging/profiles/modbus/generic-cdu.yaml, in 1-based notation):
 
   input 0   supply temperature   i16  x0.1 degC
   input 1   return temperature   i16  x0.1 degC
