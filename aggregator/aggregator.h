@@ -11,7 +11,10 @@
 
 #include "store.h"
 
-struct rp_policy {
+/* The policy section of aggregator.yaml: a policy file, or the built-in
+ * policy's few settings (see policy.h). */
+struct rp_policy_config {
+  char file[512];               /* a policy file; empty: the built-in policy */
   char version[64];
   int64_t max_staleness_ms;     /* telemetry older than this fails closed */
   double supply_temp_max;       /* °C, latest supply temperature */
@@ -30,6 +33,7 @@ struct rp_aggregator_config {
   struct {
     char path[256];
     int64_t map_size_mb;
+    int64_t map_size_max_mb;
   } store;
   struct {
     char listen[64];
@@ -38,7 +42,15 @@ struct rp_aggregator_config {
     int64_t max_connections;
   } http;
   char log_level[16];
-  struct rp_policy policy;
+  struct rp_policy_config policy;
+  struct {
+    int64_t unused_grace_ms;    /* unused reservations expire after this */
+  } reservations;
+  struct {
+    int64_t max_age_ms;
+    int64_t max_entries;
+  } audit;
+  char token_file[512];         /* bearer token for mutating endpoints */
 };
 
 /* config.c. Returns 0, or a negative errno with err naming file:line, key. */
@@ -46,16 +58,32 @@ int rp_aggregator_config_load(const char *path, struct rp_aggregator_config *cfg
                               size_t errlen);
 void rp_aggregator_config_help(FILE *out);
 
+/* Upper bounds (seconds) of the end-to-end lag histogram's buckets. */
+#define RP_LAG_BUCKETS {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30, 60}
+#define RP_LAG_NBUCKETS 14
+
 /* Ingest counters, written by the ingest thread, read by HTTP threads. */
 struct rp_ingest_stats {
   atomic_uint_fast64_t frames_applied, frames_duplicate, frames_invalid;
   atomic_uint_fast64_t batches, last_batch_size, last_apply_us;
+  atomic_uint_fast64_t samples_applied; /* samples in applied frames */
   atomic_int_fast64_t last_frame_ms; /* frame time of the newest applied frame */
+  /* Lag of applied frames, commit time minus frame time: a histogram
+   * (counts per bucket, not cumulative; the last bucket is +Inf). */
+  atomic_uint_fast64_t lag_bucket[RP_LAG_NBUCKETS + 1];
+  atomic_uint_fast64_t lag_count, lag_sum_ms;
 };
+
+struct rp_gate;
+struct rp_ledger;
 
 struct rp_aggregator {
   struct rp_aggregator_config cfg;
   struct store *store;
+  struct rp_gate *gate;         /* policy and check state (gate.h) */
+  struct rp_ledger *ledger;     /* audit, reservations, flags (ledger.h) */
+  char token[256];              /* empty: mutating endpoints are refused */
+  volatile bool reload;         /* SIGHUP: reload the policy */
   struct rp_ingest_stats stats;
   struct rp_http *http;
   volatile bool stop;
@@ -64,12 +92,19 @@ struct rp_aggregator {
 /* consume.c: runs the Kafka consumer until a->stop; returns 0 or -errno. */
 int rp_consume_run(struct rp_aggregator *a, char *err, size_t errlen);
 
-/* gate.c: evaluates the deploy gate of `rack` for `kw` more kilowatts. Returns
- * the decision as JSON (new reference): allow/deny, every check with its
- * observed value, limit and pass/fail, the policy version and a decision id.
- * *found is false when the rack has never reported. */
-json_t *rp_gate_evaluate(struct store *s, const struct rp_policy *p, const char *rack, double kw,
-                         int64_t now_ms, bool *found);
+/* placement.c: racks ranked for `kw` more kilowatts (best first, at most
+ * count), and the racks the gate excludes with why. New reference, or NULL
+ * on allocation failure. */
+json_t *rp_placement(struct rp_aggregator *a, double kw, size_t count, const char *pool,
+                     const char *class_name, int64_t now_ms);
+
+/* upkeep.c: policy, gate, ledger and token set up, and the upkeep thread
+ * (policy reload on a->reload, expiries, audit retention). */
+struct rp_policy;
+int rp_upkeep_load_policy(const struct rp_aggregator_config *cfg, struct rp_policy **out,
+                          char *err, size_t errlen);
+int rp_upkeep_start(struct rp_aggregator *a, char *err, size_t errlen);
+void rp_upkeep_stop(struct rp_aggregator *a);
 
 /* http_api.c */
 struct rp_http;

@@ -1,9 +1,13 @@
 /* The aggregator's configuration file, one YAML document:
  *
  *   kafka:  {brokers, topic, group, batch_max, batch_wait}
- *   store:  {path, map_size_mb}
+ *   store:  {path, map_size_mb, map_size_max_mb}
  *   http:   {listen, port, threads, max_connections}
- *   policy: {version, max_staleness, supply_temp_max, supply_temp_series}
+ *   http:   {..., token_file}
+ *   policy: {file} or the built-in policy's {version, max_staleness,
+ *           supply_temp_max, supply_temp_series}
+ *   reservations: {unused_grace}
+ *   audit:  {max_age, max_entries}
  *   log_level: info
  *
  * The tables below are the whole truth about accepted keys. */
@@ -34,7 +38,9 @@ static const struct rp_cfg_field store_fields[] = {
     RP_CFG_STR("path", C, store.path, "/var/lib/rackpulse/aggregator", 0,
                "LMDB environment directory"),
     RP_CFG_NUM("map_size_mb", RP_CFG_INT, C, store.map_size_mb, "4096", 1, 1048576,
-               "LMDB map size (the database's maximum size), MiB"),
+               "LMDB map size at start, MiB; it doubles when full, up to map_size_max_mb"),
+    RP_CFG_NUM("map_size_max_mb", RP_CFG_INT, C, store.map_size_max_mb, "65536", 1, 1048576,
+               "largest LMDB map (the database's maximum size), MiB; at least map_size_mb"),
 };
 
 static const struct rp_cfg_field http_fields[] = {
@@ -43,9 +49,27 @@ static const struct rp_cfg_field http_fields[] = {
     RP_CFG_NUM("threads", RP_CFG_INT, C, http.threads, "4", 1, 64, "HTTP worker threads"),
     RP_CFG_NUM("max_connections", RP_CFG_INT, C, http.max_connections, "512", 1, 65536,
                "concurrent connections at most"),
+    RP_CFG_STR("token_file", C, token_file, "", 0,
+               "file holding the bearer token for mutating endpoints (0600/0640); "
+               "empty: they are refused"),
+};
+
+static const struct rp_cfg_field reservation_fields[] = {
+    RP_CFG_NUM("unused_grace", RP_CFG_DURATION, C, reservations.unused_grace_ms, "15m", 0, 86400,
+               "a reservation whose hosts/outlets draw under 5% expires after this"),
+};
+
+static const struct rp_cfg_field audit_fields[] = {
+    RP_CFG_NUM("max_age", RP_CFG_DURATION, C, audit.max_age_ms, "720h", 60, 31536000,
+               "gate decisions older than this are pruned"),
+    RP_CFG_NUM("max_entries", RP_CFG_INT, C, audit.max_entries, "1000000", 100, 1000000000,
+               "gate decisions kept at most"),
 };
 
 static const struct rp_cfg_field policy_fields[] = {
+    RP_CFG_STR("file", C, policy.file, "", 0,
+               "policy file (versioned limits per class and rack, rack metadata); "
+               "reloaded on SIGHUP. Empty: the built-in policy below"),
     RP_CFG_STR("version", C, policy.version, "builtin-1", 0, "policy version, named in answers"),
     RP_CFG_NUM("max_staleness", RP_CFG_DURATION, C, policy.max_staleness_ms, "10s", 0.1, 86400,
                "telemetry older than this denies (fails closed)"),
@@ -55,7 +79,8 @@ static const struct rp_cfg_field policy_fields[] = {
                "series holding the supply temperature"),
 };
 
-static const char *const top_sections[] = {"kafka", "store", "http", "policy", NULL};
+static const char *const top_sections[] = {"kafka", "store", "http", "policy", "reservations",
+                                           "audit", NULL};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -75,12 +100,32 @@ int rp_aggregator_config_load(const char *path, C *cfg, char *err, size_t errlen
   if (rc == 0)
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "store"), "store", store_fields,
                       N(store_fields), NULL, cfg, err, errlen);
+  if (rc == 0 && cfg->store.map_size_max_mb < cfg->store.map_size_mb) {
+    rp_cfg_node store = rp_cfg_get(doc, root, "store");
+    rp_cfg_node max = rp_cfg_get(doc, store, "map_size_max_mb");
+    if (max)
+      rp_cfg_error(doc, max, "store.map_size_max_mb", err, errlen,
+                   "%lld MiB is smaller than store.map_size_mb (%lld MiB)",
+                   (long long)cfg->store.map_size_max_mb, (long long)cfg->store.map_size_mb);
+    else
+      rp_cfg_error(doc, rp_cfg_get(doc, store, "map_size_mb"), "store.map_size_mb", err, errlen,
+                   "%lld MiB is larger than store.map_size_max_mb (default %lld MiB): raise "
+                   "that too", (long long)cfg->store.map_size_mb,
+                   (long long)cfg->store.map_size_max_mb);
+    rc = -EINVAL;
+  }
   if (rc == 0)
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "http"), "http", http_fields, N(http_fields),
                       NULL, cfg, err, errlen);
   if (rc == 0)
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "policy"), "policy", policy_fields,
                       N(policy_fields), NULL, cfg, err, errlen);
+  if (rc == 0)
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "reservations"), "reservations",
+                      reservation_fields, N(reservation_fields), NULL, cfg, err, errlen);
+  if (rc == 0)
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "audit"), "audit", audit_fields,
+                      N(audit_fields), NULL, cfg, err, errlen);
   enum rp_log_level lvl;
   if (rc == 0 && rp_log_level_parse(cfg->log_level, &lvl) != 0) {
     rp_cfg_error(doc, rp_cfg_get(doc, root, "log_level"), "log_level", err, errlen,
@@ -97,4 +142,6 @@ void rp_aggregator_config_help(FILE *out) {
   rp_cfg_print_help(out, "store", store_fields, N(store_fields));
   rp_cfg_print_help(out, "http", http_fields, N(http_fields));
   rp_cfg_print_help(out, "policy", policy_fields, N(policy_fields));
+  rp_cfg_print_help(out, "reservations", reservation_fields, N(reservation_fields));
+  rp_cfg_print_help(out, "audit", audit_fields, N(audit_fields));
 }

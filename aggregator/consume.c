@@ -1,14 +1,18 @@
 /* Ingest: a librdkafka consumer-group member that applies frames to LMDB in
  * batches. Exactly once, by construction:
- *   - each batch is one LMDB write transaction holding the state changes and
- *     the next offset of every partition it read;
+ *   - messages are decoded as they arrive and held (with their Kafka message)
+ *     until the batch is full or old enough; the batch is then applied in
+ *     one LMDB write transaction holding the state changes and the next
+ *     offset of every partition it read (store_apply());
  *   - on assignment the consumer starts each partition at the offset stored
  *     in LMDB (or at the beginning of the log when the store has none), never
  *     at an offset committed to Kafka;
- *   - on revocation the open batch is committed before the partitions go.
- * Offsets are still committed to Kafka afterwards, for lag monitoring only.
+ *   - on revocation the held batch is applied before the partitions go.
+ * Offsets are not committed to Kafka: LMDB is the only record of progress.
  * A message that does not decode is counted, logged with topic, partition
- * and offset, and skipped (its offset is stored so it is not re-read). */
+ * and offset, and skipped (its offset is stored so it is not re-read).
+ * When the LMDB map is full, store_apply() grows it and applies the batch
+ * again; at store.map_size_max_mb ingest stops with an error naming it. */
 #include <errno.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -19,30 +23,88 @@
 #include "aggregator.h"
 #include "rackpulse/log.h"
 
+/* A message held in the open batch. */
+struct held {
+  rd_kafka_message_t *m; /* keeps the topic name alive for msgs[i].topic */
+  rp_frame *f;           /* NULL when it did not decode */
+};
+
 struct consumer {
   struct rp_aggregator *a;
   rd_kafka_t *rk;
-  struct store_batch *batch;
-  size_t batch_frames;
+  struct held *held;
+  struct store_msg *msgs; /* parallel to held */
+  size_t n, cap;
   uint64_t batch_started_us;
+  bool failed;            /* a batch could not be applied: stop */
   char err[512];
 };
 
 static uint64_t mono_us(void) { return uv_hrtime() / 1000; }
 
+static void release_batch(struct consumer *c) {
+  for (size_t i = 0; i < c->n; i++) {
+    rp_frame_free(c->held[i].f);
+    rd_kafka_message_destroy(c->held[i].m);
+  }
+  c->n = 0;
+}
+
+static void count_lag(struct rp_ingest_stats *st, int64_t lag_ms) {
+  static const double bounds[RP_LAG_NBUCKETS] = RP_LAG_BUCKETS;
+  if (lag_ms < 0)
+    lag_ms = 0;
+  size_t b = 0;
+  while (b < RP_LAG_NBUCKETS && (double)lag_ms > bounds[b] * 1000.0)
+    b++;
+  atomic_fetch_add(&st->lag_bucket[b], 1);
+  atomic_fetch_add(&st->lag_count, 1);
+  atomic_fetch_add(&st->lag_sum_ms, (uint64_t)lag_ms);
+}
+
+/* Applies the held batch in one transaction, then counts what it did. */
 static int flush_batch(struct consumer *c) {
-  if (c->batch == NULL)
+  if (c->n == 0)
     return 0;
-  int rc = store_batch_commit(c->batch, c->err, sizeof(c->err));
-  c->batch = NULL;
+  struct rp_ingest_stats *st = &c->a->stats;
+  struct store_map_info before, after;
+  store_map_info(c->a->store, &before);
+  int rc = store_apply(c->a->store, c->msgs, c->n, c->err, sizeof(c->err));
+  store_map_info(c->a->store, &after);
+  if (after.grows != before.grows)
+    rp_info("ingest", "LMDB map grown to %zu MiB (store.map_size_max_mb: %zu)",
+            after.map_bytes >> 20, after.max_bytes >> 20);
   if (rc != 0) {
-    rp_error("ingest", "batch of %zu frame(s) not committed: %s", c->batch_frames, c->err);
+    rp_error("ingest", "batch of %zu message(s) from %s [%d] offset %" PRId64
+             " on: not applied: %s", c->n, c->msgs[0].topic, (int)c->msgs[0].partition,
+             c->msgs[0].offset, c->err);
+    release_batch(c);
     return rc;
   }
-  atomic_fetch_add(&c->a->stats.batches, 1);
-  atomic_store(&c->a->stats.last_batch_size, c->batch_frames);
-  atomic_store(&c->a->stats.last_apply_us, mono_us() - c->batch_started_us);
-  c->batch_frames = 0;
+  int64_t now = rp_now_ms(), newest = 0;
+  for (size_t i = 0; i < c->n; i++) {
+    const struct store_msg *m = &c->msgs[i];
+    if (m->frame == NULL) {
+      atomic_fetch_add(&st->frames_invalid, 1);
+    } else if (m->outcome == STORE_DUPLICATE) {
+      atomic_fetch_add(&st->frames_duplicate, 1);
+    } else {
+      uint64_t samples = 0;
+      for (size_t j = 0; j < m->frame->n_samples; j++)
+        samples += m->frame->samples[j]->n_series;
+      atomic_fetch_add(&st->frames_applied, 1);
+      atomic_fetch_add(&st->samples_applied, samples);
+      count_lag(st, now - m->frame->ts_ms);
+      if (m->frame->ts_ms > newest)
+        newest = m->frame->ts_ms;
+    }
+  }
+  if (newest > atomic_load(&st->last_frame_ms))
+    atomic_store(&st->last_frame_ms, newest);
+  atomic_fetch_add(&st->batches, 1);
+  atomic_store(&st->last_batch_size, c->n);
+  atomic_store(&st->last_apply_us, mono_us() - c->batch_started_us);
+  release_batch(c);
   return 0;
 }
 
@@ -72,7 +134,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   }
   /* Revoked (or an error): the state of what we read so far is committed
    * before the partitions go to another member. */
-  flush_batch(c);
+  if (flush_batch(c) != 0)
+    c->failed = true;
   rp_info("ingest", "%d partition(s) revoked", parts ? parts->cnt : 0);
   rd_kafka_assign(c->rk, NULL);
 }
@@ -94,6 +157,10 @@ static int create_consumer(struct consumer *c, char *err, size_t errlen) {
       {"enable.auto.offset.store", "false"},
       {"auto.offset.reset", "earliest"},
       {"enable.partition.eof", "false"},
+      /* A member that dies without leaving (kill -9, power loss) hands its
+       * partitions over after this long; Kafka's default is 45 s. */
+      {"session.timeout.ms", "10000"},
+      {"heartbeat.interval.ms", "1000"},
   };
   for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
     if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], e, sizeof(e)) !=
@@ -125,82 +192,83 @@ static int create_consumer(struct consumer *c, char *err, size_t errlen) {
   return 0;
 }
 
-/* Applies one message inside the open batch (opening one if needed). */
-static int apply_message(struct consumer *c, const rd_kafka_message_t *m) {
-  const char *topic = rd_kafka_topic_name(m->rkt);
-  if (c->batch == NULL) {
-    int rc = store_batch_begin(c->a->store, &c->batch, c->err, sizeof(c->err));
-    if (rc != 0)
-      return rc;
-    c->batch_started_us = mono_us();
+/* Decodes a message and holds it in the batch (taking ownership of m).
+ * Returns 0 or -ENOMEM. */
+static int hold_message(struct consumer *c, rd_kafka_message_t *m) {
+  if (c->n == c->cap) {
+    size_t cap = c->cap ? c->cap * 2 : 256;
+    struct held *held = realloc(c->held, cap * sizeof(*held));
+    if (held == NULL)
+      return -ENOMEM;
+    c->held = held;
+    struct store_msg *msgs = realloc(c->msgs, cap * sizeof(*msgs));
+    if (msgs == NULL)
+      return -ENOMEM;
+    c->msgs = msgs;
+    c->cap = cap;
   }
+  if (c->n == 0)
+    c->batch_started_us = mono_us();
+  const char *topic = rd_kafka_topic_name(m->rkt);
   rp_frame *f = NULL;
   char why[256];
-  int rc = rp_frame_decode(m->payload, m->len, &f, why, sizeof(why));
-  if (rc != 0) {
-    atomic_fetch_add(&c->a->stats.frames_invalid, 1);
-    rp_warn("ingest", "%s [%d] offset %" PRId64 ": skipped: %s", topic, (int)m->partition,
-            m->offset, why);
-    rc = store_batch_skip(c->batch, topic, m->partition, m->offset, c->err, sizeof(c->err));
-  } else {
-    enum store_outcome outcome;
-    rc = store_batch_apply(c->batch, f, topic, m->partition, m->offset, &outcome, c->err,
-                           sizeof(c->err));
-    if (rc == 0 && outcome == STORE_APPLIED) {
-      atomic_fetch_add(&c->a->stats.frames_applied, 1);
-      if (f->ts_ms > atomic_load(&c->a->stats.last_frame_ms))
-        atomic_store(&c->a->stats.last_frame_ms, f->ts_ms);
-    } else if (rc == 0) {
-      atomic_fetch_add(&c->a->stats.frames_duplicate, 1);
-    }
-    rp_frame_free(f);
+  if (rp_frame_decode(m->payload, m->len, &f, why, sizeof(why)) != 0) {
+    rp_warn("ingest", "%s [%d] offset %" PRId64 ": %zu-byte message skipped: %s", topic,
+            (int)m->partition, m->offset, m->len, why);
+    f = NULL;
   }
-  if (rc != 0) {
-    rp_error("ingest", "%s [%d] offset %" PRId64 ": %s", topic, (int)m->partition, m->offset,
-             c->err);
-    return rc;
-  }
-  c->batch_frames++;
+  c->held[c->n] = (struct held){m, f};
+  c->msgs[c->n] = (struct store_msg){
+      .frame = f, .topic = topic, .partition = m->partition, .offset = m->offset};
+  c->n++;
   return 0;
 }
 
 int rp_consume_run(struct rp_aggregator *a, char *err, size_t errlen) {
   struct consumer c = {.a = a};
+  store_set_map_max(a->store, (size_t)a->cfg.store.map_size_max_mb << 20);
   int rc = create_consumer(&c, err, errlen);
   if (rc != 0)
     return rc;
   rp_info("ingest", "consuming %s as group %s from %s", a->cfg.kafka.topic, a->cfg.kafka.group,
           a->cfg.kafka.brokers);
   uint64_t wait_us = (uint64_t)a->cfg.kafka.batch_wait_ms * 1000;
-  while (!a->stop) {
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(c.rk, c.batch ? 10 : 100);
+  while (!a->stop && !c.failed) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(c.rk, c.n ? 10 : 100);
     if (m != NULL) {
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rc = apply_message(&c, m);
-      } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        rp_warn("ingest", "consumer: %s", rd_kafka_message_errstr(m));
-      }
-      rd_kafka_message_destroy(m);
-      if (rc != 0) {
-        /* The store refused a write: stop rather than skip state. The
-         * batch is aborted and will be re-read from the stored offsets. */
-        store_batch_abort(c.batch);
-        c.batch = NULL;
-        snprintf(err, errlen, "%s", c.err);
-        break;
+        if ((rc = hold_message(&c, m)) != 0) {
+          rd_kafka_message_destroy(m);
+          snprintf(err, errlen, "out of memory holding a batch");
+          break;
+        }
+      } else {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+          rp_warn("ingest", "consumer: %s", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
       }
     }
-    if (c.batch != NULL && ((size_t)c.batch_frames >= (size_t)a->cfg.kafka.batch_max ||
-                            mono_us() - c.batch_started_us >= wait_us)) {
-      if ((rc = flush_batch(&c)) != 0) {
-        snprintf(err, errlen, "%s", c.err);
+    if (c.n > 0 && (c.n >= (size_t)a->cfg.kafka.batch_max ||
+                    mono_us() - c.batch_started_us >= wait_us)) {
+      /* The store refused the batch (map at its maximum, disk error): stop
+       * rather than skip state. Nothing of it was applied; a restart reads
+       * it again from the stored offsets. */
+      if ((rc = flush_batch(&c)) != 0)
         break;
-      }
     }
   }
-  if (rc == 0)
+  if (rc == 0 && !c.failed)
     rc = flush_batch(&c);
+  if (rc != 0 || c.failed) {
+    if (rc == 0)
+      rc = -EIO;
+    if (c.err[0] != '\0')
+      snprintf(err, errlen, "%s", c.err);
+  }
+  release_batch(&c);
   rd_kafka_consumer_close(c.rk);
   rd_kafka_destroy(c.rk);
+  free(c.held);
+  free(c.msgs);
   return rc;
 }

@@ -1,93 +1,590 @@
-/* The deploy gate: "may N more kW land on this rack now?". Every check is
- * evaluated and reported (name, observed value, limit, unit, pass/fail, and
- * why when it fails); the rack is allowed only when every check passes.
- * Missing telemetry fails closed: a check whose input is absent, stale or
- * not a valid reading denies.
- *
- * Checks (policy keys in aggregator.yaml):
- *   telemetry_fresh  age of the rack's newest frame <= policy.max_staleness
- *   supply_temp      latest supply temperature <= policy.supply_temp_max,
- *                    and itself no older than policy.max_staleness */
+/* The deploy gate (see gate.h). A check reads its value from the rack's
+ * state in LMDB (latest values or the agents' window statistics), combines
+ * devices (max, min or sum), compares it with its band, and runs it through
+ * a small state machine that gives persistence and hysteresis. */
+#include "gate.h"
+
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
-#include "aggregator.h"
+#include "reservations.h"
 
-/* A random 128-bit decision id in hex (getrandom; a counter as fallback). */
+/* Per rack and check: the trip state machine. */
+struct check_state {
+  bool tripped;
+  int64_t bad_since_ms;   /* first sample of the current out-of-band run, 0 = none */
+  int64_t bad_count;      /* samples in that run */
+  int64_t last_sample_ms; /* newest sample already counted */
+};
+
+struct rack_state {
+  char rack[RP_ID_MAX + 1];
+  struct check_state check[RP_CHECK_COUNT];
+};
+
+/* Names a denial is counted under: telemetry_fresh, flags, then the checks
+ * (power and thermal under their answer names). */
+static const char *const denial_names[] = {
+    "telemetry_fresh", "flags",        "supply_temp",      "supply_slope", "inlet_slope",
+    "delta_t",         "flow",         "alarms",           "heat_balance", "power_headroom",
+    "thermal_headroom"};
+#define NDENIALS (sizeof(denial_names) / sizeof(denial_names[0]))
+
+struct rp_gate {
+  _Atomic uint64_t allowed, denied;
+  _Atomic uint64_t denials[NDENIALS];
+  pthread_rwlock_t policy_lock;
+  struct rp_policy *policy;
+  pthread_mutex_t state_lock;
+  struct rack_state *states; /* sorted by rack id */
+  size_t nstates, cap_states;
+};
+
+int rp_gate_new(struct rp_policy *policy, struct rp_gate **out) {
+  struct rp_gate *g = calloc(1, sizeof(*g));
+  if (g == NULL)
+    return -ENOMEM;
+  g->policy = policy;
+  pthread_rwlock_init(&g->policy_lock, NULL);
+  pthread_mutex_init(&g->state_lock, NULL);
+  *out = g;
+  return 0;
+}
+
+void rp_gate_free(struct rp_gate *g) {
+  if (g == NULL)
+    return;
+  rp_policy_free(g->policy);
+  pthread_rwlock_destroy(&g->policy_lock);
+  pthread_mutex_destroy(&g->state_lock);
+  free(g->states);
+  free(g);
+}
+
+int rp_gate_reload(struct rp_gate *g, const char *path, char *err, size_t errlen) {
+  struct rp_policy *next;
+  int rc = rp_policy_load(path, &next, err, errlen);
+  if (rc != 0)
+    return rc;
+  pthread_rwlock_wrlock(&g->policy_lock);
+  struct rp_policy *old = g->policy;
+  g->policy = next;
+  pthread_rwlock_unlock(&g->policy_lock);
+  rp_policy_free(old);
+  return 0;
+}
+
+void rp_gate_policy_version(struct rp_gate *g, char *out, size_t len) {
+  pthread_rwlock_rdlock(&g->policy_lock);
+  snprintf(out, len, "%s", g->policy->version);
+  pthread_rwlock_unlock(&g->policy_lock);
+}
+
+void rp_gate_with_policy(struct rp_gate *g, void (*fn)(void *ctx, const struct rp_policy *p),
+                         void *ctx) {
+  pthread_rwlock_rdlock(&g->policy_lock);
+  fn(ctx, g->policy);
+  pthread_rwlock_unlock(&g->policy_lock);
+}
+
+/* The state of `rack` (created on first use). Call with state_lock held. */
+static struct rack_state *rack_state(struct rp_gate *g, const char *rack) {
+  size_t lo = 0, hi = g->nstates;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    int c = strcmp(g->states[mid].rack, rack);
+    if (c == 0)
+      return &g->states[mid];
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (g->nstates == g->cap_states) {
+    size_t cap = g->cap_states ? g->cap_states * 2 : 64;
+    struct rack_state *grown = realloc(g->states, cap * sizeof(*grown));
+    if (grown == NULL)
+      return NULL;
+    g->states = grown;
+    g->cap_states = cap;
+  }
+  memmove(&g->states[lo + 1], &g->states[lo], (g->nstates - lo) * sizeof(*g->states));
+  memset(&g->states[lo], 0, sizeof(g->states[lo]));
+  snprintf(g->states[lo].rack, sizeof(g->states[lo].rack), "%s", rack);
+  g->nstates++;
+  return &g->states[lo];
+}
+
+/* ---- reading values ---- */
+
+struct value {
+  bool have;
+  double v;
+  int64_t ts_ms;      /* newest sample that contributed */
+  size_t n, invalid, stale;
+  char unit[24];
+  char why[160];
+};
+
+struct collect {
+  const struct rp_check_limits *l;
+  size_t name_len;
+  int64_t now_ms, max_age_ms;
+  struct value *out;
+};
+
+static bool name_matches(const char *key, const char *name, size_t len) {
+  return strncmp(key, name, len) == 0 && (key[len] == '{' || key[len] == '@' || key[len] == '|');
+}
+
+static void combine(struct value *o, enum rp_across across, double v, int64_t ts) {
+  if (!o->have) {
+    o->v = v;
+  } else if (across == RP_ACROSS_SUM) {
+    o->v += v;
+  } else if (across == RP_ACROSS_MAX ? v > o->v : v < o->v) {
+    o->v = v;
+  }
+  o->have = true;
+  o->n++;
+  if (ts > o->ts_ms)
+    o->ts_ms = ts;
+}
+
+static void on_latest(void *ctx, const char *key, const struct store_latest *l) {
+  struct collect *c = ctx;
+  if (!name_matches(key, c->l->series, c->name_len))
+    return;
+  if (l->status != 0 || !isfinite(l->value)) {
+    c->out->invalid++;
+    snprintf(c->out->why, sizeof(c->out->why), "%s: %s", key,
+             l->detail[0] ? l->detail : "reading not valid");
+    return;
+  }
+  if (c->now_ms - l->ts_ms > c->max_age_ms) {
+    c->out->stale++;
+    return;
+  }
+  snprintf(c->out->unit, sizeof(c->out->unit), "%s", l->unit);
+  combine(c->out, c->l->across, l->value, l->ts_ms);
+}
+
+static double pick_stat(const struct store_stats *st, enum rp_stat stat, bool *ok) {
+  *ok = true;
+  switch (stat) {
+  case RP_STAT_P50:
+    return st->p50;
+  case RP_STAT_P95:
+    return st->p95;
+  case RP_STAT_P99:
+    return st->p99;
+  case RP_STAT_MEAN:
+    return st->mean;
+  case RP_STAT_MIN:
+    return st->min;
+  case RP_STAT_MAX:
+    return st->max;
+  case RP_STAT_SLOPE:
+    *ok = st->has_slope;
+    return st->slope_per_min;
+  case RP_STAT_LATEST:
+    break;
+  }
+  *ok = false;
+  return NAN;
+}
+
+static void on_stats(void *ctx, const char *key, const struct store_stats *st) {
+  struct collect *c = ctx;
+  if (!name_matches(key, c->l->series, c->name_len) ||
+      (int64_t)st->window_s * 1000 != c->l->window_ms)
+    return;
+  if (c->now_ms - st->ts_ms > c->max_age_ms) {
+    c->out->stale++;
+    return;
+  }
+  bool ok;
+  double v = pick_stat(st, c->l->stat, &ok);
+  if (!ok || !isfinite(v) || st->count == 0) {
+    c->out->invalid++;
+    snprintf(c->out->why, sizeof(c->out->why), "%s: no %s over the window yet", key,
+             c->l->stat == RP_STAT_SLOPE ? "slope" : "statistics");
+    return;
+  }
+  combine(c->out, c->l->across, v, st->ts_ms);
+}
+
+static const char *const stat_label[] = {"latest", "p50", "p95", "p99", "mean", "min", "max",
+                                         "slope"};
+
+/* Reads a check's value. On no value, out->why says why. */
+static void read_value(struct store_read *r, const char *rack, const struct rp_check_limits *l,
+                       int64_t now_ms, int64_t max_age_ms, struct value *out) {
+  memset(out, 0, sizeof(*out));
+  struct collect c = {l, strlen(l->series), now_ms, max_age_ms, out};
+  if (l->stat == RP_STAT_LATEST)
+    store_read_each_latest(r, rack, on_latest, &c);
+  else
+    store_read_each_stats(r, rack, on_stats, &c);
+  if (out->have)
+    return;
+  if (out->invalid == 0 && out->stale > 0)
+    snprintf(out->why, sizeof(out->why), "%s is stale (older than %.0f s)", l->series,
+             (double)max_age_ms / 1000.0);
+  else if (out->invalid == 0)
+    snprintf(out->why, sizeof(out->why), "no %s%s%s reported", l->stat == RP_STAT_LATEST ? "" : stat_label[l->stat],
+             l->stat == RP_STAT_LATEST ? "" : " of ", l->series);
+}
+
+/* ---- the trip state machine ---- */
+
+/* Advances `st` with a sample at ts (counted once per sample). Returns
+ * whether the check is tripped now. */
+static bool advance(struct check_state *st, const struct rp_check_limits *l, bool out_of_band,
+                    bool clear_ok, int64_t ts) {
+  bool new_sample = ts > st->last_sample_ms;
+  if (new_sample)
+    st->last_sample_ms = ts;
+  if (out_of_band) {
+    if (st->bad_since_ms == 0) {
+      st->bad_since_ms = ts;
+      st->bad_count = 0;
+    }
+    if (new_sample || st->bad_count == 0)
+      st->bad_count++;
+    bool long_enough = l->persist_for_ms > 0 ? ts - st->bad_since_ms >= l->persist_for_ms
+                                             : st->bad_count >= l->persist;
+    if (long_enough)
+      st->tripped = true;
+  } else {
+    st->bad_since_ms = 0;
+    st->bad_count = 0;
+    if (st->tripped && clear_ok)
+      st->tripped = false;
+  }
+  return st->tripped;
+}
+
+/* ---- the checks ---- */
+
+struct eval {
+  struct rp_gate *g;
+  struct store_read *r;
+  struct rp_ledger *ledger;
+  const struct rp_gate_request *q;
+  const struct rp_policy_set *set;
+  const struct rp_rack_meta *meta;
+  struct rack_state *state; /* NULL when state could not be kept */
+  int64_t now_ms;
+  json_t *checks;
+  bool allow;
+};
+
+static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+static void report(struct eval *e, const char *name, double observed, double min, double max,
+                   const char *unit, bool pass, const char *reason) {
+  json_t *c = json_pack("{s:s, s:o, s:s, s:b}", "name", name, "observed", num_or_null(observed),
+                        "unit", unit ? unit : "", "pass", (int)pass);
+  if (!isnan(min))
+    json_object_set_new(c, "min", json_real(min));
+  if (!isnan(max))
+    json_object_set_new(c, "limit", json_real(max));
+  else if (!isnan(min))
+    json_object_set_new(c, "limit", json_real(min));
+  if (reason != NULL && reason[0] != '\0')
+    json_object_set_new(c, "reason", json_string(reason));
+  json_array_append_new(e->checks, c);
+  e->allow &= pass;
+}
+
+static void missing(struct eval *e, enum rp_check_id id, const char *unit, const char *why) {
+  const struct rp_check_limits *l = &e->set->check[id];
+  char reason[224];
+  snprintf(reason, sizeof(reason), "%s (%s)", why,
+           l->fail_closed ? "fails closed" : "fail_closed is off: passes");
+  report(e, rp_check_names[id], NAN, l->min, l->max, unit, !l->fail_closed, reason);
+}
+
+static const char *check_unit(enum rp_check_id id, const char *series_unit) {
+  switch (id) {
+  case RP_CHECK_SUPPLY_SLOPE:
+  case RP_CHECK_INLET_SLOPE:
+    return "Cel/min";
+  case RP_CHECK_POWER:
+  case RP_CHECK_THERMAL:
+    return "kW";
+  default:
+    return series_unit;
+  }
+}
+
+/* A value within [min, max], with persistence and hysteresis. */
+static void band_check(struct eval *e, enum rp_check_id id) {
+  const struct rp_check_limits *l = &e->set->check[id];
+  struct value v;
+  read_value(e->r, e->q->rack, l, e->now_ms, e->set->max_staleness_ms, &v);
+  const char *unit = check_unit(id, v.unit);
+  if (!v.have) {
+    missing(e, id, unit, v.why);
+    return;
+  }
+  bool low = !isnan(l->min) && v.v < l->min;
+  bool high = !isnan(l->max) && v.v > l->max;
+  bool clear_ok = (isnan(l->min) || v.v >= l->min + l->hysteresis) &&
+                  (isnan(l->max) || v.v <= l->max - l->hysteresis);
+  bool tripped = low || high;
+  if (e->state != NULL) {
+    pthread_mutex_lock(&e->g->state_lock);
+    tripped = advance(&e->state->check[id], l, low || high, clear_ok, v.ts_ms);
+    pthread_mutex_unlock(&e->g->state_lock);
+  }
+  char reason[192] = "";
+  if (tripped && (low || high))
+    snprintf(reason, sizeof(reason), "%s %s %s %g", l->series, stat_label[l->stat],
+             low ? "below" : "above", low ? l->min : l->max);
+  else if (tripped)
+    snprintf(reason, sizeof(reason), "back in band but not yet by the hysteresis of %g",
+             l->hysteresis);
+  else if (low || high)
+    snprintf(reason, sizeof(reason), "out of band, not yet persistent (trips after %lld samples)",
+             (long long)l->persist);
+  report(e, rp_check_names[id], v.v, l->min, l->max, unit, !tripped, reason);
+}
+
+struct alarms {
+  size_t name_len;
+  const char *series;
+  char active[192];
+  size_t n, seen;
+};
+
+static void on_alarm(void *ctx, const char *key, const struct store_latest *l) {
+  struct alarms *a = ctx;
+  if (!name_matches(key, a->series, a->name_len) || key[a->name_len] != '{')
+    return;
+  a->seen++;
+  if (l->status != 0 || !(l->value >= 1))
+    return;
+  const char *eq = strchr(key, '=');
+  const char *end = eq ? strpbrk(eq, ",}") : NULL;
+  if (eq == NULL || end == NULL)
+    return;
+  size_t used = strlen(a->active);
+  snprintf(a->active + used, sizeof(a->active) - used, "%s%.*s", a->n ? ", " : "",
+           (int)(end - eq - 1), eq + 1);
+  a->n++;
+}
+
+static void alarms_check(struct eval *e) {
+  const struct rp_check_limits *l = &e->set->check[RP_CHECK_ALARMS];
+  struct alarms a = {strlen(l->series), l->series, "", 0, 0};
+  store_read_each_latest(e->r, e->q->rack, on_alarm, &a);
+  if (a.seen == 0) {
+    missing(e, RP_CHECK_ALARMS, "", "no alarm bits reported");
+    return;
+  }
+  char reason[224] = "";
+  if (a.n > 0)
+    snprintf(reason, sizeof(reason), "active: %s", a.active);
+  report(e, "alarms", (double)a.n, NAN, 0, "count", a.n == 0, reason);
+}
+
+/* Power headroom = breaker × derating − max(stat draw, current draw)
+ *                  − reservations of other owners − margin. */
+static void power_check(struct eval *e) {
+  const struct rp_check_limits *l = &e->set->check[RP_CHECK_POWER];
+  const struct rp_rack_meta *m = e->meta;
+  if (m == NULL || isnan(m->breaker_kw)) {
+    missing(e, RP_CHECK_POWER, "kW", "no breaker_kw for this rack in the policy");
+    return;
+  }
+  struct value stat, now;
+  read_value(e->r, e->q->rack, l, e->now_ms, e->set->max_staleness_ms, &stat);
+  struct rp_check_limits latest = *l;
+  latest.stat = RP_STAT_LATEST;
+  read_value(e->r, e->q->rack, &latest, e->now_ms, e->set->max_staleness_ms, &now);
+  if (!now.have) {
+    missing(e, RP_CHECK_POWER, "kW", now.why);
+    return;
+  }
+  double scale = strcmp(now.unit, "W") == 0 ? 0.001 : 1.0;
+  double draw = now.v * scale;
+  if (stat.have && stat.v * scale > draw)
+    draw = stat.v * scale;
+  double reserved = rp_reservations_reserved_kw(e->ledger, e->q->rack, e->q->owner, e->now_ms,
+                                                e->now_ms + e->q->duration_ms);
+  double limit = m->breaker_kw * m->derating;
+  double headroom = limit - draw - reserved - e->set->power_margin_kw;
+  bool pass = headroom >= e->q->kw;
+  char reason[224];
+  snprintf(reason, sizeof(reason),
+           "breaker %.1f kW x derating %.2f - draw %.2f kW - reserved by others %.2f kW - "
+           "margin %.1f kW",
+           m->breaker_kw, m->derating, draw, reserved, e->set->power_margin_kw);
+  report(e, "power_headroom", headroom, e->q->kw, NAN, "kW", pass, reason);
+  json_t *c = json_array_get(e->checks, json_array_size(e->checks) - 1);
+  json_object_set_new(c, "draw_kw", json_real(draw));
+  json_object_set_new(c, "reserved_kw", json_real(reserved));
+  json_object_set_new(c, "derated_limit_kw", json_real(limit));
+}
+
+/* Thermal headroom = CDU rated capacity − heat removed now. */
+static void thermal_check(struct eval *e) {
+  const struct rp_check_limits *l = &e->set->check[RP_CHECK_THERMAL];
+  if (e->meta == NULL || isnan(e->meta->cdu_capacity_kw)) {
+    missing(e, RP_CHECK_THERMAL, "kW", "no cdu_capacity_kw for this rack in the policy");
+    return;
+  }
+  struct value v;
+  read_value(e->r, e->q->rack, l, e->now_ms, e->set->max_staleness_ms, &v);
+  if (!v.have) {
+    missing(e, RP_CHECK_THERMAL, "kW", v.why);
+    return;
+  }
+  double headroom = e->meta->cdu_capacity_kw - v.v;
+  char reason[160];
+  snprintf(reason, sizeof(reason), "CDU capacity %.1f kW - heat removed %.2f kW",
+           e->meta->cdu_capacity_kw, v.v);
+  report(e, "thermal_headroom", headroom, e->q->kw, NAN, "kW", headroom >= e->q->kw, reason);
+}
+
+/* Operator or automatic flags that stop admissions on the rack. */
+static void flags_check(struct eval *e) {
+  json_t *flags = rp_ledger_flag_list(e->ledger, e->q->rack);
+  char active[192] = "";
+  size_t n = 0, i;
+  json_t *f;
+  json_array_foreach(flags, i, f) {
+    const char *name = json_string_value(json_object_get(f, "flag"));
+    if (name == NULL || strcmp(name, "scale-back") == 0 ||
+        json_integer_value(json_object_get(f, "expires_ms")) <= e->now_ms)
+      continue;
+    size_t used = strlen(active);
+    snprintf(active + used, sizeof(active) - used, "%s%s (by %s)", n ? ", " : "", name,
+             json_string_value(json_object_get(f, "owner")));
+    n++;
+  }
+  json_decref(flags);
+  char reason[224] = "";
+  if (n > 0)
+    snprintf(reason, sizeof(reason), "set: %s", active);
+  report(e, "flags", (double)n, NAN, 0, "count", n == 0, reason);
+}
+
+static void fresh_check(struct eval *e, const struct store_rack *rk) {
+  double age_s = (double)(e->now_ms - rk->last_frame_ms) / 1000.0;
+  double limit_s = (double)e->set->max_staleness_ms / 1000.0;
+  bool pass = age_s <= limit_s;
+  report(e, "telemetry_fresh", age_s, NAN, limit_s, "s", pass,
+         pass ? NULL : "no frame from the rack within the limit (fails closed)");
+}
+
+/* A random 128-bit decision id in hex (getrandom; time and a counter as a
+ * fallback). */
 static void decision_id(char out[33]) {
-  static _Atomic uint64_t fallback;
+  static _Atomic uint64_t counter;
   uint8_t b[16];
   if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
-    uint64_t n = atomic_fetch_add(&fallback, 1) + (uint64_t)rp_now_ms();
-    memcpy(b, &n, 8);
-    memset(b + 8, 0, 8);
+    uint64_t n[2] = {(uint64_t)rp_now_ms(), atomic_fetch_add(&counter, 1)};
+    memcpy(b, n, sizeof(b));
   }
   for (int i = 0; i < 16; i++)
     snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
-static json_t *check(const char *name, double observed, bool have, double limit,
-                     const char *unit, bool pass, const char *why) {
-  json_t *c = json_pack("{s:s, s:o, s:f, s:s, s:b}", "name", name, "observed",
-                        have && isfinite(observed) ? json_real(observed) : json_null(), "limit",
-                        limit, "unit", unit, "pass", (int)pass);
-  if (why != NULL)
-    json_object_set_new(c, "reason", json_string(why));
-  return c;
-}
-
-json_t *rp_gate_evaluate(struct store *s, const struct rp_policy *p, const char *rack, double kw,
-                         int64_t now_ms, bool *found) {
+json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *ledger,
+                         const struct rp_gate_request *q, int64_t now_ms, int *http_status,
+                         char *err, size_t errlen) {
   struct store_read *r;
-  *found = false;
-  if (store_read_begin(s, &r) != 0)
+  if (store_read_begin(s, &r) != 0) {
+    *http_status = 503;
+    snprintf(err, errlen, "store unavailable");
     return NULL;
-  struct store_rack rk;
-  bool have_rack = store_read_rack(r, rack, &rk) == 0;
-  struct store_latest supply;
-  bool have_supply = store_read_latest_by_name(r, rack, p->supply_temp_series, &supply) == 0;
-  store_read_end(r);
-  if (!have_rack)
-    return NULL;
-  *found = true;
-
-  double limit_s = (double)p->max_staleness_ms / 1000.0;
-  json_t *checks = json_array();
-  bool allow = true;
-
-  /* telemetry_fresh */
-  double age_s = (double)(now_ms - rk.last_frame_ms) / 1000.0;
-  bool fresh = age_s <= limit_s;
-  allow &= fresh;
-  json_array_append_new(checks, check("telemetry_fresh", age_s, true, limit_s, "s", fresh,
-                                      fresh ? NULL : "no frame from the rack within the limit"));
-
-  /* supply_temp */
-  const char *why = NULL;
-  bool pass = false;
-  if (!have_supply) {
-    why = "no supply temperature reported (fails closed)";
-  } else if (supply.status != 0) {
-    why = supply.detail[0] ? supply.detail : "the sensor's last reading is not valid";
-  } else if ((double)(now_ms - supply.ts_ms) / 1000.0 > limit_s) {
-    why = "supply temperature is stale (fails closed)";
-  } else if (!(supply.value <= p->supply_temp_max)) {
-    why = "supply temperature above the policy limit";
-  } else {
-    pass = true;
   }
-  allow &= pass;
-  json_array_append_new(checks, check("supply_temp", supply.value,
-                                      have_supply && supply.status == 0, p->supply_temp_max,
-                                      "Cel", pass, why));
-
+  struct store_rack rk;
+  if (store_read_rack(r, q->rack, &rk) != 0) {
+    store_read_end(r);
+    *http_status = 404;
+    snprintf(err, errlen, "unknown rack: no frame from it has been received");
+    return NULL;
+  }
+  pthread_rwlock_rdlock(&g->policy_lock);
+  struct eval e = {.g = g, .r = r, .ledger = ledger, .q = q, .now_ms = now_ms, .allow = true};
+  e.set = rp_policy_for(g->policy, q->rack, q->class_name, &e.meta);
+  if (e.set == NULL) {
+    pthread_rwlock_unlock(&g->policy_lock);
+    store_read_end(r);
+    *http_status = 400;
+    snprintf(err, errlen, "class '%s' is not defined in policy %s", q->class_name,
+             g->policy->version);
+    return NULL;
+  }
+  pthread_mutex_lock(&g->state_lock);
+  e.state = rack_state(g, q->rack);
+  pthread_mutex_unlock(&g->state_lock);
+  e.checks = json_array();
+  fresh_check(&e, &rk);
+  flags_check(&e);
+  for (int id = 0; id < RP_CHECK_COUNT; id++) {
+    if (!e.set->check[id].enabled)
+      continue;
+    if (id == RP_CHECK_ALARMS)
+      alarms_check(&e);
+    else if (id == RP_CHECK_POWER)
+      power_check(&e);
+    else if (id == RP_CHECK_THERMAL)
+      thermal_check(&e);
+    else
+      band_check(&e, (enum rp_check_id)id);
+  }
+  if (e.allow) {
+    atomic_fetch_add(&g->allowed, 1);
+  } else {
+    atomic_fetch_add(&g->denied, 1);
+    size_t i;
+    json_t *c;
+    json_array_foreach(e.checks, i, c) {
+      const char *name = json_string_value(json_object_get(c, "name"));
+      for (size_t k = 0; k < NDENIALS && !json_is_true(json_object_get(c, "pass")); k++)
+        if (name != NULL && strcmp(name, denial_names[k]) == 0)
+          atomic_fetch_add(&g->denials[k], 1);
+    }
+  }
   char id[33];
   decision_id(id);
-  return json_pack("{s:s, s:s, s:f, s:o, s:s, s:s, s:I}", "rack", rack, "decision",
-                   allow ? "allow" : "deny", "kw", kw, "checks", checks, "policy_version",
-                   p->version, "decision_id", id, "evaluated_at_ms", (json_int_t)now_ms);
+  json_t *d = json_pack("{s:s, s:s, s:f, s:I, s:o, s:s, s:s, s:I}", "rack", q->rack, "decision",
+                        e.allow ? "allow" : "deny", "kw", q->kw, "duration_s",
+                        (json_int_t)(q->duration_ms / 1000), "checks", e.checks,
+                        "policy_version", g->policy->version, "decision_id", id,
+                        "evaluated_at_ms", (json_int_t)now_ms);
+  if (q->class_name != NULL && q->class_name[0] != '\0')
+    json_object_set_new(d, "class", json_string(q->class_name));
+  else if (e.meta != NULL && e.meta->class_name[0] != '\0')
+    json_object_set_new(d, "class", json_string(e.meta->class_name));
+  pthread_rwlock_unlock(&g->policy_lock);
+  store_read_end(r);
+  return d;
+}
+
+void rp_gate_metrics(struct rp_gate *g, FILE *out) {
+  fprintf(out,
+          "# HELP rackpulse_gate_decisions_total Gate decisions by outcome.\n"
+          "# TYPE rackpulse_gate_decisions_total counter\n"
+          "rackpulse_gate_decisions_total{decision=\"allow\"} %llu\n"
+          "rackpulse_gate_decisions_total{decision=\"deny\"} %llu\n"
+          "# HELP rackpulse_gate_denials_total Denials by failing check (a denial may "
+          "count under several).\n"
+          "# TYPE rackpulse_gate_denials_total counter\n",
+          (unsigned long long)atomic_load(&g->allowed),
+          (unsigned long long)atomic_load(&g->denied));
+  for (size_t k = 0; k < NDENIALS; k++)
+    fprintf(out, "rackpulse_gate_denials_total{check=\"%s\"} %llu\n", denial_names[k],
+            (unsigned long long)atomic_load(&g->denials[k]));
 }

@@ -1,15 +1,28 @@
 /* The HTTP API (libmicrohttpd, JSON with jansson):
  *
- *   GET /v1/racks                     racks with freshness
- *   GET /v1/racks/{rack}              latest values, devices, freshness
- *   GET /v1/racks/{rack}/gate?kw=N    the deploy-gate decision
- *   GET /metrics                      Prometheus text exposition
- *   GET /healthz                      liveness
+ *   GET    /v1/racks                          racks with freshness
+ *   GET    /v1/racks/{rack}                   latest values, window stats, devices
+ *   GET    /v1/racks/{rack}/gate?kw=N[&duration=30m][&class=gold][&owner=O]
+ *                                             the deploy-gate decision (audited)
+ *   GET    /v1/placement?kw=N[&count=K][&pool=P][&class=C]   ranked racks
+ *   GET    /v1/reservations[?rack=R][&owner=O]
+ *   POST   /v1/reservations                   create (body: JSON)          [token]
+ *   POST   /v1/reservations/{id}/extend       body {"end": ...}            [token]
+ *   DELETE /v1/reservations/{id}              release                      [token]
+ *   GET    /v1/audit?[rack=R][&since=ms][&until=ms][&limit=N]
+ *   GET    /v1/flags[?rack=R]
+ *   POST   /v1/flags                          body {rack, flag, owner, expires, reason} [token]
+ *   DELETE /v1/flags/{rack}/{flag}                                         [token]
+ *   GET    /metrics                           Prometheus text exposition
+ *   GET    /healthz                           liveness
  *
- * Requests are served by a fixed pool of threads with a bounded number of
- * connections and a per-connection timeout, so slow clients cannot pile up;
- * handlers only open LMDB read transactions, which never block ingest.
- * Errors are JSON: {"error": "what is wrong"} with a 4xx/5xx status. */
+ * [token]: "Authorization: Bearer T" with T from http.token_file, compared
+ * in constant time; without a token file these endpoints are refused.
+ * Requests are served by a fixed pool of threads with bounded connections
+ * (also per client address), a per-connection timeout and a 64 KiB body
+ * limit, so slow or greedy clients cannot pile up; handlers only open LMDB
+ * read transactions on rack state, which never block ingest. Errors are
+ * JSON: {"error": "what is wrong"} with a 4xx/5xx status. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
@@ -20,7 +33,21 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "gate.h"
+#include "ledger.h"
+#include "rackpulse/cfg.h"
 #include "rackpulse/log.h"
+#include "rackpulse/secret.h"
+#include "reservations.h"
+
+#define MAX_BODY (64 * 1024)
+
+/* Per request: the body as it arrives. */
+struct request {
+  char *body;
+  size_t len;
+  bool too_big;
+};
 
 struct rp_http {
   struct MHD_Daemon *daemon;
@@ -162,18 +189,207 @@ static int parse_kw(const char *s, double *kw) {
   return 0;
 }
 
+static const char *arg(struct MHD_Connection *conn, const char *name) {
+  return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static bool valid_name(const char *s) { return s != NULL && valid_rack_id(s, strlen(s)); }
+
 static enum MHD_Result get_gate(struct rp_http *h, struct MHD_Connection *conn,
                                 const char *rack) {
-  const char *kw_text = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "kw");
   double kw;
-  if (parse_kw(kw_text, &kw) != 0)
+  if (parse_kw(arg(conn, "kw"), &kw) != 0)
     return reply_error(conn, 400, "kw: expected a number of kilowatts, 0..100000");
-  bool found;
-  json_t *d = rp_gate_evaluate(h->a->store, &h->a->cfg.policy, rack, kw, rp_now_ms(), &found);
+  struct rp_gate_request q = {.rack = rack, .kw = kw};
+  const char *duration = arg(conn, "duration");
+  if (duration != NULL &&
+      (rp_parse_duration_ms(duration, &q.duration_ms) != 0 || q.duration_ms > 31536000000LL))
+    return reply_error(conn, 400, "duration: expected e.g. 30m, 2h (at most a year)");
+  q.class_name = arg(conn, "class");
+  q.owner = arg(conn, "owner");
+  if ((q.class_name && !valid_name(q.class_name)) || (q.owner && !valid_name(q.owner)))
+    return reply_error(conn, 400, "class/owner: 1..64 characters of A-Z a-z 0-9 . _ -");
+  int status;
+  char err[256];
+  int64_t now = rp_now_ms();
+  json_t *d = rp_gate_evaluate(h->a->gate, h->a->store, h->a->ledger, &q, now, &status, err,
+                               sizeof(err));
   if (d == NULL)
-    return found ? reply_error(conn, 503, "store unavailable")
-                 : reply_error(conn, 404, "unknown rack: no frame from it has been received");
+    return reply_error(conn, (unsigned)status, err);
+  if (rp_ledger_audit_append(h->a->ledger, d) != 0)
+    rp_warn("http", "gate decision %s for rack %s not written to the audit log",
+            json_string_value(json_object_get(d, "decision_id")), rack);
   return reply_json(conn, 200, d);
+}
+
+static enum MHD_Result get_placement(struct rp_http *h, struct MHD_Connection *conn) {
+  double kw;
+  if (parse_kw(arg(conn, "kw"), &kw) != 0)
+    return reply_error(conn, 400, "kw: expected a number of kilowatts, 0..100000");
+  long count = 3;
+  if (arg(conn, "count") != NULL) {
+    char *end;
+    count = strtol(arg(conn, "count"), &end, 10);
+    if (*end != '\0' || count < 1 || count > 1000)
+      return reply_error(conn, 400, "count: expected 1..1000");
+  }
+  const char *pool = arg(conn, "pool"), *cls = arg(conn, "class");
+  if ((pool && !valid_name(pool)) || (cls && !valid_name(cls)))
+    return reply_error(conn, 400, "pool/class: 1..64 characters of A-Z a-z 0-9 . _ -");
+  json_t *p = rp_placement(h->a, kw, (size_t)count, pool, cls, rp_now_ms());
+  return p ? reply_json(conn, 200, p) : reply_error(conn, 503, "out of memory");
+}
+
+static int64_t arg_ms(struct MHD_Connection *conn, const char *name, int64_t def, bool *ok) {
+  const char *v = arg(conn, name);
+  if (v == NULL)
+    return def;
+  char *end;
+  long long n = strtoll(v, &end, 10);
+  if (*end != '\0' || n < 0)
+    *ok = false;
+  return n;
+}
+
+static enum MHD_Result get_audit(struct rp_http *h, struct MHD_Connection *conn) {
+  bool ok = true;
+  const char *rack = arg(conn, "rack");
+  int64_t since = arg_ms(conn, "since", 0, &ok), until = arg_ms(conn, "until", INT64_MAX, &ok);
+  int64_t limit = arg_ms(conn, "limit", 100, &ok);
+  if (!ok || limit < 1 || limit > 10000 || (rack && !valid_name(rack)))
+    return reply_error(conn, 400,
+                       "since/until: Unix ms; limit: 1..10000; rack: a valid rack id");
+  json_t *d = rp_ledger_audit_query(h->a->ledger, rack, since, until, (size_t)limit);
+  return reply_json(conn, 200, json_pack("{s:o}", "decisions", d));
+}
+
+/* Mutating endpoints: the bearer token, compared in constant time. */
+static bool authorized(struct rp_http *h, struct MHD_Connection *conn, unsigned *status,
+                       const char **why) {
+  if (h->a->token[0] == '\0') {
+    *status = 403;
+    *why = "changes are disabled: the aggregator has no http.token_file";
+    return false;
+  }
+  const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+  if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0 ||
+      !rp_secret_equal(auth + 7, h->a->token)) {
+    *status = 401;
+    *why = "a valid bearer token is required (Authorization: Bearer ...)";
+    return false;
+  }
+  return true;
+}
+
+static json_t *parse_body(const struct request *rq, unsigned *status, const char **why) {
+  json_error_t e;
+  json_t *j = json_loadb(rq->body ? rq->body : "", rq->len, JSON_REJECT_DUPLICATES, &e);
+  if (j == NULL || !json_is_object(j)) {
+    json_decref(j);
+    *status = 400;
+    *why = "body: expected a JSON object";
+  }
+  return j;
+}
+
+static const char *const flag_names[] = {"scale-back", "pause-admissions", "evacuate",
+                                         "maintenance"};
+
+static enum MHD_Result post_flag(struct rp_http *h, struct MHD_Connection *conn,
+                                 const json_t *body) {
+  const char *rack = json_string_value(json_object_get(body, "rack"));
+  const char *flag = json_string_value(json_object_get(body, "flag"));
+  const char *owner = json_string_value(json_object_get(body, "owner"));
+  const char *reason = json_string_value(json_object_get(body, "reason"));
+  json_t *expires = json_object_get(body, "expires_ms");
+  bool known = false;
+  for (size_t i = 0; i < 4 && flag; i++)
+    known |= strcmp(flag, flag_names[i]) == 0;
+  if (!valid_name(rack) || !known || !valid_name(owner))
+    return reply_error(conn, 400,
+                       "rack, owner: valid ids; flag: scale-back, pause-admissions, evacuate "
+                       "or maintenance");
+  int64_t now = rp_now_ms();
+  if (!json_is_integer(expires) || json_integer_value(expires) <= now)
+    return reply_error(conn, 400, "expires_ms: a Unix time in ms in the future");
+  if (reason != NULL && strlen(reason) > 256)
+    return reply_error(conn, 400, "reason: at most 256 characters");
+  json_t *f = json_pack("{s:s, s:s, s:s, s:s, s:I, s:O, s:s}", "rack", rack, "flag", flag, "owner",
+                        owner, "reason", reason ? reason : "", "set_ms", (json_int_t)now,
+                        "expires_ms", expires, "source", "api");
+  if (rp_ledger_flag_put(h->a->ledger, rack, flag, f) != 0) {
+    json_decref(f);
+    return reply_error(conn, 503, "ledger write failed");
+  }
+  return reply_json(conn, 201, f);
+}
+
+static enum MHD_Result mutate(struct rp_http *h, struct MHD_Connection *conn, const char *method,
+                              const char *url, const struct request *rq) {
+  unsigned status = 0;
+  const char *why = NULL;
+  if (!authorized(h, conn, &status, &why))
+    return reply_error(conn, status, why);
+  if (rq->too_big)
+    return reply_error(conn, 413, "request body larger than 64 KiB");
+  int st = 0;
+  int64_t now = rp_now_ms();
+  static const char res_prefix[] = "/v1/reservations/";
+  static const char flag_prefix[] = "/v1/flags/";
+  if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/reservations") == 0) {
+    json_t *body = parse_body(rq, &status, &why);
+    if (body == NULL)
+      return reply_error(conn, status, why);
+    json_t *r = rp_reservation_create(h->a, body, now, &st);
+    json_decref(body);
+    return reply_json(conn, (unsigned)st, r);
+  }
+  if (strncmp(url, res_prefix, sizeof(res_prefix) - 1) == 0) {
+    char id[RP_ID_MAX + 1];
+    const char *rest = url + sizeof(res_prefix) - 1;
+    size_t len = strcspn(rest, "/");
+    if (!valid_rack_id(rest, len))
+      return reply_error(conn, 400, "reservation id: 1..64 characters");
+    memcpy(id, rest, len);
+    id[len] = '\0';
+    if (strcmp(method, "DELETE") == 0 && rest[len] == '\0') {
+      json_t *r = rp_reservation_release(h->a, id, now, &st);
+      return reply_json(conn, (unsigned)st, r);
+    }
+    if (strcmp(method, "POST") == 0 && strcmp(rest + len, "/extend") == 0) {
+      json_t *body = parse_body(rq, &status, &why);
+      if (body == NULL)
+        return reply_error(conn, status, why);
+      json_t *r = rp_reservation_extend(h->a, id, body, now, &st);
+      json_decref(body);
+      return reply_json(conn, (unsigned)st, r);
+    }
+  }
+  if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/flags") == 0) {
+    json_t *body = parse_body(rq, &status, &why);
+    if (body == NULL)
+      return reply_error(conn, status, why);
+    enum MHD_Result r = post_flag(h, conn, body);
+    json_decref(body);
+    return r;
+  }
+  if (strcmp(method, "DELETE") == 0 && strncmp(url, flag_prefix, sizeof(flag_prefix) - 1) == 0) {
+    const char *rest = url + sizeof(flag_prefix) - 1;
+    const char *slash = strchr(rest, '/');
+    char rack[RP_ID_MAX + 1];
+    if (slash == NULL || !valid_rack_id(rest, (size_t)(slash - rest)))
+      return reply_error(conn, 400, "expected /v1/flags/{rack}/{flag}");
+    memcpy(rack, rest, (size_t)(slash - rest));
+    rack[slash - rest] = '\0';
+    int rc = rp_ledger_flag_del(h->a->ledger, rack, slash + 1);
+    if (rc == -ENOENT)
+      return reply_error(conn, 404, "no such flag on that rack");
+    if (rc != 0)
+      return reply_error(conn, 503, "ledger write failed");
+    return reply_json(conn, 200, json_pack("{s:s, s:s, s:s}", "rack", rack, "flag", slash + 1,
+                                           "state", "cleared"));
+  }
+  return reply_error(conn, 404, "no such endpoint");
 }
 
 static enum MHD_Result get_metrics(struct rp_http *h, struct MHD_Connection *conn) {
@@ -184,7 +400,8 @@ static enum MHD_Result get_metrics(struct rp_http *h, struct MHD_Connection *con
   return reply(conn, 200, "text/plain; version=0.0.4", text, len);
 }
 
-static enum MHD_Result route(struct rp_http *h, struct MHD_Connection *conn, const char *url) {
+static enum MHD_Result route_get(struct rp_http *h, struct MHD_Connection *conn,
+                                 const char *url) {
   static const char prefix[] = "/v1/racks/";
   if (strcmp(url, "/healthz") == 0)
     return reply_json(conn, 200, json_pack("{s:s}", "status", "ok"));
@@ -192,6 +409,22 @@ static enum MHD_Result route(struct rp_http *h, struct MHD_Connection *conn, con
     return get_metrics(h, conn);
   if (strcmp(url, "/v1/racks") == 0 || strcmp(url, "/v1/racks/") == 0)
     return list_racks(h, conn);
+  if (strcmp(url, "/v1/placement") == 0)
+    return get_placement(h, conn);
+  if (strcmp(url, "/v1/audit") == 0)
+    return get_audit(h, conn);
+  if (strcmp(url, "/v1/reservations") == 0) {
+    const char *rack = arg(conn, "rack"), *owner = arg(conn, "owner");
+    if ((rack && !valid_name(rack)) || (owner && !valid_name(owner)))
+      return reply_error(conn, 400, "rack/owner: valid ids");
+    return reply_json(conn, 200, rp_reservation_list(h->a, rack, owner, rp_now_ms()));
+  }
+  if (strcmp(url, "/v1/flags") == 0) {
+    const char *rack = arg(conn, "rack");
+    if (rack && !valid_name(rack))
+      return reply_error(conn, 400, "rack: a valid rack id");
+    return reply_json(conn, 200, json_pack("{s:o}", "flags", rp_ledger_flag_list(h->a->ledger, rack)));
+  }
   if (strncmp(url, prefix, sizeof(prefix) - 1) == 0) {
     const char *rack = url + sizeof(prefix) - 1;
     const char *slash = strchr(rack, '/');
@@ -214,16 +447,51 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
   (void)version;
-  (void)upload_data;
-  if (*con_cls == NULL) { /* first call: headers only */
-    *con_cls = conn;
+  struct rp_http *h = cls;
+  struct request *rq = *con_cls;
+  if (rq == NULL) { /* first call: headers only */
+    rq = calloc(1, sizeof(*rq));
+    if (rq == NULL)
+      return MHD_NO;
+    *con_cls = rq;
     return MHD_YES;
   }
-  if (*upload_data_size != 0)
-    return reply_error(conn, 413, "request bodies are not accepted here");
-  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-    return reply_error(conn, 405, "method not allowed");
-  return route(cls, conn, url);
+  if (*upload_data_size != 0) { /* body, in pieces */
+    if (!rq->too_big && rq->len + *upload_data_size <= MAX_BODY) {
+      char *grown = realloc(rq->body, rq->len + *upload_data_size + 1);
+      if (grown == NULL)
+        return MHD_NO;
+      rq->body = grown;
+      memcpy(rq->body + rq->len, upload_data, *upload_data_size);
+      rq->len += *upload_data_size;
+      rq->body[rq->len] = '\0';
+    } else {
+      rq->too_big = true;
+    }
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+    if (rq->len != 0 || rq->too_big)
+      return reply_error(conn, 413, "GET requests carry no body");
+    return route_get(h, conn, url);
+  }
+  if (strcmp(method, "POST") == 0 || strcmp(method, "DELETE") == 0)
+    return mutate(h, conn, method, url, rq);
+  return reply_error(conn, 405, "method not allowed");
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  (void)cls;
+  (void)conn;
+  (void)toe;
+  struct request *rq = *con_cls;
+  if (rq != NULL) {
+    free(rq->body);
+    free(rq);
+    *con_cls = NULL;
+  }
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -253,7 +521,8 @@ int rp_http_start(struct rp_aggregator *a, struct rp_http **out, char *err, size
       MHD_OPTION_THREAD_POOL_SIZE,
       (unsigned)a->cfg.http.threads, MHD_OPTION_CONNECTION_LIMIT,
       (unsigned)a->cfg.http.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_END);
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+      64u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
   if (h->daemon == NULL) {
     snprintf(err, errlen, "http: cannot listen on %s:%lld (in use, or not permitted)",
              a->cfg.http.listen, (long long)a->cfg.http.port);

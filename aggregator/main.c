@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "policy.h"
 #include "rackpulse/log.h"
 
 #define DEFAULT_CONFIG "/etc/rackpulse/aggregator.yaml"
@@ -16,6 +17,11 @@ static struct rp_aggregator aggregator;
 static void on_stop_signal(int sig) {
   (void)sig;
   aggregator.stop = true;
+}
+
+static void on_hup_signal(int sig) {
+  (void)sig;
+  aggregator.reload = true;
 }
 
 static void usage(FILE *out) {
@@ -83,6 +89,12 @@ int main(int argc, char **argv) {
   }
   rp_log_set_level(lvl);
   if (check) {
+    struct rp_policy *policy;
+    if (rp_upkeep_load_policy(&a->cfg, &policy, err, sizeof(err)) != 0) {
+      fprintf(stderr, "rackpulse-aggregator: %s\n", err);
+      return 2;
+    }
+    rp_policy_free(policy);
     printf("%s: valid: Kafka %s topic %s group %s, store %s, http %s:%lld\n", config,
            a->cfg.kafka.brokers, a->cfg.kafka.topic, a->cfg.kafka.group, a->cfg.store.path,
            a->cfg.http.listen, (long long)a->cfg.http.port);
@@ -92,6 +104,8 @@ int main(int argc, char **argv) {
   sa.sa_handler = on_stop_signal;
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  sa.sa_handler = on_hup_signal;
+  sigaction(SIGHUP, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
   int status = 1;
@@ -100,9 +114,13 @@ int main(int argc, char **argv) {
     rp_error("aggregator", "%s", err);
     return 1;
   }
+  if (rp_upkeep_start(a, err, sizeof(err)) != 0) {
+    rp_error("aggregator", "%s", err);
+    goto out_upkeep;
+  }
   if (rp_http_start(a, &a->http, err, sizeof(err)) != 0) {
     rp_error("aggregator", "%s", err);
-    goto out_store;
+    goto out_upkeep;
   }
   if (rp_consume_run(a, err, sizeof(err)) != 0) {
     rp_error("aggregator", "ingest stopped: %s", err);
@@ -112,7 +130,9 @@ int main(int argc, char **argv) {
   status = 0;
 out_http:
   rp_http_stop(a->http);
-out_store:
+out_upkeep:
+  a->stop = true;
+  rp_upkeep_stop(a);
   store_close(a->store);
   return status;
 }

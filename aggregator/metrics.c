@@ -8,7 +8,9 @@
  *   rackpulse_device_up{rack,device,kind}          1 up, 0 down
  *   rackpulse_device_scrape_ms{rack,device,kind}
  *   rackpulse_agent_{frames,gaps,duplicates,undecodable_samples}_total{agent,rack}
- *   rackpulse_ingest_*                             the aggregator's own figures
+ *   rackpulse_ingest_*                             the aggregator's own figures,
+ *                                                  with the frame lag histogram
+ *   rackpulse_store_*                              the LMDB map: size, use, growth
  * Label values are escaped (backslash, quote, newline). */
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +18,9 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "gate.h"
+#include "ledger.h"
+#include "reservations.h"
 
 struct render {
   FILE *out;
@@ -167,6 +172,27 @@ static void on_agent(void *ctx, const char *agent, const struct store_agent *ag)
   }
 }
 
+/* Active flags: 1 per rack and flag. */
+static void flags_metrics(struct rp_aggregator *a, FILE *out, int64_t now) {
+  json_t *flags = rp_ledger_flag_list(a->ledger, NULL);
+  fputs("# HELP rackpulse_flag_active 1 while a flag is set on a rack.\n"
+        "# TYPE rackpulse_flag_active gauge\n", out);
+  size_t i;
+  json_t *f;
+  json_array_foreach(flags, i, f) {
+    if (json_integer_value(json_object_get(f, "expires_ms")) <= now)
+      continue;
+    fputs("rackpulse_flag_active{rack=\"", out);
+    put_escaped(out, json_string_value(json_object_get(f, "rack")));
+    fputs("\",flag=\"", out);
+    put_escaped(out, json_string_value(json_object_get(f, "flag")));
+    fputs("\",owner=\"", out);
+    put_escaped(out, json_string_value(json_object_get(f, "owner")));
+    fputs("\"} 1\n", out);
+  }
+  json_decref(flags);
+}
+
 char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
   char *text = NULL;
   FILE *out = open_memstream(&text, len);
@@ -230,6 +256,9 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
           "rackpulse_ingest_frames_total{outcome=\"applied\"} %llu\n"
           "rackpulse_ingest_frames_total{outcome=\"duplicate\"} %llu\n"
           "rackpulse_ingest_frames_total{outcome=\"invalid\"} %llu\n"
+          "# HELP rackpulse_ingest_samples_total Samples in applied frames.\n"
+          "# TYPE rackpulse_ingest_samples_total counter\n"
+          "rackpulse_ingest_samples_total %llu\n"
           "# HELP rackpulse_ingest_batches_total LMDB write transactions committed.\n"
           "# TYPE rackpulse_ingest_batches_total counter\n"
           "rackpulse_ingest_batches_total %llu\n"
@@ -245,10 +274,52 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
           (unsigned long long)atomic_load(&s->frames_applied),
           (unsigned long long)atomic_load(&s->frames_duplicate),
           (unsigned long long)atomic_load(&s->frames_invalid),
+          (unsigned long long)atomic_load(&s->samples_applied),
           (unsigned long long)atomic_load(&s->batches),
           (unsigned long long)atomic_load(&s->last_batch_size),
           (double)atomic_load(&s->last_apply_us) / 1e6,
           last > 0 ? (double)(now - last) / 1000.0 : 0.0);
+
+  static const double bounds[RP_LAG_NBUCKETS] = RP_LAG_BUCKETS;
+  fputs("# HELP rackpulse_ingest_frame_lag_seconds Frame time to the commit that made it "
+        "visible, per applied frame.\n"
+        "# TYPE rackpulse_ingest_frame_lag_seconds histogram\n", out);
+  unsigned long long cumulative = 0;
+  for (size_t i = 0; i <= RP_LAG_NBUCKETS; i++) {
+    cumulative += atomic_load(&s->lag_bucket[i]);
+    if (i < RP_LAG_NBUCKETS)
+      fprintf(out, "rackpulse_ingest_frame_lag_seconds_bucket{le=\"%g\"} %llu\n", bounds[i],
+              cumulative);
+    else
+      fprintf(out, "rackpulse_ingest_frame_lag_seconds_bucket{le=\"+Inf\"} %llu\n", cumulative);
+  }
+  fprintf(out,
+          "rackpulse_ingest_frame_lag_seconds_sum %.3f\n"
+          "rackpulse_ingest_frame_lag_seconds_count %llu\n",
+          (double)atomic_load(&s->lag_sum_ms) / 1000.0, cumulative);
+
+  struct store_map_info mi;
+  store_map_info(a->store, &mi);
+  fprintf(out,
+          "# HELP rackpulse_store_map_bytes Size of the LMDB map (grows when full).\n"
+          "# TYPE rackpulse_store_map_bytes gauge\n"
+          "rackpulse_store_map_bytes %zu\n"
+          "# HELP rackpulse_store_map_max_bytes Largest map allowed (store.map_size_max_mb).\n"
+          "# TYPE rackpulse_store_map_max_bytes gauge\n"
+          "rackpulse_store_map_max_bytes %zu\n"
+          "# HELP rackpulse_store_used_bytes Bytes of the map in use.\n"
+          "# TYPE rackpulse_store_used_bytes gauge\n"
+          "rackpulse_store_used_bytes %zu\n"
+          "# HELP rackpulse_store_map_grows_total Times the map was grown.\n"
+          "# TYPE rackpulse_store_map_grows_total counter\n"
+          "rackpulse_store_map_grows_total %llu\n",
+          mi.map_bytes, mi.max_bytes, mi.used_bytes, (unsigned long long)mi.grows);
+  if (a->gate != NULL)
+    rp_gate_metrics(a->gate, out);
+  if (a->ledger != NULL) {
+    rp_reservations_metrics(a, out, now);
+    flags_metrics(a, out, now);
+  }
   if (fclose(out) != 0) {
     free(text);
     return NULL;

@@ -1,10 +1,21 @@
 /* Rack state in LMDB (see store.h). Records are fixed-size C structs: the
  * database is local to one aggregator host and rebuilt from Kafka if its
- * layout ever changes (the "meta" database holds the layout version). */
+ * layout ever changes (the "meta" database holds the layout version).
+ *
+ * The hot path is one LMDB cursor lookup and one in-place write per sample.
+ * The series dictionaries are also kept decoded in memory (struct dict):
+ * a sample's series id resolves to its key, unit and decimals without an
+ * LMDB get and a protobuf unpack. The cache mirrors the dictionary database
+ * as the open batch sees it: it is filled from LMDB on first use of an agent,
+ * replaced when a frame brings a dictionary, and dropped whole when a batch
+ * aborts. Only the writer's thread touches it. */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include "store.h"
 
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,15 +25,61 @@
 #define STORE_LAYOUT_VERSION 1
 #define KEY_MAX 500 /* LMDB's default maximum key size is 511 bytes */
 #define RECORD_MAX 1024 /* the largest fixed-size record struct, with room */
+#define TOPIC_MAX 256 /* Kafka topic names have at most 249 characters */
+/* The dictionary cache is dropped and refilled past this many series. */
+#define DICT_CACHE_MAX_SERIES (4u << 20)
+
+/* One series of an agent's dictionary, ready for the hot path. */
+struct dict_series {
+  uint32_t id;
+  int32_t decimals;
+  uint32_t rank;     /* position of the key among the agent's series keys */
+  uint16_t key_len;  /* 0: an empty slot */
+  char unit[sizeof(((struct store_latest *)0)->unit)];
+  char *key;         /* the series key "name{k=v,...}@device", owned */
+};
+
+/* An agent's dictionary: open addressing on the series id. */
+struct dict_agent {
+  char id[RP_ID_MAX + 1];
+  struct dict_agent *next; /* hash chain */
+  size_t n, cap;           /* cap: 0 or a power of two, at least 2 n */
+  struct dict_series *slots;
+  bool ranked;             /* the ranks are up to date */
+};
+
+struct dict {
+  struct dict_agent **buckets;
+  size_t nbuckets, nagents, nseries;
+  int32_t *order;          /* scratch for apply_block(): index by rank */
+  size_t order_cap;
+};
 
 struct store {
   MDB_env *env;
   MDB_dbi meta, offsets, agents, dict, latest, devices, racks, stats;
+  /* Readers hold it shared for a read transaction, store_grow()
+   * exclusively (writer-preferring, so a resize is not starved). */
+  pthread_rwlock_t resize_lock;
+  atomic_size_t map_size, map_max; /* written by the writer, read by /metrics */
+  atomic_uint_fast64_t grows;
+  bool batch_open;
+  struct dict cache;
+};
+
+struct pending_offset {
+  char topic[TOPIC_MAX];
+  int32_t partition;
+  int64_t next;
 };
 
 struct store_batch {
   struct store *s;
   MDB_txn *txn;
+  MDB_cursor *latest; /* opened on first use */
+  /* Next offsets, written once per partition at commit. */
+  struct pending_offset *offsets;
+  size_t noffsets, offsets_cap;
 };
 
 struct store_read {
@@ -31,12 +88,239 @@ struct store_read {
 };
 
 static int lmdb_err(int rc, const char *what, char *err, size_t errlen) {
-  if (rc == MDB_MAP_FULL)
-    snprintf(err, errlen, "%s: the LMDB map is full: raise store.map_size", what);
-  else
-    snprintf(err, errlen, "%s: %s", what, mdb_strerror(rc));
+  if (rc == MDB_MAP_FULL || rc == -ENOSPC) {
+    snprintf(err, errlen, "%s: the LMDB map is full", what);
+    return -ENOSPC;
+  }
+  snprintf(err, errlen, "%s: %s", what, rc < 0 && rc > -4096 ? strerror(-rc) : mdb_strerror(rc));
   return rc > 0 ? -EIO : rc;
 }
+
+/* ---- the dictionary cache ------------------------------------------------- */
+
+static size_t hash_str(const char *s) {
+  size_t h = 1469598103934665603u; /* FNV-1a */
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211u;
+  return h;
+}
+
+static size_t hash_id(uint32_t id) { return (size_t)id * 2654435761u; }
+
+static void dict_agent_empty(struct dict_agent *da, struct dict *d) {
+  for (size_t i = 0; i < da->cap; i++)
+    free(da->slots[i].key);
+  free(da->slots);
+  d->nseries -= da->n;
+  da->slots = NULL;
+  da->n = da->cap = 0;
+}
+
+/* Drops every cached dictionary (after an abort: it may hold uncommitted
+ * ones). */
+static void dict_clear(struct dict *d) {
+  for (size_t b = 0; b < d->nbuckets; b++) {
+    struct dict_agent *da = d->buckets[b];
+    while (da != NULL) {
+      struct dict_agent *next = da->next;
+      dict_agent_empty(da, d);
+      free(da);
+      da = next;
+    }
+    d->buckets[b] = NULL;
+  }
+  d->nagents = 0;
+  d->nseries = 0;
+}
+
+static void dict_free(struct dict *d) {
+  dict_clear(d);
+  free(d->order);
+  free(d->buckets);
+  d->buckets = NULL;
+  d->nbuckets = 0;
+}
+
+static struct dict_series *dict_find(const struct dict_agent *da, uint32_t id) {
+  if (da->cap == 0)
+    return NULL;
+  size_t mask = da->cap - 1;
+  for (size_t i = hash_id(id) & mask;; i = (i + 1) & mask) {
+    struct dict_series *e = &da->slots[i];
+    if (e->key_len == 0)
+      return NULL;
+    if (e->id == id)
+      return e;
+  }
+}
+
+static int by_key(const void *a, const void *b) {
+  const struct dict_series *x = *(const struct dict_series *const *)a;
+  const struct dict_series *y = *(const struct dict_series *const *)b;
+  return strcmp(x->key, y->key); /* LMDB's order for keys with one prefix */
+}
+
+/* Numbers the agent's series in key order. Returns 0 or ENOMEM. */
+static int dict_rank(struct dict_agent *da) {
+  if (da->ranked)
+    return 0;
+  struct dict_series **sorted = malloc((da->n ? da->n : 1) * sizeof(*sorted));
+  if (sorted == NULL)
+    return ENOMEM;
+  size_t n = 0;
+  for (size_t i = 0; i < da->cap; i++)
+    if (da->slots[i].key_len != 0)
+      sorted[n++] = &da->slots[i];
+  qsort(sorted, n, sizeof(*sorted), by_key);
+  for (size_t i = 0; i < n; i++)
+    sorted[i]->rank = (uint32_t)i;
+  free(sorted);
+  da->ranked = true;
+  return 0;
+}
+
+/* "name{k=v,...}@device" */
+static void series_key(char *out, size_t len, const Rackpulse__V1__SeriesDef *d) {
+  int n = snprintf(out, len, "%s", d->name);
+  if (d->n_labels > 0) {
+    for (size_t i = 0; i < d->n_labels && n >= 0 && (size_t)n < len; i++)
+      n += snprintf(out + n, len - (size_t)n, "%c%s=%s", i ? ',' : '{', d->labels[i]->key,
+                    d->labels[i]->value);
+    if (n >= 0 && (size_t)n < len)
+      n += snprintf(out + n, len - (size_t)n, "}");
+  }
+  if (n >= 0 && (size_t)n < len)
+    snprintf(out + n, len - (size_t)n, "@%s", d->device);
+}
+
+/* Adds (or replaces) a series in the agent's table. Returns 0 or ENOMEM. */
+static int dict_put(struct dict *d, struct dict_agent *da, const Rackpulse__V1__SeriesDef *def) {
+  if (2 * (da->n + 1) > da->cap) {
+    size_t cap = da->cap ? da->cap * 2 : 16;
+    struct dict_series *slots = calloc(cap, sizeof(*slots));
+    if (slots == NULL)
+      return ENOMEM;
+    for (size_t i = 0; i < da->cap; i++) {
+      struct dict_series *e = &da->slots[i];
+      if (e->key_len == 0)
+        continue;
+      size_t j = hash_id(e->id) & (cap - 1);
+      while (slots[j].key_len != 0)
+        j = (j + 1) & (cap - 1);
+      slots[j] = *e;
+    }
+    free(da->slots);
+    da->slots = slots;
+    da->cap = cap;
+  }
+  char key[RP_SERIES_KEY_MAX + 1];
+  series_key(key, sizeof(key), def);
+  size_t len = strlen(key);
+  char *copy = malloc(len + 1);
+  if (copy == NULL)
+    return ENOMEM;
+  memcpy(copy, key, len + 1);
+  size_t mask = da->cap - 1, i = hash_id(def->id) & mask;
+  while (da->slots[i].key_len != 0 && da->slots[i].id != def->id)
+    i = (i + 1) & mask;
+  struct dict_series *e = &da->slots[i];
+  if (e->key_len != 0) {
+    free(e->key);
+  } else {
+    da->n++;
+    d->nseries++;
+  }
+  da->ranked = false;
+  e->id = def->id;
+  e->decimals = def->decimals;
+  e->key = copy;
+  e->key_len = (uint16_t)(len ? len : 1); /* series keys are never empty */
+  memset(e->unit, 0, sizeof(e->unit)); /* records carry no stale bytes */
+  snprintf(e->unit, sizeof(e->unit), "%s", def->unit);
+  return 0;
+}
+
+static struct dict_agent *dict_lookup(struct dict *d, const char *agent) {
+  if (d->nbuckets == 0)
+    return NULL;
+  struct dict_agent *da = d->buckets[hash_str(agent) & (d->nbuckets - 1)];
+  while (da != NULL && strcmp(da->id, agent) != 0)
+    da = da->next;
+  return da;
+}
+
+/* A new, empty entry for `agent`. Returns NULL when out of memory. */
+static struct dict_agent *dict_add_agent(struct dict *d, const char *agent) {
+  if (d->nagents + 1 > d->nbuckets) {
+    size_t nb = d->nbuckets ? d->nbuckets * 2 : 256;
+    struct dict_agent **buckets = calloc(nb, sizeof(*buckets));
+    if (buckets == NULL)
+      return NULL;
+    for (size_t b = 0; b < d->nbuckets; b++) {
+      struct dict_agent *da = d->buckets[b];
+      while (da != NULL) {
+        struct dict_agent *next = da->next;
+        size_t h = hash_str(da->id) & (nb - 1);
+        da->next = buckets[h];
+        buckets[h] = da;
+        da = next;
+      }
+    }
+    free(d->buckets);
+    d->buckets = buckets;
+    d->nbuckets = nb;
+  }
+  struct dict_agent *da = calloc(1, sizeof(*da));
+  if (da == NULL)
+    return NULL;
+  snprintf(da->id, sizeof(da->id), "%s", agent);
+  size_t h = hash_str(agent) & (d->nbuckets - 1);
+  da->next = d->buckets[h];
+  d->buckets[h] = da;
+  d->nagents++;
+  return da;
+}
+
+/* The agent's dictionary as the batch sees it: from the cache, else read
+ * from LMDB into it. Returns 0 and *out, or an LMDB error / ENOMEM. */
+static int dict_get(struct store_batch *b, const char *agent, struct dict_agent **out) {
+  struct dict *d = &b->s->cache;
+  struct dict_agent *da = dict_lookup(d, agent);
+  if (da != NULL) {
+    *out = da;
+    return 0;
+  }
+  if (d->nseries > DICT_CACHE_MAX_SERIES)
+    dict_clear(d);
+  if ((da = dict_add_agent(d, agent)) == NULL)
+    return ENOMEM;
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(b->txn, b->s->dict, &c);
+  if (rc != 0)
+    return rc;
+  size_t alen = strlen(agent);
+  MDB_val k = {alen + 1, (void *)agent}, v;
+  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  while (rc == 0 && k.mv_size > alen && memcmp(k.mv_data, agent, alen + 1) == 0) {
+    Rackpulse__V1__SeriesDef *def = rackpulse__v1__series_def__unpack(NULL, v.mv_size, v.mv_data);
+    if (def != NULL) {
+      rc = dict_put(d, da, def);
+      rackpulse__v1__series_def__free_unpacked(def, NULL);
+      if (rc != 0)
+        break;
+    }
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(c);
+  if (rc != 0 && rc != MDB_NOTFOUND) {
+    dict_clear(d); /* do not keep a partial dictionary */
+    return rc;
+  }
+  *out = da;
+  return 0;
+}
+
+/* ---- opening, growing ----------------------------------------------------- */
 
 static int open_dbs(struct store *s, char *err, size_t errlen) {
   MDB_txn *txn;
@@ -84,9 +368,20 @@ int store_open(const char *path, size_t map_size, struct store **out, char *err,
     return -ENOMEM;
   int rc;
   if (mkdir(path, 0750) != 0 && errno != EEXIST) {
+    rc = -errno;
     snprintf(err, errlen, "store %s: %s", path, strerror(errno));
     free(s);
-    return -errno;
+    return rc;
+  }
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  rc = pthread_rwlock_init(&s->resize_lock, &attr);
+  pthread_rwlockattr_destroy(&attr);
+  if (rc != 0) {
+    snprintf(err, errlen, "store %s: lock: %s", path, strerror(rc));
+    free(s);
+    return -rc;
   }
   if ((rc = mdb_env_create(&s->env)) != 0)
     goto fail;
@@ -95,30 +390,91 @@ int store_open(const char *path, size_t map_size, struct store **out, char *err,
       (rc = mdb_env_set_maxreaders(s->env, 256)) != 0)
     goto fail_env;
   /* MDB_NOTLS: read transactions are not tied to threads, so the HTTP
-   * server's thread pool may use them freely. */
-  if ((rc = mdb_env_open(s->env, path, MDB_NOTLS, 0640)) != 0)
+   * server's thread pool may use them freely. MDB_WRITEMAP: a batch writes
+   * its pages in the map itself instead of in malloc'd copies written out at
+   * commit (a quarter less CPU per sample, bench/bench_ingest.sh); the data
+   * file then has the map's size, sparse on Linux file systems. Commits stay
+   * durable (msync), and a crash still loses no committed batch. */
+  if ((rc = mdb_env_open(s->env, path, MDB_NOTLS | MDB_WRITEMAP, 0640)) != 0)
     goto fail_env;
   if ((rc = open_dbs(s, err, errlen)) != 0) {
     mdb_env_close(s->env);
+    pthread_rwlock_destroy(&s->resize_lock);
     free(s);
     return rc;
   }
+  /* LMDB raises the map to the data's size when that is larger. */
+  MDB_envinfo info;
+  mdb_env_info(s->env, &info);
+  s->map_size = info.me_mapsize;
+  s->map_max = s->map_size;
   *out = s;
   return 0;
 fail_env:
   mdb_env_close(s->env);
 fail:
   snprintf(err, errlen, "store %s: %s", path, mdb_strerror(rc));
+  pthread_rwlock_destroy(&s->resize_lock);
   free(s);
-  return rc > 0 ? -EIO : rc;
+  return rc > 0 ? -rc : rc;
 }
 
 void store_close(struct store *s) {
   if (s == NULL)
     return;
   mdb_env_close(s->env);
+  dict_free(&s->cache);
+  pthread_rwlock_destroy(&s->resize_lock);
   free(s);
 }
+
+void store_set_map_max(struct store *s, size_t max_bytes) {
+  s->map_max = max_bytes > s->map_size ? max_bytes : s->map_size;
+}
+
+int store_grow(struct store *s, char *err, size_t errlen) {
+  if (s->batch_open) {
+    snprintf(err, errlen, "store: the map cannot grow while a batch is open");
+    return -EBUSY;
+  }
+  if (s->map_size >= s->map_max) {
+    snprintf(err, errlen,
+             "store: the LMDB map is full at %zu MiB, the maximum: raise "
+             "store.map_size_max_mb (and store.map_size_mb to start larger)",
+             s->map_size >> 20);
+    return -ENOSPC;
+  }
+  size_t size = s->map_size > s->map_max / 2 ? s->map_max : s->map_size * 2;
+  /* No transaction of this process may be open (lmdb.h): the writer has
+   * none (it aborted its batch), readers are kept out by the lock. */
+  pthread_rwlock_wrlock(&s->resize_lock);
+  int rc = mdb_env_set_mapsize(s->env, size);
+  if (rc == 0) {
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    s->map_size = info.me_mapsize;
+    s->grows++;
+  }
+  pthread_rwlock_unlock(&s->resize_lock);
+  if (rc != 0)
+    return lmdb_err(rc, "store: grow the map", err, errlen);
+  return 0;
+}
+
+void store_map_info(struct store *s, struct store_map_info *out) {
+  MDB_envinfo info;
+  MDB_stat st;
+  pthread_rwlock_rdlock(&s->resize_lock);
+  mdb_env_info(s->env, &info);
+  mdb_env_stat(s->env, &st);
+  out->map_bytes = info.me_mapsize;
+  out->used_bytes = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+  pthread_rwlock_unlock(&s->resize_lock);
+  out->max_bytes = s->map_max;
+  out->grows = s->grows;
+}
+
+/* ---- writing -------------------------------------------------------------- */
 
 /* Joins a and b with a NUL into key; returns the length or -ENAMETOOLONG. */
 static int join_key(char *key, size_t len, const char *a, const char *b) {
@@ -150,6 +506,10 @@ static int get_copy(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, void 
 }
 
 int store_batch_begin(struct store *s, struct store_batch **out, char *err, size_t errlen) {
+  if (s->batch_open) {
+    snprintf(err, errlen, "store: a batch is already open");
+    return -EBUSY;
+  }
   struct store_batch *b = calloc(1, sizeof(*b));
   if (b == NULL)
     return -ENOMEM;
@@ -159,27 +519,67 @@ int store_batch_begin(struct store *s, struct store_batch **out, char *err, size
     free(b);
     return lmdb_err(rc, "store: begin batch", err, errlen);
   }
+  s->batch_open = true;
   *out = b;
   return 0;
 }
 
-static int put_offset(struct store_batch *b, const char *topic, int32_t partition,
-                      int64_t next) {
-  char key[300], part[16];
-  snprintf(part, sizeof(part), "%d", (int)partition);
-  int klen = join_key(key, sizeof(key), topic, part);
-  if (klen < 0)
-    return klen;
-  return put(b->txn, b->s->offsets, key, (size_t)klen, &next, sizeof(next));
+static void batch_free(struct store_batch *b) {
+  b->s->batch_open = false;
+  free(b->offsets);
+  free(b);
+}
+
+/* Remembers offset + 1 as the partition's next offset; written at commit. */
+static int note_offset(struct store_batch *b, const char *topic, int32_t partition,
+                       int64_t offset) {
+  if (strlen(topic) >= TOPIC_MAX)
+    return -ENAMETOOLONG;
+  for (size_t i = 0; i < b->noffsets; i++) {
+    struct pending_offset *p = &b->offsets[i];
+    if (p->partition == partition && strcmp(p->topic, topic) == 0) {
+      p->next = offset + 1;
+      return 0;
+    }
+  }
+  if (b->noffsets == b->offsets_cap) {
+    size_t cap = b->offsets_cap ? b->offsets_cap * 2 : 8;
+    void *grown = realloc(b->offsets, cap * sizeof(*b->offsets));
+    if (grown == NULL)
+      return -ENOMEM;
+    b->offsets = grown;
+    b->offsets_cap = cap;
+  }
+  struct pending_offset *p = &b->offsets[b->noffsets++];
+  snprintf(p->topic, sizeof(p->topic), "%s", topic);
+  p->partition = partition;
+  p->next = offset + 1;
+  return 0;
+}
+
+static int put_offsets(struct store_batch *b) {
+  for (size_t i = 0; i < b->noffsets; i++) {
+    const struct pending_offset *p = &b->offsets[i];
+    char key[TOPIC_MAX + 16], part[16];
+    snprintf(part, sizeof(part), "%d", (int)p->partition);
+    int klen = join_key(key, sizeof(key), p->topic, part);
+    if (klen < 0)
+      return klen;
+    int rc = put(b->txn, b->s->offsets, key, (size_t)klen, &p->next, sizeof(p->next));
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
 }
 
 int store_batch_skip(struct store_batch *b, const char *topic, int32_t partition,
                      int64_t offset, char *err, size_t errlen) {
-  int rc = put_offset(b, topic, partition, offset + 1);
+  int rc = note_offset(b, topic, partition, offset);
   return rc ? lmdb_err(rc, "store: offset", err, errlen) : 0;
 }
 
-/* Replaces the agent's stored dictionary with the frame's. */
+/* Replaces the agent's stored dictionary with the frame's, in LMDB and in
+ * the cache. */
 static int store_dictionary(struct store_batch *b, const rp_frame *f) {
   MDB_cursor *c;
   int rc = mdb_cursor_open(b->txn, b->s->dict, &c);
@@ -198,120 +598,182 @@ static int store_dictionary(struct store_batch *b, const rp_frame *f) {
   mdb_cursor_close(c);
   if (rc != 0 && rc != MDB_NOTFOUND)
     return rc;
+  struct dict *d = &b->s->cache;
+  struct dict_agent *da = dict_lookup(d, f->agent_id);
+  if (da == NULL && (da = dict_add_agent(d, f->agent_id)) == NULL)
+    return ENOMEM;
+  dict_agent_empty(da, d);
   for (size_t i = 0; i < f->n_dictionary; i++) {
     uint8_t small[2048], *buf = small;
-    const Rackpulse__V1__SeriesDef *d = f->dictionary[i];
-    size_t size = rackpulse__v1__series_def__get_packed_size(d);
+    const Rackpulse__V1__SeriesDef *def = f->dictionary[i];
+    size_t size = rackpulse__v1__series_def__get_packed_size(def);
     if (size > sizeof(small) && (buf = malloc(size)) == NULL)
       return ENOMEM;
-    rackpulse__v1__series_def__pack(d, buf);
+    rackpulse__v1__series_def__pack(def, buf);
     char key[RP_ID_MAX + 1 + 4];
     memcpy(key, f->agent_id, alen + 1);
-    uint32_t id_be = __builtin_bswap32(d->id); /* big-endian: keys sort by id */
+    uint32_t id_be = __builtin_bswap32(def->id); /* big-endian: keys sort by id */
     memcpy(key + alen + 1, &id_be, 4);
     rc = put(b->txn, b->s->dict, key, alen + 5, buf, size);
     if (buf != small)
       free(buf);
+    if (rc == 0)
+      rc = dict_put(d, da, def);
     if (rc != 0)
       return rc;
   }
   return 0;
 }
 
-/* Looks a series up in the agent's stored dictionary; NULL when unknown.
- * The result is unpacked; the caller frees it. */
-static Rackpulse__V1__SeriesDef *lookup_series(struct store_batch *b, const char *agent,
-                                               uint32_t id) {
-  size_t alen = strlen(agent);
-  char key[RP_ID_MAX + 1 + 4];
-  memcpy(key, agent, alen + 1);
-  uint32_t id_be = __builtin_bswap32(id);
-  memcpy(key + alen + 1, &id_be, 4);
-  MDB_val k = {alen + 5, key}, v;
-  if (mdb_get(b->txn, b->s->dict, &k, &v) != 0)
-    return NULL;
-  return rackpulse__v1__series_def__unpack(NULL, v.mv_size, v.mv_data);
-}
-
-/* "name{k=v,...}@device" */
-static void series_key(char *out, size_t len, const Rackpulse__V1__SeriesDef *d) {
-  int n = snprintf(out, len, "%s", d->name);
-  if (d->n_labels > 0) {
-    for (size_t i = 0; i < d->n_labels && n >= 0 && (size_t)n < len; i++)
-      n += snprintf(out + n, len - (size_t)n, "%c%s=%s", i ? ',' : '{', d->labels[i]->key,
-                    d->labels[i]->value);
-    if (n >= 0 && (size_t)n < len)
-      n += snprintf(out + n, len - (size_t)n, "}");
+/* Writes a latest value under key unless the stored one is newer: one
+ * cursor lookup, then an in-place overwrite of the same-sized record. */
+static int put_latest(struct store_batch *b, const char *key, size_t klen,
+                      const struct store_latest *l) {
+  int rc;
+  if (b->latest == NULL && (rc = mdb_cursor_open(b->txn, b->s->latest, &b->latest)) != 0) {
+    b->latest = NULL;
+    return rc;
   }
-  if (n >= 0 && (size_t)n < len)
-    snprintf(out + n, len - (size_t)n, "@%s", d->device);
+  MDB_val k = {klen, (void *)key}, v;
+  rc = mdb_cursor_get(b->latest, &k, &v, MDB_SET_KEY);
+  if (rc != 0 && rc != MDB_NOTFOUND)
+    return rc;
+  unsigned flags = 0;
+  if (rc == 0 && v.mv_size == sizeof(*l)) {
+    int64_t old_ts;
+    memcpy(&old_ts, (const char *)v.mv_data + offsetof(struct store_latest, ts_ms),
+           sizeof(old_ts));
+    if (old_ts > l->ts_ms)
+      return 0; /* an older sample never replaces a newer one */
+    flags = MDB_CURRENT;
+  }
+  k = (MDB_val){klen, (void *)key};
+  v = (MDB_val){sizeof(*l), (void *)l};
+  return mdb_cursor_put(b->latest, &k, &v, flags);
 }
 
-static int put_latest(struct store_batch *b, const char *rack,
-                      const Rackpulse__V1__SeriesDef *d, const struct store_latest *l) {
-  char skey[RP_SERIES_KEY_MAX + 1], key[KEY_MAX];
-  series_key(skey, sizeof(skey), d);
-  int klen = join_key(key, sizeof(key), rack, skey);
-  if (klen < 0)
+/* key = rack "\0" series key; returns its length, 0 when it does not fit. */
+static size_t latest_key(char *key, size_t rack_len, const struct dict_series *d) {
+  if (rack_len + 1 + d->key_len > KEY_MAX)
     return 0; /* cannot happen: frame validation bounds the series key */
-  struct store_latest old;
-  if (get_copy(b->txn, b->s->latest, key, (size_t)klen, &old, sizeof(old)) == 0 &&
-      old.ts_ms > l->ts_ms)
-    return 0; /* an older sample never replaces a newer one */
-  return put(b->txn, b->s->latest, key, (size_t)klen, l, sizeof(*l));
+  memcpy(key + rack_len + 1, d->key, d->key_len);
+  return rack_len + 1 + d->key_len;
 }
 
-static int apply_samples(struct store_batch *b, const rp_frame *f, struct store_agent *ag) {
-  for (size_t i = 0; i < f->n_samples; i++) {
-    const Rackpulse__V1__SampleBlock *blk = f->samples[i];
+static int apply_sample(struct store_batch *b, char *key, size_t rack_len,
+                        const struct dict_series *d, int64_t scaled, int64_t ts_ms) {
+  size_t klen = latest_key(key, rack_len, d);
+  if (klen == 0)
+    return 0;
+  struct store_latest l = {.value = rp_value_unscale(scaled, d->decimals),
+                           .ts_ms = ts_ms,
+                           .status = RACKPULSE__V1__READING_STATUS__READING_OK,
+                           .decimals = d->decimals};
+  memcpy(l.unit, d->unit, sizeof(l.unit));
+  return put_latest(b, key, klen, &l);
+}
+
+/* Applies one sample block in the key order of its series: consecutive
+ * keys mostly share a leaf page, and LMDB's cursor then finds the next one
+ * on that page without descending from the root. The order is a counting
+ * sort on the dictionary's ranks, used when the block holds at least a
+ * quarter of the dictionary; a block naming a series twice keeps its own
+ * order, so that its last value still wins. */
+static int apply_block(struct store_batch *b, char *key, size_t rack_len,
+                       struct dict_agent *da, const Rackpulse__V1__SampleBlock *blk,
+                       struct store_agent *ag) {
+  struct dict *d = &b->s->cache;
+  size_t unknown = 0;
+  bool sorted = da->n > 0 && blk->n_series > 1 && blk->n_series * 4 >= da->n &&
+                dict_rank(da) == 0;
+  if (sorted && d->order_cap < da->n) {
+    int32_t *order = realloc(d->order, da->n * sizeof(*order));
+    if (order == NULL) {
+      sorted = false;
+    } else {
+      d->order = order;
+      d->order_cap = da->n;
+    }
+  }
+  if (sorted) {
+    memset(d->order, 0xff, da->n * sizeof(*d->order)); /* -1: no sample */
+    for (size_t j = 0; j < blk->n_series && sorted; j++) {
+      const struct dict_series *e = dict_find(da, blk->series[j]);
+      if (e == NULL)
+        unknown++;
+      else if (d->order[e->rank] >= 0)
+        sorted = false; /* a series twice */
+      else
+        d->order[e->rank] = (int32_t)j;
+    }
+  }
+  if (sorted) {
+    for (size_t k = 0; k < da->n; k++) {
+      if (d->order[k] < 0)
+        continue;
+      size_t j = (size_t)d->order[k];
+      int rc = apply_sample(b, key, rack_len, dict_find(da, blk->series[j]), blk->scaled[j],
+                            blk->ts_ms);
+      if (rc != 0)
+        return rc;
+    }
+  } else {
+    unknown = 0;
     for (size_t j = 0; j < blk->n_series; j++) {
-      Rackpulse__V1__SeriesDef *d = lookup_series(b, f->agent_id, blk->series[j]);
-      if (d == NULL) {
-        ag->undecodable++;
+      const struct dict_series *e = dict_find(da, blk->series[j]);
+      if (e == NULL) {
+        unknown++;
         continue;
       }
-      struct store_latest l = {.value = rp_value_unscale(blk->scaled[j], d->decimals),
-                               .ts_ms = blk->ts_ms,
-                               .status = RACKPULSE__V1__READING_STATUS__READING_OK,
-                               .decimals = d->decimals};
-      snprintf(l.unit, sizeof(l.unit), "%s", d->unit);
-      int rc = put_latest(b, f->rack_id, d, &l);
-      rackpulse__v1__series_def__free_unpacked(d, NULL);
+      int rc = apply_sample(b, key, rack_len, e, blk->scaled[j], blk->ts_ms);
       if (rc != 0)
         return rc;
     }
   }
+  ag->undecodable += unknown;
+  return 0;
+}
+
+static int apply_samples(struct store_batch *b, const rp_frame *f, struct dict_agent *da,
+                         struct store_agent *ag) {
+  char key[KEY_MAX];
+  size_t rack_len = strlen(f->rack_id);
+  memcpy(key, f->rack_id, rack_len + 1);
+  for (size_t i = 0; i < f->n_samples; i++) {
+    int rc = apply_block(b, key, rack_len, da, f->samples[i], ag);
+    if (rc != 0)
+      return rc;
+  }
   for (size_t i = 0; i < f->n_statuses; i++) {
     const Rackpulse__V1__SeriesStatus *st = f->statuses[i];
-    Rackpulse__V1__SeriesDef *d = lookup_series(b, f->agent_id, st->series);
-    if (d == NULL) {
+    const struct dict_series *d = dict_find(da, st->series);
+    size_t klen;
+    if (d == NULL || (klen = latest_key(key, rack_len, d)) == 0) {
       ag->undecodable++;
       continue;
     }
     struct store_latest l = {.value = 0, .ts_ms = f->ts_ms, .status = (int32_t)st->status,
                              .decimals = d->decimals};
-    snprintf(l.unit, sizeof(l.unit), "%s", d->unit);
+    memcpy(l.unit, d->unit, sizeof(l.unit));
     snprintf(l.detail, sizeof(l.detail), "%s", st->detail);
-    int rc = put_latest(b, f->rack_id, d, &l);
-    rackpulse__v1__series_def__free_unpacked(d, NULL);
+    int rc = put_latest(b, key, klen, &l);
     if (rc != 0)
       return rc;
   }
   return 0;
 }
 
-static int apply_stats(struct store_batch *b, const rp_frame *f, struct store_agent *ag) {
+static int apply_stats(struct store_batch *b, const rp_frame *f, const struct dict_agent *da,
+                       struct store_agent *ag) {
   for (size_t i = 0; i < f->n_stats; i++) {
     const Rackpulse__V1__WindowStats *w = f->stats[i];
-    Rackpulse__V1__SeriesDef *d = lookup_series(b, f->agent_id, w->series);
+    const struct dict_series *d = dict_find(da, w->series);
     if (d == NULL) {
       ag->undecodable++;
       continue;
     }
-    char skey[RP_SERIES_KEY_MAX + 1], wkey[RP_SERIES_KEY_MAX + 16], key[KEY_MAX];
-    series_key(skey, sizeof(skey), d);
-    rackpulse__v1__series_def__free_unpacked(d, NULL);
-    snprintf(wkey, sizeof(wkey), "%s|%u", skey, w->window_s);
+    char wkey[RP_SERIES_KEY_MAX + 16], key[KEY_MAX];
+    snprintf(wkey, sizeof(wkey), "%s|%u", d->key, w->window_s);
     int klen = join_key(key, sizeof(key), f->rack_id, wkey);
     if (klen < 0)
       continue;
@@ -381,9 +843,12 @@ int store_batch_apply(struct store_batch *b, const rp_frame *f, const char *topi
       ag.dict_version = f->dictionary_version;
     }
     if (f->dictionary_version == ag.dict_version) {
-      if ((rc = apply_samples(b, f, &ag)) != 0)
+      struct dict_agent *da;
+      if ((rc = dict_get(b, f->agent_id, &da)) != 0)
+        return lmdb_err(rc, "store: dictionary", err, errlen);
+      if ((rc = apply_samples(b, f, da, &ag)) != 0)
         return lmdb_err(rc, "store: samples", err, errlen);
-      if ((rc = apply_stats(b, f, &ag)) != 0)
+      if ((rc = apply_stats(b, f, da, &ag)) != 0)
         return lmdb_err(rc, "store: window statistics", err, errlen);
     } else {
       for (size_t i = 0; i < f->n_samples; i++)
@@ -410,8 +875,16 @@ int store_batch_apply(struct store_batch *b, const rp_frame *f, const char *topi
 }
 
 int store_batch_commit(struct store_batch *b, char *err, size_t errlen) {
-  int rc = mdb_txn_commit(b->txn);
-  free(b);
+  int rc = put_offsets(b);
+  if (rc != 0) {
+    store_batch_abort(b);
+    return lmdb_err(rc, "store: offsets", err, errlen);
+  }
+  /* mdb_txn_commit() closes the batch's cursors; on failure it aborts. */
+  rc = mdb_txn_commit(b->txn);
+  if (rc != 0)
+    dict_clear(&b->s->cache);
+  batch_free(b);
   return rc ? lmdb_err(rc, "store: commit", err, errlen) : 0;
 }
 
@@ -419,7 +892,41 @@ void store_batch_abort(struct store_batch *b) {
   if (b == NULL)
     return;
   mdb_txn_abort(b->txn);
-  free(b);
+  /* The cache may hold dictionaries this batch wrote. */
+  dict_clear(&b->s->cache);
+  batch_free(b);
+}
+
+/* One attempt at a whole batch. */
+static int apply_once(struct store *s, struct store_msg *msgs, size_t n, char *err,
+                      size_t errlen) {
+  struct store_batch *b;
+  int rc = store_batch_begin(s, &b, err, errlen);
+  if (rc != 0)
+    return rc;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    struct store_msg *m = &msgs[i];
+    if (m->frame == NULL)
+      rc = store_batch_skip(b, m->topic, m->partition, m->offset, err, errlen);
+    else
+      rc = store_batch_apply(b, m->frame, m->topic, m->partition, m->offset, &m->outcome,
+                             err, errlen);
+  }
+  if (rc != 0) {
+    store_batch_abort(b);
+    return rc;
+  }
+  return store_batch_commit(b, err, errlen);
+}
+
+int store_apply(struct store *s, struct store_msg *msgs, size_t n, char *err, size_t errlen) {
+  for (;;) {
+    int rc = apply_once(s, msgs, n, err, errlen);
+    if (rc != -ENOSPC)
+      return rc;
+    if ((rc = store_grow(s, err, errlen)) != 0)
+      return rc;
+  }
 }
 
 int store_get_offset(struct store *s, const char *topic, int32_t partition, int64_t *next) {
@@ -429,10 +936,14 @@ int store_get_offset(struct store *s, const char *topic, int32_t partition, int6
   if (klen < 0)
     return klen;
   MDB_txn *txn;
-  if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+  pthread_rwlock_rdlock(&s->resize_lock);
+  if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0) {
+    pthread_rwlock_unlock(&s->resize_lock);
     return -EIO;
+  }
   int rc = get_copy(txn, s->offsets, key, (size_t)klen, next, sizeof(*next));
   mdb_txn_abort(txn);
+  pthread_rwlock_unlock(&s->resize_lock);
   return rc == 0 ? 0 : rc == MDB_NOTFOUND ? -ENOENT : -EIO;
 }
 
@@ -441,7 +952,9 @@ int store_read_begin(struct store *s, struct store_read **out) {
   if (r == NULL)
     return -ENOMEM;
   r->s = s;
+  pthread_rwlock_rdlock(&s->resize_lock);
   if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn) != 0) {
+    pthread_rwlock_unlock(&s->resize_lock);
     free(r);
     return -EIO;
   }
@@ -453,6 +966,7 @@ void store_read_end(struct store_read *r) {
   if (r == NULL)
     return;
   mdb_txn_abort(r->txn);
+  pthread_rwlock_unlock(&r->s->resize_lock);
   free(r);
 }
 

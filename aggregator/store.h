@@ -6,6 +6,14 @@
  * instant neither loses nor double-applies a frame. Readers (HTTP threads)
  * use read transactions, which never block the writer (LMDB MVCC).
  *
+ * The map (the database's maximum size) grows when full: store_apply()
+ * aborts the batch, doubles the map up to the maximum set with
+ * store_set_map_max() and applies the batch again. LMDB allows changing the
+ * map size only while this process has no transaction open, readers
+ * included (lmdb.h, mdb_env_set_mapsize), so every read holds a shared lock
+ * for its duration and the resize takes it exclusively: readers wait for the
+ * few milliseconds of a resize, never for a write.
+ *
  * Databases (named LMDB sub-databases):
  *   offsets  "topic\0partition"          -> int64 next offset to consume
  *   agents   agent id                    -> struct store_agent
@@ -77,12 +85,52 @@ struct store_rack {
 enum store_outcome { STORE_APPLIED, STORE_DUPLICATE };
 
 /* Opens (creating) the environment in directory `path` with a map of
- * `map_size` bytes. Returns 0 and *out (close with store_close()), or a
- * negative errno / LMDB error with err set. */
+ * `map_size` bytes (at least the size of the data already there). The map
+ * may grow up to the same size until store_set_map_max() says otherwise.
+ * Returns 0 and *out (close with store_close()), or a negative errno / LMDB
+ * error with err set. */
 int store_open(const char *path, size_t map_size, struct store **out, char *err, size_t errlen);
 void store_close(struct store *s);
 
-/* Starts a write batch. Only one batch may be open at a time (one writer). */
+/* The largest map store_grow() may reach, in bytes (raised to the current
+ * map size when smaller). Call from the writer's thread. */
+void store_set_map_max(struct store *s, size_t max_bytes);
+
+/* Doubles the map, up to the maximum. The writer calls it with no batch open
+ * after an -ENOSPC; it waits for open reads to end. Returns 0, -ENOSPC with
+ * err naming the configuration key to raise when the map is already at the
+ * maximum, -EBUSY when a batch is open, or another negative errno. */
+int store_grow(struct store *s, char *err, size_t errlen);
+
+struct store_map_info {
+  size_t map_bytes;     /* the current map size */
+  size_t max_bytes;     /* what it may grow to */
+  size_t used_bytes;    /* pages in use (up to the last page written) */
+  uint64_t grows;       /* times store_grow() grew it */
+};
+void store_map_info(struct store *s, struct store_map_info *out);
+
+/* One message of a batch for store_apply(). */
+struct store_msg {
+  const rp_frame *frame;       /* NULL: a message that did not decode */
+  const char *topic;
+  int32_t partition;
+  int64_t offset;
+  enum store_outcome outcome;  /* out, when frame != NULL */
+};
+
+/* Applies msgs[0..n) in one write transaction with their offsets and commits
+ * it durably; the frames stay the caller's. When the map fills it aborts,
+ * grows the map (store_grow()) and applies them all again, so a full map
+ * costs one retry, never a frame. Returns 0, or a negative errno with err
+ * set (and nothing applied): -ENOSPC when the map is full at its maximum. */
+int store_apply(struct store *s, struct store_msg *msgs, size_t n, char *err, size_t errlen);
+
+/* The lower-level batch API that store_apply() is made of. A full map
+ * makes apply, skip or commit return -ENOSPC; the batch must then be aborted
+ * (a failed commit frees it already).
+ *
+ * Starts a write batch. Only one batch may be open at a time (one writer). */
 int store_batch_begin(struct store *s, struct store_batch **out, char *err, size_t errlen);
 /* Applies one frame read from topic/partition/offset inside the batch, and
  * records offset + 1 as the partition's next offset. */
@@ -99,7 +147,9 @@ void store_batch_abort(struct store_batch *b);
 /* The next offset to consume for topic/partition: 0 and *next, or -ENOENT. */
 int store_get_offset(struct store *s, const char *topic, int32_t partition, int64_t *next);
 
-/* Readers. Each opens its own read transaction. */
+/* Readers. Each opens its own read transaction and holds the store's
+ * shared resize lock until store_read_end(): a thread must end one read
+ * before it begins another, or a waiting resize could deadlock it. */
 struct store_read;
 int store_read_begin(struct store *s, struct store_read **out);
 void store_read_end(struct store_read *r);

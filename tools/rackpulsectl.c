@@ -3,6 +3,7 @@
  *
  *   rackpulsectl [--url URL] gate --rack R --kw N [--json]
  *   rackpulsectl [--url URL] rack --rack R
+ *   rackpulsectl tail [--rack R] [--json] [--from WHEN]   (Kafka; ctl_tail.c)
  *
  * `gate` exits 0 on allow, 1 on deny and 2 on any error (unreachable
  * aggregator, unknown rack, bad arguments), so a CI job can gate on it. */
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "ctl_tail.h"
 
 #define EXIT_ALLOW 0
 #define EXIT_DENY 1
@@ -151,10 +154,16 @@ static void usage(FILE *out) {
           "commands:\n"
           "  gate --rack R --kw N [--json]   may N more kW land on rack R now?\n"
           "                                  exit 0 allow, 1 deny, 2 error\n"
-          "  rack --rack R                   the rack's latest state as JSON\n");
+          "  rack --rack R                   the rack's latest state as JSON\n"
+          "  tail [--rack R] [--json] [--from WHEN]\n"
+          "                                  frames from Kafka as they arrive\n"
+          "                                  (see rackpulsectl tail --help)\n");
 }
 
 int main(int argc, char **argv) {
+  /* tail reads Kafka, not the HTTP API: its options are its own. */
+  if (argc >= 2 && strcmp(argv[1], "tail") == 0)
+    return ctl_tail_main(argc - 1, argv + 1);
   const char *base = getenv("RACKPULSE_URL");
   if (base == NULL || *base == '\0')
     base = "http://127.0.0.1:8470";

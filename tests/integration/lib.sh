@@ -94,11 +94,14 @@ start_agent() {
 
 start_aggregator() {
   HTTP_PORT=$(free_port)
+  local policy="policy: {version: test-1, max_staleness: ${STALENESS:-5s}, supply_temp_max: ${SUPPLY_MAX:-40}}"
+  [ -n "${AGG_POLICY:-}" ] && policy=$AGG_POLICY
   cat >"$WORK/aggregator.yaml" <<YAML
 kafka: {brokers: "$BOOTSTRAP", batch_wait: 20ms}
 store: {path: $WORK/store, map_size_mb: 64}
-http: {port: $HTTP_PORT}
-policy: {version: test-1, max_staleness: ${STALENESS:-5s}, supply_temp_max: ${SUPPLY_MAX:-40}}
+http: {port: $HTTP_PORT${AGG_HTTP_EXTRA:+, $AGG_HTTP_EXTRA}}
+$policy
+${AGG_EXTRA:-}
 YAML
   "$RP_BIN/aggregator/rackpulse-aggregator" -c "$WORK/aggregator.yaml" \
     >"$WORK/aggregator.out" 2>"$WORK/aggregator.log" &

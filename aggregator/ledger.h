@@ -1,0 +1,52 @@
+/* The aggregator's ledger: what it decided and what operators asked for,
+ * kept in its own LMDB environment (STORE_PATH/ledger), apart from the rack
+ * state that Kafka can rebuild. Records are JSON objects.
+ *
+ *   audit         rack "\0" ts_ms (8 bytes BE) id  -> gate decision
+ *   reservations  id                               -> reservation
+ *   flags         rack "\0" flag                   -> flag
+ *
+ * Safe to call from several threads (LMDB serialises writers; readers never
+ * wait). The audit log is bounded by retention (age and count). */
+#ifndef RACKPULSE_LEDGER_H
+#define RACKPULSE_LEDGER_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rp_ledger;
+
+struct rp_ledger_limits {
+  size_t map_size;
+  int64_t audit_max_age_ms;   /* older decisions are pruned */
+  uint64_t audit_max_entries; /* beyond this the oldest are pruned */
+};
+
+int rp_ledger_open(const char *dir, const struct rp_ledger_limits *lim, struct rp_ledger **out,
+                   char *err, size_t errlen);
+void rp_ledger_close(struct rp_ledger *l);
+
+/* Appends a decision (must hold "rack", "decision_id", "evaluated_at_ms").
+ * Returns 0 or a negative errno. */
+int rp_ledger_audit_append(struct rp_ledger *l, const json_t *decision);
+/* Decisions of `rack` (NULL: every rack) with since <= ts < until, oldest
+ * first, at most `limit`. New reference. */
+json_t *rp_ledger_audit_query(struct rp_ledger *l, const char *rack, int64_t since_ms,
+                              int64_t until_ms, size_t limit);
+/* Deletes decisions beyond the retention limits; returns how many. */
+uint64_t rp_ledger_audit_prune(struct rp_ledger *l, int64_t now_ms);
+
+/* Reservations, keyed by their "id". put replaces; get returns a new
+ * reference or NULL; list returns every reservation (new reference). */
+int rp_ledger_res_put(struct rp_ledger *l, const json_t *res);
+json_t *rp_ledger_res_get(struct rp_ledger *l, const char *id);
+json_t *rp_ledger_res_list(struct rp_ledger *l);
+
+/* Flags, keyed by rack and flag name. */
+int rp_ledger_flag_put(struct rp_ledger *l, const char *rack, const char *flag,
+                       const json_t *value);
+int rp_ledger_flag_del(struct rp_ledger *l, const char *rack, const char *flag);
+json_t *rp_ledger_flag_list(struct rp_ledger *l, const char *rack);
+
+#endif

@@ -1,0 +1,117 @@
+/* Gate policy as data: a versioned YAML file of check limits per rack class
+ * or rack, plus rack metadata (breaker limit, derating, CDU capacity, pool,
+ * row, cooling loop). Loaded at start and on SIGHUP; a file that does not
+ * validate is refused with file:line and the policy in force stays.
+ *
+ *   version: site-2026-11
+ *   defaults:                      # every rack, unless its class or entry says otherwise
+ *     max_staleness: 10s
+ *     power_margin_kw: 2
+ *     supply_temp: {series: cdu.supply_temp, stat: p95, window: 300s, max: 40,
+ *                   hysteresis: 1, persist: 3}
+ *     flow: {series: cdu.flow, min: 60}
+ *   classes:
+ *     gold: {supply_temp: {max: 38}}
+ *   racks:
+ *     - {id: a01, class: gold, pool: p1, row: r1, loop: l1,
+ *        breaker_kw: 120, derating: 0.8, cdu_capacity_kw: 150}
+ *
+ * Checks (keys of defaults/classes/rack entries), each with the fields
+ * enabled, fail_closed, series, stat, window, across, min, max, hysteresis,
+ * persist (samples) and persist_for (duration):
+ *   supply_temp    CDU supply temperature (stat over window), at most max
+ *   supply_slope   its least-squares slope, °C/min, at most max
+ *   inlet_slope    server inlet temperature slope, °C/min (worst server)
+ *   delta_t        ΔT band [min, max]
+ *   flow           coolant flow, at least min
+ *   alarms         any alarm bit of the series set (leak, pump fault) denies
+ *   heat_balance   heat removed ÷ electrical power within [min, max]
+ *   power          breaker × derating − max(p95 draw, current draw)
+ *                  − reservations of other owners − margin ≥ requested kW
+ *   thermal        CDU rated capacity − heat removed ≥ requested kW
+ * plus telemetry_fresh (max_staleness), always on. */
+#ifndef RACKPULSE_POLICY_H
+#define RACKPULSE_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum rp_check_id {
+  RP_CHECK_SUPPLY_TEMP,
+  RP_CHECK_SUPPLY_SLOPE,
+  RP_CHECK_INLET_SLOPE,
+  RP_CHECK_DELTA_T,
+  RP_CHECK_FLOW,
+  RP_CHECK_ALARMS,
+  RP_CHECK_HEAT_BALANCE,
+  RP_CHECK_POWER,
+  RP_CHECK_THERMAL,
+  RP_CHECK_COUNT
+};
+
+/* How a check reads its value. */
+enum rp_stat { RP_STAT_LATEST, RP_STAT_P50, RP_STAT_P95, RP_STAT_P99, RP_STAT_MEAN,
+               RP_STAT_MIN, RP_STAT_MAX, RP_STAT_SLOPE };
+/* How values of several devices combine (several CDUs, servers or PDUs). */
+enum rp_across { RP_ACROSS_MAX, RP_ACROSS_MIN, RP_ACROSS_SUM };
+
+struct rp_check_limits {
+  bool enabled;
+  bool fail_closed;    /* missing, stale or invalid input denies */
+  char series[64];
+  enum rp_stat stat;
+  int64_t window_ms;   /* for stats other than latest: the agent's window */
+  enum rp_across across;
+  double min, max;     /* NaN: unbounded */
+  double hysteresis;   /* once tripped, clears only inside the band by this much */
+  int64_t persist;     /* consecutive bad samples before it trips (>= 1) */
+  int64_t persist_for_ms; /* or: bad for this long (0: not used) */
+};
+
+struct rp_policy_set {
+  int64_t max_staleness_ms;
+  double power_margin_kw;
+  struct rp_check_limits check[RP_CHECK_COUNT];
+};
+
+struct rp_rack_meta {
+  char id[65];
+  char class_name[32];
+  char pool[64], row[32], loop[32];
+  double breaker_kw, derating, cdu_capacity_kw; /* NaN when not configured */
+  struct rp_policy_set set;                     /* effective limits */
+};
+
+struct rp_policy {
+  char version[64];
+  char path[512];
+  struct rp_policy_set defaults;
+  char class_names[16][32];
+  struct rp_policy_set classes[16];
+  size_t nclasses;
+  struct rp_rack_meta *racks; /* owned */
+  size_t nracks;
+};
+
+/* Names of the checks, for answers and config keys. */
+extern const char *const rp_check_names[RP_CHECK_COUNT];
+
+/* Loads `path`. Returns 0 and *out (free with rp_policy_free()), or a
+ * negative errno with err naming file:line and key. */
+int rp_policy_load(const char *path, struct rp_policy **out, char *err, size_t errlen);
+/* The built-in policy (used when no file is configured), with the given
+ * version, staleness and supply temperature limit. */
+int rp_policy_builtin(const char *version, int64_t max_staleness_ms, double supply_temp_max,
+                      const char *supply_series, struct rp_policy **out);
+void rp_policy_free(struct rp_policy *p);
+
+/* The effective limits for `rack` (its entry, else defaults) and its
+ * metadata (NULL when the rack is not listed). `class_name` (may be NULL)
+ * selects a class explicitly, as a request's class= does. Returns NULL when
+ * the class is unknown. */
+const struct rp_policy_set *rp_policy_for(const struct rp_policy *p, const char *rack,
+                                          const char *class_name,
+                                          const struct rp_rack_meta **meta);
+
+#endif

@@ -1,0 +1,504 @@
+/* Power reservations (see reservations.h). Admission asks the gate for the
+ * rack's power headroom with every existing reservation counted, so the
+ * same arithmetic decides gates and reservations. */
+#define _XOPEN_SOURCE 700 /* strptime */
+#include "reservations.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "aggregator.h"
+#include "gate.h"
+
+static const char *const class_names[] = {"bronze", "silver", "gold"};
+#define MAX_RESERVATION_MS (31LL * 24 * 3600 * 1000)
+
+static int class_rank(const char *name) {
+  for (int i = 0; i < 3; i++)
+    if (name != NULL && strcmp(name, class_names[i]) == 0)
+      return i;
+  return -1;
+}
+
+static bool is_active(const json_t *r) {
+  const char *state = json_string_value(json_object_get(r, "state"));
+  return state != NULL && strcmp(state, "active") == 0;
+}
+
+static int64_t jint(const json_t *o, const char *key) {
+  return (int64_t)json_integer_value(json_object_get(o, key));
+}
+
+static bool overlaps(const json_t *r, int64_t from, int64_t to) {
+  return jint(r, "start_ms") < to && jint(r, "end_ms") > from;
+}
+
+static bool str_eq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
+
+double rp_reservations_reserved_kw(struct rp_ledger *l, const char *rack,
+                                   const char *except_owner, int64_t from_ms, int64_t to_ms) {
+  json_t *all = rp_ledger_res_list(l);
+  double kw = 0;
+  size_t i;
+  json_t *r;
+  json_array_foreach(all, i, r) {
+    if (!is_active(r) || !str_eq(json_string_value(json_object_get(r, "rack")), rack) ||
+        !overlaps(r, from_ms, to_ms) ||
+        str_eq(json_string_value(json_object_get(r, "owner")), except_owner))
+      continue;
+    kw += json_number_value(json_object_get(r, "kw"));
+  }
+  json_decref(all);
+  return kw;
+}
+
+static json_t *error(int *status, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static json_t *error(int *status, int code, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  *status = code;
+  return json_pack("{s:s}", "error", msg);
+}
+
+/* A time as Unix milliseconds (integer) or RFC 3339 UTC text
+ * ("2026-11-22T18:00:00Z"). Returns 0 or -EINVAL. */
+static int parse_time(const json_t *v, int64_t *ms) {
+  if (json_is_integer(v)) {
+    *ms = (int64_t)json_integer_value(v);
+    return *ms > 0 ? 0 : -EINVAL;
+  }
+  const char *s = json_string_value(v);
+  struct tm tm = {0};
+  const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+  if (end == NULL || (strcmp(end, "Z") != 0 && strcmp(end, "+00:00") != 0))
+    return -EINVAL;
+  *ms = (int64_t)timegm(&tm) * 1000;
+  return 0;
+}
+
+static bool valid_id(const char *s) {
+  if (s == NULL || s[0] == '\0' || strlen(s) > RP_ID_MAX)
+    return false;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          *s == '.' || *s == '_' || *s == '-'))
+      return false;
+  return true;
+}
+
+static void new_id(char out[17]) {
+  uint8_t b[8];
+  if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
+    uint64_t t = (uint64_t)rp_now_ms();
+    memcpy(b, &t, 8);
+  }
+  for (int i = 0; i < 8; i++)
+    snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* Power headroom of `rack` over [now, end) with every reservation counted
+ * (except those of `except_owner`): the gate's power_headroom check. Returns
+ * false with why when it cannot be known. */
+static bool headroom_kw(struct rp_aggregator *a, const char *rack, int64_t now, int64_t end,
+                        double *headroom, char *why, size_t whylen) {
+  struct rp_gate_request q = {.rack = rack, .kw = 0, .duration_ms = end - now};
+  int status;
+  json_t *d = rp_gate_evaluate(a->gate, a->store, a->ledger, &q, now, &status, why, whylen);
+  if (d == NULL)
+    return false;
+  bool found = false;
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(d, "checks"), i, c) {
+    if (str_eq(json_string_value(json_object_get(c, "name")), "power_headroom")) {
+      json_t *obs = json_object_get(c, "observed");
+      if (json_is_number(obs)) {
+        *headroom = json_number_value(obs);
+        found = true;
+      } else {
+        const char *reason = json_string_value(json_object_get(c, "reason"));
+        snprintf(why, whylen, "power headroom unknown: %s", reason ? reason : "no data");
+      }
+    }
+  }
+  if (!found && why[0] == '\0')
+    snprintf(why, whylen, "the policy has no power check for rack %s (enable power and set "
+             "breaker_kw)", rack);
+  json_decref(d);
+  return found;
+}
+
+struct pool_pick {
+  const char *pool;
+  char racks[256][RP_ID_MAX + 1];
+  size_t n;
+};
+
+static void collect_pool(void *ctx, const struct rp_policy *p) {
+  struct pool_pick *pp = ctx;
+  for (size_t i = 0; i < p->nracks && pp->n < 256; i++)
+    if (strcmp(p->racks[i].pool, pp->pool) == 0)
+      snprintf(pp->racks[pp->n++], RP_ID_MAX + 1, "%s", p->racks[i].id);
+}
+
+/* Preempts preemptible lower-class reservations on `rack` overlapping the
+ * window, lowest class first, until `needed` kW are free. Returns the kW
+ * freed (all-or-nothing: nothing is preempted when not enough would be). */
+static double preempt(struct rp_aggregator *a, const char *rack, int rank, int64_t from,
+                      int64_t to, double needed, const char *by, json_t *preempted) {
+  json_t *all = rp_ledger_res_list(a->ledger);
+  double freeable = 0;
+  size_t i;
+  json_t *r;
+  for (int lower = 0; lower < rank; lower++) {
+    json_array_foreach(all, i, r) {
+      if (is_active(r) && json_is_true(json_object_get(r, "preemptible")) &&
+          class_rank(json_string_value(json_object_get(r, "class"))) == lower &&
+          str_eq(json_string_value(json_object_get(r, "rack")), rack) && overlaps(r, from, to))
+        freeable += json_number_value(json_object_get(r, "kw"));
+    }
+  }
+  if (freeable < needed) {
+    json_decref(all);
+    return 0;
+  }
+  double freed = 0;
+  for (int lower = 0; lower < rank && freed < needed; lower++) {
+    json_array_foreach(all, i, r) {
+      if (freed >= needed)
+        break;
+      if (!is_active(r) || !json_is_true(json_object_get(r, "preemptible")) ||
+          class_rank(json_string_value(json_object_get(r, "class"))) != lower ||
+          !str_eq(json_string_value(json_object_get(r, "rack")), rack) || !overlaps(r, from, to))
+        continue;
+      json_object_set_new(r, "state", json_string("preempted"));
+      json_object_set_new(r, "reason", json_sprintf("preempted by %s", by));
+      if (rp_ledger_res_put(a->ledger, r) == 0) {
+        freed += json_number_value(json_object_get(r, "kw"));
+        json_array_append(preempted, json_object_get(r, "id"));
+      }
+    }
+  }
+  json_decref(all);
+  return freed;
+}
+
+static int validate_strings(const json_t *arr) {
+  if (arr == NULL)
+    return 0;
+  if (!json_is_array(arr) || json_array_size(arr) > 256)
+    return -EINVAL;
+  size_t i;
+  json_t *v;
+  json_array_foreach(arr, i, v) if (!valid_id(json_string_value(v))) return -EINVAL;
+  return 0;
+}
+
+json_t *rp_reservation_create(struct rp_aggregator *a, const json_t *body, int64_t now,
+                              int *status) {
+  if (!json_is_object(body))
+    return error(status, 400, "body: expected a JSON object");
+  const char *rack = json_string_value(json_object_get(body, "rack"));
+  const char *pool = json_string_value(json_object_get(body, "pool"));
+  const char *owner = json_string_value(json_object_get(body, "owner"));
+  const char *cls = json_string_value(json_object_get(body, "class"));
+  json_t *kwv = json_object_get(body, "kw");
+  int64_t start = now, end;
+  if ((rack == NULL) == (pool == NULL))
+    return error(status, 400, "give exactly one of rack or pool");
+  if ((rack && !valid_id(rack)) || (pool && !valid_id(pool)))
+    return error(status, 400, "rack/pool: 1..64 characters of A-Z a-z 0-9 . _ -");
+  if (!valid_id(owner))
+    return error(status, 400, "owner: required, 1..64 characters of A-Z a-z 0-9 . _ -");
+  double kw = json_number_value(kwv);
+  if (!json_is_number(kwv) || !isfinite(kw) || kw <= 0 || kw > 100000)
+    return error(status, 400, "kw: expected a number of kilowatts above 0, at most 100000");
+  if (cls == NULL)
+    cls = "silver";
+  int rank = class_rank(cls);
+  if (rank < 0)
+    return error(status, 400, "class: '%s' is not gold, silver or bronze", cls);
+  if (json_object_get(body, "start") && parse_time(json_object_get(body, "start"), &start) != 0)
+    return error(status, 400, "start: expected Unix ms or RFC 3339 UTC time");
+  if (parse_time(json_object_get(body, "end"), &end) != 0)
+    return error(status, 400, "end: required, Unix ms or RFC 3339 UTC time");
+  if (end <= start)
+    return error(status, 400, "end is not after start");
+  if (end <= now)
+    return error(status, 400, "end is in the past");
+  if (end - start > MAX_RESERVATION_MS)
+    return error(status, 400, "a reservation lasts at most 31 days");
+  json_t *preemptible = json_object_get(body, "preemptible");
+  if (preemptible != NULL && !json_is_boolean(preemptible))
+    return error(status, 400, "preemptible: expected true or false");
+  if (validate_strings(json_object_get(body, "hosts")) != 0 ||
+      validate_strings(json_object_get(body, "outlets")) != 0)
+    return error(status, 400, "hosts/outlets: lists of at most 256 names");
+
+  /* The candidate racks: the one named, or the pool's. */
+  struct pool_pick pp = {.pool = pool};
+  if (rack != NULL)
+    snprintf(pp.racks[pp.n++], RP_ID_MAX + 1, "%s", rack);
+  else
+    rp_gate_with_policy(a->gate, collect_pool, &pp);
+  if (pp.n == 0)
+    return error(status, 404, "pool '%s' has no racks in the policy", pool);
+
+  const char *best = NULL;
+  double best_headroom = -INFINITY;
+  char why[256] = "";
+  for (size_t i = 0; i < pp.n; i++) {
+    double h;
+    char w[256] = "";
+    if (!headroom_kw(a, pp.racks[i], start, end, &h, w, sizeof(w))) {
+      snprintf(why, sizeof(why), "%s: %s", pp.racks[i], w);
+      continue;
+    }
+    if (h > best_headroom) {
+      best_headroom = h;
+      best = pp.racks[i];
+    }
+  }
+  if (best == NULL)
+    return error(status, 409, "cannot admit: %s", why);
+  char id[17];
+  new_id(id);
+  json_t *preempted = json_array();
+  if (best_headroom < kw) {
+    double freed = preempt(a, best, rank, start, end, kw - best_headroom, id, preempted);
+    if (freed + best_headroom < kw) {
+      json_decref(preempted);
+      json_t *e = error(status, 409,
+                        "does not fit: %.2f kW free on %s, %.2f kW asked (class %s takes "
+                        "nothing from equal or higher classes)",
+                        best_headroom > 0 ? best_headroom : 0, best, kw, cls);
+      json_object_set_new(e, "available_kw", json_real(best_headroom > 0 ? best_headroom : 0));
+      return e;
+    }
+  }
+  json_t *r = json_pack("{s:s, s:s, s:f, s:I, s:I, s:s, s:b, s:s, s:s, s:I}", "id", id, "rack",
+                        best, "kw", kw, "start_ms", (json_int_t)start, "end_ms", (json_int_t)end,
+                        "class", cls, "preemptible", json_is_true(preemptible), "owner", owner,
+                        "state", "active", "created_ms", (json_int_t)now);
+  if (pool != NULL)
+    json_object_set_new(r, "pool", json_string(pool));
+  json_object_set(r, "hosts", json_object_get(body, "hosts") ? json_object_get(body, "hosts")
+                                                             : json_array());
+  json_object_set(r, "outlets", json_object_get(body, "outlets")
+                                     ? json_object_get(body, "outlets")
+                                     : json_array());
+  if (rp_ledger_res_put(a->ledger, r) != 0) {
+    json_decref(r);
+    json_decref(preempted);
+    return error(status, 503, "ledger write failed");
+  }
+  if (json_array_size(preempted) > 0)
+    json_object_set(r, "preempted", preempted);
+  json_decref(preempted);
+  *status = 201;
+  return r;
+}
+
+json_t *rp_reservation_extend(struct rp_aggregator *a, const char *id, const json_t *body,
+                              int64_t now, int *status) {
+  json_t *r = rp_ledger_res_get(a->ledger, id);
+  if (r == NULL)
+    return error(status, 404, "no reservation %s", id);
+  int64_t end;
+  if (!is_active(r)) {
+    json_decref(r);
+    return error(status, 409, "reservation %s is not active", id);
+  }
+  if (!json_is_object(body) || parse_time(json_object_get(body, "end"), &end) != 0) {
+    json_decref(r);
+    return error(status, 400, "end: required, Unix ms or RFC 3339 UTC time");
+  }
+  int64_t old_end = jint(r, "end_ms");
+  if (end <= old_end || end <= now || end - jint(r, "start_ms") > MAX_RESERVATION_MS) {
+    json_decref(r);
+    return error(status, 400, "end must be later than the current end and within 31 days");
+  }
+  /* The extension [old_end, end) must fit like a new reservation would,
+   * with this reservation itself not yet holding that window. */
+  double h;
+  char why[256] = "";
+  const char *rack = json_string_value(json_object_get(r, "rack"));
+  if (!headroom_kw(a, rack, old_end, end, &h, why, sizeof(why)) ||
+      h < json_number_value(json_object_get(r, "kw"))) {
+    json_t *e = why[0] ? error(status, 409, "cannot extend: %s", why)
+                       : error(status, 409, "cannot extend: %.2f kW free after the current end",
+                               h);
+    json_decref(r);
+    return e;
+  }
+  json_object_set_new(r, "end_ms", json_integer(end));
+  if (rp_ledger_res_put(a->ledger, r) != 0) {
+    json_decref(r);
+    return error(status, 503, "ledger write failed");
+  }
+  *status = 200;
+  return r;
+}
+
+json_t *rp_reservation_release(struct rp_aggregator *a, const char *id, int64_t now,
+                               int *status) {
+  json_t *r = rp_ledger_res_get(a->ledger, id);
+  if (r == NULL)
+    return error(status, 404, "no reservation %s", id);
+  if (is_active(r)) {
+    json_object_set_new(r, "state", json_string("released"));
+    json_object_set_new(r, "released_ms", json_integer(now));
+    if (rp_ledger_res_put(a->ledger, r) != 0) {
+      json_decref(r);
+      return error(status, 503, "ledger write failed");
+    }
+  }
+  *status = 200;
+  return r;
+}
+
+struct draw {
+  const json_t *hosts, *outlets;
+  int64_t now, max_age;
+  double kw;
+  size_t n;
+};
+
+static bool in_list(const json_t *arr, const char *s, size_t len) {
+  size_t i;
+  json_t *v;
+  json_array_foreach(arr, i, v) {
+    const char *x = json_string_value(v);
+    if (x && strlen(x) == len && strncmp(x, s, len) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* Sums server.power@HOST and pdu.outlet.power{outlet=O}@... of the lists. */
+static void on_draw(void *ctx, const char *key, const struct store_latest *l) {
+  struct draw *d = ctx;
+  if (l->status != 0 || !isfinite(l->value) || d->now - l->ts_ms > d->max_age)
+    return;
+  double scale = strcmp(l->unit, "W") == 0 ? 0.001 : 1.0;
+  const char *at = strrchr(key, '@');
+  if (strncmp(key, "server.power", 12) == 0 && (key[12] == '@' || key[12] == '{') && at &&
+      in_list(d->hosts, at + 1, strlen(at + 1))) {
+    d->kw += l->value * scale;
+    d->n++;
+  } else if (strncmp(key, "pdu.outlet.power{", 17) == 0) {
+    const char *o = strstr(key, "outlet=");
+    const char *end = o ? strpbrk(o, ",}") : NULL;
+    if (o && end && in_list(d->outlets, o + 7, (size_t)(end - o - 7))) {
+      d->kw += l->value * scale;
+      d->n++;
+    }
+  }
+}
+
+/* Measured draw of the reservation's hosts and outlets; NaN when it names
+ * none or none reports. */
+static double measured_kw(struct rp_aggregator *a, const json_t *r, int64_t now) {
+  struct draw d = {json_object_get(r, "hosts"), json_object_get(r, "outlets"), now, 30000, 0, 0};
+  if (json_array_size(d.hosts) + json_array_size(d.outlets) == 0)
+    return NAN;
+  struct store_read *rd;
+  if (store_read_begin(a->store, &rd) != 0)
+    return NAN;
+  store_read_each_latest(rd, json_string_value(json_object_get(r, "rack")), on_draw, &d);
+  store_read_end(rd);
+  return d.n > 0 ? d.kw : NAN;
+}
+
+json_t *rp_reservation_list(struct rp_aggregator *a, const char *rack, const char *owner,
+                            int64_t now) {
+  json_t *all = rp_ledger_res_list(a->ledger), *out = json_array();
+  size_t i;
+  json_t *r;
+  json_array_foreach(all, i, r) {
+    if ((rack && !str_eq(json_string_value(json_object_get(r, "rack")), rack)) ||
+        (owner && !str_eq(json_string_value(json_object_get(r, "owner")), owner)))
+      continue;
+    if (is_active(r)) {
+      double used = measured_kw(a, r, now);
+      double kw = json_number_value(json_object_get(r, "kw"));
+      json_object_set_new(r, "used_kw", isfinite(used) ? json_real(used) : json_null());
+      json_object_set_new(r, "utilization", isfinite(used) ? json_real(used / kw) : json_null());
+    }
+    json_array_append(out, r);
+  }
+  json_decref(all);
+  return json_pack("{s:o}", "reservations", out);
+}
+
+int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
+  json_t *all = rp_ledger_res_list(a->ledger);
+  int n = 0;
+  size_t i;
+  json_t *r;
+  json_array_foreach(all, i, r) {
+    if (!is_active(r))
+      continue;
+    const char *reason = NULL;
+    if (jint(r, "end_ms") <= now) {
+      reason = "ended";
+    } else if (now - jint(r, "start_ms") > a->cfg.reservations.unused_grace_ms) {
+      double used = measured_kw(a, r, now);
+      if (isfinite(used) && used < 0.05 * json_number_value(json_object_get(r, "kw")))
+        reason = "unused past the grace period (draw under 5% of the reservation)";
+    }
+    if (reason == NULL)
+      continue;
+    json_object_set_new(r, "state", json_string("expired"));
+    json_object_set_new(r, "reason", json_string(reason));
+    json_object_set_new(r, "expired_ms", json_integer(now));
+    if (rp_ledger_res_put(a->ledger, r) == 0)
+      n++;
+  }
+  json_decref(all);
+  return n;
+}
+
+void rp_reservations_metrics(struct rp_aggregator *a, FILE *out, int64_t now) {
+  json_t *owners = json_object();
+  json_t *all = rp_ledger_res_list(a->ledger);
+  size_t i;
+  json_t *r;
+  json_array_foreach(all, i, r) {
+    if (!is_active(r) || jint(r, "start_ms") > now)
+      continue;
+    const char *owner = json_string_value(json_object_get(r, "owner"));
+    json_t *o = json_object_get(owners, owner);
+    if (o == NULL) {
+      o = json_pack("{s:f, s:f}", "reserved", 0.0, "used", 0.0);
+      json_object_set_new(owners, owner, o);
+    }
+    double used = measured_kw(a, r, now);
+    json_object_set_new(o, "reserved", json_real(json_number_value(json_object_get(o, "reserved")) +
+                                                 json_number_value(json_object_get(r, "kw"))));
+    if (isfinite(used))
+      json_object_set_new(o, "used",
+                          json_real(json_number_value(json_object_get(o, "used")) + used));
+  }
+  fputs("# HELP rackpulse_reservation_kw Active reserved power per owner (kind=reserved) and "
+        "what its hosts/outlets draw (kind=used).\n# TYPE rackpulse_reservation_kw gauge\n",
+        out);
+  const char *owner;
+  json_t *o;
+  json_object_foreach(owners, owner, o) {
+    fprintf(out, "rackpulse_reservation_kw{owner=\"%s\",kind=\"reserved\"} %.3f\n", owner,
+            json_number_value(json_object_get(o, "reserved")));
+    fprintf(out, "rackpulse_reservation_kw{owner=\"%s\",kind=\"used\"} %.3f\n", owner,
+            json_number_value(json_object_get(o, "used")));
+  }
+  json_decref(all);
+  json_decref(owners);
+}

@@ -1,0 +1,49 @@
+/* Power reservations: kW held on a rack (or the best rack of a pool) for a
+ * time window, by an owner, with a priority class (gold > silver > bronze)
+ * and optionally the hosts or outlets that will draw it. Reserved power
+ * counts against gate headroom for everyone but its owner. Admission
+ * rejects a reservation that does not fit; a higher class may preempt
+ * preemptible lower-class reservations, never the reverse. Utilization =
+ * measured draw of the reservation's hosts/outlets ÷ reserved kW; a
+ * reservation past its end, or unused past its grace period, expires.
+ *
+ * A reservation (JSON, as stored and answered):
+ *   {"id", "rack", "pool", "kw", "start_ms", "end_ms", "class", "preemptible",
+ *    "owner", "hosts": [..], "outlets": [..], "state": active|released|
+ *    expired|preempted, "created_ms", "reason"} */
+#ifndef RACKPULSE_RESERVATIONS_H
+#define RACKPULSE_RESERVATIONS_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ledger.h"
+
+struct rp_aggregator;
+
+/* kW of active reservations on `rack` overlapping [from, to), leaving out
+ * those of `except_owner` and the one with `except_id` (either may be
+ * NULL). */
+double rp_reservations_reserved_kw(struct rp_ledger *l, const char *rack,
+                                   const char *except_owner, int64_t from_ms, int64_t to_ms);
+
+/* The API. Each returns the JSON answer and sets *status (201/200, or a
+ * 4xx with {"error": ...}). */
+json_t *rp_reservation_create(struct rp_aggregator *a, const json_t *body, int64_t now_ms,
+                              int *status);
+json_t *rp_reservation_extend(struct rp_aggregator *a, const char *id, const json_t *body,
+                              int64_t now_ms, int *status);
+json_t *rp_reservation_release(struct rp_aggregator *a, const char *id, int64_t now_ms,
+                               int *status);
+json_t *rp_reservation_list(struct rp_aggregator *a, const char *rack, const char *owner,
+                            int64_t now_ms);
+
+/* Expires reservations past their end, or unused past the grace period.
+ * Returns how many expired. */
+int rp_reservations_expire(struct rp_aggregator *a, int64_t now_ms);
+
+/* Prometheus lines: per owner reserved and used kW (hoarding figures). */
+void rp_reservations_metrics(struct rp_aggregator *a, FILE *out, int64_t now_ms);
+
+#endif

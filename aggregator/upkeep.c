@@ -1,0 +1,124 @@
+/* The aggregator's decision side, set up and kept: the policy (file or
+ * built-in) and the gate, the ledger (audit, reservations, flags), the API
+ * token; and a thread that once a second applies a SIGHUP policy reload,
+ * expires reservations and flags, and prunes the audit log. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aggregator.h"
+#include "gate.h"
+#include "ledger.h"
+#include "policy.h"
+#include "rackpulse/log.h"
+#include "rackpulse/secret.h"
+#include "reservations.h"
+
+static pthread_t upkeep_thread;
+static bool upkeep_running;
+
+int rp_upkeep_load_policy(const struct rp_aggregator_config *cfg, struct rp_policy **out,
+                          char *err, size_t errlen) {
+  if (cfg->policy.file[0] != '\0')
+    return rp_policy_load(cfg->policy.file, out, err, errlen);
+  return rp_policy_builtin(cfg->policy.version, cfg->policy.max_staleness_ms,
+                           cfg->policy.supply_temp_max, cfg->policy.supply_temp_series, out);
+}
+
+/* Removes flags past their expiry. */
+static void expire_flags(struct rp_aggregator *a, int64_t now) {
+  json_t *all = rp_ledger_flag_list(a->ledger, NULL);
+  size_t i;
+  json_t *f;
+  json_array_foreach(all, i, f) {
+    if (json_integer_value(json_object_get(f, "expires_ms")) > now)
+      continue;
+    const char *rack = json_string_value(json_object_get(f, "rack"));
+    const char *flag = json_string_value(json_object_get(f, "flag"));
+    if (rack && flag && rp_ledger_flag_del(a->ledger, rack, flag) == 0)
+      rp_info("flags", "%s on rack %s expired", flag, rack);
+  }
+  json_decref(all);
+}
+
+static void *upkeep(void *arg) {
+  struct rp_aggregator *a = arg;
+  for (unsigned tick = 0; !a->stop; tick++) {
+    sleep(1);
+    int64_t now = rp_now_ms();
+    if (a->reload) {
+      a->reload = false;
+      char err[1024];
+      if (a->cfg.policy.file[0] == '\0') {
+        rp_info("policy", "SIGHUP: no policy.file configured; the built-in policy stays");
+      } else if (rp_gate_reload(a->gate, a->cfg.policy.file, err, sizeof(err)) != 0) {
+        rp_error("policy", "reload refused: %s; the policy in force stays", err);
+      } else {
+        char version[64];
+        rp_gate_policy_version(a->gate, version, sizeof(version));
+        rp_info("policy", "reloaded %s: version %s", a->cfg.policy.file, version);
+      }
+    }
+    if (tick % 5 == 0) {
+      int n = rp_reservations_expire(a, now);
+      if (n > 0)
+        rp_info("reservations", "%d reservation(s) expired", n);
+      expire_flags(a, now);
+    }
+    if (tick % 60 == 0) {
+      uint64_t n = rp_ledger_audit_prune(a->ledger, now);
+      if (n > 0)
+        rp_info("audit", "pruned %llu decision(s) past retention", (unsigned long long)n);
+    }
+  }
+  return NULL;
+}
+
+int rp_upkeep_start(struct rp_aggregator *a, char *err, size_t errlen) {
+  struct rp_policy *policy;
+  int rc = rp_upkeep_load_policy(&a->cfg, &policy, err, errlen);
+  if (rc != 0)
+    return rc;
+  if ((rc = rp_gate_new(policy, &a->gate)) != 0) {
+    rp_policy_free(policy);
+    snprintf(err, errlen, "out of memory");
+    return rc;
+  }
+  if (a->cfg.token_file[0] != '\0' &&
+      (rc = rp_secret_read_file(a->cfg.token_file, a->token, sizeof(a->token), err, errlen)) !=
+          0)
+    return rc;
+  if (a->token[0] == '\0')
+    rp_warn("http", "no http.token_file: reservations and flags cannot be changed");
+  char dir[600];
+  snprintf(dir, sizeof(dir), "%s/ledger", a->cfg.store.path);
+  struct rp_ledger_limits lim = {.map_size = (size_t)1 << 30,
+                                 .audit_max_age_ms = a->cfg.audit.max_age_ms,
+                                 .audit_max_entries = (uint64_t)a->cfg.audit.max_entries};
+  if ((rc = rp_ledger_open(dir, &lim, &a->ledger, err, errlen)) != 0)
+    return rc;
+  char version[64];
+  rp_gate_policy_version(a->gate, version, sizeof(version));
+  rp_info("policy", "policy %s (%s)", version,
+          a->cfg.policy.file[0] ? a->cfg.policy.file : "built-in");
+  if (pthread_create(&upkeep_thread, NULL, upkeep, a) != 0) {
+    snprintf(err, errlen, "cannot start the upkeep thread");
+    return -EAGAIN;
+  }
+  upkeep_running = true;
+  return 0;
+}
+
+void rp_upkeep_stop(struct rp_aggregator *a) {
+  if (upkeep_running) {
+    pthread_join(upkeep_thread, NULL);
+    upkeep_running = false;
+  }
+  rp_ledger_close(a->ledger);
+  a->ledger = NULL;
+  rp_gate_free(a->gate);
+  a->gate = NULL;
+  memset(a->token, 0, sizeof(a->token));
+}

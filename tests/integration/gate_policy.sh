@@ -1,0 +1,159 @@
+#!/bin/bash
+# Gates, reservations, placement, flags and the audit log through the real
+# peers (pymodbus CDU -> agent -> dev broker -> aggregator), with a policy
+# file: hysteresis and persistence on the supply temperature, power headroom
+# with reservations of other owners, a fail-closed stale deny, an expiring
+# reservation, bearer-token auth, input validation, SIGHUP policy reload.
+source "$(dirname "$0")/lib.sh"
+
+start_broker
+CDU=$(free_port)
+start_cdu "$CDU" --no-drift
+cdu_set "$CDU" '{"supply_temp": 30.0, "return_temp": 40.0, "flow": 120.0}'
+write_agent_config "$WORK/agent.yaml" a01 "$CDU"
+
+# The simulated CDU's heat load (~83 kW) stands in for the rack's draw: this
+# test has no PDU. 120 kW x 0.8 - 83.2 - 2 margin = ~10.8 kW of headroom.
+cat >"$WORK/policy.yaml" <<'YAML'
+version: test-9
+defaults:
+  max_staleness: 4s
+  power_margin_kw: 2
+  supply_temp: {max: 40, hysteresis: 2, persist: 3}
+  power: {enabled: true, series: cdu.heat_load, stat: latest, across: sum}
+racks:
+  - {id: a01, pool: p1, row: r1, breaker_kw: 120, derating: 0.8, cdu_capacity_kw: 150}
+YAML
+umask 077
+echo "s3cret-token-for-tests" >"$WORK/token"
+umask 022
+AGG_POLICY="policy: {file: $WORK/policy.yaml}"
+AGG_EXTRA="reservations: {unused_grace: 1h}"
+AGG_HTTP_EXTRA="token_file: $WORK/token"
+start_aggregator
+start_agent "$WORK/agent.yaml"
+
+AUTH=(-H "Authorization: Bearer s3cret-token-for-tests")
+gate() { curl -s "$URL/v1/racks/a01/gate?kw=$1${2:+&owner=$2}"; }
+field() { $PY -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+check_of() { field "next(c for c in d['checks'] if c['name']=='$1')$2"; }
+
+wait_for 20 sh -c "curl -s '$URL/v1/racks/a01/gate?kw=5' | grep -q '\"decision\":\"allow\"'" \
+  || fail "no allow to start with: $(gate 5)"
+gate 5 >"$WORK/g.json"
+[ "$(field 'd["policy_version"]' <"$WORK/g.json")" = "test-9" ] || fail "policy version not test-9"
+head=$(check_of power_headroom "['observed']" <"$WORK/g.json")
+pass "allow at 5 kW under policy test-9 (power headroom $head kW)"
+
+# --- hysteresis and persistence ---------------------------------------------
+cdu_set "$CDU" '{"supply_temp": 42.0, "return_temp": 52.0, "flow": 120.0}'
+saw_pending=0
+deny_hot() {
+  gate 1 >"$WORK/g.json"
+  reason=$(check_of supply_temp ".get('reason','')" <"$WORK/g.json")
+  case $reason in *"not yet persistent"*) saw_pending=1 ;; esac
+  [ "$(field 'd["decision"]' <"$WORK/g.json")" = deny ] && [ "$(check_of supply_temp "['pass']" <"$WORK/g.json")" = False ]
+}
+until_deny() { for _ in $(seq 60); do deny_hot && return 0; sleep 0.3; done; return 1; }
+until_deny || fail "no deny at 42 > 40: $(cat "$WORK/g.json")"
+[ "$saw_pending" = 1 ] || fail "the check tripped on its first out-of-band sample (persist: 3)"
+pass "supply 42 > 40 denies only after persisting (saw 'not yet persistent' first)"
+
+cdu_set "$CDU" '{"supply_temp": 39.0, "return_temp": 49.0, "flow": 120.0}'
+sleep 3
+gate 1 >"$WORK/g.json"
+[ "$(field 'd["decision"]' <"$WORK/g.json")" = deny ] || fail "cleared at 39, inside the hysteresis of 2: $(cat "$WORK/g.json")"
+check_of supply_temp "['reason']" <"$WORK/g.json" | grep -q hysteresis || fail "reason does not name the hysteresis"
+cdu_set "$CDU" '{"supply_temp": 30.0, "return_temp": 40.0, "flow": 120.0}'
+wait_for 15 sh -c "curl -s '$URL/v1/racks/a01/gate?kw=1' | grep -q '\"decision\":\"allow\"'" \
+  || fail "no allow back at 30: $(gate 1)"
+pass "still denied at 39 (hysteresis 2), allowed again at 30"
+
+# --- reservations and power headroom -----------------------------------------
+code=$(curl -s -o "$WORK/r.json" -w '%{http_code}' -X POST "$URL/v1/reservations" -d '{"rack":"a01","kw":5,"owner":"alice","end":9999999999999}')
+[ "$code" = 401 ] || fail "reservation without a token: HTTP $code"
+code=$(curl -s -o "$WORK/r.json" -w '%{http_code}' "${AUTH[@]}" -X POST "$URL/v1/reservations" \
+  -d "{\"rack\":\"a01\",\"kw\":8,\"owner\":\"alice\",\"class\":\"silver\",\"end\":$(( $(date +%s%3N) + 3600000 ))}")
+[ "$code" = 201 ] || fail "reservation of 8 kW refused: HTTP $code $(cat "$WORK/r.json")"
+RES=$(field 'd["id"]' <"$WORK/r.json")
+gate 5 bob >"$WORK/g.json"
+[ "$(field 'd["decision"]' <"$WORK/g.json")" = deny ] || fail "bob's 5 kW allowed despite alice's 8 kW: $(cat "$WORK/g.json")"
+[ "$(check_of power_headroom "['pass']" <"$WORK/g.json")" = False ] || fail "deny does not name power_headroom"
+gate 5 alice >"$WORK/g.json"
+[ "$(field 'd["decision"]' <"$WORK/g.json")" = allow ] || fail "alice's own reservation counted against her: $(cat "$WORK/g.json")"
+code=$(curl -s -o "$WORK/r2.json" -w '%{http_code}' "${AUTH[@]}" -X POST "$URL/v1/reservations" \
+  -d "{\"rack\":\"a01\",\"kw\":9,\"owner\":\"carol\",\"end\":$(( $(date +%s%3N) + 3600000 ))}")
+[ "$code" = 409 ] || fail "a reservation that does not fit got HTTP $code: $(cat "$WORK/r2.json")"
+pass "alice's 8 kW reservation denies bob's 5 kW (power_headroom), not alice's; carol's 9 kW does not fit (409)"
+
+curl -s "${AUTH[@]}" -X DELETE "$URL/v1/reservations/$RES" | grep -q '"state":"released"' || fail "release"
+gate 5 bob | grep -q '"decision":"allow"' || fail "released power not given back"
+code=$(curl -s -o "$WORK/r.json" -w '%{http_code}' "${AUTH[@]}" -X POST "$URL/v1/reservations" \
+  -d "{\"rack\":\"a01\",\"kw\":8,\"owner\":\"alice\",\"end\":$(( $(date +%s%3N) + 2500 ))}")
+[ "$code" = 201 ] || fail "short reservation refused: $(cat "$WORK/r.json")"
+gate 5 bob | grep -q '"decision":"deny"' || fail "short reservation not counted"
+wait_for 15 sh -c "curl -s '$URL/v1/reservations?owner=alice' | grep -q '\"state\":\"expired\"'" \
+  || fail "the reservation did not expire: $(curl -s "$URL/v1/reservations?owner=alice")"
+gate 5 bob | grep -q '"decision":"allow"' || fail "expired reservation still holds power"
+pass "release and expiry give the power back"
+
+# --- validation ----------------------------------------------------------------
+expect_code() { # CODE METHOD PATH [BODY]
+  local got
+  got=$(curl -s -o "$WORK/e.json" -w '%{http_code}' "${AUTH[@]}" -X "$2" "$URL$3" ${4:+-d "$4"})
+  [ "$got" = "$1" ] || fail "$2 $3 ${4:-}: HTTP $got, expected $1: $(cat "$WORK/e.json")"
+  grep -q '"error"' "$WORK/e.json" || fail "$2 $3: no JSON error"
+}
+expect_code 400 GET "/v1/racks/a01/gate?kw=-3"
+expect_code 400 GET "/v1/racks/a01/gate?kw=abc"
+expect_code 404 GET "/v1/racks/zz9/gate?kw=1"
+expect_code 400 POST /v1/reservations '{"rack":"a01","kw":-1,"owner":"x","end":9999999999999}'
+expect_code 400 POST /v1/reservations '{"rack":"a01","kw":1,"owner":"x","start":2000000000000,"end":1999999999999}'
+expect_code 400 POST /v1/reservations 'not json'
+expect_code 409 POST /v1/reservations "{\"rack\":\"nosuch\",\"kw\":1,\"owner\":\"x\",\"end\":$(( $(date +%s%3N) + 3600000 ))}"
+head -c 70000 /dev/zero | tr '\0' 'a' >"$WORK/big"
+got=$(curl -s -o "$WORK/e.json" -w '%{http_code}' "${AUTH[@]}" -X POST "$URL/v1/reservations" --data-binary @"$WORK/big")
+[ "$got" = 413 ] || fail "oversized body: HTTP $got"
+pass "bad input answered with 4xx and a JSON error"
+
+# --- flags, placement, audit -----------------------------------------------------
+code=$(curl -s -o "$WORK/f.json" -w '%{http_code}' "${AUTH[@]}" -X POST "$URL/v1/flags" \
+  -d "{\"rack\":\"a01\",\"flag\":\"maintenance\",\"owner\":\"ops\",\"expires_ms\":$(( $(date +%s%3N) + 600000 )),\"reason\":\"pump swap\"}")
+[ "$code" = 201 ] || fail "flag: HTTP $code $(cat "$WORK/f.json")"
+gate 1 >"$WORK/g.json"
+[ "$(check_of flags "['pass']" <"$WORK/g.json")" = False ] || fail "maintenance flag does not deny"
+curl -s "$URL/v1/placement?kw=2&count=3" >"$WORK/p.json"
+grep -q '"rack":"a01"' "$WORK/p.json" || fail "placement does not mention a01"
+[ "$(field 'd["excluded"][0]["rack"]' <"$WORK/p.json")" = a01 ] || fail "a flagged rack was not excluded: $(cat "$WORK/p.json")"
+curl -s "${AUTH[@]}" -X DELETE "$URL/v1/flags/a01/maintenance" | grep -q cleared || fail "flag not cleared"
+curl -s "$URL/v1/placement?kw=2&count=3" >"$WORK/p.json"
+[ "$(field 'd["racks"][0]["rack"]' <"$WORK/p.json")" = a01 ] || fail "placement: $(cat "$WORK/p.json")"
+score=$(field 'd["racks"][0]["score"]' <"$WORK/p.json")
+pass "maintenance flag denies and excludes a01 from placement; cleared, a01 ranks first (score $score)"
+
+n=$(curl -s "$URL/v1/audit?rack=a01&limit=1000" | field 'len(d["decisions"])')
+[ "$n" -ge 10 ] || fail "audit log holds only $n decisions"
+curl -s "$URL/v1/audit?rack=a01&limit=1000" | field 'all(len(x["decision_id"])==32 and x["policy_version"]=="test-9" for x in d["decisions"])' | grep -q True \
+  || fail "audit entries lack ids or versions"
+pass "audit log: $n decisions of rack a01 with ids and policy version"
+
+# --- policy reload ------------------------------------------------------------------
+sed -i 's/^version: test-9/version: test-9b/; s/^  max_staleness: 4s/  max_staleness: four/' "$WORK/policy.yaml"
+kill -HUP "$AGG_PID"
+wait_for 10 grep -q "reload refused: .*policy.yaml:3: defaults.max_staleness" "$WORK/aggregator.log" \
+  || fail "bad policy not refused with file:line: $(tail -3 "$WORK/aggregator.log")"
+gate 1 | grep -q '"policy_version":"test-9"' || fail "the old policy did not stay"
+sed -i 's/max_staleness: four/max_staleness: 4s/' "$WORK/policy.yaml"
+kill -HUP "$AGG_PID"
+wait_for 10 sh -c "curl -s '$URL/v1/racks/a01/gate?kw=1' | grep -q '\"policy_version\":\"test-9b\"'" \
+  || fail "the new policy was not applied"
+pass "SIGHUP: a bad policy is refused with file:line, a good one applies"
+
+# --- stale telemetry fails closed ----------------------------------------------------
+kill "${PIDS[1]}" # the CDU simulator
+wait_for 20 sh -c "curl -s '$URL/v1/racks/a01/gate?kw=1' | grep -q '\"decision\":\"deny\"'" \
+  || fail "no fail-closed deny after the CDU stopped: $(gate 1)"
+gate 1 >"$WORK/g.json"
+check_of supply_temp ".get('reason','')" <"$WORK/g.json" | grep -q -i "stale\|fails closed" \
+  || fail "deny does not say the supply reading is stale: $(cat "$WORK/g.json")"
+pass "stopped CDU: supply temperature stale, the gate fails closed"
