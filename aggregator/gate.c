@@ -418,8 +418,9 @@ static void power_check(struct eval *e) {
   double draw = now.v * scale;
   if (stat.have && stat.v * scale > draw)
     draw = stat.v * scale;
-  double reserved = rp_reservations_reserved_kw(e->ledger, e->q->rack, e->q->owner, e->now_ms,
-                                                e->now_ms + e->q->duration_ms);
+  int64_t from = e->q->window_to_ms ? e->q->window_from_ms : e->now_ms;
+  int64_t to = e->q->window_to_ms ? e->q->window_to_ms : e->now_ms + e->q->duration_ms;
+  double reserved = rp_reservations_reserved_kw(e->ledger, e->q->rack, e->q->owner, from, to);
   double limit = m->breaker_kw * m->derating;
   double headroom = limit - draw - reserved - e->set->power_margin_kw;
   bool pass = headroom >= e->q->kw;

@@ -28,6 +28,9 @@ struct rp_gate_request {
   const char *class_name;  /* NULL: the rack's own limits */
   const char *owner;       /* reservations of this owner do not count against it */
   int64_t duration_ms;     /* how long the work runs (reservations overlapping it count) */
+  /* Or an explicit window for the reservations that count (0, 0: now to
+   * now + duration), as admission of a future reservation needs. */
+  int64_t window_from_ms, window_to_ms;
 };
 
 /* Takes ownership of `policy`. Returns 0 or -ENOMEM. */

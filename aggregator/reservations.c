@@ -107,11 +107,14 @@ static void new_id(char out[17]) {
 /* Power headroom of `rack` over [now, end) with every reservation counted
  * (except those of `except_owner`): the gate's power_headroom check. Returns
  * false with why when it cannot be known. */
-static bool headroom_kw(struct rp_aggregator *a, const char *rack, int64_t now, int64_t end,
+static bool headroom_kw(struct rp_aggregator *a, const char *rack, int64_t from, int64_t end,
                         double *headroom, char *why, size_t whylen) {
-  struct rp_gate_request q = {.rack = rack, .kw = 0, .duration_ms = end - now};
+  /* Evaluated now (draw as measured now), counting reservations over the
+   * reservation's own window. */
+  struct rp_gate_request q = {.rack = rack, .kw = 0, .window_from_ms = from, .window_to_ms = end};
   int status;
-  json_t *d = rp_gate_evaluate(a->gate, a->store, a->ledger, &q, now, &status, why, whylen);
+  json_t *d = rp_gate_evaluate(a->gate, a->store, a->ledger, &q, rp_now_ms(), &status, why,
+                               whylen);
   if (d == NULL)
     return false;
   bool found = false;

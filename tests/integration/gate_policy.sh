@@ -149,6 +149,27 @@ wait_for 10 sh -c "curl -s '$URL/v1/racks/a01/gate?kw=1' | grep -q '\"policy_ver
   || fail "the new policy was not applied"
 pass "SIGHUP: a bad policy is refused with file:line, a good one applies"
 
+# --- the CLI ----------------------------------------------------------------------
+export RACKPULSE_TOKEN_FILE="$WORK/token"
+ctl reserve --rack a01 --kw 1.5 --owner dave --class gold --end +1h --json >"$WORK/cli.json" \
+  || fail "rackpulsectl reserve failed"
+RID=$(field 'd["id"]' <"$WORK/cli.json")
+ctl reservations --owner dave | grep -q "$RID  active" || fail "rackpulsectl reservations does not list $RID"
+ctl extend --id "$RID" --end +2h >"$WORK/ext.txt" 2>&1 || fail "rackpulsectl extend failed: $(cat "$WORK/ext.txt")"
+ctl release --id "$RID" | grep -q "released" || fail "rackpulsectl release failed"
+env -u RACKPULSE_TOKEN_FILE "$RP_BIN/tools/rackpulsectl" --url "$URL" release --id "$RID" 2>"$WORK/cli.err" \
+  && fail "a change without a token succeeded"
+grep -q "need a token" "$WORK/cli.err" || fail "no clear message without a token"
+ctl flags set --rack a01 --flag pause-admissions --owner ops --for 10m --reason "cli test" >/dev/null \
+  || fail "rackpulsectl flags set failed"
+ctl flags --rack a01 | grep -q "pause-admissions" || fail "rackpulsectl flags does not list the flag"
+set +e; ctl gate --rack a01 --kw 1 >"$WORK/cli.txt"; rc=$?; set -e
+[ "$rc" = 1 ] && grep -q "FAIL  flags" "$WORK/cli.txt" || fail "gate with a flag: exit $rc: $(cat "$WORK/cli.txt")"
+ctl flags clear --rack a01 --flag pause-admissions >/dev/null || fail "rackpulsectl flags clear failed"
+ctl placement --kw 1 --count 2 | grep -q "1. a01" || fail "rackpulsectl placement: $(ctl placement --kw 1)"
+[ "$(ctl audit --rack a01 --limit 5 | wc -l)" = 5 ] || fail "rackpulsectl audit --limit 5"
+pass "rackpulsectl reserve, reservations, extend, release, flags set/list/clear, placement, audit"
+
 # --- stale telemetry fails closed ----------------------------------------------------
 kill "${PIDS[1]}" # the CDU simulator
 wait_for 20 sh -c "curl -s '$URL/v1/racks/a01/gate?kw=1' | grep -q '\"decision\":\"deny\"'" \
