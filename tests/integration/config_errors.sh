@@ -77,7 +77,18 @@ grep -q hunter2 "$WORK/err.txt" && fail "the secret was echoed in the error"
   || fail "the shipped agent.yaml does not validate"
 "$AGG" -c "$RP_SRC/packaging/config/aggregator.yaml" --check-config >/dev/null \
   || fail "the shipped aggregator.yaml does not validate"
-pass "shipped default configs validate"
+printf 'policy: {file: %s}\n' "$RP_SRC/packaging/config/policy.yaml" >"$WORK/agg-policy.yaml"
+"$AGG" -c "$WORK/agg-policy.yaml" --check-config >/dev/null \
+  || fail "the shipped policy.yaml does not validate"
+pass "shipped default configs and policy validate"
+
+cat >"$WORK/bad-policy.yaml" <<'YAML'
+version: p1
+defaults:
+  supply_temp: {max: 40, stat: p97}
+YAML
+printf 'policy: {file: %s}\n' "$WORK/bad-policy.yaml" >"$WORK/agg-bad-policy.yaml"
+expect_error "$AGG" "$WORK/agg-bad-policy.yaml" "bad-policy.yaml:3: defaults.supply_temp: stat 'p97' is not"
 
 "$AGENT" --help >"$WORK/agent-help.txt" || fail "agent --help failed"
 "$AGG" --help >"$WORK/agg-help.txt" || fail "aggregator --help failed"
