@@ -29,6 +29,7 @@ struct rp_aggregator_config {
     char group[128];
     int64_t batch_max;
     int64_t batch_wait_ms;
+    char events_topic[128];
   } kafka;
   struct {
     char path[256];
@@ -51,6 +52,10 @@ struct rp_aggregator_config {
     int64_t max_entries;
   } audit;
   char token_file[512];         /* bearer token for mutating endpoints */
+  struct {
+    bool automatic;             /* raise flags from tripped gate checks */
+    int64_t min_hold_ms;        /* an automatic flag stays at least this long */
+  } flags;
 };
 
 /* config.c. Returns 0, or a negative errno with err naming file:line, key. */
@@ -76,12 +81,14 @@ struct rp_ingest_stats {
 
 struct rp_gate;
 struct rp_ledger;
+struct rp_events;
 
 struct rp_aggregator {
   struct rp_aggregator_config cfg;
   struct store *store;
   struct rp_gate *gate;         /* policy and check state (gate.h) */
   struct rp_ledger *ledger;     /* audit, reservations, flags (ledger.h) */
+  struct rp_events *events;     /* producer of rackpulse.events (events.c) */
   char token[256];              /* empty: mutating endpoints are refused */
   volatile bool reload;         /* SIGHUP: reload the policy */
   struct rp_ingest_stats stats;
@@ -105,6 +112,16 @@ int rp_upkeep_load_policy(const struct rp_aggregator_config *cfg, struct rp_poli
                           char *err, size_t errlen);
 int rp_upkeep_start(struct rp_aggregator *a, char *err, size_t errlen);
 void rp_upkeep_stop(struct rp_aggregator *a);
+
+/* events.c: the events producer (rp_events_publish accepts NULL), and the
+ * automatic flags of every rack (upkeep thread). */
+int rp_events_new(const struct rp_aggregator_config *cfg, struct rp_events **out, char *err,
+                  size_t errlen);
+void rp_events_free(struct rp_events *e);
+void rp_events_poll(struct rp_events *e);
+void rp_events_publish(struct rp_events *e, const json_t *flag, bool set,
+                       const char *policy_version);
+void rp_flags_reconcile(struct rp_aggregator *a, int64_t now_ms);
 
 /* http_api.c */
 struct rp_http;

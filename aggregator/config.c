@@ -32,6 +32,8 @@ static const struct rp_cfg_field kafka_fields[] = {
                "frames per LMDB write transaction at most"),
     RP_CFG_NUM("batch_wait", RP_CFG_DURATION, C, kafka.batch_wait_ms, "100ms", 0.001, 10,
                "longest wait to fill a batch"),
+    RP_CFG_STR("events_topic", C, kafka.events_topic, "rackpulse.events", 0,
+               "topic for flag events (rackpulse.v1.Event)"),
 };
 
 static const struct rp_cfg_field store_fields[] = {
@@ -59,6 +61,13 @@ static const struct rp_cfg_field reservation_fields[] = {
                "a reservation whose hosts/outlets draw under 5% expires after this"),
 };
 
+static const struct rp_cfg_field flags_fields[] = {
+    RP_CFG_NUM("automatic", RP_CFG_BOOL, C, flags.automatic, "true", 0, 0,
+               "raise thermal flags from tripped gate checks, with events"),
+    RP_CFG_NUM("min_hold", RP_CFG_DURATION, C, flags.min_hold_ms, "60s", 0, 86400,
+               "an automatic flag stays set at least this long"),
+};
+
 static const struct rp_cfg_field audit_fields[] = {
     RP_CFG_NUM("max_age", RP_CFG_DURATION, C, audit.max_age_ms, "720h", 60, 31536000,
                "gate decisions older than this are pruned"),
@@ -80,7 +89,7 @@ static const struct rp_cfg_field policy_fields[] = {
 };
 
 static const char *const top_sections[] = {"kafka", "store", "http", "policy", "reservations",
-                                           "audit", NULL};
+                                           "audit", "flags", NULL};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -126,6 +135,9 @@ int rp_aggregator_config_load(const char *path, C *cfg, char *err, size_t errlen
   if (rc == 0)
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "audit"), "audit", audit_fields,
                       N(audit_fields), NULL, cfg, err, errlen);
+  if (rc == 0)
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "flags"), "flags", flags_fields,
+                      N(flags_fields), NULL, cfg, err, errlen);
   enum rp_log_level lvl;
   if (rc == 0 && rp_log_level_parse(cfg->log_level, &lvl) != 0) {
     rp_cfg_error(doc, rp_cfg_get(doc, root, "log_level"), "log_level", err, errlen,
@@ -144,4 +156,5 @@ void rp_aggregator_config_help(FILE *out) {
   rp_cfg_print_help(out, "policy", policy_fields, N(policy_fields));
   rp_cfg_print_help(out, "reservations", reservation_fields, N(reservation_fields));
   rp_cfg_print_help(out, "audit", audit_fields, N(audit_fields));
+  rp_cfg_print_help(out, "flags", flags_fields, N(flags_fields));
 }

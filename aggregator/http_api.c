@@ -321,6 +321,9 @@ static enum MHD_Result post_flag(struct rp_http *h, struct MHD_Connection *conn,
     json_decref(f);
     return reply_error(conn, 503, "ledger write failed");
   }
+  char version[64];
+  rp_gate_policy_version(h->a->gate, version, sizeof(version));
+  rp_events_publish(h->a->events, f, true, version);
   return reply_json(conn, 201, f);
 }
 
@@ -381,7 +384,21 @@ static enum MHD_Result mutate(struct rp_http *h, struct MHD_Connection *conn, co
       return reply_error(conn, 400, "expected /v1/flags/{rack}/{flag}");
     memcpy(rack, rest, (size_t)(slash - rest));
     rack[slash - rest] = '\0';
+    /* The flag as it was, for the event. */
+    json_t *was = NULL, *all = rp_ledger_flag_list(h->a->ledger, rack), *f;
+    size_t i;
+    json_array_foreach(all, i, f) {
+      if (was == NULL && strcmp(json_string_value(json_object_get(f, "flag")), slash + 1) == 0)
+        was = json_incref(f);
+    }
+    json_decref(all);
     int rc = rp_ledger_flag_del(h->a->ledger, rack, slash + 1);
+    if (rc == 0 && was != NULL) {
+      char version[64];
+      rp_gate_policy_version(h->a->gate, version, sizeof(version));
+      rp_events_publish(h->a->events, was, false, version);
+    }
+    json_decref(was);
     if (rc == -ENOENT)
       return reply_error(conn, 404, "no such flag on that rack");
     if (rc != 0)

@@ -1,7 +1,8 @@
 /* The aggregator's decision side, set up and kept: the policy (file or
  * built-in) and the gate, the ledger (audit, reservations, flags), the API
- * token; and a thread that once a second applies a SIGHUP policy reload,
- * expires reservations and flags, and prunes the audit log. */
+ * token, the events producer; and a thread that once a second applies a
+ * SIGHUP policy reload, reconciles automatic flags, expires reservations and
+ * flags, and prunes the audit log. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -61,6 +62,8 @@ static void *upkeep(void *arg) {
         rp_info("policy", "reloaded %s: version %s", a->cfg.policy.file, version);
       }
     }
+    rp_flags_reconcile(a, now);
+    rp_events_poll(a->events);
     if (tick % 5 == 0) {
       int n = rp_reservations_expire(a, now);
       if (n > 0)
@@ -99,6 +102,8 @@ int rp_upkeep_start(struct rp_aggregator *a, char *err, size_t errlen) {
                                  .audit_max_entries = (uint64_t)a->cfg.audit.max_entries};
   if ((rc = rp_ledger_open(dir, &lim, &a->ledger, err, errlen)) != 0)
     return rc;
+  if ((rc = rp_events_new(&a->cfg, &a->events, err, errlen)) != 0)
+    return rc;
   char version[64];
   rp_gate_policy_version(a->gate, version, sizeof(version));
   rp_info("policy", "policy %s (%s)", version,
@@ -116,6 +121,8 @@ void rp_upkeep_stop(struct rp_aggregator *a) {
     pthread_join(upkeep_thread, NULL);
     upkeep_running = false;
   }
+  rp_events_free(a->events);
+  a->events = NULL;
   rp_ledger_close(a->ledger);
   a->ledger = NULL;
   rp_gate_free(a->gate);

@@ -28,7 +28,8 @@ umask 077
 echo "s3cret-token-for-tests" >"$WORK/token"
 umask 022
 AGG_POLICY="policy: {file: $WORK/policy.yaml}"
-AGG_EXTRA="reservations: {unused_grace: 1h}"
+AGG_EXTRA="reservations: {unused_grace: 1h}
+flags: {min_hold: 2s}"
 AGG_HTTP_EXTRA="token_file: $WORK/token"
 start_aggregator
 start_agent "$WORK/agent.yaml"
@@ -68,6 +69,27 @@ cdu_set "$CDU" '{"supply_temp": 30.0, "return_temp": 40.0, "flow": 120.0}'
 wait_for 15 sh -c "curl -s '$URL/v1/racks/a01/gate?kw=1' | grep -q '\"decision\":\"allow\"'" \
   || fail "no allow back at 30: $(gate 1)"
 pass "still denied at 39 (hysteresis 2), allowed again at 30"
+
+# The trip raised an automatic pause-admissions flag, set and later cleared,
+# each announced on rackpulse.events (decoded here with the schema alone).
+events() {
+  kcat -C -b "$BOOTSTRAP" -t rackpulse.events -o beginning -e -q -f '%s\n--\n' 2>/dev/null \
+    | $PY -c '
+import subprocess, sys
+data = sys.stdin.buffer.read().split(b"\n--\n")
+for m in data:
+    if m:
+        out = subprocess.run(["protoc", "--decode=rackpulse.v1.Event", "-I", sys.argv[1], sys.argv[2]],
+                             input=m, capture_output=True).stdout.decode()
+        print(" ".join(out.split()))' "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto"
+}
+wait_for 15 sh -c "$(declare -f events); BOOTSTRAP=$BOOTSTRAP PY=$PY RP_SRC=$RP_SRC events | grep -q 'action: CLEARED'" \
+  || fail "no flag events on rackpulse.events: $(events)"
+events >"$WORK/events.txt"
+grep -q 'rack_id: "a01" flag: "pause-admissions" action: SET source: "auto" owner: "rackpulse".*check: "supply_temp" observed: 42' "$WORK/events.txt" \
+  || fail "no SET event for pause-admissions from supply_temp: $(cat "$WORK/events.txt")"
+grep -q 'flag: "pause-admissions" action: CLEARED' "$WORK/events.txt" || fail "no CLEARED event"
+pass "automatic pause-admissions flag: SET (supply_temp 42) and CLEARED events on rackpulse.events"
 
 # --- reservations and power headroom -----------------------------------------
 code=$(curl -s -o "$WORK/r.json" -w '%{http_code}' -X POST "$URL/v1/reservations" -d '{"rack":"a01","kw":5,"owner":"alice","end":9999999999999}')
