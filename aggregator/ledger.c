@@ -4,17 +4,32 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+
+#define AUDIT_QUEUE_MAX 100000
 
 struct rp_ledger {
   MDB_env *env;
   MDB_dbi audit, reservations, flags;
   struct rp_ledger_limits lim;
+  /* Decisions waiting for the audit writer. */
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  json_t **queue;
+  size_t nqueue;
+  _Atomic uint64_t dropped;
+  bool stop;
+  pthread_t writer;
 };
+
+static void *audit_writer(void *arg);
 
 int rp_ledger_open(const char *dir, const struct rp_ledger_limits *lim, struct rp_ledger **out,
                    char *err, size_t errlen) {
@@ -47,6 +62,16 @@ int rp_ledger_open(const char *dir, const struct rp_ledger_limits *lim, struct r
   }
   if ((rc = mdb_txn_commit(txn)) != 0)
     goto fail_env;
+  l->queue = calloc(AUDIT_QUEUE_MAX, sizeof(*l->queue));
+  pthread_mutex_init(&l->lock, NULL);
+  pthread_cond_init(&l->wake, NULL);
+  if (l->queue == NULL || pthread_create(&l->writer, NULL, audit_writer, l) != 0) {
+    free(l->queue);
+    mdb_env_close(l->env);
+    free(l);
+    snprintf(err, errlen, "ledger %s: cannot start the audit writer", dir);
+    return -ENOMEM;
+  }
   *out = l;
   return 0;
 fail_env:
@@ -60,6 +85,15 @@ fail:
 void rp_ledger_close(struct rp_ledger *l) {
   if (l == NULL)
     return;
+  pthread_mutex_lock(&l->lock);
+  l->stop = true;
+  pthread_cond_signal(&l->wake);
+  pthread_mutex_unlock(&l->lock);
+  pthread_join(l->writer, NULL);
+  rp_ledger_audit_flush(l);
+  pthread_mutex_destroy(&l->lock);
+  pthread_cond_destroy(&l->wake);
+  free(l->queue);
   mdb_env_close(l->env);
   free(l);
 }
@@ -106,14 +140,85 @@ static int64_t audit_key_ts(const MDB_val *k, size_t rack_len) {
 }
 
 int rp_ledger_audit_append(struct rp_ledger *l, const json_t *d) {
-  const char *rack = json_string_value(json_object_get(d, "rack"));
-  const char *id = json_string_value(json_object_get(d, "decision_id"));
-  json_int_t ts = json_integer_value(json_object_get(d, "evaluated_at_ms"));
-  char key[256];
-  size_t klen = rack && id ? audit_key(key, sizeof(key), rack, ts, id) : 0;
-  if (klen == 0)
+  if (!json_is_string(json_object_get(d, "rack")) ||
+      !json_is_string(json_object_get(d, "decision_id")))
     return -EINVAL;
-  return put_json(l, l->audit, key, klen, d);
+  int rc = 0;
+  pthread_mutex_lock(&l->lock);
+  if (l->nqueue == AUDIT_QUEUE_MAX) {
+    atomic_fetch_add(&l->dropped, 1);
+    rc = -ENOBUFS;
+  } else {
+    l->queue[l->nqueue++] = json_incref((json_t *)d);
+  }
+  pthread_mutex_unlock(&l->lock);
+  return rc;
+}
+
+uint64_t rp_ledger_audit_dropped(struct rp_ledger *l) { return atomic_load(&l->dropped); }
+
+/* Writes a batch of decisions in one transaction; frees them. */
+static void write_batch(struct rp_ledger *l, json_t **batch, size_t n) {
+  MDB_txn *txn = NULL;
+  int rc = mdb_txn_begin(l->env, NULL, 0, &txn);
+  for (size_t i = 0; i < n; i++) {
+    const json_t *d = batch[i];
+    char key[256];
+    size_t klen = audit_key(key, sizeof(key), json_string_value(json_object_get(d, "rack")),
+                            json_integer_value(json_object_get(d, "evaluated_at_ms")),
+                            json_string_value(json_object_get(d, "decision_id")));
+    char *text = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(12));
+    if (rc == 0 && klen > 0 && text != NULL) {
+      MDB_val k = {klen, key}, v = {strlen(text), text};
+      rc = mdb_put(txn, l->audit, &k, &v, 0);
+    }
+    free(text);
+    json_decref(batch[i]);
+  }
+  if (rc == 0)
+    rc = mdb_txn_commit(txn);
+  else if (txn != NULL)
+    mdb_txn_abort(txn);
+  if (rc != 0)
+    atomic_fetch_add(&l->dropped, n);
+}
+
+void rp_ledger_audit_flush(struct rp_ledger *l) {
+  pthread_mutex_lock(&l->lock);
+  size_t n = l->nqueue;
+  json_t **batch = n ? malloc(n * sizeof(*batch)) : NULL;
+  if (batch != NULL) {
+    memcpy(batch, l->queue, n * sizeof(*batch));
+    l->nqueue = 0;
+  }
+  pthread_mutex_unlock(&l->lock);
+  if (batch != NULL) {
+    write_batch(l, batch, n);
+    free(batch);
+  }
+}
+
+/* The audit writer: a batch every 100 ms while decisions arrive. */
+static void *audit_writer(void *arg) {
+  struct rp_ledger *l = arg;
+  pthread_mutex_lock(&l->lock);
+  while (!l->stop) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 100 * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&l->wake, &l->lock, &until);
+    if (l->nqueue == 0)
+      continue;
+    pthread_mutex_unlock(&l->lock);
+    rp_ledger_audit_flush(l);
+    pthread_mutex_lock(&l->lock);
+  }
+  pthread_mutex_unlock(&l->lock);
+  return NULL;
 }
 
 json_t *rp_ledger_audit_query(struct rp_ledger *l, const char *rack, int64_t since_ms,

@@ -28,8 +28,15 @@ int rp_ledger_open(const char *dir, const struct rp_ledger_limits *lim, struct r
 void rp_ledger_close(struct rp_ledger *l);
 
 /* Appends a decision (must hold "rack", "decision_id", "evaluated_at_ms").
- * Returns 0 or a negative errno. */
+ * Decisions are queued and written in batches (one transaction every
+ * 100 ms or so, by a thread of the ledger), so a gate answer never waits for
+ * a disk sync. Returns 0, -EINVAL for a decision without those fields, or
+ * -ENOBUFS when the queue (100 000 decisions) is full: the decision is then
+ * not kept and counted (rp_ledger_audit_dropped). */
 int rp_ledger_audit_append(struct rp_ledger *l, const json_t *decision);
+/* Writes the queued decisions now (also done by rp_ledger_close). */
+void rp_ledger_audit_flush(struct rp_ledger *l);
+uint64_t rp_ledger_audit_dropped(struct rp_ledger *l);
 /* Decisions of `rack` (NULL: every rack) with since <= ts < until, oldest
  * first, at most `limit`. New reference. */
 json_t *rp_ledger_audit_query(struct rp_ledger *l, const char *rack, int64_t since_ms,

@@ -317,6 +317,11 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
   if (a->gate != NULL)
     rp_gate_metrics(a->gate, out);
   if (a->ledger != NULL) {
+    fprintf(out,
+            "# HELP rackpulse_audit_dropped_total Gate decisions not kept (queue full or "
+            "write failed).\n# TYPE rackpulse_audit_dropped_total counter\n"
+            "rackpulse_audit_dropped_total %llu\n",
+            (unsigned long long)rp_ledger_audit_dropped(a->ledger));
     rp_reservations_metrics(a, out, now);
     flags_metrics(a, out, now);
   }
