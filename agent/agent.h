@@ -32,6 +32,7 @@ struct rp_agent_config {
     int64_t linger_ms;
     int64_t message_timeout_ms;
     int64_t queue_max_messages;
+    char sasl_password_file[256];
     /* Extra librdkafka properties, passed through (security.protocol,
      * ssl.*, sasl.*). Secrets among them come from files: see cfg docs. */
     size_t nprops;

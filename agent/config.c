@@ -16,6 +16,7 @@
 
 #include "agent.h"
 #include "rackpulse/log.h"
+#include "rackpulse/secret.h"
 
 typedef struct rp_agent_config C;
 
@@ -51,6 +52,9 @@ static const struct rp_cfg_field kafka_fields[] = {
                "keeps frames across outages and restarts)"),
     RP_CFG_NUM("queue_max_messages", RP_CFG_INT, C, kafka.queue_max_messages, "100000", 1,
                10000000, "frames buffered in memory by librdkafka"),
+    RP_CFG_STR("sasl_password_file", C, kafka.sasl_password_file, "", 0,
+               "file (0600/0640) holding sasl.password for SASL PLAIN/SCRAM; set "
+               "sasl.mechanisms, sasl.username and security.protocol in properties"),
 };
 
 static const struct rp_cfg_field spool_fields[] = {
@@ -94,7 +98,7 @@ static int load_properties(const struct rp_cfg_doc *doc, rp_cfg_node map, C *cfg
     if (strstr(key, "password") != NULL || strstr(key, "secret") != NULL) {
       rp_cfg_error(doc, v, where, err, errlen,
                    "secrets are not accepted in the config file; "
-                   "use a file readable only by the agent");
+                   "use kafka.sasl_password_file (a file readable only by the agent)");
       return -EINVAL;
     }
     if (cfg->kafka.nprops == N(cfg->kafka.props) ||
@@ -217,6 +221,19 @@ int rp_agent_config_load(const char *path, C *cfg, char *err, size_t errlen) {
                  cfg->agent.log_level);
     rc = -EINVAL;
     goto out;
+  }
+  if (cfg->kafka.sasl_password_file[0] != '\0') {
+    /* Read now, so that a bad file is a configuration error; the secret
+     * itself is never logged or printed. */
+    char secret[256], why[512];
+    if (rp_secret_read_file(cfg->kafka.sasl_password_file, secret, sizeof(secret), why,
+                            sizeof(why)) != 0) {
+      rp_cfg_error(doc, rp_cfg_get(doc, kafka, "sasl_password_file"),
+                   "kafka.sasl_password_file", err, errlen, "%s", why);
+      rc = -EINVAL;
+      goto out;
+    }
+    memset(secret, 0, sizeof(secret));
   }
   if (cfg->agent.id[0] == '\0' && gethostname(cfg->agent.id, sizeof(cfg->agent.id) - 1) != 0)
     snprintf(cfg->agent.id, sizeof(cfg->agent.id), "rackpulse-agent");

@@ -13,6 +13,7 @@
 #include "agent.h"
 #include "publish.h"
 #include "rackpulse/log.h"
+#include "rackpulse/secret.h"
 
 struct rp_publisher {
   rd_kafka_t *rk;
@@ -118,6 +119,16 @@ int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, rp_pub_delive
   for (size_t i = 0; i < cfg->kafka.nprops; i++)
     if (set(conf, cfg->kafka.props[i].key, cfg->kafka.props[i].value, err, errlen))
       goto fail_conf;
+  if (cfg->kafka.sasl_password_file[0] != '\0') {
+    char secret[256];
+    if (rp_secret_read_file(cfg->kafka.sasl_password_file, secret, sizeof(secret), err,
+                            errlen) != 0)
+      goto fail_conf;
+    int bad = set(conf, "sasl.password", secret, err, errlen);
+    memset(secret, 0, sizeof(secret));
+    if (bad)
+      goto fail_conf;
+  }
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
   rd_kafka_conf_set_log_cb(conf, on_log);
   rd_kafka_conf_set_opaque(conf, p);

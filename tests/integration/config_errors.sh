@@ -73,6 +73,15 @@ YAML
 expect_error "$AGENT" "$WORK/secret.yaml" "secret.yaml:4: kafka.properties.sasl.password: secrets are not accepted"
 grep -q hunter2 "$WORK/err.txt" && fail "the secret was echoed in the error"
 
+# A secret file others can read is refused; the secret is never echoed.
+echo "kafka-hunter2" >"$WORK/sasl.pass"
+chmod 0644 "$WORK/sasl.pass"
+printf 'agent: {rack: r1}\nkafka:\n  sasl_password_file: %s\n' "$WORK/sasl.pass" >"$WORK/sasl.yaml"
+expect_error "$AGENT" "$WORK/sasl.yaml" "sasl.yaml:3: kafka.sasl_password_file: .*mode 0644 lets others read it"
+grep -q hunter2 "$WORK/err.txt" && fail "the SASL secret was echoed"
+chmod 0600 "$WORK/sasl.pass"
+"$AGENT" -c "$WORK/sasl.yaml" --check-config >/dev/null || fail "a 0600 secret file was refused"
+
 "$AGENT" -c "$RP_SRC/packaging/config/agent.yaml" --check-config >/dev/null \
   || fail "the shipped agent.yaml does not validate"
 "$AGG" -c "$RP_SRC/packaging/config/aggregator.yaml" --check-config >/dev/null \
