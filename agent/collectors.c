@@ -2,7 +2,10 @@
  * struct rp_collector, listed here. */
 #include "collector.h"
 
+extern const struct rp_collector rp_collector_ipmi;
+
 const struct rp_collector *const rp_collectors[] = {
     &rp_collector_modbus,
+    &rp_collector_ipmi,
     NULL,
 };

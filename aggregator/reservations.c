@@ -293,11 +293,9 @@ json_t *rp_reservation_create(struct rp_aggregator *a, const json_t *body, int64
                         "state", "active", "created_ms", (json_int_t)now);
   if (pool != NULL)
     json_object_set_new(r, "pool", json_string(pool));
-  json_object_set(r, "hosts", json_object_get(body, "hosts") ? json_object_get(body, "hosts")
-                                                             : json_array());
-  json_object_set(r, "outlets", json_object_get(body, "outlets")
-                                     ? json_object_get(body, "outlets")
-                                     : json_array());
+  json_t *hosts = json_object_get(body, "hosts"), *outlets = json_object_get(body, "outlets");
+  json_object_set_new(r, "hosts", hosts ? json_incref(hosts) : json_array());
+  json_object_set_new(r, "outlets", outlets ? json_incref(outlets) : json_array());
   if (rp_ledger_res_put(a->ledger, r) != 0) {
     json_decref(r);
     json_decref(preempted);

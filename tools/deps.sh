@@ -12,6 +12,8 @@ PACKAGES=(
   # tests: cmocka, and the real peers
   libcmocka-dev python3 python3-pymodbus python3-serial python3-serial-asyncio
   kcat protobuf-compiler curl socat prometheus
+  # packages (tools/package.sh) and their install test
+  lintian rpm debootstrap
 )
 
 missing=()

@@ -23,6 +23,12 @@ cleanup() {
     for _ in $(seq 80); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done
+  # Our daemons run under the sanitizers in the ASan build: a report in
+  # their logs (a leak at exit, undefined behaviour) fails the test.
+  if grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$WORK"/*.log >/dev/null 2>&1; then
+    echo "FAIL: sanitizer report in $(grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$WORK"/*.log | tr '\n' ' ')" >&2
+    FAILED=1
+  fi
   if [ "$FAILED" -ne 0 ]; then
     echo "--- logs in $WORK ---"
     for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 40 "$f"; }; done
@@ -30,7 +36,7 @@ cleanup() {
     rm -rf "$WORK"
   fi
 }
-trap cleanup EXIT
+trap 'cleanup; [ "$FAILED" -eq 0 ] || exit 1' EXIT
 
 fail() { echo "FAIL: $*" >&2; FAILED=1; exit 1; }
 pass() { echo "ok: $*"; }

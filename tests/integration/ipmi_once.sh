@@ -1,0 +1,120 @@
+#!/bin/bash
+# `rackpulse-agent --once` against three ipmi_sim BMCs at once, one per way
+# of reading them (persistent shell with a password file, one-shot children
+# with the SDR cache, persistent shell with the password in the agent's
+# environment): each BMC's inlet, exhaust, GPU, CPU, fan and PSU readings
+# arrive with its own values, labels and units, and server power comes from
+# the PSU sum (ipmi_sim has no DCMI), labelled as such. Also: a password
+# file readable by others is refused as a configuration error.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/ipmi_lib.sh"
+
+P1=$(free_udp_port); P2=$(free_udp_port); P3=$(free_udp_port)
+start_bmc gpu1 "$P1" inlet_temp=21 exhaust_temp=35 gpu3_temp=71 ps1_input_power=1400 ps2_input_power=1420 &
+start_bmc gpu2 "$P2" inlet_temp=23 exhaust_temp=41 gpu3_temp=80 ps1_input_power=2000 ps2_input_power=1980 &
+start_bmc gpu3 "$P3" inlet_temp=26 exhaust_temp=44 gpu3_temp=66 ps1_input_power=900 ps2_input_power=960 &
+wait
+for n in gpu1 gpu2 gpu3; do
+  PIDS+=("$(pgrep -f "ipmi_sim -c $WORK/bmc-$n/lan.conf")")
+done
+
+export RP_TEST_BMC_PASSWORD=admin
+{
+  ipmi_agent_head r1
+  ipmi_bmc_yaml gpu1 "$P1"
+  ipmi_bmc_yaml gpu2 "$P2" "session: oneshot"
+  echo "  - {name: gpu3, host: 127.0.0.1, port: $P3, user: admin, password_env: RP_TEST_BMC_PASSWORD}"
+} >"$WORK/agent.yaml"
+
+"$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent.yaml" --check-config >"$WORK/check.txt" 2>&1 \
+  || fail "--check-config refused a good config: $(cat "$WORK/check.txt")"
+"$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent.yaml" --once >"$WORK/frame.json" \
+  2>"$WORK/agent.log" || fail "--once exited non-zero"
+$PY - "$WORK/frame.json" <<'PYEOF' || fail "frame is wrong: $(head -c 3000 "$WORK/frame.json")"
+import json, sys
+f = json.load(open(sys.argv[1]))
+dev = {d["device"]: d for d in f["devices"]}
+names = {s["id"]: s for s in f["dictionary"]}
+got = {}
+for s in f["samples"]:
+    d = names[s["series"]]
+    labels = ",".join(f"{k}={v}" for k, v in sorted(d.get("labels", {}).items()))
+    got[(s["device"], d["name"], labels)] = (s["value"], d["unit"])
+want = {
+    "gpu1": dict(inlet=21, exhaust=35, gpu3=71, ps1=1400, ps2=1420),
+    "gpu2": dict(inlet=23, exhaust=41, gpu3=80, ps1=2000, ps2=1980),
+    "gpu3": dict(inlet=26, exhaust=44, gpu3=66, ps1=900, ps2=960),
+}
+for name, w in want.items():
+    assert dev[name]["up"] is True and dev[name]["kind"] == "ipmi", dev[name]
+    def v(metric, labels=""):
+        assert (name, metric, labels) in got, (name, metric, labels, sorted(k for k in got if k[0] == name))
+        return got[(name, metric, labels)]
+    assert v("server.inlet_temp") == (w["inlet"], "Cel")
+    assert v("server.exhaust_temp") == (w["exhaust"], "Cel")
+    assert v("gpu.temp", "gpu=3") == (w["gpu3"], "Cel")
+    assert v("gpu.temp", "gpu=1") == (65, "Cel")
+    assert v("cpu.temp", "cpu=1") == (55, "Cel")
+    assert v("fan.speed", "fan=1") == (9000, "rpm")
+    assert v("psu.input_power", "psu=1") == (w["ps1"], "W")
+    assert v("psu.input_power", "psu=2") == (w["ps2"], "W")
+    assert v("server.power", "source=psu_sum") == (w["ps1"] + w["ps2"], "W")
+    assert (name, "server.power", "source=dcmi") not in got
+    assert v("ipmi.timeouts")[0] == 0
+assert not f.get("statuses"), f.get("statuses")
+PYEOF
+pass "--once: three BMCs (shell+file, oneshot+cache, shell+env), each with its own values; power from psu_sum"
+
+[ -s "$WORK/state-r1/ipmi/gpu2.sdr" ] || fail "no SDR cache for the one-shot BMC in $WORK/state-r1/ipmi"
+[ ! -e "$WORK/state-r1/ipmi/gpu1.sdr" ] || fail "a persistent BMC got an SDR cache file"
+grep -q "gpu1: no DCMI power reading (.*Invalid command" "$WORK/agent.log" \
+  || fail "the DCMI fallback is not logged: $(cat "$WORK/agent.log")"
+pass "SDR cache file for the one-shot BMC only; DCMI fallback logged once per BMC"
+no_ipmitool_left
+pass "no ipmitool left after --once"
+
+# A sensor without a reading is a status, never a zero. ipmi_sim cannot
+# drop a reading, but it honours "Set Sensor Event Enable" with scanning
+# off (it answers with an error code, yet applies it): PS1 then reads
+# "ns | Disabled" and the PSU sum is partial.
+ipmitool -I lanplus -C 3 -H 127.0.0.1 -p "$P1" -U admin -f "$WORK/bmc-gpu1/passfile" \
+  raw 0x04 0x28 0x09 0x00 >/dev/null 2>&1 || true
+"$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent.yaml" --once >"$WORK/frame2.json" \
+  2>"$WORK/agent2.log" || fail "--once exited non-zero"
+$PY - "$WORK/frame2.json" <<'PYEOF' || fail "disabled sensor is wrong: $(head -c 3000 "$WORK/frame2.json")"
+import json, sys
+f = json.load(open(sys.argv[1]))
+names = {s["id"]: s for s in f["dictionary"]}
+def key(sid):
+    d = names[sid]
+    return (d["device"], d["name"], ",".join(f"{k}={v}" for k, v in sorted(d.get("labels", {}).items())))
+vals = {key(s["series"]): s["value"] for s in f["samples"]}
+st = {key(s["series"]): (s["status"], s["detail"]) for s in f["statuses"]}
+assert st[("gpu1", "psu.input_power", "psu=1")] == ("READING_ABSENT", "PS1 Input Power: sensor disabled"), st
+assert ("gpu1", "psu.input_power", "psu=1") not in vals, vals
+assert vals[("gpu1", "psu.input_power", "psu=2")] == 1420, vals
+assert st[("gpu1", "server.power", "source=psu_sum")] == (
+    "READING_ERROR", "partial PSU sum: 1 of 2 PSUs read, at least 1420 W"), st
+assert ("gpu1", "server.power", "source=psu_sum") not in vals, vals
+assert vals[("gpu2", "server.power", "source=psu_sum")] == 3980, vals
+assert [k for k in st if k[0] != "gpu1"] == [], st
+PYEOF
+pass "disabled PSU sensor: status ABSENT with its name, power sum flagged partial, no zeroes"
+
+# A password file that others can read is refused, naming file, line, key.
+cp "$WORK/bmc-gpu1/passfile" "$WORK/open-passfile"
+chmod 0644 "$WORK/open-passfile"
+{
+  ipmi_agent_head r2
+  echo "  - {name: gpu1, host: 127.0.0.1, port: $P1, user: admin,"
+  echo "     password_file: $WORK/open-passfile}"
+} >"$WORK/bad.yaml"
+rc=0
+"$RP_BIN/agent/rackpulse-agent" -c "$WORK/bad.yaml" --check-config >/dev/null 2>"$WORK/err.txt" || rc=$?
+[ "$rc" -eq 2 ] || fail "a 0644 password file: expected exit 2, got $rc"
+grep -q "bad.yaml:5: ipmi\[0\]: password_file: .*open-passfile has mode 0644" "$WORK/err.txt" \
+  || fail "message does not name the file and mode: $(cat "$WORK/err.txt")"
+chmod 0640 "$WORK/open-passfile"
+"$RP_BIN/agent/rackpulse-agent" -c "$WORK/bad.yaml" --check-config >/dev/null 2>"$WORK/err.txt" \
+  || fail "a 0640 password file was refused: $(cat "$WORK/err.txt")"
+pass "password file mode 0644 refused (exit 2, file:line and key named), 0640 accepted"
