@@ -202,6 +202,13 @@ int rp_pub_close(struct rp_publisher *p, int timeout_ms) {
     return 0;
   rd_kafka_flush(p->rk, timeout_ms);
   int left = rd_kafka_outq_len(p->rk);
+  if (left > 0) {
+    /* Frames Kafka never took stay in the spool. Purge them from
+     * librdkafka so their delivery reports (and our per-message state)
+     * come back now instead of never. */
+    rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(p->rk, 0);
+  }
   rd_kafka_topic_destroy(p->topic);
   rd_kafka_destroy(p->rk);
   /* The timer handle lives inside p: free p once libuv has let go of it. */

@@ -9,9 +9,11 @@ PACKAGES=(
   # libraries (see README, "Dependencies")
   libuv1-dev libprotobuf-c-dev protobuf-c-compiler librdkafka-dev liblmdb-dev
   libmodbus-dev libmicrohttpd-dev libjansson-dev libyaml-dev libcurl4-openssl-dev
+  libsnmp-dev
   # tests: cmocka, and the real peers
   libcmocka-dev python3 python3-pymodbus python3-serial python3-serial-asyncio
   kcat protobuf-compiler curl socat prometheus
+  snmpsim snmpd snmp
   # packages (tools/package.sh) and their install test
   lintian rpm debootstrap
 )
