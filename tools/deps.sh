@@ -12,7 +12,8 @@ PACKAGES=(
   libsnmp-dev
   # tests: cmocka, and the real peers
   libcmocka-dev python3 python3-pymodbus python3-serial python3-serial-asyncio
-  kcat protobuf-compiler curl socat prometheus
+  kcat protobuf-compiler curl socat prometheus procps
+  ipmitool openipmi
   snmpsim snmpd snmp
   # packages (tools/package.sh) and their install test
   lintian rpm debootstrap
