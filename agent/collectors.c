@@ -2,9 +2,6 @@
  * struct rp_collector, listed here. */
 #include "collector.h"
 
-extern const struct rp_collector rp_collector_ipmi;
-extern const struct rp_collector rp_collector_snmp;
-
 const struct rp_collector *const rp_collectors[] = {
     &rp_collector_modbus,
     &rp_collector_ipmi,
