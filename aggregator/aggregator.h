@@ -127,6 +127,14 @@ void rp_flags_reconcile(struct rp_aggregator *a, int64_t now_ms);
 struct rp_http;
 int rp_http_start(struct rp_aggregator *a, struct rp_http **out, char *err, size_t errlen);
 void rp_http_stop(struct rp_http *h);
+/* The pure pieces of request handling, for tests. Rack, pool, class, owner
+ * and reservation ids: 1..64 of [A-Za-z0-9._-] (s[0..len), no NUL needed). */
+bool rp_http_valid_id(const char *s, size_t len);
+/* A kW figure of a query string: finite, 0..100000. Returns 0 or -EINVAL. */
+int rp_http_parse_kw(const char *s, double *kw);
+/* A request body as a JSON object (duplicate keys refused). Returns it (new
+ * reference), or NULL with *status 400 and *why set. */
+json_t *rp_http_parse_body(const char *body, size_t len, unsigned *status, const char **why);
 
 /* metrics.c: the Prometheus text exposition of rack state and ingest. The
  * caller frees the returned string. */

@@ -78,8 +78,7 @@ static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned status,
   return reply_json(conn, status, json_pack("{s:s}", "error", msg));
 }
 
-/* Rack ids: 1..64 of [A-Za-z0-9._-]. */
-static bool valid_rack_id(const char *s, size_t len) {
+bool rp_http_valid_id(const char *s, size_t len) {
   if (len == 0 || len > RP_ID_MAX)
     return false;
   for (size_t i = 0; i < len; i++) {
@@ -176,8 +175,7 @@ static enum MHD_Result list_racks(struct rp_http *h, struct MHD_Connection *conn
   return reply_json(conn, 200, json_pack("{s:o}", "racks", racks));
 }
 
-/* Parses a non-negative, finite kW figure. */
-static int parse_kw(const char *s, double *kw) {
+int rp_http_parse_kw(const char *s, double *kw) {
   if (s == NULL || *s == '\0')
     return -EINVAL;
   char *end;
@@ -193,12 +191,12 @@ static const char *arg(struct MHD_Connection *conn, const char *name) {
   return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-static bool valid_name(const char *s) { return s != NULL && valid_rack_id(s, strlen(s)); }
+static bool valid_name(const char *s) { return s != NULL && rp_http_valid_id(s, strlen(s)); }
 
 static enum MHD_Result get_gate(struct rp_http *h, struct MHD_Connection *conn,
                                 const char *rack) {
   double kw;
-  if (parse_kw(arg(conn, "kw"), &kw) != 0)
+  if (rp_http_parse_kw(arg(conn, "kw"), &kw) != 0)
     return reply_error(conn, 400, "kw: expected a number of kilowatts, 0..100000");
   struct rp_gate_request q = {.rack = rack, .kw = kw};
   const char *duration = arg(conn, "duration");
@@ -224,7 +222,7 @@ static enum MHD_Result get_gate(struct rp_http *h, struct MHD_Connection *conn,
 
 static enum MHD_Result get_placement(struct rp_http *h, struct MHD_Connection *conn) {
   double kw;
-  if (parse_kw(arg(conn, "kw"), &kw) != 0)
+  if (rp_http_parse_kw(arg(conn, "kw"), &kw) != 0)
     return reply_error(conn, 400, "kw: expected a number of kilowatts, 0..100000");
   long count = 3;
   if (arg(conn, "count") != NULL) {
@@ -281,11 +279,12 @@ static bool authorized(struct rp_http *h, struct MHD_Connection *conn, unsigned 
   return true;
 }
 
-static json_t *parse_body(const struct request *rq, unsigned *status, const char **why) {
+json_t *rp_http_parse_body(const char *body, size_t len, unsigned *status, const char **why) {
   json_error_t e;
-  json_t *j = json_loadb(rq->body ? rq->body : "", rq->len, JSON_REJECT_DUPLICATES, &e);
+  json_t *j = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &e);
   if (j == NULL || !json_is_object(j)) {
     json_decref(j);
+    j = NULL; /* valid JSON but no object ("[]", "1"): was returned after its free */
     *status = 400;
     *why = "body: expected a JSON object";
   }
@@ -340,7 +339,7 @@ static enum MHD_Result mutate(struct rp_http *h, struct MHD_Connection *conn, co
   static const char res_prefix[] = "/v1/reservations/";
   static const char flag_prefix[] = "/v1/flags/";
   if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/reservations") == 0) {
-    json_t *body = parse_body(rq, &status, &why);
+    json_t *body = rp_http_parse_body(rq->body, rq->len, &status, &why);
     if (body == NULL)
       return reply_error(conn, status, why);
     json_t *r = rp_reservation_create(h->a, body, now, &st);
@@ -351,7 +350,7 @@ static enum MHD_Result mutate(struct rp_http *h, struct MHD_Connection *conn, co
     char id[RP_ID_MAX + 1];
     const char *rest = url + sizeof(res_prefix) - 1;
     size_t len = strcspn(rest, "/");
-    if (!valid_rack_id(rest, len))
+    if (!rp_http_valid_id(rest, len))
       return reply_error(conn, 400, "reservation id: 1..64 characters");
     memcpy(id, rest, len);
     id[len] = '\0';
@@ -360,7 +359,7 @@ static enum MHD_Result mutate(struct rp_http *h, struct MHD_Connection *conn, co
       return reply_json(conn, (unsigned)st, r);
     }
     if (strcmp(method, "POST") == 0 && strcmp(rest + len, "/extend") == 0) {
-      json_t *body = parse_body(rq, &status, &why);
+      json_t *body = rp_http_parse_body(rq->body, rq->len, &status, &why);
       if (body == NULL)
         return reply_error(conn, status, why);
       json_t *r = rp_reservation_extend(h->a, id, body, now, &st);
@@ -369,7 +368,7 @@ static enum MHD_Result mutate(struct rp_http *h, struct MHD_Connection *conn, co
     }
   }
   if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/flags") == 0) {
-    json_t *body = parse_body(rq, &status, &why);
+    json_t *body = rp_http_parse_body(rq->body, rq->len, &status, &why);
     if (body == NULL)
       return reply_error(conn, status, why);
     enum MHD_Result r = post_flag(h, conn, body);
@@ -380,7 +379,7 @@ static enum MHD_Result mutate(struct rp_http *h, struct MHD_Connection *conn, co
     const char *rest = url + sizeof(flag_prefix) - 1;
     const char *slash = strchr(rest, '/');
     char rack[RP_ID_MAX + 1];
-    if (slash == NULL || !valid_rack_id(rest, (size_t)(slash - rest)))
+    if (slash == NULL || !rp_http_valid_id(rest, (size_t)(slash - rest)))
       return reply_error(conn, 400, "expected /v1/flags/{rack}/{flag}");
     memcpy(rack, rest, (size_t)(slash - rest));
     rack[slash - rest] = '\0';
@@ -446,7 +445,7 @@ static enum MHD_Result route_get(struct rp_http *h, struct MHD_Connection *conn,
     const char *rack = url + sizeof(prefix) - 1;
     const char *slash = strchr(rack, '/');
     size_t len = slash ? (size_t)(slash - rack) : strlen(rack);
-    if (!valid_rack_id(rack, len))
+    if (!rp_http_valid_id(rack, len))
       return reply_error(conn, 400, "rack id: 1..64 characters of A-Z a-z 0-9 . _ -");
     char id[RP_ID_MAX + 1];
     memcpy(id, rack, len);

@@ -203,10 +203,23 @@ static int load_classes(const struct rp_cfg_doc *doc, rp_cfg_node map, struct rp
     rp_cfg_node node;
     const char *name = rp_cfg_map_key(doc, map, i, &node);
     char where[64];
+    /* A key that is a list or a mapping has no text (strlen(NULL) crashed
+     * the load, and a SIGHUP reload); an empty name (`: {}`) or one given
+     * twice left a class no request can select (found by fuzzing). */
+    if (name == NULL || name[0] == '\0') {
+      rp_cfg_error(doc, map, "classes", err, errlen, "class names must be non-empty plain text");
+      return -EINVAL;
+    }
     snprintf(where, sizeof(where), "classes.%s", name);
     if (strlen(name) >= sizeof(p->class_names[0])) {
       rp_cfg_error(doc, node, where, err, errlen, "class names are under 32 characters");
       return -EINVAL;
+    }
+    for (size_t j = 0; j < i; j++) {
+      if (strcmp(p->class_names[j], name) == 0) {
+        rp_cfg_error(doc, node, where, err, errlen, "class '%s' is defined twice", name);
+        return -EINVAL;
+      }
     }
     strcpy(p->class_names[i], name);
     p->classes[i] = p->defaults;

@@ -65,12 +65,12 @@ static json_t *error(int *status, int code, const char *fmt, ...) {
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
   *status = code;
-  return json_pack("{s:s}", "error", msg);
+  json_t *e = json_pack("{s:s}", "error", msg);
+  /* Never NULL for a valid message: callers take NULL for "no error". */
+  return e ? e : json_pack("{s:s}", "error", "invalid request");
 }
 
-/* A time as Unix milliseconds (integer) or RFC 3339 UTC text
- * ("2026-11-22T18:00:00Z"). Returns 0 or -EINVAL. */
-static int parse_time(const json_t *v, int64_t *ms) {
+int rp_reservation_parse_time(const json_t *v, int64_t *ms) {
   if (json_is_integer(v)) {
     *ms = (int64_t)json_integer_value(v);
     return *ms > 0 ? 0 : -EINVAL;
@@ -81,7 +81,9 @@ static int parse_time(const json_t *v, int64_t *ms) {
   if (end == NULL || (strcmp(end, "Z") != 0 && strcmp(end, "+00:00") != 0))
     return -EINVAL;
   *ms = (int64_t)timegm(&tm) * 1000;
-  return 0;
+  /* Text before 1970 is refused like a non-positive integer: "end" minus a
+   * negative "start" overflowed int64 (found by fuzzing). */
+  return *ms > 0 ? 0 : -EINVAL;
 }
 
 static bool valid_id(const char *s) {
@@ -205,8 +207,8 @@ static int validate_strings(const json_t *arr) {
   return 0;
 }
 
-json_t *rp_reservation_create(struct rp_aggregator *a, const json_t *body, int64_t now,
-                              int *status) {
+json_t *rp_reservation_check(const json_t *body, int64_t now, struct rp_reservation_req *q,
+                             int *status) {
   if (!json_is_object(body))
     return error(status, 400, "body: expected a JSON object");
   const char *rack = json_string_value(json_object_get(body, "rack"));
@@ -228,10 +230,12 @@ json_t *rp_reservation_create(struct rp_aggregator *a, const json_t *body, int64
     cls = "silver";
   int rank = class_rank(cls);
   if (rank < 0)
-    return error(status, 400, "class: '%s' is not gold, silver or bronze", cls);
-  if (json_object_get(body, "start") && parse_time(json_object_get(body, "start"), &start) != 0)
+    return error(status, 400, "class: '%s' is not gold, silver or bronze",
+                 valid_id(cls) ? cls : "?"); /* echo only plain ids, never cut UTF-8 */
+  if (json_object_get(body, "start") &&
+      rp_reservation_parse_time(json_object_get(body, "start"), &start) != 0)
     return error(status, 400, "start: expected Unix ms or RFC 3339 UTC time");
-  if (parse_time(json_object_get(body, "end"), &end) != 0)
+  if (rp_reservation_parse_time(json_object_get(body, "end"), &end) != 0)
     return error(status, 400, "end: required, Unix ms or RFC 3339 UTC time");
   if (end <= start)
     return error(status, 400, "end is not after start");
@@ -245,6 +249,22 @@ json_t *rp_reservation_create(struct rp_aggregator *a, const json_t *body, int64
   if (validate_strings(json_object_get(body, "hosts")) != 0 ||
       validate_strings(json_object_get(body, "outlets")) != 0)
     return error(status, 400, "hosts/outlets: lists of at most 256 names");
+  *q = (struct rp_reservation_req){.rack = rack, .pool = pool, .owner = owner, .cls = cls,
+                                   .rank = rank, .kw = kw, .start = start, .end = end,
+                                   .preemptible = json_is_true(preemptible)};
+  return NULL;
+}
+
+json_t *rp_reservation_create(struct rp_aggregator *a, const json_t *body, int64_t now,
+                              int *status) {
+  struct rp_reservation_req q;
+  json_t *invalid = rp_reservation_check(body, now, &q, status);
+  if (invalid != NULL)
+    return invalid;
+  const char *rack = q.rack, *pool = q.pool, *owner = q.owner, *cls = q.cls;
+  double kw = q.kw;
+  int rank = q.rank;
+  int64_t start = q.start, end = q.end;
 
   /* The candidate racks: the one named, or the pool's. */
   struct pool_pick pp = {.pool = pool};
@@ -289,7 +309,7 @@ json_t *rp_reservation_create(struct rp_aggregator *a, const json_t *body, int64
   }
   json_t *r = json_pack("{s:s, s:s, s:f, s:I, s:I, s:s, s:b, s:s, s:s, s:I}", "id", id, "rack",
                         best, "kw", kw, "start_ms", (json_int_t)start, "end_ms", (json_int_t)end,
-                        "class", cls, "preemptible", json_is_true(preemptible), "owner", owner,
+                        "class", cls, "preemptible", q.preemptible, "owner", owner,
                         "state", "active", "created_ms", (json_int_t)now);
   if (pool != NULL)
     json_object_set_new(r, "pool", json_string(pool));
@@ -318,7 +338,8 @@ json_t *rp_reservation_extend(struct rp_aggregator *a, const char *id, const jso
     json_decref(r);
     return error(status, 409, "reservation %s is not active", id);
   }
-  if (!json_is_object(body) || parse_time(json_object_get(body, "end"), &end) != 0) {
+  if (!json_is_object(body) ||
+      rp_reservation_parse_time(json_object_get(body, "end"), &end) != 0) {
     json_decref(r);
     return error(status, 400, "end: required, Unix ms or RFC 3339 UTC time");
   }

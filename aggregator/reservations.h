@@ -15,6 +15,7 @@
 #define RACKPULSE_RESERVATIONS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -27,6 +28,28 @@ struct rp_aggregator;
  * NULL). */
 double rp_reservations_reserved_kw(struct rp_ledger *l, const char *rack,
                                    const char *except_owner, int64_t from_ms, int64_t to_ms);
+
+/* A create request's body, validated by rp_reservation_check(): the
+ * strings point into the body, which must outlive it. */
+struct rp_reservation_req {
+  const char *rack, *pool;   /* exactly one is set */
+  const char *owner, *cls;   /* cls: "silver" when the body has none */
+  int rank;                  /* of cls: 0 bronze, 1 silver, 2 gold */
+  double kw;                 /* (0, 100000] */
+  int64_t start, end;        /* Unix ms; start < end, now < end, at most 31 days */
+  bool preemptible;
+};
+
+/* Checks a create request's body at time now_ms without touching any
+ * state (the pure part of rp_reservation_create()). Returns NULL and fills
+ * *req when it is valid, else the 400 answer ({"error": ...}, new
+ * reference) with *status set. */
+json_t *rp_reservation_check(const json_t *body, int64_t now_ms, struct rp_reservation_req *req,
+                             int *status);
+
+/* A time as Unix milliseconds (a positive integer) or RFC 3339 UTC text
+ * ("2026-11-22T18:00:00Z"). Returns 0 and *ms, or -EINVAL. */
+int rp_reservation_parse_time(const json_t *v, int64_t *ms);
 
 /* The API. Each returns the JSON answer and sets *status (201/200, or a
  * 4xx with {"error": ...}). */

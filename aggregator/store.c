@@ -236,7 +236,7 @@ static int dict_put(struct dict *d, struct dict_agent *da, const Rackpulse__V1__
   e->key = copy;
   e->key_len = (uint16_t)(len ? len : 1); /* series keys are never empty */
   memset(e->unit, 0, sizeof(e->unit)); /* records carry no stale bytes */
-  snprintf(e->unit, sizeof(e->unit), "%s", def->unit);
+  rp_utf8_copy(e->unit, sizeof(e->unit), def->unit); /* whole characters only: JSON */
   return 0;
 }
 
@@ -755,7 +755,9 @@ static int apply_samples(struct store_batch *b, const rp_frame *f, struct dict_a
     struct store_latest l = {.value = 0, .ts_ms = f->ts_ms, .status = (int32_t)st->status,
                              .decimals = d->decimals};
     memcpy(l.unit, d->unit, sizeof(l.unit));
-    snprintf(l.detail, sizeof(l.detail), "%s", st->detail);
+    /* Free text, any bytes: what the API renders must be UTF-8, and a cut
+     * in the middle of a character made the series vanish from it. */
+    rp_utf8_copy(l.detail, sizeof(l.detail), st->detail);
     int rc = put_latest(b, key, klen, &l);
     if (rc != 0)
       return rc;
@@ -805,8 +807,8 @@ static int apply_devices(struct store_batch *b, const rp_frame *f) {
                              .failures = ds->failures,
                              .last_ok_ms = ds->last_ok_ms,
                              .reported_ms = f->ts_ms};
-    snprintf(d.kind, sizeof(d.kind), "%s", ds->kind);
-    snprintf(d.last_error, sizeof(d.last_error), "%s", ds->last_error);
+    rp_utf8_copy(d.kind, sizeof(d.kind), ds->kind); /* as l.detail above */
+    rp_utf8_copy(d.last_error, sizeof(d.last_error), ds->last_error);
     char key[KEY_MAX];
     int klen = join_key(key, sizeof(key), f->rack_id, ds->device);
     if (klen < 0)

@@ -404,6 +404,13 @@ int rp_cfg_apply(const struct rp_cfg_doc *doc, rp_cfg_node map, const char *wher
                    rp_cfg_kind(doc, value) == RP_CFG_MAPPING ? "mapping" : "list");
       return -EINVAL;
     }
+    /* `key:` with no value is a null scalar, text "": a required string
+     * left empty (agent.rack, a device's name, a policy version) is as
+     * missing as an absent one, and was accepted until fuzzing found it. */
+    if (f->required && f->type == RP_CFG_STRING && text[0] == '\0') {
+      rp_cfg_error(doc, value, path, err, errlen, "required key is empty");
+      return -EINVAL;
+    }
     int rc = set_field(doc, value, path, f, text, target, err, errlen);
     if (rc != 0)
       return rc;

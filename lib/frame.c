@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -37,9 +39,89 @@ double rp_value_unscale(int64_t scaled, int decimals) {
   return (double)scaled / pow10_of(decimals);
 }
 
+/* The length (1..4) of the well-formed UTF-8 character at p (no overlong
+ * form, surrogate or code point above U+10FFFF: the rule jansson applies),
+ * or 0 when p does not start one. */
+static size_t utf8_char(const unsigned char *p) {
+  unsigned c = p[0], n;
+  uint32_t cp;
+  if (c < 0x80)
+    return 1;
+  if (c >= 0xC2 && c <= 0xDF)
+    n = 1, cp = c & 0x1F;
+  else if (c >= 0xE0 && c <= 0xEF)
+    n = 2, cp = c & 0x0F;
+  else if (c >= 0xF0 && c <= 0xF4)
+    n = 3, cp = c & 0x07;
+  else
+    return 0;
+  for (unsigned i = 1; i <= n; i++) {
+    if ((p[i] & 0xC0) != 0x80) /* also stops at the NUL */
+      return 0;
+    cp = cp << 6 | (p[i] & 0x3F);
+  }
+  if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return n + 1;
+}
+
+/* protobuf-c does not check that proto3 strings are UTF-8: a frame whose
+ * agent id was not used to pass validation and then vanish from every JSON
+ * rendering (found by fuzzing). */
+static bool utf8_valid(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t n; *p != '\0'; p += n)
+    if ((n = utf8_char(p)) == 0)
+      return false;
+  return true;
+}
+
+size_t rp_utf8_copy(char *dst, size_t size, const char *src) {
+  const unsigned char *p = (const unsigned char *)src;
+  size_t len = 0;
+  if (size == 0)
+    return 0;
+  while (*p != '\0') {
+    size_t n = utf8_char(p);
+    if (len + (n ? n : 1) >= size)
+      break; /* never half a character */
+    if (n == 0) {
+      dst[len++] = '?';
+      p++;
+    } else {
+      memcpy(dst + len, p, n);
+      len += n;
+      p += n;
+    }
+  }
+  dst[len] = '\0';
+  return len;
+}
+
+/* Free text of a frame (details, errors) as a JSON string: bytes that are
+ * not UTF-8 become '?' instead of making the whole object vanish. */
+static json_t *json_text(const char *s) {
+  json_t *j = json_string(s);
+  if (j != NULL || s == NULL)
+    return j;
+  size_t size = strlen(s) + 1;
+  char *clean = malloc(size);
+  if (clean == NULL)
+    return NULL;
+  rp_utf8_copy(clean, size, s);
+  j = json_string(clean);
+  free(clean);
+  return j;
+}
+
 static int check_str(const char *s, const char *what, size_t max, char *err, size_t errlen) {
   if (s == NULL || strlen(s) > max) {
     snprintf(err, errlen, "%s longer than %zu bytes", what, max);
+    return -EPROTO;
+  }
+  if (!utf8_valid(s)) {
+    snprintf(err, errlen, "%s is not UTF-8", what);
     return -EPROTO;
   }
   return 0;
@@ -95,6 +177,12 @@ static int validate(const rp_frame *f, char *err, size_t errlen) {
       return -EPROTO;
     }
   }
+  /* Times are Unix ms: consumers subtract them from now, which overflowed
+   * for a time near INT64_MIN (found by fuzzing). */
+  if (f->ts_ms < 0) {
+    snprintf(err, errlen, "ts_ms %lld is negative", (long long)f->ts_ms);
+    return -EPROTO;
+  }
   for (size_t i = 0; i < f->n_samples; i++) {
     const Rackpulse__V1__SampleBlock *b = f->samples[i];
     if (b->n_series != b->n_scaled) {
@@ -102,6 +190,20 @@ static int validate(const rp_frame *f, char *err, size_t errlen) {
                b->n_series, b->n_scaled);
       return -EPROTO;
     }
+    if (b->ts_ms < 0) {
+      snprintf(err, errlen, "sample block %zu: ts_ms %lld is negative", i, (long long)b->ts_ms);
+      return -EPROTO;
+    }
+  }
+  /* Device names and kinds are keys (LMDB, JSON) like series names. Free
+   * text (details, errors, the agent's version) is not checked: a device's
+   * error message must not cost the rack its frame. Consumers copy it with
+   * rp_utf8_copy() and render it with json_text(). */
+  for (size_t i = 0; i < f->n_devices; i++) {
+    const Rackpulse__V1__DeviceStatus *d = f->devices[i];
+    if (check_str(d->device, "device name", RP_FRAME_MAX_NAME, err, errlen) ||
+        check_str(d->kind, "device kind", RP_FRAME_MAX_NAME, err, errlen))
+      return -EPROTO;
   }
   return 0;
 }
@@ -191,8 +293,8 @@ static json_t *stats_to_json(const Rackpulse__V1__WindowStats *w) {
 }
 
 static json_t *device_to_json(const Rackpulse__V1__DeviceStatus *d) {
-  return json_pack("{s:s, s:s, s:b, s:s, s:I, s:I, s:I, s:I}", "device", d->device, "kind",
-                   d->kind, "up", (int)d->up, "last_error", d->last_error, "scrape_ms",
+  return json_pack("{s:s, s:s, s:b, s:o, s:I, s:I, s:I, s:I}", "device", d->device, "kind",
+                   d->kind, "up", (int)d->up, "last_error", json_text(d->last_error), "scrape_ms",
                    (json_int_t)d->scrape_ms, "scrapes", (json_int_t)d->scrapes, "failures",
                    (json_int_t)d->failures, "last_ok_ms", (json_int_t)d->last_ok_ms);
 }
@@ -200,7 +302,7 @@ static json_t *device_to_json(const Rackpulse__V1__DeviceStatus *d) {
 static json_t *health_to_json(const Rackpulse__V1__AgentHealth *h) {
   if (h == NULL)
     return json_null();
-  return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "version", h->version,
+  return json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "version", json_text(h->version),
                    "frames_produced", (json_int_t)h->frames_produced, "frames_delivered",
                    (json_int_t)h->frames_delivered, "frames_failed",
                    (json_int_t)h->frames_failed, "spool_depth", (json_int_t)h->spool_depth,
@@ -229,9 +331,9 @@ json_t *rp_frame_to_json(const rp_frame *f, const rp_frame *dict) {
   json_t *statuses = json_array();
   for (size_t i = 0; i < f->n_statuses; i++)
     json_array_append_new(statuses,
-                          json_pack("{s:I, s:s, s:s}", "series", (json_int_t)f->statuses[i]->series,
+                          json_pack("{s:I, s:s, s:o}", "series", (json_int_t)f->statuses[i]->series,
                                     "status", status_name(f->statuses[i]->status), "detail",
-                                    f->statuses[i]->detail));
+                                    json_text(f->statuses[i]->detail)));
   json_object_set_new(o, "statuses", statuses);
   json_t *stats = json_array();
   for (size_t i = 0; i < f->n_stats; i++)

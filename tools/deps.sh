@@ -15,6 +15,9 @@ PACKAGES=(
   kcat protobuf-compiler curl socat prometheus procps
   ipmitool openipmi
   snmpsim snmpd snmp
+  # fuzzing (tests/fuzz, build-fuzz/): clang and its libFuzzer runtime;
+  # the unit tests under Valgrind
+  clang libclang-rt-14-dev valgrind
   # packages (tools/package.sh) and their install test
   lintian rpm debootstrap
 )

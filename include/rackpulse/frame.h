@@ -26,9 +26,17 @@ typedef Rackpulse__V1__Frame rp_frame;
  * rp_frame_free()), or a negative errno with err saying what is wrong:
  * -EMSGSIZE (too large), -EBADMSG (not a protobuf Frame), -EPROTO (decodes but
  * breaks a rule: schema version, empty ids, arrays of unequal length, over-long
- * strings). */
+ * strings, names and ids that are not UTF-8, negative times). Free text
+ * (status details, device errors, the agent version) may hold any bytes:
+ * copy it with rp_utf8_copy(). */
 int rp_frame_decode(const void *buf, size_t len, rp_frame **out, char *err, size_t errlen);
 void rp_frame_free(rp_frame *frame);
+
+/* Copies the C string src into dst[0..size) as well-formed UTF-8, always
+ * NUL-terminated: a byte that does not belong to a well-formed character
+ * becomes '?', and a cut never splits a character. Returns the length
+ * copied. */
+size_t rp_utf8_copy(char *dst, size_t size, const char *src);
 
 /* Scales `v` to an integer with `decimals` decimal digits (value × 10^d,
  * rounded to nearest). Returns 0, or -ERANGE when v is not finite or does

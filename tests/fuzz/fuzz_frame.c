@@ -1,0 +1,45 @@
+/* Fuzzes frame decoding (lib/frame.c) as the aggregator and `rackpulsectl
+ * tail` meet it on the topic: rp_frame_decode() on any bytes, then for a
+ * frame that validates rp_frame_to_json() (alone and with itself as the
+ * dictionary), serialised the way the CLI prints it, and
+ * rp_frame_find_series() for every id a sample names. Checks the error
+ * contract (return codes, message) and the limits validation promises.
+ * Seeds: frames packed by tests/fuzz/corpus/make_frames.sh (protoc). */
+#include <errno.h>
+
+#include "fuzz_common.h"
+#include "rackpulse/frame.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  rp_frame *f = NULL;
+  char err[256];
+  err[0] = '\0';
+  int rc = rp_frame_decode(data, size, &f, err, sizeof(err));
+  if (rc != 0) {
+    FUZZ_ASSERT(rc == -EMSGSIZE || rc == -EBADMSG || rc == -EPROTO);
+    FUZZ_ASSERT(fuzz_terminated(err, sizeof(err)) && err[0] != '\0');
+    return 0;
+  }
+  FUZZ_ASSERT(f->schema_version == RP_FRAME_SCHEMA_VERSION);
+  FUZZ_ASSERT(strlen(f->agent_id) <= RP_ID_MAX && strlen(f->rack_id) <= RP_ID_MAX);
+  FUZZ_ASSERT(f->n_dictionary <= RP_FRAME_MAX_SERIES);
+  FUZZ_ASSERT(f->ts_ms >= 0); /* consumers compute now - ts_ms */
+  for (size_t i = 0; i < f->n_samples; i++) {
+    const Rackpulse__V1__SampleBlock *b = f->samples[i];
+    FUZZ_ASSERT(b->n_series == b->n_scaled && b->ts_ms >= 0);
+    for (size_t j = 0; j < b->n_series && j < 64; j++)
+      (void)rp_frame_find_series(f, b->series[j]);
+  }
+  for (int pass = 0; pass < 2; pass++) {
+    /* Every frame that validates renders: `--once` and `tail --json` print
+     * nothing at all for NULL. */
+    json_t *j = rp_frame_to_json(f, pass ? f : NULL);
+    FUZZ_ASSERT(j != NULL);
+    char *text = json_dumps(j, JSON_COMPACT);
+    FUZZ_ASSERT(text != NULL);
+    free(text);
+    json_decref(j);
+  }
+  rp_frame_free(f);
+  return 0;
+}
