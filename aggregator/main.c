@@ -9,6 +9,7 @@
 #include "aggregator.h"
 #include "policy.h"
 #include "rackpulse/log.h"
+#include "rackpulse/secret.h"
 
 #define DEFAULT_CONFIG "/etc/rackpulse/aggregator.yaml"
 
@@ -95,6 +96,14 @@ int main(int argc, char **argv) {
       return 2;
     }
     rp_policy_free(policy);
+    if (a->cfg.token_file[0] != '\0') {
+      char token[256];
+      if (rp_secret_read_file(a->cfg.token_file, token, sizeof(token), err, sizeof(err)) != 0) {
+        fprintf(stderr, "rackpulse-aggregator: http.token_file: %s\n", err);
+        return 2;
+      }
+      memset(token, 0, sizeof(token));
+    }
     printf("%s: valid: Kafka %s topic %s group %s, store %s, http %s:%lld\n", config,
            a->cfg.kafka.brokers, a->cfg.kafka.topic, a->cfg.kafka.group, a->cfg.store.path,
            a->cfg.http.listen, (long long)a->cfg.http.port);

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 int rp_secret_read_file(const char *path, char *out, size_t outlen, char *err, size_t errlen) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  /* O_NONBLOCK: a FIFO or device at the path must not hang start-up; it is
+   * refused below as not a regular file. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
     int e = errno;
     snprintf(err, errlen, "%s: %s", path, strerror(e));
