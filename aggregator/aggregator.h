@@ -41,6 +41,8 @@ struct rp_aggregator_config {
     int64_t port;
     int64_t threads;
     int64_t max_connections;
+    double rate_limit;          /* requests/s per client address; 0: none */
+    double rate_burst;          /* requests a client may make at once */
   } http;
   char log_level[16];
   struct rp_policy_config policy;
@@ -72,6 +74,7 @@ struct rp_ingest_stats {
   atomic_uint_fast64_t frames_applied, frames_duplicate, frames_invalid;
   atomic_uint_fast64_t batches, last_batch_size, last_apply_us;
   atomic_uint_fast64_t samples_applied; /* samples in applied frames */
+  atomic_uint_fast64_t http_limited;    /* requests answered 429 (rate limit) */
   atomic_int_fast64_t last_frame_ms; /* frame time of the newest applied frame */
   /* Lag of applied frames, commit time minus frame time: a histogram
    * (counts per bucket, not cumulative; the last bucket is +Inf). */

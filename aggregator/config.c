@@ -51,6 +51,10 @@ static const struct rp_cfg_field http_fields[] = {
     RP_CFG_NUM("threads", RP_CFG_INT, C, http.threads, "4", 1, 64, "HTTP worker threads"),
     RP_CFG_NUM("max_connections", RP_CFG_INT, C, http.max_connections, "512", 1, 65536,
                "concurrent connections at most"),
+    RP_CFG_NUM("rate_limit", RP_CFG_DOUBLE, C, http.rate_limit, "2000", 0, 1000000,
+               "requests per second per client address (0: no limit); more get 429"),
+    RP_CFG_NUM("rate_burst", RP_CFG_DOUBLE, C, http.rate_burst, "4000", 1, 10000000,
+               "requests a client may make at once before the rate applies"),
     RP_CFG_STR("token_file", C, token_file, "", 0,
                "file holding the bearer token for mutating endpoints (0600/0640); "
                "empty: they are refused"),

@@ -28,9 +28,11 @@
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "aggregator.h"
 #include "gate.h"
@@ -47,12 +49,60 @@ struct request {
   char *body;
   size_t len;
   bool too_big;
+  bool limited; /* over the client's rate: answered 429 */
+};
+
+/* Per client address, a token bucket (http.rate_limit, http.rate_burst).
+ * A fixed table indexed by a hash of the address: a client that collides
+ * with another shares its bucket, which errs on the side of limiting. */
+#define RATE_SLOTS 4096
+
+struct rate_slot {
+  uint8_t addr[16];
+  double tokens;
+  uint64_t last_us;
 };
 
 struct rp_http {
   struct MHD_Daemon *daemon;
   struct rp_aggregator *a;
+  pthread_mutex_t rate_lock;
+  struct rate_slot *rate;
 };
+
+/* True when the client at `sa` may make one more request now. */
+static bool rate_allows(struct rp_http *h, const struct sockaddr *sa) {
+  double rate = h->a->cfg.http.rate_limit, burst = h->a->cfg.http.rate_burst;
+  if (rate <= 0 || sa == NULL)
+    return true;
+  uint8_t addr[16] = {0};
+  if (sa->sa_family == AF_INET)
+    memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+  else if (sa->sa_family == AF_INET6)
+    memcpy(addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+  uint32_t hash = 2166136261u;
+  for (size_t i = 0; i < 16; i++)
+    hash = (hash ^ addr[i]) * 16777619u;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+  pthread_mutex_lock(&h->rate_lock);
+  struct rate_slot *s = &h->rate[hash % RATE_SLOTS];
+  if (memcmp(s->addr, addr, 16) != 0 || s->last_us == 0) {
+    memcpy(s->addr, addr, 16);
+    s->tokens = burst;
+  } else {
+    s->tokens += rate * (double)(now - s->last_us) / 1e6;
+    if (s->tokens > burst)
+      s->tokens = burst;
+  }
+  s->last_us = now;
+  bool ok = s->tokens >= 1;
+  if (ok)
+    s->tokens -= 1;
+  pthread_mutex_unlock(&h->rate_lock);
+  return ok;
+}
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
                              char *body, size_t len) {
@@ -469,6 +519,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     rq = calloc(1, sizeof(*rq));
     if (rq == NULL)
       return MHD_NO;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    rq->limited = !rate_allows(h, ci ? ci->client_addr : NULL);
     *con_cls = rq;
     return MHD_YES;
   }
@@ -486,6 +539,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     *upload_data_size = 0;
     return MHD_YES;
+  }
+  if (rq->limited) {
+    atomic_fetch_add(&h->a->stats.http_limited, 1);
+    return reply_error(conn, 429, "too many requests from this address (http.rate_limit)");
   }
   if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
     if (rq->len != 0 || rq->too_big)
@@ -525,9 +582,17 @@ int rp_http_start(struct rp_aggregator *a, struct rp_http **out, char *err, size
   if (h == NULL)
     return -ENOMEM;
   h->a = a;
+  h->rate = calloc(RATE_SLOTS, sizeof(*h->rate));
+  if (h->rate == NULL) {
+    free(h);
+    return -ENOMEM;
+  }
+  pthread_mutex_init(&h->rate_lock, NULL);
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)a->cfg.http.port)};
   if (inet_pton(AF_INET, a->cfg.http.listen, &addr.sin_addr) != 1) {
     snprintf(err, errlen, "http.listen: '%s' is not an IPv4 address", a->cfg.http.listen);
+    pthread_mutex_destroy(&h->rate_lock);
+    free(h->rate);
     free(h);
     return -EINVAL;
   }
@@ -542,6 +607,8 @@ int rp_http_start(struct rp_aggregator *a, struct rp_http **out, char *err, size
   if (h->daemon == NULL) {
     snprintf(err, errlen, "http: cannot listen on %s:%lld (in use, or not permitted)",
              a->cfg.http.listen, (long long)a->cfg.http.port);
+    pthread_mutex_destroy(&h->rate_lock);
+    free(h->rate);
     free(h);
     return -EADDRINUSE;
   }
@@ -554,5 +621,7 @@ void rp_http_stop(struct rp_http *h) {
   if (h == NULL)
     return;
   MHD_stop_daemon(h->daemon);
+  pthread_mutex_destroy(&h->rate_lock);
+  free(h->rate);
   free(h);
 }

@@ -312,8 +312,12 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
           "rackpulse_store_used_bytes %zu\n"
           "# HELP rackpulse_store_map_grows_total Times the map was grown.\n"
           "# TYPE rackpulse_store_map_grows_total counter\n"
-          "rackpulse_store_map_grows_total %llu\n",
-          mi.map_bytes, mi.max_bytes, mi.used_bytes, (unsigned long long)mi.grows);
+          "rackpulse_store_map_grows_total %llu\n"
+          "# HELP rackpulse_http_limited_total Requests answered 429 (http.rate_limit).\n"
+          "# TYPE rackpulse_http_limited_total counter\n"
+          "rackpulse_http_limited_total %llu\n",
+          mi.map_bytes, mi.max_bytes, mi.used_bytes, (unsigned long long)mi.grows,
+          (unsigned long long)atomic_load(&a->stats.http_limited));
   if (a->gate != NULL)
     rp_gate_metrics(a->gate, out);
   if (a->ledger != NULL) {

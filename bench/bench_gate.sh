@@ -32,7 +32,7 @@ PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
 cat >"$WORK/agg.yaml" <<YAML
 kafka: {brokers: "$BS"}
 store: {path: $WORK/store, map_size_mb: 512}
-http: {port: $PORT, threads: 2, max_connections: 1024}
+http: {port: $PORT, threads: 2, max_connections: 1024, rate_limit: 0}
 policy: {version: bench, max_staleness: 1h, supply_temp_max: 40}
 flags: {automatic: false}
 log_level: warn
