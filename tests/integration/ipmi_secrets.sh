@@ -38,6 +38,10 @@ start_broker
   >"$WORK/agent.out" 2>"$WORK/agent.log" &
 PIDS+=($!)
 AGENT_PID=$!
+# Every ipmitool talking to the two test BMCs (by port: the persistent
+# shells' command lines name no file of $WORK, so ipmi_lib's match misses
+# them, and the one-shot children live only milliseconds).
+ipmitool_pids() { pgrep -f "[i]pmitool .*-p ($P1|$P2) " || true; }
 : >"$WORK/cmdlines.txt"
 seen_env=0
 for i in $(seq 150); do
