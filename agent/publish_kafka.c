@@ -2,13 +2,22 @@
  *   enable.idempotence=true, acks=all   no duplicates or reordering on retry
  *   compression.type=kafka.compression  lz4 by default
  *   linger.ms=kafka.linger              batching
- * plus the pass-through kafka.properties (TLS, SASL). rd_kafka_poll() runs
- * from a 50 ms uv timer so delivery reports arrive on the loop thread. */
+ * plus the pass-through kafka.properties (TLS, SASL).
+ *
+ * Delivery reports are served on the loop thread, and only when there are
+ * some: librdkafka writes a byte to a pipe when its main queue goes from
+ * empty to non-empty (rd_kafka_queue_io_event_enable), the loop watches the
+ * pipe, and rd_kafka_poll() serves the queue. An idle agent is not woken
+ * 20 times a second to poll an empty queue. A 1 s timer polls as well, so
+ * even a lost wakeup would delay a report by a second at most. */
+#define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
+#include <fcntl.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "publish.h"
@@ -18,7 +27,11 @@
 struct rp_publisher {
   rd_kafka_t *rk;
   rd_kafka_topic_t *topic;
-  uv_timer_t poll_timer;
+  rd_kafka_queue_t *main_queue; /* our reference: delivery reports, errors */
+  int wake_fds[2];              /* librdkafka writes [1]; the loop reads [0] */
+  uv_poll_t wake;
+  uv_timer_t backstop; /* polls once a second whatever the pipe says */
+  int open_handles;    /* p is freed when both handles have closed */
   struct rp_pub_stats stats;
   rp_pub_delivered_cb cb;
   void *cb_ctx;
@@ -75,9 +88,48 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
          "%s: %s", fac, buf);
 }
 
-static void on_poll_timer(uv_timer_t *t) {
+/* The main queue has events: drain the pipe, then serve them all. */
+static void on_wake(uv_poll_t *w, int status, int events) {
+  (void)status;
+  (void)events;
+  struct rp_publisher *p = w->data;
+  char sink[64];
+  while (read(p->wake_fds[0], sink, sizeof(sink)) > 0)
+    ;
+  rd_kafka_poll(p->rk, 0);
+}
+
+static void on_backstop(uv_timer_t *t) {
   struct rp_publisher *p = t->data;
   rd_kafka_poll(p->rk, 0);
+}
+
+/* Arms the wakeup: a non-blocking pipe whose read end the loop watches. */
+static int watch_main_queue(uv_loop_t *loop, struct rp_publisher *p, char *err,
+                            size_t errlen) {
+  if (pipe2(p->wake_fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+    int rc = -errno;
+    snprintf(err, errlen, "kafka wakeup pipe: %s", strerror(errno));
+    return rc;
+  }
+  int rc = uv_poll_init(loop, &p->wake, p->wake_fds[0]);
+  if (rc != 0) {
+    snprintf(err, errlen, "kafka wakeup pipe: %s", uv_strerror(rc));
+    close(p->wake_fds[0]);
+    close(p->wake_fds[1]);
+    return rc;
+  }
+  p->wake.data = p;
+  uv_poll_start(&p->wake, UV_READABLE, on_wake);
+  uv_unref((uv_handle_t *)&p->wake); /* the watch alone keeps nothing alive */
+  uv_timer_init(loop, &p->backstop);
+  p->backstop.data = p;
+  uv_timer_start(&p->backstop, on_backstop, 1000, 1000);
+  uv_unref((uv_handle_t *)&p->backstop);
+  p->open_handles = 2;
+  p->main_queue = rd_kafka_queue_get_main(p->rk);
+  rd_kafka_queue_io_event_enable(p->main_queue, p->wake_fds[1], "1", 1);
+  return 0;
 }
 
 static int set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,
@@ -146,13 +198,14 @@ int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, rp_pub_delive
              rd_kafka_err2str(rd_kafka_last_error()));
     goto fail_rk;
   }
-  uv_timer_init(loop, &p->poll_timer);
-  p->poll_timer.data = p;
-  uv_timer_start(&p->poll_timer, on_poll_timer, 50, 50);
-  uv_unref((uv_handle_t *)&p->poll_timer); /* the poll alone keeps nothing alive */
+  rc = watch_main_queue(loop, p, err, errlen);
+  if (rc != 0)
+    goto fail_topic;
   *out = p;
   return 0;
 
+fail_topic:
+  rd_kafka_topic_destroy(p->topic);
 fail_rk:
   rd_kafka_destroy(p->rk);
 fail_conf:
@@ -195,7 +248,14 @@ void rp_pub_get_stats(const struct rp_publisher *p, struct rp_pub_stats *out) {
   *out = p->stats;
 }
 
-static void on_timer_closed(uv_handle_t *h) { free(h->data); }
+static void on_handle_closed(uv_handle_t *h) {
+  struct rp_publisher *p = h->data;
+  if (--p->open_handles > 0)
+    return;
+  close(p->wake_fds[0]);
+  close(p->wake_fds[1]);
+  free(p);
+}
 
 int rp_pub_close(struct rp_publisher *p, int timeout_ms) {
   if (p == NULL)
@@ -209,10 +269,15 @@ int rp_pub_close(struct rp_publisher *p, int timeout_ms) {
     rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(p->rk, 0);
   }
+  rd_kafka_queue_io_event_enable(p->main_queue, -1, NULL, 0);
+  rd_kafka_queue_destroy(p->main_queue);
   rd_kafka_topic_destroy(p->topic);
   rd_kafka_destroy(p->rk);
-  /* The timer handle lives inside p: free p once libuv has let go of it. */
-  uv_timer_stop(&p->poll_timer);
-  uv_close((uv_handle_t *)&p->poll_timer, on_timer_closed);
+  /* The handles live inside p: free p (and close the pipe) once libuv has
+   * let go of both. */
+  uv_poll_stop(&p->wake);
+  uv_timer_stop(&p->backstop);
+  uv_close((uv_handle_t *)&p->wake, on_handle_closed);
+  uv_close((uv_handle_t *)&p->backstop, on_handle_closed);
   return left;
 }
