@@ -79,6 +79,8 @@ install(FILES ${RP_PKG_SRC}/systemd/rackpulse-agent.service
         DESTINATION ${RP_UNIT_DIR} COMPONENT agent EXCLUDE_FROM_ALL)
 install(DIRECTORY ${RP_PKG_SRC}/profiles/ DESTINATION ${RP_SHARE_DIR}/profiles
         COMPONENT agent EXCLUDE_FROM_ALL FILES_MATCHING PATTERN "*.yaml")
+install(FILES ${RP_PKG_SRC}/ipmitool/enterprise-numbers.txt DESTINATION ${RP_SHARE_DIR}
+        RENAME ipmitool-enterprise-numbers.txt COMPONENT agent EXCLUDE_FROM_ALL)
 rp_package_common(agent rackpulse-agent rackpulse-agent)
 
 # --- rackpulse-aggregator

@@ -180,6 +180,17 @@ for f in /usr/lib/systemd/system/rackpulse-agent.service /usr/lib/systemd/system
   /usr/share/rackpulse/dashboards/thermal.json /usr/share/doc/rackpulse-tools/copyright; do
   [ -f "$ROOT$f" ] || fail "$f is not installed"
 done
+# The unit binds the agent's one-entry IANA registry over ipmitool's (see
+# packaging/ipmitool/enterprise-numbers.txt): both ends exist, and the
+# installed ipmitool accepts the stand-in (with an empty registry it stops
+# with "Failed to initialize the OEM info dictionary" before any session).
+bind=$(sed -n 's/^BindReadOnlyPaths=-//p' "$ROOT/usr/lib/systemd/system/rackpulse-agent.service")
+[ -f "$ROOT${bind%%:*}" ] && [ -f "$ROOT${bind#*:}" ] \
+  || fail "rackpulse-agent.service BindReadOnlyPaths: $bind: a side is missing"
+IPMI_PASSWORD=none unshare -m sh -c 'mount --bind "$1${2%%:*}" "$1${2#*:}" && exec chroot "$1" ipmitool -I lanplus \
+  -H 127.0.0.1 -p 9 -U nobody -E -N 1 -R 1 shell </dev/null' sh "$ROOT" "$bind" >"$WORK/pen.txt" 2>&1 || true
+grep -q "session" "$WORK/pen.txt" && ! grep -qi "OEM info" "$WORK/pen.txt" \
+  || fail "installed ipmitool refuses the stand-in registry: $(cat "$WORK/pen.txt")"
 AS_USER=(chroot --userspec=rackpulse:rackpulse "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin)
 "${AS_USER[@]}" rackpulse-agent --check-config >"$WORK/check-agent.txt" 2>&1 \
   || fail "installed agent refuses its shipped config: $(cat "$WORK/check-agent.txt")"
