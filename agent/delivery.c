@@ -2,7 +2,13 @@
  * fills one (new frames, acknowledgements) while the thread pool writes the
  * other. After a write, the sender hands the spool's oldest unsent frames to
  * Kafka up to the in-flight limit; each acknowledgement frees a slot and
- * queues the frame's deletion. */
+ * queues the frame's deletion.
+ *
+ * A new frame is written at once (it must be durable before Kafka sees it);
+ * deletions ride with the next frame's write, or go at once before a
+ * resend. So a steady agent syncs once per frame, not twice. A crash before
+ * a deletion is written sends that frame again on restart: a duplicate by
+ * sequence number, which consumers drop, never a loss. */
 #include "delivery.h"
 
 #include <errno.h>
@@ -47,6 +53,10 @@ static void pump(struct rp_delivery *d) {
   if (d->writing != NULL)
     return;
   if (d->rewind && d->in_flight == 0) {
+    if (d->filling->nacks > 0) { /* delete the delivered ones first */
+      start_write(d);            /* (after_write pumps again) */
+      return;
+    }
     d->sent_upto = 0;
     d->rewind = false;
   }
@@ -133,13 +143,14 @@ static void on_delivered(void *ctx, uint64_t seq, int err, bool permanent, const
     rp_spool_batch_add_ack(d->filling, seq);
   } else {
     /* Still in the spool. Resend everything from the oldest, in order, once
-     * nothing is in flight any more. */
+     * nothing is in flight any more, and first delete what was delivered,
+     * so that the resend does not repeat it. */
     d->rewind = true;
+    if (!d->closing)
+      start_write(d);
   }
-  if (!d->closing) {
-    start_write(d);
+  if (!d->closing)
     pump(d);
-  }
 }
 
 int rp_delivery_new(uv_loop_t *loop, const struct rp_agent_config *cfg,
@@ -204,7 +215,10 @@ void rp_delivery_health(struct rp_delivery *d, struct rp_agent_health *h) {
   h->frames_delivered = ps.delivered;
   h->frames_failed = d->failed + d->write_errors;
   h->delivery_latency_ms = ps.last_latency_ms;
-  h->spool_depth = frames;
+  /* Frames Kafka has acknowledged leave the spool with the next write:
+   * they are not counted as waiting. */
+  uint64_t deleting = d->filling->nacks + (d->writing != NULL ? d->writing->nacks : 0);
+  h->spool_depth = frames > deleting ? frames - deleting : 0;
   h->frames_dropped = rp_spool_dropped_total(d->spool);
 }
 
