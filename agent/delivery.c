@@ -143,11 +143,9 @@ static void on_delivered(void *ctx, uint64_t seq, int err, bool permanent, const
     rp_spool_batch_add_ack(d->filling, seq);
   } else {
     /* Still in the spool. Resend everything from the oldest, in order, once
-     * nothing is in flight any more, and first delete what was delivered,
-     * so that the resend does not repeat it. */
+     * nothing is in flight any more (pump() first deletes what was
+     * delivered, so that the resend does not repeat it). */
     d->rewind = true;
-    if (!d->closing)
-      start_write(d);
   }
   if (!d->closing)
     pump(d);
