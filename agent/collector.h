@@ -97,8 +97,8 @@ void rp_target_done(struct rp_target *t, const struct rp_scrape_result *r);
 
 /* The collectors this build has, NULL-terminated (collectors.c). */
 extern const struct rp_collector *const rp_collectors[];
-extern const struct rp_collector rp_collector_modbus; /* collect_modbus.c */
-extern const struct rp_collector rp_collector_ipmi;   /* collect_ipmi.c */
-extern const struct rp_collector rp_collector_snmp;   /* collect_snmp.c */
+extern const struct rp_collector rp_collector_modbus; /* modbus/mb_collect.c */
+extern const struct rp_collector rp_collector_ipmi;   /* ipmi/ipmi_collect.c */
+extern const struct rp_collector rp_collector_snmp;   /* snmp/snmp_collect.c */
 
 #endif

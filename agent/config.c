@@ -4,8 +4,8 @@
  *             profiles_dir}
  *   kafka:   {brokers, topic, compression, linger, message_timeout,
  *             queue_max_messages, properties: {librdkafka key: value}}
- *   modbus:  [ device, ... ]     one entry per CDU (see collect_modbus.c)
- *   ipmi:    [ bmc, ... ]        one entry per BMC (see collect_ipmi.c)
+ *   modbus:  [ device, ... ]     one entry per CDU (see modbus/mb_collect.c)
+ *   ipmi:    [ bmc, ... ]        one entry per BMC (see ipmi/ipmi_collect.c)
  *
  * The tables below are the whole truth about accepted keys: rp_cfg_apply()
  * enforces them and `rackpulse-agent --help` prints them. */

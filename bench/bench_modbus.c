@@ -31,9 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mb_decode.h"
-#include "mb_map.h"
-#include "mb_plan.h"
+#include "modbus/mb_decode.h"
+#include "modbus/mb_map.h"
+#include "modbus/mb_plan.h"
 
 #ifndef RP_SOURCE_DIR
 #define RP_SOURCE_DIR "."

@@ -1,4 +1,4 @@
-/* Fuzzes the ipmitool output parsers of agent/ipmi_parse.c with any bytes as
+/* Fuzzes the ipmitool output parsers of agent/ipmi/ipmi_parse.c with any bytes as
  * a BMC or a broken ipmitool could print them: ipmi_parse_sensors() (sdr
  * list/elist, sensor, their CSV forms, shell mode), ipmi_parse_dcmi_power(),
  * and on every reading found the classifier (built-in table, and a user row
@@ -9,7 +9,7 @@
 #include <math.h>
 
 #include "fuzz_common.h"
-#include "ipmi_parse.h"
+#include "ipmi/ipmi_parse.h"
 
 #define CAP 48
 

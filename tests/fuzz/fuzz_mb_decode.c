@@ -1,5 +1,5 @@
-/* Fuzzes Modbus value decoding (agent/mb_decode.c, with the register checks
- * of agent/mb_map.c): the input is a register definition (function, type,
+/* Fuzzes Modbus value decoding (agent/modbus/mb_decode.c, with the register checks
+ * of agent/modbus/mb_map.c): the input is a register definition (function, type,
  * order, address, scale, offset, range, sentinel and named bits, any bit
  * patterns, NaN included) followed by the words a device answered.
  * mb_register_check() must refuse what mb_decode() cannot take; for the
@@ -10,7 +10,7 @@
 #include <math.h>
 
 #include "fuzz_common.h"
-#include "mb_decode.h"
+#include "modbus/mb_decode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct fuzz_reader in = {data, size};

@@ -1,4 +1,4 @@
-/* Fuzzes Modbus request planning (agent/mb_plan.c): the input is a device's
+/* Fuzzes Modbus request planning (agent/modbus/mb_plan.c): the input is a device's
  * limits (max_regs, max_bits, max_gap, mode: any values, out of spec ones
  * included) and up to 256 registers (function, type, address: unknown
  * functions and types, values running past 65535 included). When
@@ -9,7 +9,7 @@
 #include <errno.h>
 
 #include "fuzz_common.h"
-#include "mb_plan.h"
+#include "modbus/mb_plan.h"
 
 #define MAX_REGS 256
 

@@ -1,4 +1,4 @@
-/* Fuzzes Modbus register maps written in YAML (agent/mb_profile.c on top of
+/* Fuzzes Modbus register maps written in YAML (agent/modbus/mb_profile.c on top of
  * lib/cfg.c): the input is a profile file, loaded the way the agent loads
  * one (mb_profile_load() from <dir>/modbus/NAME.yaml), and the same text as
  * a device's inline `registers:` list (rp_cfg_load_string() then
@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 
 #include "fuzz_common.h"
-#include "mb_decode.h"
-#include "mb_plan.h"
-#include "mb_profile.h"
+#include "modbus/mb_decode.h"
+#include "modbus/mb_plan.h"
+#include "modbus/mb_profile.h"
 
 static void use_map(const struct mb_regmap *m, const struct mb_profile_defaults *defs) {
   char err[512];

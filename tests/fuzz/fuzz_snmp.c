@@ -1,5 +1,5 @@
-/* Fuzz harness: the SNMP collector's pure parts (agent/snmp_value.c,
- * agent/snmp_profile.c): OID text, value conversion and scaling (with a
+/* Fuzz harness: the SNMP collector's pure parts (agent/snmp/snmp_value.c,
+ * agent/snmp/snmp_profile.c): OID text, value conversion and scaling (with a
  * decimal-digits companion), the energy counter across wraps and restarts,
  * and profile files (YAML) with the row-index matching of their metrics.
  *
@@ -15,8 +15,8 @@
 #include <string.h>
 
 #include "rackpulse/cfg.h"
-#include "snmp_profile.h"
-#include "snmp_value.h"
+#include "snmp/snmp_profile.h"
+#include "snmp/snmp_value.h"
 
 static uint64_t take(const uint8_t **p, size_t *n, size_t bytes) {
   uint64_t v = 0;

@@ -1,5 +1,5 @@
 /*
- * test_ipmi_parse.c: unit tests of agent/ipmi_parse.c over the captured and
+ * test_ipmi_parse.c: unit tests of agent/ipmi/ipmi_parse.c over the captured and
  * documented ipmitool outputs in tests/fixtures/ipmitool/ (see its README):
  * exact values, units and statuses; no-reading, disabled and unknown-unit
  * sensors; garbage and truncated output; DCMI supported and unsupported;
@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "agent/ipmi_parse.h"
+#include "agent/ipmi/ipmi_parse.h"
 
 #ifndef RP_FIXTURES
 #error "RP_FIXTURES must name tests/fixtures"

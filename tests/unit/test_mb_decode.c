@@ -1,6 +1,6 @@
 /*
- * test_mb_decode.c: unit tests for the Modbus register model (agent/mb_map.c)
- * and decoder (agent/mb_decode.c). Checks every vector in
+ * test_mb_decode.c: unit tests for the Modbus register model (agent/modbus/mb_map.c)
+ * and decoder (agent/modbus/mb_decode.c). Checks every vector in
  * packaging/profiles/modbus/generic-cdu.vectors (format in its header), that
  * the file covers every type in every order, and inline known answers,
  * error messages, name converters and register validation.
@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "agent/mb_decode.h"
-#include "agent/mb_map.h"
+#include "agent/modbus/mb_decode.h"
+#include "agent/modbus/mb_map.h"
 
 #define VECTORS RP_SOURCE_DIR "/packaging/profiles/modbus/generic-cdu.vectors"
 #define NTYPES 7

@@ -1,5 +1,5 @@
 /*
- * test_mb_plan.c: unit tests for Modbus request coalescing (agent/mb_plan.c):
+ * test_mb_plan.c: unit tests for Modbus request coalescing (agent/modbus/mb_plan.c):
  * worked examples, limits and errors, ownership, and a randomized check of
  * the plan's invariants (every register whole in its one request at the
  * right offset, limits and gaps honoured, as many requests as a simple
@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "agent/mb_map.h"
-#include "agent/mb_plan.h"
+#include "agent/modbus/mb_map.h"
+#include "agent/modbus/mb_plan.h"
 
 static struct mb_register reg(enum mb_function fn, uint16_t address,
                               enum mb_type type)

@@ -1,6 +1,6 @@
 /*
  * test_snmp_profile.c: unit tests for SNMP device profiles
- * (agent/snmp_profile.c): the three shipped profiles load and map the
+ * (agent/snmp/snmp_profile.c): the three shipped profiles load and map the
  * metric names every vendor shares; row-index patterns bind labels and
  * filter rows; a broken profile is an error naming its file, line and key.
  */
@@ -23,7 +23,7 @@
       fail_msg("%s = %.12g, expected %.12g", #a, a_, b_);                               \
   } while (0)
 
-#include "agent/snmp_profile.h"
+#include "agent/snmp/snmp_profile.h"
 
 #define PROFILES RP_SOURCE_DIR "/packaging/profiles"
 

@@ -1,6 +1,6 @@
 /*
  * test_snmp_value.c: unit tests for the SNMP collector's pure parts
- * (agent/snmp_value.c): OID text, order and subtrees; value conversion with
+ * (agent/snmp/snmp_value.c): OID text, order and subtrees; value conversion with
  * fixed scales, Raritan decimal digits, "not supported" sentinels, SNMP
  * exceptions and wrong types; the monotonic energy counter across
  * Counter32 wraps, device restarts and resets; sysUpTime restart detection.
@@ -24,7 +24,7 @@
       fail_msg("%s = %.12g, expected %.12g", #a, a_, b_);                               \
   } while (0)
 
-#include "agent/snmp_value.h"
+#include "agent/snmp/snmp_value.h"
 
 static void test_oid_parse_format(void **state) {
   (void)state;
