@@ -75,8 +75,8 @@ static int build_frame(struct rp_agent *a, uint64_t seq, uint8_t **buf, size_t *
       .nstats = nstats,
       .with_dictionary = dict || a->frames_produced == 0,
   };
-  int rc = rp_builder_build(a->builder, &meta, &a->series, a->cfg.targets, a->cfg.ntargets,
-                            &health, buf, len);
+  int rc = rp_builder_build(a->builder, &meta, &a->series, a->cfg.targets, a->cfg.ntargets, &health,
+                            buf, len);
   if (rc == 0) {
     if (meta.with_dictionary) {
       a->dict_sent_version = a->series.version;
@@ -181,8 +181,8 @@ int rp_agent_start(struct rp_agent *a, uv_loop_t *loop, char *err, size_t errlen
     uv_signal_start(&a->sig_hup, on_sighup, SIGHUP);
   a->signals_started = true;
   rp_info("agent", "agent %s for rack %s: %zu device(s), frames every %lld ms to %s/%s",
-          a->cfg.agent.id, a->cfg.agent.rack, a->cfg.ntargets,
-          (long long)a->cfg.agent.interval_ms, a->cfg.kafka.brokers, a->cfg.kafka.topic);
+          a->cfg.agent.id, a->cfg.agent.rack, a->cfg.ntargets, (long long)a->cfg.agent.interval_ms,
+          a->cfg.kafka.brokers, a->cfg.kafka.topic);
   return rp_scheduler_start(a);
 }
 

@@ -55,8 +55,7 @@ struct rp_agent_config {
 /* Loads and validates the agent configuration from `path`. Returns 0 and
  * fills *cfg (free with rp_agent_config_free()), or a negative errno with err
  * naming file:line and key. */
-int rp_agent_config_load(const char *path, struct rp_agent_config *cfg, char *err,
-                         size_t errlen);
+int rp_agent_config_load(const char *path, struct rp_agent_config *cfg, char *err, size_t errlen);
 void rp_agent_config_free(struct rp_agent_config *cfg);
 /* agent.profiles_dir of the configuration being loaded, for the collectors'
  * create() (which runs inside rp_agent_config_load()) to find device
@@ -79,7 +78,7 @@ struct rp_agent {
   bool frame_timer_started, signals_started;
   char config_path[512];
   uv_signal_t sig_hup;
-  bool once;          /* --once: scrape everything once, print, exit */
+  bool once; /* --once: scrape everything once, print, exit */
   size_t once_pending;
   bool stopping;
   int exit_code;

@@ -32,20 +32,20 @@ struct rp_label {
 /* One value read from a device, as a collector reports it. The strings are
  * borrowed: they must stay valid until rp_target_done() returns. */
 struct rp_reading {
-  const char *name;  /* metric name, e.g. "cdu.supply_temp" */
-  const char *unit;  /* "Cel", "L/min", "W", ... */
+  const char *name; /* metric name, e.g. "cdu.supply_temp" */
+  const char *unit; /* "Cel", "L/min", "W", ... */
   const struct rp_label *labels;
   size_t nlabels;
-  int decimals;      /* wire precision: value is sent as value × 10^decimals */
-  double value;      /* meaningful when status is RP_READING_OK */
+  int decimals; /* wire precision: value is sent as value × 10^decimals */
+  double value; /* meaningful when status is RP_READING_OK */
   enum rp_reading_status status;
   const char *detail; /* why the status is not OK; may be NULL */
 };
 
 struct rp_scrape_result {
-  int64_t ts_ms;       /* when the device was read (Unix ms) */
-  bool ok;             /* false: the device as a whole failed (down) */
-  const char *error;   /* when !ok: what failed, naming the device */
+  int64_t ts_ms;     /* when the device was read (Unix ms) */
+  bool ok;           /* false: the device as a whole failed (down) */
+  const char *error; /* when !ok: what failed, naming the device */
   const struct rp_reading *readings;
   size_t nreadings;
 };
@@ -70,13 +70,13 @@ struct rp_collector {
 };
 
 struct rp_target {
-  char name[64];                       /* the device name from config */
+  char name[64]; /* the device name from config */
   const struct rp_collector *collector;
-  void *priv;                          /* the collector's state, owned by it */
-  int64_t interval_ms;                 /* 0: the agent's interval */
+  void *priv;          /* the collector's state, owned by it */
+  int64_t interval_ms; /* 0: the agent's interval */
   struct rp_agent *agent;
   uv_timer_t timer;
-  bool busy;                           /* a scrape is in flight */
+  bool busy; /* a scrape is in flight */
   bool timer_initialised;
   /* Health, reported in every frame. */
   bool up;
@@ -87,9 +87,9 @@ struct rp_target {
   int64_t started_ms;
   uint64_t started_mono_ms;
   unsigned consecutive_failures;
-  unsigned backoff_left;               /* ticks to skip while backing off */
-  uint64_t series_dropped;             /* readings refused by the series bound */
-  bool retired;                        /* removed by a reload; freed when idle */
+  unsigned backoff_left;   /* ticks to skip while backing off */
+  uint64_t series_dropped; /* readings refused by the series bound */
+  bool retired;            /* removed by a reload; freed when idle */
 };
 
 /* Reports the end of a scrape (loop thread only). */

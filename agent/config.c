@@ -42,16 +42,14 @@ static const struct rp_cfg_field kafka_fields[] = {
     RP_CFG_STR("brokers", C, kafka.brokers, "127.0.0.1:9092", 0,
                "bootstrap servers, host:port[,host:port]"),
     RP_CFG_STR("topic", C, kafka.topic, "rackpulse.frames", 0, "topic for frames"),
-    RP_CFG_STR("compression", C, kafka.compression, "lz4", 0,
-               "none, gzip, snappy, lz4 or zstd"),
+    RP_CFG_STR("compression", C, kafka.compression, "lz4", 0, "none, gzip, snappy, lz4 or zstd"),
     RP_CFG_NUM("linger", RP_CFG_DURATION, C, kafka.linger_ms, "50ms", 0, 10,
                "batching delay before a send (librdkafka linger.ms)"),
-    RP_CFG_NUM("message_timeout", RP_CFG_DURATION, C, kafka.message_timeout_ms, "0", 0,
-               86400,
+    RP_CFG_NUM("message_timeout", RP_CFG_DURATION, C, kafka.message_timeout_ms, "0", 0, 86400,
                "librdkafka gives up on a frame after this long; 0 = never (the spool "
                "keeps frames across outages and restarts)"),
-    RP_CFG_NUM("queue_max_messages", RP_CFG_INT, C, kafka.queue_max_messages, "100000", 1,
-               10000000, "frames buffered in memory by librdkafka"),
+    RP_CFG_NUM("queue_max_messages", RP_CFG_INT, C, kafka.queue_max_messages, "100000", 1, 10000000,
+               "frames buffered in memory by librdkafka"),
     RP_CFG_STR("sasl_password_file", C, kafka.sasl_password_file, "", 0,
                "file (0600/0640) holding sasl.password for SASL PLAIN/SCRAM; set "
                "sasl.mechanisms, sasl.username and security.protocol in properties"),
@@ -129,8 +127,8 @@ static int add_target(C *cfg, struct rp_target *t) {
 }
 
 /* Loads every device of `collector` listed under its section name. */
-static int load_devices(const struct rp_cfg_doc *doc, const struct rp_collector *collector,
-                        C *cfg, char *err, size_t errlen) {
+static int load_devices(const struct rp_cfg_doc *doc, const struct rp_collector *collector, C *cfg,
+                        char *err, size_t errlen) {
   rp_cfg_node list = rp_cfg_get(doc, rp_cfg_root(doc), collector->name);
   if (list == 0)
     return 0;
@@ -191,16 +189,16 @@ int rp_agent_config_load(const char *path, C *cfg, char *err, size_t errlen) {
   top_sections(sections);
   rc = rp_cfg_apply(doc, root, "config", NULL, 0, sections, cfg, err, errlen);
   if (rc == 0)
-    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "agent"), "agent", agent_fields,
-                      N(agent_fields), NULL, cfg, err, errlen);
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "agent"), "agent", agent_fields, N(agent_fields),
+                      NULL, cfg, err, errlen);
   if (rc == 0)
-    rc = rp_cfg_apply(doc, kafka, "kafka", kafka_fields, N(kafka_fields), kafka_sections, cfg,
-                      err, errlen);
+    rc = rp_cfg_apply(doc, kafka, "kafka", kafka_fields, N(kafka_fields), kafka_sections, cfg, err,
+                      errlen);
   if (rc == 0)
     rc = load_properties(doc, rp_cfg_get(doc, kafka, "properties"), cfg, err, errlen);
   if (rc == 0)
-    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "spool"), "spool", spool_fields,
-                      N(spool_fields), NULL, cfg, err, errlen);
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "spool"), "spool", spool_fields, N(spool_fields),
+                      NULL, cfg, err, errlen);
   if (rc == 0)
     rc = rp_edge_config_load(doc, root, &cfg->edge, err, errlen);
   if (rc != 0)
@@ -228,8 +226,8 @@ int rp_agent_config_load(const char *path, C *cfg, char *err, size_t errlen) {
     char secret[256], why[512];
     if (rp_secret_read_file(cfg->kafka.sasl_password_file, secret, sizeof(secret), why,
                             sizeof(why)) != 0) {
-      rp_cfg_error(doc, rp_cfg_get(doc, kafka, "sasl_password_file"),
-                   "kafka.sasl_password_file", err, errlen, "%s", why);
+      rp_cfg_error(doc, rp_cfg_get(doc, kafka, "sasl_password_file"), "kafka.sasl_password_file",
+                   err, errlen, "%s", why);
       rc = -EINVAL;
       goto out;
     }
@@ -265,7 +263,7 @@ void rp_agent_config_help(FILE *out) {
   rp_cfg_print_help(out, "agent", agent_fields, N(agent_fields));
   rp_cfg_print_help(out, "kafka", kafka_fields, N(kafka_fields));
   fprintf(out, "  %-28s %-9s %s\n", "kafka.properties", "mapping",
-           "librdkafka settings passed through (TLS, SASL); no secrets");
+          "librdkafka settings passed through (TLS, SASL); no secrets");
   rp_cfg_print_help(out, "spool", spool_fields, N(spool_fields));
   rp_edge_config_help(out);
 }

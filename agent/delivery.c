@@ -28,13 +28,13 @@ struct rp_delivery {
   struct rp_spool *spool;
   struct rp_publisher *pub;
   struct rp_spool_batch batches[2];
-  struct rp_spool_batch *filling;   /* the loop adds to this one */
-  struct rp_spool_batch *writing;   /* NULL, or the batch in the thread pool */
+  struct rp_spool_batch *filling; /* the loop adds to this one */
+  struct rp_spool_batch *writing; /* NULL, or the batch in the thread pool */
   uv_work_t work;
   uint64_t next_seq;
-  uint64_t sent_upto;               /* highest seq handed to Kafka */
+  uint64_t sent_upto; /* highest seq handed to Kafka */
   uint64_t in_flight;
-  bool rewind;                      /* resend from the oldest once in_flight is 0 */
+  bool rewind; /* resend from the oldest once in_flight is 0 */
   bool closing;
   uint64_t failed, write_errors, dropped_session;
 };
@@ -68,13 +68,11 @@ static void pump(struct rp_delivery *d) {
     if (rc == -ENOENT)
       return;
     if (rc != 0) {
-      rp_error("delivery", "spool read after frame %" PRIu64 ": %s", d->sent_upto,
-               strerror(-rc));
+      rp_error("delivery", "spool read after frame %" PRIu64 ": %s", d->sent_upto, strerror(-rc));
       return;
     }
     char err[256];
-    enum rp_pub_result r = rp_pub_send(d->pub, d->cfg->agent.rack, seq, buf, len, err,
-                                       sizeof(err));
+    enum rp_pub_result r = rp_pub_send(d->pub, d->cfg->agent.rack, seq, buf, len, err, sizeof(err));
     if (r == RP_PUB_RETRY) {
       free(buf); /* still in the spool: sent again on the next pump */
       return;
@@ -83,8 +81,8 @@ static void pump(struct rp_delivery *d) {
     if (r == RP_PUB_DROP) {
       free(buf);
       d->failed++;
-      rp_error("delivery", "frame %" PRIu64 " (%zu bytes) can never be sent: %s; dropped", seq,
-               len, err);
+      rp_error("delivery", "frame %" PRIu64 " (%zu bytes) can never be sent: %s; dropped", seq, len,
+               err);
       rp_spool_batch_add_ack(d->filling, seq);
       continue;
     }
@@ -151,8 +149,8 @@ static void on_delivered(void *ctx, uint64_t seq, int err, bool permanent, const
     pump(d);
 }
 
-int rp_delivery_new(uv_loop_t *loop, const struct rp_agent_config *cfg,
-                    struct rp_delivery **out, char *err, size_t errlen) {
+int rp_delivery_new(uv_loop_t *loop, const struct rp_agent_config *cfg, struct rp_delivery **out,
+                    char *err, size_t errlen) {
   struct rp_delivery *d = calloc(1, sizeof(*d));
   if (d == NULL)
     return -ENOMEM;
@@ -186,8 +184,10 @@ int rp_delivery_new(uv_loop_t *loop, const struct rp_agent_config *cfg,
   uint64_t frames, bytes;
   rp_spool_depth(d->spool, &frames, &bytes);
   if (frames > 0)
-    rp_info("delivery", "spool %s holds %" PRIu64 " unsent frame(s) (%" PRIu64
-            " bytes): sending them first, oldest first", dir, frames, bytes);
+    rp_info("delivery",
+            "spool %s holds %" PRIu64 " unsent frame(s) (%" PRIu64
+            " bytes): sending them first, oldest first",
+            dir, frames, bytes);
   *out = d;
   pump(d);
   return 0;

@@ -19,8 +19,8 @@ struct rp_delivery;
 
 /* Opens the spool in STATE_DIR/spool and creates the producer. Returns 0 and
  * *out, or a negative errno with err set. */
-int rp_delivery_new(uv_loop_t *loop, const struct rp_agent_config *cfg,
-                    struct rp_delivery **out, char *err, size_t errlen);
+int rp_delivery_new(uv_loop_t *loop, const struct rp_agent_config *cfg, struct rp_delivery **out,
+                    char *err, size_t errlen);
 
 /* The next sequence number to use: never repeats or goes back across
  * restarts (it is persisted with each spooled frame). */

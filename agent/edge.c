@@ -18,9 +18,9 @@ struct rp_edge {
   struct rp_edge_config cfg;
   int64_t interval_ms;
   size_t max_series;
-  double *last_value;     /* by series id */
-  int64_t *last_ts;       /* by series id; 0 = never */
-  uint8_t *track;         /* by series id: enum track */
+  double *last_value; /* by series id */
+  int64_t *last_ts;   /* by series id; 0 = never */
+  uint8_t *track;     /* by series id: enum track */
   uint32_t tracked_ids[RP_EDGE_MAX_STATS_SERIES];
   struct rp_stats_series *tracked[RP_EDGE_MAX_STATS_SERIES];
   size_t ntracked;
@@ -52,12 +52,11 @@ static const struct rp_cfg_field derived_fields[] = {
     RP_CFG_STR("power", T, power, "", 0, "heat_balance: electrical power series, W or kW"),
 };
 
-static const char *const default_patterns[] = {"cdu.*_temp", "cdu.flow", "cdu.delta_t",
-                                               "cdu.heat_removed", "server.*_temp",
-                                               "*.power"};
+static const char *const default_patterns[] = {"cdu.*_temp",       "cdu.flow",      "cdu.delta_t",
+                                               "cdu.heat_removed", "server.*_temp", "*.power"};
 
-static int load_windows(const struct rp_cfg_doc *doc, rp_cfg_node list,
-                        struct rp_edge_config *cfg, char *err, size_t errlen) {
+static int load_windows(const struct rp_cfg_doc *doc, rp_cfg_node list, struct rp_edge_config *cfg,
+                        char *err, size_t errlen) {
   size_t n = rp_cfg_seq_len(doc, list);
   if (rp_cfg_kind(doc, list) != RP_CFG_SEQUENCE || n == 0 || n > RP_STATS_SERIES_MAX_WINDOWS) {
     rp_cfg_error(doc, list, "stats.windows", err, errlen,
@@ -69,8 +68,7 @@ static int load_windows(const struct rp_cfg_doc *doc, rp_cfg_node list,
     rp_cfg_node item = rp_cfg_seq_item(doc, list, i);
     const char *text = rp_cfg_scalar(doc, item);
     int64_t ms;
-    if (text == NULL || rp_parse_duration_ms(text, &ms) != 0 || ms < 1000 ||
-        ms > 86400000) {
+    if (text == NULL || rp_parse_duration_ms(text, &ms) != 0 || ms < 1000 || ms > 86400000) {
       rp_cfg_error(doc, item, "stats.windows", err, errlen,
                    "'%s' is not a duration between 1s and 24h", text ? text : "?");
       return -EINVAL;
@@ -81,8 +79,8 @@ static int load_windows(const struct rp_cfg_doc *doc, rp_cfg_node list,
   return 0;
 }
 
-static int load_patterns(const struct rp_cfg_doc *doc, rp_cfg_node list,
-                         struct rp_edge_config *cfg, char *err, size_t errlen) {
+static int load_patterns(const struct rp_cfg_doc *doc, rp_cfg_node list, struct rp_edge_config *cfg,
+                         char *err, size_t errlen) {
   size_t n = rp_cfg_seq_len(doc, list);
   if (rp_cfg_kind(doc, list) != RP_CFG_SEQUENCE || n > RP_EDGE_MAX_PATTERNS) {
     rp_cfg_error(doc, list, "stats.series", err, errlen,
@@ -103,8 +101,8 @@ static int load_patterns(const struct rp_cfg_doc *doc, rp_cfg_node list,
 }
 
 /* Checks that the inputs a type needs are given and records them. */
-static int set_inputs(const struct rp_cfg_doc *doc, rp_cfg_node node, const char *where,
-                      const T *t, struct rp_derived *d, char *err, size_t errlen) {
+static int set_inputs(const struct rp_cfg_doc *doc, rp_cfg_node node, const char *where, const T *t,
+                      struct rp_derived *d, char *err, size_t errlen) {
   const char *need[3] = {NULL, NULL, NULL};
   const char *keys[3] = {NULL, NULL, NULL};
   if (strcmp(t->type, "delta_t") == 0) {
@@ -156,8 +154,8 @@ static int set_coolant(const struct rp_cfg_doc *doc, rp_cfg_node node, const cha
   return rc;
 }
 
-int rp_edge_config_load(const struct rp_cfg_doc *doc, rp_cfg_node root,
-                        struct rp_edge_config *cfg, char *err, size_t errlen) {
+int rp_edge_config_load(const struct rp_cfg_doc *doc, rp_cfg_node root, struct rp_edge_config *cfg,
+                        char *err, size_t errlen) {
   static const char *const stats_sections[] = {"windows", "series", NULL};
   memset(cfg, 0, sizeof(*cfg));
   cfg->windows_ms[0] = 60000;
@@ -254,16 +252,14 @@ static bool wants_stats(const struct rp_edge *e, const char *name) {
  * when the bound on tracked series is reached. */
 static void start_tracking(struct rp_edge *e, const struct rp_series *s) {
   e->track[s->id] = TRACK_NO;
-  if (e->cfg.nwindows == 0 || !wants_stats(e, s->name) ||
-      e->ntracked == RP_EDGE_MAX_STATS_SERIES)
+  if (e->cfg.nwindows == 0 || !wants_stats(e, s->name) || e->ntracked == RP_EDGE_MAX_STATS_SERIES)
     return;
   struct rp_stats_series_opts o = {.nwindows = e->cfg.nwindows};
   for (size_t i = 0; i < e->cfg.nwindows; i++) {
     /* Room for samples twice as frequent as the frame interval. */
     int64_t cap = 2 * e->cfg.windows_ms[i] / e->interval_ms + 16;
-    o.window[i] = (struct rp_window_opts){.duration_ms = e->cfg.windows_ms[i],
-                                          .capacity = (size_t)cap,
-                                          .method = RP_WINDOW_AUTO};
+    o.window[i] = (struct rp_window_opts){
+        .duration_ms = e->cfg.windows_ms[i], .capacity = (size_t)cap, .method = RP_WINDOW_AUTO};
   }
   if (rp_stats_series_new(&e->tracked[e->ntracked], &o) != 0)
     return;

@@ -37,7 +37,7 @@ enum rp_derived_type { RP_DERIVED_DELTA_T, RP_DERIVED_HEAT_REMOVED, RP_DERIVED_H
 struct rp_derived {
   char name[64];
   enum rp_derived_type type;
-  char input[3][64];   /* delta_t: return, supply; heat_removed: return,
+  char input[3][64]; /* delta_t: return, supply; heat_removed: return,
                           supply, flow; heat_balance: heat, power */
   size_t ninputs;
   struct rp_coolant coolant;
@@ -56,8 +56,8 @@ struct rp_edge_config {
 /* Reads the `stats` and `derived` sections (either may be absent: default
  * windows 60 s and 300 s over cdu.* temperatures, flow and derived series).
  * Returns 0 or -EINVAL with err naming file:line and key. */
-int rp_edge_config_load(const struct rp_cfg_doc *doc, rp_cfg_node root,
-                        struct rp_edge_config *cfg, char *err, size_t errlen);
+int rp_edge_config_load(const struct rp_cfg_doc *doc, rp_cfg_node root, struct rp_edge_config *cfg,
+                        char *err, size_t errlen);
 void rp_edge_config_help(FILE *out);
 
 struct rp_edge;

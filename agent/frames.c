@@ -128,8 +128,8 @@ int rp_builder_build(struct rp_frame_builder *b, const struct rp_frame_meta *met
   Rackpulse__V1__DeviceStatus *devs = calloc(ntargets + 1, sizeof(*devs));
   Rackpulse__V1__DeviceStatus **dev_ptrs = calloc(ntargets + 1, sizeof(*dev_ptrs));
   uint8_t *out = NULL;
-  if (!defs || !def_ptrs || !labels || !label_ptrs || !blocks || !block_ptrs || !sts ||
-      !st_ptrs || !devs || !dev_ptrs)
+  if (!defs || !def_ptrs || !labels || !label_ptrs || !blocks || !block_ptrs || !sts || !st_ptrs ||
+      !devs || !dev_ptrs)
     goto done;
 
   size_t li = 0;

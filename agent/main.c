@@ -13,17 +13,16 @@
 #define DEFAULT_CONFIG "/etc/rackpulse/agent.yaml"
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: rackpulse-agent [-c FILE] [--check-config | --once] [--log-level L]\n"
-          "Scrapes the rack's BMCs, PDUs and CDUs and publishes one protobuf frame per\n"
-          "interval to Kafka, keyed by rack id.\n\n"
-          "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
-          "      --check-config  validate the configuration and exit (0 = valid)\n"
-          "      --once          scrape every device once, print the frame as JSON, exit\n"
-          "      --log-level L   debug, info, warn or error (overrides agent.log_level)\n"
-          "  -V, --version       print the version\n"
-          "  -h, --help          this text\n\n"
-          "Configuration keys (YAML):\n");
+  fprintf(out, "usage: rackpulse-agent [-c FILE] [--check-config | --once] [--log-level L]\n"
+               "Scrapes the rack's BMCs, PDUs and CDUs and publishes one protobuf frame per\n"
+               "interval to Kafka, keyed by rack id.\n\n"
+               "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+               "      --check-config  validate the configuration and exit (0 = valid)\n"
+               "      --once          scrape every device once, print the frame as JSON, exit\n"
+               "      --log-level L   debug, info, warn or error (overrides agent.log_level)\n"
+               "  -V, --version       print the version\n"
+               "  -h, --help          this text\n\n"
+               "Configuration keys (YAML):\n");
   rp_agent_config_help(out);
   for (size_t i = 0; rp_collectors[i] != NULL; i++) {
     fprintf(out, "  %s: a list of devices, each with:\n", rp_collectors[i]->name);
@@ -46,27 +45,13 @@ int main(int argc, char **argv) {
   int c;
   while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
     switch (c) {
-    case 'c':
-      config = optarg;
-      break;
-    case OPT_CHECK:
-      check = true;
-      break;
-    case OPT_ONCE:
-      once = true;
-      break;
-    case OPT_LOG:
-      log_level = optarg;
-      break;
-    case 'V':
-      printf("rackpulse-agent %s\n", RP_VERSION);
-      return 0;
-    case 'h':
-      usage(stdout);
-      return 0;
-    default:
-      usage(stderr);
-      return 2;
+    case 'c': config = optarg; break;
+    case OPT_CHECK: check = true; break;
+    case OPT_ONCE: once = true; break;
+    case OPT_LOG: log_level = optarg; break;
+    case 'V': printf("rackpulse-agent %s\n", RP_VERSION); return 0;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
     }
   }
   if (optind != argc) {
@@ -89,9 +74,8 @@ int main(int argc, char **argv) {
   }
   rp_log_set_level(lvl);
   if (check) {
-    printf("%s: valid: rack %s, %zu device(s), Kafka %s topic %s\n", config,
-           agent.cfg.agent.rack, agent.cfg.ntargets, agent.cfg.kafka.brokers,
-           agent.cfg.kafka.topic);
+    printf("%s: valid: rack %s, %zu device(s), Kafka %s topic %s\n", config, agent.cfg.agent.rack,
+           agent.cfg.ntargets, agent.cfg.kafka.brokers, agent.cfg.kafka.topic);
     rp_agent_config_free(&agent.cfg);
     return 0;
   }

@@ -35,8 +35,8 @@ int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, rp_pub_delive
 /* Hands frame `seq` to librdkafka, keyed by `key`. On RP_PUB_OK librdkafka
  * owns `buf` (malloc'd) and frees it, and the callback follows; otherwise
  * the caller still owns it. */
-enum rp_pub_result rp_pub_send(struct rp_publisher *p, const char *key, uint64_t seq,
-                               uint8_t *buf, size_t len, char *err, size_t errlen);
+enum rp_pub_result rp_pub_send(struct rp_publisher *p, const char *key, uint64_t seq, uint8_t *buf,
+                               size_t len, char *err, size_t errlen);
 
 void rp_pub_get_stats(const struct rp_publisher *p, struct rp_pub_stats *out);
 

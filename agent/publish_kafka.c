@@ -53,10 +53,8 @@ static bool is_permanent(rd_kafka_resp_err_t e) {
   case RD_KAFKA_RESP_ERR_INVALID_MSG:
   case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
   case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-  case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-    return true;
-  default:
-    return false;
+  case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED: return true;
+  default: return false;
   }
 }
 
@@ -69,9 +67,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   p->stats.in_flight--;
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     p->stats.failed++;
-    rp_warn("kafka", "frame %llu not delivered to %s [%d]: %s",
-            (unsigned long long)meta->seq, rd_kafka_topic_name(m->rkt), (int)m->partition,
-            rd_kafka_err2str(m->err));
+    rp_warn("kafka", "frame %llu not delivered to %s [%d]: %s", (unsigned long long)meta->seq,
+            rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(m->err));
   } else {
     p->stats.delivered++;
     p->stats.last_latency_ms = (uint32_t)(mono_ms() - meta->produced_ms);
@@ -84,8 +81,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
   (void)rk;
-  rp_log(level <= 3 ? RP_LOG_ERROR : level <= 5 ? RP_LOG_WARN : RP_LOG_DEBUG, "kafka",
-         "%s: %s", fac, buf);
+  rp_log(level <= 3   ? RP_LOG_ERROR
+         : level <= 5 ? RP_LOG_WARN
+                      : RP_LOG_DEBUG,
+         "kafka", "%s: %s", fac, buf);
 }
 
 /* The main queue has events: drain the pipe, then serve them all. */
@@ -105,8 +104,7 @@ static void on_backstop(uv_timer_t *t) {
 }
 
 /* Arms the wakeup: a non-blocking pipe whose read end the loop watches. */
-static int watch_main_queue(uv_loop_t *loop, struct rp_publisher *p, char *err,
-                            size_t errlen) {
+static int watch_main_queue(uv_loop_t *loop, struct rp_publisher *p, char *err, size_t errlen) {
   if (pipe2(p->wake_fds, O_NONBLOCK | O_CLOEXEC) != 0) {
     int rc = -errno;
     snprintf(err, errlen, "kafka wakeup pipe: %s", strerror(errno));
@@ -173,8 +171,8 @@ int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, rp_pub_delive
       goto fail_conf;
   if (cfg->kafka.sasl_password_file[0] != '\0') {
     char secret[256];
-    if (rp_secret_read_file(cfg->kafka.sasl_password_file, secret, sizeof(secret), err,
-                            errlen) != 0)
+    if (rp_secret_read_file(cfg->kafka.sasl_password_file, secret, sizeof(secret), err, errlen) !=
+        0)
       goto fail_conf;
     int bad = set(conf, "sasl.password", secret, err, errlen);
     memset(secret, 0, sizeof(secret));
@@ -215,8 +213,8 @@ fail_conf:
   return rc;
 }
 
-enum rp_pub_result rp_pub_send(struct rp_publisher *p, const char *key, uint64_t seq,
-                               uint8_t *buf, size_t len, char *err, size_t errlen) {
+enum rp_pub_result rp_pub_send(struct rp_publisher *p, const char *key, uint64_t seq, uint8_t *buf,
+                               size_t len, char *err, size_t errlen) {
   struct msg_meta *meta = malloc(sizeof(*meta));
   if (meta == NULL) {
     snprintf(err, errlen, "out of memory");
@@ -244,9 +242,7 @@ enum rp_pub_result rp_pub_send(struct rp_publisher *p, const char *key, uint64_t
   return RP_PUB_DROP;
 }
 
-void rp_pub_get_stats(const struct rp_publisher *p, struct rp_pub_stats *out) {
-  *out = p->stats;
-}
+void rp_pub_get_stats(const struct rp_publisher *p, struct rp_pub_stats *out) { *out = p->stats; }
 
 static void on_handle_closed(uv_handle_t *h) {
   struct rp_publisher *p = h->data;

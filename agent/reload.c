@@ -33,8 +33,7 @@ static void report_restart_needed(const struct rp_agent_config *now,
 static struct rp_target *find_target(struct rp_target **list, size_t n, const char *name,
                                      const struct rp_collector *collector, size_t *index) {
   for (size_t i = 0; i < n; i++) {
-    if (list[i] != NULL && list[i]->collector == collector &&
-        strcmp(list[i]->name, name) == 0) {
+    if (list[i] != NULL && list[i]->collector == collector && strcmp(list[i]->name, name) == 0) {
       *index = i;
       return list[i];
     }

@@ -13,7 +13,7 @@
 #include "rackpulse/frame.h"
 #include "rackpulse/log.h"
 
-#define BACKOFF_AFTER 3          /* consecutive failures before backing off */
+#define BACKOFF_AFTER 3 /* consecutive failures before backing off */
 #define BACKOFF_MAX_MS 60000
 
 static uint64_t mono_ms(void) { return uv_hrtime() / 1000000; }
@@ -72,8 +72,8 @@ static void record_readings(struct rp_agent *a, struct rp_target *t,
     if (rc != 0) {
       t->series_dropped++;
       if (t->series_dropped == 1)
-        rp_warn("agent", "%s: series %s dropped: %s (agent.max_series %lld)", t->name,
-                rd->name, rc == -ENOSPC ? "series table full" : strerror(-rc),
+        rp_warn("agent", "%s: series %s dropped: %s (agent.max_series %lld)", t->name, rd->name,
+                rc == -ENOSPC ? "series table full" : strerror(-rc),
                 (long long)a->cfg.agent.max_series);
       continue;
     }
@@ -101,8 +101,7 @@ static void record_readings(struct rp_agent *a, struct rp_target *t,
 static void log_outcome(struct rp_target *t, const struct rp_scrape_result *r, bool was_up) {
   if (r->ok) {
     if (!was_up && t->scrapes > 1)
-      rp_info("agent", "%s: up again after %u failed scrape(s)", t->name,
-              t->consecutive_failures);
+      rp_info("agent", "%s: up again after %u failed scrape(s)", t->name, t->consecutive_failures);
     return;
   }
   unsigned n = t->consecutive_failures;

@@ -97,8 +97,8 @@ fail:
   return -ENOMEM;
 }
 
-int rp_series_lookup(struct rp_series_table *t, const char *device,
-                     const struct rp_reading *r, uint32_t *id) {
+int rp_series_lookup(struct rp_series_table *t, const char *device, const struct rp_reading *r,
+                     uint32_t *id) {
   char key[1024];
   if (build_key(key, sizeof(key), device, r) < 0)
     return -ENAMETOOLONG;

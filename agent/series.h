@@ -12,7 +12,7 @@
 
 struct rp_series {
   uint32_t id;
-  char *key; /* "device\x1fname\x1fk=v\x1f..." owned */
+  char *key;                  /* "device\x1fname\x1fk=v\x1f..." owned */
   char *name, *unit, *device; /* owned */
   int decimals;
   size_t nlabels;
@@ -35,7 +35,7 @@ void rp_series_table_free(struct rp_series_table *t);
 
 /* The id of the reading's series from `device`, added when new. Returns 0
  * and *id, -ENOSPC when the table is full, or -ENOMEM. */
-int rp_series_lookup(struct rp_series_table *t, const char *device,
-                     const struct rp_reading *r, uint32_t *id);
+int rp_series_lookup(struct rp_series_table *t, const char *device, const struct rp_reading *r,
+                     uint32_t *id);
 
 #endif

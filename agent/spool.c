@@ -234,8 +234,7 @@ out:
              rc == MDB_MAP_FULL ? " (the spool's map is full: lower spool.max_bytes)" : "");
 }
 
-int rp_spool_next(struct rp_spool *s, uint64_t after, uint64_t *seq, uint8_t **buf,
-                  size_t *len) {
+int rp_spool_next(struct rp_spool *s, uint64_t after, uint64_t *seq, uint8_t **buf, size_t *len) {
   MDB_txn *txn;
   MDB_cursor *c;
   if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)

@@ -39,11 +39,11 @@ struct rp_spool_batch {
   size_t nframes, cap_frames;
   uint64_t *acks; /* delivered: delete these */
   size_t nacks, cap_acks;
-  uint64_t next_seq;            /* persisted with the batch */
-  uint64_t protect_from;        /* frames with seq < this are in Kafka's hands:
+  uint64_t next_seq;     /* persisted with the batch */
+  uint64_t protect_from; /* frames with seq < this are in Kafka's hands:
                                    never dropped for the bound */
   /* Results of rp_spool_write(). */
-  uint64_t dropped;             /* frames deleted for the bound */
+  uint64_t dropped; /* frames deleted for the bound */
   int rc;
   char err[256];
 };
@@ -75,8 +75,7 @@ void rp_spool_write(struct rp_spool *s, struct rp_spool_batch *b);
 
 /* The oldest frame with seq > after: 0 with *seq and a malloc'd copy in
  * *buf and *len (the caller frees), -ENOENT when there is none, or -EIO. */
-int rp_spool_next(struct rp_spool *s, uint64_t after, uint64_t *seq, uint8_t **buf,
-                  size_t *len);
+int rp_spool_next(struct rp_spool *s, uint64_t after, uint64_t *seq, uint8_t **buf, size_t *len);
 
 /* Frames and bytes currently held. */
 void rp_spool_depth(struct rp_spool *s, uint64_t *frames, uint64_t *bytes);

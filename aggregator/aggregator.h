@@ -14,11 +14,11 @@
 /* The policy section of aggregator.yaml: a policy file, or the built-in
  * policy's few settings (see policy.h). */
 struct rp_policy_config {
-  char file[512];               /* a policy file; empty: the built-in policy */
+  char file[512]; /* a policy file; empty: the built-in policy */
   char version[64];
-  int64_t max_staleness_ms;     /* telemetry older than this fails closed */
-  double supply_temp_max;       /* °C, latest supply temperature */
-  char supply_temp_series[64];  /* the series that carries it */
+  int64_t max_staleness_ms;    /* telemetry older than this fails closed */
+  double supply_temp_max;      /* °C, latest supply temperature */
+  char supply_temp_series[64]; /* the series that carries it */
 };
 
 struct rp_aggregator_config {
@@ -41,22 +41,22 @@ struct rp_aggregator_config {
     int64_t port;
     int64_t threads;
     int64_t max_connections;
-    double rate_limit;          /* requests/s per client address; 0: none */
-    double rate_burst;          /* requests a client may make at once */
+    double rate_limit; /* requests/s per client address; 0: none */
+    double rate_burst; /* requests a client may make at once */
   } http;
   char log_level[16];
   struct rp_policy_config policy;
   struct {
-    int64_t unused_grace_ms;    /* unused reservations expire after this */
+    int64_t unused_grace_ms; /* unused reservations expire after this */
   } reservations;
   struct {
     int64_t max_age_ms;
     int64_t max_entries;
   } audit;
-  char token_file[512];         /* bearer token for mutating endpoints */
+  char token_file[512]; /* bearer token for mutating endpoints */
   struct {
-    bool automatic;             /* raise flags from tripped gate checks */
-    int64_t min_hold_ms;        /* an automatic flag stays at least this long */
+    bool automatic;      /* raise flags from tripped gate checks */
+    int64_t min_hold_ms; /* an automatic flag stays at least this long */
   } flags;
 };
 
@@ -66,7 +66,8 @@ int rp_aggregator_config_load(const char *path, struct rp_aggregator_config *cfg
 void rp_aggregator_config_help(FILE *out);
 
 /* Upper bounds (seconds) of the end-to-end lag histogram's buckets. */
-#define RP_LAG_BUCKETS {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30, 60}
+#define RP_LAG_BUCKETS \
+  { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30, 60 }
 #define RP_LAG_NBUCKETS 14
 
 /* Ingest counters, written by the ingest thread, read by HTTP threads. */
@@ -75,7 +76,7 @@ struct rp_ingest_stats {
   atomic_uint_fast64_t batches, last_batch_size, last_apply_us;
   atomic_uint_fast64_t samples_applied; /* samples in applied frames */
   atomic_uint_fast64_t http_limited;    /* requests answered 429 (rate limit) */
-  atomic_int_fast64_t last_frame_ms; /* frame time of the newest applied frame */
+  atomic_int_fast64_t last_frame_ms;    /* frame time of the newest applied frame */
   /* Lag of applied frames, commit time minus frame time: a histogram
    * (counts per bucket, not cumulative; the last bucket is +Inf). */
   atomic_uint_fast64_t lag_bucket[RP_LAG_NBUCKETS + 1];
@@ -89,11 +90,11 @@ struct rp_events;
 struct rp_aggregator {
   struct rp_aggregator_config cfg;
   struct store *store;
-  struct rp_gate *gate;         /* policy and check state (gate.h) */
-  struct rp_ledger *ledger;     /* audit, reservations, flags (ledger.h) */
-  struct rp_events *events;     /* producer of rackpulse.events (events.c) */
-  char token[256];              /* empty: mutating endpoints are refused */
-  volatile bool reload;         /* SIGHUP: reload the policy */
+  struct rp_gate *gate;     /* policy and check state (gate.h) */
+  struct rp_ledger *ledger; /* audit, reservations, flags (ledger.h) */
+  struct rp_events *events; /* producer of rackpulse.events (events.c) */
+  char token[256];          /* empty: mutating endpoints are refused */
+  volatile bool reload;     /* SIGHUP: reload the policy */
   struct rp_ingest_stats stats;
   struct rp_http *http;
   volatile bool stop;
@@ -111,8 +112,8 @@ json_t *rp_placement(struct rp_aggregator *a, double kw, size_t count, const cha
 /* upkeep.c: policy, gate, ledger and token set up, and the upkeep thread
  * (policy reload on a->reload, expiries, audit retention). */
 struct rp_policy;
-int rp_upkeep_load_policy(const struct rp_aggregator_config *cfg, struct rp_policy **out,
-                          char *err, size_t errlen);
+int rp_upkeep_load_policy(const struct rp_aggregator_config *cfg, struct rp_policy **out, char *err,
+                          size_t errlen);
 int rp_upkeep_start(struct rp_aggregator *a, char *err, size_t errlen);
 void rp_upkeep_stop(struct rp_aggregator *a);
 

@@ -92,8 +92,8 @@ static const struct rp_cfg_field policy_fields[] = {
                "series holding the supply temperature"),
 };
 
-static const char *const top_sections[] = {"kafka", "store", "http", "policy", "reservations",
-                                           "audit", "flags", NULL};
+static const char *const top_sections[] = {"kafka",        "store", "http",  "policy",
+                                           "reservations", "audit", "flags", NULL};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -105,14 +105,13 @@ int rp_aggregator_config_load(const char *path, C *cfg, char *err, size_t errlen
   if (rc != 0)
     return rc;
   rp_cfg_node root = rp_cfg_root(doc);
-  rc = rp_cfg_apply(doc, root, "config", top_fields, N(top_fields), top_sections, cfg, err,
-                    errlen);
+  rc = rp_cfg_apply(doc, root, "config", top_fields, N(top_fields), top_sections, cfg, err, errlen);
   if (rc == 0)
-    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "kafka"), "kafka", kafka_fields,
-                      N(kafka_fields), NULL, cfg, err, errlen);
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "kafka"), "kafka", kafka_fields, N(kafka_fields),
+                      NULL, cfg, err, errlen);
   if (rc == 0)
-    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "store"), "store", store_fields,
-                      N(store_fields), NULL, cfg, err, errlen);
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "store"), "store", store_fields, N(store_fields),
+                      NULL, cfg, err, errlen);
   if (rc == 0 && cfg->store.map_size_max_mb < cfg->store.map_size_mb) {
     rp_cfg_node store = rp_cfg_get(doc, root, "store");
     rp_cfg_node max = rp_cfg_get(doc, store, "map_size_max_mb");
@@ -123,13 +122,13 @@ int rp_aggregator_config_load(const char *path, C *cfg, char *err, size_t errlen
     else
       rp_cfg_error(doc, rp_cfg_get(doc, store, "map_size_mb"), "store.map_size_mb", err, errlen,
                    "%lld MiB is larger than store.map_size_max_mb (default %lld MiB): raise "
-                   "that too", (long long)cfg->store.map_size_mb,
-                   (long long)cfg->store.map_size_max_mb);
+                   "that too",
+                   (long long)cfg->store.map_size_mb, (long long)cfg->store.map_size_max_mb);
     rc = -EINVAL;
   }
   if (rc == 0)
-    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "http"), "http", http_fields, N(http_fields),
-                      NULL, cfg, err, errlen);
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "http"), "http", http_fields, N(http_fields), NULL,
+                      cfg, err, errlen);
   if (rc == 0)
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "policy"), "policy", policy_fields,
                       N(policy_fields), NULL, cfg, err, errlen);
@@ -137,11 +136,11 @@ int rp_aggregator_config_load(const char *path, C *cfg, char *err, size_t errlen
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "reservations"), "reservations",
                       reservation_fields, N(reservation_fields), NULL, cfg, err, errlen);
   if (rc == 0)
-    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "audit"), "audit", audit_fields,
-                      N(audit_fields), NULL, cfg, err, errlen);
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "audit"), "audit", audit_fields, N(audit_fields),
+                      NULL, cfg, err, errlen);
   if (rc == 0)
-    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "flags"), "flags", flags_fields,
-                      N(flags_fields), NULL, cfg, err, errlen);
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "flags"), "flags", flags_fields, N(flags_fields),
+                      NULL, cfg, err, errlen);
   enum rp_log_level lvl;
   if (rc == 0 && rp_log_level_parse(cfg->log_level, &lvl) != 0) {
     rp_cfg_error(doc, rp_cfg_get(doc, root, "log_level"), "log_level", err, errlen,

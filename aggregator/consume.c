@@ -36,7 +36,7 @@ struct consumer {
   struct store_msg *msgs; /* parallel to held */
   size_t n, cap;
   uint64_t batch_started_us;
-  bool failed;            /* a batch could not be applied: stop */
+  bool failed; /* a batch could not be applied: stop */
   char err[512];
 };
 
@@ -75,9 +75,9 @@ static int flush_batch(struct consumer *c) {
     rp_info("ingest", "LMDB map grown to %zu MiB (store.map_size_max_mb: %zu)",
             after.map_bytes >> 20, after.max_bytes >> 20);
   if (rc != 0) {
-    rp_error("ingest", "batch of %zu message(s) from %s [%d] offset %" PRId64
-             " on: not applied: %s", c->n, c->msgs[0].topic, (int)c->msgs[0].partition,
-             c->msgs[0].offset, c->err);
+    rp_error("ingest",
+             "batch of %zu message(s) from %s [%d] offset %" PRId64 " on: not applied: %s", c->n,
+             c->msgs[0].topic, (int)c->msgs[0].partition, c->msgs[0].offset, c->err);
     release_batch(c);
     return rc;
   }
@@ -142,8 +142,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
   (void)rk;
-  rp_log(level <= 3 ? RP_LOG_ERROR : level <= 5 ? RP_LOG_WARN : RP_LOG_DEBUG, "kafka",
-         "%s: %s", fac, buf);
+  rp_log(level <= 3   ? RP_LOG_ERROR
+         : level <= 5 ? RP_LOG_WARN
+                      : RP_LOG_DEBUG,
+         "kafka", "%s: %s", fac, buf);
 }
 
 static int create_consumer(struct consumer *c, char *err, size_t errlen) {
@@ -163,8 +165,7 @@ static int create_consumer(struct consumer *c, char *err, size_t errlen) {
       {"heartbeat.interval.ms", "1000"},
   };
   for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
-    if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], e, sizeof(e)) !=
-        RD_KAFKA_CONF_OK) {
+    if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], e, sizeof(e)) != RD_KAFKA_CONF_OK) {
       snprintf(err, errlen, "kafka setting %s: %s", settings[i][0], e);
       rd_kafka_conf_destroy(conf);
       return -EINVAL;
@@ -248,8 +249,8 @@ int rp_consume_run(struct rp_aggregator *a, char *err, size_t errlen) {
         rd_kafka_message_destroy(m);
       }
     }
-    if (c.n > 0 && (c.n >= (size_t)a->cfg.kafka.batch_max ||
-                    mono_us() - c.batch_started_us >= wait_us)) {
+    if (c.n > 0 &&
+        (c.n >= (size_t)a->cfg.kafka.batch_max || mono_us() - c.batch_started_us >= wait_us)) {
       /* The store refused the batch (map at its maximum, disk error): stop
        * rather than skip state. Nothing of it was applied; a restart reads
        * it again from the stored offsets. */

@@ -112,8 +112,8 @@ void rp_events_publish(struct rp_events *e, const json_t *flag, bool set,
   if (rd_kafka_produce(e->topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_FREE, buf, len, rack,
                        strlen(ev.rack_id), NULL) != 0) {
     atomic_fetch_add(&e->failed, 1);
-    rp_warn("events", "%s %s on %s not queued: %s", ev.flag, set ? "set" : "cleared",
-            ev.rack_id, rd_kafka_err2str(rd_kafka_last_error()));
+    rp_warn("events", "%s %s on %s not queued: %s", ev.flag, set ? "set" : "cleared", ev.rack_id,
+            rd_kafka_err2str(rd_kafka_last_error()));
     free(buf);
   }
 }
@@ -122,10 +122,14 @@ void rp_events_publish(struct rp_events *e, const json_t *flag, bool set,
 static const char *flag_for(const char *check) {
   static const struct {
     const char *check, *flag;
-  } map[] = {{"supply_temp", "pause-admissions"}, {"supply_slope", "pause-admissions"},
-             {"inlet_slope", "pause-admissions"}, {"delta_t", "pause-admissions"},
-             {"flow", "pause-admissions"},        {"heat_balance", "pause-admissions"},
-             {"alarms", "evacuate"},              {"power_headroom", "scale-back"},
+  } map[] = {{"supply_temp", "pause-admissions"},
+             {"supply_slope", "pause-admissions"},
+             {"inlet_slope", "pause-admissions"},
+             {"delta_t", "pause-admissions"},
+             {"flow", "pause-admissions"},
+             {"heat_balance", "pause-admissions"},
+             {"alarms", "evacuate"},
+             {"power_headroom", "scale-back"},
              {"thermal_headroom", "scale-back"}};
   for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
     if (strcmp(map[i].check, check) == 0)
@@ -171,13 +175,13 @@ static void reconcile_rack(struct rp_aggregator *a, const char *rack, int64_t no
     if (present)
       continue;
     const char *reason = json_string_value(json_object_get(check, "reason"));
-    json_t *f = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:I, s:I}", "rack", rack,
-                          "flag", flag, "owner", "rackpulse", "source", "auto", "check",
-                          json_string_value(json_object_get(check, "name")), "reason",
-                          reason ? reason : "", "observed",
-                          json_number_value(json_object_get(check, "observed")), "limit",
-                          json_number_value(json_object_get(check, "limit")), "set_ms",
-                          (json_int_t)now, "expires_ms", (json_int_t)INT64_MAX);
+    json_t *f =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:I, s:I}", "rack", rack, "flag", flag,
+                  "owner", "rackpulse", "source", "auto", "check",
+                  json_string_value(json_object_get(check, "name")), "reason", reason ? reason : "",
+                  "observed", json_number_value(json_object_get(check, "observed")), "limit",
+                  json_number_value(json_object_get(check, "limit")), "set_ms", (json_int_t)now,
+                  "expires_ms", (json_int_t)INT64_MAX);
     if (rp_ledger_flag_put(a->ledger, rack, flag, f) == 0) {
       rp_warn("flags", "%s set on rack %s: %s %s", flag, rack,
               json_string_value(json_object_get(f, "check")), reason ? reason : "");

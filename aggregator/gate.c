@@ -31,8 +31,8 @@ struct rack_state {
 /* Names a denial is counted under: telemetry_fresh, flags, then the checks
  * (power and thermal under their answer names). */
 static const char *const denial_names[] = {
-    "telemetry_fresh", "flags",        "supply_temp",      "supply_slope", "inlet_slope",
-    "delta_t",         "flow",         "alarms",           "heat_balance", "power_headroom",
+    "telemetry_fresh", "flags", "supply_temp", "supply_slope", "inlet_slope",
+    "delta_t",         "flow",  "alarms",      "heat_balance", "power_headroom",
     "thermal_headroom"};
 #define NDENIALS (sizeof(denial_names) / sizeof(denial_names[0]))
 
@@ -126,7 +126,7 @@ static struct rack_state *rack_state(struct rp_gate *g, const char *rack) {
 struct value {
   bool have;
   double v;
-  int64_t ts_ms;      /* newest sample that contributed */
+  int64_t ts_ms; /* newest sample that contributed */
   size_t n, invalid, stale;
   char unit[24];
   char why[160];
@@ -178,23 +178,14 @@ static void on_latest(void *ctx, const char *key, const struct store_latest *l) 
 static double pick_stat(const struct store_stats *st, enum rp_stat stat, bool *ok) {
   *ok = true;
   switch (stat) {
-  case RP_STAT_P50:
-    return st->p50;
-  case RP_STAT_P95:
-    return st->p95;
-  case RP_STAT_P99:
-    return st->p99;
-  case RP_STAT_MEAN:
-    return st->mean;
-  case RP_STAT_MIN:
-    return st->min;
-  case RP_STAT_MAX:
-    return st->max;
-  case RP_STAT_SLOPE:
-    *ok = st->has_slope;
-    return st->slope_per_min;
-  case RP_STAT_LATEST:
-    break;
+  case RP_STAT_P50: return st->p50;
+  case RP_STAT_P95: return st->p95;
+  case RP_STAT_P99: return st->p99;
+  case RP_STAT_MEAN: return st->mean;
+  case RP_STAT_MIN: return st->min;
+  case RP_STAT_MAX: return st->max;
+  case RP_STAT_SLOPE: *ok = st->has_slope; return st->slope_per_min;
+  case RP_STAT_LATEST: break;
   }
   *ok = false;
   return NAN;
@@ -220,8 +211,8 @@ static void on_stats(void *ctx, const char *key, const struct store_stats *st) {
   combine(c->out, c->l->across, v, st->ts_ms);
 }
 
-static const char *const stat_label[] = {"latest", "p50", "p95", "p99", "mean", "min", "max",
-                                         "slope"};
+static const char *const stat_label[] = {"latest", "p50", "p95", "p99",
+                                         "mean",   "min", "max", "slope"};
 
 /* Reads a check's value. On no value, out->why says why. */
 static void read_value(struct store_read *r, const char *rack, const struct rp_check_limits *l,
@@ -238,7 +229,8 @@ static void read_value(struct store_read *r, const char *rack, const struct rp_c
     snprintf(out->why, sizeof(out->why), "%s is stale (older than %.0f s)", l->series,
              (double)max_age_ms / 1000.0);
   else if (out->invalid == 0)
-    snprintf(out->why, sizeof(out->why), "no %s%s%s reported", l->stat == RP_STAT_LATEST ? "" : stat_label[l->stat],
+    snprintf(out->why, sizeof(out->why), "no %s%s%s reported",
+             l->stat == RP_STAT_LATEST ? "" : stat_label[l->stat],
              l->stat == RP_STAT_LATEST ? "" : " of ", l->series);
 }
 
@@ -315,13 +307,10 @@ static void missing(struct eval *e, enum rp_check_id id, const char *unit, const
 static const char *check_unit(enum rp_check_id id, const char *series_unit) {
   switch (id) {
   case RP_CHECK_SUPPLY_SLOPE:
-  case RP_CHECK_INLET_SLOPE:
-    return "Cel/min";
+  case RP_CHECK_INLET_SLOPE: return "Cel/min";
   case RP_CHECK_POWER:
-  case RP_CHECK_THERMAL:
-    return "kW";
-  default:
-    return series_unit;
+  case RP_CHECK_THERMAL: return "kW";
+  default: return series_unit;
   }
 }
 
@@ -560,11 +549,11 @@ json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *l
   }
   char id[33];
   decision_id(id);
-  json_t *d = json_pack("{s:s, s:s, s:f, s:I, s:o, s:s, s:s, s:I}", "rack", q->rack, "decision",
-                        e.allow ? "allow" : "deny", "kw", q->kw, "duration_s",
-                        (json_int_t)(q->duration_ms / 1000), "checks", e.checks,
-                        "policy_version", g->policy->version, "decision_id", id,
-                        "evaluated_at_ms", (json_int_t)now_ms);
+  json_t *d =
+      json_pack("{s:s, s:s, s:f, s:I, s:o, s:s, s:s, s:I}", "rack", q->rack, "decision",
+                e.allow ? "allow" : "deny", "kw", q->kw, "duration_s",
+                (json_int_t)(q->duration_ms / 1000), "checks", e.checks, "policy_version",
+                g->policy->version, "decision_id", id, "evaluated_at_ms", (json_int_t)now_ms);
   if (q->class_name != NULL && q->class_name[0] != '\0')
     json_object_set_new(d, "class", json_string(q->class_name));
   else if (e.meta != NULL && e.meta->class_name[0] != '\0')

@@ -24,10 +24,10 @@ struct rp_gate;
 
 struct rp_gate_request {
   const char *rack;
-  double kw;               /* power the work will add */
-  const char *class_name;  /* NULL: the rack's own limits */
-  const char *owner;       /* reservations of this owner do not count against it */
-  int64_t duration_ms;     /* how long the work runs (reservations overlapping it count) */
+  double kw;              /* power the work will add */
+  const char *class_name; /* NULL: the rack's own limits */
+  const char *owner;      /* reservations of this owner do not count against it */
+  int64_t duration_ms;    /* how long the work runs (reservations overlapping it count) */
   /* Or an explicit window for the reservations that count (0, 0: now to
    * now + duration), as admission of a future reservation needs. */
   int64_t window_from_ms, window_to_ms;

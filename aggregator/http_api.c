@@ -106,8 +106,7 @@ static bool rate_allows(struct rp_http *h, const struct sockaddr *sa) {
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
                              char *body, size_t len) {
-  struct MHD_Response *resp =
-      MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+  struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
   MHD_add_response_header(resp, "Content-Type", type);
   MHD_add_response_header(resp, "Cache-Control", "no-store");
   enum MHD_Result r = MHD_queue_response(conn, status, resp);
@@ -123,8 +122,7 @@ static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned status, 
   return reply(conn, status, "application/json", body, strlen(body));
 }
 
-static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned status,
-                                   const char *msg) {
+static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned status, const char *msg) {
   return reply_json(conn, status, json_pack("{s:s}", "error", msg));
 }
 
@@ -133,8 +131,8 @@ bool rp_http_valid_id(const char *s, size_t len) {
     return false;
   for (size_t i = 0; i < len; i++) {
     char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '.' || c == '_' || c == '-'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
       return false;
   }
   return true;
@@ -143,8 +141,8 @@ bool rp_http_valid_id(const char *s, size_t len) {
 static void add_latest(void *ctx, const char *key, const struct store_latest *l) {
   json_t *series = ctx;
   json_t *o = json_pack("{s:s, s:I}", "unit", l->unit, "ts_ms", (json_int_t)l->ts_ms);
-  json_object_set_new(o, "value", l->status == 0 && isfinite(l->value) ? json_real(l->value)
-                                                                       : json_null());
+  json_object_set_new(o, "value",
+                      l->status == 0 && isfinite(l->value) ? json_real(l->value) : json_null());
   static const char *const names[] = {"ok", "absent", "out_of_range", "error", "stale"};
   json_object_set_new(o, "status",
                       json_string(l->status >= 0 && l->status <= 4 ? names[l->status] : "?"));
@@ -166,13 +164,13 @@ static void add_stats(void *ctx, const char *key, const struct store_stats *st) 
     by_window = json_object();
     json_object_set_new(ctx, series, by_window);
   }
-  json_t *o = json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "count",
-                        (json_int_t)st->count, "min", st->min, "max", st->max, "mean", st->mean,
-                        "stddev", st->stddev, "p50", st->p50, "p95", st->p95, "p99", st->p99,
-                        "ts_ms", (json_int_t)st->ts_ms);
+  json_t *o =
+      json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "count", (json_int_t)st->count,
+                "min", st->min, "max", st->max, "mean", st->mean, "stddev", st->stddev, "p50",
+                st->p50, "p95", st->p95, "p99", st->p99, "ts_ms", (json_int_t)st->ts_ms);
   json_object_set_new(o, "slope_per_min",
                       st->has_slope && isfinite(st->slope_per_min) ? json_real(st->slope_per_min)
-                                                                  : json_null());
+                                                                   : json_null());
   json_object_set_new(by_window, bar + 1, o);
 }
 
@@ -185,8 +183,7 @@ static void add_device(void *ctx, const char *device, const struct store_device 
                 (json_int_t)d->last_ok_ms, "reported_ms", (json_int_t)d->reported_ms));
 }
 
-static enum MHD_Result get_rack(struct rp_http *h, struct MHD_Connection *conn,
-                                const char *rack) {
+static enum MHD_Result get_rack(struct rp_http *h, struct MHD_Connection *conn, const char *rack) {
   struct store_read *r;
   if (store_read_begin(h->a->store, &r) != 0)
     return reply_error(conn, 503, "store unavailable");
@@ -205,8 +202,8 @@ static enum MHD_Result get_rack(struct rp_http *h, struct MHD_Connection *conn,
                     json_pack("{s:s, s:s, s:I, s:I, s:f, s:o, s:o, s:o}", "rack", rack, "agent",
                               rk.agent, "last_seq", (json_int_t)rk.last_seq, "last_frame_ms",
                               (json_int_t)rk.last_frame_ms, "age_s",
-                              (double)(now - rk.last_frame_ms) / 1000.0, "series", series,
-                              "stats", stats, "devices", devices));
+                              (double)(now - rk.last_frame_ms) / 1000.0, "series", series, "stats",
+                              stats, "devices", devices));
 }
 
 static void add_rack(void *ctx, const char *rack, const struct store_rack *rk) {
@@ -243,8 +240,7 @@ static const char *arg(struct MHD_Connection *conn, const char *name) {
 
 static bool valid_name(const char *s) { return s != NULL && rp_http_valid_id(s, strlen(s)); }
 
-static enum MHD_Result get_gate(struct rp_http *h, struct MHD_Connection *conn,
-                                const char *rack) {
+static enum MHD_Result get_gate(struct rp_http *h, struct MHD_Connection *conn, const char *rack) {
   double kw;
   if (rp_http_parse_kw(arg(conn, "kw"), &kw) != 0)
     return reply_error(conn, 400, "kw: expected a number of kilowatts, 0..100000");
@@ -260,8 +256,8 @@ static enum MHD_Result get_gate(struct rp_http *h, struct MHD_Connection *conn,
   int status;
   char err[256];
   int64_t now = rp_now_ms();
-  json_t *d = rp_gate_evaluate(h->a->gate, h->a->store, h->a->ledger, &q, now, &status, err,
-                               sizeof(err));
+  json_t *d =
+      rp_gate_evaluate(h->a->gate, h->a->store, h->a->ledger, &q, now, &status, err, sizeof(err));
   if (d == NULL)
     return reply_error(conn, (unsigned)status, err);
   if (rp_ledger_audit_append(h->a->ledger, d) != 0)
@@ -305,8 +301,7 @@ static enum MHD_Result get_audit(struct rp_http *h, struct MHD_Connection *conn)
   int64_t since = arg_ms(conn, "since", 0, &ok), until = arg_ms(conn, "until", INT64_MAX, &ok);
   int64_t limit = arg_ms(conn, "limit", 100, &ok);
   if (!ok || limit < 1 || limit > 10000 || (rack && !valid_name(rack)))
-    return reply_error(conn, 400,
-                       "since/until: Unix ms; limit: 1..10000; rack: a valid rack id");
+    return reply_error(conn, 400, "since/until: Unix ms; limit: 1..10000; rack: a valid rack id");
   json_t *d = rp_ledger_audit_query(h->a->ledger, rack, since, until, (size_t)limit);
   return reply_json(conn, 200, json_pack("{s:o}", "decisions", d));
 }
@@ -320,8 +315,7 @@ static bool authorized(struct rp_http *h, struct MHD_Connection *conn, unsigned 
     return false;
   }
   const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-  if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0 ||
-      !rp_secret_equal(auth + 7, h->a->token)) {
+  if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0 || !rp_secret_equal(auth + 7, h->a->token)) {
     *status = 401;
     *why = "a valid bearer token is required (Authorization: Bearer ...)";
     return false;
@@ -452,8 +446,9 @@ static enum MHD_Result mutate(struct rp_http *h, struct MHD_Connection *conn, co
       return reply_error(conn, 404, "no such flag on that rack");
     if (rc != 0)
       return reply_error(conn, 503, "ledger write failed");
-    return reply_json(conn, 200, json_pack("{s:s, s:s, s:s}", "rack", rack, "flag", slash + 1,
-                                           "state", "cleared"));
+    return reply_json(
+        conn, 200,
+        json_pack("{s:s, s:s, s:s}", "rack", rack, "flag", slash + 1, "state", "cleared"));
   }
   return reply_error(conn, 404, "no such endpoint");
 }
@@ -466,8 +461,7 @@ static enum MHD_Result get_metrics(struct rp_http *h, struct MHD_Connection *con
   return reply(conn, 200, "text/plain; version=0.0.4", text, len);
 }
 
-static enum MHD_Result route_get(struct rp_http *h, struct MHD_Connection *conn,
-                                 const char *url) {
+static enum MHD_Result route_get(struct rp_http *h, struct MHD_Connection *conn, const char *url) {
   static const char prefix[] = "/v1/racks/";
   if (strcmp(url, "/healthz") == 0)
     return reply_json(conn, 200, json_pack("{s:s}", "status", "ok"));
@@ -489,7 +483,8 @@ static enum MHD_Result route_get(struct rp_http *h, struct MHD_Connection *conn,
     const char *rack = arg(conn, "rack");
     if (rack && !valid_name(rack))
       return reply_error(conn, 400, "rack: a valid rack id");
-    return reply_json(conn, 200, json_pack("{s:o}", "flags", rp_ledger_flag_list(h->a->ledger, rack)));
+    return reply_json(conn, 200,
+                      json_pack("{s:o}", "flags", rp_ledger_flag_list(h->a->ledger, rack)));
   }
   if (strncmp(url, prefix, sizeof(prefix) - 1) == 0) {
     const char *rack = url + sizeof(prefix) - 1;
@@ -509,9 +504,8 @@ static enum MHD_Result route_get(struct rp_http *h, struct MHD_Connection *conn,
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
   (void)version;
   struct rp_http *h = cls;
   struct request *rq = *con_cls;
@@ -599,11 +593,10 @@ int rp_http_start(struct rp_aggregator *a, struct rp_http **out, char *err, size
   h->daemon = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_EPOLL, 0, NULL, NULL,
       on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &addr,
-      MHD_OPTION_THREAD_POOL_SIZE,
-      (unsigned)a->cfg.http.threads, MHD_OPTION_CONNECTION_LIMIT,
+      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->cfg.http.threads, MHD_OPTION_CONNECTION_LIMIT,
       (unsigned)a->cfg.http.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-      64u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_PER_IP_CONNECTION_LIMIT, 64u,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
   if (h->daemon == NULL) {
     snprintf(err, errlen, "http: cannot listen on %s:%lld (in use, or not permitted)",
              a->cfg.http.listen, (long long)a->cfg.http.port);

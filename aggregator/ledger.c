@@ -114,9 +114,7 @@ static int put_json(struct rp_ledger *l, MDB_dbi dbi, const void *key, size_t kl
   return rc == 0 ? 0 : rc == MDB_MAP_FULL ? -ENOSPC : -EIO;
 }
 
-static json_t *parse(const MDB_val *v) {
-  return json_loadb(v->mv_data, v->mv_size, 0, NULL);
-}
+static json_t *parse(const MDB_val *v) { return json_loadb(v->mv_data, v->mv_size, 0, NULL); }
 
 /* Audit keys: rack, NUL, 8-byte big-endian time, decision id. */
 static size_t audit_key(char *key, size_t cap, const char *rack, int64_t ts, const char *id) {
@@ -270,9 +268,8 @@ uint64_t rp_ledger_audit_prune(struct rp_ledger *l, int64_t now_ms) {
     return 0;
   MDB_stat st;
   mdb_stat(txn, l->audit, &st);
-  uint64_t over = st.ms_entries > l->lim.audit_max_entries
-                      ? st.ms_entries - l->lim.audit_max_entries
-                      : 0;
+  uint64_t over =
+      st.ms_entries > l->lim.audit_max_entries ? st.ms_entries - l->lim.audit_max_entries : 0;
   if (mdb_cursor_open(txn, l->audit, &c) != 0) {
     mdb_txn_abort(txn);
     return 0;

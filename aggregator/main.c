@@ -26,15 +26,14 @@ static void on_hup_signal(int sig) {
 }
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: rackpulse-aggregator [-c FILE] [--check-config] [--log-level L]\n"
-          "Consumes rack frames from Kafka into LMDB and answers deploy gates over HTTP.\n\n"
-          "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
-          "      --check-config  validate the configuration and exit (0 = valid)\n"
-          "      --log-level L   debug, info, warn or error (overrides log_level)\n"
-          "  -V, --version       print the version\n"
-          "  -h, --help          this text\n\n"
-          "Configuration keys (YAML):\n");
+  fprintf(out, "usage: rackpulse-aggregator [-c FILE] [--check-config] [--log-level L]\n"
+               "Consumes rack frames from Kafka into LMDB and answers deploy gates over HTTP.\n\n"
+               "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+               "      --check-config  validate the configuration and exit (0 = valid)\n"
+               "      --log-level L   debug, info, warn or error (overrides log_level)\n"
+               "  -V, --version       print the version\n"
+               "  -h, --help          this text\n\n"
+               "Configuration keys (YAML):\n");
   rp_aggregator_config_help(out);
 }
 
@@ -51,29 +50,16 @@ int main(int argc, char **argv) {
   int c;
   while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
     switch (c) {
-    case 'c':
-      config = optarg;
-      break;
-    case OPT_CHECK:
-      check = true;
-      break;
-    case OPT_LOG:
-      log_level = optarg;
-      break;
-    case 'V':
-      printf("rackpulse-aggregator %s\n", RP_VERSION);
-      return 0;
-    case 'h':
-      usage(stdout);
-      return 0;
-    default:
-      usage(stderr);
-      return 2;
+    case 'c': config = optarg; break;
+    case OPT_CHECK: check = true; break;
+    case OPT_LOG: log_level = optarg; break;
+    case 'V': printf("rackpulse-aggregator %s\n", RP_VERSION); return 0;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
     }
   }
   if (optind != argc) {
-    fprintf(stderr, "rackpulse-aggregator: unexpected argument '%s' (see --help)\n",
-            argv[optind]);
+    fprintf(stderr, "rackpulse-aggregator: unexpected argument '%s' (see --help)\n", argv[optind]);
     return 2;
   }
   char err[1024];

@@ -69,8 +69,7 @@ static void put_series_labels(FILE *out, const char *key) {
     for (char *c = kv; *c && ok; c++)
       ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
            *c == '_';
-    if (!ok || strcmp(kv, "rack") == 0 || strcmp(kv, "series") == 0 ||
-        strcmp(kv, "device") == 0)
+    if (!ok || strcmp(kv, "rack") == 0 || strcmp(kv, "series") == 0 || strcmp(kv, "device") == 0)
       continue;
     fprintf(out, ",%s=\"", kv);
     put_escaped(out, eq + 1);
@@ -103,8 +102,9 @@ static void on_stats(void *ctx, const char *key, const struct store_stats *st) {
     const char *name;
     double v;
     bool ok;
-  } rows[] = {{"p50", st->p50, true},   {"p95", st->p95, true},       {"p99", st->p99, true},
-              {"mean", st->mean, true}, {"min", st->min, true},       {"max", st->max, true},
+  } rows[] = {{"p50", st->p50, true},       {"p95", st->p95, true},
+              {"p99", st->p99, true},       {"mean", st->mean, true},
+              {"min", st->min, true},       {"max", st->max, true},
               {"stddev", st->stddev, true}, {"slope_per_min", st->slope_per_min, st->has_slope}};
   for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
     if (!rows[i].ok || !isfinite(rows[i].v))
@@ -176,7 +176,8 @@ static void on_agent(void *ctx, const char *agent, const struct store_agent *ag)
 static void flags_metrics(struct rp_aggregator *a, FILE *out, int64_t now) {
   json_t *flags = rp_ledger_flag_list(a->ledger, NULL);
   fputs("# HELP rackpulse_flag_active 1 while a flag is set on a rack.\n"
-        "# TYPE rackpulse_flag_active gauge\n", out);
+        "# TYPE rackpulse_flag_active gauge\n",
+        out);
   size_t i;
   json_t *f;
   json_array_foreach(flags, i, f) {
@@ -209,19 +210,22 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
   store_read_each_rack(rd, on_rack, &racks);
 
   fputs("# HELP rackpulse_value Latest value of a rack series, in its unit.\n"
-        "# TYPE rackpulse_value gauge\n", out);
+        "# TYPE rackpulse_value gauge\n",
+        out);
   for (size_t i = 0; i < racks.n; i++) {
     struct render r = {out, racks.ids[i], now};
     store_read_each_latest(rd, racks.ids[i], on_latest, &r);
   }
   fputs("# HELP rackpulse_window Edge window statistics of a series (stat, window in s).\n"
-        "# TYPE rackpulse_window gauge\n", out);
+        "# TYPE rackpulse_window gauge\n",
+        out);
   for (size_t i = 0; i < racks.n; i++) {
     struct render r = {out, racks.ids[i], now};
     store_read_each_stats(rd, racks.ids[i], on_stats, &r);
   }
   fputs("# HELP rackpulse_rack_age_seconds Seconds since the rack's newest frame.\n"
-        "# TYPE rackpulse_rack_age_seconds gauge\n", out);
+        "# TYPE rackpulse_rack_age_seconds gauge\n",
+        out);
   for (size_t i = 0; i < racks.n; i++) {
     fputs("rackpulse_rack_age_seconds{rack=\"", out);
     put_escaped(out, racks.ids[i]);
@@ -230,7 +234,8 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
   fputs("# HELP rackpulse_device_up 1 when the device's last scrape succeeded.\n"
         "# TYPE rackpulse_device_up gauge\n"
         "# HELP rackpulse_device_scrape_ms Duration of the device's last scrape.\n"
-        "# TYPE rackpulse_device_scrape_ms gauge\n", out);
+        "# TYPE rackpulse_device_scrape_ms gauge\n",
+        out);
   for (size_t i = 0; i < racks.n; i++) {
     struct render r = {out, racks.ids[i], now};
     store_read_each_device(rd, racks.ids[i], on_device, &r);
@@ -242,7 +247,8 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
         "# HELP rackpulse_agent_duplicates_total Frames received twice and ignored.\n"
         "# TYPE rackpulse_agent_duplicates_total counter\n"
         "# HELP rackpulse_agent_undecodable_samples_total Samples without a known dictionary.\n"
-        "# TYPE rackpulse_agent_undecodable_samples_total counter\n", out);
+        "# TYPE rackpulse_agent_undecodable_samples_total counter\n",
+        out);
   store_read_each_agent(rd, on_agent, out);
   store_read_end(rd);
   free(racks.ids);
@@ -283,7 +289,8 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
   static const double bounds[RP_LAG_NBUCKETS] = RP_LAG_BUCKETS;
   fputs("# HELP rackpulse_ingest_frame_lag_seconds Frame time to the commit that made it "
         "visible, per applied frame.\n"
-        "# TYPE rackpulse_ingest_frame_lag_seconds histogram\n", out);
+        "# TYPE rackpulse_ingest_frame_lag_seconds histogram\n",
+        out);
   unsigned long long cumulative = 0;
   for (size_t i = 0; i <= RP_LAG_NBUCKETS; i++) {
     cumulative += atomic_load(&s->lag_bucket[i]);

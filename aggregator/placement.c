@@ -99,8 +99,7 @@ static double flow_term(struct store *s, const char *rack, json_t *reasons) {
   double out = 0.5;
   if (store_read_begin(s, &r) != 0)
     return out;
-  if (store_read_stats_by_name(r, rack, "cdu.flow", 300, &st) == 0 && st.mean > 0 &&
-      st.count >= 2)
+  if (store_read_stats_by_name(r, rack, "cdu.flow", 300, &st) == 0 && st.mean > 0 && st.count >= 2)
     out = clip01(1 - 10 * st.stddev / st.mean);
   else
     json_array_append_new(reasons, json_string("flow: no 300 s window, counted neutral"));
@@ -132,12 +131,12 @@ json_t *rp_placement(struct rp_aggregator *a, double kw, size_t count, const cha
   json_t *decisions = json_array();
   double *util = calloc(c.n + 1, sizeof(double));
   for (size_t i = 0; i < c.n; i++) {
-    struct rp_gate_request q = {.rack = c.ids[i], .kw = kw, .class_name = class_name,
-                                .duration_ms = 0};
+    struct rp_gate_request q = {
+        .rack = c.ids[i], .kw = kw, .class_name = class_name, .duration_ms = 0};
     int status;
     char err[256];
-    json_t *d = rp_gate_evaluate(a->gate, a->store, a->ledger, &q, now_ms, &status, err,
-                                 sizeof(err));
+    json_t *d =
+        rp_gate_evaluate(a->gate, a->store, a->ledger, &q, now_ms, &status, err, sizeof(err));
     if (d == NULL)
       d = json_pack("{s:s, s:s, s:s}", "rack", c.ids[i], "decision", "deny", "error", err);
     const json_t *p = find_check(d, "power_headroom");
@@ -185,10 +184,10 @@ json_t *rp_placement(struct rp_aggregator *a, double kw, size_t count, const cha
     double score = 0.40 * power + 0.25 * supply + 0.15 * slope + 0.10 * flow + 0.10 * neighbours;
     json_t *terms = json_pack("{s:f, s:f, s:f, s:f, s:f}", "power", power, "supply_temp", supply,
                               "slope", slope, "flow", flow, "neighbours", neighbours);
-    json_array_append_new(ranked, json_pack("{s:s, s:f, s:o, s:o, s:s}", "rack", c.ids[i],
-                                            "score", score, "terms", terms, "reasons", reasons,
-                                            "decision_id",
-                                            json_string_value(json_object_get(d, "decision_id"))));
+    json_array_append_new(ranked,
+                          json_pack("{s:s, s:f, s:o, s:o, s:s}", "rack", c.ids[i], "score", score,
+                                    "terms", terms, "reasons", reasons, "decision_id",
+                                    json_string_value(json_object_get(d, "decision_id"))));
   }
   /* Best first (insertion sort: candidate lists are small). */
   for (size_t i = 1; i < json_array_size(ranked); i++) {

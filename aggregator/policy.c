@@ -14,10 +14,14 @@
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 const char *const rp_check_names[RP_CHECK_COUNT] = {
-    [RP_CHECK_SUPPLY_TEMP] = "supply_temp", [RP_CHECK_SUPPLY_SLOPE] = "supply_slope",
-    [RP_CHECK_INLET_SLOPE] = "inlet_slope", [RP_CHECK_DELTA_T] = "delta_t",
-    [RP_CHECK_FLOW] = "flow",               [RP_CHECK_ALARMS] = "alarms",
-    [RP_CHECK_HEAT_BALANCE] = "heat_balance", [RP_CHECK_POWER] = "power",
+    [RP_CHECK_SUPPLY_TEMP] = "supply_temp",
+    [RP_CHECK_SUPPLY_SLOPE] = "supply_slope",
+    [RP_CHECK_INLET_SLOPE] = "inlet_slope",
+    [RP_CHECK_DELTA_T] = "delta_t",
+    [RP_CHECK_FLOW] = "flow",
+    [RP_CHECK_ALARMS] = "alarms",
+    [RP_CHECK_HEAT_BALANCE] = "heat_balance",
+    [RP_CHECK_POWER] = "power",
     [RP_CHECK_THERMAL] = "thermal",
 };
 
@@ -26,8 +30,8 @@ static const char *const check_sections[RP_CHECK_COUNT + 1] = {
     "supply_temp", "supply_slope", "inlet_slope", "delta_t", "flow",
     "alarms",      "heat_balance", "power",       "thermal", NULL};
 
-static const char *const stat_names[] = {"latest", "p50", "p95", "p99", "mean",
-                                         "min",    "max", "slope"};
+static const char *const stat_names[] = {"latest", "p50", "p95", "p99",
+                                         "mean",   "min", "max", "slope"};
 static const char *const across_names[] = {"max", "min", "sum"};
 
 static struct rp_check_limits check(bool enabled, bool fail_closed, const char *series,
@@ -59,8 +63,8 @@ static void builtin_set(struct rp_policy_set *s) {
       check(false, true, "server.inlet_temp", RP_STAT_SLOPE, 300000, RP_ACROSS_MAX, NAN, 1.0);
   s->check[RP_CHECK_DELTA_T] =
       check(false, true, "cdu.delta_t", RP_STAT_LATEST, 0, RP_ACROSS_MAX, 4, 15);
-  s->check[RP_CHECK_FLOW] = check(false, true, "cdu.flow", RP_STAT_LATEST, 0, RP_ACROSS_MIN,
-                                  NAN, NAN);
+  s->check[RP_CHECK_FLOW] =
+      check(false, true, "cdu.flow", RP_STAT_LATEST, 0, RP_ACROSS_MIN, NAN, NAN);
   s->check[RP_CHECK_ALARMS] =
       check(true, false, "cdu.alarms", RP_STAT_LATEST, 0, RP_ACROSS_MAX, NAN, NAN);
   s->check[RP_CHECK_HEAT_BALANCE] =
@@ -186,8 +190,8 @@ static int apply_checks(const struct rp_cfg_doc *doc, rp_cfg_node node, const ch
 
 static int apply_set(const struct rp_cfg_doc *doc, rp_cfg_node node, const char *where,
                      struct rp_policy_set *s, char *err, size_t errlen) {
-  int rc = rp_cfg_apply(doc, node, where, set_fields, N(set_fields), check_sections, s, err,
-                        errlen);
+  int rc =
+      rp_cfg_apply(doc, node, where, set_fields, N(set_fields), check_sections, s, err, errlen);
   return rc ? rc : apply_checks(doc, node, where, s, err, errlen);
 }
 
@@ -252,8 +256,8 @@ static int load_rack(const struct rp_cfg_doc *doc, rp_cfg_node node, const char 
     return -EINVAL;
   }
   r->set = *base;
-  int rc = rp_cfg_apply(doc, node, where, rack_fields, N(rack_fields), check_sections, r, err,
-                        errlen);
+  int rc =
+      rp_cfg_apply(doc, node, where, rack_fields, N(rack_fields), check_sections, r, err, errlen);
   if (rc == 0)
     rc = apply_checks(doc, node, where, &r->set, err, errlen);
   if (rc != 0)
@@ -284,8 +288,8 @@ static int load_racks(const struct rp_cfg_doc *doc, rp_cfg_node list, struct rp_
   for (size_t i = 0; i < n; i++) {
     char where[32];
     snprintf(where, sizeof(where), "racks[%zu]", i);
-    int rc = load_rack(doc, rp_cfg_seq_item(doc, list, i), where, p, &p->racks[p->nracks],
-                       err, errlen);
+    int rc =
+        load_rack(doc, rp_cfg_seq_item(doc, list, i), where, p, &p->racks[p->nracks], err, errlen);
     if (rc != 0)
       return rc;
     p->nracks++;
@@ -313,8 +317,7 @@ int rp_policy_load(const char *path, struct rp_policy **out, char *err, size_t e
   rp_cfg_node root = rp_cfg_root(doc);
   rc = rp_cfg_apply(doc, root, "policy", top_fields, N(top_fields), sections, p, err, errlen);
   if (rc == 0)
-    rc = apply_set(doc, rp_cfg_get(doc, root, "defaults"), "defaults", &p->defaults, err,
-                   errlen);
+    rc = apply_set(doc, rp_cfg_get(doc, root, "defaults"), "defaults", &p->defaults, err, errlen);
   if (rc == 0)
     rc = load_classes(doc, rp_cfg_get(doc, root, "classes"), p, err, errlen);
   if (rc == 0)
@@ -337,8 +340,8 @@ int rp_policy_builtin(const char *version, int64_t max_staleness_ms, double supp
   builtin_set(&p->defaults);
   p->defaults.max_staleness_ms = max_staleness_ms;
   p->defaults.check[RP_CHECK_SUPPLY_TEMP].max = supply_temp_max;
-  snprintf(p->defaults.check[RP_CHECK_SUPPLY_TEMP].series,
-           sizeof(p->defaults.check[0].series), "%s", supply_series);
+  snprintf(p->defaults.check[RP_CHECK_SUPPLY_TEMP].series, sizeof(p->defaults.check[0].series),
+           "%s", supply_series);
   *out = p;
   return 0;
 }

@@ -51,21 +51,29 @@ enum rp_check_id {
 };
 
 /* How a check reads its value. */
-enum rp_stat { RP_STAT_LATEST, RP_STAT_P50, RP_STAT_P95, RP_STAT_P99, RP_STAT_MEAN,
-               RP_STAT_MIN, RP_STAT_MAX, RP_STAT_SLOPE };
+enum rp_stat {
+  RP_STAT_LATEST,
+  RP_STAT_P50,
+  RP_STAT_P95,
+  RP_STAT_P99,
+  RP_STAT_MEAN,
+  RP_STAT_MIN,
+  RP_STAT_MAX,
+  RP_STAT_SLOPE
+};
 /* How values of several devices combine (several CDUs, servers or PDUs). */
 enum rp_across { RP_ACROSS_MAX, RP_ACROSS_MIN, RP_ACROSS_SUM };
 
 struct rp_check_limits {
   bool enabled;
-  bool fail_closed;    /* missing, stale or invalid input denies */
+  bool fail_closed; /* missing, stale or invalid input denies */
   char series[64];
   enum rp_stat stat;
-  int64_t window_ms;   /* for stats other than latest: the agent's window */
+  int64_t window_ms; /* for stats other than latest: the agent's window */
   enum rp_across across;
-  double min, max;     /* NaN: unbounded */
-  double hysteresis;   /* once tripped, clears only inside the band by this much */
-  int64_t persist;     /* consecutive bad samples before it trips (>= 1) */
+  double min, max;        /* NaN: unbounded */
+  double hysteresis;      /* once tripped, clears only inside the band by this much */
+  int64_t persist;        /* consecutive bad samples before it trips (>= 1) */
   int64_t persist_for_ms; /* or: bad for this long (0: not used) */
 };
 
@@ -111,7 +119,6 @@ void rp_policy_free(struct rp_policy *p);
  * selects a class explicitly, as a request's class= does. Returns NULL when
  * the class is unknown. */
 const struct rp_policy_set *rp_policy_for(const struct rp_policy *p, const char *rack,
-                                          const char *class_name,
-                                          const struct rp_rack_meta **meta);
+                                          const char *class_name, const struct rp_rack_meta **meta);
 
 #endif

@@ -39,8 +39,8 @@ static bool overlaps(const json_t *r, int64_t from, int64_t to) {
 
 static bool str_eq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
 
-double rp_reservations_reserved_kw(struct rp_ledger *l, const char *rack,
-                                   const char *except_owner, int64_t from_ms, int64_t to_ms) {
+double rp_reservations_reserved_kw(struct rp_ledger *l, const char *rack, const char *except_owner,
+                                   int64_t from_ms, int64_t to_ms) {
   json_t *all = rp_ledger_res_list(l);
   double kw = 0;
   size_t i;
@@ -115,8 +115,7 @@ static bool headroom_kw(struct rp_aggregator *a, const char *rack, int64_t from,
    * reservation's own window. */
   struct rp_gate_request q = {.rack = rack, .kw = 0, .window_from_ms = from, .window_to_ms = end};
   int status;
-  json_t *d = rp_gate_evaluate(a->gate, a->store, a->ledger, &q, rp_now_ms(), &status, why,
-                               whylen);
+  json_t *d = rp_gate_evaluate(a->gate, a->store, a->ledger, &q, rp_now_ms(), &status, why, whylen);
   if (d == NULL)
     return false;
   bool found = false;
@@ -135,8 +134,10 @@ static bool headroom_kw(struct rp_aggregator *a, const char *rack, int64_t from,
     }
   }
   if (!found && why[0] == '\0')
-    snprintf(why, whylen, "the policy has no power check for rack %s (enable power and set "
-             "breaker_kw)", rack);
+    snprintf(why, whylen,
+             "the policy has no power check for rack %s (enable power and set "
+             "breaker_kw)",
+             rack);
   json_decref(d);
   return found;
 }
@@ -157,8 +158,8 @@ static void collect_pool(void *ctx, const struct rp_policy *p) {
 /* Preempts preemptible lower-class reservations on `rack` overlapping the
  * window, lowest class first, until `needed` kW are free. Returns the kW
  * freed (all-or-nothing: nothing is preempted when not enough would be). */
-static double preempt(struct rp_aggregator *a, const char *rack, int rank, int64_t from,
-                      int64_t to, double needed, const char *by, json_t *preempted) {
+static double preempt(struct rp_aggregator *a, const char *rack, int rank, int64_t from, int64_t to,
+                      double needed, const char *by, json_t *preempted) {
   json_t *all = rp_ledger_res_list(a->ledger);
   double freeable = 0;
   size_t i;
@@ -249,8 +250,14 @@ json_t *rp_reservation_check(const json_t *body, int64_t now, struct rp_reservat
   if (validate_strings(json_object_get(body, "hosts")) != 0 ||
       validate_strings(json_object_get(body, "outlets")) != 0)
     return error(status, 400, "hosts/outlets: lists of at most 256 names");
-  *q = (struct rp_reservation_req){.rack = rack, .pool = pool, .owner = owner, .cls = cls,
-                                   .rank = rank, .kw = kw, .start = start, .end = end,
+  *q = (struct rp_reservation_req){.rack = rack,
+                                   .pool = pool,
+                                   .owner = owner,
+                                   .cls = cls,
+                                   .rank = rank,
+                                   .kw = kw,
+                                   .start = start,
+                                   .end = end,
                                    .preemptible = json_is_true(preemptible)};
   return NULL;
 }
@@ -309,8 +316,8 @@ json_t *rp_reservation_create(struct rp_aggregator *a, const json_t *body, int64
   }
   json_t *r = json_pack("{s:s, s:s, s:f, s:I, s:I, s:s, s:b, s:s, s:s, s:I}", "id", id, "rack",
                         best, "kw", kw, "start_ms", (json_int_t)start, "end_ms", (json_int_t)end,
-                        "class", cls, "preemptible", q.preemptible, "owner", owner,
-                        "state", "active", "created_ms", (json_int_t)now);
+                        "class", cls, "preemptible", q.preemptible, "owner", owner, "state",
+                        "active", "created_ms", (json_int_t)now);
   if (pool != NULL)
     json_object_set_new(r, "pool", json_string(pool));
   json_t *hosts = json_object_get(body, "hosts"), *outlets = json_object_get(body, "outlets");
@@ -338,8 +345,7 @@ json_t *rp_reservation_extend(struct rp_aggregator *a, const char *id, const jso
     json_decref(r);
     return error(status, 409, "reservation %s is not active", id);
   }
-  if (!json_is_object(body) ||
-      rp_reservation_parse_time(json_object_get(body, "end"), &end) != 0) {
+  if (!json_is_object(body) || rp_reservation_parse_time(json_object_get(body, "end"), &end) != 0) {
     json_decref(r);
     return error(status, 400, "end: required, Unix ms or RFC 3339 UTC time");
   }
@@ -356,8 +362,7 @@ json_t *rp_reservation_extend(struct rp_aggregator *a, const char *id, const jso
   if (!headroom_kw(a, rack, old_end, end, &h, why, sizeof(why)) ||
       h < json_number_value(json_object_get(r, "kw"))) {
     json_t *e = why[0] ? error(status, 409, "cannot extend: %s", why)
-                       : error(status, 409, "cannot extend: %.2f kW free after the current end",
-                               h);
+                       : error(status, 409, "cannot extend: %.2f kW free after the current end", h);
     json_decref(r);
     return e;
   }
@@ -370,8 +375,7 @@ json_t *rp_reservation_extend(struct rp_aggregator *a, const char *id, const jso
   return r;
 }
 
-json_t *rp_reservation_release(struct rp_aggregator *a, const char *id, int64_t now,
-                               int *status) {
+json_t *rp_reservation_release(struct rp_aggregator *a, const char *id, int64_t now, int *status) {
   json_t *r = rp_ledger_res_get(a->ledger, id);
   if (r == NULL)
     return error(status, 404, "no reservation %s", id);
@@ -504,8 +508,9 @@ void rp_reservations_metrics(struct rp_aggregator *a, FILE *out, int64_t now) {
       json_object_set_new(owners, owner, o);
     }
     double used = measured_kw(a, r, now);
-    json_object_set_new(o, "reserved", json_real(json_number_value(json_object_get(o, "reserved")) +
-                                                 json_number_value(json_object_get(r, "kw"))));
+    json_object_set_new(o, "reserved",
+                        json_real(json_number_value(json_object_get(o, "reserved")) +
+                                  json_number_value(json_object_get(r, "kw"))));
     if (isfinite(used))
       json_object_set_new(o, "used",
                           json_real(json_number_value(json_object_get(o, "used")) + used));

@@ -26,17 +26,17 @@ struct rp_aggregator;
 /* kW of active reservations on `rack` overlapping [from, to), leaving out
  * those of `except_owner` and the one with `except_id` (either may be
  * NULL). */
-double rp_reservations_reserved_kw(struct rp_ledger *l, const char *rack,
-                                   const char *except_owner, int64_t from_ms, int64_t to_ms);
+double rp_reservations_reserved_kw(struct rp_ledger *l, const char *rack, const char *except_owner,
+                                   int64_t from_ms, int64_t to_ms);
 
 /* A create request's body, validated by rp_reservation_check(): the
  * strings point into the body, which must outlive it. */
 struct rp_reservation_req {
-  const char *rack, *pool;   /* exactly one is set */
-  const char *owner, *cls;   /* cls: "silver" when the body has none */
-  int rank;                  /* of cls: 0 bronze, 1 silver, 2 gold */
-  double kw;                 /* (0, 100000] */
-  int64_t start, end;        /* Unix ms; start < end, now < end, at most 31 days */
+  const char *rack, *pool; /* exactly one is set */
+  const char *owner, *cls; /* cls: "silver" when the body has none */
+  int rank;                /* of cls: 0 bronze, 1 silver, 2 gold */
+  double kw;               /* (0, 100000] */
+  int64_t start, end;      /* Unix ms; start < end, now < end, at most 31 days */
   bool preemptible;
 };
 

@@ -23,9 +23,9 @@
 #include <sys/stat.h>
 
 #define STORE_LAYOUT_VERSION 1
-#define KEY_MAX 500 /* LMDB's default maximum key size is 511 bytes */
+#define KEY_MAX 500     /* LMDB's default maximum key size is 511 bytes */
 #define RECORD_MAX 1024 /* the largest fixed-size record struct, with room */
-#define TOPIC_MAX 256 /* Kafka topic names have at most 249 characters */
+#define TOPIC_MAX 256   /* Kafka topic names have at most 249 characters */
 /* The dictionary cache is dropped and refilled past this many series. */
 #define DICT_CACHE_MAX_SERIES (4u << 20)
 
@@ -33,10 +33,10 @@
 struct dict_series {
   uint32_t id;
   int32_t decimals;
-  uint32_t rank;     /* position of the key among the agent's series keys */
-  uint16_t key_len;  /* 0: an empty slot */
+  uint32_t rank;    /* position of the key among the agent's series keys */
+  uint16_t key_len; /* 0: an empty slot */
   char unit[sizeof(((struct store_latest *)0)->unit)];
-  char *key;         /* the series key "name{k=v,...}@device", owned */
+  char *key; /* the series key "name{k=v,...}@device", owned */
 };
 
 /* An agent's dictionary: open addressing on the series id. */
@@ -45,13 +45,13 @@ struct dict_agent {
   struct dict_agent *next; /* hash chain */
   size_t n, cap;           /* cap: 0 or a power of two, at least 2 n */
   struct dict_series *slots;
-  bool ranked;             /* the ranks are up to date */
+  bool ranked; /* the ranks are up to date */
 };
 
 struct dict {
   struct dict_agent **buckets;
   size_t nbuckets, nagents, nseries;
-  int32_t *order;          /* scratch for apply_block(): index by rank */
+  int32_t *order; /* scratch for apply_block(): index by rank */
   size_t order_cap;
 };
 
@@ -234,8 +234,8 @@ static int dict_put(struct dict *d, struct dict_agent *da, const Rackpulse__V1__
   e->id = def->id;
   e->decimals = def->decimals;
   e->key = copy;
-  e->key_len = (uint16_t)(len ? len : 1); /* series keys are never empty */
-  memset(e->unit, 0, sizeof(e->unit)); /* records carry no stale bytes */
+  e->key_len = (uint16_t)(len ? len : 1);            /* series keys are never empty */
+  memset(e->unit, 0, sizeof(e->unit));               /* records carry no stale bytes */
   rp_utf8_copy(e->unit, sizeof(e->unit), def->unit); /* whole characters only: JSON */
   return 0;
 }
@@ -330,9 +330,9 @@ static int open_dbs(struct store *s, char *err, size_t errlen) {
   struct {
     const char *name;
     MDB_dbi *dbi;
-  } dbs[] = {{"meta", &s->meta},     {"offsets", &s->offsets}, {"agents", &s->agents},
-             {"dict", &s->dict},     {"latest", &s->latest},   {"devices", &s->devices},
-             {"racks", &s->racks},   {"stats", &s->stats}};
+  } dbs[] = {{"meta", &s->meta},   {"offsets", &s->offsets}, {"agents", &s->agents},
+             {"dict", &s->dict},   {"latest", &s->latest},   {"devices", &s->devices},
+             {"racks", &s->racks}, {"stats", &s->stats}};
   for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
     rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
     if (rc != 0) {
@@ -361,8 +361,7 @@ static int open_dbs(struct store *s, char *err, size_t errlen) {
   return rc ? lmdb_err(rc, "store: commit", err, errlen) : 0;
 }
 
-int store_open(const char *path, size_t map_size, struct store **out, char *err,
-               size_t errlen) {
+int store_open(const char *path, size_t map_size, struct store **out, char *err, size_t errlen) {
   struct store *s = calloc(1, sizeof(*s));
   if (s == NULL)
     return -ENOMEM;
@@ -487,14 +486,12 @@ static int join_key(char *key, size_t len, const char *a, const char *b) {
   return (int)(la + 1 + lb);
 }
 
-static int put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, const void *v,
-               size_t vlen) {
+static int put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, const void *v, size_t vlen) {
   MDB_val key = {klen, (void *)k}, val = {vlen, (void *)v};
   return mdb_put(txn, dbi, &key, &val, 0);
 }
 
-static int get_copy(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, void *out,
-                    size_t size) {
+static int get_copy(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, void *out, size_t size) {
   MDB_val key = {klen, (void *)k}, val;
   int rc = mdb_get(txn, dbi, &key, &val);
   if (rc != 0)
@@ -572,8 +569,8 @@ static int put_offsets(struct store_batch *b) {
   return 0;
 }
 
-int store_batch_skip(struct store_batch *b, const char *topic, int32_t partition,
-                     int64_t offset, char *err, size_t errlen) {
+int store_batch_skip(struct store_batch *b, const char *topic, int32_t partition, int64_t offset,
+                     char *err, size_t errlen) {
   int rc = note_offset(b, topic, partition, offset);
   return rc ? lmdb_err(rc, "store: offset", err, errlen) : 0;
 }
@@ -641,8 +638,7 @@ static int put_latest(struct store_batch *b, const char *key, size_t klen,
   unsigned flags = 0;
   if (rc == 0 && v.mv_size == sizeof(*l)) {
     int64_t old_ts;
-    memcpy(&old_ts, (const char *)v.mv_data + offsetof(struct store_latest, ts_ms),
-           sizeof(old_ts));
+    memcpy(&old_ts, (const char *)v.mv_data + offsetof(struct store_latest, ts_ms), sizeof(old_ts));
     if (old_ts > l->ts_ms)
       return 0; /* an older sample never replaces a newer one */
     flags = MDB_CURRENT;
@@ -679,13 +675,11 @@ static int apply_sample(struct store_batch *b, char *key, size_t rack_len,
  * sort on the dictionary's ranks, used when the block holds at least a
  * quarter of the dictionary; a block naming a series twice keeps its own
  * order, so that its last value still wins. */
-static int apply_block(struct store_batch *b, char *key, size_t rack_len,
-                       struct dict_agent *da, const Rackpulse__V1__SampleBlock *blk,
-                       struct store_agent *ag) {
+static int apply_block(struct store_batch *b, char *key, size_t rack_len, struct dict_agent *da,
+                       const Rackpulse__V1__SampleBlock *blk, struct store_agent *ag) {
   struct dict *d = &b->s->cache;
   size_t unknown = 0;
-  bool sorted = da->n > 0 && blk->n_series > 1 && blk->n_series * 4 >= da->n &&
-                dict_rank(da) == 0;
+  bool sorted = da->n > 0 && blk->n_series > 1 && blk->n_series * 4 >= da->n && dict_rank(da) == 0;
   if (sorted && d->order_cap < da->n) {
     int32_t *order = realloc(d->order, da->n * sizeof(*order));
     if (order == NULL) {
@@ -712,8 +706,8 @@ static int apply_block(struct store_batch *b, char *key, size_t rack_len,
       if (d->order[k] < 0)
         continue;
       size_t j = (size_t)d->order[k];
-      int rc = apply_sample(b, key, rack_len, dict_find(da, blk->series[j]), blk->scaled[j],
-                            blk->ts_ms);
+      int rc =
+          apply_sample(b, key, rack_len, dict_find(da, blk->series[j]), blk->scaled[j], blk->ts_ms);
       if (rc != 0)
         return rc;
     }
@@ -752,8 +746,8 @@ static int apply_samples(struct store_batch *b, const rp_frame *f, struct dict_a
       ag->undecodable++;
       continue;
     }
-    struct store_latest l = {.value = 0, .ts_ms = f->ts_ms, .status = (int32_t)st->status,
-                             .decimals = d->decimals};
+    struct store_latest l = {
+        .value = 0, .ts_ms = f->ts_ms, .status = (int32_t)st->status, .decimals = d->decimals};
     memcpy(l.unit, d->unit, sizeof(l.unit));
     /* Free text, any bytes: what the API renders must be UTF-8, and a cut
      * in the middle of a character made the series vanish from it. */
@@ -821,8 +815,8 @@ static int apply_devices(struct store_batch *b, const rp_frame *f) {
 }
 
 int store_batch_apply(struct store_batch *b, const rp_frame *f, const char *topic,
-                      int32_t partition, int64_t offset, enum store_outcome *outcome,
-                      char *err, size_t errlen) {
+                      int32_t partition, int64_t offset, enum store_outcome *outcome, char *err,
+                      size_t errlen) {
   struct store_agent ag = {0};
   size_t alen = strlen(f->agent_id);
   int rc = get_copy(b->txn, b->s->agents, f->agent_id, alen, &ag, sizeof(ag));
@@ -900,8 +894,7 @@ void store_batch_abort(struct store_batch *b) {
 }
 
 /* One attempt at a whole batch. */
-static int apply_once(struct store *s, struct store_msg *msgs, size_t n, char *err,
-                      size_t errlen) {
+static int apply_once(struct store *s, struct store_msg *msgs, size_t n, char *err, size_t errlen) {
   struct store_batch *b;
   int rc = store_batch_begin(s, &b, err, errlen);
   if (rc != 0)
@@ -911,8 +904,8 @@ static int apply_once(struct store *s, struct store_msg *msgs, size_t n, char *e
     if (m->frame == NULL)
       rc = store_batch_skip(b, m->topic, m->partition, m->offset, err, errlen);
     else
-      rc = store_batch_apply(b, m->frame, m->topic, m->partition, m->offset, &m->outcome,
-                             err, errlen);
+      rc = store_batch_apply(b, m->frame, m->topic, m->partition, m->offset, &m->outcome, err,
+                             errlen);
   }
   if (rc != 0) {
     store_batch_abort(b);
@@ -981,8 +974,7 @@ int store_read_rack(struct store_read *r, const char *rack, struct store_rack *o
  * of the key. */
 static int each_with_prefix(struct store_read *r, MDB_dbi dbi, const char *prefix,
                             size_t value_size,
-                            void (*fn)(void *ctx, const char *rest, const void *value),
-                            void *ctx) {
+                            void (*fn)(void *ctx, const char *rest, const void *value), void *ctx) {
   MDB_cursor *c;
   if (mdb_cursor_open(r->txn, dbi, &c) != 0)
     return -EIO;
@@ -1067,8 +1059,7 @@ int store_read_each_stats(struct store_read *r, const char *rack,
 }
 
 int store_read_each_device(struct store_read *r, const char *rack,
-                           void (*fn)(void *ctx, const char *device,
-                                      const struct store_device *),
+                           void (*fn)(void *ctx, const char *device, const struct store_device *),
                            void *ctx) {
   return each_with_prefix(r, r->s->devices, rack, sizeof(struct store_device),
                           (void (*)(void *, const char *, const void *))fn, ctx);

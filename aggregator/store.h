@@ -36,23 +36,23 @@ struct store;
 struct store_batch;
 
 struct store_agent {
-  uint64_t last_seq;      /* highest sequence number applied */
-  uint64_t frames;        /* frames applied */
-  uint64_t duplicates;    /* frames skipped: seq already applied */
-  uint64_t gaps;          /* sequence numbers never seen */
-  uint64_t undecodable;   /* samples skipped: dictionary not known yet */
-  uint32_t dict_version;  /* version of the stored dictionary */
-  int64_t last_ms;        /* frame time of the last frame */
+  uint64_t last_seq;     /* highest sequence number applied */
+  uint64_t frames;       /* frames applied */
+  uint64_t duplicates;   /* frames skipped: seq already applied */
+  uint64_t gaps;         /* sequence numbers never seen */
+  uint64_t undecodable;  /* samples skipped: dictionary not known yet */
+  uint32_t dict_version; /* version of the stored dictionary */
+  int64_t last_ms;       /* frame time of the last frame */
   char rack[RP_ID_MAX + 1];
 };
 
 struct store_latest {
   double value;
-  int64_t ts_ms;          /* sample time */
-  int32_t status;         /* Rackpulse__V1__ReadingStatus */
+  int64_t ts_ms;  /* sample time */
+  int32_t status; /* Rackpulse__V1__ReadingStatus */
   int32_t decimals;
   char unit[24];
-  char detail[96];        /* why the status is not OK */
+  char detail[96]; /* why the status is not OK */
 };
 
 struct store_device {
@@ -62,7 +62,7 @@ struct store_device {
   uint32_t scrape_ms;
   uint64_t scrapes, failures;
   int64_t last_ok_ms;
-  int64_t reported_ms;    /* frame time of the report */
+  int64_t reported_ms; /* frame time of the report */
 };
 
 /* Window statistics of one series over one window, as the agent sent them. */
@@ -71,12 +71,12 @@ struct store_stats {
   double min, max, mean, stddev, p50, p95, p99;
   bool has_slope;
   double slope_per_min;
-  int64_t ts_ms;          /* frame time */
+  int64_t ts_ms; /* frame time */
 };
 
 struct store_rack {
-  int64_t last_frame_ms;  /* frame time of the newest frame */
-  int64_t received_ms;    /* when the aggregator applied it */
+  int64_t last_frame_ms; /* frame time of the newest frame */
+  int64_t received_ms;   /* when the aggregator applied it */
   char agent[RP_ID_MAX + 1];
   uint64_t last_seq;
 };
@@ -103,20 +103,20 @@ void store_set_map_max(struct store *s, size_t max_bytes);
 int store_grow(struct store *s, char *err, size_t errlen);
 
 struct store_map_info {
-  size_t map_bytes;     /* the current map size */
-  size_t max_bytes;     /* what it may grow to */
-  size_t used_bytes;    /* pages in use (up to the last page written) */
-  uint64_t grows;       /* times store_grow() grew it */
+  size_t map_bytes;  /* the current map size */
+  size_t max_bytes;  /* what it may grow to */
+  size_t used_bytes; /* pages in use (up to the last page written) */
+  uint64_t grows;    /* times store_grow() grew it */
 };
 void store_map_info(struct store *s, struct store_map_info *out);
 
 /* One message of a batch for store_apply(). */
 struct store_msg {
-  const rp_frame *frame;       /* NULL: a message that did not decode */
+  const rp_frame *frame; /* NULL: a message that did not decode */
   const char *topic;
   int32_t partition;
   int64_t offset;
-  enum store_outcome outcome;  /* out, when frame != NULL */
+  enum store_outcome outcome; /* out, when frame != NULL */
 };
 
 /* Applies msgs[0..n) in one write transaction with their offsets and commits
@@ -135,11 +135,11 @@ int store_batch_begin(struct store *s, struct store_batch **out, char *err, size
 /* Applies one frame read from topic/partition/offset inside the batch, and
  * records offset + 1 as the partition's next offset. */
 int store_batch_apply(struct store_batch *b, const rp_frame *f, const char *topic,
-                      int32_t partition, int64_t offset, enum store_outcome *outcome,
-                      char *err, size_t errlen);
+                      int32_t partition, int64_t offset, enum store_outcome *outcome, char *err,
+                      size_t errlen);
 /* Records only the offset (for a message that was skipped as invalid). */
-int store_batch_skip(struct store_batch *b, const char *topic, int32_t partition,
-                     int64_t offset, char *err, size_t errlen);
+int store_batch_skip(struct store_batch *b, const char *topic, int32_t partition, int64_t offset,
+                     char *err, size_t errlen);
 /* Commits (durably) or aborts the batch, and frees it. */
 int store_batch_commit(struct store_batch *b, char *err, size_t errlen);
 void store_batch_abort(struct store_batch *b);
@@ -171,8 +171,7 @@ int store_read_each_stats(struct store_read *r, const char *rack,
                           void (*fn)(void *ctx, const char *key, const struct store_stats *),
                           void *ctx);
 int store_read_each_device(struct store_read *r, const char *rack,
-                           void (*fn)(void *ctx, const char *device,
-                                      const struct store_device *),
+                           void (*fn)(void *ctx, const char *device, const struct store_device *),
                            void *ctx);
 int store_read_each_rack(struct store_read *r,
                          void (*fn)(void *ctx, const char *rack, const struct store_rack *),

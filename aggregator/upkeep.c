@@ -20,8 +20,8 @@
 static pthread_t upkeep_thread;
 static bool upkeep_running;
 
-int rp_upkeep_load_policy(const struct rp_aggregator_config *cfg, struct rp_policy **out,
-                          char *err, size_t errlen) {
+int rp_upkeep_load_policy(const struct rp_aggregator_config *cfg, struct rp_policy **out, char *err,
+                          size_t errlen) {
   if (cfg->policy.file[0] != '\0')
     return rp_policy_load(cfg->policy.file, out, err, errlen);
   return rp_policy_builtin(cfg->policy.version, cfg->policy.max_staleness_ms,
@@ -90,8 +90,7 @@ int rp_upkeep_start(struct rp_aggregator *a, char *err, size_t errlen) {
     return rc;
   }
   if (a->cfg.token_file[0] != '\0' &&
-      (rc = rp_secret_read_file(a->cfg.token_file, a->token, sizeof(a->token), err, errlen)) !=
-          0)
+      (rc = rp_secret_read_file(a->cfg.token_file, a->token, sizeof(a->token), err, errlen)) != 0)
     return rc;
   if (a->token[0] == '\0')
     rp_warn("http", "no http.token_file: reservations and flags cannot be changed");

@@ -61,8 +61,8 @@ static double proc_cpu_s(pid_t pid) {
   buf[n] = '\0';
   char *p = strrchr(buf, ')'); /* the command may hold spaces */
   unsigned long utime, stime;
-  if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                          &utime, &stime) != 2)
+  if (p == NULL ||
+      sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
     return -1;
   return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -191,8 +191,7 @@ int main(int argc, char **argv) {
     int tries = 0;
     while (modbus_connect(ctx[m]) != 0) {
       if (++tries > 100) { /* 10 s: the server did not start */
-        fprintf(stderr, "bench_modbus: connect 127.0.0.1:%d: %s\n", port,
-                modbus_strerror(errno));
+        fprintf(stderr, "bench_modbus: connect 127.0.0.1:%d: %s\n", port, modbus_strerror(errno));
         goto out;
       }
       struct timespec ts = {0, 100000000};
@@ -233,8 +232,8 @@ int main(int argc, char **argv) {
          "%d runs of %.1f s per mode (median run; scrapes per run: %ld coalesced, %ld one "
          "per register)\n",
          NREGS, runs, seconds, r[0][0].scrapes, r[1][0].scrapes);
-  printf("%-18s %9s %15s %18s %19s\n", "mode", "requests", "wall ms/scrape",
-         "agent CPU us/scrape", "server CPU ms/scrape");
+  printf("%-18s %9s %15s %18s %19s\n", "mode", "requests", "wall ms/scrape", "agent CPU us/scrape",
+         "server CPU ms/scrape");
   double med[2][3];
   for (int m = 0; m < 2; m++) {
     double w[MAX_RUNS], c[MAX_RUNS], s[MAX_RUNS];

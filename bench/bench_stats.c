@@ -162,8 +162,7 @@ static struct rp_window *lib_new(enum rp_window_method m, size_t cap) {
 static inline double lib_query(const struct rp_window *w) {
   double s = 0;
   rp_window_slope(w, &s);
-  return rp_window_quantile(w, 0.5) + rp_window_quantile(w, 0.95) +
-         rp_window_quantile(w, 0.99) + s;
+  return rp_window_quantile(w, 0.5) + rp_window_quantile(w, 0.95) + rp_window_quantile(w, 0.99) + s;
 }
 
 /* ---- runs ---------------------------------------------------------------- */
@@ -175,8 +174,8 @@ static const char *meth_name[] = {"sorted", "counting", "naive"};
  * round-robin (one per series per second), querying after every update.
  * vals holds nseries * (warm + ticks) values, series-major. Returns ns per
  * update, the median of REPEATS runs. */
-static double run(enum meth m, size_t nseries, size_t cap, size_t warm,
-                  size_t ticks, const double *vals) {
+static double run(enum meth m, size_t nseries, size_t cap, size_t warm, size_t ticks,
+                  const double *vals) {
   double best[REPEATS];
   size_t per = warm + ticks;
   for (int r = 0; r < REPEATS; r++) {
@@ -246,8 +245,8 @@ static double *make_vals(size_t nseries, size_t per, enum dist d) {
   return v;
 }
 
-static void scenario(const char *title, size_t nseries, size_t cap,
-                     size_t ticks_fast, size_t ticks_naive, enum dist d) {
+static void scenario(const char *title, size_t nseries, size_t cap, size_t ticks_fast,
+                     size_t ticks_naive, enum dist d) {
   double ns[M_COUNT];
   for (int m = 0; m < M_COUNT; m++) {
     size_t ticks = m == M_NAIVE ? ticks_naive : ticks_fast;
@@ -257,8 +256,8 @@ static void scenario(const char *title, size_t nseries, size_t cap,
   }
   printf("%s\n", title);
   for (int m = 0; m < M_COUNT; m++)
-    printf("  %-9s %9.1f ns/update %12.0f updates/s   naive/this %7.1fx\n",
-           meth_name[m], ns[m], 1e9 / ns[m], ns[M_NAIVE] / ns[m]);
+    printf("  %-9s %9.1f ns/update %12.0f updates/s   naive/this %7.1fx\n", meth_name[m], ns[m],
+           1e9 / ns[m], ns[M_NAIVE] / ns[m]);
 }
 
 int main(void) {
@@ -266,12 +265,9 @@ int main(void) {
          "median of %d runs; values 20-45 degC at 0.1, 1 s timestamps\n\n",
          REPEATS);
   scenario("1 series x 300-sample window, random walk", 1, 300, 2000000, 20000, WALK);
-  scenario("1 series x 300-sample window, uniform values", 1, 300, 2000000, 20000,
-           UNIFORM);
-  scenario("3000 series x 300 samples round-robin, random walk", 3000, 300, 200, 4,
-           WALK);
-  scenario("3000 series x 300 samples round-robin, uniform values", 3000, 300, 200,
-           4, UNIFORM);
+  scenario("1 series x 300-sample window, uniform values", 1, 300, 2000000, 20000, UNIFORM);
+  scenario("3000 series x 300 samples round-robin, random walk", 3000, 300, 200, 4, WALK);
+  scenario("3000 series x 300 samples round-robin, uniform values", 3000, 300, 200, 4, UNIFORM);
 
   printf("\nSORTED vs COUNTING by window size (1 series, uniform values; ns/update;\n"
          "counting on a 0.1 grid of 1 001 bins and on a 0.001 grid of 100 001):\n");

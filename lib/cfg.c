@@ -24,8 +24,8 @@ static yaml_node_t *node_at(const struct rp_cfg_doc *d, rp_cfg_node n) {
   return yaml_document_get_node((yaml_document_t *)&d->doc, n);
 }
 
-int rp_cfg_load_string(const char *name, const char *text, size_t len,
-                       struct rp_cfg_doc **out, char *err, size_t errlen) {
+int rp_cfg_load_string(const char *name, const char *text, size_t len, struct rp_cfg_doc **out,
+                       char *err, size_t errlen) {
   yaml_parser_t parser;
   struct rp_cfg_doc *d = calloc(1, sizeof(*d));
   if (d == NULL) {
@@ -41,8 +41,8 @@ int rp_cfg_load_string(const char *name, const char *text, size_t len,
   yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
   if (!yaml_parser_load(&parser, &d->doc)) {
     snprintf(err, errlen, "%s:%zu: %s%s%s", name, parser.problem_mark.line + 1,
-             parser.problem ? parser.problem : "invalid YAML",
-             parser.context ? " " : "", parser.context ? parser.context : "");
+             parser.problem ? parser.problem : "invalid YAML", parser.context ? " " : "",
+             parser.context ? parser.context : "");
     yaml_parser_delete(&parser);
     free(d);
     return -EINVAL;
@@ -120,14 +120,10 @@ enum rp_cfg_kind rp_cfg_kind(const struct rp_cfg_doc *doc, rp_cfg_node node) {
   if (n == NULL)
     return RP_CFG_NONE;
   switch (n->type) {
-  case YAML_SCALAR_NODE:
-    return RP_CFG_SCALAR;
-  case YAML_SEQUENCE_NODE:
-    return RP_CFG_SEQUENCE;
-  case YAML_MAPPING_NODE:
-    return RP_CFG_MAPPING;
-  default:
-    return RP_CFG_NONE;
+  case YAML_SCALAR_NODE: return RP_CFG_SCALAR;
+  case YAML_SEQUENCE_NODE: return RP_CFG_SEQUENCE;
+  case YAML_MAPPING_NODE: return RP_CFG_MAPPING;
+  default: return RP_CFG_NONE;
   }
 }
 
@@ -191,8 +187,8 @@ rp_cfg_node rp_cfg_seq_item(const struct rp_cfg_doc *doc, rp_cfg_node seq, size_
   return node_at(doc, seq)->data.sequence.items.start[i];
 }
 
-void rp_cfg_error(const struct rp_cfg_doc *doc, rp_cfg_node node, const char *where,
-                  char *err, size_t errlen, const char *fmt, ...) {
+void rp_cfg_error(const struct rp_cfg_doc *doc, rp_cfg_node node, const char *where, char *err,
+                  size_t errlen, const char *fmt, ...) {
   int n = snprintf(err, errlen, "%s:%d: %s: ", doc->path, rp_cfg_line(doc, node), where);
   if (n < 0 || (size_t)n >= errlen)
     return;
@@ -246,16 +242,11 @@ static int parse_bool(const char *s, bool *out) {
 
 static const char *type_name(enum rp_cfg_type t) {
   switch (t) {
-  case RP_CFG_STRING:
-    return "string";
-  case RP_CFG_INT:
-    return "whole number";
-  case RP_CFG_DOUBLE:
-    return "number";
-  case RP_CFG_BOOL:
-    return "boolean";
-  case RP_CFG_DURATION:
-    return "duration";
+  case RP_CFG_STRING: return "string";
+  case RP_CFG_INT: return "whole number";
+  case RP_CFG_DOUBLE: return "number";
+  case RP_CFG_BOOL: return "boolean";
+  case RP_CFG_DURATION: return "duration";
   }
   return "?";
 }
@@ -270,8 +261,7 @@ static int set_field(const struct rp_cfg_doc *doc, rp_cfg_node node, const char 
   case RP_CFG_STRING: {
     size_t len = strlen(s);
     if (len >= f->size) {
-      rp_cfg_error(doc, node, where, err, errlen, "longer than %zu characters",
-                   f->size - 1);
+      rp_cfg_error(doc, node, where, err, errlen, "longer than %zu characters", f->size - 1);
       return -EINVAL;
     }
     memcpy(dst, s, len + 1);
@@ -339,8 +329,8 @@ static bool in_list(const char *const *list, const char *key) {
 }
 
 int rp_cfg_apply(const struct rp_cfg_doc *doc, rp_cfg_node map, const char *where,
-                 const struct rp_cfg_field *fields, size_t nfields,
-                 const char *const *sections, void *target, char *err, size_t errlen) {
+                 const struct rp_cfg_field *fields, size_t nfields, const char *const *sections,
+                 void *target, char *err, size_t errlen) {
   char path[256];
   if (map != 0 && rp_cfg_kind(doc, map) != RP_CFG_MAPPING) {
     rp_cfg_error(doc, map, where, err, errlen, "expected a mapping of keys");
@@ -372,8 +362,7 @@ int rp_cfg_apply(const struct rp_cfg_doc *doc, rp_cfg_node map, const char *wher
       for (size_t j = 0; j < nfields && n >= 0 && (size_t)n < sizeof(expected); j++)
         n += snprintf(expected + n, sizeof(expected) - (size_t)n, "%s%s", j ? ", " : "",
                       fields[j].key);
-      for (size_t j = 0; sections && sections[j] && n >= 0 && (size_t)n < sizeof(expected);
-           j++)
+      for (size_t j = 0; sections && sections[j] && n >= 0 && (size_t)n < sizeof(expected); j++)
         n += snprintf(expected + n, sizeof(expected) - (size_t)n, "%s%s", n ? ", " : "",
                       sections[j]);
       rp_cfg_error(doc, map_key_node(doc, map, i), path, err, errlen,
@@ -399,8 +388,7 @@ int rp_cfg_apply(const struct rp_cfg_doc *doc, rp_cfg_node map, const char *wher
     }
     const char *text = rp_cfg_scalar(doc, value);
     if (text == NULL) {
-      rp_cfg_error(doc, value, path, err, errlen, "expected a %s, got a %s",
-                   type_name(f->type),
+      rp_cfg_error(doc, value, path, err, errlen, "expected a %s, got a %s", type_name(f->type),
                    rp_cfg_kind(doc, value) == RP_CFG_MAPPING ? "mapping" : "list");
       return -EINVAL;
     }

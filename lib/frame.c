@@ -172,8 +172,8 @@ static int validate(const rp_frame *f, char *err, size_t errlen) {
       key_len += strlen(d->labels[j]->key) + strlen(d->labels[j]->value) + 2;
     }
     if (key_len > RP_SERIES_KEY_MAX) {
-      snprintf(err, errlen, "series %u: name, labels and device total %zu bytes (limit %d)",
-               d->id, key_len, RP_SERIES_KEY_MAX);
+      snprintf(err, errlen, "series %u: name, labels and device total %zu bytes (limit %d)", d->id,
+               key_len, RP_SERIES_KEY_MAX);
       return -EPROTO;
     }
   }
@@ -186,8 +186,8 @@ static int validate(const rp_frame *f, char *err, size_t errlen) {
   for (size_t i = 0; i < f->n_samples; i++) {
     const Rackpulse__V1__SampleBlock *b = f->samples[i];
     if (b->n_series != b->n_scaled) {
-      snprintf(err, errlen, "sample block %zu: %zu series ids but %zu values", i,
-               b->n_series, b->n_scaled);
+      snprintf(err, errlen, "sample block %zu: %zu series ids but %zu values", i, b->n_series,
+               b->n_scaled);
       return -EPROTO;
     }
     if (b->ts_ms < 0) {
@@ -249,9 +249,9 @@ static json_t *series_to_json(const Rackpulse__V1__SeriesDef *d) {
   json_t *labels = json_object();
   for (size_t i = 0; i < d->n_labels; i++)
     json_object_set_new(labels, d->labels[i]->key, json_string(d->labels[i]->value));
-  return json_pack("{s:I, s:s, s:s, s:s, s:I, s:o}", "id", (json_int_t)d->id, "name",
-                   d->name, "unit", d->unit, "device", d->device, "decimals",
-                   (json_int_t)d->decimals, "labels", labels);
+  return json_pack("{s:I, s:s, s:s, s:s, s:I, s:o}", "id", (json_int_t)d->id, "name", d->name,
+                   "unit", d->unit, "device", d->device, "decimals", (json_int_t)d->decimals,
+                   "labels", labels);
 }
 
 static json_t *samples_to_json(const rp_frame *f, const rp_frame *dict) {
@@ -293,8 +293,8 @@ static json_t *stats_to_json(const Rackpulse__V1__WindowStats *w) {
 }
 
 static json_t *device_to_json(const Rackpulse__V1__DeviceStatus *d) {
-  return json_pack("{s:s, s:s, s:b, s:o, s:I, s:I, s:I, s:I}", "device", d->device, "kind",
-                   d->kind, "up", (int)d->up, "last_error", json_text(d->last_error), "scrape_ms",
+  return json_pack("{s:s, s:s, s:b, s:o, s:I, s:I, s:I, s:I}", "device", d->device, "kind", d->kind,
+                   "up", (int)d->up, "last_error", json_text(d->last_error), "scrape_ms",
                    (json_int_t)d->scrape_ms, "scrapes", (json_int_t)d->scrapes, "failures",
                    (json_int_t)d->failures, "last_ok_ms", (json_int_t)d->last_ok_ms);
 }
@@ -304,11 +304,10 @@ static json_t *health_to_json(const Rackpulse__V1__AgentHealth *h) {
     return json_null();
   return json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "version", json_text(h->version),
                    "frames_produced", (json_int_t)h->frames_produced, "frames_delivered",
-                   (json_int_t)h->frames_delivered, "frames_failed",
-                   (json_int_t)h->frames_failed, "spool_depth", (json_int_t)h->spool_depth,
-                   "frames_dropped", (json_int_t)h->frames_dropped, "delivery_latency_ms",
-                   (json_int_t)h->delivery_latency_ms, "scrapes_late",
-                   (json_int_t)h->scrapes_late);
+                   (json_int_t)h->frames_delivered, "frames_failed", (json_int_t)h->frames_failed,
+                   "spool_depth", (json_int_t)h->spool_depth, "frames_dropped",
+                   (json_int_t)h->frames_dropped, "delivery_latency_ms",
+                   (json_int_t)h->delivery_latency_ms, "scrapes_late", (json_int_t)h->scrapes_late);
 }
 
 static const char *status_name(Rackpulse__V1__ReadingStatus s) {

@@ -20,8 +20,7 @@ int rp_coolant_preset(enum rp_coolant_preset preset, struct rp_coolant *out) {
 }
 
 int rp_coolant_custom(double rho_kg_m3, double cp_kj_kg_k, struct rp_coolant *out) {
-  if (!(isfinite(rho_kg_m3) && rho_kg_m3 > 0 && isfinite(cp_kj_kg_k) &&
-        cp_kj_kg_k > 0))
+  if (!(isfinite(rho_kg_m3) && rho_kg_m3 > 0 && isfinite(cp_kj_kg_k) && cp_kj_kg_k > 0))
     return -EINVAL;
   *out = (struct rp_coolant){.rho_kg_m3 = rho_kg_m3, .cp_kj_kg_k = cp_kj_kg_k};
   return 0;
@@ -33,8 +32,8 @@ double rp_delta_t(double ret_c, double supply_c) {
   return ret_c - supply_c;
 }
 
-int rp_heat_removed_kw(const struct rp_coolant *c, double delta_t_k,
-                       double flow_l_min, double *kw_out) {
+int rp_heat_removed_kw(const struct rp_coolant *c, double delta_t_k, double flow_l_min,
+                       double *kw_out) {
   *kw_out = NAN;
   if (!(isfinite(delta_t_k) && isfinite(flow_l_min) && flow_l_min >= 0))
     return -EDOM;

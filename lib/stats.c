@@ -28,13 +28,13 @@ struct rp_window {
 
   bool has_grid;
   double grid_scale, grid_min, grid_max;
-  int64_t kmin;    /* grid index of grid_min: value = (kmin + bin) / scale */
+  int64_t kmin; /* grid index of grid_min: value = (kmin + bin) / scale */
   uint32_t nbins;
   uint32_t fw_top; /* largest power of two <= nbins */
 
   struct rp_sample *ring; /* cap slots; n held from head, in time order */
   size_t head, n;
-  int64_t newest;         /* meaningful when n > 0 */
+  int64_t newest; /* meaningful when n > 0 */
 
   double *sorted; /* SORTED: nidx values ascending */
   uint32_t *fw;   /* COUNTING: Fenwick tree over bins, fw[1..nbins] */
@@ -147,8 +147,8 @@ static void sorted_remove(double *a, size_t n, double old) {
 
 /* lower_bound() of x and of y at once: the two searches are independent,
  * so interleaving them overlaps their load latencies. */
-static inline void lower_bound2(const double *a, size_t n, double x, double y,
-                                size_t *ix, size_t *iy) {
+static inline void lower_bound2(const double *a, size_t n, double x, double y, size_t *ix,
+                                size_t *iy) {
   const double *bx = a, *by = a;
   while (n > 1) {
     size_t half = n / 2;
@@ -166,7 +166,7 @@ static void sorted_replace(double *a, size_t n, double old, double v) {
     return;
   size_t i, j;
   lower_bound2(a, n, old, v, &i, &j); /* n >= 1: old is held */
-  if (j > i) { /* old < v: a[i+1 .. j-1] < v shift down */
+  if (j > i) {                        /* old < v: a[i+1 .. j-1] < v shift down */
     memmove(a + i, a + i + 1, (j - 1 - i) * sizeof *a);
     a[j - 1] = v;
   } else { /* a[j .. i-1] >= v shift up */
@@ -281,8 +281,7 @@ static void sums_recentre(struct rp_window *w) {
     svs += s->v;
   }
   double vmean = svs / (double)n;
-  sums_reset(w, t0 + (int64_t)(sdt / (double)n),
-             isfinite(vmean) ? vmean : w->ring[w->head].v);
+  sums_reset(w, t0 + (int64_t)(sdt / (double)n), isfinite(vmean) ? vmean : w->ring[w->head].v);
   for (size_t i = 0; i < n; i++) {
     const struct rp_sample *s = &w->ring[ring_at(w, i)];
     sums_add(w, s->ts, s->v);
@@ -331,38 +330,33 @@ static int grid_setup(struct rp_window *w, const struct rp_window_opts *o) {
 int rp_window_new(struct rp_window **out, const struct rp_window_opts *o) {
   struct rp_window tmp = {0};
   *out = NULL;
-  if (o->duration_ms <= 0 || o->duration_ms > RP_WINDOW_MAX_DURATION_MS ||
-      o->capacity < 1 || o->capacity > RP_WINDOW_MAX_CAPACITY)
+  if (o->duration_ms <= 0 || o->duration_ms > RP_WINDOW_MAX_DURATION_MS || o->capacity < 1 ||
+      o->capacity > RP_WINDOW_MAX_CAPACITY)
     return -EINVAL;
   if (o->grid_scale != 0.0 && grid_setup(&tmp, o) < 0)
     return -EINVAL;
   switch (o->method) {
   case RP_WINDOW_AUTO:
-    tmp.method = tmp.has_grid &&
-                         o->capacity >= RP_WINDOW_COUNTING_MIN_CAPACITY &&
+    tmp.method = tmp.has_grid && o->capacity >= RP_WINDOW_COUNTING_MIN_CAPACITY &&
                          tmp.nbins <= RP_WINDOW_COUNTING_MAX_BINS_PER_SAMPLE * o->capacity
                      ? RP_WINDOW_COUNTING
                      : RP_WINDOW_SORTED;
     break;
-  case RP_WINDOW_SORTED:
-    tmp.method = RP_WINDOW_SORTED;
-    break;
+  case RP_WINDOW_SORTED: tmp.method = RP_WINDOW_SORTED; break;
   case RP_WINDOW_COUNTING:
     if (!tmp.has_grid)
       return -EINVAL;
     tmp.method = RP_WINDOW_COUNTING;
     break;
-  default:
-    return -EINVAL;
+  default: return -EINVAL;
   }
   tmp.duration = o->duration_ms;
   tmp.cap = o->capacity;
 
   size_t ring_off = (sizeof(struct rp_window) + 15) & ~(size_t)15;
   size_t idx_off = ring_off + tmp.cap * sizeof(struct rp_sample);
-  size_t idx_len = tmp.method == RP_WINDOW_SORTED
-                       ? tmp.cap * sizeof(double)
-                       : ((size_t)tmp.nbins + 1) * sizeof(uint32_t);
+  size_t idx_len = tmp.method == RP_WINDOW_SORTED ? tmp.cap * sizeof(double)
+                                                  : ((size_t)tmp.nbins + 1) * sizeof(uint32_t);
   char *mem = calloc(1, idx_off + idx_len);
   if (mem == NULL)
     return -ENOMEM;
@@ -377,9 +371,7 @@ int rp_window_new(struct rp_window **out, const struct rp_window_opts *o) {
   return 0;
 }
 
-void rp_window_free(struct rp_window *w) {
-  free(w);
-}
+void rp_window_free(struct rp_window *w) { free(w); }
 
 void rp_window_clear(struct rp_window *w) {
   w->head = w->n = w->nidx = 0;
@@ -464,21 +456,16 @@ int rp_window_add(struct rp_window *w, int64_t ts_ms, double v) {
     add_newest(w, ts_ms, v);
   }
   w->ctr.inserted++;
-  if (++w->since_recentre >= w->cap || apart(w->tref, w->newest, w->duration) ||
-      off_centre(w))
+  if (++w->since_recentre >= w->cap || apart(w->tref, w->newest, w->duration) || off_centre(w))
     sums_recentre(w);
   return 0;
 }
 
 /* ---- queries ------------------------------------------------------------- */
 
-size_t rp_window_count(const struct rp_window *w) {
-  return w->n;
-}
+size_t rp_window_count(const struct rp_window *w) { return w->n; }
 
-enum rp_window_method rp_window_method(const struct rp_window *w) {
-  return w->method;
-}
+enum rp_window_method rp_window_method(const struct rp_window *w) { return w->method; }
 
 void rp_window_counters(const struct rp_window *w, struct rp_window_counters *out) {
   *out = w->ctr;
@@ -506,8 +493,7 @@ double rp_window_quantile(const struct rp_window *w, double q) {
   return quantile_unchecked(w, q);
 }
 
-int rp_window_quantiles(const struct rp_window *w, const double *q, double *out,
-                        size_t k) {
+int rp_window_quantiles(const struct rp_window *w, const double *q, double *out, size_t k) {
   if (w->n == 0)
     return -ENODATA;
   for (size_t i = 0; i < k; i++)
@@ -532,8 +518,7 @@ int rp_window_slope(const struct rp_window *w, double *per_min) {
   if (!(sxx > 0.0))
     return -ENODATA; /* only through rounding on a degenerate window */
   /* A covariance within rounding of zero may be an exact zero: check. */
-  if (fabs(sxy) <= 64 * DBL_EPSILON * (fabs(w->stv) + fabs(tbar * w->sv)) &&
-      all_equal(w)) {
+  if (fabs(sxy) <= 64 * DBL_EPSILON * (fabs(w->stv) + fabs(tbar * w->sv)) && all_equal(w)) {
     *per_min = 0.0;
     return 0;
   }
@@ -580,8 +565,7 @@ int rp_window_summary(const struct rp_window *w, struct rp_window_summary *out) 
   return 0;
 }
 
-void rp_summary_merge(struct rp_window_summary *dst,
-                      const struct rp_window_summary *src) {
+void rp_summary_merge(struct rp_window_summary *dst, const struct rp_window_summary *src) {
   if (src->count == 0)
     return;
   if (dst->count == 0) {
@@ -608,8 +592,7 @@ void rp_summary_merge(struct rp_window_summary *dst,
 
 /* ---- series -------------------------------------------------------------- */
 
-int rp_stats_series_new(struct rp_stats_series **out,
-                        const struct rp_stats_series_opts *o) {
+int rp_stats_series_new(struct rp_stats_series **out, const struct rp_stats_series_opts *o) {
   *out = NULL;
   if (o->nwindows < 1 || o->nwindows > RP_STATS_SERIES_MAX_WINDOWS)
     return -EINVAL;
@@ -649,11 +632,8 @@ int rp_stats_series_add(struct rp_stats_series *s, int64_t ts_ms, double v) {
   return held ? 0 : rc;
 }
 
-size_t rp_stats_series_nwindows(const struct rp_stats_series *s) {
-  return s->nw;
-}
+size_t rp_stats_series_nwindows(const struct rp_stats_series *s) { return s->nw; }
 
-const struct rp_window *rp_stats_series_window(const struct rp_stats_series *s,
-                                               size_t i) {
+const struct rp_window *rp_stats_series_window(const struct rp_stats_series *s, size_t i) {
   return i < s->nw ? s->w[i] : NULL;
 }

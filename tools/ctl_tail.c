@@ -73,22 +73,21 @@ static void on_stop(int sig) {
 /* ---- 1. options and the consumer ------------------------------------------ */
 
 static void tail_usage(FILE *out) {
-  fprintf(out,
-          "usage: rackpulsectl tail [options]\n"
-          "Prints rackpulse frames from Kafka as they arrive, one line each.\n"
-          "  --brokers LIST   bootstrap servers (default $RACKPULSE_BROKERS, else\n"
-          "                   127.0.0.1:9092)\n"
-          "  --topic T        topic (default rackpulse.frames)\n"
-          "  --rack R         only frames of rack R\n"
-          "  --json           one JSON object per frame, series names resolved\n"
-          "  --from WHERE     latest (default), beginning, a UTC time\n"
-          "                   (2026-11-22T10:00:00Z), Unix milliseconds, or an age\n"
-          "                   such as -10m\n"
-          "  --group G        consumer group (default: a new one per run; a named\n"
-          "                   group commits its offsets and, without --from, resumes)\n"
-          "  --count N        exit after N frames\n"
-          "Frames that do not decode are reported on stderr with topic, partition\n"
-          "and offset, and skipped. Ctrl-C stops.\n");
+  fprintf(out, "usage: rackpulsectl tail [options]\n"
+               "Prints rackpulse frames from Kafka as they arrive, one line each.\n"
+               "  --brokers LIST   bootstrap servers (default $RACKPULSE_BROKERS, else\n"
+               "                   127.0.0.1:9092)\n"
+               "  --topic T        topic (default rackpulse.frames)\n"
+               "  --rack R         only frames of rack R\n"
+               "  --json           one JSON object per frame, series names resolved\n"
+               "  --from WHERE     latest (default), beginning, a UTC time\n"
+               "                   (2026-11-22T10:00:00Z), Unix milliseconds, or an age\n"
+               "                   such as -10m\n"
+               "  --group G        consumer group (default: a new one per run; a named\n"
+               "                   group commits its offsets and, without --from, resumes)\n"
+               "  --count N        exit after N frames\n"
+               "Frames that do not decode are reported on stderr with topic, partition\n"
+               "and offset, and skipped. Ctrl-C stops.\n");
 }
 
 /* Parses --from: latest, beginning, an ISO 8601 UTC time, Unix ms, -DURATION. */
@@ -146,25 +145,15 @@ static int parse_options(int argc, char **argv, struct tail_options *o) {
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
-    case O_BROKERS:
-      o->brokers = optarg;
-      break;
-    case O_TOPIC:
-      o->topic = optarg;
-      break;
-    case O_RACK:
-      o->rack = optarg;
-      break;
-    case O_JSON:
-      o->json = true;
-      break;
+    case O_BROKERS: o->brokers = optarg; break;
+    case O_TOPIC: o->topic = optarg; break;
+    case O_RACK: o->rack = optarg; break;
+    case O_JSON: o->json = true; break;
     case O_FROM:
       if (parse_from(optarg, o) != 0)
         return -EINVAL;
       break;
-    case O_GROUP:
-      o->group = optarg;
-      break;
+    case O_GROUP: o->group = optarg; break;
     case O_COUNT:
       o->count = strtol(optarg, &end, 10);
       if (*end != '\0' || o->count < 1) {
@@ -173,12 +162,8 @@ static int parse_options(int argc, char **argv, struct tail_options *o) {
         return -EINVAL;
       }
       break;
-    case 'h':
-      tail_usage(stdout);
-      exit(0);
-    default:
-      tail_usage(stderr);
-      return -EINVAL;
+    case 'h': tail_usage(stdout); exit(0);
+    default: tail_usage(stderr); return -EINVAL;
     }
   }
   if (optind != argc) {
@@ -208,14 +193,17 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, parts, 10000);
     for (int i = 0; i < parts->cnt; i++) {
       rd_kafka_topic_partition_t *p = &parts->elems[i];
-      if (e == RD_KAFKA_RESP_ERR_NO_ERROR && p->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-          p->offset >= 0)
+      if (e == RD_KAFKA_RESP_ERR_NO_ERROR && p->err == RD_KAFKA_RESP_ERR_NO_ERROR && p->offset >= 0)
         continue;
       /* Real Kafka answers -1 when no message is that recent; librdkafka's
        * mock cluster (the dev broker) answers -1 for any time. */
-      fprintf(stderr, "rackpulsectl: tail: %s [%d]: no offset for the time (%s); "
-              "starting at the end\n", p->topic, (int)p->partition,
-              e ? rd_kafka_err2str(e) : p->err ? rd_kafka_err2str(p->err) : "none that recent");
+      fprintf(stderr,
+              "rackpulsectl: tail: %s [%d]: no offset for the time (%s); "
+              "starting at the end\n",
+              p->topic, (int)p->partition,
+              e        ? rd_kafka_err2str(e)
+              : p->err ? rd_kafka_err2str(p->err)
+                       : "none that recent");
       p->offset = RD_KAFKA_OFFSET_END;
     }
   } else if (t->o.from != FROM_DEFAULT) {
@@ -247,8 +235,7 @@ static int create_consumer(struct tail *t) {
   };
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
-    if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], e, sizeof(e)) !=
-        RD_KAFKA_CONF_OK) {
+    if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], e, sizeof(e)) != RD_KAFKA_CONF_OK) {
       fprintf(stderr, "rackpulsectl: tail: kafka setting %s: %s\n", settings[i][0], e);
       rd_kafka_conf_destroy(conf);
       return -EINVAL;
@@ -337,7 +324,8 @@ static bool on_message(struct tail *t, const rd_kafka_message_t *m) {
   rp_frame *f = NULL;
   char why[256];
   if (rp_frame_decode(m->payload, m->len, &f, why, sizeof(why)) != 0) {
-    fprintf(stderr, "rackpulsectl: tail: %s [%d] offset %" PRId64 ": %zu-byte message skipped: %s\n",
+    fprintf(stderr,
+            "rackpulsectl: tail: %s [%d] offset %" PRId64 ": %zu-byte message skipped: %s\n",
             rd_kafka_topic_name(m->rkt), (int)m->partition, m->offset, m->len, why);
     return false;
   }

@@ -32,17 +32,16 @@ static void on_up(int sig) {
 }
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: rackpulse-devbroker [options]\n"
-          "A Kafka-protocol dev broker on librdkafka's mock cluster (loopback only,\n"
-          "in memory). Prints the bootstrap address, then serves until SIGINT/SIGTERM.\n"
-          "  -b, --brokers N          brokers in the cluster (default 1)\n"
-          "  -p, --partitions N       partitions of each topic (default 4)\n"
-          "  -t, --topic NAME         a topic to create (repeatable; default\n"
-          "                           rackpulse.frames and rackpulse.events)\n"
-          "  -f, --bootstrap-file F   also write the bootstrap address to F\n"
-          "  -h, --help               this text\n"
-          "Signals: SIGUSR1 takes all brokers down, SIGUSR2 brings them up.\n");
+  fprintf(out, "usage: rackpulse-devbroker [options]\n"
+               "A Kafka-protocol dev broker on librdkafka's mock cluster (loopback only,\n"
+               "in memory). Prints the bootstrap address, then serves until SIGINT/SIGTERM.\n"
+               "  -b, --brokers N          brokers in the cluster (default 1)\n"
+               "  -p, --partitions N       partitions of each topic (default 4)\n"
+               "  -t, --topic NAME         a topic to create (repeatable; default\n"
+               "                           rackpulse.frames and rackpulse.events)\n"
+               "  -f, --bootstrap-file F   also write the bootstrap address to F\n"
+               "  -h, --help               this text\n"
+               "Signals: SIGUSR1 takes all brokers down, SIGUSR2 brings them up.\n");
 }
 
 static int set_all_brokers(rd_kafka_mock_cluster_t *mc, int nbrokers, int up) {
@@ -63,21 +62,14 @@ int main(int argc, char **argv) {
   const char *topics[16];
   const char *bootstrap_file = NULL;
   static const struct option opts[] = {
-      {"brokers", required_argument, NULL, 'b'},
-      {"partitions", required_argument, NULL, 'p'},
-      {"topic", required_argument, NULL, 't'},
-      {"bootstrap-file", required_argument, NULL, 'f'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
+      {"brokers", required_argument, NULL, 'b'}, {"partitions", required_argument, NULL, 'p'},
+      {"topic", required_argument, NULL, 't'},   {"bootstrap-file", required_argument, NULL, 'f'},
+      {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "b:p:t:f:h", opts, NULL)) != -1) {
     switch (c) {
-    case 'b':
-      nbrokers = atoi(optarg);
-      break;
-    case 'p':
-      partitions = atoi(optarg);
-      break;
+    case 'b': nbrokers = atoi(optarg); break;
+    case 'p': partitions = atoi(optarg); break;
     case 't':
       if (ntopics == 16) {
         fprintf(stderr, "devbroker: at most 16 topics\n");
@@ -85,15 +77,9 @@ int main(int argc, char **argv) {
       }
       topics[ntopics++] = optarg;
       break;
-    case 'f':
-      bootstrap_file = optarg;
-      break;
-    case 'h':
-      usage(stdout);
-      return 0;
-    default:
-      usage(stderr);
-      return 2;
+    case 'f': bootstrap_file = optarg; break;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
     }
   }
   if (nbrokers < 1 || nbrokers > 9 || partitions < 1 || partitions > 1024) {
@@ -144,8 +130,8 @@ int main(int argc, char **argv) {
   }
   printf("%s\n", bootstrap);
   fflush(stdout);
-  fprintf(stderr, "devbroker: %d broker(s) at %s, %d partition(s) per topic\n", nbrokers,
-          bootstrap, partitions);
+  fprintf(stderr, "devbroker: %d broker(s) at %s, %d partition(s) per topic\n", nbrokers, bootstrap,
+          partitions);
 
   /* Signals stay blocked except inside sigsuspend(), so none is missed
    * between checking the flags and waiting. */

@@ -30,9 +30,9 @@
 struct options {
   const char *brokers, *topic, *rack_prefix;
   long racks, agents, frames, series, dict_every;
-  double rate;          /* frames per second over all agents; 0 = unpaced */
+  double rate; /* frames per second over all agents; 0 = unpaced */
   uint64_t seq_start;
-  int64_t ts_base_ms;   /* 0: wall clock */
+  int64_t ts_base_ms; /* 0: wall clock */
   int64_t interval_ms;
   bool quiet;
 };
@@ -98,8 +98,8 @@ static void sim_agent_init(struct sim_agent *s, const struct options *o, long ra
   s->label_ptrs = calloc(n, sizeof(*s->label_ptrs));
   s->ids = calloc(n, sizeof(*s->ids));
   s->scaled = calloc(n, sizeof(*s->scaled));
-  if (!s->names || !s->devices || !s->label_values || !s->defs || !s->def_ptrs ||
-      !s->labels || !s->label_ptrs || !s->ids || !s->scaled) {
+  if (!s->names || !s->devices || !s->label_values || !s->defs || !s->def_ptrs || !s->labels ||
+      !s->label_ptrs || !s->ids || !s->scaled) {
     fprintf(stderr, "loadgen: out of memory\n");
     exit(1);
   }
@@ -116,8 +116,7 @@ static void sim_agent_init(struct sim_agent *s, const struct options *o, long ra
       d->unit = (char *)cdu_units[i];
     } else {
       long k = (long)i - (agent_no == 1 ? 3 : 0);
-      static const char *const kinds[] = {"server.inlet_temp", "server.power",
-                                          "pdu.outlet_power"};
+      static const char *const kinds[] = {"server.inlet_temp", "server.power", "pdu.outlet_power"};
       static const char *const units[] = {"Cel", "W", "W"};
       int kind = (int)(k % 3);
       snprintf(s->names[i], sizeof(s->names[i]), "%s", kinds[kind]);
@@ -202,19 +201,21 @@ static void sim_agent_free(struct sim_agent *s) {
 /* Fills the frame for sequence number seq. */
 static void sim_agent_fill(struct sim_agent *s, const struct options *o, uint64_t seq,
                            bool with_dictionary) {
-  int64_t ts = o->ts_base_ms ? o->ts_base_ms + (int64_t)(seq - 1) * o->interval_ms
-                             : rp_now_ms();
+  int64_t ts = o->ts_base_ms ? o->ts_base_ms + (int64_t)(seq - 1) * o->interval_ms : rp_now_ms();
   s->f.seq = seq;
   s->f.ts_ms = ts;
   s->f.dictionary = with_dictionary ? s->def_ptrs : NULL;
   s->f.n_dictionary = with_dictionary ? (size_t)o->series : 0;
   s->block.ts_ms = ts;
   for (size_t i = 0; i < (size_t)o->series; i++) {
-    int64_t base = s->agent_no == 1 && i < 3 ? (i == 2 ? 1180 : i == 1 ? 350 : 250)
-                   : s->defs[i].decimals == 1 ? 220 : 400;
+    int64_t base = s->agent_no == 1 && i < 3  ? (i == 2   ? 1180
+                                                 : i == 1 ? 350
+                                                          : 250)
+                   : s->defs[i].decimals == 1 ? 220
+                                              : 400;
     s->scaled[i] =
-        base + (int64_t)(((uint64_t)s->rack_no * 31 + (uint64_t)s->agent_no * 7 + i * 3 + seq) %
-                         100);
+        base +
+        (int64_t)(((uint64_t)s->rack_no * 31 + (uint64_t)s->agent_no * 7 + i * 3 + seq) % 100);
   }
   double v0 = rp_value_unscale(s->scaled[0], s->defs[0].decimals);
   for (size_t w = 0; w < s->f.n_stats; w++) {
@@ -244,26 +245,25 @@ static void sim_agent_fill(struct sim_agent *s, const struct options *o, uint64_
 }
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: rackpulse-loadgen [options]\n"
-          "Publishes synthetic rackpulse frames: R racks x A agents x N frames.\n"
-          "  -b, --brokers LIST     bootstrap servers (default $RACKPULSE_BROKERS,\n"
-          "                         else 127.0.0.1:9092)\n"
-          "  -t, --topic NAME       topic (default rackpulse.frames)\n"
-          "  -r, --racks R          racks (default 1), ids PREFIX0001..\n"
-          "  -a, --agents A         agents per rack (default 1)\n"
-          "  -n, --frames N         frames per agent (default 10)\n"
-          "  -s, --series S         samples per frame (default 20, at least 3)\n"
-          "      --rack-prefix P    rack id prefix (default r)\n"
-          "      --seq-start Q      first sequence number (default 1)\n"
-          "      --dict-every K     dictionary every K frames (default 100; always on\n"
-          "                         the first frame this run publishes)\n"
-          "      --rate F           frames per second over all agents (default 0 =\n"
-          "                         as fast as the producer takes them)\n"
-          "      --interval MS      frame interval written in frames (default 1000)\n"
-          "      --ts-base MS       frame time of seq 1 (Unix ms; default: wall clock)\n"
-          "  -q, --quiet            no summary line\n"
-          "  -h, --help             this text\n");
+  fprintf(out, "usage: rackpulse-loadgen [options]\n"
+               "Publishes synthetic rackpulse frames: R racks x A agents x N frames.\n"
+               "  -b, --brokers LIST     bootstrap servers (default $RACKPULSE_BROKERS,\n"
+               "                         else 127.0.0.1:9092)\n"
+               "  -t, --topic NAME       topic (default rackpulse.frames)\n"
+               "  -r, --racks R          racks (default 1), ids PREFIX0001..\n"
+               "  -a, --agents A         agents per rack (default 1)\n"
+               "  -n, --frames N         frames per agent (default 10)\n"
+               "  -s, --series S         samples per frame (default 20, at least 3)\n"
+               "      --rack-prefix P    rack id prefix (default r)\n"
+               "      --seq-start Q      first sequence number (default 1)\n"
+               "      --dict-every K     dictionary every K frames (default 100; always on\n"
+               "                         the first frame this run publishes)\n"
+               "      --rate F           frames per second over all agents (default 0 =\n"
+               "                         as fast as the producer takes them)\n"
+               "      --interval MS      frame interval written in frames (default 1000)\n"
+               "      --ts-base MS       frame time of seq 1 (Unix ms; default: wall clock)\n"
+               "  -q, --quiet            no summary line\n"
+               "  -h, --help             this text\n");
 }
 
 static int parse_long(const char *opt, const char *text, long min, long max, long *out) {
@@ -271,8 +271,7 @@ static int parse_long(const char *opt, const char *text, long min, long max, lon
   errno = 0;
   long v = strtol(text, &end, 10);
   if (errno != 0 || *end != '\0' || v < min || v > max) {
-    fprintf(stderr, "loadgen: %s: expected an integer %ld..%ld, got '%s'\n", opt, min, max,
-            text);
+    fprintf(stderr, "loadgen: %s: expected an integer %ld..%ld, got '%s'\n", opt, min, max, text);
     return -1;
   }
   *out = v;
@@ -311,12 +310,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
   long v;
   while ((c = getopt_long(argc, argv, "b:t:r:a:n:s:qh", opts, NULL)) != -1) {
     switch (c) {
-    case 'b':
-      o->brokers = optarg;
-      break;
-    case 't':
-      o->topic = optarg;
-      break;
+    case 'b': o->brokers = optarg; break;
+    case 't': o->topic = optarg; break;
     case 'r':
       if (parse_long("--racks", optarg, 1, 100000, &o->racks) != 0)
         return 2;
@@ -368,15 +363,9 @@ static int parse_options(int argc, char **argv, struct options *o) {
         return 2;
       o->ts_base_ms = v;
       break;
-    case 'q':
-      o->quiet = true;
-      break;
-    case 'h':
-      usage(stdout);
-      exit(0);
-    default:
-      usage(stderr);
-      return 2;
+    case 'q': o->quiet = true; break;
+    case 'h': usage(stdout); exit(0);
+    default: usage(stderr); return 2;
     }
   }
   if (optind != argc) {
@@ -390,15 +379,17 @@ static rd_kafka_t *create_producer(const struct options *o) {
   char e[512];
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   const char *settings[][2] = {
-      {"bootstrap.servers", o->brokers},  {"enable.idempotence", "true"},
-      {"acks", "all"},                    {"compression.codec", "lz4"},
-      {"linger.ms", "5"},                 {"queue.buffering.max.messages", "200000"},
+      {"bootstrap.servers", o->brokers},
+      {"enable.idempotence", "true"},
+      {"acks", "all"},
+      {"compression.codec", "lz4"},
+      {"linger.ms", "5"},
+      {"queue.buffering.max.messages", "200000"},
       {"queue.buffering.max.kbytes", "1048576"},
       {"message.max.bytes", "10000000"},
   };
   for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
-    if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], e, sizeof(e)) !=
-        RD_KAFKA_CONF_OK) {
+    if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], e, sizeof(e)) != RD_KAFKA_CONF_OK) {
       fprintf(stderr, "loadgen: kafka setting %s: %s\n", settings[i][0], e);
       rd_kafka_conf_destroy(conf);
       return NULL;
@@ -414,8 +405,7 @@ static rd_kafka_t *create_producer(const struct options *o) {
 }
 
 /* Produces one message, waiting while the local queue is full. */
-static int produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt, void *buf, size_t len,
-                   const char *key) {
+static int produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt, void *buf, size_t len, const char *key) {
   for (;;) {
     if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, buf, len, key,
                          strlen(key), NULL) == 0)
@@ -488,7 +478,8 @@ int main(int argc, char **argv) {
       if (o.rate > 0) {
         double due = start + (double)sent / o.rate, now = now_s();
         if (due > now) {
-          struct timespec ts = {(time_t)(due - now), (long)((due - now - (double)(time_t)(due - now)) * 1e9)};
+          struct timespec ts = {(time_t)(due - now),
+                                (long)((due - now - (double)(time_t)(due - now)) * 1e9)};
           nanosleep(&ts, NULL);
         }
       }

@@ -172,8 +172,7 @@ static int cmd_gate(const struct args *a) {
     return EXIT_ERROR;
   }
   if (!valid_number(a->kw, 0, 100000)) {
-    fprintf(stderr, "rackpulsectl: --kw: expected a non-negative number of kW, got '%s'\n",
-            a->kw);
+    fprintf(stderr, "rackpulsectl: --kw: expected a non-negative number of kW, got '%s'\n", a->kw);
     return EXIT_ERROR;
   }
   char path[1024] = "/v1/racks/";
@@ -314,8 +313,8 @@ static json_t *split_list(const char *s) {
 }
 
 /* A change: method + path + body, with the token; prints the answer. */
-static int change(const struct args *a, const char *what, const char *method,
-                  const char *path, const json_t *body) {
+static int change(const struct args *a, const char *what, const char *method, const char *path,
+                  const json_t *body) {
   char token[256];
   if (!read_token(a, token, sizeof(token)))
     return EXIT_ERROR;
@@ -403,12 +402,12 @@ static void print_reservations(const json_t *j) {
   json_t *r;
   json_array_foreach(json_object_get(j, "reservations"), i, r) {
     json_t *u = json_object_get(r, "utilization");
-    printf("%s  %-10s %-12s %8.2f kW  %-6s owner %-12s", json_string_value(json_object_get(r, "id")),
-           json_string_value(json_object_get(r, "state")),
-           json_string_value(json_object_get(r, "rack")),
-           json_number_value(json_object_get(r, "kw")),
-           json_string_value(json_object_get(r, "class")),
-           json_string_value(json_object_get(r, "owner")));
+    printf(
+        "%s  %-10s %-12s %8.2f kW  %-6s owner %-12s", json_string_value(json_object_get(r, "id")),
+        json_string_value(json_object_get(r, "state")),
+        json_string_value(json_object_get(r, "rack")), json_number_value(json_object_get(r, "kw")),
+        json_string_value(json_object_get(r, "class")),
+        json_string_value(json_object_get(r, "owner")));
     if (json_is_number(u))
       printf("  used %3.0f%%", 100 * json_number_value(u));
     putchar('\n');
@@ -450,10 +449,10 @@ static int cmd_flags(const struct args *a, const char *sub) {
     }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:s}", "rack", a->rack, "flag", a->flag,
-                             "owner", a->owner, "expires_ms",
-                             (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + ms, "reason",
-                             a->reason ? a->reason : "");
+    json_t *body =
+        json_pack("{s:s, s:s, s:s, s:I, s:s}", "rack", a->rack, "flag", a->flag, "owner", a->owner,
+                  "expires_ms", (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + ms, "reason",
+                  a->reason ? a->reason : "");
     int rc = change(a, "flags set", "POST", "/v1/flags", body);
     json_decref(body);
     return rc;
@@ -498,31 +497,30 @@ static int cmd_audit(const struct args *a) {
 }
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: rackpulsectl [--url URL] [--json] COMMAND [options]\n"
-          "Asks the rackpulse aggregator. URL defaults to $RACKPULSE_URL, else\n"
-          "http://127.0.0.1:8470. Changes need --token-file F (or $RACKPULSE_TOKEN_FILE).\n\n"
-          "commands:\n"
-          "  gate --rack R --kw N [--duration D] [--class C] [--owner O]\n"
-          "                          may N more kW land on rack R now? exit 0 allow,\n"
-          "                          1 deny, 2 error\n"
-          "  rack --rack R           the rack's latest state (JSON)\n"
-          "  placement --kw N [--count K] [--pool P] [--class C]\n"
-          "                          racks ranked for N kW, and the ones excluded, why\n"
-          "  reserve (--rack R | --pool P) --kw N --owner O --end T [--start T]\n"
-          "          [--class gold|silver|bronze] [--preemptible] [--hosts a,b]\n"
-          "          [--outlets 1,2]  reserve power (T: Unix ms, RFC 3339, or +2h)\n"
-          "  extend --id ID --end T  extend a reservation\n"
-          "  release --id ID         release a reservation\n"
-          "  reservations [--rack R] [--owner O]\n"
-          "  flags [--rack R]        flags in force\n"
-          "  flags set --rack R --flag F --owner O --for D [--reason TEXT]\n"
-          "                          F: scale-back, pause-admissions, evacuate, maintenance\n"
-          "  flags clear --rack R --flag F\n"
-          "  audit [--rack R] [--since MS] [--until MS] [--limit N]\n"
-          "  tail [--rack R] [--json] [--from WHEN]\n"
-          "                          frames from Kafka as they arrive (tail --help)\n"
-          "Exit status: gate 0 allow / 1 deny / 2 error; the others 0 ok / 2 error.\n");
+  fprintf(out, "usage: rackpulsectl [--url URL] [--json] COMMAND [options]\n"
+               "Asks the rackpulse aggregator. URL defaults to $RACKPULSE_URL, else\n"
+               "http://127.0.0.1:8470. Changes need --token-file F (or $RACKPULSE_TOKEN_FILE).\n\n"
+               "commands:\n"
+               "  gate --rack R --kw N [--duration D] [--class C] [--owner O]\n"
+               "                          may N more kW land on rack R now? exit 0 allow,\n"
+               "                          1 deny, 2 error\n"
+               "  rack --rack R           the rack's latest state (JSON)\n"
+               "  placement --kw N [--count K] [--pool P] [--class C]\n"
+               "                          racks ranked for N kW, and the ones excluded, why\n"
+               "  reserve (--rack R | --pool P) --kw N --owner O --end T [--start T]\n"
+               "          [--class gold|silver|bronze] [--preemptible] [--hosts a,b]\n"
+               "          [--outlets 1,2]  reserve power (T: Unix ms, RFC 3339, or +2h)\n"
+               "  extend --id ID --end T  extend a reservation\n"
+               "  release --id ID         release a reservation\n"
+               "  reservations [--rack R] [--owner O]\n"
+               "  flags [--rack R]        flags in force\n"
+               "  flags set --rack R --flag F --owner O --for D [--reason TEXT]\n"
+               "                          F: scale-back, pause-admissions, evacuate, maintenance\n"
+               "  flags clear --rack R --flag F\n"
+               "  audit [--rack R] [--since MS] [--until MS] [--limit N]\n"
+               "  tail [--rack R] [--json] [--from WHEN]\n"
+               "                          frames from Kafka as they arrive (tail --help)\n"
+               "Exit status: gate 0 allow / 1 deny / 2 error; the others 0 ok / 2 error.\n");
 }
 
 int main(int argc, char **argv) {
@@ -532,23 +530,51 @@ int main(int argc, char **argv) {
   struct args a = {.base = getenv("RACKPULSE_URL")};
   if (a.base == NULL || *a.base == '\0')
     a.base = "http://127.0.0.1:8470";
-  enum { O_JSON = 256, O_POOL, O_CLASS, O_OWNER, O_DURATION, O_COUNT, O_START, O_END, O_ID,
-         O_FLAG, O_REASON, O_FOR, O_HOSTS, O_OUTLETS, O_SINCE, O_UNTIL, O_LIMIT, O_TOKEN,
-         O_PREEMPTIBLE };
-  static const struct option opts[] = {
-      {"url", required_argument, NULL, 'u'},      {"rack", required_argument, NULL, 'r'},
-      {"kw", required_argument, NULL, 'k'},       {"json", no_argument, NULL, O_JSON},
-      {"pool", required_argument, NULL, O_POOL},  {"class", required_argument, NULL, O_CLASS},
-      {"owner", required_argument, NULL, O_OWNER}, {"duration", required_argument, NULL, O_DURATION},
-      {"count", required_argument, NULL, O_COUNT}, {"start", required_argument, NULL, O_START},
-      {"end", required_argument, NULL, O_END},    {"id", required_argument, NULL, O_ID},
-      {"flag", required_argument, NULL, O_FLAG},  {"reason", required_argument, NULL, O_REASON},
-      {"for", required_argument, NULL, O_FOR},    {"hosts", required_argument, NULL, O_HOSTS},
-      {"outlets", required_argument, NULL, O_OUTLETS}, {"since", required_argument, NULL, O_SINCE},
-      {"until", required_argument, NULL, O_UNTIL}, {"limit", required_argument, NULL, O_LIMIT},
-      {"token-file", required_argument, NULL, O_TOKEN},
-      {"preemptible", no_argument, NULL, O_PREEMPTIBLE},
-      {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+  enum {
+    O_JSON = 256,
+    O_POOL,
+    O_CLASS,
+    O_OWNER,
+    O_DURATION,
+    O_COUNT,
+    O_START,
+    O_END,
+    O_ID,
+    O_FLAG,
+    O_REASON,
+    O_FOR,
+    O_HOSTS,
+    O_OUTLETS,
+    O_SINCE,
+    O_UNTIL,
+    O_LIMIT,
+    O_TOKEN,
+    O_PREEMPTIBLE
+  };
+  static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
+                                       {"rack", required_argument, NULL, 'r'},
+                                       {"kw", required_argument, NULL, 'k'},
+                                       {"json", no_argument, NULL, O_JSON},
+                                       {"pool", required_argument, NULL, O_POOL},
+                                       {"class", required_argument, NULL, O_CLASS},
+                                       {"owner", required_argument, NULL, O_OWNER},
+                                       {"duration", required_argument, NULL, O_DURATION},
+                                       {"count", required_argument, NULL, O_COUNT},
+                                       {"start", required_argument, NULL, O_START},
+                                       {"end", required_argument, NULL, O_END},
+                                       {"id", required_argument, NULL, O_ID},
+                                       {"flag", required_argument, NULL, O_FLAG},
+                                       {"reason", required_argument, NULL, O_REASON},
+                                       {"for", required_argument, NULL, O_FOR},
+                                       {"hosts", required_argument, NULL, O_HOSTS},
+                                       {"outlets", required_argument, NULL, O_OUTLETS},
+                                       {"since", required_argument, NULL, O_SINCE},
+                                       {"until", required_argument, NULL, O_UNTIL},
+                                       {"limit", required_argument, NULL, O_LIMIT},
+                                       {"token-file", required_argument, NULL, O_TOKEN},
+                                       {"preemptible", no_argument, NULL, O_PREEMPTIBLE},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
   /* Options may come before or after the command words. */
   const char *words[2] = {NULL, NULL};
   int nwords = 0, c;

@@ -144,16 +144,16 @@ static const struct rp_cfg_field pattern_fields[] = {
 
 enum step { STEP_INFO, STEP_DUMP, STEP_ELIST, STEP_DCMI, STEP_END };
 
-static const char *const step_cmd[] = {"sdr info", "sdr dump", "sdr elist",
-                                       "dcmi power reading", ""};
+static const char *const step_cmd[] = {"sdr info", "sdr dump", "sdr elist", "dcmi power reading",
+                                       ""};
 
 struct ipmi_bmc {
   struct ipmi_cfg cfg;
   struct rp_target *t;
-  struct ipmi_bmc *next;        /* all BMCs of the agent */
-  struct ipmi_bmc *queue_next;  /* waiting for a child slot */
+  struct ipmi_bmc *next;       /* all BMCs of the agent */
+  struct ipmi_bmc *queue_next; /* waiting for a child slot */
   bool queued, holds_slot;
-  char address[300];            /* "host:port" or "local BMC", for messages */
+  char address[300]; /* "host:port" or "local BMC", for messages */
   struct pattern_text *ptext;
   struct ipmi_pattern *patterns;
   size_t npatterns;
@@ -165,8 +165,8 @@ struct ipmi_bmc {
   unsigned dcmi_timeouts;
   unsigned psus_seen;
   char sdr_sig[160];
-  int64_t sdr_checked_ms;       /* 0: never */
-  char cache_path[512];         /* "" when no cache is used */
+  int64_t sdr_checked_ms; /* 0: never */
+  char cache_path[512];   /* "" when no cache is used */
   bool cache_ready;
   bool cache_warned;
   /* This scrape. */
@@ -224,8 +224,7 @@ static int parse_patterns(const struct rp_cfg_doc *doc, rp_cfg_node list, const 
   size_t n = rp_cfg_seq_len(doc, list);
   if (rp_cfg_kind(doc, list) != RP_CFG_SEQUENCE || n > IPMI_MAX_PATTERNS) {
     rp_cfg_error(doc, list, where, err, errlen,
-                 "sensors: expected a list of at most %d {glob, metric, label}",
-                 IPMI_MAX_PATTERNS);
+                 "sensors: expected a list of at most %d {glob, metric, label}", IPMI_MAX_PATTERNS);
     return -EINVAL;
   }
   b->ptext = calloc(n + 1, sizeof(*b->ptext));
@@ -237,8 +236,8 @@ static int parse_patterns(const struct rp_cfg_doc *doc, rp_cfg_node list, const 
     rp_cfg_node item = rp_cfg_seq_item(doc, list, i);
     snprintf(pwhere, sizeof(pwhere), "%s.sensors[%zu]", where, i);
     struct pattern_text *p = &b->ptext[i];
-    int rc = rp_cfg_apply(doc, item, pwhere, pattern_fields, N(pattern_fields), NULL, p, err,
-                          errlen);
+    int rc =
+        rp_cfg_apply(doc, item, pwhere, pattern_fields, N(pattern_fields), NULL, p, err, errlen);
     if (rc != 0)
       return rc;
     if (ipmi_pattern_check(p->glob, why, sizeof(why)) != 0) {
@@ -250,9 +249,8 @@ static int parse_patterns(const struct rp_cfg_doc *doc, rp_cfg_node list, const 
       return -EINVAL;
     }
     if (p->unit[0] != '\0' && ipmi_unit_map(p->unit, strlen(p->unit)) == NULL &&
-        strcmp(p->unit, "Cel") != 0 && strcmp(p->unit, "rpm") != 0 &&
-        strcmp(p->unit, "W") != 0 && strcmp(p->unit, "V") != 0 && strcmp(p->unit, "A") != 0 &&
-        strcmp(p->unit, "%") != 0) {
+        strcmp(p->unit, "Cel") != 0 && strcmp(p->unit, "rpm") != 0 && strcmp(p->unit, "W") != 0 &&
+        strcmp(p->unit, "V") != 0 && strcmp(p->unit, "A") != 0 && strcmp(p->unit, "%") != 0) {
       rp_cfg_error(doc, rp_cfg_get(doc, item, "unit"), pwhere, err, errlen,
                    "unit: '%s' is not one of Cel, rpm, W, V, A, %%", p->unit);
       return -EINVAL;
@@ -366,8 +364,8 @@ static int check_bmc(const struct rp_cfg_doc *doc, rp_cfg_node node, const char 
     return -EINVAL;
   }
   if (file)
-    return check_password_file(doc, rp_cfg_get(doc, node, "password_file"), where,
-                               c->password_file, err, errlen);
+    return check_password_file(doc, rp_cfg_get(doc, node, "password_file"), where, c->password_file,
+                               err, errlen);
   const char *v = getenv(c->password_env);
   if (v == NULL || v[0] == '\0') {
     rp_cfg_error(doc, rp_cfg_get(doc, node, "password_env"), where, err, errlen,
@@ -421,8 +419,8 @@ static int ipmi_create(struct rp_target *t, const struct rp_cfg_doc *doc, rp_cfg
   struct ipmi_bmc *b = calloc(1, sizeof(*b));
   if (b == NULL)
     return -ENOMEM;
-  int rc = rp_cfg_apply(doc, node, where, bmc_fields, N(bmc_fields), sections, &b->cfg, err,
-                        errlen);
+  int rc =
+      rp_cfg_apply(doc, node, where, bmc_fields, N(bmc_fields), sections, &b->cfg, err, errlen);
   if (rc == 0)
     rc = check_bmc(doc, node, where, &b->cfg, err, errlen);
   if (rc == 0)
@@ -560,8 +558,7 @@ static bool ignored_by_config(const struct ipmi_bmc *b, const struct ipmi_readin
     const struct ipmi_pattern *p = &b->patterns[i];
     if (p->metric == NULL && ipmi_glob_match(p->glob, r->name, strlen(r->name), NULL, NULL) &&
         (p->unit == NULL || strcmp(p->unit, r->unit) == 0) &&
-        (p->entity == NULL ||
-         ipmi_glob_match(p->entity, r->entity, strlen(r->entity), NULL, NULL)))
+        (p->entity == NULL || ipmi_glob_match(p->entity, r->entity, strlen(r->entity), NULL, NULL)))
       return true;
   }
   return false;
@@ -611,8 +608,8 @@ static void add_power(struct ipmi_bmc *b, struct scrape_out *o) {
   unsigned flags = b->cfg.default_sensors ? 0 : IPMI_CLASSIFY_NO_DEFAULTS;
   unsigned expected = (unsigned)b->cfg.psus > b->psus_seen ? (unsigned)b->cfg.psus : b->psus_seen;
   struct ipmi_power_sum sum;
-  if (ipmi_sum_psu_input(o->parsed, o->nparsed, b->patterns, b->npatterns, flags, expected,
-                         &sum) != 0)
+  if (ipmi_sum_psu_input(o->parsed, o->nparsed, b->patterns, b->npatterns, flags, expected, &sum) !=
+      0)
     return;
   if (sum.used + sum.missing > b->psus_seen)
     b->psus_seen = sum.used + sum.missing;
@@ -622,9 +619,7 @@ static void add_power(struct ipmi_bmc *b, struct scrape_out *o) {
   char *d = o->detail[o->n - 1];
   r->detail = d;
   switch (sum.status) {
-  case IPMI_SUM_COMPLETE:
-    r->value = sum.watts;
-    break;
+  case IPMI_SUM_COMPLETE: r->value = sum.watts; break;
   case IPMI_SUM_PARTIAL:
     r->status = RP_READING_ERROR;
     snprintf(d, sizeof(o->detail[0]), "partial PSU sum: %u of %u PSUs read, at least %.0f W%s%s",
@@ -633,8 +628,8 @@ static void add_power(struct ipmi_bmc *b, struct scrape_out *o) {
     break;
   default:
     r->status = RP_READING_ABSENT;
-    snprintf(d, sizeof(o->detail[0]), "no PSU input power reading%s%s",
-             b->dcmi_note[0] ? "; " : "", b->dcmi_note);
+    snprintf(d, sizeof(o->detail[0]), "no PSU input power reading%s%s", b->dcmi_note[0] ? "; " : "",
+             b->dcmi_note);
     break;
   }
 }
@@ -749,8 +744,8 @@ static void describe_failure(struct ipmi_bmc *b, const struct ipmi_result *res) 
     snprintf(b->error, sizeof(b->error), "%s: %s: %s: too much output; ipmitool killed",
              b->cfg.name, b->address, what);
   } else if (res->rc != -ECHILD && res->rc != 0) {
-    snprintf(b->error, sizeof(b->error), "%s: cannot run %s: %s", b->cfg.name,
-             b->cfg.ipmitool_path, strerror(-res->rc));
+    snprintf(b->error, sizeof(b->error), "%s: cannot run %s: %s", b->cfg.name, b->cfg.ipmitool_path,
+             strerror(-res->rc));
   } else if (strstr(res->out, "Unable to establish") != NULL ||
              strstr(res->out, "Error: Unable to") != NULL) {
     /* ipmitool says the same for a silent BMC and a refused login; the
@@ -943,9 +938,7 @@ static void on_step_done(void *arg, const struct ipmi_result *res) {
     return;
   }
   switch (b->step) {
-  case STEP_INFO:
-    on_info(b, res);
-    return;
+  case STEP_INFO: on_info(b, res); return;
   case STEP_DUMP: {
     char tmp[530];
     snprintf(tmp, sizeof(tmp), "%s.tmp", b->cache_path);
@@ -959,12 +952,8 @@ static void on_step_done(void *arg, const struct ipmi_result *res) {
     next_step(b);
     return;
   }
-  case STEP_ELIST:
-    on_elist(b, res);
-    return;
-  default:
-    next_step(b);
-    return;
+  case STEP_ELIST: on_elist(b, res); return;
+  default: next_step(b); return;
   }
 }
 
@@ -997,9 +986,7 @@ static void run_step(struct ipmi_bmc *b) {
     words[n++] = "power";
     words[n++] = "reading";
     break;
-  default:
-    finish_scrape(b, true);
-    return;
+  default: finish_scrape(b, true); return;
   }
   words[n] = NULL;
   int rc = ipmi_runner_run(b->runner, words, on_step_done, b);
@@ -1064,7 +1051,7 @@ static int ipmi_scrape(struct rp_target *t) {
     if (err != 0)
       return err;
   }
-  b->ts_ms = rp_now_ms();  /* set again when a queued scrape begins */
+  b->ts_ms = rp_now_ms(); /* set again when a queued scrape begins */
   int64_t max = t->agent->cfg.agent.ipmi_max_children;
   if (max <= 0)
     max = 16;

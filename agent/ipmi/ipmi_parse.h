@@ -18,31 +18,30 @@
 
 /* Buffer sizes, each including the terminating NUL. ipmitool prints at most
  * 16 characters of a sensor name; longer names are malformed lines. */
-#define IPMI_NAME_MAX   32
-#define IPMI_UNIT_MAX   32
-#define IPMI_STATE_MAX  96
+#define IPMI_NAME_MAX 32
+#define IPMI_UNIT_MAX 32
+#define IPMI_STATE_MAX 96
 #define IPMI_ENTITY_MAX 8
-#define IPMI_RAWST_MAX  8
+#define IPMI_RAWST_MAX 8
 /* Longest line accepted; longer lines are malformed (skipped, counted). */
-#define IPMI_LINE_MAX   512
+#define IPMI_LINE_MAX 512
 
 /* What a reading is. Anything but OK/NC/CR/NR carries no usable value. */
 enum ipmi_status {
-	IPMI_ST_OK = 0,      /* value in a known unit, no threshold crossed */
-	IPMI_ST_NA,          /* no reading: "ns", "na", "No Reading", "Not Readable",
+  IPMI_ST_OK = 0,      /* value in a known unit, no threshold crossed */
+  IPMI_ST_NA,          /* no reading: "ns", "na", "No Reading", "Not Readable",
 	                        "Event-Only" */
-	IPMI_ST_DISABLED,    /* scanning disabled: "Disabled" */
-	IPMI_ST_NC,          /* non-critical threshold crossed (lnc, unc, nc) */
-	IPMI_ST_CR,          /* critical threshold crossed (lcr, ucr, cr) */
-	IPMI_ST_NR,          /* non-recoverable threshold crossed (lnr, unr, nr) */
-	IPMI_ST_DISCRETE,    /* discrete sensor: no value, see state */
-	IPMI_ST_UNKNOWN_UNIT /* a number in a unit not mapped below; raw unit
+  IPMI_ST_DISABLED,    /* scanning disabled: "Disabled" */
+  IPMI_ST_NC,          /* non-critical threshold crossed (lnc, unc, nc) */
+  IPMI_ST_CR,          /* critical threshold crossed (lcr, ucr, cr) */
+  IPMI_ST_NR,          /* non-recoverable threshold crossed (lnr, unr, nr) */
+  IPMI_ST_DISCRETE,    /* discrete sensor: no value, see state */
+  IPMI_ST_UNKNOWN_UNIT /* a number in a unit not mapped below; raw unit
 	                        text kept in unit, raw status in raw_status */
 };
 
 /* Threshold columns of `ipmitool sensor`, in its order. */
-enum ipmi_thresh { IPMI_LNR, IPMI_LCR, IPMI_LNC, IPMI_UNC, IPMI_UCR, IPMI_UNR,
-	IPMI_THRESH_COUNT };
+enum ipmi_thresh { IPMI_LNR, IPMI_LCR, IPMI_LNC, IPMI_UNC, IPMI_UCR, IPMI_UNR, IPMI_THRESH_COUNT };
 
 /*
  * One sensor line. Units are mapped: "degrees C" -> "Cel", "RPM" -> "rpm",
@@ -52,33 +51,33 @@ enum ipmi_thresh { IPMI_LNR, IPMI_LCR, IPMI_LNC, IPMI_UNC, IPMI_UCR, IPMI_UNR,
  * All strings are NUL-terminated printable ASCII.
  */
 struct ipmi_reading {
-	char name[IPMI_NAME_MAX];     /* sensor name, trailing blanks removed */
-	double value;                 /* reading, or NAN */
-	char unit[IPMI_UNIT_MAX];     /* mapped unit; the raw text when status
+  char name[IPMI_NAME_MAX]; /* sensor name, trailing blanks removed */
+  double value;             /* reading, or NAN */
+  char unit[IPMI_UNIT_MAX]; /* mapped unit; the raw text when status
 	                                 is IPMI_ST_UNKNOWN_UNIT; "" when none
 	                                 was printed (no reading, discrete) */
-	enum ipmi_status status;
-	char state[IPMI_STATE_MAX];   /* discrete: asserted states as printed
+  enum ipmi_status status;
+  char state[IPMI_STATE_MAX];       /* discrete: asserted states as printed
 	                                 ("Presence detected, Failure detected"),
 	                                 or the hex state ("0x0100") of
 	                                 `sensor`; cut to fit; else "" */
-	char raw_status[IPMI_RAWST_MAX]; /* ipmitool's status word ("ok", "ucr",
+  char raw_status[IPMI_RAWST_MAX];  /* ipmitool's status word ("ok", "ucr",
 	                                    "ns", "cr"...), "" if none */
-	char entity[IPMI_ENTITY_MAX]; /* "7.1" (sdr elist and CSV), else "" */
-	int sensor_num;               /* 0x01 for "01h", -1 if not printed */
-	double thresh[IPMI_THRESH_COUNT]; /* `sensor` thresholds, NAN if "na"
+  char entity[IPMI_ENTITY_MAX];     /* "7.1" (sdr elist and CSV), else "" */
+  int sensor_num;                   /* 0x01 for "01h", -1 if not printed */
+  double thresh[IPMI_THRESH_COUNT]; /* `sensor` thresholds, NAN if "na"
 	                                     or not printed */
-	unsigned line;                /* 1-based line number in the input */
+  unsigned line;                    /* 1-based line number in the input */
 };
 
 /* Counters of one parse. lines counts every line seen, ignored ones too. */
 struct ipmi_parse_stats {
-	unsigned lines;
-	unsigned readings;   /* stored in out[] */
-	unsigned ignored;    /* blank lines and shell prompts ("ipmitool> ...") */
-	unsigned malformed;  /* lines skipped because they could not be parsed */
-	unsigned dropped;    /* good readings that did not fit in out[] */
-	bool truncated;      /* input ended in the middle of a line */
+  unsigned lines;
+  unsigned readings;  /* stored in out[] */
+  unsigned ignored;   /* blank lines and shell prompts ("ipmitool> ...") */
+  unsigned malformed; /* lines skipped because they could not be parsed */
+  unsigned dropped;   /* good readings that did not fit in out[] */
+  bool truncated;     /* input ended in the middle of a line */
 };
 
 /*
@@ -100,9 +99,8 @@ struct ipmi_parse_stats {
  * the rest are counted in stats->dropped); -EINVAL for bad arguments (then
  * nothing is written but err).
  */
-int ipmi_parse_sensors(const char *buf, size_t len,
-		       struct ipmi_reading *out, size_t cap, size_t *n,
-		       struct ipmi_parse_stats *stats, char *err, size_t errlen);
+int ipmi_parse_sensors(const char *buf, size_t len, struct ipmi_reading *out, size_t cap, size_t *n,
+                       struct ipmi_parse_stats *stats, char *err, size_t errlen);
 
 /*
  * Parse one line (without its '\n'; a trailing '\r' is allowed) in any of
@@ -111,8 +109,8 @@ int ipmi_parse_sensors(const char *buf, size_t len,
  * prompt (r untouched), -EBADMSG when it is malformed (err says why; *r is
  * unspecified), -EINVAL for bad arguments.
  */
-int ipmi_parse_line(const char *line, size_t len, unsigned lineno,
-		    struct ipmi_reading *r, char *err, size_t errlen);
+int ipmi_parse_line(const char *line, size_t len, unsigned lineno, struct ipmi_reading *r,
+                    char *err, size_t errlen);
 
 /* Map an ipmitool unit text to rackpulse's unit; NULL when unknown. */
 const char *ipmi_unit_map(const char *raw, size_t len);
@@ -123,25 +121,25 @@ const char *ipmi_status_name(enum ipmi_status st);
 
 /* ------------------------------------------------------------------ DCMI */
 
-#define IPMI_DCMI_HAVE_INSTANT  0x01u
-#define IPMI_DCMI_HAVE_MIN      0x02u
-#define IPMI_DCMI_HAVE_MAX      0x04u
-#define IPMI_DCMI_HAVE_AVG      0x08u
-#define IPMI_DCMI_HAVE_TIME     0x10u
-#define IPMI_DCMI_HAVE_PERIOD   0x20u
-#define IPMI_DCMI_HAVE_STATE    0x40u
+#define IPMI_DCMI_HAVE_INSTANT 0x01u
+#define IPMI_DCMI_HAVE_MIN 0x02u
+#define IPMI_DCMI_HAVE_MAX 0x04u
+#define IPMI_DCMI_HAVE_AVG 0x08u
+#define IPMI_DCMI_HAVE_TIME 0x10u
+#define IPMI_DCMI_HAVE_PERIOD 0x20u
+#define IPMI_DCMI_HAVE_STATE 0x40u
 
 /* `ipmitool dcmi power reading`. Watts are NAN when their line is absent. */
 struct ipmi_dcmi_power {
-	double instant_w;
-	double min_w;
-	double max_w;
-	double avg_w;
-	char timestamp[40];          /* "IPMI timestamp" text as printed, or "" */
-	unsigned long period_s;      /* "Sampling period", seconds */
-	int active;                  /* 1 activated, 0 deactivated, -1 absent;
+  double instant_w;
+  double min_w;
+  double max_w;
+  double avg_w;
+  char timestamp[40];     /* "IPMI timestamp" text as printed, or "" */
+  unsigned long period_s; /* "Sampling period", seconds */
+  int active;             /* 1 activated, 0 deactivated, -1 absent;
 	                                when 0 the watts are not a measurement */
-	unsigned have;               /* IPMI_DCMI_HAVE_* of the lines found */
+  unsigned have;          /* IPMI_DCMI_HAVE_* of the lines found */
 };
 
 /*
@@ -164,8 +162,8 @@ struct ipmi_dcmi_power {
  *   -EINVAL   bad arguments.
  * Malformed lines are skipped; the first is described in err.
  */
-int ipmi_parse_dcmi_power(const char *buf, size_t len,
-			  struct ipmi_dcmi_power *out, char *err, size_t errlen);
+int ipmi_parse_dcmi_power(const char *buf, size_t len, struct ipmi_dcmi_power *out, char *err,
+                          size_t errlen);
 
 /* ------------------------------------------------------------ classifier */
 
@@ -197,11 +195,11 @@ int ipmi_parse_dcmi_power(const char *buf, size_t len,
  *   4. An empty value means the row does not match; the next row is tried.
  */
 struct ipmi_pattern {
-	const char *glob;     /* on the sensor name; required */
-	const char *unit;     /* mapped unit ("Cel", "rpm", "W"...) or NULL */
-	const char *entity;   /* glob on "E.I" (e.g. "3.*"), or NULL */
-	const char *metric;   /* e.g. "gpu.temp", or NULL to ignore */
-	const char *label;    /* label key, e.g. "gpu", or NULL */
+  const char *glob;   /* on the sensor name; required */
+  const char *unit;   /* mapped unit ("Cel", "rpm", "W"...) or NULL */
+  const char *entity; /* glob on "E.I" (e.g. "3.*"), or NULL */
+  const char *metric; /* e.g. "gpu.temp", or NULL to ignore */
+  const char *label;  /* label key, e.g. "gpu", or NULL */
 };
 
 /* The built-in table (see ipmi_parse.c), tried after the caller's. */
@@ -211,14 +209,14 @@ extern const size_t ipmi_default_patterns_len;
 /* The result of a classification. metric and label point into the pattern
  * table that matched (static, or the caller's: keep it alive). */
 struct ipmi_class {
-	const char *metric;
-	const char *label;                   /* NULL when the row has none */
-	char label_value[IPMI_NAME_MAX];     /* "" when label is NULL */
-	const struct ipmi_pattern *pattern;  /* the row that matched */
+  const char *metric;
+  const char *label;                  /* NULL when the row has none */
+  char label_value[IPMI_NAME_MAX];    /* "" when label is NULL */
+  const struct ipmi_pattern *pattern; /* the row that matched */
 };
 
 /* Flags of ipmi_classify(). */
-#define IPMI_CLASSIFY_NO_DEFAULTS 0x1u  /* use the caller's table only */
+#define IPMI_CLASSIFY_NO_DEFAULTS 0x1u /* use the caller's table only */
 
 /*
  * Classify r by the caller's table user[0..nuser) first, then (unless
@@ -231,9 +229,8 @@ struct ipmi_class {
  * readings without a usable value (NA, DISABLED, UNKNOWN_UNIT) match rows
  * whatever their unit, so that a PSU without a reading is still a PSU.
  */
-int ipmi_classify(const struct ipmi_reading *r,
-		  const struct ipmi_pattern *user, size_t nuser,
-		  unsigned flags, struct ipmi_class *out);
+int ipmi_classify(const struct ipmi_reading *r, const struct ipmi_pattern *user, size_t nuser,
+                  unsigned flags, struct ipmi_class *out);
 
 /*
  * Match a glob (syntax above) against name[0..len). When cap is not NULL,
@@ -241,8 +238,8 @@ int ipmi_classify(const struct ipmi_reading *r,
  * stored there as offset and length into name (length 0 when none).
  * Returns true on a match.
  */
-bool ipmi_glob_match(const char *glob, const char *name, size_t len,
-		     size_t *cap_off, size_t *cap_len);
+bool ipmi_glob_match(const char *glob, const char *name, size_t len, size_t *cap_off,
+                     size_t *cap_len);
 
 /* Check a glob from a config file: 0, or -EINVAL with err saying what is
  * wrong (empty, longer than 64 characters, unterminated '[', trailing '\'). */
@@ -251,17 +248,17 @@ int ipmi_pattern_check(const char *glob, char *err, size_t errlen);
 /* ------------------------------------------------------------- PSU power */
 
 enum ipmi_sum_status {
-	IPMI_SUM_NONE = 0,   /* no usable PSU reading: watts is NAN */
-	IPMI_SUM_COMPLETE,   /* every PSU contributed */
-	IPMI_SUM_PARTIAL     /* some PSU had no usable reading: watts is a
+  IPMI_SUM_NONE = 0, /* no usable PSU reading: watts is NAN */
+  IPMI_SUM_COMPLETE, /* every PSU contributed */
+  IPMI_SUM_PARTIAL   /* some PSU had no usable reading: watts is a
 	                        lower bound, never a full total */
 };
 
 struct ipmi_power_sum {
-	double watts;
-	unsigned used;      /* PSU readings summed */
-	unsigned missing;   /* PSUs without a usable reading, incl. absent ones */
-	enum ipmi_sum_status status;
+  double watts;
+  unsigned used;    /* PSU readings summed */
+  unsigned missing; /* PSUs without a usable reading, incl. absent ones */
+  enum ipmi_sum_status status;
 };
 
 /*
@@ -272,9 +269,7 @@ struct ipmi_power_sum {
  * config or an earlier scrape): PSUs absent from r count as missing too.
  * Returns 0 and fills *out; -EINVAL for bad arguments.
  */
-int ipmi_sum_psu_input(const struct ipmi_reading *r, size_t n,
-		       const struct ipmi_pattern *user, size_t nuser,
-		       unsigned flags, unsigned expected,
-		       struct ipmi_power_sum *out);
+int ipmi_sum_psu_input(const struct ipmi_reading *r, size_t n, const struct ipmi_pattern *user,
+                       size_t nuser, unsigned flags, unsigned expected, struct ipmi_power_sum *out);
 
 #endif /* RP_AGENT_IPMI_PARSE_H */

@@ -33,11 +33,11 @@ enum phase { PH_START, PH_RUN, PH_IDLE, PH_EXIT, PH_TERM, PH_KILL, PH_REAP, PH_F
 
 struct child {
   uv_process_t proc;
-  uv_pipe_t in;   /* shell: its stdin */
-  uv_pipe_t out;  /* stdout and stderr */
+  uv_pipe_t in;  /* shell: its stdin */
+  uv_pipe_t out; /* stdout and stderr */
   uv_timer_t timer;
-  struct ipmi_runner *r;  /* NULL once the runner is freed */
-  struct child *next;     /* in r->children */
+  struct ipmi_runner *r; /* NULL once the runner is freed */
+  struct child *next;    /* in r->children */
   enum phase phase;
   bool shell, has_proc, has_in, has_out;
   bool exited, eof, timed_out, overflow, finished;
@@ -51,7 +51,7 @@ struct child {
   /* The command in flight. */
   ipmi_run_cb cb;
   void *arg;
-  char *cmd;        /* shell: the line to write (with '\n') */
+  char *cmd; /* shell: the line to write (with '\n') */
   bool new_shell;
   uint64_t t0;
   uv_write_t wreq;
@@ -61,9 +61,9 @@ struct ipmi_runner {
   uv_loop_t *loop;
   struct ipmi_runner_config cfg;
   char name[64];
-  struct child *shell;     /* persistent: the live shell */
-  struct child *active;    /* the child answering the command in flight */
-  struct child *children;  /* every child not yet released */
+  struct child *shell;    /* persistent: the live shell */
+  struct child *active;   /* the child answering the command in flight */
+  struct child *children; /* every child not yet released */
   ipmi_idle_cb idle_cb;
   void *idle_arg;
   /* A command waiting for an ending child to be gone. */
@@ -187,8 +187,11 @@ static void finish(struct child *c) {
     if (r->active == c)
       r->active = NULL;
   }
-  struct ipmi_result res = {.out = c->buf, .len = c->len, .exit_status = c->exit_status,
-                            .term_signal = c->term_signal, .new_shell = c->new_shell,
+  struct ipmi_result res = {.out = c->buf,
+                            .len = c->len,
+                            .exit_status = c->exit_status,
+                            .term_signal = c->term_signal,
+                            .new_shell = c->new_shell,
                             .elapsed_ms = mono_ms() - c->t0};
   if (c->phase == PH_FAILED)
     res.rc = c->spawn_err;
@@ -259,11 +262,8 @@ static void on_timer(uv_timer_t *t) {
     c->eof = true;
     maybe_finish(c);
     break;
-  case PH_FAILED:
-    finish(c);
-    break;
-  case PH_IDLE:
-    break;
+  case PH_FAILED: finish(c); break;
+  case PH_IDLE: break;
   }
 }
 
@@ -341,8 +341,8 @@ static void on_prompt(struct child *c) {
   ipmi_run_cb cb = c->cb;
   void *arg = c->arg;
   c->cb = NULL;
-  struct ipmi_result res = {.out = c->buf, .len = c->len, .new_shell = c->new_shell,
-                            .elapsed_ms = mono_ms() - c->t0};
+  struct ipmi_result res = {
+      .out = c->buf, .len = c->len, .new_shell = c->new_shell, .elapsed_ms = mono_ms() - c->t0};
   size_t n = strlen(c->cmd);
   if (res.len >= n && memcmp(res.out, c->cmd, n) == 0) {
     res.out += n;
@@ -576,8 +576,7 @@ static char *join_words(const char *const *words) {
   return s;
 }
 
-int ipmi_runner_run(struct ipmi_runner *r, const char *const *words, ipmi_run_cb cb,
-                    void *arg) {
+int ipmi_runner_run(struct ipmi_runner *r, const char *const *words, ipmi_run_cb cb, void *arg) {
   if (words == NULL || words[0] == NULL || cb == NULL)
     return -EINVAL;
   if (r->active != NULL || r->pending != NULL || r->idle_cb != NULL)

@@ -56,14 +56,14 @@ struct ipmi_result {
    * -E2BIG: more output than IPMI_OUTPUT_MAX (the child was killed);
    * other negative errno: the child could not be started or written to. */
   int rc;
-  const char *out;      /* stdout and stderr, merged; the shell's echo of
+  const char *out; /* stdout and stderr, merged; the shell's echo of
                            the command and its prompt removed. NUL-terminated,
                            valid during the callback only */
   size_t len;
-  int64_t exit_status;  /* when the child ended */
+  int64_t exit_status; /* when the child ended */
   int term_signal;
-  uint64_t elapsed_ms;  /* from spawn (or write) to the answer or the kill */
-  bool new_shell;       /* persistent: this command started the shell */
+  uint64_t elapsed_ms; /* from spawn (or write) to the answer or the kill */
+  bool new_shell;      /* persistent: this command started the shell */
 };
 
 #define IPMI_OUTPUT_MAX (4u << 20)
@@ -72,9 +72,9 @@ typedef void (*ipmi_run_cb)(void *arg, const struct ipmi_result *res);
 typedef void (*ipmi_idle_cb)(void *arg);
 
 struct ipmi_runner_stats {
-  uint64_t spawned;   /* children started */
-  uint64_t timeouts;  /* commands killed at their deadline */
-  uint64_t sigkills;  /* children that needed SIGKILL after SIGTERM */
+  uint64_t spawned;  /* children started */
+  uint64_t timeouts; /* commands killed at their deadline */
+  uint64_t sigkills; /* children that needed SIGKILL after SIGTERM */
 };
 
 /* Creates a runner on `loop`. Returns 0 and *out, or -ENOMEM. Free with
@@ -87,8 +87,7 @@ int ipmi_runner_new(uv_loop_t *loop, const struct ipmi_runner_config *cfg,
  * `cb` is called exactly once, on the loop thread, never from within this
  * call, unless this call fails: -EBUSY when a command or a shell's end is
  * under way, -EINVAL for empty words. */
-int ipmi_runner_run(struct ipmi_runner *r, const char *const *words, ipmi_run_cb cb,
-                    void *arg);
+int ipmi_runner_run(struct ipmi_runner *r, const char *const *words, ipmi_run_cb cb, void *arg);
 
 /* Ends the shell, if any: `exit`, then SIGTERM after the grace period, then
  * SIGKILL. `cb` is called (from the loop, never from within this call)

@@ -75,21 +75,21 @@ struct mb_device_cfg {
 
 /* The outcome of one planned request, filled by the worker. */
 struct mb_reply {
-  int rc;            /* 0 ok, else errno (EMBXILADD, ETIMEDOUT, ...) */
-  uint16_t *words;   /* count words, or count bits as 0/1 words */
-  bool split;        /* read one register at a time (see the top comment) */
+  int rc;          /* 0 ok, else errno (EMBXILADD, ETIMEDOUT, ...) */
+  uint16_t *words; /* count words, or count bits as 0/1 words */
+  bool split;      /* read one register at a time (see the top comment) */
 };
 
 struct mb_device {
   struct mb_device_cfg cfg;
-  char address[280]; /* "host:port" or the serial device, for messages */
-  struct mb_regmap map;      /* regs, decimals, documented numbers */
+  char address[280];    /* "host:port" or the serial device, for messages */
+  struct mb_regmap map; /* regs, decimals, documented numbers */
   struct mb_plan plan;
-  struct mb_reply *replies;  /* one per plan request */
-  uint16_t *reply_words;     /* backing store of all replies */
-  int *reg_rc;               /* per register: 0 or the errno of its read */
-  size_t *by_request;        /* register indices grouped by request ... */
-  size_t *request_first;     /* ... request i's are by_request[first[i]..first[i+1]) */
+  struct mb_reply *replies; /* one per plan request */
+  uint16_t *reply_words;    /* backing store of all replies */
+  int *reg_rc;              /* per register: 0 or the errno of its read */
+  size_t *by_request;       /* register indices grouped by request ... */
+  size_t *request_first;    /* ... request i's are by_request[first[i]..first[i+1]) */
   /* Used only by the worker thread during a scrape. */
   modbus_t *ctx;
   bool connected;
@@ -125,8 +125,7 @@ static const struct rp_cfg_field device_fields[] = {
     RP_CFG_NUM("retries", RP_CFG_INT, D, retries, "1", 0, 10, "retries of a timed-out request"),
     RP_CFG_NUM("pause", RP_CFG_DURATION, D, pause_ms, "0ms", 0, 10,
                "pause between requests (RS-485 gateways)"),
-    RP_CFG_NUM("max_regs", RP_CFG_INT, D, max_regs, "125", 1, 125,
-               "registers per request at most"),
+    RP_CFG_NUM("max_regs", RP_CFG_INT, D, max_regs, "125", 1, 125, "registers per request at most"),
     RP_CFG_NUM("max_gap", RP_CFG_INT, D, max_gap, "0", 0, 124,
                "unused registers a request may read across"),
     RP_CFG_STR("profile", D, profile, "", 0,
@@ -258,8 +257,8 @@ static int mb_create(struct rp_target *t, const struct rp_cfg_doc *doc, rp_cfg_n
   struct mb_device *d = calloc(1, sizeof(*d));
   if (d == NULL)
     return -ENOMEM;
-  int rc = rp_cfg_apply(doc, node, where, device_fields, N(device_fields), sections, &d->cfg,
-                        err, errlen);
+  int rc = rp_cfg_apply(doc, node, where, device_fields, N(device_fields), sections, &d->cfg, err,
+                        errlen);
   if (rc == 0)
     rc = check_transport(doc, node, where, &d->cfg, err, errlen);
   if (rc == 0)
@@ -269,8 +268,7 @@ static int mb_create(struct rp_target *t, const struct rp_cfg_doc *doc, rp_cfg_n
   rp_cfg_node regs = rp_cfg_get(doc, node, "registers");
   if (regs == 0 && d->cfg.profile[0] == '\0') {
     rp_cfg_error(doc, node, where, err, errlen,
-                 "registers: expected a list of 1..%d registers, or a profile",
-                 MB_MAX_REGISTERS);
+                 "registers: expected a list of 1..%d registers, or a profile", MB_MAX_REGISTERS);
     rc = -EINVAL;
     goto fail;
   }
@@ -279,8 +277,8 @@ static int mb_create(struct rp_target *t, const struct rp_cfg_doc *doc, rp_cfg_n
       goto fail;
     if ((rc = mb_regmap_override(&d->map, &inline_map)) != 0) {
       if (rc == -E2BIG)
-        rp_cfg_error(doc, regs, where, err, errlen,
-                     "registers: more than %d with the profile's", MB_MAX_REGISTERS);
+        rp_cfg_error(doc, regs, where, err, errlen, "registers: more than %d with the profile's",
+                     MB_MAX_REGISTERS);
       else
         rp_cfg_error(doc, regs, where, err, errlen, "registers: out of memory");
       goto fail;
@@ -361,20 +359,11 @@ static int read_once(modbus_t *ctx, enum mb_function fn, uint16_t start, uint16_
   uint8_t bits[MB_MAX_READ_BITS];
   int n;
   switch (fn) {
-  case MB_FN_HOLDING:
-    n = modbus_read_registers(ctx, start, count, words);
-    break;
-  case MB_FN_INPUT:
-    n = modbus_read_input_registers(ctx, start, count, words);
-    break;
-  case MB_FN_COIL:
-    n = modbus_read_bits(ctx, start, count, bits);
-    break;
-  case MB_FN_DISCRETE:
-    n = modbus_read_input_bits(ctx, start, count, bits);
-    break;
-  default:
-    return EINVAL;
+  case MB_FN_HOLDING: n = modbus_read_registers(ctx, start, count, words); break;
+  case MB_FN_INPUT: n = modbus_read_input_registers(ctx, start, count, words); break;
+  case MB_FN_COIL: n = modbus_read_bits(ctx, start, count, bits); break;
+  case MB_FN_DISCRETE: n = modbus_read_input_bits(ctx, start, count, bits); break;
+  default: return EINVAL;
   }
   if (n < 0)
     return errno ? errno : EIO;
@@ -403,8 +392,8 @@ static void pause_ms(int64_t ms) {
 
 /* Worker thread: one read with the device's retries of a timed-out request;
  * `*first` says whether no request preceded it in this scrape (no pause). */
-static int read_retrying(struct mb_device *d, enum mb_function fn, uint16_t start,
-                         uint16_t count, uint16_t *words, bool *first) {
+static int read_retrying(struct mb_device *d, enum mb_function fn, uint16_t start, uint16_t count,
+                         uint16_t *words, bool *first) {
   int rc = 0;
   for (int attempt = 0; attempt <= d->cfg.retries; attempt++) {
     if (!*first)
@@ -425,8 +414,7 @@ static int read_split(struct mb_device *d, size_t q, bool *first) {
     size_t i = d->by_request[k];
     const struct mb_register *r = &d->map.regs[i];
     const struct mb_slot *s = &d->plan.slots[i];
-    int rc = read_retrying(d, r->fn, r->address, s->words, d->replies[q].words + s->offset,
-                           first);
+    int rc = read_retrying(d, r->fn, r->address, s->words, d->replies[q].words + s->offset, first);
     d->reg_rc[i] = rc;
     if (rc != 0 && breaks_connection(rc)) {
       for (size_t m = k + 1; m < d->request_first[q + 1]; m++)
@@ -491,8 +479,8 @@ static void register_where(const struct mb_device *d, size_t i, char *buf, size_
     snprintf(buf, len, "register %s @ %s %u (FC%d, documented %ld)", r->name,
              mb_function_name(r->fn), r->address, (int)r->fn, (long)d->map.documented[i]);
   else
-    snprintf(buf, len, "register %s @ %s %u (FC%d)", r->name, mb_function_name(r->fn),
-             r->address, (int)r->fn);
+    snprintf(buf, len, "register %s @ %s %u (FC%d)", r->name, mb_function_name(r->fn), r->address,
+             (int)r->fn);
 }
 
 /* Loop thread: one reading per register (and per named alarm bit). */
@@ -522,18 +510,11 @@ static size_t decode_all(struct mb_device *d) {
     mb_decode(r, reply->words + s->offset, s->words, &v, d->details[n], sizeof(d->details[0]));
     rd->value = v.value;
     switch (v.status) {
-    case MB_ST_OK:
-      rd->status = RP_READING_OK;
-      break;
-    case MB_ST_ABSENT:
-      rd->status = RP_READING_ABSENT;
-      break;
+    case MB_ST_OK: rd->status = RP_READING_OK; break;
+    case MB_ST_ABSENT: rd->status = RP_READING_ABSENT; break;
     case MB_ST_OUT_OF_RANGE:
-    case MB_ST_NOT_FINITE:
-      rd->status = RP_READING_OUT_OF_RANGE;
-      break;
-    default:
-      rd->status = RP_READING_ERROR;
+    case MB_ST_NOT_FINITE: rd->status = RP_READING_OUT_OF_RANGE; break;
+    default: rd->status = RP_READING_ERROR;
     }
     n++;
     if (r->type != MB_TYPE_BITFIELD || v.status != MB_ST_OK)
@@ -575,8 +556,8 @@ static void on_work_done(uv_work_t *w, int status) {
     r.readings = d->readings;
     r.nreadings = decode_all(d);
     if (failed == d->map.n) {
-      snprintf(error, sizeof(error), "%s: %s: every request failed: %s", d->cfg.name,
-               d->address, modbus_strerror(d->reg_rc[0]));
+      snprintf(error, sizeof(error), "%s: %s: every request failed: %s", d->cfg.name, d->address,
+               modbus_strerror(d->reg_rc[0]));
       r.ok = false;
       r.error = error;
     }

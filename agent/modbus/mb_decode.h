@@ -13,24 +13,24 @@
 #include "mb_map.h"
 
 enum mb_status {
-    MB_ST_OK = 0,       /* value is valid */
-    MB_ST_ABSENT,       /* raw equals the register's sentinel: no sensor */
-    MB_ST_OUT_OF_RANGE, /* value is outside [min, max]; value still set */
-    MB_ST_NOT_FINITE,   /* float NaN or +-inf (or the scaled value is) */
-    MB_ST_BAD_LENGTH,   /* nwords is not what the register needs */
+  MB_ST_OK = 0,       /* value is valid */
+  MB_ST_ABSENT,       /* raw equals the register's sentinel: no sensor */
+  MB_ST_OUT_OF_RANGE, /* value is outside [min, max]; value still set */
+  MB_ST_NOT_FINITE,   /* float NaN or +-inf (or the scaled value is) */
+  MB_ST_BAD_LENGTH,   /* nwords is not what the register needs */
 };
 
 struct mb_value {
-    /* raw * scale + offset. NAN when ABSENT or BAD_LENGTH; the non-finite
+  /* raw * scale + offset. NAN when ABSENT or BAD_LENGTH; the non-finite
      * value when NOT_FINITE. For a BITFIELD, the word itself, unscaled. */
-    double value;
-    /* The register's bits assembled in value order (see mb_map.h), zero
+  double value;
+  /* The register's bits assembled in value order (see mb_map.h), zero
      * extended: what the sentinel is compared with. 0 when BAD_LENGTH. */
-    uint64_t raw;
-    enum mb_status status;
-    /* BITFIELD only: the named bits whose condition holds, by bit position
+  uint64_t raw;
+  enum mb_status status;
+  /* BITFIELD only: the named bits whose condition holds, by bit position
      * (bit n set = the struct mb_bit with .bit == n is active). Else 0. */
-    uint16_t active;
+  uint16_t active;
 };
 
 /*
@@ -53,8 +53,8 @@ struct mb_value {
  * mb_register_check(); r, words, out are not NULL (words may be NULL when
  * nwords is 0).
  */
-int mb_decode(const struct mb_register *r, const uint16_t *words,
-              size_t nwords, struct mb_value *out, char *err, size_t errlen);
+int mb_decode(const struct mb_register *r, const uint16_t *words, size_t nwords,
+              struct mb_value *out, char *err, size_t errlen);
 
 /* "ok", "absent", "out_of_range", "not_finite", "bad_length"; NULL for a
  * value outside the enum. Static strings. */

@@ -41,28 +41,28 @@
 
 /* The Modbus read function; the values are the function codes. */
 enum mb_function {
-    MB_FN_COIL = 1,     /* FC1, read coils: 1 bit each */
-    MB_FN_DISCRETE = 2, /* FC2, read discrete inputs: 1 bit each */
-    MB_FN_HOLDING = 3,  /* FC3, read holding registers: 16 bits each */
-    MB_FN_INPUT = 4,    /* FC4, read input registers: 16 bits each */
+  MB_FN_COIL = 1,     /* FC1, read coils: 1 bit each */
+  MB_FN_DISCRETE = 2, /* FC2, read discrete inputs: 1 bit each */
+  MB_FN_HOLDING = 3,  /* FC3, read holding registers: 16 bits each */
+  MB_FN_INPUT = 4,    /* FC4, read input registers: 16 bits each */
 };
 
 enum mb_type {
-    MB_TYPE_U16 = 0,  /* 1 word, unsigned */
-    MB_TYPE_I16,      /* 1 word, two's complement */
-    MB_TYPE_U32,      /* 2 words, unsigned */
-    MB_TYPE_I32,      /* 2 words, two's complement */
-    MB_TYPE_F32,      /* 2 words, IEEE 754 binary32 */
-    MB_TYPE_F64,      /* 4 words, IEEE 754 binary64 */
-    MB_TYPE_BITFIELD, /* 1 word of status bits, see struct mb_bit */
+  MB_TYPE_U16 = 0,  /* 1 word, unsigned */
+  MB_TYPE_I16,      /* 1 word, two's complement */
+  MB_TYPE_U32,      /* 2 words, unsigned */
+  MB_TYPE_I32,      /* 2 words, two's complement */
+  MB_TYPE_F32,      /* 2 words, IEEE 754 binary32 */
+  MB_TYPE_F64,      /* 4 words, IEEE 754 binary64 */
+  MB_TYPE_BITFIELD, /* 1 word of status bits, see struct mb_bit */
 };
 
 /* See the table at the top of this file. */
 enum mb_order {
-    MB_ORDER_ABCD = 0,
-    MB_ORDER_CDAB,
-    MB_ORDER_BADC,
-    MB_ORDER_DCBA,
+  MB_ORDER_ABCD = 0,
+  MB_ORDER_CDAB,
+  MB_ORDER_BADC,
+  MB_ORDER_DCBA,
 };
 
 /* Accepted names, for the loader's "expected one of" messages. */
@@ -73,9 +73,9 @@ enum mb_order {
 /* One named bit of a BITFIELD register. The bit is "active" (the named
  * condition holds) when it reads 1, or 0 if active_low is set. */
 struct mb_bit {
-    uint8_t bit; /* 0 = least significant bit of the word; < 16 */
-    bool active_low;
-    char name[MB_BIT_NAME_MAX]; /* e.g. "leak", "pump_fault" */
+  uint8_t bit; /* 0 = least significant bit of the word; < 16 */
+  bool active_low;
+  char name[MB_BIT_NAME_MAX]; /* e.g. "leak", "pump_fault" */
 };
 
 /*
@@ -87,27 +87,27 @@ struct mb_bit {
  * BITFIELD (bit 0 may be named, e.g. a "leak" discrete input).
  */
 struct mb_register {
-    char name[MB_NAME_MAX]; /* metric name, e.g. "cdu.supply_temp" */
-    char unit[MB_UNIT_MAX]; /* e.g. "degC", "l/min", "Pa"; may be empty */
-    enum mb_function fn;
-    uint16_t address; /* 0-based protocol address of the first word */
-    enum mb_type type;
-    enum mb_order order;
-    double scale;  /* finite, non-zero */
-    double offset; /* finite */
+  char name[MB_NAME_MAX]; /* metric name, e.g. "cdu.supply_temp" */
+  char unit[MB_UNIT_MAX]; /* e.g. "degC", "l/min", "Pa"; may be empty */
+  enum mb_function fn;
+  uint16_t address; /* 0-based protocol address of the first word */
+  enum mb_type type;
+  enum mb_order order;
+  double scale;  /* finite, non-zero */
+  double offset; /* finite */
 
-    /* Raw bit pattern (after ordering, before sign or float interpretation,
+  /* Raw bit pattern (after ordering, before sign or float interpretation,
      * e.g. 0xFFFF, or 0xFFFFFFFF for a 2-word value) meaning "sensor absent". */
-    bool has_sentinel;
-    uint64_t sentinel;
+  bool has_sentinel;
+  uint64_t sentinel;
 
-    /* Valid range of the scaled value, inclusive. */
-    bool has_range;
-    double min, max;
+  /* Valid range of the scaled value, inclusive. */
+  bool has_range;
+  double min, max;
 
-    /* BITFIELD only: the named bits, bits[0..nbits). */
-    struct mb_bit bits[MB_BITS_MAX];
-    size_t nbits;
+  /* BITFIELD only: the named bits, bits[0..nbits). */
+  struct mb_bit bits[MB_BITS_MAX];
+  size_t nbits;
 };
 
 /* Sets *r to the defaults: empty name and unit, holding register 0, u16,

@@ -19,42 +19,42 @@
 #define MB_MAX_READ_BITS 2000 /* FC1, FC2 */
 
 enum mb_plan_mode {
-    MB_PLAN_COALESCE = 0,         /* as few requests as the limits allow */
-    MB_PLAN_ONE_PER_REGISTER = 1, /* no coalescing: the benchmark baseline */
+  MB_PLAN_COALESCE = 0,         /* as few requests as the limits allow */
+  MB_PLAN_ONE_PER_REGISTER = 1, /* no coalescing: the benchmark baseline */
 };
 
 /* A device's limits. A zeroed struct means: spec maxima, only adjacent
  * registers merged, coalescing on. */
 struct mb_plan_limits {
-    uint16_t max_regs; /* words per FC3/FC4 request, 1..125; 0 = 125 */
-    uint16_t max_bits; /* bits per FC1/FC2 request, 1..2000; 0 = 2000 */
-    /* Unused words (or bits) a request may read across between the end of
+  uint16_t max_regs; /* words per FC3/FC4 request, 1..125; 0 = 125 */
+  uint16_t max_bits; /* bits per FC1/FC2 request, 1..2000; 0 = 2000 */
+  /* Unused words (or bits) a request may read across between the end of
      * one value and the start of the next; 0 = merge only adjacent ones. */
-    uint16_t max_gap;
-    enum mb_plan_mode mode;
+  uint16_t max_gap;
+  enum mb_plan_mode mode;
 };
 
 /* One read: function fn, count words (or bits) from address start. */
 struct mb_request {
-    enum mb_function fn;
-    uint16_t start;
-    uint16_t count; /* 1..the limit for fn */
+  enum mb_function fn;
+  uint16_t start;
+  uint16_t count; /* 1..the limit for fn */
 };
 
 /* Where one register's value is in the plan's results: words
  * [offset, offset + words) of requests[request]'s reply. */
 struct mb_slot {
-    uint32_t request; /* index into mb_plan.requests */
-    uint16_t offset;  /* register address - request start */
-    uint16_t words;   /* mb_register_words() of the register */
+  uint32_t request; /* index into mb_plan.requests */
+  uint16_t offset;  /* register address - request start */
+  uint16_t words;   /* mb_register_words() of the register */
 };
 
 struct mb_plan {
-    struct mb_request *requests; /* sorted by function, then start */
-    size_t nrequests;
-    struct mb_slot *slots; /* slots[i] is regs[i]'s, for the regs given */
-    size_t nslots;         /* = nregs */
-    uint16_t max_count;    /* largest request count: one reply buffer's size */
+  struct mb_request *requests; /* sorted by function, then start */
+  size_t nrequests;
+  struct mb_slot *slots; /* slots[i] is regs[i]'s, for the regs given */
+  size_t nslots;         /* = nregs */
+  uint16_t max_count;    /* largest request count: one reply buffer's size */
 };
 
 /*
@@ -79,9 +79,8 @@ struct mb_plan {
  * cdu.energy @ holding 40: f64 needs 4 words, max_regs_per_request is 2"),
  * or -ENOMEM.
  */
-int mb_plan_build(const struct mb_register *regs, size_t nregs,
-                  const struct mb_plan_limits *lim, struct mb_plan *plan,
-                  char *err, size_t errlen);
+int mb_plan_build(const struct mb_register *regs, size_t nregs, const struct mb_plan_limits *lim,
+                  struct mb_plan *plan, char *err, size_t errlen);
 
 /* Frees the arrays of a plan from mb_plan_build() and zeroes *plan. Accepts
  * NULL and a zeroed plan; safe to call twice. */

@@ -110,20 +110,11 @@ static int default_decimals(const struct mb_register *r) {
 int mb_address_from_documented(enum mb_function fn, int64_t n, uint16_t *out) {
   int64_t block5, block6;
   switch (fn) {
-  case MB_FN_COIL:
-    block5 = 0, block6 = 0;
-    break;
-  case MB_FN_DISCRETE:
-    block5 = 10000, block6 = 100000;
-    break;
-  case MB_FN_INPUT:
-    block5 = 30000, block6 = 300000;
-    break;
-  case MB_FN_HOLDING:
-    block5 = 40000, block6 = 400000;
-    break;
-  default:
-    return -EINVAL;
+  case MB_FN_COIL: block5 = 0, block6 = 0; break;
+  case MB_FN_DISCRETE: block5 = 10000, block6 = 100000; break;
+  case MB_FN_INPUT: block5 = 30000, block6 = 300000; break;
+  case MB_FN_HOLDING: block5 = 40000, block6 = 400000; break;
+  default: return -EINVAL;
   }
   if (n > block5 && n <= block5 + 9999)
     *out = (uint16_t)(n - block5 - 1);
@@ -139,8 +130,7 @@ int mb_address_from_documented(enum mb_function fn, int64_t n, uint16_t *out) {
 /* The documented forms of fn's addresses, for messages. */
 static const char *documented_forms(enum mb_function fn) {
   switch (fn) {
-  case MB_FN_COIL:
-    return "a coil is 1..9999 or 000001..065536 (documented 00001 = coil 0)";
+  case MB_FN_COIL: return "a coil is 1..9999 or 000001..065536 (documented 00001 = coil 0)";
   case MB_FN_DISCRETE:
     return "a discrete input is 10001..19999 or 100001..165536 (documented 10001 = "
            "discrete 0), or 1..9999";
@@ -158,8 +148,8 @@ static int parse_register(const struct rp_cfg_doc *doc, rp_cfg_node node, const 
                           int32_t *documented, char *err, size_t errlen) {
   R t;
   memset(&t, 0, sizeof(t));
-  int rc = rp_cfg_apply(doc, node, where, register_fields, N(register_fields),
-                        register_sections, &t, err, errlen);
+  int rc = rp_cfg_apply(doc, node, where, register_fields, N(register_fields), register_sections,
+                        &t, err, errlen);
   if (rc != 0)
     return rc;
   mb_register_init(r);
@@ -269,8 +259,7 @@ int mb_regmap_parse(const struct rp_cfg_doc *doc, rp_cfg_node seq, const char *w
   }
   size_t n = rp_cfg_seq_len(doc, seq);
   if (n > MB_MAX_REGISTERS) {
-    rp_cfg_error(doc, seq, rwhere, err, errlen, "%zu registers, at most %d", n,
-                 MB_MAX_REGISTERS);
+    rp_cfg_error(doc, seq, rwhere, err, errlen, "%zu registers, at most %d", n, MB_MAX_REGISTERS);
     return -EINVAL;
   }
   if (regmap_grow(out, n) != 0) {
@@ -281,8 +270,8 @@ int mb_regmap_parse(const struct rp_cfg_doc *doc, rp_cfg_node seq, const char *w
     char iwhere[192];
     snprintf(iwhere, sizeof(iwhere), "%s[%zu]", rwhere, i);
     rp_cfg_node item = rp_cfg_seq_item(doc, seq, i);
-    int rc = parse_register(doc, item, iwhere, address_base, &out->regs[i],
-                            &out->decimals[i], &out->documented[i], err, errlen);
+    int rc = parse_register(doc, item, iwhere, address_base, &out->regs[i], &out->decimals[i],
+                            &out->documented[i], err, errlen);
     if (rc != 0) {
       mb_regmap_free(out);
       return rc;
@@ -290,8 +279,8 @@ int mb_regmap_parse(const struct rp_cfg_doc *doc, rp_cfg_node seq, const char *w
     for (size_t j = 0; j < i; j++) {
       if (strcmp(out->regs[j].name, out->regs[i].name) == 0) {
         rp_cfg_error(doc, item, iwhere, err, errlen,
-                     "register name '%s' is listed twice (also %s[%zu])", out->regs[i].name,
-                     rwhere, j);
+                     "register name '%s' is listed twice (also %s[%zu])", out->regs[i].name, rwhere,
+                     j);
         mb_regmap_free(out);
         return -EINVAL;
       }
@@ -305,8 +294,7 @@ static bool valid_profile_name(const char *name) {
   size_t len = strlen(name);
   if (len == 0 || len >= MB_PROFILE_NAME_MAX || name[0] == '.')
     return false;
-  return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
-         len;
+  return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
 }
 
 int mb_profile_load(const char *profiles_dir, const char *name, struct mb_regmap *out,
@@ -329,8 +317,8 @@ int mb_profile_load(const char *profiles_dir, const char *name, struct mb_regmap
   rp_cfg_node root = rp_cfg_root(doc);
   P p;
   memset(&p, 0, sizeof(p));
-  rc = rp_cfg_apply(doc, root, "profile", profile_fields, N(profile_fields), profile_sections,
-                    &p, err, errlen);
+  rc = rp_cfg_apply(doc, root, "profile", profile_fields, N(profile_fields), profile_sections, &p,
+                    err, errlen);
   if (rc != 0)
     goto out;
   rp_cfg_node regs = rp_cfg_get(doc, root, "registers");

@@ -86,8 +86,8 @@
 #include "snmp_value.h"
 
 #define SNMP_DEFAULT_PROFILES_DIR "/usr/share/rackpulse/profiles"
-#define SNMP_IDX_MAX 16         /* row index components kept; longer rows are skipped */
-#define SNMP_MAX_CELLS 20000    /* values one scrape may walk */
+#define SNMP_IDX_MAX 16      /* row index components kept; longer rows are skipped */
+#define SNMP_MAX_CELLS 20000 /* values one scrape may walk */
 #define SNMP_SECRET_MAX 256
 #define SNMP_DETAIL_MAX 240
 
@@ -175,7 +175,7 @@ struct walk_col {
   struct snmp_oid last;
   bool done;
   enum col_end end;
-  char why[96];       /* END_ERROR: the error-status text */
+  char why[96]; /* END_ERROR: the error-status text */
   struct snmp_oid end_oid;
   uint32_t rows;
 };
@@ -225,8 +225,8 @@ struct snmp_dev {
   struct snmp_cfg cfg;
   struct snmp_profile prof;
   struct snmp_secret sec;
-  char address[300];  /* "host:port", for messages */
-  char ip[64];        /* numeric address once resolved */
+  char address[300]; /* "host:port", for messages */
+  char ip[64];       /* numeric address once resolved */
   int family;
   uv_loop_t *loop;
   struct rp_target *t;
@@ -235,20 +235,20 @@ struct snmp_dev {
   /* A scrape. */
   enum phase ph;
   int64_t ts_ms;
-  int reqid;          /* the request in flight, 0 none */
-  bool responded;     /* a response (or a timeout) waits to be acted on */
-  bool failed;        /* the device failed: `error` says why */
+  int reqid;      /* the request in flight, 0 none */
+  bool responded; /* a response (or a timeout) waits to be acted on */
+  bool failed;    /* the device failed: `error` says why */
   char error[320];
-  bool use_getnext;   /* sticky: GETBULK refused, or bulk: false, or v1 */
-  int max_rep;        /* GETBULK max-repetitions, halved on tooBig */
-  int vb_limit;       /* varbinds per request, halved on tooBig */
+  bool use_getnext; /* sticky: GETBULK refused, or bulk: false, or v1 */
+  int max_rep;      /* GETBULK max-repetitions, halved on tooBig */
+  int vb_limit;     /* varbinds per request, halved on tooBig */
   /* Scalars: [0] is sysUpTime.0, then the profile's scalar metrics. */
   struct snmp_oid *scalar_oids;
-  int *scalar_metric;           /* metric index, -1 for sysUpTime */
+  int *scalar_metric; /* metric index, -1 for sysUpTime */
   struct snmp_value *scalar_vals;
   char (*scalar_why)[96];
   size_t nscalars, scalar_next;
-  size_t *pending;              /* scalars in the GET in flight */
+  size_t *pending; /* scalars in the GET in flight */
   size_t npending;
   /* Tables. */
   size_t table;
@@ -259,13 +259,13 @@ struct snmp_dev {
   size_t table_first_cell;
   struct snmp_cell *cells;
   size_t ncells, capcells;
-  size_t *table_cells;          /* per table: [first, end) into cells */
+  size_t *table_cells; /* per table: [first, end) into cells */
   /* Across scrapes. */
   bool have_uptime;
   uint32_t uptime;
   struct ctr_state *ctrs;
   size_t nctrs, capctrs;
-  struct prev_rows *prev;       /* per metric */
+  struct prev_rows *prev; /* per metric */
   bool said_getnext;
   /* Readings of the scrape being reported. */
   struct rp_reading *readings;
@@ -321,8 +321,8 @@ static void snmp_lib_unref(void) {
 /* Reads a secret from a file that is at most 0640: the first line, without
  * its line ending. */
 static int read_secret_file(const struct rp_cfg_doc *doc, rp_cfg_node node, const char *where,
-                            const char *key, const char *path, u_char *out, size_t cap,
-                            size_t *len, char *err, size_t errlen) {
+                            const char *key, const char *path, u_char *out, size_t cap, size_t *len,
+                            char *err, size_t errlen) {
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     rp_cfg_error(doc, node, where, err, errlen, "%s: %s: %s", key, path, strerror(errno));
@@ -367,8 +367,8 @@ static int read_secret_file(const struct rp_cfg_doc *doc, rp_cfg_node node, cons
 /* The secret named by KEY_file or KEY_env (exactly one). */
 static int load_secret(const struct rp_cfg_doc *doc, rp_cfg_node node, const char *where,
                        const char *what, const char *file_key, const char *file,
-                       const char *env_key, const char *env, u_char *out, size_t cap,
-                       size_t *len, char *err, size_t errlen) {
+                       const char *env_key, const char *env, u_char *out, size_t cap, size_t *len,
+                       char *err, size_t errlen) {
   bool f = file[0] != '\0', e = env[0] != '\0';
   if (f == e) {
     rp_cfg_error(doc, node, where, err, errlen,
@@ -378,8 +378,8 @@ static int load_secret(const struct rp_cfg_doc *doc, rp_cfg_node node, const cha
     return -EINVAL;
   }
   if (f)
-    return read_secret_file(doc, rp_cfg_get(doc, node, file_key), where, file_key, file, out,
-                            cap, len, err, errlen);
+    return read_secret_file(doc, rp_cfg_get(doc, node, file_key), where, file_key, file, out, cap,
+                            len, err, errlen);
   const char *v = getenv(env);
   if (v == NULL || v[0] == '\0') {
     rp_cfg_error(doc, rp_cfg_get(doc, node, env_key), where, err, errlen,
@@ -404,7 +404,7 @@ struct proto_name {
 
 static const oid *auth_proto(const char *name) {
   const struct proto_name t[] = {
-      {"MD5", usmHMACMD5AuthProtocol},          {"SHA", usmHMACSHA1AuthProtocol},
+      {"MD5", usmHMACMD5AuthProtocol},           {"SHA", usmHMACSHA1AuthProtocol},
       {"SHA-224", usmHMAC128SHA224AuthProtocol}, {"SHA-256", usmHMAC192SHA256AuthProtocol},
       {"SHA-384", usmHMAC256SHA384AuthProtocol}, {"SHA-512", usmHMAC384SHA512AuthProtocol},
   };
@@ -505,12 +505,12 @@ static int load_credentials(struct snmp_dev *d, const struct rp_cfg_doc *doc, rp
   int rc = 0;
   if (level != SNMP_SEC_LEVEL_NOAUTH)
     rc = passphrase_key(doc, node, where, "authentication passphrase", "auth_pass_file",
-                        c->auth_pass_file, "auth_pass_env", c->auth_pass_env, ap,
-                        d->sec.auth_ku, &d->sec.auth_ku_len, err, errlen);
+                        c->auth_pass_file, "auth_pass_env", c->auth_pass_env, ap, d->sec.auth_ku,
+                        &d->sec.auth_ku_len, err, errlen);
   if (rc == 0 && level == SNMP_SEC_LEVEL_AUTHPRIV)
-    rc = passphrase_key(doc, node, where, "privacy passphrase", "priv_pass_file",
-                        c->priv_pass_file, "priv_pass_env", c->priv_pass_env, ap,
-                        d->sec.priv_ku, &d->sec.priv_ku_len, err, errlen);
+    rc = passphrase_key(doc, node, where, "privacy passphrase", "priv_pass_file", c->priv_pass_file,
+                        "priv_pass_env", c->priv_pass_env, ap, d->sec.priv_ku, &d->sec.priv_ku_len,
+                        err, errlen);
   return rc;
 }
 
@@ -529,8 +529,8 @@ static int plan_scalars(struct snmp_dev *d) {
   d->prev = calloc(d->prof.nmetrics + 1, sizeof(*d->prev));
   d->table_cells = calloc(2 * (d->prof.ntables + 1), sizeof(*d->table_cells));
   d->walk = calloc(d->prof.ntables + 1, sizeof(*d->walk));
-  if (!d->scalar_oids || !d->scalar_metric || !d->scalar_vals || !d->scalar_why ||
-      !d->pending || !d->prev || !d->table_cells || !d->walk)
+  if (!d->scalar_oids || !d->scalar_metric || !d->scalar_vals || !d->scalar_why || !d->pending ||
+      !d->prev || !d->table_cells || !d->walk)
     return -ENOMEM;
   snmp_oid_parse("1.3.6.1.2.1.1.3.0", &d->scalar_oids[0]);
   d->scalar_metric[0] = -1;
@@ -552,8 +552,8 @@ static int snmp_create(struct rp_target *t, const struct rp_cfg_doc *doc, rp_cfg
   if (d == NULL)
     return -ENOMEM;
   snmp_lib_ref();
-  int rc = rp_cfg_apply(doc, node, where, device_fields, N(device_fields), NULL, &d->cfg, err,
-                        errlen);
+  int rc =
+      rp_cfg_apply(doc, node, where, device_fields, N(device_fields), NULL, &d->cfg, err, errlen);
   if (rc == 0)
     rc = load_credentials(d, doc, node, where, err, errlen);
   if (rc != 0)
@@ -786,8 +786,7 @@ static void rearm(struct snmp_io *io) {
   snmp_sess_select_info2(io->sessp, &numfds, &io->fds, &tv, &block);
   struct snmp_dev *d = io->dev;
   if (block && d != NULL && d->reqid != 0) {
-    uv_timer_start(&io->timer, on_timer, (uint64_t)(d->cfg.timeout_ms * (d->cfg.retries + 1)),
-                   0);
+    uv_timer_start(&io->timer, on_timer, (uint64_t)(d->cfg.timeout_ms * (d->cfg.retries + 1)), 0);
     return;
   }
   if (block) {
@@ -884,20 +883,11 @@ static void value_from_var(const netsnmp_variable_list *vb, struct snmp_value *v
     v->type = SNMP_V_COUNTER64;
     v->u = ((uint64_t)vb->val.counter64->high << 32) | (uint32_t)vb->val.counter64->low;
     break;
-  case ASN_OCTET_STR:
-    v->type = SNMP_V_STRING;
-    break;
-  case SNMP_NOSUCHOBJECT:
-    v->type = SNMP_V_NOSUCHOBJECT;
-    break;
-  case SNMP_NOSUCHINSTANCE:
-    v->type = SNMP_V_NOSUCHINSTANCE;
-    break;
-  case SNMP_ENDOFMIBVIEW:
-    v->type = SNMP_V_ENDOFMIBVIEW;
-    break;
-  default:
-    v->type = SNMP_V_OTHER;
+  case ASN_OCTET_STR: v->type = SNMP_V_STRING; break;
+  case SNMP_NOSUCHOBJECT: v->type = SNMP_V_NOSUCHOBJECT; break;
+  case SNMP_NOSUCHINSTANCE: v->type = SNMP_V_NOSUCHINSTANCE; break;
+  case SNMP_ENDOFMIBVIEW: v->type = SNMP_V_ENDOFMIBVIEW; break;
+  default: v->type = SNMP_V_OTHER;
   }
 }
 
@@ -1128,8 +1118,9 @@ static void got_probe(struct snmp_dev *d, netsnmp_session *s) {
     for (size_t i = 0; i < s->securityEngineIDLen && i < SNMP_MAX_ENG_SIZE; i++)
       snprintf(hex + 2 * i, 3, "%02x", s->securityEngineID[i]);
     forget_engine(s); /* try again at the next scrape */
-    fail(d, "SNMPv3 engine %s user %s: device %s uses them with other credentials (USM keys "
-            "are per engine ID and user)",
+    fail(d,
+         "SNMPv3 engine %s user %s: device %s uses them with other credentials (USM keys "
+         "are per engine ID and user)",
          hex, d->cfg.user, other ? other : "?");
     return;
   }
@@ -1190,8 +1181,8 @@ static void got_walk(struct snmp_dev *d, netsnmp_pdu *pdu) {
     if (!d->use_getnext &&
         (pdu->errstat == SNMP_ERR_GENERR || pdu->errstat == SNMP_ERR_NOSUCHNAME)) {
       d->use_getnext = true;
-      rp_warn("snmp", "%s: %s: GETBULK answered %s: walking with GETNEXT from now on",
-              d->cfg.name, d->address, errstat_text(pdu->errstat));
+      rp_warn("snmp", "%s: %s: GETBULK answered %s: walking with GETNEXT from now on", d->cfg.name,
+              d->address, errstat_text(pdu->errstat));
       d->ncells = d->table_first_cell;
       table_begin(d);
       return;
@@ -1209,8 +1200,8 @@ static void got_walk(struct snmp_dev *d, netsnmp_pdu *pdu) {
     for (size_t k = 0; k < d->nactive; k++) {
       struct walk_col *col = &d->cols[d->active[k]];
       end_col(col, END_ERROR, NULL);
-      snprintf(col->why, sizeof(col->why), "%s answered %s",
-               d->use_getnext ? "GETNEXT" : "GETBULK", errstat_text(pdu->errstat));
+      snprintf(col->why, sizeof(col->why), "%s answered %s", d->use_getnext ? "GETNEXT" : "GETBULK",
+               errstat_text(pdu->errstat));
     }
     return;
   }
@@ -1229,8 +1220,7 @@ static void got_walk(struct snmp_dev *d, netsnmp_pdu *pdu) {
     }
     if (!oid_from_net(vb->name, vb->name_length, &name)) {
       end_col(col, END_ERROR, NULL);
-      snprintf(col->why, sizeof(col->why), "an OID longer than %d sub-identifiers",
-               SNMP_OID_MAX);
+      snprintf(col->why, sizeof(col->why), "an OID longer than %d sub-identifiers", SNMP_OID_MAX);
       continue;
     }
     if (!snmp_oid_under(&tb->cols[c], &name)) {
@@ -1292,8 +1282,7 @@ static int on_pdu(int op, netsnmp_session *s, int reqid, netsnmp_pdu *pdu, void 
     return 1;
   }
   switch (op) {
-  case NETSNMP_CALLBACK_OP_RECEIVED_MESSAGE:
-    break;
+  case NETSNMP_CALLBACK_OP_RECEIVED_MESSAGE: break;
   case NETSNMP_CALLBACK_OP_TIMED_OUT:
     d->reqid = 0;
     d->responded = true;
@@ -1320,8 +1309,7 @@ static int on_pdu(int op, netsnmp_session *s, int reqid, netsnmp_pdu *pdu, void 
     fail(d, "request failed: %s", why);
     return 1;
   }
-  default:
-    return 1; /* CONNECT, RESEND: the request is still in flight */
+  default: return 1; /* CONNECT, RESEND: the request is still in flight */
   }
   d->reqid = 0;
   d->responded = true;
@@ -1345,14 +1333,9 @@ static int on_pdu(int op, netsnmp_session *s, int reqid, netsnmp_pdu *pdu, void 
     /* A v3 agent answering a discovery probe with a response: it knows us. */
     got_probe(d, s);
     break;
-  case PH_SCALARS:
-    got_scalars(d, pdu);
-    break;
-  case PH_TABLES:
-    got_walk(d, pdu);
-    break;
-  default:
-    break;
+  case PH_SCALARS: got_scalars(d, pdu); break;
+  case PH_TABLES: got_walk(d, pdu); break;
+  default: break;
   }
   return 1;
 }
@@ -1417,12 +1400,12 @@ static void value_reading(struct snmp_dev *d, int mi, struct rp_reading *r, stru
   char why[128], where[200];
   double value;
   int decimals;
-  enum snmp_conv c = snmp_value_convert(v, &m->scaling, digits, &value, &decimals, why,
-                                        sizeof(why));
+  enum snmp_conv c =
+      snmp_value_convert(v, &m->scaling, digits, &value, &decimals, why, sizeof(why));
   if (c == SNMP_CONV_OK && m->counter) {
     uint64_t raw;
-    struct ctr_state *cs = snmp_value_raw_unsigned(v, &raw) ? counter_for(d, mi, idx, idxlen)
-                                                            : NULL;
+    struct ctr_state *cs =
+        snmp_value_raw_unsigned(v, &raw) ? counter_for(d, mi, idx, idxlen) : NULL;
     if (cs == NULL) {
       c = SNMP_CONV_BAD_TYPE;
       snprintf(why, sizeof(why), "%s counter value is negative or unusable",
@@ -1435,8 +1418,8 @@ static void value_reading(struct snmp_dev *d, int mi, struct rp_reading *r, stru
       if (ev == SNMP_CTR_WRAP || ev == SNMP_CTR_RESET)
         rp_info("snmp", "%s: %s: counter %s: continuing from %.3f %s", d->cfg.name,
                 snmp_oid_format(at, where, sizeof(where)),
-                ev == SNMP_CTR_WRAP ? "wrapped" : "reset (device restart or counter reset)",
-                value, m->unit);
+                ev == SNMP_CTR_WRAP ? "wrapped" : "reset (device restart or counter reset)", value,
+                m->unit);
     }
   }
   if (c == SNMP_CONV_OK) {
@@ -1453,26 +1436,13 @@ static void value_reading(struct snmp_dev *d, int mi, struct rp_reading *r, stru
 
 static const char *end_text(const struct walk_col *col, char *buf, size_t len) {
   switch (col->end) {
-  case END_LEFT:
-    snprintf(buf, len, "ended after %u rows", col->rows);
-    break;
-  case END_EOMV:
-    snprintf(buf, len, "endOfMibView after %u rows", col->rows);
-    break;
-  case END_V1_END:
-    snprintf(buf, len, "noSuchName (v1 end) after %u rows", col->rows);
-    break;
-  case END_LOOP:
-    snprintf(buf, len, "OID not increasing after %u rows", col->rows);
-    break;
-  case END_TOO_MANY:
-    snprintf(buf, len, "over %d values", SNMP_MAX_CELLS);
-    break;
-  case END_ERROR:
-    snprintf(buf, len, "%s", col->why);
-    break;
-  default:
-    snprintf(buf, len, "not walked");
+  case END_LEFT: snprintf(buf, len, "ended after %u rows", col->rows); break;
+  case END_EOMV: snprintf(buf, len, "endOfMibView after %u rows", col->rows); break;
+  case END_V1_END: snprintf(buf, len, "noSuchName (v1 end) after %u rows", col->rows); break;
+  case END_LOOP: snprintf(buf, len, "OID not increasing after %u rows", col->rows); break;
+  case END_TOO_MANY: snprintf(buf, len, "over %d values", SNMP_MAX_CELLS); break;
+  case END_ERROR: snprintf(buf, len, "%s", col->why); break;
+  default: snprintf(buf, len, "not walked");
   }
   return buf;
 }
@@ -1591,8 +1561,7 @@ static void table_metric_readings(struct snmp_dev *d, int mi, bool restarted) {
       for (size_t k = 0; k < c->idxlen && oidv.len < SNMP_OID_MAX; k++)
         oidv.sub[oidv.len++] = c->idx[k];
       r->status = RP_READING_ABSENT;
-      snprintf(o->detail, sizeof(o->detail),
-               "%s: %s: no value (digits present); column %s: %s",
+      snprintf(o->detail, sizeof(o->detail), "%s: %s: no value (digits present); column %s: %s",
                d->cfg.name, snmp_oid_format(&oidv, at, sizeof(at)), tb->keys[m->column],
                end_text(&d->walk[m->table][m->column], ended, sizeof(ended)));
       r->detail = o->detail;
@@ -1603,8 +1572,7 @@ static void table_metric_readings(struct snmp_dev *d, int mi, bool restarted) {
   struct prev_rows *prev = &d->prev[mi];
   for (size_t i = 0; i < prev->n; i++) {
     const struct row_key *k = &prev->rows[i];
-    if (row_in(&now, k->idx, k->len) ||
-        !snmp_metric_match(m, k->idx, k->len, keys, values, &nl))
+    if (row_in(&now, k->idx, k->len) || !snmp_metric_match(m, k->idx, k->len, keys, values, &nl))
       continue;
     struct snmp_out *o;
     struct rp_reading *r = new_reading(d, m, &o);
@@ -1613,9 +1581,8 @@ static void table_metric_readings(struct snmp_dev *d, int mi, bool restarted) {
     for (size_t j = 0; j < k->len && oidv.len < SNMP_OID_MAX; j++)
       oidv.sub[oidv.len++] = k->idx[j];
     r->status = RP_READING_ABSENT;
-    snprintf(o->detail, sizeof(o->detail),
-             "%s: %s: row gone since the last scrape; column %s: %s", d->cfg.name,
-             snmp_oid_format(&oidv, at, sizeof(at)), tb->keys[m->column],
+    snprintf(o->detail, sizeof(o->detail), "%s: %s: row gone since the last scrape; column %s: %s",
+             d->cfg.name, snmp_oid_format(&oidv, at, sizeof(at)), tb->keys[m->column],
              end_text(&d->walk[m->table][m->column], ended, sizeof(ended)));
     r->detail = o->detail;
     row_add(&now, k->idx, k->len); /* keep asking after it */
@@ -1627,8 +1594,8 @@ static void table_metric_readings(struct snmp_dev *d, int mi, bool restarted) {
     struct rp_reading *r = new_reading(d, m, &o);
     r->status = RP_READING_ERROR;
     snprintf(o->detail, sizeof(o->detail), "%s: %s (%s column %s): %s", d->cfg.name,
-             snmp_oid_format(&tb->cols[m->column], at, sizeof(at)), tb->name,
-             tb->keys[m->column], end_text(col, ended, sizeof(ended)));
+             snmp_oid_format(&tb->cols[m->column], at, sizeof(at)), tb->name, tb->keys[m->column],
+             end_text(col, ended, sizeof(ended)));
     r->detail = o->detail;
   }
   free(prev->rows);
@@ -1677,8 +1644,7 @@ static void finish(struct snmp_dev *d) {
       memcpy(values[i], m->labels[i].value, SNMP_LABEL_VALUE_MAX);
     }
     set_labels(r, o, keys, values, m->nlabels);
-    value_reading(d, mi, r, o, &d->scalar_vals[s], NULL, &d->scalar_oids[s], NULL, 0,
-                  restarted);
+    value_reading(d, mi, r, o, &d->scalar_vals[s], NULL, &d->scalar_oids[s], NULL, 0, restarted);
     if (d->scalar_why[s][0] != '\0' && r->status != RP_READING_OK) {
       char at[200];
       snprintf(o->detail, sizeof(o->detail), "%s: %s: %s", d->cfg.name,

@@ -38,7 +38,8 @@ static const char *const table_metric_sections[] = {"index", NULL};
 static const struct rp_cfg_field scalar_fields[] = {
     RP_CFG_STR("name", M, name, NULL, 1, "metric name, e.g. pdu.power"),
     RP_CFG_STR("unit", M, unit, "", 0, "unit: W, A, V, kWh, ..."),
-    RP_CFG_STR("oid", M, oid, NULL, 1, "numeric instance OID, e.g. 1.3.6.1.4.1.318.1.1.26.4.3.1.5.1"),
+    RP_CFG_STR("oid", M, oid, NULL, 1,
+               "numeric instance OID, e.g. 1.3.6.1.4.1.318.1.1.26.4.3.1.5.1"),
     RP_CFG_NUM("scale", RP_CFG_DOUBLE, M, scale, "1", 0, 0, "value = raw x scale"),
     RP_CFG_NUM("invalid", RP_CFG_INT, M, invalid, NULL, 0, 0,
                "raw value meaning 'not supported', e.g. -1"),
@@ -91,8 +92,7 @@ static void fill_common(struct snmp_metric *m, const M *t, bool has_invalid) {
 static int check_scale(const struct rp_cfg_doc *doc, rp_cfg_node node, const char *where,
                        const M *t, char *err, size_t errlen) {
   if (t->scale == 0) {
-    rp_cfg_error(doc, rp_cfg_get(doc, node, "scale"), where, err, errlen,
-                 "scale: must not be 0");
+    rp_cfg_error(doc, rp_cfg_get(doc, node, "scale"), where, err, errlen, "scale: must not be 0");
     return -EINVAL;
   }
   if (t->name[0] == '\0') {
@@ -118,8 +118,7 @@ static int parse_index(const struct rp_cfg_doc *doc, rp_cfg_node seq, const char
     const char *s = rp_cfg_scalar(doc, item);
     struct snmp_index_item *x = &m->index[i];
     if (s == NULL || s[0] == '\0') {
-      rp_cfg_error(doc, item, where, err, errlen, "index[%zu]: expected a number, a name or _",
-                   i);
+      rp_cfg_error(doc, item, where, err, errlen, "index[%zu]: expected a number, a name or _", i);
       return -EINVAL;
     }
     if (strcmp(s, "_") == 0) {
@@ -137,14 +136,12 @@ static int parse_index(const struct rp_cfg_doc *doc, rp_cfg_node seq, const char
       x->value = (uint32_t)v;
     } else if (valid_key(s)) {
       if (nlabels == SNMP_MAX_LABELS) {
-        rp_cfg_error(doc, item, where, err, errlen, "index: at most %d labels",
-                     SNMP_MAX_LABELS);
+        rp_cfg_error(doc, item, where, err, errlen, "index: at most %d labels", SNMP_MAX_LABELS);
         return -EINVAL;
       }
       for (size_t j = 0; j < i; j++) {
         if (m->index[j].kind == SNMP_IDX_LABEL && strcmp(m->index[j].label, s) == 0) {
-          rp_cfg_error(doc, item, where, err, errlen, "index[%zu]: label '%s' named twice", i,
-                       s);
+          rp_cfg_error(doc, item, where, err, errlen, "index[%zu]: label '%s' named twice", i, s);
           return -EINVAL;
         }
       }
@@ -153,8 +150,8 @@ static int parse_index(const struct rp_cfg_doc *doc, rp_cfg_node seq, const char
       nlabels++;
     } else {
       rp_cfg_error(doc, item, where, err, errlen,
-                   "index[%zu]: '%s' is not a number, a label name (letters, digits, _) or _",
-                   i, s);
+                   "index[%zu]: '%s' is not a number, a label name (letters, digits, _) or _", i,
+                   s);
       return -EINVAL;
     }
   }
@@ -183,8 +180,8 @@ static int parse_columns(const struct rp_cfg_doc *doc, rp_cfg_node map, const ch
     const char *text = rp_cfg_scalar(doc, v);
     if (key == NULL || !valid_key(key)) {
       rp_cfg_error(doc, v, where, err, errlen,
-                   "columns: key '%s' is not a name (letters, digits, _; under %d)",
-                   key ? key : "", SNMP_KEY_MAX);
+                   "columns: key '%s' is not a name (letters, digits, _; under %d)", key ? key : "",
+                   SNMP_KEY_MAX);
       return -EINVAL;
     }
     if (text == NULL || snmp_oid_parse(text, &t->cols[i]) != 0) {
@@ -201,8 +198,8 @@ static int parse_columns(const struct rp_cfg_doc *doc, rp_cfg_node map, const ch
       if (snmp_oid_under(&t->cols[j], &t->cols[i]) || snmp_oid_under(&t->cols[i], &t->cols[j]) ||
           snmp_oid_cmp(&t->cols[j], &t->cols[i]) == 0) {
         rp_cfg_error(doc, v, where, err, errlen,
-                     "columns.%s: overlaps column %s (a column is walked as its own subtree)",
-                     key, t->keys[j]);
+                     "columns.%s: overlaps column %s (a column is walked as its own subtree)", key,
+                     t->keys[j]);
         return -EINVAL;
       }
     }
@@ -234,8 +231,8 @@ static int parse_table(const struct rp_cfg_doc *doc, rp_cfg_node node, const cha
                        struct snmp_profile *p, char *err, size_t errlen) {
   struct table_text tt;
   memset(&tt, 0, sizeof(tt));
-  int rc = rp_cfg_apply(doc, node, where, table_fields, N(table_fields), table_sections, &tt,
-                        err, errlen);
+  int rc = rp_cfg_apply(doc, node, where, table_fields, N(table_fields), table_sections, &tt, err,
+                        errlen);
   if (rc != 0)
     return rc;
   struct snmp_table *t = &p->tables[p->ntables];
@@ -301,8 +298,10 @@ static int parse_labels(const struct rp_cfg_doc *doc, rp_cfg_node map, const cha
     return 0;
   size_t n = rp_cfg_map_len(doc, map);
   if (rp_cfg_kind(doc, map) != RP_CFG_MAPPING || n > SNMP_MAX_LABELS) {
-    rp_cfg_error(doc, map, where, err, errlen, "labels: expected a mapping of at most %d "
-                 "'key: value'", SNMP_MAX_LABELS);
+    rp_cfg_error(doc, map, where, err, errlen,
+                 "labels: expected a mapping of at most %d "
+                 "'key: value'",
+                 SNMP_MAX_LABELS);
     return -EINVAL;
   }
   for (size_t i = 0; i < n; i++) {
@@ -337,8 +336,8 @@ static int parse_scalars(const struct rp_cfg_doc *doc, rp_cfg_node seq, struct s
     rp_cfg_node node = rp_cfg_seq_item(doc, seq, i);
     M mt;
     memset(&mt, 0, sizeof(mt));
-    int rc = rp_cfg_apply(doc, node, where, scalar_fields, N(scalar_fields), scalar_sections,
-                          &mt, err, errlen);
+    int rc = rp_cfg_apply(doc, node, where, scalar_fields, N(scalar_fields), scalar_sections, &mt,
+                          err, errlen);
     if (rc == 0)
       rc = check_scale(doc, node, where, &mt, err, errlen);
     if (rc != 0)
@@ -377,8 +376,8 @@ int snmp_profile_parse(const struct rp_cfg_doc *doc, const char *name, struct sn
   rp_cfg_node root = rp_cfg_root(doc);
   P pt;
   memset(&pt, 0, sizeof(pt));
-  int rc = rp_cfg_apply(doc, root, "profile", profile_fields, N(profile_fields),
-                        profile_sections, &pt, err, errlen);
+  int rc = rp_cfg_apply(doc, root, "profile", profile_fields, N(profile_fields), profile_sections,
+                        &pt, err, errlen);
   if (rc != 0)
     goto fail;
   out->has_max_repetitions = rp_cfg_get(doc, root, "max_repetitions") != 0;
@@ -436,8 +435,7 @@ static bool valid_profile_name(const char *name) {
   size_t len = strlen(name);
   if (len == 0 || len >= SNMP_PROFILE_NAME_MAX || name[0] == '.')
     return false;
-  return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
-         len;
+  return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
 }
 
 int snmp_profile_load(const char *profiles_dir, const char *name, struct snmp_profile *out,
@@ -494,8 +492,7 @@ void snmp_profile_help(FILE *out) {
           "fixed labels, e.g. {inlet: \"1\"}");
   fprintf(out, "  %-28s %-9s %s\n", "profile.tables", "list",
           "column groups walked with GETBULK: name, columns (key: OID), metrics:");
-  rp_cfg_print_help(out, "profile.tables[].metrics[]", table_metric_fields,
-                    N(table_metric_fields));
+  rp_cfg_print_help(out, "profile.tables[].metrics[]", table_metric_fields, N(table_metric_fields));
   fprintf(out, "  %-28s %-9s %s\n", "profile.tables[].metrics[].index", "list",
           "per row-index component: a number to match, a label name, or _");
 }

@@ -38,7 +38,7 @@
 #include "rackpulse/cfg.h"
 #include "snmp_value.h"
 
-#define SNMP_NAME_MAX 64        /* metric name, with its NUL */
+#define SNMP_NAME_MAX 64 /* metric name, with its NUL */
 #define SNMP_UNIT_MAX 16
 #define SNMP_KEY_MAX 32         /* column keys, label keys, table names */
 #define SNMP_LABEL_VALUE_MAX 24 /* a label's value */
@@ -53,17 +53,17 @@ enum snmp_index_kind { SNMP_IDX_ANY, SNMP_IDX_EQ, SNMP_IDX_LABEL };
 
 struct snmp_index_item {
   enum snmp_index_kind kind;
-  uint32_t value;            /* SNMP_IDX_EQ */
-  char label[SNMP_KEY_MAX];  /* SNMP_IDX_LABEL */
+  uint32_t value;           /* SNMP_IDX_EQ */
+  char label[SNMP_KEY_MAX]; /* SNMP_IDX_LABEL */
 };
 
 struct snmp_metric {
   char name[SNMP_NAME_MAX];
   char unit[SNMP_UNIT_MAX];
-  int table;                 /* index into profile tables, or -1 for a scalar */
-  int column;                /* the value column of the table */
-  int digits;                /* the decimal-digits column, or -1 */
-  struct snmp_oid oid;       /* scalars: the instance OID */
+  int table;           /* index into profile tables, or -1 for a scalar */
+  int column;          /* the value column of the table */
+  int digits;          /* the decimal-digits column, or -1 */
+  struct snmp_oid oid; /* scalars: the instance OID */
   struct snmp_index_item index[SNMP_MAX_INDEX];
   size_t nindex;
   struct {

@@ -73,30 +73,18 @@ bool snmp_oid_under(const struct snmp_oid *root, const struct snmp_oid *o) {
 
 const char *snmp_vtype_name(enum snmp_vtype t) {
   switch (t) {
-  case SNMP_V_MISSING:
-    return "missing";
-  case SNMP_V_INTEGER:
-    return "INTEGER";
-  case SNMP_V_GAUGE:
-    return "Gauge32";
-  case SNMP_V_COUNTER32:
-    return "Counter32";
-  case SNMP_V_COUNTER64:
-    return "Counter64";
-  case SNMP_V_TIMETICKS:
-    return "TimeTicks";
-  case SNMP_V_STRING:
-    return "OCTET STRING";
-  case SNMP_V_OTHER:
-    return "a non-numeric type";
-  case SNMP_V_NOSUCHOBJECT:
-    return "noSuchObject";
-  case SNMP_V_NOSUCHINSTANCE:
-    return "noSuchInstance";
-  case SNMP_V_ENDOFMIBVIEW:
-    return "endOfMibView";
-  case SNMP_V_ERROR:
-    return "error";
+  case SNMP_V_MISSING: return "missing";
+  case SNMP_V_INTEGER: return "INTEGER";
+  case SNMP_V_GAUGE: return "Gauge32";
+  case SNMP_V_COUNTER32: return "Counter32";
+  case SNMP_V_COUNTER64: return "Counter64";
+  case SNMP_V_TIMETICKS: return "TimeTicks";
+  case SNMP_V_STRING: return "OCTET STRING";
+  case SNMP_V_OTHER: return "a non-numeric type";
+  case SNMP_V_NOSUCHOBJECT: return "noSuchObject";
+  case SNMP_V_NOSUCHINSTANCE: return "noSuchInstance";
+  case SNMP_V_ENDOFMIBVIEW: return "endOfMibView";
+  case SNMP_V_ERROR: return "error";
   }
   return "?";
 }
@@ -111,17 +99,12 @@ int snmp_scale_decimals(double scale) {
 
 static bool numeric(const struct snmp_value *v, double *out) {
   switch (v->type) {
-  case SNMP_V_INTEGER:
-    *out = (double)v->i;
-    return true;
+  case SNMP_V_INTEGER: *out = (double)v->i; return true;
   case SNMP_V_GAUGE:
   case SNMP_V_COUNTER32:
   case SNMP_V_COUNTER64:
-  case SNMP_V_TIMETICKS:
-    *out = (double)v->u;
-    return true;
-  default:
-    return false;
+  case SNMP_V_TIMETICKS: *out = (double)v->u; return true;
+  default: return false;
   }
 }
 
@@ -143,17 +126,13 @@ bool snmp_value_raw_unsigned(const struct snmp_value *v, uint64_t *raw) {
 static enum snmp_conv not_a_number(const struct snmp_value *v, const char *what, char *why,
                                    size_t whylen) {
   switch (v->type) {
-  case SNMP_V_MISSING:
-    snprintf(why, whylen, "%smissing", what);
-    return SNMP_CONV_ABSENT;
+  case SNMP_V_MISSING: snprintf(why, whylen, "%smissing", what); return SNMP_CONV_ABSENT;
   case SNMP_V_NOSUCHOBJECT:
   case SNMP_V_NOSUCHINSTANCE:
   case SNMP_V_ENDOFMIBVIEW:
     snprintf(why, whylen, "%s%s", what, snmp_vtype_name(v->type));
     return SNMP_CONV_ABSENT;
-  case SNMP_V_ERROR:
-    snprintf(why, whylen, "%srequest failed", what);
-    return SNMP_CONV_ERROR;
+  case SNMP_V_ERROR: snprintf(why, whylen, "%srequest failed", what); return SNMP_CONV_ERROR;
   default:
     snprintf(why, whylen, "%s%s where a number was expected", what, snmp_vtype_name(v->type));
     return SNMP_CONV_BAD_TYPE;

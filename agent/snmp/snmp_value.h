@@ -38,18 +38,18 @@ bool snmp_oid_under(const struct snmp_oid *root, const struct snmp_oid *o);
 
 /* What a varbind held, as the collector keeps it. */
 enum snmp_vtype {
-  SNMP_V_MISSING = 0,   /* nothing was read (a row the walk did not return) */
-  SNMP_V_INTEGER,       /* INTEGER / Integer32: signed */
-  SNMP_V_GAUGE,         /* Gauge32 / Unsigned32 */
-  SNMP_V_COUNTER32,     /* wraps at 2^32 */
-  SNMP_V_COUNTER64,     /* wraps at 2^64 */
-  SNMP_V_TIMETICKS,     /* hundredths of a second */
-  SNMP_V_STRING,        /* OCTET STRING (never taken as a number) */
-  SNMP_V_OTHER,         /* OBJECT IDENTIFIER, IpAddress, NULL, Opaque, ... */
-  SNMP_V_NOSUCHOBJECT,  /* v2c exception: the agent does not implement the object */
-  SNMP_V_NOSUCHINSTANCE,/* v2c exception: no such row/instance */
-  SNMP_V_ENDOFMIBVIEW,  /* v2c exception: past the end of the agent's view */
-  SNMP_V_ERROR,         /* the request for it failed (error-status); see detail */
+  SNMP_V_MISSING = 0,    /* nothing was read (a row the walk did not return) */
+  SNMP_V_INTEGER,        /* INTEGER / Integer32: signed */
+  SNMP_V_GAUGE,          /* Gauge32 / Unsigned32 */
+  SNMP_V_COUNTER32,      /* wraps at 2^32 */
+  SNMP_V_COUNTER64,      /* wraps at 2^64 */
+  SNMP_V_TIMETICKS,      /* hundredths of a second */
+  SNMP_V_STRING,         /* OCTET STRING (never taken as a number) */
+  SNMP_V_OTHER,          /* OBJECT IDENTIFIER, IpAddress, NULL, Opaque, ... */
+  SNMP_V_NOSUCHOBJECT,   /* v2c exception: the agent does not implement the object */
+  SNMP_V_NOSUCHINSTANCE, /* v2c exception: no such row/instance */
+  SNMP_V_ENDOFMIBVIEW,   /* v2c exception: past the end of the agent's view */
+  SNMP_V_ERROR,          /* the request for it failed (error-status); see detail */
 };
 
 struct snmp_value {
@@ -63,17 +63,17 @@ const char *snmp_vtype_name(enum snmp_vtype t);
 
 /* How a raw value becomes a reading: value = raw × scale / 10^digits. */
 struct snmp_scaling {
-  double scale;        /* fixed factor, e.g. 0.1 for tenths of an ampere */
-  int decimals;        /* wire decimals for the scale alone */
-  bool has_invalid;    /* `invalid` is the device's "not supported" value */
-  int64_t invalid;     /* e.g. -1 (APC, Sentry4) */
+  double scale;     /* fixed factor, e.g. 0.1 for tenths of an ampere */
+  int decimals;     /* wire decimals for the scale alone */
+  bool has_invalid; /* `invalid` is the device's "not supported" value */
+  int64_t invalid;  /* e.g. -1 (APC, Sentry4) */
 };
 
 enum snmp_conv {
   SNMP_CONV_OK = 0,
-  SNMP_CONV_ABSENT,    /* an exception, a missing row, or the invalid sentinel */
-  SNMP_CONV_BAD_TYPE,  /* not a number (OCTET STRING, OID, ...) */
-  SNMP_CONV_ERROR,     /* the request failed, or the digits are unusable */
+  SNMP_CONV_ABSENT,   /* an exception, a missing row, or the invalid sentinel */
+  SNMP_CONV_BAD_TYPE, /* not a number (OCTET STRING, OID, ...) */
+  SNMP_CONV_ERROR,    /* the request failed, or the digits are unusable */
 };
 
 /*

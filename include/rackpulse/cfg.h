@@ -27,18 +27,18 @@ enum rp_cfg_type {
 struct rp_cfg_field {
   const char *key;
   enum rp_cfg_type type;
-  size_t offset;     /* offsetof(target struct, member) */
-  size_t size;       /* RP_CFG_STRING: size of the char array */
-  const char *def;   /* default, as it would be written in YAML; NULL = none */
-  int required;      /* non-zero: the key must be present */
-  double min, max;   /* numeric range, inclusive; ignored when min == max */
+  size_t offset;   /* offsetof(target struct, member) */
+  size_t size;     /* RP_CFG_STRING: size of the char array */
+  const char *def; /* default, as it would be written in YAML; NULL = none */
+  int required;    /* non-zero: the key must be present */
+  double min, max; /* numeric range, inclusive; ignored when min == max */
   const char *help;
 };
 
 #define RP_CFG_STR(key, st, m, def, req, help) \
-  {key, RP_CFG_STRING, offsetof(st, m), sizeof(((st *)0)->m), def, req, 0, 0, help}
+  { key, RP_CFG_STRING, offsetof(st, m), sizeof(((st *)0)->m), def, req, 0, 0, help }
 #define RP_CFG_NUM(key, type, st, m, def, min, max, help) \
-  {key, type, offsetof(st, m), sizeof(((st *)0)->m), def, 0, min, max, help}
+  { key, type, offsetof(st, m), sizeof(((st *)0)->m), def, 0, min, max, help }
 
 /* A node of the document: 0 means "absent". */
 typedef int rp_cfg_node;
@@ -52,8 +52,8 @@ enum rp_cfg_kind { RP_CFG_NONE, RP_CFG_SCALAR, RP_CFG_SEQUENCE, RP_CFG_MAPPING }
 int rp_cfg_load(const char *path, struct rp_cfg_doc **out, char *err, size_t errlen);
 
 /* Parses YAML text held in memory; `name` stands for the file in errors. */
-int rp_cfg_load_string(const char *name, const char *text, size_t len,
-                       struct rp_cfg_doc **out, char *err, size_t errlen);
+int rp_cfg_load_string(const char *name, const char *text, size_t len, struct rp_cfg_doc **out,
+                       char *err, size_t errlen);
 
 /* Frees a document. Accepts NULL. */
 void rp_cfg_free(struct rp_cfg_doc *doc);
@@ -82,13 +82,12 @@ const char *rp_cfg_scalar(const struct rp_cfg_doc *doc, rp_cfg_node node);
  * Any other key not in the table is an error. Returns 0, or -EINVAL with err
  * set to "file:line: where.key: what is wrong". */
 int rp_cfg_apply(const struct rp_cfg_doc *doc, rp_cfg_node map, const char *where,
-                 const struct rp_cfg_field *fields, size_t nfields,
-                 const char *const *sections, void *target, char *err, size_t errlen);
+                 const struct rp_cfg_field *fields, size_t nfields, const char *const *sections,
+                 void *target, char *err, size_t errlen);
 
 /* Formats "file:line: where: message" into err (for callers' own checks). */
-void rp_cfg_error(const struct rp_cfg_doc *doc, rp_cfg_node node, const char *where,
-                  char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+void rp_cfg_error(const struct rp_cfg_doc *doc, rp_cfg_node node, const char *where, char *err,
+                  size_t errlen, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* Parses a duration ("250ms", "5s", "2m", "1h", or a bare number of
  * seconds). Returns 0 and *ms, or -EINVAL. */

@@ -13,11 +13,11 @@
 typedef Rackpulse__V1__Frame rp_frame;
 
 #define RP_FRAME_SCHEMA_VERSION 1
-#define RP_FRAME_MAX_BYTES (4u << 20)   /* larger messages are refused */
-#define RP_FRAME_MAX_SERIES 65536       /* dictionary entries per frame */
-#define RP_FRAME_MAX_NAME 128           /* names, units, label keys and values */
-#define RP_ID_MAX 64                    /* agent and rack ids */
-#define RP_FRAME_MAX_LABELS 16          /* labels per series */
+#define RP_FRAME_MAX_BYTES (4u << 20) /* larger messages are refused */
+#define RP_FRAME_MAX_SERIES 65536     /* dictionary entries per frame */
+#define RP_FRAME_MAX_NAME 128         /* names, units, label keys and values */
+#define RP_ID_MAX 64                  /* agent and rack ids */
+#define RP_FRAME_MAX_LABELS 16        /* labels per series */
 /* name, labels ("{k=v,...}") and "@device" together: the series key that
  * consumers index by must stay well inside LMDB's 511-byte key limit. */
 #define RP_SERIES_KEY_MAX 400

@@ -20,8 +20,8 @@
 
 /* Coolant properties. Plain data, owned by the caller. */
 struct rp_coolant {
-  double rho_kg_m3;   /* density */
-  double cp_kj_kg_k;  /* specific heat capacity */
+  double rho_kg_m3;  /* density */
+  double cp_kj_kg_k; /* specific heat capacity */
 };
 
 enum rp_coolant_preset {
@@ -45,8 +45,8 @@ double rp_delta_t(double ret_c, double supply_c);
  * volumetric flow in L/min. Returns 0, or -EDOM when an input is not finite or
  * the flow is negative (a fault reading, not a flow); *kw_out is then NaN.
  * A negative ΔT gives a negative result (see rp_delta_t). */
-int rp_heat_removed_kw(const struct rp_coolant *c, double delta_t_k,
-                       double flow_l_min, double *kw_out);
+int rp_heat_removed_kw(const struct rp_coolant *c, double delta_t_k, double flow_l_min,
+                       double *kw_out);
 
 /* Heat balance = heat removed ÷ electrical power (both kW) into *ratio_out:
  * the liquid capture ratio, normally a little below 1. Returns 0, or -EDOM

@@ -91,8 +91,8 @@ enum rp_window_method {
 
 /* Creation options. Zero-initialise, then set duration_ms and capacity. */
 struct rp_window_opts {
-  int64_t duration_ms;  /* D, in (0, RP_WINDOW_MAX_DURATION_MS] */
-  size_t capacity;      /* samples held at most, in [1, RP_WINDOW_MAX_CAPACITY] */
+  int64_t duration_ms; /* D, in (0, RP_WINDOW_MAX_DURATION_MS] */
+  size_t capacity;     /* samples held at most, in [1, RP_WINDOW_MAX_CAPACITY] */
   enum rp_window_method method;
   /* Optional value grid. grid_scale == 0: none. Otherwise grid_scale is finite
    * and > 0, and a value v is on the grid when v == (double)k / grid_scale for
@@ -105,13 +105,13 @@ struct rp_window_opts {
 
 /* Outcomes of rp_window_add() since creation (rp_window_clear() keeps them). */
 struct rp_window_counters {
-  uint64_t inserted;     /* samples for which rp_window_add() returned 0 */
-  uint64_t nonfinite;    /* NaN or infinite values refused (-EDOM) */
-  uint64_t off_grid;     /* values off the declared grid refused (-ERANGE) */
-  uint64_t too_old;      /* samples older than the window of the newest (-ESTALE) */
-  uint64_t evicted;      /* samples evicted because the window was full,
+  uint64_t inserted;  /* samples for which rp_window_add() returned 0 */
+  uint64_t nonfinite; /* NaN or infinite values refused (-EDOM) */
+  uint64_t off_grid;  /* values off the declared grid refused (-ERANGE) */
+  uint64_t too_old;   /* samples older than the window of the newest (-ESTALE) */
+  uint64_t evicted;   /* samples evicted because the window was full,
                             including new samples refused with -ENOBUFS */
-  uint64_t expired;      /* samples that left the window because time moved on */
+  uint64_t expired;   /* samples that left the window because time moved on */
 };
 
 /* A summary of a window's samples: plain data, owned by the caller, and
@@ -123,10 +123,10 @@ struct rp_window_counters {
  * against the spread; sum of squares = m2 + sum * sum / count if needed. */
 struct rp_window_summary {
   uint64_t count;
-  double sum;           /* mean * count */
+  double sum; /* mean * count */
   double mean;
   double m2;
-  double stddev;        /* population standard deviation, sqrt(m2 / count),
+  double stddev; /* population standard deviation, sqrt(m2 / count),
                            as numpy.std with its default ddof = 0 */
   double min;
   double max;
@@ -135,7 +135,7 @@ struct rp_window_summary {
                            when !has_slope */
   int64_t oldest_ts_ms; /* timestamps of the oldest and newest held samples */
   int64_t newest_ts_ms;
-  int64_t span_ms;      /* newest_ts_ms - oldest_ts_ms */
+  int64_t span_ms; /* newest_ts_ms - oldest_ts_ms */
 };
 
 struct rp_window;
@@ -174,8 +174,7 @@ double rp_window_quantile(const struct rp_window *w, double q);
 /* Fills out[i] with the quantile q[i] for i < k. Returns 0, -ENODATA when the
  * window is empty (out untouched) or -EINVAL when some q[i] is not in [0, 1]
  * (out untouched). */
-int rp_window_quantiles(const struct rp_window *w, const double *q, double *out,
-                        size_t k);
+int rp_window_quantiles(const struct rp_window *w, const double *q, double *out, size_t k);
 
 /* Least-squares slope of value against time over the held samples, in value
  * units per minute, into *per_min. Returns 0, or -ENODATA ("no slope": fewer
@@ -194,8 +193,7 @@ void rp_summary_init(struct rp_window_summary *s);
  * exactly; mean and m2 combine with Chan et al.'s pairwise formula. A slope is
  * not mergeable: when both are non-empty the result has has_slope false. When
  * dst is empty it becomes a copy of src; an empty src leaves dst unchanged. */
-void rp_summary_merge(struct rp_window_summary *dst,
-                      const struct rp_window_summary *src);
+void rp_summary_merge(struct rp_window_summary *dst, const struct rp_window_summary *src);
 
 /* A statistics series: up to RP_STATS_SERIES_MAX_WINDOWS windows (say 60 s,
  * 300 s and 900 s) fed by one rp_stats_series_add(). Each window keeps its own
@@ -213,8 +211,7 @@ struct rp_stats_series;
 /* Creates a series in *out with all its windows. Returns 0, -EINVAL or
  * -ENOMEM (as rp_window_new; on error *out is NULL and nothing is leaked).
  * The caller owns the series and frees it with rp_stats_series_free(). */
-int rp_stats_series_new(struct rp_stats_series **out,
-                        const struct rp_stats_series_opts *opts);
+int rp_stats_series_new(struct rp_stats_series **out, const struct rp_stats_series_opts *opts);
 
 /* Frees a series and its windows. Accepts NULL. */
 void rp_stats_series_free(struct rp_stats_series *s);
@@ -229,7 +226,6 @@ size_t rp_stats_series_nwindows(const struct rp_stats_series *s);
 
 /* Window i (i < rp_stats_series_nwindows(s)), owned by the series: valid until
  * rp_stats_series_free(). Returns NULL when i is out of range. */
-const struct rp_window *rp_stats_series_window(const struct rp_stats_series *s,
-                                               size_t i);
+const struct rp_window *rp_stats_series_window(const struct rp_stats_series *s, size_t i);
 
 #endif

@@ -45,8 +45,8 @@ static void apply_tables(const struct rp_cfg_doc *doc, rp_cfg_node map) {
   E e;
   char err[1024];
   memset(&e, 0x5a, sizeof(e));
-  if (rp_cfg_apply(doc, map, "fuzz", fields, sizeof(fields) / sizeof(fields[0]), sections, &e,
-                   err, sizeof(err)) == 0) {
+  if (rp_cfg_apply(doc, map, "fuzz", fields, sizeof(fields) / sizeof(fields[0]), sections, &e, err,
+                   sizeof(err)) == 0) {
     FUZZ_ASSERT(fuzz_terminated(e.s, sizeof(e.s)));
     FUZZ_ASSERT(e.i >= -5 && e.i <= 1000000000000LL);
     FUZZ_ASSERT(e.t >= 1 && e.t <= 86400000);
@@ -91,8 +91,7 @@ static void walk(const struct rp_cfg_doc *doc, rp_cfg_node node, int depth) {
     }
     FUZZ_ASSERT(rp_cfg_map_key(doc, node, rp_cfg_map_len(doc, node), NULL) == NULL);
     break;
-  case RP_CFG_NONE:
-    FUZZ_ASSERT(0);
+  case RP_CFG_NONE: FUZZ_ASSERT(0);
   }
 }
 

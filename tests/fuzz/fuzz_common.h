@@ -17,12 +17,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* An invariant the parser promises: a violation is a finding, so abort and
  * let libFuzzer keep the input. */
-#define FUZZ_ASSERT(cond)                                                        \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
+#define FUZZ_ASSERT(cond)                                                          \
+  do {                                                                             \
+    if (!(cond)) {                                                                 \
       fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                   \
-    }                                                                            \
+      abort();                                                                     \
+    }                                                                              \
   } while (0)
 
 /* True when s[0..size) holds a NUL: the fixed-size text fields of the

@@ -55,8 +55,9 @@ static void check_arg(const char *key, const char *value) {
       FUZZ_ASSERT(ms >= 0);
   } else if (rp_http_valid_id(value, strlen(value))) {
     size_t n = strlen(value);
-    FUZZ_ASSERT(n >= 1 && n <= 64 && strspn(value, "abcdefghijklmnopqrstuvwxyz"
-                                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n);
+    FUZZ_ASSERT(n >= 1 && n <= 64 &&
+                strspn(value, "abcdefghijklmnopqrstuvwxyz"
+                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n);
   }
 }
 

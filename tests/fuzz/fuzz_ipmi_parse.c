@@ -21,8 +21,7 @@ static void check_reading(const struct ipmi_reading *r) {
   FUZZ_ASSERT(fuzz_terminated(r->entity, sizeof(r->entity)));
   FUZZ_ASSERT(ipmi_status_name(r->status)[0] != '?');
   /* value is NAN whenever there is no number, never 0 */
-  if (r->status == IPMI_ST_NA || r->status == IPMI_ST_DISABLED ||
-      r->status == IPMI_ST_DISCRETE)
+  if (r->status == IPMI_ST_NA || r->status == IPMI_ST_DISABLED || r->status == IPMI_ST_DISCRETE)
     FUZZ_ASSERT(isnan(r->value));
 }
 

@@ -20,9 +20,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mb_register_init(&r);
   snprintf(r.name, sizeof(r.name), "fuzz.value");
   snprintf(r.unit, sizeof(r.unit), "Cel");
-  r.fn = (enum mb_function)(fuzz_u8(&in) % 6);      /* 0 and 5: unknown */
-  r.type = (enum mb_type)(fuzz_u8(&in) % 8);        /* 7: unknown */
-  r.order = (enum mb_order)(fuzz_u8(&in) % 5);      /* 4: unknown */
+  r.fn = (enum mb_function)(fuzz_u8(&in) % 6); /* 0 and 5: unknown */
+  r.type = (enum mb_type)(fuzz_u8(&in) % 8);   /* 7: unknown */
+  r.order = (enum mb_order)(fuzz_u8(&in) % 5); /* 4: unknown */
   r.address = fuzz_u16(&in);
   uint8_t flags = fuzz_u8(&in);
   r.scale = (flags & 1) ? fuzz_double(&in) : 0.1;
@@ -69,17 +69,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (r.has_range && r.type != MB_TYPE_BITFIELD)
       FUZZ_ASSERT(v.value >= r.min && v.value <= r.max);
     break;
-  case MB_ST_ABSENT:
-    FUZZ_ASSERT(isnan(v.value) && r.has_sentinel && v.raw == r.sentinel);
-    break;
-  case MB_ST_OUT_OF_RANGE:
-    FUZZ_ASSERT(r.has_range && isfinite(v.value));
-    break;
-  case MB_ST_NOT_FINITE:
-    FUZZ_ASSERT(!isfinite(v.value));
-    break;
-  case MB_ST_BAD_LENGTH:
-    FUZZ_ASSERT(0);
+  case MB_ST_ABSENT: FUZZ_ASSERT(isnan(v.value) && r.has_sentinel && v.raw == r.sentinel); break;
+  case MB_ST_OUT_OF_RANGE: FUZZ_ASSERT(r.has_range && isfinite(v.value)); break;
+  case MB_ST_NOT_FINITE: FUZZ_ASSERT(!isfinite(v.value)); break;
+  case MB_ST_BAD_LENGTH: FUZZ_ASSERT(0);
   }
   if (r.type != MB_TYPE_BITFIELD)
     FUZZ_ASSERT(v.active == 0);

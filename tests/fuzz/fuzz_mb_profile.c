@@ -22,8 +22,8 @@ static void use_map(const struct mb_regmap *m, const struct mb_profile_defaults 
     FUZZ_ASSERT(m->decimals[i] >= 0 && m->decimals[i] <= 9);
     uint16_t words[4] = {0};
     struct mb_value v;
-    FUZZ_ASSERT(mb_decode(&m->regs[i], words, mb_register_words(&m->regs[i]), &v, err,
-                          sizeof(err)) == 0);
+    FUZZ_ASSERT(
+        mb_decode(&m->regs[i], words, mb_register_words(&m->regs[i]), &v, err, sizeof(err)) == 0);
   }
   struct mb_regmap copy = {0};
   FUZZ_ASSERT(mb_regmap_override(&copy, m) == 0 && copy.n == m->n);

@@ -20,7 +20,7 @@
 
 static uint64_t take(const uint8_t **p, size_t *n, size_t bytes) {
   uint64_t v = 0;
-  for (size_t i = 0; i < bytes && *n > 0; i++, (*p)++, (*n)--)
+  for (size_t i = 0; i<bytes && * n> 0; i++, (*p)++, (*n)--)
     v = v << 8 | **p;
   return v;
 }
@@ -100,14 +100,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size == 0)
     return 0;
   switch (data[0] % 3) {
-  case 0:
-    fuzz_profile(data + 1, size - 1);
-    break;
-  case 1:
-    fuzz_oid(data + 1, size - 1);
-    break;
-  default:
-    fuzz_values(data + 1, size - 1);
+  case 0: fuzz_profile(data + 1, size - 1); break;
+  case 1: fuzz_oid(data + 1, size - 1); break;
+  default: fuzz_values(data + 1, size - 1);
   }
   return 0;
 }

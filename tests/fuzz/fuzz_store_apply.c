@@ -26,7 +26,8 @@ static void check_text(const char *s) {
 static void on_latest(void *ctx, const char *key, const struct store_latest *l) {
   FUZZ_ASSERT(strlen(key) < 512);
   check_text(key);
-  FUZZ_ASSERT(fuzz_terminated(l->unit, sizeof(l->unit)) && fuzz_terminated(l->detail, sizeof(l->detail)));
+  FUZZ_ASSERT(fuzz_terminated(l->unit, sizeof(l->unit)) &&
+              fuzz_terminated(l->detail, sizeof(l->detail)));
   check_text(l->unit);
   check_text(l->detail);
   ++*(size_t *)ctx;
@@ -101,8 +102,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char why[256];
     if (rp_frame_decode(data, len, &frames[n], why, sizeof(why)) != 0)
       frames[n] = NULL;
-    msgs[n] = (struct store_msg){.frame = frames[n], .topic = "rackpulse.frames",
-                                 .partition = (int32_t)(n % 3), .offset = (int64_t)n * 7};
+    msgs[n] = (struct store_msg){.frame = frames[n],
+                                 .topic = "rackpulse.frames",
+                                 .partition = (int32_t)(n % 3),
+                                 .offset = (int64_t)n * 7};
     data += len;
     size -= len;
     n++;

@@ -206,8 +206,8 @@ static rp_frame *build_decode(struct rp_frame_builder *b, const struct rp_frame_
                               struct world *w, size_t ntargets) {
   uint8_t *buf = (uint8_t *)&buf;
   size_t len = 0;
-  assert_int_equal(
-      rp_builder_build(b, m, &w->series, w->targets, ntargets, &w->health, &buf, &len), 0);
+  assert_int_equal(rp_builder_build(b, m, &w->series, w->targets, ntargets, &w->health, &buf, &len),
+                   0);
   assert_true(len > 0);
   rp_frame *f = NULL;
   char err[256];
@@ -369,8 +369,12 @@ static void test_build_empty(void **state) {
   world_init(&w);
   struct rp_frame_builder *b = rp_builder_new(8);
   assert_non_null(b);
-  struct rp_frame_meta m = {.agent_id = "a", .rack_id = "r", .seq = 1, .ts_ms = 5,
-                            .interval_ms = 250, .with_dictionary = true};
+  struct rp_frame_meta m = {.agent_id = "a",
+                            .rack_id = "r",
+                            .seq = 1,
+                            .ts_ms = 5,
+                            .interval_ms = 250,
+                            .with_dictionary = true};
   rp_frame *f = build_decode(b, &m, &w, 0);
   assert_int_equal(f->n_samples, 0);
   assert_int_equal(f->n_statuses, 0);
@@ -427,9 +431,9 @@ static void test_status_bound(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_series_ids),     cmocka_unit_test(test_series_too_long),
-      cmocka_unit_test(test_series_many),    cmocka_unit_test(test_build_full_frame),
-      cmocka_unit_test(test_build_empty),    cmocka_unit_test(test_status_bound),
+      cmocka_unit_test(test_series_ids),  cmocka_unit_test(test_series_too_long),
+      cmocka_unit_test(test_series_many), cmocka_unit_test(test_build_full_frame),
+      cmocka_unit_test(test_build_empty), cmocka_unit_test(test_status_bound),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

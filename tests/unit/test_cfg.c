@@ -51,8 +51,7 @@ static const struct rp_cfg_field fields[] = {
 
 static const char *const sections[] = {"registers", "labels", NULL};
 
-static const char KNOWN[] =
-    "known keys: name, count, ratio, enabled, timeout, note, port, offset";
+static const char KNOWN[] = "known keys: name, count, ratio, enabled, timeout, note, port, offset";
 
 /* Parses `text` as "t.yaml" and applies section `dev` into *c (pre-filled
  * with 0x55 so defaults that are not applied show). Returns apply's result;
@@ -124,9 +123,9 @@ static void test_bool_forms(void **state) {
   static const struct {
     const char *text;
     bool want;
-  } cases[] = {{"true", true},   {"True", true},   {"yes", true},   {"YES", true},
-               {"on", true},     {"1", true},      {"false", false}, {"FALSE", false},
-               {"no", false},    {"off", false},   {"Off", false},  {"0", false}};
+  } cases[] = {{"true", true}, {"True", true}, {"yes", true},    {"YES", true},
+               {"on", true},   {"1", true},    {"false", false}, {"FALSE", false},
+               {"no", false},  {"off", false}, {"Off", false},   {"0", false}};
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     char text[128], err[512];
     struct conf c;
@@ -148,10 +147,9 @@ static void test_parse_duration(void **state) {
   static const struct {
     const char *text;
     int64_t ms;
-  } good[] = {{"250ms", 250},     {"5s", 5000},     {"2m", 120000},  {"2min", 120000},
-              {"1h", 3600000},    {"1.5", 1500},    {"10", 10000},   {"0", 0},
-              {"0.25s", 250},     {"1.5h", 5400000}, {"5 s", 5000},  {"0.0004", 0},
-              {"0.0006", 1},      {"1e3ms", 1000}};
+  } good[] = {{"250ms", 250}, {"5s", 5000},  {"2m", 120000}, {"2min", 120000}, {"1h", 3600000},
+              {"1.5", 1500},  {"10", 10000}, {"0", 0},       {"0.25s", 250},   {"1.5h", 5400000},
+              {"5 s", 5000},  {"0.0004", 0}, {"0.0006", 1},  {"1e3ms", 1000}};
   for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
     int64_t ms = -1;
     int rc = rp_parse_duration_ms(good[i].text, &ms);
@@ -159,14 +157,13 @@ static void test_parse_duration(void **state) {
       fail_msg("'%s': rc %d, %lld ms, want %lld", good[i].text, rc, (long long)ms,
                (long long)good[i].ms);
   }
-  static const char *const bad[] = {"",    "abc", "5x",  "-1s", "5S",   "5 sec",
-                                    "nan", "inf", "1e400", "ms", "1d", "5s5"};
+  static const char *const bad[] = {"",    "abc", "5x",    "-1s", "5S", "5 sec",
+                                    "nan", "inf", "1e400", "ms",  "1d", "5s5"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     int64_t ms = 77;
     int rc = rp_parse_duration_ms(bad[i], &ms);
     if (rc != -EINVAL || ms != 77)
-      fail_msg("'%s': rc %d, ms %lld, want -EINVAL and untouched", bad[i], rc,
-               (long long)ms);
+      fail_msg("'%s': rc %d, ms %lld, want -EINVAL and untouched", bad[i], rc, (long long)ms);
   }
 }
 
@@ -213,14 +210,12 @@ static void test_defaults(void **state) {
   /* An absent section (map 0) takes every default. */
   struct rp_cfg_doc *doc = NULL;
   const char *text = "other: {}\n";
-  assert_int_equal(rp_cfg_load_string("t.yaml", text, strlen(text), &doc, err, sizeof(err)),
-                   0);
+  assert_int_equal(rp_cfg_load_string("t.yaml", text, strlen(text), &doc, err, sizeof(err)), 0);
   rp_cfg_node dev = rp_cfg_get(doc, rp_cfg_root(doc), "dev");
   assert_int_equal(dev, 0);
   memset(&c, 0, sizeof(c));
   assert_int_equal(
-      rp_cfg_apply(doc, dev, "dev", OPTIONAL_FIELDS, NOPTIONAL, NULL, &c, err, sizeof(err)),
-      0);
+      rp_cfg_apply(doc, dev, "dev", OPTIONAL_FIELDS, NOPTIONAL, NULL, &c, err, sizeof(err)), 0);
   assert_int_equal(c.count, 3);
   assert_int_equal(c.port, 502);
   assert_string_equal(c.note, "hello");
@@ -239,19 +234,16 @@ static void test_required_missing(void **state) {
 static void test_unknown_key(void **state) {
   (void)state;
   char want[512];
-  snprintf(want, sizeof(want), "t.yaml:4: dev.colour: unknown key (%s, registers, labels)",
-           KNOWN);
+  snprintf(want, sizeof(want), "t.yaml:4: dev.colour: unknown key (%s, registers, labels)", KNOWN);
   expect_error("dev:\n  name: x\n  count: 1\n  colour: red\n", want);
-  snprintf(want, sizeof(want), "t.yaml:2: dev.prot: unknown key (%s, registers, labels)",
-           KNOWN);
+  snprintf(want, sizeof(want), "t.yaml:2: dev.prot: unknown key (%s, registers, labels)", KNOWN);
   expect_error("dev:\n  prot: [1, 2]\n  name: x\n", want);
 
   /* Without sections the list ends at the table. */
   struct rp_cfg_doc *doc = NULL;
   char err[512];
   const char *text = "dev:\n\n  registers: []\n";
-  assert_int_equal(rp_cfg_load_string("t.yaml", text, strlen(text), &doc, err, sizeof(err)),
-                   0);
+  assert_int_equal(rp_cfg_load_string("t.yaml", text, strlen(text), &doc, err, sizeof(err)), 0);
   struct conf c;
   assert_int_equal(rp_cfg_apply(doc, rp_cfg_get(doc, rp_cfg_root(doc), "dev"), "dev",
                                 OPTIONAL_FIELDS, NOPTIONAL, NULL, &c, err, sizeof(err)),
@@ -268,8 +260,7 @@ static void test_key_errors_name_the_key_line(void **state) {
   expect_error("dev:\n  name: x\n  registers: []\n  registers:\n    - a\n",
                "t.yaml:4: dev.registers: duplicate key");
   char want[512];
-  snprintf(want, sizeof(want), "t.yaml:3: dev.prot: unknown key (%s, registers, labels)",
-           KNOWN);
+  snprintf(want, sizeof(want), "t.yaml:3: dev.prot: unknown key (%s, registers, labels)", KNOWN);
   expect_error("dev:\n  name: x\n  prot:\n    a: 1\n", want);
 }
 
@@ -307,22 +298,19 @@ static void test_out_of_range(void **state) {
   (void)state;
   struct conf c;
   char err[512];
-  expect_error("dev:\n  name: x\n  port: 70000\n",
-               "t.yaml:3: dev.port: 70000 is outside 1..65535");
+  expect_error("dev:\n  name: x\n  port: 70000\n", "t.yaml:3: dev.port: 70000 is outside 1..65535");
   expect_error("dev:\n  name: x\n  port: 0\n", "t.yaml:3: dev.port: 0 is outside 1..65535");
   expect_error("dev:\n  name: x\n  ratio: 1.01\n", "t.yaml:3: dev.ratio: 1.01 is outside 0..1");
   expect_error("dev:\n  name: x\n  ratio: -0.5\n", "t.yaml:3: dev.ratio: -0.5 is outside 0..1");
   /* Inclusive bounds. */
-  assert_int_equal(apply_text("dev:\n  name: x\n  port: 1\n  ratio: 0\n", &c, err, sizeof(err)),
-                   0);
+  assert_int_equal(apply_text("dev:\n  name: x\n  port: 1\n  ratio: 0\n", &c, err, sizeof(err)), 0);
   assert_int_equal(c.port, 1);
-  assert_int_equal(
-      apply_text("dev:\n  name: x\n  port: 65535\n  ratio: 1\n", &c, err, sizeof(err)), 0);
+  assert_int_equal(apply_text("dev:\n  name: x\n  port: 65535\n  ratio: 1\n", &c, err, sizeof(err)),
+                   0);
   assert_int_equal(c.port, 65535);
   assert_true(c.ratio == 1.0);
   /* min == max: no range at all. */
-  assert_int_equal(
-      apply_text("dev:\n  name: x\n  count: -9000000000\n", &c, err, sizeof(err)), 0);
+  assert_int_equal(apply_text("dev:\n  name: x\n  count: -9000000000\n", &c, err, sizeof(err)), 0);
   assert_int_equal(c.count, -9000000000LL);
 }
 
@@ -333,8 +321,7 @@ static void test_string_too_long(void **state) {
   /* name is char[16]: 15 characters fit, 16 do not. */
   assert_int_equal(apply_text("dev:\n  name: abcdefghijklmno\n", &c, err, sizeof(err)), 0);
   assert_string_equal(c.name, "abcdefghijklmno");
-  expect_error("dev:\n  name: abcdefghijklmnop\n",
-               "t.yaml:2: dev.name: longer than 15 characters");
+  expect_error("dev:\n  name: abcdefghijklmnop\n", "t.yaml:2: dev.name: longer than 15 characters");
 }
 
 static void test_invalid_yaml(void **state) {
@@ -352,8 +339,8 @@ static void test_invalid_yaml(void **state) {
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     struct rp_cfg_doc *doc = NULL;
     char err[512] = "";
-    int rc = rp_cfg_load_string("t.yaml", cases[i].text, strlen(cases[i].text), &doc, err,
-                                sizeof(err));
+    int rc =
+        rp_cfg_load_string("t.yaml", cases[i].text, strlen(cases[i].text), &doc, err, sizeof(err));
     assert_int_equal(rc, -EINVAL);
     if (strncmp(err, cases[i].prefix, strlen(cases[i].prefix)) != 0)
       fail_msg("case %zu: '%s' does not start with '%s'", i, err, cases[i].prefix);
@@ -375,8 +362,8 @@ static void test_top_level_not_mapping(void **state) {
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     struct rp_cfg_doc *doc = NULL;
     char err[512] = "";
-    int rc = rp_cfg_load_string("t.yaml", cases[i].text, strlen(cases[i].text), &doc, err,
-                                sizeof(err));
+    int rc =
+        rp_cfg_load_string("t.yaml", cases[i].text, strlen(cases[i].text), &doc, err, sizeof(err));
     assert_int_equal(rc, -EINVAL);
     assert_null(doc);
     assert_string_equal(err, cases[i].want);
@@ -394,8 +381,7 @@ static void test_sections_are_skipped(void **state) {
                      "    - {name: flow, address: 12}\n"
                      "  labels: {row: A}\n"
                      "  port: 503\n";
-  assert_int_equal(rp_cfg_load_string("t.yaml", text, strlen(text), &doc, err, sizeof(err)),
-                   0);
+  assert_int_equal(rp_cfg_load_string("t.yaml", text, strlen(text), &doc, err, sizeof(err)), 0);
   rp_cfg_node dev = rp_cfg_get(doc, rp_cfg_root(doc), "dev");
   struct conf c;
   memset(&c, 0, sizeof(c));
@@ -440,8 +426,8 @@ static void test_load_file(void **state) {
   assert_int_equal(rp_cfg_load(path, &doc, err, sizeof(err)), 0);
   assert_string_equal(rp_cfg_path(doc), path);
   struct conf c;
-  int rc = rp_cfg_apply(doc, rp_cfg_get(doc, rp_cfg_root(doc), "dev"), "dev", fields, NFIELDS,
-                        NULL, &c, err, sizeof(err));
+  int rc = rp_cfg_apply(doc, rp_cfg_get(doc, rp_cfg_root(doc), "dev"), "dev", fields, NFIELDS, NULL,
+                        &c, err, sizeof(err));
   assert_int_equal(rc, -EINVAL);
   snprintf(want, sizeof(want), "%s:4: dev.bogus: unknown key (", path);
   if (strncmp(err, want, strlen(want)) != 0)
@@ -488,9 +474,8 @@ static void test_load_file(void **state) {
                                 NFIELDS, NULL, &c, err, sizeof(err)),
                    0);
   assert_string_equal(c.name, "tail");
-  assert_int_equal(rp_cfg_line(doc, rp_cfg_get(doc, rp_cfg_get(doc, rp_cfg_root(doc), "dev"),
-                                               "name")),
-                   2002);
+  assert_int_equal(
+      rp_cfg_line(doc, rp_cfg_get(doc, rp_cfg_get(doc, rp_cfg_root(doc), "dev"), "name")), 2002);
   rp_cfg_free(doc);
   unlink(path);
 }

@@ -146,8 +146,7 @@ static uint8_t *pack(const Rackpulse__V1__Frame *f, size_t *len) {
 }
 
 /* Packs and decodes; returns rp_frame_decode's result and its message. */
-static int pack_decode(const Rackpulse__V1__Frame *f, rp_frame **out, char *err,
-                       size_t errlen) {
+static int pack_decode(const Rackpulse__V1__Frame *f, rp_frame **out, char *err, size_t errlen) {
   size_t len;
   uint8_t *buf = pack(f, &len);
   *out = NULL;
@@ -175,13 +174,26 @@ static void test_scale_known_answers(void **state) {
     int d;
     int64_t want;
   } cases[] = {
-      {21.37, 2, 2137},          {-21.37, 2, -2137},          {0.0, 5, 0},
-      {-0.0, 3, 0},              {1.23456789, 9, 1234567890}, {-1e-9, 9, -1},
-      {4e-10, 9, 0},             {6e-10, 9, 1},               {1234.0, -2, 12},
-      {-1251.0, -2, -13},        {123.456, -2, 1},            {99.0, -1, 10},
-      {1.0, 0, 1},               {7.4999, 0, 7},              {7.5001, 0, 8},
-      {-7.5001, 0, -8},          {2.5000001, 0, 3},           {-2.4999999, 0, -2},
-      {9.1e18, 0, 9100000000000000000LL},                     {123456.0, -2, 1235},
+      {21.37, 2, 2137},
+      {-21.37, 2, -2137},
+      {0.0, 5, 0},
+      {-0.0, 3, 0},
+      {1.23456789, 9, 1234567890},
+      {-1e-9, 9, -1},
+      {4e-10, 9, 0},
+      {6e-10, 9, 1},
+      {1234.0, -2, 12},
+      {-1251.0, -2, -13},
+      {123.456, -2, 1},
+      {99.0, -1, 10},
+      {1.0, 0, 1},
+      {7.4999, 0, 7},
+      {7.5001, 0, 8},
+      {-7.5001, 0, -8},
+      {2.5000001, 0, 3},
+      {-2.4999999, 0, -2},
+      {9.1e18, 0, 9100000000000000000LL},
+      {123456.0, -2, 1235},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     int64_t got = -777;
@@ -200,9 +212,18 @@ static void test_scale_known_answers(void **state) {
 /* Every scaled integer survives unscale then scale, for every decimals. */
 static void test_scale_round_trip(void **state) {
   (void)state;
-  static const int64_t samples[] = {0,          1,          -1,           7,
-                                    -7,         2137,       -2137,        99999,
-                                    -100001,    123456789,  -987654321,   1099511627775LL,
+  static const int64_t samples[] = {0,
+                                    1,
+                                    -1,
+                                    7,
+                                    -7,
+                                    2137,
+                                    -2137,
+                                    99999,
+                                    -100001,
+                                    123456789,
+                                    -987654321,
+                                    1099511627775LL,
                                     -1099511627775LL};
   for (int d = -2; d <= 9; d++) {
     for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
@@ -232,19 +253,19 @@ static void test_scale_half_way(void **state) {
   static const struct {
     double v;
     int d;
-  } ties[] = {{0.5, 0},   {1.5, 0},  {2.5, 0},   {1e6 + 0.5, 0}, {0.125, 2},
-              {0.375, 2}, {0.05, 1}, {150.0, -2}, {250.0, -2},   {0.0625, 3}};
+  } ties[] = {{0.5, 0},   {1.5, 0},  {2.5, 0},    {1e6 + 0.5, 0}, {0.125, 2},
+              {0.375, 2}, {0.05, 1}, {150.0, -2}, {250.0, -2},    {0.0625, 3}};
   for (size_t i = 0; i < sizeof(ties) / sizeof(ties[0]); i++) {
     double exact = ties[i].v * pow(10.0, ties[i].d);
     int64_t pos = 0, neg = 0;
     assert_int_equal(rp_value_scale(ties[i].v, ties[i].d, &pos), 0);
     assert_int_equal(rp_value_scale(-ties[i].v, ties[i].d, &neg), 0);
     if (fabs((double)pos - exact) > 0.5 + 1e-9)
-      fail_msg("scale(%g, %d) = %lld, not nearest to %g", ties[i].v, ties[i].d,
-               (long long)pos, exact);
+      fail_msg("scale(%g, %d) = %lld, not nearest to %g", ties[i].v, ties[i].d, (long long)pos,
+               exact);
     if (neg != -pos)
-      fail_msg("scale(%g, %d) = %lld but scale(-v) = %lld", ties[i].v, ties[i].d,
-               (long long)pos, (long long)neg);
+      fail_msg("scale(%g, %d) = %lld but scale(-v) = %lld", ties[i].v, ties[i].d, (long long)pos,
+               (long long)neg);
   }
 }
 
@@ -253,15 +274,15 @@ static void test_scale_range_errors(void **state) {
   static const struct {
     double v;
     int d;
-  } bad[] = {{NAN, 2},     {-NAN, 0},    {INFINITY, 0}, {-INFINITY, 9},
-             {1e10, 9},    {-1e10, 9},   {9.3e18, 0},   {-9.3e18, 0},
-             {1e300, 2},   {DBL_MAX, -2}, {1e17, 2},     {-92233720368.6, 8}};
+  } bad[] = {{NAN, 2},   {-NAN, 0},     {INFINITY, 0}, {-INFINITY, 9},
+             {1e10, 9},  {-1e10, 9},    {9.3e18, 0},   {-9.3e18, 0},
+             {1e300, 2}, {DBL_MAX, -2}, {1e17, 2},     {-92233720368.6, 8}};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     int64_t out = 55;
     int rc = rp_value_scale(bad[i].v, bad[i].d, &out);
     if (rc != -ERANGE || out != 55)
-      fail_msg("scale(%g, %d): rc %d out %lld, want -ERANGE and untouched", bad[i].v,
-               bad[i].d, rc, (long long)out);
+      fail_msg("scale(%g, %d): rc %d out %lld, want -ERANGE and untouched", bad[i].v, bad[i].d, rc,
+               (long long)out);
   }
 }
 
@@ -342,7 +363,9 @@ static void test_decode_garbage(void **state) {
     size_t len;
   } cases[] = {
       /* Field 2 (agent_id) says 16 bytes follow, one does. */
-      {"\x12\x10" "a", 3},
+      {"\x12\x10"
+       "a",
+       3},
       /* A varint that never ends. */
       {"\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 12},
       /* Field number 0 is invalid. */
@@ -611,8 +634,8 @@ static void test_to_json(void **state) {
   const json_t *d0 = json_array_get(json_object_get(o, "dictionary"), 0);
   assert_string_equal(json_string_value(json_object_get(d0, "name")), "cdu.supply_temp");
   assert_int_equal(json_integer_value(json_object_get(d0, "decimals")), 2);
-  assert_string_equal(
-      json_string_value(json_object_get(json_object_get(d0, "labels"), "loop")), "primary");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(d0, "labels"), "loop")),
+                      "primary");
   assert_true(json_real_value(json_object_get(sample_at(o, 0), "value")) == 21.37);
   json_decref(o);
 
@@ -664,18 +687,12 @@ static void test_now_ms(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_scale_known_answers),
-      cmocka_unit_test(test_scale_round_trip),
-      cmocka_unit_test(test_scale_half_way),
-      cmocka_unit_test(test_scale_range_errors),
-      cmocka_unit_test(test_decode_valid),
-      cmocka_unit_test(test_decode_garbage),
-      cmocka_unit_test(test_decode_truncated),
-      cmocka_unit_test(test_decode_rules),
-      cmocka_unit_test(test_decode_oversized),
-      cmocka_unit_test(test_to_json),
-      cmocka_unit_test(test_to_json_large_uint32),
-      cmocka_unit_test(test_now_ms),
+      cmocka_unit_test(test_scale_known_answers),  cmocka_unit_test(test_scale_round_trip),
+      cmocka_unit_test(test_scale_half_way),       cmocka_unit_test(test_scale_range_errors),
+      cmocka_unit_test(test_decode_valid),         cmocka_unit_test(test_decode_garbage),
+      cmocka_unit_test(test_decode_truncated),     cmocka_unit_test(test_decode_rules),
+      cmocka_unit_test(test_decode_oversized),     cmocka_unit_test(test_to_json),
+      cmocka_unit_test(test_to_json_large_uint32), cmocka_unit_test(test_now_ms),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,8 +49,8 @@ static void test_heat_removed(void **state) {
   /* 100 L/min of water at ΔT 10 K. */
   assert_int_equal(rp_heat_removed_kw(&water, 10.0, 100.0, &q), 0);
   assert_true(fabs(q - 995.6 * 4.18 * 10.0 * 100.0 / 60000.0) < 1e-12);
-  assert_true(fabs(q - 69.36) < 0.001);     /* this formula's exact value */
-  assert_true(fabs(q - 69.4) < 0.05);       /* REFERENCE.md's rounding */
+  assert_true(fabs(q - 69.36) < 0.001);      /* this formula's exact value */
+  assert_true(fabs(q - 69.4) < 0.05);        /* REFERENCE.md's rounding */
   assert_true(fabs(q - 69.7) / 69.7 < 0.01); /* the issue's, other constants */
   /* Per L/min·K: 0.0694 for water, 0.0669 for PG25. */
   assert_int_equal(rp_heat_removed_kw(&water, 1.0, 1.0, &q), 0);

@@ -27,1033 +27,939 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static char *load(const char *name, size_t *len)
-{
-	char path[512];
-	FILE *f;
-	char *buf;
-	long sz;
+static char *load(const char *name, size_t *len) {
+  char path[512];
+  FILE *f;
+  char *buf;
+  long sz;
 
-	snprintf(path, sizeof(path), "%s/ipmitool/%s", RP_FIXTURES, name);
-	f = fopen(path, "rb");
-	if (f == NULL)
-		fail_msg("cannot open %s", path);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	sz = ftell(f);
-	assert_true(sz >= 0);
-	rewind(f);
-	buf = malloc((size_t)sz + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)sz, f), (size_t)sz);
-	fclose(f);
-	buf[sz] = '\0';
-	*len = (size_t)sz;
-	return buf;
+  snprintf(path, sizeof(path), "%s/ipmitool/%s", RP_FIXTURES, name);
+  f = fopen(path, "rb");
+  if (f == NULL)
+    fail_msg("cannot open %s", path);
+  assert_int_equal(fseek(f, 0, SEEK_END), 0);
+  sz = ftell(f);
+  assert_true(sz >= 0);
+  rewind(f);
+  buf = malloc((size_t)sz + 1);
+  assert_non_null(buf);
+  assert_int_equal(fread(buf, 1, (size_t)sz, f), (size_t)sz);
+  fclose(f);
+  buf[sz] = '\0';
+  *len = (size_t)sz;
+  return buf;
 }
 
 /* Parse a fixture; returns the number of readings. */
-static size_t parse_file(const char *name, struct ipmi_reading *r,
-			 struct ipmi_parse_stats *st, char *err, size_t errlen)
-{
-	size_t len, n = 0;
-	char *buf = load(name, &len);
-	int rc = ipmi_parse_sensors(buf, len, r, MAXR, &n, st, err, errlen);
+static size_t parse_file(const char *name, struct ipmi_reading *r, struct ipmi_parse_stats *st,
+                         char *err, size_t errlen) {
+  size_t len, n = 0;
+  char *buf = load(name, &len);
+  int rc = ipmi_parse_sensors(buf, len, r, MAXR, &n, st, err, errlen);
 
-	assert_int_equal(rc, 0);
-	free(buf);
-	return n;
+  assert_int_equal(rc, 0);
+  free(buf);
+  return n;
 }
 
-static const struct ipmi_reading *find_nth(const struct ipmi_reading *r,
-					   size_t n, const char *name,
-					   int nth)
-{
-	size_t i;
+static const struct ipmi_reading *find_nth(const struct ipmi_reading *r, size_t n, const char *name,
+                                           int nth) {
+  size_t i;
 
-	for (i = 0; i < n; i++)
-		if (strcmp(r[i].name, name) == 0 && nth-- == 0)
-			return &r[i];
-	fail_msg("no reading named \"%s\"", name);
-	return NULL;
+  for (i = 0; i < n; i++)
+    if (strcmp(r[i].name, name) == 0 && nth-- == 0)
+      return &r[i];
+  fail_msg("no reading named \"%s\"", name);
+  return NULL;
 }
 
-static const struct ipmi_reading *find(const struct ipmi_reading *r, size_t n,
-				       const char *name)
-{
-	return find_nth(r, n, name, 0);
+static const struct ipmi_reading *find(const struct ipmi_reading *r, size_t n, const char *name) {
+  return find_nth(r, n, name, 0);
 }
 
 /* A reading with a value. */
-static void expect(const struct ipmi_reading *r, double value,
-		   const char *unit, enum ipmi_status st)
-{
-	if (r->value != value || strcmp(r->unit, unit) != 0 || r->status != st)
-		fail_msg("%s: got %.17g \"%s\" %s, want %.17g \"%s\" %s",
-			 r->name, r->value, r->unit, ipmi_status_name(r->status),
-			 value, unit, ipmi_status_name(st));
+static void expect(const struct ipmi_reading *r, double value, const char *unit,
+                   enum ipmi_status st) {
+  if (r->value != value || strcmp(r->unit, unit) != 0 || r->status != st)
+    fail_msg("%s: got %.17g \"%s\" %s, want %.17g \"%s\" %s", r->name, r->value, r->unit,
+             ipmi_status_name(r->status), value, unit, ipmi_status_name(st));
 }
 
 /* A reading without a value (NA, DISABLED, DISCRETE). */
-static void expect_novalue(const struct ipmi_reading *r, enum ipmi_status st,
-			   const char *state)
-{
-	if (!isnan(r->value) || r->status != st || strcmp(r->state, state) != 0)
-		fail_msg("%s: got %g %s \"%s\", want NAN %s \"%s\"", r->name,
-			 r->value, ipmi_status_name(r->status), r->state,
-			 ipmi_status_name(st), state);
+static void expect_novalue(const struct ipmi_reading *r, enum ipmi_status st, const char *state) {
+  if (!isnan(r->value) || r->status != st || strcmp(r->state, state) != 0)
+    fail_msg("%s: got %g %s \"%s\", want NAN %s \"%s\"", r->name, r->value,
+             ipmi_status_name(r->status), r->state, ipmi_status_name(st), state);
 }
 
-static void expect_class(const struct ipmi_reading *r,
-			 const struct ipmi_pattern *user, size_t nuser,
-			 const char *metric, const char *label,
-			 const char *value)
-{
-	struct ipmi_class c;
-	int rc = ipmi_classify(r, user, nuser, 0, &c);
+static void expect_class(const struct ipmi_reading *r, const struct ipmi_pattern *user,
+                         size_t nuser, const char *metric, const char *label, const char *value) {
+  struct ipmi_class c;
+  int rc = ipmi_classify(r, user, nuser, 0, &c);
 
-	if (metric == NULL) {
-		if (rc != 0)
-			fail_msg("%s: classified as %s, want nothing", r->name,
-				 c.metric);
-		return;
-	}
-	if (rc != 1)
-		fail_msg("%s: not classified, want %s", r->name, metric);
-	assert_string_equal(c.metric, metric);
-	if (label == NULL) {
-		assert_null(c.label);
-		assert_string_equal(c.label_value, "");
-	} else {
-		assert_non_null(c.label);
-		assert_string_equal(c.label, label);
-		assert_string_equal(c.label_value, value);
-	}
+  if (metric == NULL) {
+    if (rc != 0)
+      fail_msg("%s: classified as %s, want nothing", r->name, c.metric);
+    return;
+  }
+  if (rc != 1)
+    fail_msg("%s: not classified, want %s", r->name, metric);
+  assert_string_equal(c.metric, metric);
+  if (label == NULL) {
+    assert_null(c.label);
+    assert_string_equal(c.label_value, "");
+  } else {
+    assert_non_null(c.label);
+    assert_string_equal(c.label, label);
+    assert_string_equal(c.label_value, value);
+  }
 }
 
 /* --------------------------------------------------- ipmi_sim captures */
 
-static void test_sim_sdr_elist(void **state)
-{
-	struct ipmi_reading r[MAXR];
-	struct ipmi_parse_stats st;
-	char err[160];
-	size_t n = parse_file("ipmi_sim-sdr-elist.txt", r, &st, err,
-			      sizeof(err));
-	const struct ipmi_reading *x;
+static void test_sim_sdr_elist(void **state) {
+  struct ipmi_reading r[MAXR];
+  struct ipmi_parse_stats st;
+  char err[160];
+  size_t n = parse_file("ipmi_sim-sdr-elist.txt", r, &st, err, sizeof(err));
+  const struct ipmi_reading *x;
 
-	(void)state;
-	assert_int_equal(n, 11);
-	assert_int_equal(st.lines, 11);
-	assert_int_equal(st.malformed, 0);
-	assert_false(st.truncated);
-	assert_string_equal(err, "");
+  (void)state;
+  assert_int_equal(n, 11);
+  assert_int_equal(st.lines, 11);
+  assert_int_equal(st.malformed, 0);
+  assert_false(st.truncated);
+  assert_string_equal(err, "");
 
-	x = find(r, n, "Inlet Temp");
-	expect(x, 24, "Cel", IPMI_ST_OK);
-	assert_int_equal(x->sensor_num, 0x01);
-	assert_string_equal(x->entity, "7.1");
-	assert_string_equal(x->raw_status, "ok");
-	assert_int_equal(x->line, 1);
-	expect(find(r, n, "Exhaust Temp"), 38, "Cel", IPMI_ST_OK);
-	expect(find(r, n, "GPU1 Temp"), 65, "Cel", IPMI_ST_OK);
-	expect(find(r, n, "GPU2 Temp"), 67, "Cel", IPMI_ST_OK);
-	expect(find(r, n, "GPU3 Temp"), 71, "Cel", IPMI_ST_OK);
-	x = find(r, n, "GPU4 Temp");
-	expect(x, 73, "Cel", IPMI_ST_OK);
-	assert_string_equal(x->entity, "11.4");
-	expect(find(r, n, "CPU1 Temp"), 55, "Cel", IPMI_ST_OK);
-	expect(find(r, n, "FAN1 RPM"), 9000, "rpm", IPMI_ST_OK);
-	x = find(r, n, "PS2 Input Power");
-	expect(x, 1460, "W", IPMI_ST_OK);
-	assert_int_equal(x->sensor_num, 0x0a);
-	x = find(r, n, "PS1 Status");
-	expect_novalue(x, IPMI_ST_DISCRETE, "Presence detected");
-	assert_string_equal(x->unit, "");
-	assert_true(isnan(x->thresh[IPMI_UCR]));
+  x = find(r, n, "Inlet Temp");
+  expect(x, 24, "Cel", IPMI_ST_OK);
+  assert_int_equal(x->sensor_num, 0x01);
+  assert_string_equal(x->entity, "7.1");
+  assert_string_equal(x->raw_status, "ok");
+  assert_int_equal(x->line, 1);
+  expect(find(r, n, "Exhaust Temp"), 38, "Cel", IPMI_ST_OK);
+  expect(find(r, n, "GPU1 Temp"), 65, "Cel", IPMI_ST_OK);
+  expect(find(r, n, "GPU2 Temp"), 67, "Cel", IPMI_ST_OK);
+  expect(find(r, n, "GPU3 Temp"), 71, "Cel", IPMI_ST_OK);
+  x = find(r, n, "GPU4 Temp");
+  expect(x, 73, "Cel", IPMI_ST_OK);
+  assert_string_equal(x->entity, "11.4");
+  expect(find(r, n, "CPU1 Temp"), 55, "Cel", IPMI_ST_OK);
+  expect(find(r, n, "FAN1 RPM"), 9000, "rpm", IPMI_ST_OK);
+  x = find(r, n, "PS2 Input Power");
+  expect(x, 1460, "W", IPMI_ST_OK);
+  assert_int_equal(x->sensor_num, 0x0a);
+  x = find(r, n, "PS1 Status");
+  expect_novalue(x, IPMI_ST_DISCRETE, "Presence detected");
+  assert_string_equal(x->unit, "");
+  assert_true(isnan(x->thresh[IPMI_UCR]));
 }
 
-static void test_sim_alarm_sdr_elist(void **state)
-{
-	struct ipmi_reading r[MAXR];
-	size_t n = parse_file("ipmi_sim-alarm-sdr-elist.txt", r, NULL, NULL, 0);
-	const struct ipmi_reading *x;
+static void test_sim_alarm_sdr_elist(void **state) {
+  struct ipmi_reading r[MAXR];
+  size_t n = parse_file("ipmi_sim-alarm-sdr-elist.txt", r, NULL, NULL, 0);
+  const struct ipmi_reading *x;
 
-	(void)state;
-	assert_int_equal(n, 11);
-	expect(find(r, n, "Exhaust Temp"), 42, "Cel", IPMI_ST_OK);
-	x = find(r, n, "GPU3 Temp");
-	expect(x, 92, "Cel", IPMI_ST_CR);
-	assert_string_equal(x->raw_status, "ucr");
-	x = find(r, n, "GPU4 Temp");
-	expect(x, 97, "Cel", IPMI_ST_NR);
-	assert_string_equal(x->raw_status, "unr");
-	x = find(r, n, "FAN1 RPM");
-	expect(x, 800, "rpm", IPMI_ST_CR);
-	assert_string_equal(x->raw_status, "lcr");
-	expect_novalue(find(r, n, "PS1 Status"), IPMI_ST_DISCRETE,
-		       "Presence detected, Failure detected");
+  (void)state;
+  assert_int_equal(n, 11);
+  expect(find(r, n, "Exhaust Temp"), 42, "Cel", IPMI_ST_OK);
+  x = find(r, n, "GPU3 Temp");
+  expect(x, 92, "Cel", IPMI_ST_CR);
+  assert_string_equal(x->raw_status, "ucr");
+  x = find(r, n, "GPU4 Temp");
+  expect(x, 97, "Cel", IPMI_ST_NR);
+  assert_string_equal(x->raw_status, "unr");
+  x = find(r, n, "FAN1 RPM");
+  expect(x, 800, "rpm", IPMI_ST_CR);
+  assert_string_equal(x->raw_status, "lcr");
+  expect_novalue(find(r, n, "PS1 Status"), IPMI_ST_DISCRETE, "Presence detected, Failure detected");
 }
 
-static void test_sim_sensor(void **state)
-{
-	struct ipmi_reading r[MAXR];
-	size_t n = parse_file("ipmi_sim-sensor.txt", r, NULL, NULL, 0);
-	const struct ipmi_reading *x;
+static void test_sim_sensor(void **state) {
+  struct ipmi_reading r[MAXR];
+  size_t n = parse_file("ipmi_sim-sensor.txt", r, NULL, NULL, 0);
+  const struct ipmi_reading *x;
 
-	(void)state;
-	assert_int_equal(n, 11);
-	x = find(r, n, "Inlet Temp");
-	expect(x, 24, "Cel", IPMI_ST_OK);
-	assert_int_equal(x->sensor_num, -1);
-	assert_string_equal(x->entity, "");
-	assert_true(isnan(x->thresh[IPMI_LNR]));
-	assert_true(isnan(x->thresh[IPMI_LCR]));
-	assert_true(isnan(x->thresh[IPMI_LNC]));
-	assert_true(x->thresh[IPMI_UNC] == 40);
-	assert_true(x->thresh[IPMI_UCR] == 45);
-	assert_true(x->thresh[IPMI_UNR] == 50);
-	x = find(r, n, "FAN1 RPM");
-	expect(x, 9000, "rpm", IPMI_ST_OK);
-	assert_true(x->thresh[IPMI_LNR] == 500);
-	assert_true(x->thresh[IPMI_LCR] == 1000);
-	assert_true(x->thresh[IPMI_LNC] == 2000);
-	assert_true(isnan(x->thresh[IPMI_UNC]));
-	x = find(r, n, "PS1 Input Power");
-	expect(x, 1440, "W", IPMI_ST_OK);
-	assert_true(x->thresh[IPMI_UNR] == 5000);
-	expect_novalue(find(r, n, "PS1 Status"), IPMI_ST_DISCRETE, "0x0100");
+  (void)state;
+  assert_int_equal(n, 11);
+  x = find(r, n, "Inlet Temp");
+  expect(x, 24, "Cel", IPMI_ST_OK);
+  assert_int_equal(x->sensor_num, -1);
+  assert_string_equal(x->entity, "");
+  assert_true(isnan(x->thresh[IPMI_LNR]));
+  assert_true(isnan(x->thresh[IPMI_LCR]));
+  assert_true(isnan(x->thresh[IPMI_LNC]));
+  assert_true(x->thresh[IPMI_UNC] == 40);
+  assert_true(x->thresh[IPMI_UCR] == 45);
+  assert_true(x->thresh[IPMI_UNR] == 50);
+  x = find(r, n, "FAN1 RPM");
+  expect(x, 9000, "rpm", IPMI_ST_OK);
+  assert_true(x->thresh[IPMI_LNR] == 500);
+  assert_true(x->thresh[IPMI_LCR] == 1000);
+  assert_true(x->thresh[IPMI_LNC] == 2000);
+  assert_true(isnan(x->thresh[IPMI_UNC]));
+  x = find(r, n, "PS1 Input Power");
+  expect(x, 1440, "W", IPMI_ST_OK);
+  assert_true(x->thresh[IPMI_UNR] == 5000);
+  expect_novalue(find(r, n, "PS1 Status"), IPMI_ST_DISCRETE, "0x0100");
 }
 
-static void test_sim_alarm_sensor(void **state)
-{
-	struct ipmi_reading r[MAXR];
-	size_t n = parse_file("ipmi_sim-alarm-sensor.txt", r, NULL, NULL, 0);
+static void test_sim_alarm_sensor(void **state) {
+  struct ipmi_reading r[MAXR];
+  size_t n = parse_file("ipmi_sim-alarm-sensor.txt", r, NULL, NULL, 0);
 
-	(void)state;
-	assert_int_equal(n, 11);
-	expect(find(r, n, "GPU3 Temp"), 92, "Cel", IPMI_ST_CR);
-	expect(find(r, n, "GPU4 Temp"), 97, "Cel", IPMI_ST_NR);
-	expect(find(r, n, "FAN1 RPM"), 800, "rpm", IPMI_ST_CR);
-	expect_novalue(find(r, n, "PS1 Status"), IPMI_ST_DISCRETE, "0x0300");
+  (void)state;
+  assert_int_equal(n, 11);
+  expect(find(r, n, "GPU3 Temp"), 92, "Cel", IPMI_ST_CR);
+  expect(find(r, n, "GPU4 Temp"), 97, "Cel", IPMI_ST_NR);
+  expect(find(r, n, "FAN1 RPM"), 800, "rpm", IPMI_ST_CR);
+  expect_novalue(find(r, n, "PS1 Status"), IPMI_ST_DISCRETE, "0x0300");
 }
 
-static void test_sim_csv(void **state)
-{
-	struct ipmi_reading r[MAXR];
-	size_t n;
-	const struct ipmi_reading *x;
+static void test_sim_csv(void **state) {
+  struct ipmi_reading r[MAXR];
+  size_t n;
+  const struct ipmi_reading *x;
 
-	(void)state;
-	n = parse_file("ipmi_sim-sdr-elist-csv.txt", r, NULL, NULL, 0);
-	assert_int_equal(n, 11);
-	expect(find(r, n, "Inlet Temp"), 24, "Cel", IPMI_ST_OK);
-	expect(find(r, n, "PS1 Input Power"), 1440, "W", IPMI_ST_OK);
-	x = find(r, n, "PS1 Status");
-	expect_novalue(x, IPMI_ST_DISCRETE, "Presence detected");
-	assert_int_equal(x->sensor_num, 0x0b);
-	assert_string_equal(x->entity, "10.1");
+  (void)state;
+  n = parse_file("ipmi_sim-sdr-elist-csv.txt", r, NULL, NULL, 0);
+  assert_int_equal(n, 11);
+  expect(find(r, n, "Inlet Temp"), 24, "Cel", IPMI_ST_OK);
+  expect(find(r, n, "PS1 Input Power"), 1440, "W", IPMI_ST_OK);
+  x = find(r, n, "PS1 Status");
+  expect_novalue(x, IPMI_ST_DISCRETE, "Presence detected");
+  assert_int_equal(x->sensor_num, 0x0b);
+  assert_string_equal(x->entity, "10.1");
 
-	n = parse_file("ipmi_sim-alarm-sdr-elist-csv.txt", r, NULL, NULL, 0);
-	assert_int_equal(n, 11);
-	expect(find(r, n, "GPU4 Temp"), 97, "Cel", IPMI_ST_NR);
-	expect_novalue(find(r, n, "PS1 Status"), IPMI_ST_DISCRETE,
-		       "Presence detected, Failure detected");
+  n = parse_file("ipmi_sim-alarm-sdr-elist-csv.txt", r, NULL, NULL, 0);
+  assert_int_equal(n, 11);
+  expect(find(r, n, "GPU4 Temp"), 97, "Cel", IPMI_ST_NR);
+  expect_novalue(find(r, n, "PS1 Status"), IPMI_ST_DISCRETE, "Presence detected, Failure detected");
 
-	n = parse_file("ipmi_sim-sensor-csv.txt", r, NULL, NULL, 0);
-	assert_int_equal(n, 11);
-	x = find(r, n, "CPU1 Temp");
-	expect(x, 55, "Cel", IPMI_ST_OK);
-	assert_true(x->thresh[IPMI_UNR] == 100);
-	expect_novalue(find(r, n, "PS1 Status"), IPMI_ST_DISCRETE, "0x0100");
+  n = parse_file("ipmi_sim-sensor-csv.txt", r, NULL, NULL, 0);
+  assert_int_equal(n, 11);
+  x = find(r, n, "CPU1 Temp");
+  expect(x, 55, "Cel", IPMI_ST_OK);
+  assert_true(x->thresh[IPMI_UNR] == 100);
+  expect_novalue(find(r, n, "PS1 Status"), IPMI_ST_DISCRETE, "0x0100");
 
-	n = parse_file("ipmi_sim-alarm-sensor-csv.txt", r, NULL, NULL, 0);
-	assert_int_equal(n, 11);
-	expect(find(r, n, "FAN1 RPM"), 800, "rpm", IPMI_ST_CR);
+  n = parse_file("ipmi_sim-alarm-sensor-csv.txt", r, NULL, NULL, 0);
+  assert_int_equal(n, 11);
+  expect(find(r, n, "FAN1 RPM"), 800, "rpm", IPMI_ST_CR);
 }
 
 /* sdrcomp without -8 packs "FAN1 RPM" as 6-bit ASCII: ipmitool prints
  * garbage bytes for the name; that line is skipped, the others kept. */
-static void test_sim_6bit_name(void **state)
-{
-	struct ipmi_reading r[MAXR];
-	struct ipmi_parse_stats st;
-	char err[160];
-	size_t n = parse_file("ipmi_sim-6bit-name-sdr-elist.txt", r, &st, err,
-			      sizeof(err));
+static void test_sim_6bit_name(void **state) {
+  struct ipmi_reading r[MAXR];
+  struct ipmi_parse_stats st;
+  char err[160];
+  size_t n = parse_file("ipmi_sim-6bit-name-sdr-elist.txt", r, &st, err, sizeof(err));
 
-	(void)state;
-	assert_int_equal(n, 10);
-	assert_int_equal(st.malformed, 1);
-	assert_non_null(strstr(err, "line 8: unprintable byte"));
-	/* the thresholds were not set yet: 0 everywhere, so "unr" */
-	expect(find(r, n, "PS2 Input Power"), 1460, "W", IPMI_ST_NR);
+  (void)state;
+  assert_int_equal(n, 10);
+  assert_int_equal(st.malformed, 1);
+  assert_non_null(strstr(err, "line 8: unprintable byte"));
+  /* the thresholds were not set yet: 0 everywhere, so "unr" */
+  expect(find(r, n, "PS2 Input Power"), 1460, "W", IPMI_ST_NR);
 }
 
 /* The stdout of `ipmitool shell` with "sdr elist", "dcmi power reading",
  * "sdr elist", "exit": prompts and blank lines are ignored. */
-static void test_sim_shell(void **state)
-{
-	struct ipmi_reading r[MAXR];
-	struct ipmi_parse_stats st;
-	struct ipmi_dcmi_power p;
-	char err[160];
-	size_t n = parse_file("ipmi_sim-shell-stdout.txt", r, &st, err,
-			      sizeof(err));
-	size_t len;
-	char *buf;
+static void test_sim_shell(void **state) {
+  struct ipmi_reading r[MAXR];
+  struct ipmi_parse_stats st;
+  struct ipmi_dcmi_power p;
+  char err[160];
+  size_t n = parse_file("ipmi_sim-shell-stdout.txt", r, &st, err, sizeof(err));
+  size_t len;
+  char *buf;
 
-	(void)state;
-	assert_int_equal(n, 22);
-	assert_int_equal(st.malformed, 0);
-	assert_int_equal(st.ignored, 5);
-	expect(find_nth(r, n, "GPU4 Temp", 1), 73, "Cel", IPMI_ST_OK);
+  (void)state;
+  assert_int_equal(n, 22);
+  assert_int_equal(st.malformed, 0);
+  assert_int_equal(st.ignored, 5);
+  expect(find_nth(r, n, "GPU4 Temp", 1), 73, "Cel", IPMI_ST_OK);
 
-	buf = load("ipmi_sim-shell-stderr.txt", &len);
-	assert_int_equal(ipmi_parse_dcmi_power(buf, len, &p, err, sizeof(err)),
-			 -ENOTSUP);
-	free(buf);
+  buf = load("ipmi_sim-shell-stderr.txt", &len);
+  assert_int_equal(ipmi_parse_dcmi_power(buf, len, &p, err, sizeof(err)), -ENOTSUP);
+  free(buf);
 }
 
 /* ------------------------------------------------------------- vendors */
 
-static void test_dell(void **state)
-{
-	struct ipmi_reading r[MAXR];
-	size_t n = parse_file("dell-idrac-sdr-elist.txt", r, NULL, NULL, 0);
-	const struct ipmi_reading *x;
+static void test_dell(void **state) {
+  struct ipmi_reading r[MAXR];
+  size_t n = parse_file("dell-idrac-sdr-elist.txt", r, NULL, NULL, 0);
+  const struct ipmi_reading *x;
 
-	(void)state;
-	assert_int_equal(n, 24);
-	expect(find(r, n, "Fan1A"), 11280, "rpm", IPMI_ST_OK);
-	expect_novalue(find(r, n, "Fan6A"), IPMI_ST_NA, "");
-	expect(find(r, n, "Current 1"), 5.2, "A", IPMI_ST_OK);
-	expect_novalue(find(r, n, "Current 2"), IPMI_ST_NA, "");
-	expect(find(r, n, "Voltage 1"), 230, "V", IPMI_ST_OK);
-	expect(find(r, n, "Pwr Consumption"), 4620, "W", IPMI_ST_OK);
-	expect(find(r, n, "CPU Usage"), 38, "%", IPMI_ST_OK);
-	x = find(r, n, "Airflow");   /* CFM: a number in an unknown unit */
-	expect(x, 612, "CFM", IPMI_ST_UNKNOWN_UNIT);
-	assert_string_equal(x->raw_status, "ok");
-	expect_novalue(find(r, n, "Intrusion"), IPMI_ST_DISCRETE, "");
-	expect_novalue(find_nth(r, n, "Status", 2), IPMI_ST_DISCRETE,
-		       "Presence detected, Power Supply AC lost");
+  (void)state;
+  assert_int_equal(n, 24);
+  expect(find(r, n, "Fan1A"), 11280, "rpm", IPMI_ST_OK);
+  expect_novalue(find(r, n, "Fan6A"), IPMI_ST_NA, "");
+  expect(find(r, n, "Current 1"), 5.2, "A", IPMI_ST_OK);
+  expect_novalue(find(r, n, "Current 2"), IPMI_ST_NA, "");
+  expect(find(r, n, "Voltage 1"), 230, "V", IPMI_ST_OK);
+  expect(find(r, n, "Pwr Consumption"), 4620, "W", IPMI_ST_OK);
+  expect(find(r, n, "CPU Usage"), 38, "%", IPMI_ST_OK);
+  x = find(r, n, "Airflow"); /* CFM: a number in an unknown unit */
+  expect(x, 612, "CFM", IPMI_ST_UNKNOWN_UNIT);
+  assert_string_equal(x->raw_status, "ok");
+  expect_novalue(find(r, n, "Intrusion"), IPMI_ST_DISCRETE, "");
+  expect_novalue(find_nth(r, n, "Status", 2), IPMI_ST_DISCRETE,
+                 "Presence detected, Power Supply AC lost");
 
-	/* Dell names both CPU temperatures "Temp": the entity tells them */
-	expect_class(find_nth(r, n, "Temp", 0), NULL, 0, "cpu.temp", "cpu", "1");
-	expect_class(find_nth(r, n, "Temp", 1), NULL, 0, "cpu.temp", "cpu", "2");
-	expect_class(find(r, n, "Fan1B"), NULL, 0, "fan.speed", "fan", "1B");
-	expect_class(find(r, n, "Fan6A"), NULL, 0, "fan.speed", "fan", "6A");
-	expect_class(find(r, n, "Inlet Temp"), NULL, 0, "server.inlet_temp",
-		     NULL, NULL);
-	expect_class(find(r, n, "Exhaust Temp"), NULL, 0,
-		     "server.exhaust_temp", NULL, NULL);
-	expect_class(find(r, n, "Pwr Consumption"), NULL, 0,
-		     "server.input_power", NULL, NULL);
-	expect_class(find(r, n, "Fan Redundancy"), NULL, 0, NULL, NULL, NULL);
-	expect_class(find(r, n, "Airflow"), NULL, 0, NULL, NULL, NULL);
+  /* Dell names both CPU temperatures "Temp": the entity tells them */
+  expect_class(find_nth(r, n, "Temp", 0), NULL, 0, "cpu.temp", "cpu", "1");
+  expect_class(find_nth(r, n, "Temp", 1), NULL, 0, "cpu.temp", "cpu", "2");
+  expect_class(find(r, n, "Fan1B"), NULL, 0, "fan.speed", "fan", "1B");
+  expect_class(find(r, n, "Fan6A"), NULL, 0, "fan.speed", "fan", "6A");
+  expect_class(find(r, n, "Inlet Temp"), NULL, 0, "server.inlet_temp", NULL, NULL);
+  expect_class(find(r, n, "Exhaust Temp"), NULL, 0, "server.exhaust_temp", NULL, NULL);
+  expect_class(find(r, n, "Pwr Consumption"), NULL, 0, "server.input_power", NULL, NULL);
+  expect_class(find(r, n, "Fan Redundancy"), NULL, 0, NULL, NULL, NULL);
+  expect_class(find(r, n, "Airflow"), NULL, 0, NULL, NULL, NULL);
 }
 
-static void test_hpe(void **state)
-{
-	static const struct ipmi_pattern user[] = {
-		{ "*-GPU #", "Cel", NULL, "gpu.temp", "gpu" },
-	};
-	struct ipmi_reading r[MAXR];
-	struct ipmi_power_sum sum;
-	size_t n = parse_file("hpe-ilo-sdr-elist.txt", r, NULL, NULL, 0);
+static void test_hpe(void **state) {
+  static const struct ipmi_pattern user[] = {
+      {"*-GPU #", "Cel", NULL, "gpu.temp", "gpu"},
+  };
+  struct ipmi_reading r[MAXR];
+  struct ipmi_power_sum sum;
+  size_t n = parse_file("hpe-ilo-sdr-elist.txt", r, NULL, NULL, 0);
 
-	(void)state;
-	assert_int_equal(n, 18);
-	expect(find(r, n, "01-Inlet Ambient"), 22, "Cel", IPMI_ST_OK);
-	expect(find(r, n, "22-GPU 2"), 86, "Cel", IPMI_ST_NC);
-	expect_novalue(find(r, n, "23-GPU 3"), IPMI_ST_DISABLED, "");
-	expect(find(r, n, "Fan 1"), 36.47, "%", IPMI_ST_OK);
-	expect(find(r, n, "Power Supply 2"), 1200, "W", IPMI_ST_OK);
+  (void)state;
+  assert_int_equal(n, 18);
+  expect(find(r, n, "01-Inlet Ambient"), 22, "Cel", IPMI_ST_OK);
+  expect(find(r, n, "22-GPU 2"), 86, "Cel", IPMI_ST_NC);
+  expect_novalue(find(r, n, "23-GPU 3"), IPMI_ST_DISABLED, "");
+  expect(find(r, n, "Fan 1"), 36.47, "%", IPMI_ST_OK);
+  expect(find(r, n, "Power Supply 2"), 1200, "W", IPMI_ST_OK);
 
-	expect_class(find(r, n, "01-Inlet Ambient"), NULL, 0,
-		     "server.inlet_temp", NULL, NULL);
-	expect_class(find(r, n, "15-P/S 1 Inlet"), NULL, 0, "psu.temp", "psu",
-		     "1");
-	expect_class(find(r, n, "02-CPU 1"), NULL, 0, "cpu.temp", "cpu", "1");
-	expect_class(find(r, n, "30-Sys Exhaust"), NULL, 0,
-		     "server.exhaust_temp", NULL, NULL);
-	expect_class(find(r, n, "Fan 2"), NULL, 0, "fan.duty", "fan", "2");
-	expect_class(find(r, n, "Power Meter"), NULL, 0, "server.input_power",
-		     NULL, NULL);
-	/* HPE's GPU names need a config row */
-	expect_class(find(r, n, "21-GPU 1"), NULL, 0, NULL, NULL, NULL);
-	expect_class(find(r, n, "21-GPU 1"), user, 1, "gpu.temp", "gpu", "1");
-	expect_class(find(r, n, "23-GPU 3"), user, 1, "gpu.temp", "gpu", "3");
+  expect_class(find(r, n, "01-Inlet Ambient"), NULL, 0, "server.inlet_temp", NULL, NULL);
+  expect_class(find(r, n, "15-P/S 1 Inlet"), NULL, 0, "psu.temp", "psu", "1");
+  expect_class(find(r, n, "02-CPU 1"), NULL, 0, "cpu.temp", "cpu", "1");
+  expect_class(find(r, n, "30-Sys Exhaust"), NULL, 0, "server.exhaust_temp", NULL, NULL);
+  expect_class(find(r, n, "Fan 2"), NULL, 0, "fan.duty", "fan", "2");
+  expect_class(find(r, n, "Power Meter"), NULL, 0, "server.input_power", NULL, NULL);
+  /* HPE's GPU names need a config row */
+  expect_class(find(r, n, "21-GPU 1"), NULL, 0, NULL, NULL, NULL);
+  expect_class(find(r, n, "21-GPU 1"), user, 1, "gpu.temp", "gpu", "1");
+  expect_class(find(r, n, "23-GPU 3"), user, 1, "gpu.temp", "gpu", "3");
 
-	assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, &sum), 0);
-	assert_int_equal(sum.status, IPMI_SUM_COMPLETE);
-	assert_true(sum.watts == 2380);
-	assert_int_equal(sum.used, 2);
-	assert_int_equal(sum.missing, 0);
+  assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, &sum), 0);
+  assert_int_equal(sum.status, IPMI_SUM_COMPLETE);
+  assert_true(sum.watts == 2380);
+  assert_int_equal(sum.used, 2);
+  assert_int_equal(sum.missing, 0);
 }
 
-static void test_supermicro(void **state)
-{
-	struct ipmi_reading r[MAXR];
-	struct ipmi_power_sum sum;
-	size_t n = parse_file("supermicro-sdr-elist.txt", r, NULL, NULL, 0);
-	const struct ipmi_reading *x;
+static void test_supermicro(void **state) {
+  struct ipmi_reading r[MAXR];
+  struct ipmi_power_sum sum;
+  size_t n = parse_file("supermicro-sdr-elist.txt", r, NULL, NULL, 0);
+  const struct ipmi_reading *x;
 
-	(void)state;
-	assert_int_equal(n, 24);
-	expect(find(r, n, "GPU1 Temp"), 52, "Cel", IPMI_ST_OK);
-	expect_novalue(find(r, n, "GPU5 Temp"), IPMI_ST_NA, "");
-	expect(find(r, n, "GPU7 Temp"), 88, "Cel", IPMI_ST_NC);
-	expect(find(r, n, "FAN6"), 420, "rpm", IPMI_ST_CR);
-	expect(find(r, n, "12V"), 12.19, "V", IPMI_ST_OK);
-	expect_novalue(find(r, n, "PS4 Status"), IPMI_ST_DISCRETE,
-		       "Presence detected, Power Supply AC lost");
-	expect_class(find(r, n, "GPU8 Temp"), NULL, 0, "gpu.temp", "gpu", "8");
-	expect_class(find(r, n, "GPU5 Temp"), NULL, 0, "gpu.temp", "gpu", "5");
-	expect_class(find(r, n, "CPU2 Temp"), NULL, 0, "cpu.temp", "cpu", "2");
-	expect_class(find(r, n, "FAN1"), NULL, 0, "fan.speed", "fan", "1");
-	expect_class(find(r, n, "System Temp"), NULL, 0, NULL, NULL, NULL);
-	expect_class(find(r, n, "PS1 Status"), NULL, 0, NULL, NULL, NULL);
-	/* no PSU power sensors at all: DCMI is the only source */
-	assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, &sum), 0);
-	assert_int_equal(sum.status, IPMI_SUM_NONE);
-	assert_true(isnan(sum.watts));
+  (void)state;
+  assert_int_equal(n, 24);
+  expect(find(r, n, "GPU1 Temp"), 52, "Cel", IPMI_ST_OK);
+  expect_novalue(find(r, n, "GPU5 Temp"), IPMI_ST_NA, "");
+  expect(find(r, n, "GPU7 Temp"), 88, "Cel", IPMI_ST_NC);
+  expect(find(r, n, "FAN6"), 420, "rpm", IPMI_ST_CR);
+  expect(find(r, n, "12V"), 12.19, "V", IPMI_ST_OK);
+  expect_novalue(find(r, n, "PS4 Status"), IPMI_ST_DISCRETE,
+                 "Presence detected, Power Supply AC lost");
+  expect_class(find(r, n, "GPU8 Temp"), NULL, 0, "gpu.temp", "gpu", "8");
+  expect_class(find(r, n, "GPU5 Temp"), NULL, 0, "gpu.temp", "gpu", "5");
+  expect_class(find(r, n, "CPU2 Temp"), NULL, 0, "cpu.temp", "cpu", "2");
+  expect_class(find(r, n, "FAN1"), NULL, 0, "fan.speed", "fan", "1");
+  expect_class(find(r, n, "System Temp"), NULL, 0, NULL, NULL, NULL);
+  expect_class(find(r, n, "PS1 Status"), NULL, 0, NULL, NULL, NULL);
+  /* no PSU power sensors at all: DCMI is the only source */
+  assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, &sum), 0);
+  assert_int_equal(sum.status, IPMI_SUM_NONE);
+  assert_true(isnan(sum.watts));
 
-	n = parse_file("supermicro-sensor.txt", r, NULL, NULL, 0);
-	assert_int_equal(n, 11);
-	x = find(r, n, "12V");
-	expect(x, 12.188, "V", IPMI_ST_OK);
-	assert_true(x->thresh[IPMI_LNR] == 10.173);
-	assert_true(x->thresh[IPMI_UNR] == 13.386);
-	x = find(r, n, "GPU5 Temp");   /* no reading, but still degrees C */
-	expect_novalue(x, IPMI_ST_NA, "");
-	assert_string_equal(x->unit, "Cel");
-	expect(find(r, n, "GPU7 Temp"), 88, "Cel", IPMI_ST_NC);
-	x = find(r, n, "FAN5");
-	expect_novalue(x, IPMI_ST_NA, "");
-	assert_string_equal(x->unit, "rpm");
-	expect(find(r, n, "FAN6"), 420, "rpm", IPMI_ST_CR);
-	expect_novalue(find(r, n, "PS4 Status"), IPMI_ST_DISCRETE, "0x0900");
+  n = parse_file("supermicro-sensor.txt", r, NULL, NULL, 0);
+  assert_int_equal(n, 11);
+  x = find(r, n, "12V");
+  expect(x, 12.188, "V", IPMI_ST_OK);
+  assert_true(x->thresh[IPMI_LNR] == 10.173);
+  assert_true(x->thresh[IPMI_UNR] == 13.386);
+  x = find(r, n, "GPU5 Temp"); /* no reading, but still degrees C */
+  expect_novalue(x, IPMI_ST_NA, "");
+  assert_string_equal(x->unit, "Cel");
+  expect(find(r, n, "GPU7 Temp"), 88, "Cel", IPMI_ST_NC);
+  x = find(r, n, "FAN5");
+  expect_novalue(x, IPMI_ST_NA, "");
+  assert_string_equal(x->unit, "rpm");
+  expect(find(r, n, "FAN6"), 420, "rpm", IPMI_ST_CR);
+  expect_novalue(find(r, n, "PS4 Status"), IPMI_ST_DISCRETE, "0x0900");
 }
 
-static void test_lenovo(void **state)
-{
-	static const struct ipmi_pattern fans[] = {
-		{ "Fan # Front Tach", "rpm", NULL, "fan.front_speed", "fan" },
-		{ "Fan # Rear Tach", "rpm", NULL, "fan.rear_speed", "fan" },
-	};
-	struct ipmi_reading r[MAXR];
-	struct ipmi_power_sum sum;
-	size_t n = parse_file("lenovo-xcc-sdr-elist-csv.txt", r, NULL, NULL, 0);
-	const struct ipmi_reading *x;
+static void test_lenovo(void **state) {
+  static const struct ipmi_pattern fans[] = {
+      {"Fan # Front Tach", "rpm", NULL, "fan.front_speed", "fan"},
+      {"Fan # Rear Tach", "rpm", NULL, "fan.rear_speed", "fan"},
+  };
+  struct ipmi_reading r[MAXR];
+  struct ipmi_power_sum sum;
+  size_t n = parse_file("lenovo-xcc-sdr-elist-csv.txt", r, NULL, NULL, 0);
+  const struct ipmi_reading *x;
 
-	(void)state;
-	assert_int_equal(n, 17);
-	expect(find(r, n, "Ambient Temp"), 24, "Cel", IPMI_ST_OK);
-	expect_novalue(find(r, n, "GPU 3 Temp"), IPMI_ST_NA, "");
-	expect(find(r, n, "GPU 4 Temp"), 91, "Cel", IPMI_ST_CR);
-	x = find(r, n, "Sys Perf");
-	expect(x, 87, "unspecified", IPMI_ST_UNKNOWN_UNIT);
-	x = find(r, n, "PSU3");
-	expect_novalue(x, IPMI_ST_DISCRETE,
-		       "Presence detected, Power Supply AC lost");
-	assert_int_equal(x->sensor_num, 0xa3);
-	expect_novalue(find(r, n, "Fan 2"), IPMI_ST_NA, "");
+  (void)state;
+  assert_int_equal(n, 17);
+  expect(find(r, n, "Ambient Temp"), 24, "Cel", IPMI_ST_OK);
+  expect_novalue(find(r, n, "GPU 3 Temp"), IPMI_ST_NA, "");
+  expect(find(r, n, "GPU 4 Temp"), 91, "Cel", IPMI_ST_CR);
+  x = find(r, n, "Sys Perf");
+  expect(x, 87, "unspecified", IPMI_ST_UNKNOWN_UNIT);
+  x = find(r, n, "PSU3");
+  expect_novalue(x, IPMI_ST_DISCRETE, "Presence detected, Power Supply AC lost");
+  assert_int_equal(x->sensor_num, 0xa3);
+  expect_novalue(find(r, n, "Fan 2"), IPMI_ST_NA, "");
 
-	expect_class(find(r, n, "Ambient Temp"), NULL, 0, "server.inlet_temp",
-		     NULL, NULL);
-	expect_class(find(r, n, "GPU 1 Temp"), NULL, 0, "gpu.temp", "gpu", "1");
-	expect_class(find(r, n, "GPU 3 Temp"), NULL, 0, "gpu.temp", "gpu", "3");
-	expect_class(find(r, n, "PSU1 Output Power"), NULL, 0,
-		     "psu.output_power", "psu", "1");
-	expect_class(find(r, n, "PSU2 Input Power"), NULL, 0,
-		     "psu.input_power", "psu", "2");
-	/* two rotors of fan 1: the default rule gives both fan="1" ... */
-	expect_class(find(r, n, "Fan 1 Front Tach"), NULL, 0, "fan.speed",
-		     "fan", "1");
-	/* ... config rows keep them apart */
-	expect_class(find(r, n, "Fan 1 Front Tach"), fans, 2,
-		     "fan.front_speed", "fan", "1");
-	expect_class(find(r, n, "Fan 1 Rear Tach"), fans, 2, "fan.rear_speed",
-		     "fan", "1");
+  expect_class(find(r, n, "Ambient Temp"), NULL, 0, "server.inlet_temp", NULL, NULL);
+  expect_class(find(r, n, "GPU 1 Temp"), NULL, 0, "gpu.temp", "gpu", "1");
+  expect_class(find(r, n, "GPU 3 Temp"), NULL, 0, "gpu.temp", "gpu", "3");
+  expect_class(find(r, n, "PSU1 Output Power"), NULL, 0, "psu.output_power", "psu", "1");
+  expect_class(find(r, n, "PSU2 Input Power"), NULL, 0, "psu.input_power", "psu", "2");
+  /* two rotors of fan 1: the default rule gives both fan="1" ... */
+  expect_class(find(r, n, "Fan 1 Front Tach"), NULL, 0, "fan.speed", "fan", "1");
+  /* ... config rows keep them apart */
+  expect_class(find(r, n, "Fan 1 Front Tach"), fans, 2, "fan.front_speed", "fan", "1");
+  expect_class(find(r, n, "Fan 1 Rear Tach"), fans, 2, "fan.rear_speed", "fan", "1");
 
-	/* PSU3 has no reading: the sum is a lower bound */
-	assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, &sum), 0);
-	assert_int_equal(sum.status, IPMI_SUM_PARTIAL);
-	assert_true(sum.watts == 1520 + 1490);
-	assert_int_equal(sum.used, 2);
-	assert_int_equal(sum.missing, 1);
+  /* PSU3 has no reading: the sum is a lower bound */
+  assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, &sum), 0);
+  assert_int_equal(sum.status, IPMI_SUM_PARTIAL);
+  assert_true(sum.watts == 1520 + 1490);
+  assert_int_equal(sum.used, 2);
+  assert_int_equal(sum.missing, 1);
 
-	n = parse_file("lenovo-xcc-sensor-csv.txt", r, NULL, NULL, 0);
-	assert_int_equal(n, 6);
-	x = find(r, n, "Fan 1 Front Tach");
-	expect(x, 9800, "rpm", IPMI_ST_OK);
-	assert_true(x->thresh[IPMI_LCR] == 720);
-	assert_true(isnan(x->thresh[IPMI_LNC]));
-	expect(find(r, n, "GPU 4 Temp"), 91, "Cel", IPMI_ST_CR);
-	expect_novalue(find(r, n, "GPU 3 Temp"), IPMI_ST_NA, "");
-	expect_novalue(find(r, n, "PSU1"), IPMI_ST_DISCRETE, "0x0100");
+  n = parse_file("lenovo-xcc-sensor-csv.txt", r, NULL, NULL, 0);
+  assert_int_equal(n, 6);
+  x = find(r, n, "Fan 1 Front Tach");
+  expect(x, 9800, "rpm", IPMI_ST_OK);
+  assert_true(x->thresh[IPMI_LCR] == 720);
+  assert_true(isnan(x->thresh[IPMI_LNC]));
+  expect(find(r, n, "GPU 4 Temp"), 91, "Cel", IPMI_ST_CR);
+  expect_novalue(find(r, n, "GPU 3 Temp"), IPMI_ST_NA, "");
+  expect_novalue(find(r, n, "PSU1"), IPMI_ST_DISCRETE, "0x0100");
 }
 
-static void test_dgx_style(void **state)
-{
-	static const struct ipmi_pattern psu[] = {
-		{ "PSU#_PIN", "W", NULL, "psu.input_power", "psu" },
-	};
-	struct ipmi_reading r[MAXR];
-	struct ipmi_power_sum sum;
-	size_t n = parse_file("nvidia-dgx-style-sdr-elist-csv.txt", r, NULL,
-			      NULL, 0);
+static void test_dgx_style(void **state) {
+  static const struct ipmi_pattern psu[] = {
+      {"PSU#_PIN", "W", NULL, "psu.input_power", "psu"},
+  };
+  struct ipmi_reading r[MAXR];
+  struct ipmi_power_sum sum;
+  size_t n = parse_file("nvidia-dgx-style-sdr-elist-csv.txt", r, NULL, NULL, 0);
 
-	(void)state;
-	assert_int_equal(n, 28);
-	expect(find(r, n, "GPU0_TEMP"), 38, "Cel", IPMI_ST_OK);
-	expect_novalue(find(r, n, "GPU6_TEMP"), IPMI_ST_NA, "");
-	expect(find(r, n, "GPU3_PWR"), 420, "W", IPMI_ST_OK);
-	expect_novalue(find(r, n, "PSU4_STATUS"), IPMI_ST_NA, "");
+  (void)state;
+  assert_int_equal(n, 28);
+  expect(find(r, n, "GPU0_TEMP"), 38, "Cel", IPMI_ST_OK);
+  expect_novalue(find(r, n, "GPU6_TEMP"), IPMI_ST_NA, "");
+  expect(find(r, n, "GPU3_PWR"), 420, "W", IPMI_ST_OK);
+  expect_novalue(find(r, n, "PSU4_STATUS"), IPMI_ST_NA, "");
 
-	expect_class(find(r, n, "GPU0_TEMP"), NULL, 0, "gpu.temp", "gpu", "0");
-	expect_class(find(r, n, "GPU6_TEMP"), NULL, 0, "gpu.temp", "gpu", "6");
-	expect_class(find(r, n, "GPU7_PWR"), NULL, 0, "gpu.power", "gpu", "7");
-	expect_class(find(r, n, "INLET_TEMP"), NULL, 0, "server.inlet_temp",
-		     NULL, NULL);
-	expect_class(find(r, n, "FAN_1_F"), NULL, 0, "fan.speed", "fan", "1_F");
-	expect_class(find(r, n, "FAN_1_R"), NULL, 0, "fan.speed", "fan", "1_R");
+  expect_class(find(r, n, "GPU0_TEMP"), NULL, 0, "gpu.temp", "gpu", "0");
+  expect_class(find(r, n, "GPU6_TEMP"), NULL, 0, "gpu.temp", "gpu", "6");
+  expect_class(find(r, n, "GPU7_PWR"), NULL, 0, "gpu.power", "gpu", "7");
+  expect_class(find(r, n, "INLET_TEMP"), NULL, 0, "server.inlet_temp", NULL, NULL);
+  expect_class(find(r, n, "FAN_1_F"), NULL, 0, "fan.speed", "fan", "1_F");
+  expect_class(find(r, n, "FAN_1_R"), NULL, 0, "fan.speed", "fan", "1_R");
 
-	/* The default table does not know "PSU0_PIN" ... */
-	assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, &sum), 0);
-	assert_int_equal(sum.status, IPMI_SUM_NONE);
-	/* ... a config row does; PSU4 has no reading */
-	assert_int_equal(ipmi_sum_psu_input(r, n, psu, 1, 0, 0, &sum), 0);
-	assert_int_equal(sum.status, IPMI_SUM_PARTIAL);
-	assert_true(sum.watts == 1650 + 1630 + 1645 + 1660 + 1640);
-	assert_int_equal(sum.used, 5);
-	assert_int_equal(sum.missing, 1);
-	/* eight PSUs expected: two more missing */
-	assert_int_equal(ipmi_sum_psu_input(r, n, psu, 1, 0, 8, &sum), 0);
-	assert_int_equal(sum.missing, 3);
-	assert_int_equal(sum.status, IPMI_SUM_PARTIAL);
+  /* The default table does not know "PSU0_PIN" ... */
+  assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, &sum), 0);
+  assert_int_equal(sum.status, IPMI_SUM_NONE);
+  /* ... a config row does; PSU4 has no reading */
+  assert_int_equal(ipmi_sum_psu_input(r, n, psu, 1, 0, 0, &sum), 0);
+  assert_int_equal(sum.status, IPMI_SUM_PARTIAL);
+  assert_true(sum.watts == 1650 + 1630 + 1645 + 1660 + 1640);
+  assert_int_equal(sum.used, 5);
+  assert_int_equal(sum.missing, 1);
+  /* eight PSUs expected: two more missing */
+  assert_int_equal(ipmi_sum_psu_input(r, n, psu, 1, 0, 8, &sum), 0);
+  assert_int_equal(sum.missing, 3);
+  assert_int_equal(sum.status, IPMI_SUM_PARTIAL);
 }
 
 /* ------------------------------------------------ garbage, truncation */
 
-static void test_garbage(void **state)
-{
-	static const char *const want[] = { "Inlet Temp", "GPU1 Temp",
-		"FAN1 RPM", "PS1 Input Power", "PS2 Input Power", "CPU1 Temp" };
-	struct ipmi_reading r[MAXR];
-	struct ipmi_parse_stats st;
-	char err[160];
-	size_t n = parse_file("handmade-garbage-sdr-elist.txt", r, &st, err,
-			      sizeof(err));
-	size_t i;
+static void test_garbage(void **state) {
+  static const char *const want[] = {"Inlet Temp",      "GPU1 Temp",       "FAN1 RPM",
+                                     "PS1 Input Power", "PS2 Input Power", "CPU1 Temp"};
+  struct ipmi_reading r[MAXR];
+  struct ipmi_parse_stats st;
+  char err[160];
+  size_t n = parse_file("handmade-garbage-sdr-elist.txt", r, &st, err, sizeof(err));
+  size_t i;
 
-	(void)state;
-	assert_int_equal(n, 6);
-	for (i = 0; i < n; i++)
-		assert_string_equal(r[i].name, want[i]);
-	assert_int_equal(st.lines, 18);
-	assert_int_equal(st.malformed, 10);
-	assert_int_equal(st.ignored, 2);
-	assert_false(st.truncated);
-	assert_string_equal(err, "line 2: not a sensor line: "
-			    "\"this is not a sensor line\"");
-	expect(&r[5], 55, "Cel", IPMI_ST_OK);
-	assert_int_equal(r[5].line, 18);
+  (void)state;
+  assert_int_equal(n, 6);
+  for (i = 0; i < n; i++)
+    assert_string_equal(r[i].name, want[i]);
+  assert_int_equal(st.lines, 18);
+  assert_int_equal(st.malformed, 10);
+  assert_int_equal(st.ignored, 2);
+  assert_false(st.truncated);
+  assert_string_equal(err, "line 2: not a sensor line: "
+                           "\"this is not a sensor line\"");
+  expect(&r[5], 55, "Cel", IPMI_ST_OK);
+  assert_int_equal(r[5].line, 18);
 }
 
-static void test_malformed_lines(void **state)
-{
-	static const struct {
-		const char *line;
-		const char *why;
-	} bad[] = {
-		{ "GPU2 Temp        | 04h | ok  | 11.2 | 6x5 degrees C",
-		  "reading is not a number" },
-		{ "GPU3 Temp        | ZZh | ok  | 11.3 | 71 degrees C",
-		  "bad sensor number" },
-		{ "GPU4 Temp        | 06h | hot | 11.4 | 73 degrees C",
-		  "unknown sensor status" },
-		{ "Exhaust Temp     | 02h | ok  | 7 | 38 degrees C",
-		  "bad entity id" },
-		{ "Inlet Temp       | 24.000     | degrees C  | warm  | na  | na"
-		  "  | na  | na  | na  | na", "unknown sensor status" },
-		{ "Inlet Temp       | 2.4.0      | degrees C  | ok    | na  | na"
-		  "  | na  | na  | na  | na", "reading is not a number" },
-		{ "Inlet Temp,24,degrees C", "not a sensor line" },
-		{ "Inlet Temp,24,degrees C,ok,extra", "unexpected number of CSV" },
-		{ "1234567890123456789012345678901234 | 01h | ok  |  7.1 | 1 RPM",
-		  "sensor name too long" },
-		{ "X | 01h | ok | 7.1 | 12345678901234567890 Watts",
-		  "reading is not a number" },
-	};
-	struct ipmi_reading r;
-	char err[160];
-	size_t i;
+static void test_malformed_lines(void **state) {
+  static const struct {
+    const char *line;
+    const char *why;
+  } bad[] = {
+      {"GPU2 Temp        | 04h | ok  | 11.2 | 6x5 degrees C", "reading is not a number"},
+      {"GPU3 Temp        | ZZh | ok  | 11.3 | 71 degrees C", "bad sensor number"},
+      {"GPU4 Temp        | 06h | hot | 11.4 | 73 degrees C", "unknown sensor status"},
+      {"Exhaust Temp     | 02h | ok  | 7 | 38 degrees C", "bad entity id"},
+      {"Inlet Temp       | 24.000     | degrees C  | warm  | na  | na"
+       "  | na  | na  | na  | na",
+       "unknown sensor status"},
+      {"Inlet Temp       | 2.4.0      | degrees C  | ok    | na  | na"
+       "  | na  | na  | na  | na",
+       "reading is not a number"},
+      {"Inlet Temp,24,degrees C", "not a sensor line"},
+      {"Inlet Temp,24,degrees C,ok,extra", "unexpected number of CSV"},
+      {"1234567890123456789012345678901234 | 01h | ok  |  7.1 | 1 RPM", "sensor name too long"},
+      {"X | 01h | ok | 7.1 | 12345678901234567890 Watts", "reading is not a number"},
+  };
+  struct ipmi_reading r;
+  char err[160];
+  size_t i;
 
-	(void)state;
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		int rc = ipmi_parse_line(bad[i].line, strlen(bad[i].line), 3, &r,
-					 err, sizeof(err));
-		if (rc != -EBADMSG || strstr(err, bad[i].why) == NULL ||
-		    strncmp(err, "line 3: ", 8) != 0)
-			fail_msg("\"%s\": rc %d, err \"%s\", want \"%s\"",
-				 bad[i].line, rc, err, bad[i].why);
-	}
-	/* a NUL byte inside a line */
-	assert_int_equal(ipmi_parse_line("FAN1 | 10\0 RPM | ok", 19, 1, &r, err,
-					 sizeof(err)), -EBADMSG);
-	/* CRLF line endings are fine */
-	assert_int_equal(ipmi_parse_line("FAN1 | 10 RPM | ok\r", 19, 1, &r, err,
-					 sizeof(err)), 1);
-	expect(&r, 10, "rpm", IPMI_ST_OK);
-	/* an unnamed record is ignored, not a reading */
-	assert_int_equal(ipmi_parse_line(" | 00h | ns  |  7.1 | Event-Only", 32,
-					 1, &r, err, sizeof(err)), 0);
-	/* err is optional, and is cut to errlen */
-	assert_int_equal(ipmi_parse_line("garbage", 7, 1, &r, NULL, 0),
-			 -EBADMSG);
-	assert_int_equal(ipmi_parse_line("garbage", 7, 1, &r, err, 8),
-			 -EBADMSG);
-	assert_string_equal(err, "line 1:");
+  (void)state;
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    int rc = ipmi_parse_line(bad[i].line, strlen(bad[i].line), 3, &r, err, sizeof(err));
+    if (rc != -EBADMSG || strstr(err, bad[i].why) == NULL || strncmp(err, "line 3: ", 8) != 0)
+      fail_msg("\"%s\": rc %d, err \"%s\", want \"%s\"", bad[i].line, rc, err, bad[i].why);
+  }
+  /* a NUL byte inside a line */
+  assert_int_equal(ipmi_parse_line("FAN1 | 10\0 RPM | ok", 19, 1, &r, err, sizeof(err)), -EBADMSG);
+  /* CRLF line endings are fine */
+  assert_int_equal(ipmi_parse_line("FAN1 | 10 RPM | ok\r", 19, 1, &r, err, sizeof(err)), 1);
+  expect(&r, 10, "rpm", IPMI_ST_OK);
+  /* an unnamed record is ignored, not a reading */
+  assert_int_equal(ipmi_parse_line(" | 00h | ns  |  7.1 | Event-Only", 32, 1, &r, err, sizeof(err)),
+                   0);
+  /* err is optional, and is cut to errlen */
+  assert_int_equal(ipmi_parse_line("garbage", 7, 1, &r, NULL, 0), -EBADMSG);
+  assert_int_equal(ipmi_parse_line("garbage", 7, 1, &r, err, 8), -EBADMSG);
+  assert_string_equal(err, "line 1:");
 }
 
 /* Copy buf[0..len) into a buffer of exactly len bytes, so that the
  * sanitizer sees any read past the end. */
-static char *exact_copy(const char *buf, size_t len)
-{
-	char *p = malloc(len ? len : 1);
+static char *exact_copy(const char *buf, size_t len) {
+  char *p = malloc(len ? len : 1);
 
-	assert_non_null(p);
-	memcpy(p, buf, len);
-	return p;
+  assert_non_null(p);
+  memcpy(p, buf, len);
+  return p;
 }
 
-static void check_prefixes(const char *fixture)
-{
-	struct ipmi_reading full[MAXR], r[MAXR];
-	struct ipmi_parse_stats st;
-	size_t len, nfull, cut, i;
-	char *buf = load(fixture, &len);
-	char err[160];
+static void check_prefixes(const char *fixture) {
+  struct ipmi_reading full[MAXR], r[MAXR];
+  struct ipmi_parse_stats st;
+  size_t len, nfull, cut, i;
+  char *buf = load(fixture, &len);
+  char err[160];
 
-	assert_int_equal(ipmi_parse_sensors(buf, len, full, MAXR, &nfull, NULL,
-					     NULL, 0), 0);
-	for (cut = 0; cut <= len; cut++) {
-		char *p = exact_copy(buf, cut);
-		size_t n, complete = 0;
-		int rc = ipmi_parse_sensors(p, cut, r, MAXR, &n, &st, err,
-					    sizeof(err));
+  assert_int_equal(ipmi_parse_sensors(buf, len, full, MAXR, &nfull, NULL, NULL, 0), 0);
+  for (cut = 0; cut <= len; cut++) {
+    char *p = exact_copy(buf, cut);
+    size_t n, complete = 0;
+    int rc = ipmi_parse_sensors(p, cut, r, MAXR, &n, &st, err, sizeof(err));
 
-		assert_int_equal(rc, 0);
-		for (i = 0; i < cut; i++)
-			complete += buf[i] == '\n';
-		assert_int_equal(st.lines - (st.truncated ? 1 : 0), complete);
-		assert_int_equal(st.truncated, cut > 0 && buf[cut - 1] != '\n');
-		if (st.truncated && st.malformed == 0)  /* err tells the first */
-			assert_non_null(strstr(err, "truncated"));
-		/* what was parsed is exactly a prefix of the full parse */
-		assert_true(n <= nfull);
-		for (i = 0; i < n; i++) {
-			assert_string_equal(r[i].name, full[i].name);
-			assert_memory_equal(&r[i].status, &full[i].status,
-					    sizeof(r[i].status));
-			assert_true(r[i].value == full[i].value ||
-				    (isnan(r[i].value) && isnan(full[i].value)));
-		}
-		free(p);
-	}
-	free(buf);
+    assert_int_equal(rc, 0);
+    for (i = 0; i < cut; i++)
+      complete += buf[i] == '\n';
+    assert_int_equal(st.lines - (st.truncated ? 1 : 0), complete);
+    assert_int_equal(st.truncated, cut > 0 && buf[cut - 1] != '\n');
+    if (st.truncated && st.malformed == 0) /* err tells the first */
+      assert_non_null(strstr(err, "truncated"));
+    /* what was parsed is exactly a prefix of the full parse */
+    assert_true(n <= nfull);
+    for (i = 0; i < n; i++) {
+      assert_string_equal(r[i].name, full[i].name);
+      assert_memory_equal(&r[i].status, &full[i].status, sizeof(r[i].status));
+      assert_true(r[i].value == full[i].value || (isnan(r[i].value) && isnan(full[i].value)));
+    }
+    free(p);
+  }
+  free(buf);
 }
 
-static void test_truncated(void **state)
-{
-	(void)state;
-	check_prefixes("ipmi_sim-sdr-elist.txt");
-	check_prefixes("ipmi_sim-alarm-sensor.txt");
-	check_prefixes("lenovo-xcc-sdr-elist-csv.txt");
-	check_prefixes("handmade-garbage-sdr-elist.txt");
+static void test_truncated(void **state) {
+  (void)state;
+  check_prefixes("ipmi_sim-sdr-elist.txt");
+  check_prefixes("ipmi_sim-alarm-sensor.txt");
+  check_prefixes("lenovo-xcc-sdr-elist-csv.txt");
+  check_prefixes("handmade-garbage-sdr-elist.txt");
 }
 
-static void test_enobufs(void **state)
-{
-	struct ipmi_reading r[3];
-	struct ipmi_parse_stats st;
-	size_t len, n;
-	char *buf = load("ipmi_sim-sdr-elist.txt", &len);
+static void test_enobufs(void **state) {
+  struct ipmi_reading r[3];
+  struct ipmi_parse_stats st;
+  size_t len, n;
+  char *buf = load("ipmi_sim-sdr-elist.txt", &len);
 
-	(void)state;
-	assert_int_equal(ipmi_parse_sensors(buf, len, r, 3, &n, &st, NULL, 0),
-			 -ENOBUFS);
-	assert_int_equal(n, 3);
-	assert_int_equal(st.readings, 3);
-	assert_int_equal(st.dropped, 8);
-	assert_string_equal(r[2].name, "GPU1 Temp");
-	assert_int_equal(ipmi_parse_sensors(buf, len, NULL, 0, &n, &st, NULL,
-					    0), -ENOBUFS);
-	assert_int_equal(n, 0);
-	assert_int_equal(ipmi_parse_sensors(NULL, 0, r, 3, &n, &st, NULL, 0), 0);
-	assert_int_equal(n, 0);
-	assert_int_equal(ipmi_parse_sensors(NULL, 5, r, 3, &n, &st, NULL, 0),
-			 -EINVAL);
-	assert_int_equal(ipmi_parse_sensors(buf, len, r, 3, NULL, &st, NULL, 0),
-			 -EINVAL);
-	free(buf);
+  (void)state;
+  assert_int_equal(ipmi_parse_sensors(buf, len, r, 3, &n, &st, NULL, 0), -ENOBUFS);
+  assert_int_equal(n, 3);
+  assert_int_equal(st.readings, 3);
+  assert_int_equal(st.dropped, 8);
+  assert_string_equal(r[2].name, "GPU1 Temp");
+  assert_int_equal(ipmi_parse_sensors(buf, len, NULL, 0, &n, &st, NULL, 0), -ENOBUFS);
+  assert_int_equal(n, 0);
+  assert_int_equal(ipmi_parse_sensors(NULL, 0, r, 3, &n, &st, NULL, 0), 0);
+  assert_int_equal(n, 0);
+  assert_int_equal(ipmi_parse_sensors(NULL, 5, r, 3, &n, &st, NULL, 0), -EINVAL);
+  assert_int_equal(ipmi_parse_sensors(buf, len, r, 3, NULL, &st, NULL, 0), -EINVAL);
+  free(buf);
 }
 
 /* ---------------------------------------------------------------- DCMI */
 
-static int dcmi_file(const char *name, struct ipmi_dcmi_power *p, char *err,
-		     size_t errlen)
-{
-	size_t len;
-	char *buf = load(name, &len);
-	char *exact = exact_copy(buf, len);
-	int rc = ipmi_parse_dcmi_power(exact, len, p, err, errlen);
+static int dcmi_file(const char *name, struct ipmi_dcmi_power *p, char *err, size_t errlen) {
+  size_t len;
+  char *buf = load(name, &len);
+  char *exact = exact_copy(buf, len);
+  int rc = ipmi_parse_dcmi_power(exact, len, p, err, errlen);
 
-	free(exact);
-	free(buf);
-	return rc;
+  free(exact);
+  free(buf);
+  return rc;
 }
 
-static int dcmi_text(const char *text, struct ipmi_dcmi_power *p)
-{
-	return ipmi_parse_dcmi_power(text, strlen(text), p, NULL, 0);
+static int dcmi_text(const char *text, struct ipmi_dcmi_power *p) {
+  return ipmi_parse_dcmi_power(text, strlen(text), p, NULL, 0);
 }
 
-static void test_dcmi_supported(void **state)
-{
-	struct ipmi_dcmi_power p;
-	char err[160];
+static void test_dcmi_supported(void **state) {
+  struct ipmi_dcmi_power p;
+  char err[160];
 
-	(void)state;
-	assert_int_equal(dcmi_file("dell-idrac-dcmi-power-reading.txt", &p, err,
-				   sizeof(err)), 0);
-	assert_string_equal(err, "");
-	assert_true(p.instant_w == 4620);
-	assert_true(p.min_w == 812);
-	assert_true(p.max_w == 6710);
-	assert_true(p.avg_w == 4575);
-	assert_string_equal(p.timestamp, "Thu Nov 21 14:02:11 2024");
-	assert_int_equal(p.period_s, 1);
-	assert_int_equal(p.active, 1);
-	assert_int_equal(p.have, 0x7f);
+  (void)state;
+  assert_int_equal(dcmi_file("dell-idrac-dcmi-power-reading.txt", &p, err, sizeof(err)), 0);
+  assert_string_equal(err, "");
+  assert_true(p.instant_w == 4620);
+  assert_true(p.min_w == 812);
+  assert_true(p.max_w == 6710);
+  assert_true(p.avg_w == 4575);
+  assert_string_equal(p.timestamp, "Thu Nov 21 14:02:11 2024");
+  assert_int_equal(p.period_s, 1);
+  assert_int_equal(p.active, 1);
+  assert_int_equal(p.have, 0x7f);
 
-	assert_int_equal(dcmi_file("supermicro-dcmi-power-reading.txt", &p, err,
-				   sizeof(err)), 0);
-	assert_true(p.instant_w == 5120);
-	assert_true(p.avg_w == 5088);
-	assert_string_equal(p.timestamp, "11/22/24 16:41:03");
+  assert_int_equal(dcmi_file("supermicro-dcmi-power-reading.txt", &p, err, sizeof(err)), 0);
+  assert_true(p.instant_w == 5120);
+  assert_true(p.avg_w == 5088);
+  assert_string_equal(p.timestamp, "11/22/24 16:41:03");
 
-	/* deactivated: parsed, but the caller must not use the watts */
-	assert_int_equal(dcmi_file("lenovo-xcc-dcmi-power-reading-deactivated.txt",
-				   &p, err, sizeof(err)), 0);
-	assert_int_equal(p.active, 0);
-	assert_true(p.instant_w == 0);
+  /* deactivated: parsed, but the caller must not use the watts */
+  assert_int_equal(dcmi_file("lenovo-xcc-dcmi-power-reading-deactivated.txt", &p, err, sizeof(err)),
+                   0);
+  assert_int_equal(p.active, 0);
+  assert_true(p.instant_w == 0);
 
-	/* only the instantaneous line: the rest stays absent */
-	assert_int_equal(dcmi_text("Instantaneous power reading: 118 Watts\n",
-				   &p), 0);
-	assert_true(p.instant_w == 118);
-	assert_true(isnan(p.min_w));
-	assert_int_equal(p.active, -1);
-	assert_int_equal(p.have, IPMI_DCMI_HAVE_INSTANT);
+  /* only the instantaneous line: the rest stays absent */
+  assert_int_equal(dcmi_text("Instantaneous power reading: 118 Watts\n", &p), 0);
+  assert_true(p.instant_w == 118);
+  assert_true(isnan(p.min_w));
+  assert_int_equal(p.active, -1);
+  assert_int_equal(p.have, IPMI_DCMI_HAVE_INSTANT);
 }
 
-static void test_dcmi_unsupported(void **state)
-{
-	struct ipmi_dcmi_power p;
-	char err[160];
+static void test_dcmi_unsupported(void **state) {
+  struct ipmi_dcmi_power p;
+  char err[160];
 
-	(void)state;
-	/* real ipmi_sim answer (captured with 2>&1) */
-	assert_int_equal(dcmi_file("ipmi_sim-dcmi-power-reading.txt", &p, err,
-				   sizeof(err)), -ENOTSUP);
-	assert_true(isnan(p.instant_w));
-	assert_int_equal(dcmi_file("hpe-ilo-dcmi-power-reading.txt", &p, err,
-				   sizeof(err)), -ENOTSUP);
-	/* ipmitool shell's stdout has only a blank line: nothing to go on */
-	assert_int_equal(dcmi_text("\n", &p), -EBADMSG);
-	assert_int_equal(dcmi_text("Invalid command\n", &p), -ENOTSUP);
-	assert_int_equal(dcmi_text("Error: DCMI power reading is not supported"
-				   "\n", &p), -ENOTSUP);
-	assert_int_equal(dcmi_text("    A valid DCMI command was not returned!"
-				   " (c1)\n", &p), -ENOTSUP);
-	assert_int_equal(dcmi_text("    DCMI request failed because: "
-				   "Insufficient privilege level (d4)\n", &p),
-			 -EACCES);
-	assert_int_equal(dcmi_text("    DCMI request failed because: "
-				   "Node busy (c0)\n", &p), -EAGAIN);
-	assert_int_equal(dcmi_text("    Unable to get DCMI information\n", &p),
-			 -EAGAIN);
-	assert_int_equal(dcmi_text("Error: Unable to establish IPMI v2 / "
-				   "RMCP+ session\n", &p), -EIO);
+  (void)state;
+  /* real ipmi_sim answer (captured with 2>&1) */
+  assert_int_equal(dcmi_file("ipmi_sim-dcmi-power-reading.txt", &p, err, sizeof(err)), -ENOTSUP);
+  assert_true(isnan(p.instant_w));
+  assert_int_equal(dcmi_file("hpe-ilo-dcmi-power-reading.txt", &p, err, sizeof(err)), -ENOTSUP);
+  /* ipmitool shell's stdout has only a blank line: nothing to go on */
+  assert_int_equal(dcmi_text("\n", &p), -EBADMSG);
+  assert_int_equal(dcmi_text("Invalid command\n", &p), -ENOTSUP);
+  assert_int_equal(dcmi_text("Error: DCMI power reading is not supported"
+                             "\n",
+                             &p),
+                   -ENOTSUP);
+  assert_int_equal(dcmi_text("    A valid DCMI command was not returned!"
+                             " (c1)\n",
+                             &p),
+                   -ENOTSUP);
+  assert_int_equal(dcmi_text("    DCMI request failed because: "
+                             "Insufficient privilege level (d4)\n",
+                             &p),
+                   -EACCES);
+  assert_int_equal(dcmi_text("    DCMI request failed because: "
+                             "Node busy (c0)\n",
+                             &p),
+                   -EAGAIN);
+  assert_int_equal(dcmi_text("    Unable to get DCMI information\n", &p), -EAGAIN);
+  assert_int_equal(dcmi_text("Error: Unable to establish IPMI v2 / "
+                             "RMCP+ session\n",
+                             &p),
+                   -EIO);
 }
 
-static void test_dcmi_malformed(void **state)
-{
-	struct ipmi_dcmi_power p;
-	char err[160];
-	size_t len, cut;
-	char *buf;
-	const char *t = "    Instantaneous power reading:   12x Watts\n";
+static void test_dcmi_malformed(void **state) {
+  struct ipmi_dcmi_power p;
+  char err[160];
+  size_t len, cut;
+  char *buf;
+  const char *t = "    Instantaneous power reading:   12x Watts\n";
 
-	(void)state;
-	assert_int_equal(ipmi_parse_dcmi_power(t, strlen(t), &p, err,
-					       sizeof(err)), -EBADMSG);
-	assert_non_null(strstr(err, "line 1: bad DCMI value"));
-	t = "    Power reading state is:  sleepy\n"
-	    "    Instantaneous power reading:   120 Watts\n";
-	assert_int_equal(ipmi_parse_dcmi_power(t, strlen(t), &p, err,
-					       sizeof(err)), 0);
-	assert_non_null(strstr(err, "line 1: bad DCMI value"));
-	assert_true(p.instant_w == 120);
-	assert_int_equal(ipmi_parse_dcmi_power(NULL, 1, &p, NULL, 0), -EINVAL);
-	assert_int_equal(ipmi_parse_dcmi_power(t, 1, NULL, NULL, 0), -EINVAL);
+  (void)state;
+  assert_int_equal(ipmi_parse_dcmi_power(t, strlen(t), &p, err, sizeof(err)), -EBADMSG);
+  assert_non_null(strstr(err, "line 1: bad DCMI value"));
+  t = "    Power reading state is:  sleepy\n"
+      "    Instantaneous power reading:   120 Watts\n";
+  assert_int_equal(ipmi_parse_dcmi_power(t, strlen(t), &p, err, sizeof(err)), 0);
+  assert_non_null(strstr(err, "line 1: bad DCMI value"));
+  assert_true(p.instant_w == 120);
+  assert_int_equal(ipmi_parse_dcmi_power(NULL, 1, &p, NULL, 0), -EINVAL);
+  assert_int_equal(ipmi_parse_dcmi_power(t, 1, NULL, NULL, 0), -EINVAL);
 
-	/* every prefix of a good answer: 0 only once the reading's line is
+  /* every prefix of a good answer: 0 only once the reading's line is
 	 * complete, never a half-read number */
-	buf = load("dell-idrac-dcmi-power-reading.txt", &len);
-	for (cut = 0; cut <= len; cut++) {
-		char *p2 = exact_copy(buf, cut);
-		const char *eol = strchr(strstr(buf, "Instantaneous"), '\n');
-		int rc = ipmi_parse_dcmi_power(p2, cut, &p, err, sizeof(err));
+  buf = load("dell-idrac-dcmi-power-reading.txt", &len);
+  for (cut = 0; cut <= len; cut++) {
+    char *p2 = exact_copy(buf, cut);
+    const char *eol = strchr(strstr(buf, "Instantaneous"), '\n');
+    int rc = ipmi_parse_dcmi_power(p2, cut, &p, err, sizeof(err));
 
-		if (cut > (size_t)(eol - buf)) {
-			assert_int_equal(rc, 0);
-			assert_true(p.instant_w == 4620);
-		} else {
-			assert_int_equal(rc, -EBADMSG);
-		}
-		free(p2);
-	}
-	free(buf);
+    if (cut > (size_t)(eol - buf)) {
+      assert_int_equal(rc, 0);
+      assert_true(p.instant_w == 4620);
+    } else {
+      assert_int_equal(rc, -EBADMSG);
+    }
+    free(p2);
+  }
+  free(buf);
 }
 
 /* ----------------------------------------------- classifier and globs */
 
-static void test_glob(void **state)
-{
-	size_t off, len;
-	char err[120];
+static void test_glob(void **state) {
+  size_t off, len;
+  char err[120];
 
-	(void)state;
-	assert_true(ipmi_glob_match("GPU# Temp", "gpu12 TEMP", 10, &off, &len));
-	assert_int_equal(off, 3);
-	assert_int_equal(len, 2);
-	assert_false(ipmi_glob_match("GPU# Temp", "GPU Temp", 8, NULL, NULL));
-	assert_false(ipmi_glob_match("GPU# Temp", "GPUx Temp", 9, NULL, NULL));
-	assert_true(ipmi_glob_match("GPU#*", "GPU12_TEMP", 10, &off, &len));
-	assert_int_equal(len, 2);   /* '#' takes all digits */
-	assert_true(ipmi_glob_match("PS? Input Power", "PS2 Input Power", 15,
-				    &off, &len));
-	assert_int_equal(off, 2);
-	assert_int_equal(len, 1);
-	assert_true(ipmi_glob_match("*Inlet*", "01-Inlet Ambient", 16, &off,
-				    &len));
-	assert_int_equal(len, 3);   /* the first '*', shortest */
-	assert_true(ipmi_glob_match("[a-c]x[!0-9]", "BxZ", 3, NULL, NULL));
-	assert_false(ipmi_glob_match("[a-c]x[!0-9]", "Bx5", 3, NULL, NULL));
-	assert_true(ipmi_glob_match("[]]", "]", 1, NULL, NULL));
-	assert_true(ipmi_glob_match("a\\*b", "a*b", 3, NULL, NULL));
-	assert_false(ipmi_glob_match("a\\*b", "axb", 3, NULL, NULL));
-	assert_true(ipmi_glob_match("*", "", 0, NULL, NULL));
-	assert_false(ipmi_glob_match("?", "", 0, NULL, NULL));
-	assert_false(ipmi_glob_match("[abc", "a", 1, NULL, NULL));
-	assert_false(ipmi_glob_match("a\\", "a", 1, NULL, NULL));
-	/* many stars: the memo keeps this fast */
-	assert_false(ipmi_glob_match("*a*a*a*a*a*a*a*a*a*a*a*a*b",
-				     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-				     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-				     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-				     120, NULL, NULL));
+  (void)state;
+  assert_true(ipmi_glob_match("GPU# Temp", "gpu12 TEMP", 10, &off, &len));
+  assert_int_equal(off, 3);
+  assert_int_equal(len, 2);
+  assert_false(ipmi_glob_match("GPU# Temp", "GPU Temp", 8, NULL, NULL));
+  assert_false(ipmi_glob_match("GPU# Temp", "GPUx Temp", 9, NULL, NULL));
+  assert_true(ipmi_glob_match("GPU#*", "GPU12_TEMP", 10, &off, &len));
+  assert_int_equal(len, 2); /* '#' takes all digits */
+  assert_true(ipmi_glob_match("PS? Input Power", "PS2 Input Power", 15, &off, &len));
+  assert_int_equal(off, 2);
+  assert_int_equal(len, 1);
+  assert_true(ipmi_glob_match("*Inlet*", "01-Inlet Ambient", 16, &off, &len));
+  assert_int_equal(len, 3); /* the first '*', shortest */
+  assert_true(ipmi_glob_match("[a-c]x[!0-9]", "BxZ", 3, NULL, NULL));
+  assert_false(ipmi_glob_match("[a-c]x[!0-9]", "Bx5", 3, NULL, NULL));
+  assert_true(ipmi_glob_match("[]]", "]", 1, NULL, NULL));
+  assert_true(ipmi_glob_match("a\\*b", "a*b", 3, NULL, NULL));
+  assert_false(ipmi_glob_match("a\\*b", "axb", 3, NULL, NULL));
+  assert_true(ipmi_glob_match("*", "", 0, NULL, NULL));
+  assert_false(ipmi_glob_match("?", "", 0, NULL, NULL));
+  assert_false(ipmi_glob_match("[abc", "a", 1, NULL, NULL));
+  assert_false(ipmi_glob_match("a\\", "a", 1, NULL, NULL));
+  /* many stars: the memo keeps this fast */
+  assert_false(ipmi_glob_match("*a*a*a*a*a*a*a*a*a*a*a*a*b",
+                               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                               120, NULL, NULL));
 
-	assert_int_equal(ipmi_pattern_check("GPU# Temp", err, sizeof(err)), 0);
-	assert_string_equal(err, "");
-	assert_int_equal(ipmi_pattern_check("", err, sizeof(err)), -EINVAL);
-	assert_int_equal(ipmi_pattern_check(NULL, err, sizeof(err)), -EINVAL);
-	assert_int_equal(ipmi_pattern_check("GPU[1-8 Temp", err, sizeof(err)),
-			 -EINVAL);
-	assert_non_null(strstr(err, "unterminated '['"));
-	assert_int_equal(ipmi_pattern_check("Temp\\", err, sizeof(err)),
-			 -EINVAL);
-	assert_int_equal(ipmi_pattern_check("*******************************"
-					    "**********************************",
-					    err, sizeof(err)), -EINVAL);
+  assert_int_equal(ipmi_pattern_check("GPU# Temp", err, sizeof(err)), 0);
+  assert_string_equal(err, "");
+  assert_int_equal(ipmi_pattern_check("", err, sizeof(err)), -EINVAL);
+  assert_int_equal(ipmi_pattern_check(NULL, err, sizeof(err)), -EINVAL);
+  assert_int_equal(ipmi_pattern_check("GPU[1-8 Temp", err, sizeof(err)), -EINVAL);
+  assert_non_null(strstr(err, "unterminated '['"));
+  assert_int_equal(ipmi_pattern_check("Temp\\", err, sizeof(err)), -EINVAL);
+  assert_int_equal(ipmi_pattern_check("*******************************"
+                                      "**********************************",
+                                      err, sizeof(err)),
+                   -EINVAL);
 }
 
-static struct ipmi_reading mk(const char *name, double v, const char *unit,
-			      enum ipmi_status st)
-{
-	struct ipmi_reading r;
+static struct ipmi_reading mk(const char *name, double v, const char *unit, enum ipmi_status st) {
+  struct ipmi_reading r;
 
-	memset(&r, 0, sizeof(r));
-	snprintf(r.name, sizeof(r.name), "%s", name);
-	snprintf(r.unit, sizeof(r.unit), "%s", unit);
-	r.value = v;
-	r.status = st;
-	r.sensor_num = -1;
-	return r;
+  memset(&r, 0, sizeof(r));
+  snprintf(r.name, sizeof(r.name), "%s", name);
+  snprintf(r.unit, sizeof(r.unit), "%s", unit);
+  r.value = v;
+  r.status = st;
+  r.sensor_num = -1;
+  return r;
 }
 
-static void test_classify(void **state)
-{
-	static const struct ipmi_pattern user[] = {
-		{ "Inlet Temp", NULL, NULL, NULL, NULL },      /* ignore */
-		{ "GPU# Temp", "Cel", NULL, "accel.temp", "slot" },
-		{ "Board *", NULL, NULL, "board.temp", "where" },
-	};
-	struct ipmi_reading r;
-	struct ipmi_class c;
+static void test_classify(void **state) {
+  static const struct ipmi_pattern user[] = {
+      {"Inlet Temp", NULL, NULL, NULL, NULL}, /* ignore */
+      {"GPU# Temp", "Cel", NULL, "accel.temp", "slot"},
+      {"Board *", NULL, NULL, "board.temp", "where"},
+  };
+  struct ipmi_reading r;
+  struct ipmi_class c;
 
-	(void)state;
-	r = mk("GPU3 Temp", 71, "Cel", IPMI_ST_OK);
-	expect_class(&r, NULL, 0, "gpu.temp", "gpu", "3");
-	expect_class(&r, user, 3, "accel.temp", "slot", "3");
-	r = mk("GPU03 Temp", 71, "Cel", IPMI_ST_OK);
-	expect_class(&r, NULL, 0, "gpu.temp", "gpu", "3");
-	r = mk("GPU3 Temp", 71, "degrees F", IPMI_ST_UNKNOWN_UNIT);
-	expect_class(&r, NULL, 0, "gpu.temp", "gpu", "3");
-	r = mk("GPU3 Temp", NAN, "", IPMI_ST_DISCRETE);
-	expect_class(&r, NULL, 0, NULL, NULL, NULL);
-	r = mk("GPU3 Temp", 71, "W", IPMI_ST_OK);
-	expect_class(&r, NULL, 0, NULL, NULL, NULL);
-	r = mk("CPU2 Temp", 50, "Cel", IPMI_ST_NC);
-	expect_class(&r, NULL, 0, "cpu.temp", "cpu", "2");
-	r = mk("Inlet Temp", 24, "Cel", IPMI_ST_OK);
-	expect_class(&r, NULL, 0, "server.inlet_temp", NULL, NULL);
-	assert_int_equal(ipmi_classify(&r, user, 3, 0, &c), 0);  /* ignored */
-	assert_null(c.metric);
-	r = mk("Exhaust Temp", 40, "Cel", IPMI_ST_OK);
-	assert_int_equal(ipmi_classify(&r, user, 3, IPMI_CLASSIFY_NO_DEFAULTS,
-				       &c), 0);
-	assert_int_equal(ipmi_classify(&r, user, 3, 0, &c), 1);
-	assert_string_equal(c.metric, "server.exhaust_temp");
-	assert_ptr_equal(c.pattern->metric, c.metric);
-	r = mk("PS Outlet Temp", 40, "Cel", IPMI_ST_OK);
-	expect_class(&r, NULL, 0, "server.exhaust_temp", NULL, NULL);
-	r = mk("PS1 Inlet Temp", 30, "Cel", IPMI_ST_OK);
-	expect_class(&r, NULL, 0, "psu.temp", "psu", "1");
-	r = mk("PS2 Input Power", NAN, "", IPMI_ST_NA);
-	expect_class(&r, NULL, 0, "psu.input_power", "psu", "2");
-	r = mk("PSU2 AC Power", 900, "W", IPMI_ST_OK);
-	expect_class(&r, NULL, 0, "psu.input_power", "psu", "2");
-	r = mk("PSU2 Output Power", 850, "W", IPMI_ST_OK);
-	expect_class(&r, NULL, 0, "psu.output_power", "psu", "2");
-	r = mk("FANA", 3500, "rpm", IPMI_ST_OK);
-	expect_class(&r, NULL, 0, "fan.speed", "fan", "A");
-	r = mk("FAN1 RPM", 9000, "rpm", IPMI_ST_OK);
-	expect_class(&r, NULL, 0, "fan.speed", "fan", "1");
-	/* a capture that is empty after trimming: the row does not match */
-	r = mk("Board ", 30, "Cel", IPMI_ST_OK);
-	assert_int_equal(ipmi_classify(&r, user, 3, IPMI_CLASSIFY_NO_DEFAULTS,
-				       &c), 0);
-	r = mk("Board _-rear left", 30, "Cel", IPMI_ST_OK);
-	expect_class(&r, user, 3, "board.temp", "where", "rear");
-	/* no wildcard and no entity: no label value, no match */
-	r = mk("Temp", 40, "Cel", IPMI_ST_OK);
-	expect_class(&r, NULL, 0, NULL, NULL, NULL);
-	snprintf(r.entity, sizeof(r.entity), "7.1");
-	expect_class(&r, NULL, 0, NULL, NULL, NULL);
-	snprintf(r.entity, sizeof(r.entity), "3.02");
-	expect_class(&r, NULL, 0, "cpu.temp", "cpu", "2");
+  (void)state;
+  r = mk("GPU3 Temp", 71, "Cel", IPMI_ST_OK);
+  expect_class(&r, NULL, 0, "gpu.temp", "gpu", "3");
+  expect_class(&r, user, 3, "accel.temp", "slot", "3");
+  r = mk("GPU03 Temp", 71, "Cel", IPMI_ST_OK);
+  expect_class(&r, NULL, 0, "gpu.temp", "gpu", "3");
+  r = mk("GPU3 Temp", 71, "degrees F", IPMI_ST_UNKNOWN_UNIT);
+  expect_class(&r, NULL, 0, "gpu.temp", "gpu", "3");
+  r = mk("GPU3 Temp", NAN, "", IPMI_ST_DISCRETE);
+  expect_class(&r, NULL, 0, NULL, NULL, NULL);
+  r = mk("GPU3 Temp", 71, "W", IPMI_ST_OK);
+  expect_class(&r, NULL, 0, NULL, NULL, NULL);
+  r = mk("CPU2 Temp", 50, "Cel", IPMI_ST_NC);
+  expect_class(&r, NULL, 0, "cpu.temp", "cpu", "2");
+  r = mk("Inlet Temp", 24, "Cel", IPMI_ST_OK);
+  expect_class(&r, NULL, 0, "server.inlet_temp", NULL, NULL);
+  assert_int_equal(ipmi_classify(&r, user, 3, 0, &c), 0); /* ignored */
+  assert_null(c.metric);
+  r = mk("Exhaust Temp", 40, "Cel", IPMI_ST_OK);
+  assert_int_equal(ipmi_classify(&r, user, 3, IPMI_CLASSIFY_NO_DEFAULTS, &c), 0);
+  assert_int_equal(ipmi_classify(&r, user, 3, 0, &c), 1);
+  assert_string_equal(c.metric, "server.exhaust_temp");
+  assert_ptr_equal(c.pattern->metric, c.metric);
+  r = mk("PS Outlet Temp", 40, "Cel", IPMI_ST_OK);
+  expect_class(&r, NULL, 0, "server.exhaust_temp", NULL, NULL);
+  r = mk("PS1 Inlet Temp", 30, "Cel", IPMI_ST_OK);
+  expect_class(&r, NULL, 0, "psu.temp", "psu", "1");
+  r = mk("PS2 Input Power", NAN, "", IPMI_ST_NA);
+  expect_class(&r, NULL, 0, "psu.input_power", "psu", "2");
+  r = mk("PSU2 AC Power", 900, "W", IPMI_ST_OK);
+  expect_class(&r, NULL, 0, "psu.input_power", "psu", "2");
+  r = mk("PSU2 Output Power", 850, "W", IPMI_ST_OK);
+  expect_class(&r, NULL, 0, "psu.output_power", "psu", "2");
+  r = mk("FANA", 3500, "rpm", IPMI_ST_OK);
+  expect_class(&r, NULL, 0, "fan.speed", "fan", "A");
+  r = mk("FAN1 RPM", 9000, "rpm", IPMI_ST_OK);
+  expect_class(&r, NULL, 0, "fan.speed", "fan", "1");
+  /* a capture that is empty after trimming: the row does not match */
+  r = mk("Board ", 30, "Cel", IPMI_ST_OK);
+  assert_int_equal(ipmi_classify(&r, user, 3, IPMI_CLASSIFY_NO_DEFAULTS, &c), 0);
+  r = mk("Board _-rear left", 30, "Cel", IPMI_ST_OK);
+  expect_class(&r, user, 3, "board.temp", "where", "rear");
+  /* no wildcard and no entity: no label value, no match */
+  r = mk("Temp", 40, "Cel", IPMI_ST_OK);
+  expect_class(&r, NULL, 0, NULL, NULL, NULL);
+  snprintf(r.entity, sizeof(r.entity), "7.1");
+  expect_class(&r, NULL, 0, NULL, NULL, NULL);
+  snprintf(r.entity, sizeof(r.entity), "3.02");
+  expect_class(&r, NULL, 0, "cpu.temp", "cpu", "2");
 
-	assert_int_equal(ipmi_classify(NULL, NULL, 0, 0, &c), -EINVAL);
-	assert_int_equal(ipmi_classify(&r, NULL, 1, 0, &c), -EINVAL);
-	assert_int_equal(ipmi_classify(&r, NULL, 0, 0, NULL), -EINVAL);
-	assert_true(ipmi_default_patterns_len > 10);
+  assert_int_equal(ipmi_classify(NULL, NULL, 0, 0, &c), -EINVAL);
+  assert_int_equal(ipmi_classify(&r, NULL, 1, 0, &c), -EINVAL);
+  assert_int_equal(ipmi_classify(&r, NULL, 0, 0, NULL), -EINVAL);
+  assert_true(ipmi_default_patterns_len > 10);
 }
 
-static void test_sum(void **state)
-{
-	struct ipmi_reading r[MAXR];
-	struct ipmi_power_sum sum;
-	size_t n = parse_file("ipmi_sim-sdr-elist.txt", r, NULL, NULL, 0);
+static void test_sum(void **state) {
+  struct ipmi_reading r[MAXR];
+  struct ipmi_power_sum sum;
+  size_t n = parse_file("ipmi_sim-sdr-elist.txt", r, NULL, NULL, 0);
 
-	(void)state;
-	assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, &sum), 0);
-	assert_int_equal(sum.status, IPMI_SUM_COMPLETE);
-	assert_true(sum.watts == 1440 + 1460);
-	assert_int_equal(sum.used, 2);
-	assert_int_equal(sum.missing, 0);
-	/* a critical PSU still has a value */
-	r[8].status = IPMI_ST_CR;
-	assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 2, &sum), 0);
-	assert_int_equal(sum.status, IPMI_SUM_COMPLETE);
-	/* a third PSU expected but absent */
-	assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 3, &sum), 0);
-	assert_int_equal(sum.status, IPMI_SUM_PARTIAL);
-	assert_int_equal(sum.missing, 1);
-	assert_true(sum.watts == 2900);
-	/* PS2 loses its reading: never counted as 0 W and complete */
-	assert_string_equal(r[9].name, "PS2 Input Power");
-	r[9].status = IPMI_ST_NA;
-	r[9].value = NAN;
-	r[9].unit[0] = '\0';
-	assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, &sum), 0);
-	assert_int_equal(sum.status, IPMI_SUM_PARTIAL);
-	assert_true(sum.watts == 1440);
-	r[8].status = IPMI_ST_DISABLED;
-	assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, &sum), 0);
-	assert_int_equal(sum.status, IPMI_SUM_NONE);
-	assert_true(isnan(sum.watts));
-	assert_int_equal(sum.missing, 2);
-	/* the same PSU twice counts once */
-	r[8] = mk("PS1 Input Power", 1000, "W", IPMI_ST_OK);
-	r[9] = mk("PS1 Input Power", 1000, "W", IPMI_ST_OK);
-	assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, &sum), 0);
-	assert_true(sum.watts == 1000);
-	assert_int_equal(sum.used, 1);
-	assert_int_equal(ipmi_sum_psu_input(NULL, 1, NULL, 0, 0, 0, &sum),
-			 -EINVAL);
-	assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, NULL), -EINVAL);
+  (void)state;
+  assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, &sum), 0);
+  assert_int_equal(sum.status, IPMI_SUM_COMPLETE);
+  assert_true(sum.watts == 1440 + 1460);
+  assert_int_equal(sum.used, 2);
+  assert_int_equal(sum.missing, 0);
+  /* a critical PSU still has a value */
+  r[8].status = IPMI_ST_CR;
+  assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 2, &sum), 0);
+  assert_int_equal(sum.status, IPMI_SUM_COMPLETE);
+  /* a third PSU expected but absent */
+  assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 3, &sum), 0);
+  assert_int_equal(sum.status, IPMI_SUM_PARTIAL);
+  assert_int_equal(sum.missing, 1);
+  assert_true(sum.watts == 2900);
+  /* PS2 loses its reading: never counted as 0 W and complete */
+  assert_string_equal(r[9].name, "PS2 Input Power");
+  r[9].status = IPMI_ST_NA;
+  r[9].value = NAN;
+  r[9].unit[0] = '\0';
+  assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, &sum), 0);
+  assert_int_equal(sum.status, IPMI_SUM_PARTIAL);
+  assert_true(sum.watts == 1440);
+  r[8].status = IPMI_ST_DISABLED;
+  assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, &sum), 0);
+  assert_int_equal(sum.status, IPMI_SUM_NONE);
+  assert_true(isnan(sum.watts));
+  assert_int_equal(sum.missing, 2);
+  /* the same PSU twice counts once */
+  r[8] = mk("PS1 Input Power", 1000, "W", IPMI_ST_OK);
+  r[9] = mk("PS1 Input Power", 1000, "W", IPMI_ST_OK);
+  assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, &sum), 0);
+  assert_true(sum.watts == 1000);
+  assert_int_equal(sum.used, 1);
+  assert_int_equal(ipmi_sum_psu_input(NULL, 1, NULL, 0, 0, 0, &sum), -EINVAL);
+  assert_int_equal(ipmi_sum_psu_input(r, n, NULL, 0, 0, 0, NULL), -EINVAL);
 }
 
-static void test_units_and_names(void **state)
-{
-	(void)state;
-	assert_string_equal(ipmi_unit_map("degrees C", 9), "Cel");
-	assert_string_equal(ipmi_unit_map(" RPM ", 5), "rpm");
-	assert_string_equal(ipmi_unit_map("Watts", 5), "W");
-	assert_string_equal(ipmi_unit_map("Volts", 5), "V");
-	assert_string_equal(ipmi_unit_map("Amps", 4), "A");
-	assert_string_equal(ipmi_unit_map("percent", 7), "%");
-	assert_null(ipmi_unit_map("degrees F", 9));
-	assert_null(ipmi_unit_map("degrees", 7));   /* ipmitool cut it short */
-	assert_null(ipmi_unit_map(NULL, 0));
-	assert_string_equal(ipmi_status_name(IPMI_ST_UNKNOWN_UNIT),
-			    "unknown-unit");
-	assert_string_equal(ipmi_status_name(IPMI_ST_DISABLED), "disabled");
-	assert_string_equal(ipmi_status_name((enum ipmi_status)99), "?");
+static void test_units_and_names(void **state) {
+  (void)state;
+  assert_string_equal(ipmi_unit_map("degrees C", 9), "Cel");
+  assert_string_equal(ipmi_unit_map(" RPM ", 5), "rpm");
+  assert_string_equal(ipmi_unit_map("Watts", 5), "W");
+  assert_string_equal(ipmi_unit_map("Volts", 5), "V");
+  assert_string_equal(ipmi_unit_map("Amps", 4), "A");
+  assert_string_equal(ipmi_unit_map("percent", 7), "%");
+  assert_null(ipmi_unit_map("degrees F", 9));
+  assert_null(ipmi_unit_map("degrees", 7)); /* ipmitool cut it short */
+  assert_null(ipmi_unit_map(NULL, 0));
+  assert_string_equal(ipmi_status_name(IPMI_ST_UNKNOWN_UNIT), "unknown-unit");
+  assert_string_equal(ipmi_status_name(IPMI_ST_DISABLED), "disabled");
+  assert_string_equal(ipmi_status_name((enum ipmi_status)99), "?");
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sim_sdr_elist),
-		cmocka_unit_test(test_sim_alarm_sdr_elist),
-		cmocka_unit_test(test_sim_sensor),
-		cmocka_unit_test(test_sim_alarm_sensor),
-		cmocka_unit_test(test_sim_csv),
-		cmocka_unit_test(test_sim_6bit_name),
-		cmocka_unit_test(test_sim_shell),
-		cmocka_unit_test(test_dell),
-		cmocka_unit_test(test_hpe),
-		cmocka_unit_test(test_supermicro),
-		cmocka_unit_test(test_lenovo),
-		cmocka_unit_test(test_dgx_style),
-		cmocka_unit_test(test_garbage),
-		cmocka_unit_test(test_malformed_lines),
-		cmocka_unit_test(test_truncated),
-		cmocka_unit_test(test_enobufs),
-		cmocka_unit_test(test_dcmi_supported),
-		cmocka_unit_test(test_dcmi_unsupported),
-		cmocka_unit_test(test_dcmi_malformed),
-		cmocka_unit_test(test_glob),
-		cmocka_unit_test(test_classify),
-		cmocka_unit_test(test_sum),
-		cmocka_unit_test(test_units_and_names),
-	};
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sim_sdr_elist),
+      cmocka_unit_test(test_sim_alarm_sdr_elist),
+      cmocka_unit_test(test_sim_sensor),
+      cmocka_unit_test(test_sim_alarm_sensor),
+      cmocka_unit_test(test_sim_csv),
+      cmocka_unit_test(test_sim_6bit_name),
+      cmocka_unit_test(test_sim_shell),
+      cmocka_unit_test(test_dell),
+      cmocka_unit_test(test_hpe),
+      cmocka_unit_test(test_supermicro),
+      cmocka_unit_test(test_lenovo),
+      cmocka_unit_test(test_dgx_style),
+      cmocka_unit_test(test_garbage),
+      cmocka_unit_test(test_malformed_lines),
+      cmocka_unit_test(test_truncated),
+      cmocka_unit_test(test_enobufs),
+      cmocka_unit_test(test_dcmi_supported),
+      cmocka_unit_test(test_dcmi_unsupported),
+      cmocka_unit_test(test_dcmi_malformed),
+      cmocka_unit_test(test_glob),
+      cmocka_unit_test(test_classify),
+      cmocka_unit_test(test_sum),
+      cmocka_unit_test(test_units_and_names),
+  };
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,11 +16,11 @@
 #include <cmocka.h>
 
 /* cmocka 1.1 compares floats only; values here need doubles. */
-#define assert_double_equal(a, b, eps)                                                  \
-  do {                                                                                  \
-    double a_ = (a), b_ = (b);                                                          \
-    if (!(fabs(a_ - b_) <= (eps)))                                                      \
-      fail_msg("%s = %.12g, expected %.12g", #a, a_, b_);                               \
+#define assert_double_equal(a, b, eps)                    \
+  do {                                                    \
+    double a_ = (a), b_ = (b);                            \
+    if (!(fabs(a_ - b_) <= (eps)))                        \
+      fail_msg("%s = %.12g, expected %.12g", #a, a_, b_); \
   } while (0)
 
 #include "agent/snmp/snmp_profile.h"
@@ -37,8 +37,8 @@ static const struct snmp_metric *find(const struct snmp_profile *p, const char *
 static void test_shipped_profiles(void **state) {
   (void)state;
   const char *names[] = {"raritan-px", "apc-rpdu2", "servertech-sentry4"};
-  const char *common[] = {"pdu.power",         "pdu.energy",         "pdu.phase.current",
-                          "pdu.phase.voltage", "pdu.phase.power",    "pdu.outlet.power",
+  const char *common[] = {"pdu.power",          "pdu.energy",         "pdu.phase.current",
+                          "pdu.phase.voltage",  "pdu.phase.power",    "pdu.outlet.power",
                           "pdu.outlet.current", "pdu.breaker.current"};
   for (size_t i = 0; i < 3; i++) {
     struct snmp_profile p;

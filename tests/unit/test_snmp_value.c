@@ -17,11 +17,11 @@
 #include <cmocka.h>
 
 /* cmocka 1.1 compares floats only; values here need doubles. */
-#define assert_double_equal(a, b, eps)                                                  \
-  do {                                                                                  \
-    double a_ = (a), b_ = (b);                                                          \
-    if (!(fabs(a_ - b_) <= (eps)))                                                      \
-      fail_msg("%s = %.12g, expected %.12g", #a, a_, b_);                               \
+#define assert_double_equal(a, b, eps)                    \
+  do {                                                    \
+    double a_ = (a), b_ = (b);                            \
+    if (!(fabs(a_ - b_) <= (eps)))                        \
+      fail_msg("%s = %.12g, expected %.12g", #a, a_, b_); \
   } while (0)
 
 #include "agent/snmp/snmp_value.h"
@@ -37,8 +37,8 @@ static void test_oid_parse_format(void **state) {
   assert_int_equal(o.sub[6], 13742);
   assert_int_equal(snmp_oid_parse("1.3.6.1.4294967295", &o), 0);
   assert_int_equal(o.sub[4], 4294967295u);
-  const char *bad[] = {"", ".", "1", "1..3", "1.3.", "1.3.x", "sysUpTime.0", "1.3.4294967296",
-                       "1.3 .6", "-1.3"};
+  const char *bad[] = {
+      "", ".", "1", "1..3", "1.3.", "1.3.x", "sysUpTime.0", "1.3.4294967296", "1.3 .6", "-1.3"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     assert_int_equal(snmp_oid_parse(bad[i], &o), -EINVAL);
   char many[512] = "1";
@@ -127,12 +127,10 @@ static void test_convert_digits(void **state) {
   assert_int_equal(dec, 4);
   /* digits that are unusable: an error on the reading, never a guess */
   d = vgauge(12);
-  assert_int_equal(snmp_value_convert(&v, &one, &d, &out, &dec, why, sizeof(why)),
-                   SNMP_CONV_ERROR);
+  assert_int_equal(snmp_value_convert(&v, &one, &d, &out, &dec, why, sizeof(why)), SNMP_CONV_ERROR);
   assert_non_null(strstr(why, "decimal digits 12"));
   d = vtype(SNMP_V_MISSING);
-  assert_int_equal(snmp_value_convert(&v, &one, &d, &out, &dec, why, sizeof(why)),
-                   SNMP_CONV_ERROR);
+  assert_int_equal(snmp_value_convert(&v, &one, &d, &out, &dec, why, sizeof(why)), SNMP_CONV_ERROR);
   assert_non_null(strstr(why, "decimal digits"));
   d = vtype(SNMP_V_STRING);
   assert_int_equal(snmp_value_convert(&v, &one, &d, &out, &dec, why, sizeof(why)),

@@ -25,8 +25,8 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static struct rp_window *mkwin(int64_t dur, size_t cap, enum rp_window_method m,
-                               double scale, double gmin, double gmax) {
+static struct rp_window *mkwin(int64_t dur, size_t cap, enum rp_window_method m, double scale,
+                               double gmin, double gmax) {
   struct rp_window_opts o = {.duration_ms = dur,
                              .capacity = cap,
                              .method = m,
@@ -75,8 +75,8 @@ struct ref {
   struct rp_window_counters ctr;
 };
 
-static void ref_init(struct ref *r, int64_t dur, size_t cap, double scale,
-                     double gmin, double gmax) {
+static void ref_init(struct ref *r, int64_t dur, size_t cap, double scale, double gmin,
+                     double gmax) {
   memset(r, 0, sizeof *r);
   r->dur = dur;
   r->cap = cap;
@@ -97,16 +97,13 @@ static bool ref_too_old(int64_t ts, int64_t newest, int64_t dur) {
   return newest >= INT64_MIN + dur && ts <= newest - dur;
 }
 
-static void ref_remove_at(struct ref *r, size_t i) {
-  r->s[i] = r->s[--r->n];
-}
+static void ref_remove_at(struct ref *r, size_t i) { r->s[i] = r->s[--r->n]; }
 
 /* The oldest held sample: smallest timestamp, first inserted among equals. */
 static size_t ref_oldest(const struct ref *r) {
   size_t o = 0;
   for (size_t i = 1; i < r->n; i++)
-    if (r->s[i].ts < r->s[o].ts ||
-        (r->s[i].ts == r->s[o].ts && r->s[i].seq < r->s[o].seq))
+    if (r->s[i].ts < r->s[o].ts || (r->s[i].ts == r->s[o].ts && r->s[i].seq < r->s[o].seq))
       o = i;
   return o;
 }
@@ -227,8 +224,8 @@ static double worst_mean, worst_var, worst_slope;
 static const double qs[] = {0.0, 0.01, 0.25, 0.5, 0.95, 0.99, 1.0};
 #define NQ (sizeof qs / sizeof qs[0])
 
-static void check_window(const struct rp_window *w, const struct ref *r,
-                         const char *what, uint64_t seed, int step) {
+static void check_window(const struct rp_window *w, const struct ref *r, const char *what,
+                         uint64_t seed, int step) {
   struct ref_stats rs;
   ref_compute(r, &rs);
   struct rp_window_counters c;
@@ -236,14 +233,14 @@ static void check_window(const struct rp_window *w, const struct ref *r,
   if (memcmp(&c, &r->ctr, sizeof c) != 0)
     fail_msg("%s seed %llu step %d: counters differ (inserted %llu/%llu "
              "expired %llu/%llu evicted %llu/%llu too_old %llu/%llu)",
-             what, (unsigned long long)seed, step,
-             (unsigned long long)c.inserted, (unsigned long long)r->ctr.inserted,
-             (unsigned long long)c.expired, (unsigned long long)r->ctr.expired,
-             (unsigned long long)c.evicted, (unsigned long long)r->ctr.evicted,
-             (unsigned long long)c.too_old, (unsigned long long)r->ctr.too_old);
+             what, (unsigned long long)seed, step, (unsigned long long)c.inserted,
+             (unsigned long long)r->ctr.inserted, (unsigned long long)c.expired,
+             (unsigned long long)r->ctr.expired, (unsigned long long)c.evicted,
+             (unsigned long long)r->ctr.evicted, (unsigned long long)c.too_old,
+             (unsigned long long)r->ctr.too_old);
   if (rp_window_count(w) != rs.n)
-    fail_msg("%s seed %llu step %d: count %zu, expected %zu", what,
-             (unsigned long long)seed, step, rp_window_count(w), rs.n);
+    fail_msg("%s seed %llu step %d: count %zu, expected %zu", what, (unsigned long long)seed, step,
+             rp_window_count(w), rs.n);
 
   struct rp_window_summary sm;
   int rc = rp_window_summary(w, &sm);
@@ -262,9 +259,8 @@ static void check_window(const struct rp_window *w, const struct ref *r,
                (unsigned long long)seed, step, qs[i], got, want);
   }
   if (sm.min != rs.sorted[0] || sm.max != rs.sorted[rs.n - 1])
-    fail_msg("%s seed %llu step %d: min/max %.17g/%.17g, expected %.17g/%.17g",
-             what, (unsigned long long)seed, step, sm.min, sm.max, rs.sorted[0],
-             rs.sorted[rs.n - 1]);
+    fail_msg("%s seed %llu step %d: min/max %.17g/%.17g, expected %.17g/%.17g", what,
+             (unsigned long long)seed, step, sm.min, sm.max, rs.sorted[0], rs.sorted[rs.n - 1]);
   assert_int_equal(sm.oldest_ts_ms, rs.oldest);
   assert_int_equal(sm.newest_ts_ms, rs.newest);
 
@@ -272,8 +268,8 @@ static void check_window(const struct rp_window *w, const struct ref *r,
   long double tol = 1e-12L * rs.maxabs;
   long double err = fabsl((long double)sm.mean - rs.mean);
   if (err > tol)
-    fail_msg("%s seed %llu step %d: mean %.17g, expected %.17Lg", what,
-             (unsigned long long)seed, step, sm.mean, rs.mean);
+    fail_msg("%s seed %llu step %d: mean %.17g, expected %.17Lg", what, (unsigned long long)seed,
+             step, sm.mean, rs.mean);
   if (tol > 0 && err / tol > worst_mean)
     worst_mean = (double)(err / tol);
 
@@ -289,16 +285,15 @@ static void check_window(const struct rp_window *w, const struct ref *r,
 
   /* Slope: relative, with a floor of 1e-9 of range / span. */
   if (sm.has_slope != rs.has_slope)
-    fail_msg("%s seed %llu step %d: has_slope %d, expected %d", what,
-             (unsigned long long)seed, step, sm.has_slope, rs.has_slope);
+    fail_msg("%s seed %llu step %d: has_slope %d, expected %d", what, (unsigned long long)seed,
+             step, sm.has_slope, rs.has_slope);
   if (rs.has_slope) {
     long double span = (long double)(rs.newest - rs.oldest);
     tol = 1e-9L * fabsl(rs.slope_per_min) + 1e-9L * rs.range / span * 60000.0L;
     err = fabsl((long double)sm.slope_per_min - rs.slope_per_min);
     if (err > tol || (rs.range == 0 && sm.slope_per_min != 0))
-      fail_msg("%s seed %llu step %d: slope %.17g, expected %.17Lg", what,
-               (unsigned long long)seed, step, sm.slope_per_min,
-               rs.slope_per_min);
+      fail_msg("%s seed %llu step %d: slope %.17g, expected %.17Lg", what, (unsigned long long)seed,
+               step, sm.slope_per_min, rs.slope_per_min);
     if (tol > 0 && err / tol > worst_slope)
       worst_slope = (double)(err / tol);
     double s2;
@@ -530,12 +525,9 @@ static void test_grid_and_methods(void **state) {
       {.duration_ms = 1000, .capacity = 4, .method = RP_WINDOW_COUNTING},
       {.duration_ms = 1000, .capacity = 4, .grid_scale = -1},
       {.duration_ms = 1000, .capacity = 4, .grid_scale = NAN},
-      {.duration_ms = 1000, .capacity = 4, .grid_scale = 10,
-       .grid_min = 5, .grid_max = 1},
-      {.duration_ms = 1000, .capacity = 4, .grid_scale = 10,
-       .grid_min = 0.05, .grid_max = 1},
-      {.duration_ms = 1000, .capacity = 4, .grid_scale = 1,
-       .grid_min = 0, .grid_max = 2e6},
+      {.duration_ms = 1000, .capacity = 4, .grid_scale = 10, .grid_min = 5, .grid_max = 1},
+      {.duration_ms = 1000, .capacity = 4, .grid_scale = 10, .grid_min = 0.05, .grid_max = 1},
+      {.duration_ms = 1000, .capacity = 4, .grid_scale = 1, .grid_min = 0, .grid_max = 2e6},
       {.duration_ms = 1000, .capacity = 4, .method = (enum rp_window_method)7},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -626,8 +618,7 @@ static void test_merge_random(void **state) {
     assert_true(fabsl(m.mean - mean) <= 1e-13L * fabsl(mean) + 1e-13L);
     /* Each mean is rounded to a double (ulp ~1e-7 at 1e9); Chan's formula
      * carries that rounding into m2 through delta^2 n_a n_b / n. */
-    long double mtol =
-        1e-9L * m2 + 40.0L * (long double)n * DBL_EPSILON * fabsl(mean) + 1e-12L;
+    long double mtol = 1e-9L * m2 + 40.0L * (long double)n * DBL_EPSILON * fabsl(mean) + 1e-12L;
     assert_true(fabsl(m.m2 - m2) <= mtol);
     assert_true(fabsl(m.sum - sum) <= 1e-12L * fabsl(sum) + 1e-12L);
   }
@@ -671,16 +662,26 @@ static void test_series(void **state) {
 
 /* ---- randomized property tests ------------------------------------------ */
 
-enum vmode { V_GRID, V_CONST, V_FEWINT, V_HUGE, V_HUGE_SPREAD, V_TINY, V_MIXED,
-             V_STEPS, V_TREND, V_NMODES };
+enum vmode {
+  V_GRID,
+  V_CONST,
+  V_FEWINT,
+  V_HUGE,
+  V_HUGE_SPREAD,
+  V_TINY,
+  V_MIXED,
+  V_STEPS,
+  V_TREND,
+  V_NMODES
+};
 
 struct stream {
   uint64_t seed, st;
   int64_t dur;
   size_t cap;
   enum vmode mode;
-  int64_t cur;   /* newest generated timestamp */
-  double level;  /* random walk state */
+  int64_t cur;  /* newest generated timestamp */
+  double level; /* random walk state */
   double c;
 };
 
@@ -719,26 +720,18 @@ static double next_v(struct stream *s, int64_t ts) {
     if (s->level < 200 || s->level > 450)
       s->level = 325;
     return s->level / 10.0;
-  case V_CONST:
-    return s->c;
-  case V_FEWINT:
-    return (double)below(&s->st, 4);
-  case V_HUGE:
-    return 1e12 + unit(&s->st) * 1e3;
-  case V_HUGE_SPREAD:
-    return (unit(&s->st) - 0.5) * 1e140;
-  case V_TINY:
-    return (unit(&s->st) - 0.5) * 1e-100;
-  case V_MIXED:
-    return r < 40 ? -0.0 : (unit(&s->st) - 0.5) * 2e3;
+  case V_CONST: return s->c;
+  case V_FEWINT: return (double)below(&s->st, 4);
+  case V_HUGE: return 1e12 + unit(&s->st) * 1e3;
+  case V_HUGE_SPREAD: return (unit(&s->st) - 0.5) * 1e140;
+  case V_TINY: return (unit(&s->st) - 0.5) * 1e-100;
+  case V_MIXED: return r < 40 ? -0.0 : (unit(&s->st) - 0.5) * 2e3;
   case V_STEPS:
     if (r < 60)
       s->level += (unit(&s->st) - 0.5) * 2e6;
     return s->level + unit(&s->st);
-  case V_TREND:
-    return 0.02 * (double)(ts % 100000000) / 1000.0 + unit(&s->st) * 0.1;
-  default:
-    return 0;
+  case V_TREND: return 0.02 * (double)(ts % 100000000) / 1000.0 + unit(&s->st) * 0.1;
+  default: return 0;
   }
 }
 
@@ -746,16 +739,14 @@ static void run_stream(uint64_t seed, int steps) {
   struct stream s = {.seed = seed, .st = seed * 0x1234567ull + 1};
   static const int64_t durs[] = {1, 5, 1000, 60000, 300000};
   static const size_t caps[] = {1, 2, 3, 7, 16, 64, 300};
-  s.dur = below(&s.st, 6) == 5 ? 1 + (int64_t)below(&s.st, 100000)
-                                : durs[below(&s.st, 5)];
+  s.dur = below(&s.st, 6) == 5 ? 1 + (int64_t)below(&s.st, 100000) : durs[below(&s.st, 5)];
   s.cap = below(&s.st, 8) == 7 ? 1 + below(&s.st, 200) : caps[below(&s.st, 7)];
   s.mode = (enum vmode)below(&s.st, V_NMODES);
   s.c = (unit(&s.st) - 0.5) * 1e6;
   s.level = s.mode == V_GRID ? 325 : 0;
   /* Far enough from the int64 limits for 20000 steps of at most 2 D. */
-  static const int64_t bases[] = {0, -5000000000000, 1763800000000,
-                                   INT64_MAX - 100000000000,
-                                   INT64_MIN + 1000000};
+  static const int64_t bases[] = {0, -5000000000000, 1763800000000, INT64_MAX - 100000000000,
+                                  INT64_MIN + 1000000};
   s.cur = bases[below(&s.st, 5)];
 
   bool grid = s.mode == V_GRID || s.mode == V_FEWINT;
@@ -782,8 +773,8 @@ static void run_stream(uint64_t seed, int steps) {
       want = ref_add(&rg, ts, v);
       got = rp_window_add(wc, ts, v);
       if (got != want)
-        fail_msg("counting seed %llu step %d: add = %d, expected %d",
-                 (unsigned long long)seed, i, got, want);
+        fail_msg("counting seed %llu step %d: add = %d, expected %d", (unsigned long long)seed, i,
+                 got, want);
       assert_int_equal(rp_window_add(ws, ts, v), want);
       check_window(wc, &rg, "counting", seed, i);
       check_window(ws, &rg, "sorted+grid", seed, i);
@@ -798,8 +789,8 @@ static void test_random_streams(void **state) {
   (void)state;
   for (uint64_t seed = 1; seed <= 3000; seed++)
     run_stream(seed, 150);
-  print_message("worst error / tolerance: mean %.3g, variance %.3g, slope %.3g\n",
-                worst_mean, worst_var, worst_slope);
+  print_message("worst error / tolerance: mean %.3g, variance %.3g, slope %.3g\n", worst_mean,
+                worst_var, worst_slope);
 }
 
 /* Long runs: rounding must not drift over many re-centrings. */
@@ -811,16 +802,11 @@ static void test_long_streams(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_quantile_known),
-      cmocka_unit_test(test_slope_known),
-      cmocka_unit_test(test_window_boundary),
-      cmocka_unit_test(test_capacity_and_rejects),
-      cmocka_unit_test(test_grid_and_methods),
-      cmocka_unit_test(test_merge_known),
-      cmocka_unit_test(test_merge_random),
-      cmocka_unit_test(test_series),
-      cmocka_unit_test(test_random_streams),
-      cmocka_unit_test(test_long_streams),
+      cmocka_unit_test(test_quantile_known),   cmocka_unit_test(test_slope_known),
+      cmocka_unit_test(test_window_boundary),  cmocka_unit_test(test_capacity_and_rejects),
+      cmocka_unit_test(test_grid_and_methods), cmocka_unit_test(test_merge_known),
+      cmocka_unit_test(test_merge_random),     cmocka_unit_test(test_series),
+      cmocka_unit_test(test_random_streams),   cmocka_unit_test(test_long_streams),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -89,8 +89,8 @@ struct fb {
   Rackpulse__V1__Frame f;
 };
 
-static void fb_init(struct fb *b, const char *agent, const char *rack, uint64_t seq,
-                    int64_t ts_ms, uint32_t dict_version) {
+static void fb_init(struct fb *b, const char *agent, const char *rack, uint64_t seq, int64_t ts_ms,
+                    uint32_t dict_version) {
   memset(b, 0, sizeof(*b));
   rackpulse__v1__frame__init(&b->f);
   b->f.schema_version = 1;
@@ -198,9 +198,9 @@ static void apply_batch(struct store *s, struct fb *const *frames, size_t n, int
   assert_int_equal(store_batch_begin(s, &bt, err, sizeof(err)), 0);
   for (size_t i = 0; i < n; i++) {
     rp_frame *f = fb_decode(frames[i]);
-    enum store_outcome o = (enum store_outcome)-1;
-    int rc = store_batch_apply(bt, f, TOPIC, partition, first_offset + (int64_t)i, &o, err,
-                               sizeof(err));
+    enum store_outcome o = (enum store_outcome) - 1;
+    int rc =
+        store_batch_apply(bt, f, TOPIC, partition, first_offset + (int64_t)i, &o, err, sizeof(err));
     rp_frame_free(f);
     if (rc != 0)
       fail_msg("apply %zu: %d %s", i, rc, err);
@@ -797,16 +797,16 @@ static const struct policy_args policy = {30.0, "cdu.supply_temp"};
 
 /* Evaluates with a fresh gate (built-in policy "policy-7", staleness 10 s)
  * and a throwaway ledger. Returns the decision, or NULL with *status. */
-static json_t *evaluate(struct fx *x, const struct policy_args *pa, const char *rack,
-                        int64_t now, int *status) {
+static json_t *evaluate(struct fx *x, const struct policy_args *pa, const char *rack, int64_t now,
+                        int *status) {
   struct rp_policy *p;
   struct rp_gate *g;
   struct rp_ledger *l;
   char dir[96], err[256], cmd[160];
   snprintf(dir, sizeof(dir), "%s/ledger-XXXXXX", x->dir);
   assert_non_null(mkdtemp(dir));
-  struct rp_ledger_limits lim = {.map_size = 1 << 20, .audit_max_age_ms = 1000000,
-                                 .audit_max_entries = 100};
+  struct rp_ledger_limits lim = {
+      .map_size = 1 << 20, .audit_max_age_ms = 1000000, .audit_max_entries = 100};
   assert_int_equal(rp_ledger_open(dir, &lim, &l, err, sizeof(err)), 0);
   assert_int_equal(rp_policy_builtin("policy-7", 10000, pa->supply_temp_max, pa->series, &p), 0);
   assert_int_equal(rp_gate_new(p, &g), 0);

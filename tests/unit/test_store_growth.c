@@ -349,7 +349,7 @@ static void test_readers_during_growth(void **state) {
  * and unknown series are counted. */
 static rp_frame *make_block_frame(uint64_t seq, bool dict, const uint32_t *ids,
                                   const int64_t *values, size_t n) {
-  static const char *const names[] = {"z.last", "a.first", "m.mid", "b.second",
+  static const char *const names[] = {"z.last", "a.first", "m.mid",   "b.second",
                                       "y.late", "c.third", "x.later", "d.fourth"};
   Rackpulse__V1__SeriesDef defs[8], *def_ptrs[8];
   for (size_t i = 0; i < 8; i++) {
