@@ -18,6 +18,8 @@ PACKAGES=(
   # fuzzing (tests/fuzz, build-fuzz/): clang and its libFuzzer runtime;
   # the unit tests under Valgrind
   clang libclang-rt-14-dev valgrind
+  # the code style check (.clang-format)
+  clang-format
   # packages (tools/package.sh) and their install test
   lintian rpm debootstrap
 )

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Builds rackpulse three times and runs the tests of each build:
+# Checks the code style, then builds rackpulse three times and runs the
+# tests of each build:
 #   build/       RelWithDebInfo, -Werror: every test, and the unit tests
 #                again under Valgrind
 #   build-asan/  the same under AddressSanitizer + UndefinedBehaviorSanitizer
@@ -11,6 +12,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh
+
+# One code style (.clang-format): a file that clang-format would change
+# fails the run before anything is built.
+echo "=== style: clang-format --dry-run --Werror on every C file"
+git ls-files -z '*.c' '*.h' | xargs -0 clang-format --dry-run --Werror
 
 JOBS=$(nproc)
 run_suite() {
