@@ -22,10 +22,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_LAYOUT_VERSION 1
-#define KEY_MAX 500     /* LMDB's default maximum key size is 511 bytes */
-#define RECORD_MAX 1024 /* the largest fixed-size record struct, with room */
-#define TOPIC_MAX 256   /* Kafka topic names have at most 249 characters */
+#define STORE_LAYOUT_VERSION 2 /* 2: receive times in latest, stats, devices */
+#define KEY_MAX 500            /* LMDB's default maximum key size is 511 bytes */
+#define RECORD_MAX 1024        /* the largest fixed-size record struct, with room */
+#define TOPIC_MAX 256          /* Kafka topic names have at most 249 characters */
 /* The dictionary cache is dropped and refilled past this many series. */
 #define DICT_CACHE_MAX_SERIES (4u << 20)
 
@@ -76,7 +76,8 @@ struct pending_offset {
 struct store_batch {
   struct store *s;
   MDB_txn *txn;
-  MDB_cursor *latest; /* opened on first use */
+  MDB_cursor *latest;  /* opened on first use */
+  int64_t received_ms; /* the aggregator's clock when the current frame is applied */
   /* Next offsets, written once per partition at commit. */
   struct pending_offset *offsets;
   size_t noffsets, offsets_cap;
@@ -664,7 +665,8 @@ static int apply_sample(struct store_batch *b, char *key, size_t rack_len,
   struct store_latest l = {.value = rp_value_unscale(scaled, d->decimals),
                            .ts_ms = ts_ms,
                            .status = RACKPULSE__V1__READING_STATUS__READING_OK,
-                           .decimals = d->decimals};
+                           .decimals = d->decimals,
+                           .received_ms = b->received_ms};
   memcpy(l.unit, d->unit, sizeof(l.unit));
   return put_latest(b, key, klen, &l);
 }
@@ -746,8 +748,11 @@ static int apply_samples(struct store_batch *b, const rp_frame *f, struct dict_a
       ag->undecodable++;
       continue;
     }
-    struct store_latest l = {
-        .value = 0, .ts_ms = f->ts_ms, .status = (int32_t)st->status, .decimals = d->decimals};
+    struct store_latest l = {.value = 0,
+                             .ts_ms = f->ts_ms,
+                             .status = (int32_t)st->status,
+                             .decimals = d->decimals,
+                             .received_ms = b->received_ms};
     memcpy(l.unit, d->unit, sizeof(l.unit));
     /* Free text, any bytes: what the API renders must be UTF-8, and a cut
      * in the middle of a character made the series vanish from it. */
@@ -784,7 +789,9 @@ static int apply_stats(struct store_batch *b, const rp_frame *f, const struct di
                              .p99 = w->p99,
                              .has_slope = w->has_slope,
                              .slope_per_min = w->slope_per_min,
-                             .ts_ms = f->ts_ms};
+                             .ts_ms = f->ts_ms,
+                             .newest_ms = w->newest_ms,
+                             .received_ms = b->received_ms};
     int rc = put(b->txn, b->s->stats, key, (size_t)klen, &st, sizeof(st));
     if (rc != 0)
       return rc;
@@ -800,7 +807,9 @@ static int apply_devices(struct store_batch *b, const rp_frame *f) {
                              .scrapes = ds->scrapes,
                              .failures = ds->failures,
                              .last_ok_ms = ds->last_ok_ms,
-                             .reported_ms = f->ts_ms};
+                             .reported_ms = f->ts_ms,
+                             .received_ms = b->received_ms};
+    snprintf(d.agent, sizeof(d.agent), "%s", f->agent_id);
     rp_utf8_copy(d.kind, sizeof(d.kind), ds->kind); /* as l.detail above */
     rp_utf8_copy(d.last_error, sizeof(d.last_error), ds->last_error);
     char key[KEY_MAX];
@@ -819,6 +828,7 @@ int store_batch_apply(struct store_batch *b, const rp_frame *f, const char *topi
                       size_t errlen) {
   struct store_agent ag = {0};
   size_t alen = strlen(f->agent_id);
+  b->received_ms = rp_now_ms();
   int rc = get_copy(b->txn, b->s->agents, f->agent_id, alen, &ag, sizeof(ag));
   if (rc != 0 && rc != MDB_NOTFOUND)
     return lmdb_err(rc, "store: agent", err, errlen);
@@ -856,7 +866,7 @@ int store_batch_apply(struct store_batch *b, const rp_frame *f, const char *topi
     get_copy(b->txn, b->s->racks, f->rack_id, strlen(f->rack_id), &r, sizeof(r));
     if (f->ts_ms >= r.last_frame_ms) {
       r.last_frame_ms = f->ts_ms;
-      r.received_ms = rp_now_ms();
+      r.received_ms = b->received_ms;
       r.last_seq = f->seq;
       snprintf(r.agent, sizeof(r.agent), "%s", f->agent_id);
       rc = put(b->txn, b->s->racks, f->rack_id, strlen(f->rack_id), &r, sizeof(r));
@@ -922,6 +932,84 @@ int store_apply(struct store *s, struct store_msg *msgs, size_t n, char *err, si
     if ((rc = store_grow(s, err, errlen)) != 0)
       return rc;
   }
+}
+
+/* Whether `rest` (a key after "rack\0") belongs to `device`: a series key
+ * "name{...}@device", with "|window" after it when `windowed`, or the device
+ * itself when `plain`. */
+static bool key_of_device(const char *rest, size_t len, const char *device, bool windowed,
+                          bool plain) {
+  size_t dlen = strlen(device);
+  if (plain)
+    return len == dlen && memcmp(rest, device, dlen) == 0;
+  const char *end = rest + len;
+  if (windowed) {
+    while (end > rest && end[-1] != '|')
+      end--;
+    if (end == rest)
+      return false;
+    end--; /* at the '|' */
+  }
+  size_t slen = (size_t)(end - rest);
+  return slen > dlen + 1 && rest[slen - dlen - 1] == '@' &&
+         memcmp(rest + slen - dlen, device, dlen) == 0;
+}
+
+/* Deletes the records of `rack` in dbi that belong to `device`. */
+static int delete_device_records(MDB_txn *txn, MDB_dbi dbi, const char *rack, const char *device,
+                                 bool windowed, bool plain, size_t *removed) {
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(txn, dbi, &c);
+  if (rc != 0)
+    return rc;
+  size_t plen = strlen(rack);
+  MDB_val k = {plen + 1, (void *)rack}, v;
+  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  while (rc == 0 && k.mv_size > plen && memcmp(k.mv_data, rack, plen + 1) == 0) {
+    const char *rest = (const char *)k.mv_data + plen + 1;
+    if (key_of_device(rest, k.mv_size - plen - 1, device, windowed, plain)) {
+      if ((rc = mdb_cursor_del(c, 0)) != 0)
+        break;
+      (*removed)++;
+    }
+    /* After a delete the cursor already stands on the next record: MDB_NEXT
+     * returns it without advancing. */
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(c);
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int store_retire_device(struct store *s, const char *rack, const char *device, size_t *removed,
+                        char *err, size_t errlen) {
+  *removed = 0;
+  if (rack[0] == '\0' || device[0] == '\0' || strlen(rack) > RP_ID_MAX ||
+      strlen(device) > RP_ID_MAX) {
+    snprintf(err, errlen, "store: retire: rack and device must be 1..%d bytes", RP_ID_MAX);
+    return -EINVAL;
+  }
+  MDB_txn *txn;
+  pthread_rwlock_rdlock(&s->resize_lock); /* no map resize under an open transaction */
+  int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+  if (rc != 0) {
+    pthread_rwlock_unlock(&s->resize_lock);
+    return lmdb_err(rc, "store: retire: begin", err, errlen);
+  }
+  if ((rc = delete_device_records(txn, s->latest, rack, device, false, false, removed)) != 0 ||
+      (rc = delete_device_records(txn, s->stats, rack, device, true, false, removed)) != 0 ||
+      (rc = delete_device_records(txn, s->devices, rack, device, false, true, removed)) != 0) {
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&s->resize_lock);
+    *removed = 0;
+    return lmdb_err(rc, "store: retire", err, errlen);
+  }
+  rc = mdb_txn_commit(txn);
+  pthread_rwlock_unlock(&s->resize_lock);
+  if (rc != 0) {
+    *removed = 0;
+    return lmdb_err(rc, "store: retire: commit", err, errlen);
+  }
+  return 0;
 }
 
 int store_get_offset(struct store *s, const char *topic, int32_t partition, int64_t *next) {

@@ -22,7 +22,14 @@
  *   devices  rack "\0" device            -> struct store_device
  *   racks    rack                        -> struct store_rack
  *   stats    rack "\0" series key "|" window seconds -> struct store_stats
- * A series key is "name{k=v,...}@device". */
+ * A series key is "name{k=v,...}@device".
+ *
+ * Every record carries, beside the frame's (agent's) time, the aggregator's
+ * own receive time (received_ms), so that freshness never rests on the
+ * agent's clock alone. The latest and stats records of a rack are never
+ * dropped by ingest: they are the rack's expected members, every device that
+ * has reported a series, and a device that stops reporting stays a (stale)
+ * member until an operator retires it (store_retire_device()). */
 #ifndef RACKPULSE_STORE_H
 #define RACKPULSE_STORE_H
 
@@ -52,7 +59,8 @@ struct store_latest {
   int32_t status; /* Rackpulse__V1__ReadingStatus */
   int32_t decimals;
   char unit[24];
-  char detail[96]; /* why the status is not OK */
+  char detail[96];     /* why the status is not OK */
+  int64_t received_ms; /* when the aggregator applied it (its own clock) */
 };
 
 struct store_device {
@@ -62,7 +70,9 @@ struct store_device {
   uint32_t scrape_ms;
   uint64_t scrapes, failures;
   int64_t last_ok_ms;
-  int64_t reported_ms; /* frame time of the report */
+  int64_t reported_ms;       /* frame time of the report */
+  int64_t received_ms;       /* when the aggregator applied it (its own clock) */
+  char agent[RP_ID_MAX + 1]; /* the agent that reported it */
 };
 
 /* Window statistics of one series over one window, as the agent sent them. */
@@ -71,7 +81,9 @@ struct store_stats {
   double min, max, mean, stddev, p50, p95, p99;
   bool has_slope;
   double slope_per_min;
-  int64_t ts_ms; /* frame time */
+  int64_t ts_ms;       /* frame time */
+  int64_t newest_ms;   /* Unix ms of the window's newest sample; 0: the agent did not say */
+  int64_t received_ms; /* when the aggregator applied it (its own clock) */
 };
 
 struct store_rack {
@@ -146,6 +158,14 @@ void store_batch_abort(struct store_batch *b);
 
 /* The next offset to consume for topic/partition: 0 and *next, or -ENOENT. */
 int store_get_offset(struct store *s, const char *topic, int32_t partition, int64_t *next);
+
+/* Forgets device `device` of `rack`: its latest values, window statistics
+ * and device record, so that it is no longer an expected member of the
+ * rack's checks (until it reports again). One write transaction, from any
+ * thread but the writer's. Returns 0 with *removed set (records deleted; 0:
+ * the rack has no such device), or a negative errno with err set. */
+int store_retire_device(struct store *s, const char *rack, const char *device, size_t *removed,
+                        char *err, size_t errlen);
 
 /* Readers. Each opens its own read transaction and holds the store's
  * shared resize lock until store_read_end(): a thread must end one read

@@ -26,7 +26,10 @@
 
 #define TOPIC "rackpulse.frames"
 #define MAP_SIZE (64u << 20)
-#define T0 1700000000000LL
+/* Frame time of the tests. The gate tests move it to the real clock: the
+ * store stamps every record with its real receive time, and the gate judges
+ * freshness and clock skew by that too. */
+static int64_t T0 = 1700000000000LL;
 
 /* ---- fixture: a store in a temporary directory ---------------------------- */
 
@@ -822,6 +825,7 @@ static json_t *evaluate(struct fx *x, const struct policy_args *pa, const char *
 /* Rack r1 at T0 with supply temperature 21.37 °C. */
 static void gate_world(struct fx *x) {
   struct fb b;
+  T0 = rp_now_ms();
   fb_init(&b, "agent-1", "r1", 1, T0, 1);
   fb_std_dict(&b);
   fb_sample(&b, 0, 2137);
