@@ -142,7 +142,45 @@ struct member_ref {
   bool seen;
 };
 
+/* Devices of the rack an operator retired (store_retired). */
+struct retired_list {
+  struct retired {
+    char device[RP_ID_MAX + 1];
+    int64_t retired_ms;
+  } * d;
+  size_t n, cap;
+};
+
+static void on_retired(void *ctx, const char *device, const struct store_retired *t) {
+  struct retired_list *rl = ctx;
+  if (rl->n == rl->cap) {
+    size_t cap = rl->cap ? rl->cap * 2 : 4;
+    struct retired *grown = realloc(rl->d, cap * sizeof(*grown));
+    if (grown == NULL)
+      return; /* the device stays a member: fails closed */
+    rl->d = grown;
+    rl->cap = cap;
+  }
+  snprintf(rl->d[rl->n].device, sizeof(rl->d[rl->n].device), "%s", device);
+  rl->d[rl->n++].retired_ms = t->retired_ms;
+}
+
+/* Whether a member (series key) is of a retired device and has nothing
+ * newer than its retirement; `data_ms` is its newest data on the
+ * aggregator's clock. */
+static bool is_retired(const struct retired_list *rl, const char *key, int64_t data_ms) {
+  if (rl == NULL || rl->n == 0)
+    return false;
+  char device[RP_ID_MAX + 1];
+  rp_member_device(key, device, sizeof(device));
+  for (size_t i = 0; i < rl->n; i++)
+    if (strcmp(rl->d[i].device, device) == 0)
+      return data_ms <= rl->d[i].retired_ms;
+  return false;
+}
+
 struct collect {
+  const struct retired_list *retired;
   const struct rp_check_limits *l;
   size_t name_len;
   struct rp_members *m;
@@ -157,7 +195,7 @@ static bool name_matches(const char *key, const char *name, size_t len) {
 
 static void on_latest(void *ctx, const char *key, const struct store_latest *l) {
   struct collect *c = ctx;
-  if (!name_matches(key, c->l->series, c->name_len))
+  if (!name_matches(key, c->l->series, c->name_len) || is_retired(c->retired, key, l->received_ms))
     return;
   rp_members_add(c->m, key, l->status, l->detail, l->value, l->unit, l->ts_ms, l->received_ms);
 }
@@ -165,7 +203,8 @@ static void on_latest(void *ctx, const char *key, const struct store_latest *l) 
 /* Remembers a member's unit for its statistics. */
 static void on_latest_ref(void *ctx, const char *key, const struct store_latest *l) {
   struct collect *c = ctx;
-  if (!name_matches(key, c->l->series, c->name_len) || c->oom)
+  if (!name_matches(key, c->l->series, c->name_len) || c->oom ||
+      is_retired(c->retired, key, l->received_ms))
     return;
   if (c->nrefs == c->cap_refs) {
     size_t cap = c->cap_refs ? c->cap_refs * 2 : 8;
@@ -207,6 +246,12 @@ static void on_stats(void *ctx, const char *key, const struct store_stats *st) {
   if (!name_matches(key, c->l->series, c->name_len) ||
       (int64_t)st->window_s * 1000 != c->l->window_ms)
     return;
+  /* The newest sample on the aggregator's clock (shifted by the frame's
+   * skew): a dead device's statistics, still sent, stay retired. */
+  int64_t newest =
+      st->newest_ms > 0 ? st->newest_ms + (st->received_ms - st->ts_ms) : st->received_ms;
+  if (is_retired(c->retired, key, newest))
+    return;
   /* The member's unit, from its latest value ("series key|window"). */
   const char *unit = "";
   size_t klen = strcspn(key, "|");
@@ -235,15 +280,16 @@ static void on_stats(void *ctx, const char *key, const struct store_stats *st) {
 /* Reads a check's value: every member of the rack's series (latest, or the
  * statistic over the window), each fresh and valid, normalised and
  * combined. On no value, out->why says why, naming the device. */
-static void read_value(struct store_read *r, const char *rack, const struct rp_check_limits *l,
-                       int64_t now_ms, int64_t max_age_ms, struct value *out) {
+static void read_value(struct store_read *r, const char *rack, const struct retired_list *retired,
+                       const struct rp_check_limits *l, int64_t now_ms, int64_t max_age_ms,
+                       struct value *out) {
   memset(out, 0, sizeof(*out));
   struct rp_members m = {.across = l->across,
                          .now_ms = now_ms,
                          .max_age_ms = max_age_ms,
                          .series = l->series,
                          .difference = l->stat == RP_STAT_SLOPE};
-  struct collect c = {.l = l, .name_len = strlen(l->series), .m = &m};
+  struct collect c = {.retired = retired, .l = l, .name_len = strlen(l->series), .m = &m};
   if (l->stat == RP_STAT_LATEST) {
     store_read_each_latest(r, rack, on_latest, &c);
   } else {
@@ -307,7 +353,8 @@ struct eval {
   const struct rp_gate_request *q;
   const struct rp_policy_set *set;
   const struct rp_rack_meta *meta;
-  struct rack_state *state; /* NULL when state could not be kept */
+  struct rack_state *state;    /* NULL when state could not be kept */
+  struct retired_list retired; /* devices retired from the rack's inputs */
   int64_t now_ms;
   json_t *checks;
   bool allow;
@@ -341,7 +388,11 @@ static void missing(struct eval *e, enum rp_check_id id, const char *unit, const
   char reason[288];
   snprintf(reason, sizeof(reason), "%s (%s)", why,
            !pass ? "fails closed" : "fail_closed is off: passes");
-  report(e, rp_check_names[id], NAN, l->min, l->max, unit, pass, reason);
+  /* Named as when it has a value (power and thermal answer as headroom). */
+  const char *name = id == RP_CHECK_POWER     ? "power_headroom"
+                     : id == RP_CHECK_THERMAL ? "thermal_headroom"
+                                              : rp_check_names[id];
+  report(e, name, NAN, l->min, l->max, unit, pass, reason);
 }
 
 static const char *check_unit(enum rp_check_id id, const char *series_unit) {
@@ -358,7 +409,7 @@ static const char *check_unit(enum rp_check_id id, const char *series_unit) {
 static void band_check(struct eval *e, enum rp_check_id id) {
   const struct rp_check_limits *l = &e->set->check[id];
   struct value v;
-  read_value(e->r, e->q->rack, l, e->now_ms, e->set->max_staleness_ms, &v);
+  read_value(e->r, e->q->rack, &e->retired, l, e->now_ms, e->set->max_staleness_ms, &v);
   const char *unit = check_unit(id, v.unit);
   if (!v.have) {
     missing(e, id, unit, v.why, v.had_members);
@@ -388,6 +439,7 @@ static void band_check(struct eval *e, enum rp_check_id id) {
 }
 
 struct alarms {
+  const struct retired_list *retired;
   size_t name_len;
   const char *series;
   int64_t now_ms, max_age_ms;
@@ -398,7 +450,8 @@ struct alarms {
 
 static void on_alarm(void *ctx, const char *key, const struct store_latest *l) {
   struct alarms *a = ctx;
-  if (!name_matches(key, a->series, a->name_len) || key[a->name_len] != '{')
+  if (!name_matches(key, a->series, a->name_len) || key[a->name_len] != '{' ||
+      is_retired(a->retired, key, l->received_ms))
     return;
   a->seen++;
   /* A silent or failing device may have a leak it cannot tell: it fails the
@@ -427,7 +480,8 @@ static void on_alarm(void *ctx, const char *key, const struct store_latest *l) {
 
 static void alarms_check(struct eval *e) {
   const struct rp_check_limits *l = &e->set->check[RP_CHECK_ALARMS];
-  struct alarms a = {.name_len = strlen(l->series),
+  struct alarms a = {.retired = &e->retired,
+                     .name_len = strlen(l->series),
                      .series = l->series,
                      .now_ms = e->now_ms,
                      .max_age_ms = e->set->max_staleness_ms};
@@ -456,10 +510,10 @@ static void power_check(struct eval *e) {
     return;
   }
   struct value stat, now;
-  read_value(e->r, e->q->rack, l, e->now_ms, e->set->max_staleness_ms, &stat);
+  read_value(e->r, e->q->rack, &e->retired, l, e->now_ms, e->set->max_staleness_ms, &stat);
   struct rp_check_limits latest = *l;
   latest.stat = RP_STAT_LATEST;
-  read_value(e->r, e->q->rack, &latest, e->now_ms, e->set->max_staleness_ms, &now);
+  read_value(e->r, e->q->rack, &e->retired, &latest, e->now_ms, e->set->max_staleness_ms, &now);
   if (!now.have) {
     missing(e, RP_CHECK_POWER, "kW", now.why, now.had_members);
     return;
@@ -505,7 +559,7 @@ static void thermal_check(struct eval *e) {
     return;
   }
   struct value v;
-  read_value(e->r, e->q->rack, l, e->now_ms, e->set->max_staleness_ms, &v);
+  read_value(e->r, e->q->rack, &e->retired, l, e->now_ms, e->set->max_staleness_ms, &v);
   if (!v.have) {
     missing(e, RP_CHECK_THERMAL, "kW", v.why, v.had_members);
     return;
@@ -646,6 +700,7 @@ json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *l
   pthread_mutex_lock(&g->state_lock);
   e.state = rack_state(g, q->rack);
   pthread_mutex_unlock(&g->state_lock);
+  store_read_each_retired(r, q->rack, on_retired, &e.retired);
   e.checks = json_array();
   fresh_check(&e, &rk);
   skew_check(&e, &rk);
@@ -688,6 +743,7 @@ json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *l
     json_object_set_new(d, "class", json_string(e.meta->class_name));
   pthread_rwlock_unlock(&g->policy_lock);
   store_read_end(r);
+  free(e.retired.d);
   return d;
 }
 

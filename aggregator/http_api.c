@@ -151,6 +151,7 @@ static void add_latest(void *ctx, const char *key, const struct store_latest *l)
                       json_string(l->status >= 0 && l->status <= 4 ? names[l->status] : "?"));
   if (l->detail[0] != '\0')
     json_object_set_new(o, "detail", json_string(l->detail));
+  json_object_set_new(o, "received_ms", json_integer(l->received_ms));
   json_object_set_new(series, key, o);
 }
 
@@ -171,6 +172,8 @@ static void add_stats(void *ctx, const char *key, const struct store_stats *st) 
       json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "count", (json_int_t)st->count,
                 "min", st->min, "max", st->max, "mean", st->mean, "stddev", st->stddev, "p50",
                 st->p50, "p95", st->p95, "p99", st->p99, "ts_ms", (json_int_t)st->ts_ms);
+  json_object_set_new(o, "newest_ms", json_integer(st->newest_ms));
+  json_object_set_new(o, "received_ms", json_integer(st->received_ms));
   json_object_set_new(o, "slope_per_min",
                       st->has_slope && isfinite(st->slope_per_min) ? json_real(st->slope_per_min)
                                                                    : json_null());
@@ -386,14 +389,14 @@ static enum MHD_Result post_retire(struct rp_http *h, struct MHD_Connection *con
     return reply_error(conn, 400, "reason: at most 256 characters");
   size_t removed = 0;
   char err[256];
-  int rc = store_retire_device(h->a->store, rack, device, &removed, err, sizeof(err));
+  int64_t now = rp_now_ms();
+  int rc = store_retire_device(h->a->store, rack, device, owner, now, &removed, err, sizeof(err));
   if (rc != 0) {
     rp_warn("http", "retire %s of rack %s: %s", device, rack, err);
     return reply_error(conn, 503, err);
   }
   if (removed == 0)
     return reply_error(conn, 404, "no such device in that rack (never reported, or retired)");
-  int64_t now = rp_now_ms();
   char id[RP_ID_MAX + 32];
   snprintf(id, sizeof(id), "retire-%lld-%s", (long long)now, device);
   json_t *a =

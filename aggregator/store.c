@@ -57,7 +57,7 @@ struct dict {
 
 struct store {
   MDB_env *env;
-  MDB_dbi meta, offsets, agents, dict, latest, devices, racks, stats;
+  MDB_dbi meta, offsets, agents, dict, latest, devices, racks, stats, retired;
   /* Readers hold it shared for a read transaction, store_grow()
    * exclusively (writer-preferring, so a resize is not starved). */
   pthread_rwlock_t resize_lock;
@@ -333,7 +333,7 @@ static int open_dbs(struct store *s, char *err, size_t errlen) {
     MDB_dbi *dbi;
   } dbs[] = {{"meta", &s->meta},   {"offsets", &s->offsets}, {"agents", &s->agents},
              {"dict", &s->dict},   {"latest", &s->latest},   {"devices", &s->devices},
-             {"racks", &s->racks}, {"stats", &s->stats}};
+             {"racks", &s->racks}, {"stats", &s->stats},     {"retired", &s->retired}};
   for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
     rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
     if (rc != 0) {
@@ -980,8 +980,8 @@ static int delete_device_records(MDB_txn *txn, MDB_dbi dbi, const char *rack, co
   return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int store_retire_device(struct store *s, const char *rack, const char *device, size_t *removed,
-                        char *err, size_t errlen) {
+int store_retire_device(struct store *s, const char *rack, const char *device, const char *owner,
+                        int64_t now_ms, size_t *removed, char *err, size_t errlen) {
   *removed = 0;
   if (rack[0] == '\0' || device[0] == '\0' || strlen(rack) > RP_ID_MAX ||
       strlen(device) > RP_ID_MAX) {
@@ -1002,6 +1002,19 @@ int store_retire_device(struct store *s, const char *rack, const char *device, s
     pthread_rwlock_unlock(&s->resize_lock);
     *removed = 0;
     return lmdb_err(rc, "store: retire", err, errlen);
+  }
+  if (*removed > 0) {
+    struct store_retired t = {.retired_ms = now_ms};
+    snprintf(t.owner, sizeof(t.owner), "%s", owner);
+    char key[KEY_MAX];
+    int klen = join_key(key, sizeof(key), rack, device);
+    rc = klen < 0 ? klen : put(txn, s->retired, key, (size_t)klen, &t, sizeof(t));
+    if (rc != 0) {
+      mdb_txn_abort(txn);
+      pthread_rwlock_unlock(&s->resize_lock);
+      *removed = 0;
+      return lmdb_err(rc, "store: retire", err, errlen);
+    }
   }
   rc = mdb_txn_commit(txn);
   pthread_rwlock_unlock(&s->resize_lock);
@@ -1150,6 +1163,13 @@ int store_read_each_device(struct store_read *r, const char *rack,
                            void (*fn)(void *ctx, const char *device, const struct store_device *),
                            void *ctx) {
   return each_with_prefix(r, r->s->devices, rack, sizeof(struct store_device),
+                          (void (*)(void *, const char *, const void *))fn, ctx);
+}
+
+int store_read_each_retired(struct store_read *r, const char *rack,
+                            void (*fn)(void *ctx, const char *device, const struct store_retired *),
+                            void *ctx) {
+  return each_with_prefix(r, r->s->retired, rack, sizeof(struct store_retired),
                           (void (*)(void *, const char *, const void *))fn, ctx);
 }
 

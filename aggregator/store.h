@@ -22,6 +22,7 @@
  *   devices  rack "\0" device            -> struct store_device
  *   racks    rack                        -> struct store_rack
  *   stats    rack "\0" series key "|" window seconds -> struct store_stats
+ *   retired  rack "\0" device            -> struct store_retired
  * A series key is "name{k=v,...}@device".
  *
  * Every record carries, beside the frame's (agent's) time, the aggregator's
@@ -93,6 +94,15 @@ struct store_rack {
   uint64_t last_seq;
 };
 
+/* A device an operator retired: its data up to retired_ms is no longer an
+ * expected member of the rack's inputs (an agent may keep sending the last
+ * window statistics of a dead device; they stay retired). A sample newer
+ * than retired_ms makes it a member again. */
+struct store_retired {
+  int64_t retired_ms; /* the aggregator's clock */
+  char owner[RP_ID_MAX + 1];
+};
+
 /* What applying one frame did. */
 enum store_outcome { STORE_APPLIED, STORE_DUPLICATE };
 
@@ -159,13 +169,15 @@ void store_batch_abort(struct store_batch *b);
 /* The next offset to consume for topic/partition: 0 and *next, or -ENOENT. */
 int store_get_offset(struct store *s, const char *topic, int32_t partition, int64_t *next);
 
-/* Forgets device `device` of `rack`: its latest values, window statistics
- * and device record, so that it is no longer an expected member of the
- * rack's checks (until it reports again). One write transaction, from any
- * thread but the writer's. Returns 0 with *removed set (records deleted; 0:
- * the rack has no such device), or a negative errno with err set. */
-int store_retire_device(struct store *s, const char *rack, const char *device, size_t *removed,
-                        char *err, size_t errlen);
+/* Retires device `device` of `rack` at `now_ms` for `owner`: deletes its
+ * latest values, window statistics and device record and keeps a
+ * struct store_retired, so that it is no longer an expected member of the
+ * rack's checks until it reports a newer sample. One write transaction, from
+ * any thread but the writer's. Returns 0 with *removed set (records deleted;
+ * 0: the rack has no such device and nothing is kept), or a negative errno
+ * with err set. */
+int store_retire_device(struct store *s, const char *rack, const char *device, const char *owner,
+                        int64_t now_ms, size_t *removed, char *err, size_t errlen);
 
 /* Readers. Each opens its own read transaction and holds the store's
  * shared resize lock until store_read_end(): a thread must end one read
@@ -193,6 +205,9 @@ int store_read_each_stats(struct store_read *r, const char *rack,
 int store_read_each_device(struct store_read *r, const char *rack,
                            void (*fn)(void *ctx, const char *device, const struct store_device *),
                            void *ctx);
+int store_read_each_retired(struct store_read *r, const char *rack,
+                            void (*fn)(void *ctx, const char *device, const struct store_retired *),
+                            void *ctx);
 int store_read_each_rack(struct store_read *r,
                          void (*fn)(void *ctx, const char *rack, const struct store_rack *),
                          void *ctx);
