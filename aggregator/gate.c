@@ -648,12 +648,16 @@ static void skew_check(struct eval *e, const struct store_rack *rk) {
   double limit_s = (double)k.tolerance_ms / 1000.0;
   bool bad = k.any && rp_clock_skew_bad(k.worst_ms, k.tolerance_ms);
   char reason[288] = "";
-  if (bad)
+  if (bad && k.worst_ms > 0)
     snprintf(reason, sizeof(reason),
-             "agent %s's clock is %.1f s %s the aggregator's receive time (tolerance %.1f s; "
-             "fails closed)",
-             k.agent, fabs((double)k.worst_ms) / 1000.0, k.worst_ms > 0 ? "ahead of" : "behind",
-             limit_s);
+             "agent %s's clock is %.1f s ahead of the aggregator's receive time (tolerance "
+             "%.1f s; fails closed)",
+             k.agent, (double)k.worst_ms / 1000.0, limit_s);
+  else if (bad) /* a clock behind and a slow delivery look alike */
+    snprintf(reason, sizeof(reason),
+             "agent %s's frames are received %.1f s after their time: its clock is behind, or "
+             "delivery is late (tolerance %.1f s; fails closed)",
+             k.agent, -(double)k.worst_ms / 1000.0, limit_s);
   report(e, "clock_skew", (double)k.worst_ms / 1000.0, NAN, limit_s, "s", !bad, reason);
 }
 
