@@ -151,7 +151,6 @@ static void add_latest(void *ctx, const char *key, const struct store_latest *l)
                       json_string(l->status >= 0 && l->status <= 4 ? names[l->status] : "?"));
   if (l->detail[0] != '\0')
     json_object_set_new(o, "detail", json_string(l->detail));
-  json_object_set_new(o, "received_ms", json_integer(l->received_ms));
   json_object_set_new(series, key, o);
 }
 
@@ -173,7 +172,6 @@ static void add_stats(void *ctx, const char *key, const struct store_stats *st) 
                 "min", st->min, "max", st->max, "mean", st->mean, "stddev", st->stddev, "p50",
                 st->p50, "p95", st->p95, "p99", st->p99, "ts_ms", (json_int_t)st->ts_ms);
   json_object_set_new(o, "newest_ms", json_integer(st->newest_ms));
-  json_object_set_new(o, "received_ms", json_integer(st->received_ms));
   json_object_set_new(o, "slope_per_min",
                       st->has_slope && isfinite(st->slope_per_min) ? json_real(st->slope_per_min)
                                                                    : json_null());
