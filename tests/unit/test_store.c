@@ -980,6 +980,60 @@ static void test_gate_unknown_rack(void **state) {
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* Two CDUs: a dead one never drops out of the max; the check fails naming
+ * it until it is retired, and a retirement is only for devices that
+ * reported. */
+static void test_gate_dead_member_fails_until_retired(void **state) {
+  struct fx *x = *state;
+  struct fb b;
+  T0 = rp_now_ms();
+  fb_init(&b, "agent-1", "r1", 1, T0 - 12000, 1); /* both CDUs, 12 s ago */
+  fb_std_dict(&b);
+  fb_def(&b, 3, "cdu.supply_temp", "K", "cdu2", 2, "loop", "primary");
+  fb_sample(&b, 0, 2137);
+  fb_sample(&b, 3, 29815); /* 298.15 K = 25.00 Cel */
+  apply_one(x->s, &b, 0);
+  fb_init(&b, "agent-1", "r1", 2, T0, 1); /* now: cdu1 only */
+  fb_sample(&b, 0, 2200);
+  apply_one(x->s, &b, 1);
+
+  json_t *d = gate(x, &policy, "r1", T0 + 500);
+  assert_string_equal(decision(d), "deny");
+  const json_t *c = check_named(d, "supply_temp");
+  const char *why = json_string_value(json_object_get(c, "reason"));
+  assert_non_null(why);
+  if (strstr(why, "cdu.supply_temp{loop=primary} of device cdu2: stale") == NULL ||
+      strstr(why, "fails closed") == NULL)
+    fail_msg("reason: %s", why);
+  assert_true(json_is_null(json_object_get(c, "observed")));
+  json_decref(d);
+
+  size_t removed = 99;
+  char err[256];
+  assert_int_equal(store_retire_device(x->s, "r1", "nosuch", "ops", T0, &removed, err, sizeof(err)),
+                   0);
+  assert_int_equal(removed, 0);
+  assert_int_equal(store_retire_device(x->s, "r1", "cdu2", "ops", T0, &removed, err, sizeof(err)),
+                   0);
+  assert_int_equal(removed, 1);
+  d = gate(x, &policy, "r1", T0 + 500);
+  assert_true(check_passes(d, "supply_temp"));
+  assert_true(json_number_value(json_object_get(check_named(d, "supply_temp"), "observed")) ==
+              22.0);
+  json_decref(d);
+
+  /* A newer sample makes it a member again, in Cel after normalisation. */
+  fb_init(&b, "agent-1", "r1", 3, T0 + 100, 1);
+  fb_sample(&b, 0, 2200);
+  fb_sample(&b, 3, 30015); /* 27.00 Cel */
+  apply_one(x->s, &b, 2);
+  d = gate(x, &policy, "r1", T0 + 600);
+  c = check_named(d, "supply_temp");
+  assert_true(fabs(json_number_value(json_object_get(c, "observed")) - 27.0) < 1e-9);
+  assert_string_equal(json_string_value(json_object_get(c, "unit")), "Cel");
+  json_decref(d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_apply_and_read),
@@ -998,6 +1052,7 @@ int main(void) {
       T(test_gate_deny_stale),
       T(test_gate_missing_series_fails_closed),
       T(test_gate_unknown_rack),
+      T(test_gate_dead_member_fails_until_retired),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
