@@ -17,12 +17,15 @@ start_cdu "$CDU" --no-drift
 cdu_set "$CDU" '{"supply_temp": 31.0, "return_temp": 41.0, "flow": 110.0}'
 write_agent_config "$WORK/agent.yaml" rck "$CDU"
 STALENESS=5s start_aggregator
-FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f +60s \
+# Under the sanitizer build, libfaketime is preloaded before the ASan runtime.
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+  FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f +60s \
   "$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent.yaml" >"$WORK/agent.out" 2>"$WORK/agent.log" &
 FAKETIME_PID=$!
 PIDS+=("$FAKETIME_PID")
 # faketime runs the agent as its child.
-wait_for 10 pgrep -P "$FAKETIME_PID" || fail "the agent did not start under faketime"
+wait_for 10 pgrep -P "$FAKETIME_PID" \
+  || fail "the agent did not start under faketime: $(tail -3 "$WORK/agent.log")"
 AGENT_PID=$(pgrep -P "$FAKETIME_PID")
 PIDS+=("$AGENT_PID")
 
