@@ -3,7 +3,9 @@
  *   GET    /v1/racks                          racks with freshness
  *   GET    /v1/racks/{rack}                   latest values, window stats, devices
  *   GET    /v1/racks/{rack}/gate?kw=N[&duration=30m][&class=gold][&owner=O]
- *                                             the deploy-gate decision (audited)
+ *                                             the deploy-gate decision (audited);
+ *                                             class: only one at least as strict as
+ *                                             the rack's own (403), any with [token]
  *   GET    /v1/placement?kw=N[&count=K][&pool=P][&class=C]   ranked racks
  *   GET    /v1/reservations[?rack=R][&owner=O]
  *   POST   /v1/reservations                   create (body: JSON)          [token]
@@ -240,6 +242,9 @@ static const char *arg(struct MHD_Connection *conn, const char *name) {
 
 static bool valid_name(const char *s) { return s != NULL && rp_http_valid_id(s, strlen(s)); }
 
+static bool authorized(struct rp_http *h, struct MHD_Connection *conn, unsigned *status,
+                       const char **why);
+
 static enum MHD_Result get_gate(struct rp_http *h, struct MHD_Connection *conn, const char *rack) {
   double kw;
   if (rp_http_parse_kw(arg(conn, "kw"), &kw) != 0)
@@ -253,6 +258,15 @@ static enum MHD_Result get_gate(struct rp_http *h, struct MHD_Connection *conn, 
   q.owner = arg(conn, "owner");
   if ((q.class_name && !valid_name(q.class_name)) || (q.owner && !valid_name(q.owner)))
     return reply_error(conn, 400, "class/owner: 1..64 characters of A-Z a-z 0-9 . _ -");
+  /* Gates need no token, but one that is sent must be valid: it lets the
+   * caller ask for a class looser than the rack's own. */
+  if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization") != NULL) {
+    unsigned st;
+    const char *why;
+    if (!authorized(h, conn, &st, &why))
+      return reply_error(conn, st, why);
+    q.trusted = true;
+  }
   int status;
   char err[256];
   int64_t now = rp_now_ms();
