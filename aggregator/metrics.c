@@ -333,6 +333,12 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
             "write failed).\n# TYPE rackpulse_audit_dropped_total counter\n"
             "rackpulse_audit_dropped_total %llu\n",
             (unsigned long long)rp_ledger_audit_dropped(a->ledger));
+    fprintf(out,
+            "# HELP rackpulse_audit_evicted_total Gate decisions deleted, oldest first, to keep "
+            "the audit log within audit.max_entries and audit.map_size_mb.\n"
+            "# TYPE rackpulse_audit_evicted_total counter\n"
+            "rackpulse_audit_evicted_total %llu\n",
+            (unsigned long long)rp_ledger_audit_evicted(a->ledger));
     rp_reservations_metrics(a, out, now);
     flags_metrics(a, out, now);
   }

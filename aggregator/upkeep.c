@@ -97,6 +97,7 @@ int rp_upkeep_start(struct rp_aggregator *a, char *err, size_t errlen) {
   char dir[600];
   snprintf(dir, sizeof(dir), "%s/ledger", a->cfg.store.path);
   struct rp_ledger_limits lim = {.map_size = (size_t)1 << 30,
+                                 .audit_map_size = (size_t)a->cfg.audit.map_size_mb << 20,
                                  .audit_max_age_ms = a->cfg.audit.max_age_ms,
                                  .audit_max_entries = (uint64_t)a->cfg.audit.max_entries};
   if ((rc = rp_ledger_open(dir, &lim, &a->ledger, err, errlen)) != 0)
