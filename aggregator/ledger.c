@@ -197,15 +197,23 @@ int rp_ledger_audit_append(struct rp_ledger *l, const json_t *d) {
   if (!json_is_string(json_object_get(d, "rack")) ||
       !json_is_string(json_object_get(d, "decision_id")))
     return -EINVAL;
+  /* A copy of its own: the caller goes on using (and freeing) its decision
+   * while the writer thread serialises this one, and jansson's reference
+   * counts are not entirely thread-safe (found by ThreadSanitizer). */
+  json_t *copy = json_deep_copy(d);
+  if (copy == NULL)
+    return -ENOMEM;
   int rc = 0;
   pthread_mutex_lock(&l->lock);
   if (l->nqueue == AUDIT_QUEUE_MAX) {
     atomic_fetch_add(&l->dropped, 1);
     rc = -ENOBUFS;
   } else {
-    l->queue[l->nqueue++] = json_incref((json_t *)d);
+    l->queue[l->nqueue++] = copy;
+    copy = NULL;
   }
   pthread_mutex_unlock(&l->lock);
+  json_decref(copy);
   return rc;
 }
 
