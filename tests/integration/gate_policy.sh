@@ -61,8 +61,10 @@ until_deny || fail "no deny at 42 > 40: $(cat "$WORK/g.json")"
 pass "supply 42 > 40 denies only after persisting (saw 'not yet persistent' first)"
 
 cdu_set "$CDU" '{"supply_temp": 39.0, "return_temp": 49.0, "flow": 120.0}'
-sleep 3
-gate 1 >"$WORK/g.json"
+# Until a sample at 39 reaches the gate (not a fixed time: the agent, the
+# broker and the consumer may be slow on a loaded machine).
+at_39() { gate 1 >"$WORK/g.json"; [ "$(check_of supply_temp "['observed']" <"$WORK/g.json")" = 39.0 ]; }
+wait_for 30 at_39 || fail "no sample at 39 reached the gate: $(cat "$WORK/g.json")"
 [ "$(field 'd["decision"]' <"$WORK/g.json")" = deny ] || fail "cleared at 39, inside the hysteresis of 2: $(cat "$WORK/g.json")"
 check_of supply_temp "['reason']" <"$WORK/g.json" | grep -q hysteresis || fail "reason does not name the hysteresis"
 cdu_set "$CDU" '{"supply_temp": 30.0, "return_temp": 40.0, "flow": 120.0}'
