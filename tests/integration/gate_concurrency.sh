@@ -96,7 +96,12 @@ code=$(curl -s -o "$WORK/c.json" -w '%{http_code}' -H "Authorization: Bearer wro
 [ "$code" = 401 ] || fail "a wrong token on a gate: HTTP $code $(cat "$WORK/c.json")"
 code=$(curl -s -o "$WORK/c.json" -w '%{http_code}' "$URL/v1/racks/a01/gate?kw=1&class=gold")
 [ "$code" = 200 ] || fail "unauthenticated stricter class: HTTP $code $(cat "$WORK/c.json")"
-pass "class=loose refused without a token (403 naming it), answered with one; class=gold answered"
+rc=0; ctl gate --rack a01 --kw 1 --class loose >"$WORK/ctl.out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "class 'loose' is looser" "$WORK/ctl.out" \
+  || fail "rackpulsectl gate --class loose without a token: exit $rc, $(cat "$WORK/ctl.out")"
+rc=0; ctl --token-file "$WORK/token" gate --rack a01 --kw 1 --class loose >"$WORK/ctl.out" 2>&1 || rc=$?
+[ "$rc" != 2 ] || fail "rackpulsectl --token-file gate --class loose: exit 2, $(cat "$WORK/ctl.out")"
+pass "class=loose refused without a token (403 naming it), answered with one (also by rackpulsectl); class=gold answered"
 
 # --- a flood of unauthenticated gates --------------------------------------------
 $PY - "$HTTP_PORT" <<'PYEOF' || fail "flood failed"
