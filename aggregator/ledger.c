@@ -154,8 +154,8 @@ void rp_ledger_close(struct rp_ledger *l) {
 void rp_ledger_res_lock(struct rp_ledger *l) { pthread_mutex_lock(&l->res_lock); }
 void rp_ledger_res_unlock(struct rp_ledger *l) { pthread_mutex_unlock(&l->res_lock); }
 
-static int put_json(struct rp_ledger *l, MDB_dbi dbi, const void *key, size_t klen,
-                    const json_t *j) {
+static int put_json_flags(struct rp_ledger *l, MDB_dbi dbi, const void *key, size_t klen,
+                          const json_t *j, unsigned flags) {
   char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
   if (text == NULL)
     return -ENOMEM;
@@ -163,11 +163,16 @@ static int put_json(struct rp_ledger *l, MDB_dbi dbi, const void *key, size_t kl
   int rc = mdb_txn_begin(l->env, NULL, 0, &txn);
   if (rc == 0) {
     MDB_val k = {klen, (void *)key}, v = {strlen(text), text};
-    rc = mdb_put(txn, dbi, &k, &v, 0);
+    rc = mdb_put(txn, dbi, &k, &v, flags);
     rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
   }
   free(text);
-  return rc == 0 ? 0 : rc == MDB_MAP_FULL ? -ENOSPC : -EIO;
+  return rc == 0 ? 0 : rc == MDB_MAP_FULL ? -ENOSPC : rc == MDB_KEYEXIST ? -EEXIST : -EIO;
+}
+
+static int put_json(struct rp_ledger *l, MDB_dbi dbi, const void *key, size_t klen,
+                    const json_t *j) {
+  return put_json_flags(l, dbi, key, klen, j, 0);
 }
 
 static json_t *parse(const MDB_val *v) { return json_loadb(v->mv_data, v->mv_size, 0, NULL); }
@@ -582,6 +587,42 @@ int rp_ledger_flag_put(struct rp_ledger *l, const char *rack, const char *flag,
   char key[256];
   size_t klen = flag_key(key, sizeof(key), rack, flag);
   return klen ? put_json(l, l->flags, key, klen, value) : -EINVAL;
+}
+
+int rp_ledger_flag_put_new(struct rp_ledger *l, const char *rack, const char *flag,
+                           const json_t *value) {
+  char key[256];
+  size_t klen = flag_key(key, sizeof(key), rack, flag);
+  return klen ? put_json_flags(l, l->flags, key, klen, value, MDB_NOOVERWRITE) : -EINVAL;
+}
+
+int rp_ledger_flag_del_if(struct rp_ledger *l, const char *rack, const char *flag,
+                          const json_t *seen) {
+  char key[256];
+  size_t klen = flag_key(key, sizeof(key), rack, flag);
+  if (klen == 0)
+    return -EINVAL;
+  MDB_txn *txn;
+  if (mdb_txn_begin(l->env, NULL, 0, &txn) != 0)
+    return -EIO;
+  MDB_val k = {klen, key}, v;
+  int rc = mdb_get(txn, l->flags, &k, &v);
+  if (rc != 0) {
+    mdb_txn_abort(txn);
+    return rc == MDB_NOTFOUND ? -ENOENT : -EIO;
+  }
+  json_t *now = parse(&v);
+  bool same = now != NULL && json_equal(now, seen);
+  json_decref(now);
+  if (!same) {
+    mdb_txn_abort(txn);
+    return -ESTALE;
+  }
+  if (mdb_del(txn, l->flags, &k, NULL) != 0) {
+    mdb_txn_abort(txn);
+    return -EIO;
+  }
+  return mdb_txn_commit(txn) == 0 ? 0 : -EIO;
 }
 
 int rp_ledger_flag_del(struct rp_ledger *l, const char *rack, const char *flag) {

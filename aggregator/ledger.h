@@ -72,6 +72,15 @@ void rp_ledger_res_unlock(struct rp_ledger *l);
 int rp_ledger_flag_put(struct rp_ledger *l, const char *rack, const char *flag,
                        const json_t *value);
 int rp_ledger_flag_del(struct rp_ledger *l, const char *rack, const char *flag);
+/* For writers that decide from an earlier read (automatic flags, expiry),
+ * so that they never overwrite or delete a flag someone set meanwhile:
+ * put_new writes only when the rack has no such flag (else -EEXIST);
+ * del_if deletes only while the flag is still exactly `seen` (else
+ * -ESTALE; -ENOENT when gone). */
+int rp_ledger_flag_put_new(struct rp_ledger *l, const char *rack, const char *flag,
+                           const json_t *value);
+int rp_ledger_flag_del_if(struct rp_ledger *l, const char *rack, const char *flag,
+                          const json_t *seen);
 json_t *rp_ledger_flag_list(struct rp_ledger *l, const char *rack);
 
 #endif

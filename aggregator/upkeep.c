@@ -38,7 +38,8 @@ static void expire_flags(struct rp_aggregator *a, int64_t now) {
       continue;
     const char *rack = json_string_value(json_object_get(f, "rack"));
     const char *flag = json_string_value(json_object_get(f, "flag"));
-    if (rack && flag && rp_ledger_flag_del(a->ledger, rack, flag) == 0)
+    /* Only the flag as read: one set again meanwhile stays. */
+    if (rack && flag && rp_ledger_flag_del_if(a->ledger, rack, flag, f) == 0)
       rp_info("flags", "%s on rack %s expired", flag, rack);
   }
   json_decref(all);

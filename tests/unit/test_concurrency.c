@@ -543,6 +543,42 @@ static void test_old_audit_is_moved(void **state) {
   mdb_env_close(env);
 }
 
+/* Expiry and automatic flags decide from an earlier read: a flag set again
+ * meanwhile is neither deleted (del_if) nor overwritten (put_new). */
+static void test_flag_writes_from_a_stale_read(void **state) {
+  struct fx *x = *state;
+  struct rp_ledger *l = x->a.ledger;
+  json_t *first = json_pack("{s:s, s:s, s:s, s:I}", "rack", "r1", "flag", "maintenance", "source",
+                            "api", "expires_ms", (json_int_t)1000);
+  assert_int_equal(rp_ledger_flag_put(l, "r1", "maintenance", first), 0);
+  json_t *read = rp_ledger_flag_list(l, "r1"); /* what the expiry read */
+  json_t *seen = json_incref(json_array_get(read, 0));
+  json_decref(read);
+  assert_non_null(seen);
+  /* An operator sets it again, later expiry, before the expiry deletes. */
+  json_t *again = json_pack("{s:s, s:s, s:s, s:I}", "rack", "r1", "flag", "maintenance", "source",
+                            "api", "expires_ms", (json_int_t)9000);
+  assert_int_equal(rp_ledger_flag_put(l, "r1", "maintenance", again), 0);
+  assert_int_equal(rp_ledger_flag_del_if(l, "r1", "maintenance", seen), -ESTALE);
+  json_t *list = rp_ledger_flag_list(l, "r1");
+  assert_int_equal(json_array_size(list), 1);
+  assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0), "expires_ms")),
+                   9000);
+  json_decref(list);
+  /* An automatic flag does not replace it. */
+  json_t *autof =
+      json_pack("{s:s, s:s, s:s}", "rack", "r1", "flag", "maintenance", "source", "auto");
+  assert_int_equal(rp_ledger_flag_put_new(l, "r1", "maintenance", autof), -EEXIST);
+  /* As read now, it goes. */
+  assert_int_equal(rp_ledger_flag_del_if(l, "r1", "maintenance", again), 0);
+  assert_int_equal(rp_ledger_flag_del_if(l, "r1", "maintenance", again), -ENOENT);
+  assert_int_equal(rp_ledger_flag_put_new(l, "r1", "maintenance", autof), 0);
+  json_decref(autof);
+  json_decref(again);
+  json_decref(seen);
+  json_decref(first);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -555,6 +591,7 @@ int main(void) {
       T(test_audit_flood_leaves_room),
       T(test_audit_ring_drops_oldest_first),
       T(test_old_audit_is_moved),
+      T(test_flag_writes_from_a_stale_read),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
