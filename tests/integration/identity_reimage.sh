@@ -87,3 +87,40 @@ grep -q '^rackpulse_agent_incarnations_total{agent="agent-r17",rack="r17"} 2$' "
 grep -q '^rackpulse_agent_duplicates_total{agent="agent-r17",rack="r17"} 0$' "$WORK/metrics.txt" \
   || fail "frames of the new incarnation were dropped as duplicates: $(grep agent-r17 "$WORK/metrics.txt")"
 pass "new incarnation $NEW_INC applied from seq 1, counted (2 incarnations), no duplicates"
+
+# 5. Item 6 through the whole pipeline: with the agent stopped, a frame of
+#    its incarnation names a dictionary the aggregator never received. Its
+#    samples are skipped and counted (the rack says why), never decoded with
+#    the stored dictionary (where id 0 is a real series).
+kill -TERM "$AGENT_PID"
+for _ in $(seq 100); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$AGENT_PID" 2>/dev/null && fail "the agent did not stop on SIGTERM"
+LAST=$(curl -sf "$URL/v1/racks/r17" | $PY -c "import json,sys; print(json.load(sys.stdin)['agent_identity']['last_seq'])")
+NOW=$(date +%s%3N)
+INC_DEC=$($PY -c "print(int('$NEW_INC', 16))") # unsigned: bash arithmetic is signed
+printf '%s' "schema_version: 1 agent_id: \"agent-r17\" rack_id: \"r17\" seq: $((LAST + 1))
+  ts_ms: $NOW interval_ms: 1000 dictionary_version: 1 incarnation: $INC_DEC
+  dictionary_hash: 12345 samples { ts_ms: $NOW series: [0, 1, 2, 3, 4, 5, 6, 7] scaled: [999, 999, 999, 999, 999, 999, 999, 999] }" \
+  | protoc --encode=rackpulse.v1.Frame -I "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto" \
+    >"$WORK/unknown-dict.bin" || fail "protoc could not encode the frame"
+kcat -P -b "$BOOTSTRAP" -t rackpulse.frames -k r17 "$WORK/unknown-dict.bin" 2>>"$WORK/kcat.log" \
+  || fail "kcat could not publish"
+skipped() {
+  curl -sf "$URL/v1/racks/r17" >"$WORK/rack2.json" || return 1
+  $PY -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(r['last_seq'] != $((LAST + 1)))" "$WORK/rack2.json"
+}
+wait_for 30 skipped || fail "the frame never arrived: $(cat "$WORK/rack2.json" 2>/dev/null)"
+$PY - "$WORK/rack2.json" "$NOW" <<'PYEOF' || fail "the unknown dictionary was not skipped and said: $(cat "$WORK/rack2.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+ident = r["agent_identity"]
+assert ident["unknown_dictionary_frames"] == 1, ident
+assert "dictionary 0000000000003039 not received yet" in ident["samples_skipped"], ident
+decoded = {k: v for k, v in r["series"].items() if v["ts_ms"] == int(sys.argv[2])}
+assert not decoded, decoded  # no series took a sample of that frame
+assert abs(r["series"]["cdu.supply_temp@cdu1"]["value"] - 35.2) < 1e-9, r["series"]
+PYEOF
+curl -sf "$URL/metrics" >"$WORK/metrics2.txt" || fail "GET /metrics"
+grep -q '^rackpulse_agent_unknown_dictionary_frames_total{agent="agent-r17",rack="r17"} 1$' "$WORK/metrics2.txt" \
+  || fail "unknown dictionary not counted: $(grep agent-r17 "$WORK/metrics2.txt")"
+pass "a frame of an unknown dictionary hash: samples skipped, counted in /metrics, the rack says why"
