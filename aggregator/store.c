@@ -6,9 +6,10 @@
  * The series dictionaries are also kept decoded in memory (struct dict):
  * a sample's series id resolves to its key, unit and decimals without an
  * LMDB get and a protobuf unpack. The cache mirrors the dictionary database
- * as the open batch sees it: it is filled from LMDB on first use of an agent,
- * replaced when a frame brings a dictionary, and dropped whole when a batch
- * aborts. Only the writer's thread touches it. */
+ * as the open batch sees it: it holds dictionaries by (agent, dictionary id),
+ * each filled from LMDB on first use, written when a frame brings a new one,
+ * dropped when LMDB evicts it, and all dropped when a batch aborts. Only the
+ * writer's thread touches it. */
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include "store.h"
 
