@@ -88,6 +88,22 @@ grep -q '^rackpulse_agent_duplicates_total{agent="agent-r17",rack="r17"} 0$' "$W
   || fail "frames of the new incarnation were dropped as duplicates: $(grep agent-r17 "$WORK/metrics.txt")"
 pass "new incarnation $NEW_INC applied from seq 1, counted (2 incarnations), no duplicates"
 
+# 4b. A plain restart (state kept) is the same incarnation: it comes from
+#     the spool, and the aggregator counts no new one.
+kill -TERM "$AGENT_PID"
+for _ in $(seq 100); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$AGENT_PID" 2>/dev/null && fail "the agent did not stop on SIGTERM"
+BEFORE=$(curl -sf "$URL/v1/racks/r17" | $PY -c "import json,sys; print(json.load(sys.stdin)['last_seq'])")
+mv "$WORK/agent.log" "$WORK/agent-second.log"
+start_agent "$WORK/agent.yaml"
+wait_for 30 seq_at_least $((BEFORE + 2)) || fail "the restarted agent's frames were not applied"
+grep -q "incarnation $NEW_INC (from the spool)" "$WORK/agent.log" \
+  || fail "a restart with its state changed the incarnation: $(grep incarnation "$WORK/agent.log")"
+curl -sf "$URL/metrics" >"$WORK/metrics.txt" || fail "GET /metrics"
+grep -q '^rackpulse_agent_incarnations_total{agent="agent-r17",rack="r17"} 2$' "$WORK/metrics.txt" \
+  || fail "a restart with its state counted as a new incarnation: $(grep agent-r17 "$WORK/metrics.txt")"
+pass "a restart that keeps the state keeps incarnation $NEW_INC"
+
 # 5. Item 6 through the whole pipeline: with the agent stopped, a frame of
 #    its incarnation names a dictionary the aggregator never received. Its
 #    samples are skipped and counted (the rack says why), never decoded with
@@ -95,10 +111,11 @@ pass "new incarnation $NEW_INC applied from seq 1, counted (2 incarnations), no 
 kill -TERM "$AGENT_PID"
 for _ in $(seq 100); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$AGENT_PID" 2>/dev/null && fail "the agent did not stop on SIGTERM"
+# Far above the agent's last seq, which the aggregator may not have read yet.
 LAST=$(curl -sf "$URL/v1/racks/r17" | $PY -c "import json,sys; print(json.load(sys.stdin)['agent_identity']['last_seq'])")
 NOW=$(date +%s%3N)
 INC_DEC=$($PY -c "print(int('$NEW_INC', 16))") # unsigned: bash arithmetic is signed
-printf '%s' "schema_version: 1 agent_id: \"agent-r17\" rack_id: \"r17\" seq: $((LAST + 1))
+printf '%s' "schema_version: 1 agent_id: \"agent-r17\" rack_id: \"r17\" seq: $((LAST + 1000))
   ts_ms: $NOW interval_ms: 1000 dictionary_version: 1 incarnation: $INC_DEC
   dictionary_hash: 12345 samples { ts_ms: $NOW series: [0, 1, 2, 3, 4, 5, 6, 7] scaled: [999, 999, 999, 999, 999, 999, 999, 999] }" \
   | protoc --encode=rackpulse.v1.Frame -I "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto" \
@@ -107,7 +124,7 @@ kcat -P -b "$BOOTSTRAP" -t rackpulse.frames -k r17 "$WORK/unknown-dict.bin" 2>>"
   || fail "kcat could not publish"
 skipped() {
   curl -sf "$URL/v1/racks/r17" >"$WORK/rack2.json" || return 1
-  $PY -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(r['last_seq'] != $((LAST + 1)))" "$WORK/rack2.json"
+  $PY -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(r['last_seq'] != $((LAST + 1000)))" "$WORK/rack2.json"
 }
 wait_for 30 skipped || fail "the frame never arrived: $(cat "$WORK/rack2.json" 2>/dev/null)"
 $PY - "$WORK/rack2.json" "$NOW" <<'PYEOF' || fail "the unknown dictionary was not skipped and said: $(cat "$WORK/rack2.json")"
