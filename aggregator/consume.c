@@ -62,6 +62,25 @@ static void count_lag(struct rp_ingest_stats *st, int64_t lag_ms) {
   atomic_fetch_add(&st->lag_sum_ms, (uint64_t)lag_ms);
 }
 
+/* Says what applying a frame noticed about its agent's identity. Unknown
+ * dictionaries are counted, not logged: they are expected for a few frames
+ * after a consumer starts mid-stream. */
+static void log_events(const struct store_msg *m) {
+  const rp_frame *f = m->frame;
+  if (m->events & STORE_EV_NEW_INCARNATION)
+    rp_info("ingest",
+            "agent %s (rack %s): new incarnation %016" PRIx64 " from seq %" PRIu64
+            " (%s [%d] offset %" PRId64 "): its state was reset; accepted",
+            f->agent_id, f->rack_id, f->incarnation, f->seq, m->topic, (int)m->partition,
+            m->offset);
+  if (m->events & STORE_EV_BAD_DICTIONARY)
+    rp_warn("ingest",
+            "agent %s (rack %s): frame %" PRIu64 " (%s [%d] offset %" PRId64
+            "): its dictionary does not match its dictionary_hash %016" PRIx64 "; refused",
+            f->agent_id, f->rack_id, f->seq, m->topic, (int)m->partition, m->offset,
+            f->dictionary_hash);
+}
+
 /* Applies the held batch in one transaction, then counts what it did. */
 static int flush_batch(struct consumer *c) {
   if (c->n == 0)
@@ -89,6 +108,7 @@ static int flush_batch(struct consumer *c) {
     } else if (m->outcome == STORE_DUPLICATE) {
       atomic_fetch_add(&st->frames_duplicate, 1);
     } else {
+      log_events(m);
       uint64_t samples = 0;
       for (size_t j = 0; j < m->frame->n_samples; j++)
         samples += m->frame->samples[j]->n_series;

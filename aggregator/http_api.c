@@ -185,6 +185,32 @@ static void add_device(void *ctx, const char *device, const struct store_device 
                 (json_int_t)d->last_ok_ms, "reported_ms", (json_int_t)d->reported_ms));
 }
 
+/* The identity of the rack's agent: its incarnation and dictionary, and
+ * when the last frame's samples were skipped, why. 64-bit ids are 16 hex
+ * digits (JSON numbers lose bits past 2^53). */
+static json_t *agent_identity(const struct store_agent *ag) {
+  char inc[17], dict[17];
+  snprintf(inc, sizeof(inc), "%016llx", (unsigned long long)ag->incarnation);
+  snprintf(dict, sizeof(dict), "%016llx", (unsigned long long)ag->dicts[0]);
+  json_t *o =
+      json_pack("{s:s, s:I, s:I, s:I, s:s, s:I, s:I}", "incarnation", inc, "incarnation_since_ms",
+                (json_int_t)ag->incarnation_ms, "incarnations", (json_int_t)ag->incarnations,
+                "last_seq", (json_int_t)ag->last_seq, "dictionary", dict,
+                "unknown_dictionary_frames", (json_int_t)ag->unknown_dict_frames,
+                "bad_dictionary_frames", (json_int_t)ag->bad_dict_frames);
+  if (ag->last_unknown_dict_ms > ag->last_decoded_ms) {
+    char why[160];
+    snprintf(why, sizeof(why),
+             "samples skipped: dictionary %016llx not received yet (the agent resends its "
+             "dictionary every agent.dictionary_every frames)",
+             (unsigned long long)ag->last_unknown_dict);
+    json_object_set_new(o, "samples_skipped", json_string(why));
+  } else {
+    json_object_set_new(o, "samples_skipped", json_null());
+  }
+  return o;
+}
+
 static enum MHD_Result get_rack(struct rp_http *h, struct MHD_Connection *conn, const char *rack) {
   struct store_read *r;
   if (store_read_begin(h->a->store, &r) != 0)
@@ -198,14 +224,16 @@ static enum MHD_Result get_rack(struct rp_http *h, struct MHD_Connection *conn, 
   store_read_each_latest(r, rack, add_latest, series);
   store_read_each_stats(r, rack, add_stats, stats);
   store_read_each_device(r, rack, add_device, devices);
+  struct store_agent ag;
+  json_t *identity = store_read_agent(r, rk.agent, &ag) == 0 ? agent_identity(&ag) : json_null();
   store_read_end(r);
   int64_t now = rp_now_ms();
   return reply_json(conn, 200,
-                    json_pack("{s:s, s:s, s:I, s:I, s:f, s:o, s:o, s:o}", "rack", rack, "agent",
-                              rk.agent, "last_seq", (json_int_t)rk.last_seq, "last_frame_ms",
-                              (json_int_t)rk.last_frame_ms, "age_s",
+                    json_pack("{s:s, s:s, s:I, s:I, s:f, s:o, s:o, s:o, s:o}", "rack", rack,
+                              "agent", rk.agent, "last_seq", (json_int_t)rk.last_seq,
+                              "last_frame_ms", (json_int_t)rk.last_frame_ms, "age_s",
                               (double)(now - rk.last_frame_ms) / 1000.0, "series", series, "stats",
-                              stats, "devices", devices));
+                              stats, "devices", devices, "agent_identity", identity));
 }
 
 static void add_rack(void *ctx, const char *rack, const struct store_rack *rk) {
