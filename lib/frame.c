@@ -39,6 +39,17 @@ double rp_value_unscale(int64_t scaled, int decimals) {
   return (double)scaled / pow10_of(decimals);
 }
 
+/* The residue is measured in the scale's own units (1e-9 × 10^d once
+ * multiplied): the rounding error of s × 10^d grows with 10^d, and an
+ * absolute bound would push an exact 8-digit scale to 9 digits. */
+int rp_scale_decimals(double scale) {
+  double s = fabs(scale);
+  int d = 0;
+  while (d < 9 && fabs(s * pow10_of(d) - nearbyint(s * pow10_of(d))) > 1e-9 * pow10_of(d))
+    d++;
+  return d;
+}
+
 /* The length (1..4) of the well-formed UTF-8 character at p (no overlong
  * form, surrogate or code point above U+10FFFF: the rule jansson applies),
  * or 0 when p does not start one. */

@@ -44,6 +44,11 @@ size_t rp_utf8_copy(char *dst, size_t size, const char *src);
 int rp_value_scale(double v, int decimals, int64_t *out);
 double rp_value_unscale(int64_t scaled, int decimals);
 
+/* The wire decimals a value multiplied by `scale` needs: the fewest digits
+ * d (0..9) for which |scale| is a d-digit decimal to within 1e-9 (0.1 -> 1,
+ * 0.025 -> 3, 10 -> 0, 1.23456789 -> 8; 9 at most). */
+int rp_scale_decimals(double scale);
+
 /* The series definition with `id` in the frame's dictionary, or NULL. */
 const Rackpulse__V1__SeriesDef *rp_frame_find_series(const rp_frame *f, uint32_t id);
 
