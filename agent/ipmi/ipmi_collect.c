@@ -147,10 +147,13 @@ enum step { STEP_INFO, STEP_DUMP, STEP_ELIST, STEP_DCMI, STEP_END };
 static const char *const step_cmd[] = {"sdr info", "sdr dump", "sdr elist", "dcmi power reading",
                                        ""};
 
+struct ipmi_shared;
+
 struct ipmi_bmc {
   struct ipmi_cfg cfg;
   struct rp_target *t;
-  struct ipmi_bmc *next;       /* all BMCs of the agent */
+  struct ipmi_shared *shared;  /* the agent's IPMI state; NULL until the first scrape */
+  struct ipmi_bmc *next;       /* all BMCs of the agent that have scraped */
   struct ipmi_bmc *queue_next; /* waiting for a child slot */
   bool queued, holds_slot;
   char address[300]; /* "host:port" or "local BMC", for messages */
@@ -181,12 +184,15 @@ struct ipmi_bmc {
   char error[320];
 };
 
-/* Every BMC of the agent, and the FIFO of those waiting for a slot. */
-static struct ipmi_bmc *all_bmcs;
-static struct {
+/* What the BMCs of one agent share (its slot in rp_collector_state()):
+ * every BMC that has scraped (their children are ended together at the
+ * agent's close), and the child slots: how many scrapes run ipmitool now,
+ * and the FIFO of those waiting for a slot. */
+struct ipmi_shared {
+  struct ipmi_bmc *bmcs;
   unsigned working;
   struct ipmi_bmc *head, *tail;
-} slots;
+};
 
 /* ------------------------------------------------------------- config */
 
@@ -200,21 +206,25 @@ static void bmc_free(struct ipmi_bmc *b) {
 }
 
 static void registry_remove(struct ipmi_bmc *b) {
-  for (struct ipmi_bmc **p = &all_bmcs; *p != NULL; p = &(*p)->next)
+  struct ipmi_shared *sh = b->shared;
+  if (sh == NULL)
+    return;
+  for (struct ipmi_bmc **p = &sh->bmcs; *p != NULL; p = &(*p)->next)
     if (*p == b) {
       *p = b->next;
       break;
     }
-  for (struct ipmi_bmc **p = &slots.head; *p != NULL; p = &(*p)->queue_next)
+  for (struct ipmi_bmc **p = &sh->head; *p != NULL; p = &(*p)->queue_next)
     if (*p == b) {
       *p = b->queue_next;
       break;
     }
-  slots.tail = slots.head;
-  while (slots.tail != NULL && slots.tail->queue_next != NULL)
-    slots.tail = slots.tail->queue_next;
-  if (b->holds_slot && slots.working > 0)
-    slots.working--;
+  sh->tail = sh->head;
+  while (sh->tail != NULL && sh->tail->queue_next != NULL)
+    sh->tail = sh->tail->queue_next;
+  if (b->holds_slot && sh->working > 0)
+    sh->working--;
+  b->shared = NULL;
 }
 
 static int parse_patterns(const struct rp_cfg_doc *doc, rp_cfg_node list, const char *where,
@@ -440,8 +450,6 @@ static int ipmi_create(struct rp_target *t, const struct rp_cfg_doc *doc, rp_cfg
   t->interval_ms = b->cfg.interval_ms;
   t->priv = b;
   b->t = t;
-  b->next = all_bmcs;
-  all_bmcs = b;
   return 0;
 }
 
@@ -656,14 +664,15 @@ static void release_slot(struct ipmi_bmc *b) {
   if (!b->holds_slot)
     return;
   b->holds_slot = false;
-  struct ipmi_bmc *next = slots.head;
+  struct ipmi_shared *sh = b->shared;
+  struct ipmi_bmc *next = sh->head;
   if (next == NULL) {
-    slots.working--;
+    sh->working--;
     return;
   }
-  slots.head = next->queue_next;
-  if (slots.head == NULL)
-    slots.tail = NULL;
+  sh->head = next->queue_next;
+  if (sh->head == NULL)
+    sh->tail = NULL;
   next->queue_next = NULL;
   next->queued = false;
   next->holds_slot = true;
@@ -1036,8 +1045,25 @@ static void begin(struct ipmi_bmc *b) {
   run_step(b);
 }
 
+/* Joins the agent's IPMI state (made by the first BMC to scrape). */
+static int join_shared(struct ipmi_bmc *b, struct rp_agent *a) {
+  void **slot = rp_collector_state(a, &rp_collector_ipmi);
+  if (*slot == NULL && (*slot = calloc(1, sizeof(struct ipmi_shared))) == NULL)
+    return -ENOMEM;
+  b->shared = *slot;
+  b->next = b->shared->bmcs;
+  b->shared->bmcs = b;
+  return 0;
+}
+
 static int ipmi_scrape(struct rp_target *t) {
   struct ipmi_bmc *b = t->priv;
+  if (b->shared == NULL) {
+    int err = join_shared(b, t->agent);
+    if (err != 0)
+      return err;
+  }
+  struct ipmi_shared *sh = b->shared;
   if (b->runner == NULL) {
     struct ipmi_runner_config rc = {
         .name = b->cfg.name,
@@ -1055,19 +1081,19 @@ static int ipmi_scrape(struct rp_target *t) {
   int64_t max = t->agent->cfg.agent.ipmi_max_children;
   if (max <= 0)
     max = 16;
-  if (slots.working < (unsigned)max) {
-    slots.working++;
+  if (sh->working < (unsigned)max) {
+    sh->working++;
     b->holds_slot = true;
     begin(b);
     return 0;
   }
   b->queued = true;
   b->queue_next = NULL;
-  if (slots.tail != NULL)
-    slots.tail->queue_next = b;
+  if (sh->tail != NULL)
+    sh->tail->queue_next = b;
   else
-    slots.head = b;
-  slots.tail = b;
+    sh->head = b;
+  sh->tail = b;
   return 0;
 }
 
@@ -1075,16 +1101,16 @@ static int ipmi_scrape(struct rp_target *t) {
  * until they are reaped. For the agent's final close only: the loop has
  * stopped by then, and the shells are best ended together rather than one
  * device after the other. */
-static void shutdown_all(uv_loop_t *loop) {
-  slots.head = slots.tail = NULL;
-  for (struct ipmi_bmc *b = all_bmcs; b != NULL; b = b->next) {
+static void shutdown_all(struct ipmi_shared *sh, uv_loop_t *loop) {
+  sh->head = sh->tail = NULL;
+  for (struct ipmi_bmc *b = sh->bmcs; b != NULL; b = b->next) {
     b->queued = false;
     b->queue_next = NULL;
     b->holds_slot = false;
     ipmi_runner_free(b->runner);
     b->runner = NULL;
   }
-  slots.working = 0;
+  sh->working = 0;
   while (ipmi_children_alive() > 0)
     uv_run(loop, UV_RUN_ONCE);
 }
@@ -1104,7 +1130,7 @@ static void ipmi_destroy(struct rp_target *t) {
     ipmi_runner_free(b->runner);
     b->runner = NULL;
   } else if (b->runner != NULL && t->agent != NULL) {
-    shutdown_all(t->agent->loop);
+    shutdown_all(b->shared, t->agent->loop); /* a runner: b has scraped, so joined */
   }
   registry_remove(b);
   bmc_free(b);
@@ -1117,6 +1143,15 @@ static bool ipmi_same_config(const struct rp_target *ta, const struct rp_target 
   const struct ipmi_bmc *a = ta->priv, *b = tb->priv;
   return memcmp(&a->cfg, &b->cfg, sizeof(a->cfg)) == 0 && a->npatterns == b->npatterns &&
          (a->npatterns == 0 || memcmp(a->ptext, b->ptext, a->npatterns * sizeof(*a->ptext)) == 0);
+}
+
+/* The agent closes: every BMC was destroyed (and left the list); any left
+ * over lets go of the state rather than point into freed memory. */
+static void ipmi_free_state(void *state) {
+  struct ipmi_shared *sh = state;
+  for (struct ipmi_bmc *b = sh->bmcs; b != NULL; b = b->next)
+    b->shared = NULL;
+  free(sh);
 }
 
 static void ipmi_help(FILE *out) {
@@ -1133,4 +1168,5 @@ const struct rp_collector rp_collector_ipmi = {
     .destroy = ipmi_destroy,
     .help = ipmi_help,
     .same_config = ipmi_same_config,
+    .free_state = ipmi_free_state,
 };

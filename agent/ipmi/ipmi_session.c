@@ -93,6 +93,11 @@ static bool others_alive(const struct ipmi_runner *r) {
   return false;
 }
 
+/* ipmitool children, of every runner, whose handles are not closed yet.
+ * File-scope on purpose: a child outlives the runner that spawned it
+ * (ipmi_runner_free() leaves it for the loop to reap), so no runner can
+ * hold the count, and the children are this process's whichever BMC
+ * they served. */
 static size_t children_alive;
 
 size_t ipmi_children_alive(void) { return children_alive; }
@@ -100,7 +105,7 @@ size_t ipmi_children_alive(void) { return children_alive; }
 static const char *child_name(const struct child *c) { return c->r ? c->r->name : "ipmitool"; }
 
 /* Writing to a shell that just died must be an EPIPE error, not the death
- * of the agent. */
+ * of the agent. A signal's disposition is the process's: set once. */
 static void ignore_sigpipe(void) {
   static bool done;
   if (done)

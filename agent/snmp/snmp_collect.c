@@ -217,6 +217,7 @@ struct snmp_io {
   netsnmp_large_fd_set fds;
   int open_handles;
   bool polling;
+  bool *closed; /* set true by the last close callback when someone waits */
 };
 
 enum phase { PH_IDLE, PH_RESOLVE, PH_PROBE, PH_SCALARS, PH_TABLES };
@@ -273,9 +274,12 @@ struct snmp_dev {
   size_t nout, capout;
 };
 
-/* net-snmp is process-wide state: initialised once for all devices. */
+/* Devices alive, for init_snmp()/snmp_shutdown(). File-scope on purpose:
+ * net-snmp's library state (its configuration, MIB tree, USM user list and
+ * log handlers) is the process's, not a device's or an agent's, so it is
+ * initialised once for every device of every agent in the process and
+ * shut down with the last one. */
 static unsigned snmp_users;
-static unsigned io_closing; /* snmp_io blocks whose handles are closing */
 
 static int on_snmp_log(int major, int minor, void *server, void *client) {
   (void)major, (void)minor, (void)client;
@@ -595,8 +599,9 @@ static void on_io_closed(uv_handle_t *h) {
   if (--io->open_handles > 0)
     return;
   netsnmp_large_fd_set_cleanup(&io->fds);
+  if (io->closed != NULL)
+    *io->closed = true;
   free(io);
-  io_closing--;
 }
 
 /* Closes the session now and the handles asynchronously; io is freed by
@@ -606,7 +611,6 @@ static void io_close(struct snmp_io *io) {
   if (io->polling)
     uv_poll_stop(&io->poll);
   uv_timer_stop(&io->timer);
-  io_closing++;
   io->open_handles = 1;
   uv_close((uv_handle_t *)&io->timer, on_io_closed);
   if (io->sessp != NULL) {
@@ -669,16 +673,20 @@ static void snmp_destroy(struct rp_target *t) {
   uv_loop_t *loop = d->loop;
   bool in_loop = t->retired; /* retired targets are destroyed from a close callback */
   t->priv = NULL;
-  /* net-snmp may be shut down below: close the session first. */
+  /* net-snmp may be shut down below: close the session first. Outside the
+   * loop (agent shutdown) nobody would run the close callbacks: run them
+   * now, so no handle outlives its memory. */
+  bool closed = true;
   if (d->io != NULL) {
+    if (loop != NULL && !in_loop) {
+      closed = false;
+      d->io->closed = &closed;
+    }
     io_close(d->io);
     d->io = NULL;
   }
-  /* Outside the loop (agent shutdown) nobody would run the close
-   * callbacks: run them now, so no handle outlives its memory. */
-  if (loop != NULL && !in_loop)
-    while (io_closing > 0 && uv_run(loop, UV_RUN_NOWAIT) >= 0 && io_closing > 0)
-      ;
+  while (!closed)
+    uv_run(loop, UV_RUN_NOWAIT);
   dev_free(d);
 }
 
@@ -1021,12 +1029,6 @@ static void step(struct snmp_dev *d) {
 
 static const char *errstat_text(long e) { return snmp_errstring((int)e); }
 
-/* USM keys live in net-snmp's process-wide user list, keyed by engine ID
- * and user name (RFC 3414): two devices answering with one engine ID and
- * the same user share one entry. This registry of who created which entry
- * turns a clash of credentials into an error instead of one device quietly
- * using the other's keys, and lets a reload with a new passphrase replace
- * the entry of a device that is gone. */
 /* Makes the session discover its agent's engine ID again. */
 static void forget_engine(netsnmp_session *s) {
   free(s->securityEngineID);
@@ -1034,6 +1036,14 @@ static void forget_engine(netsnmp_session *s) {
   s->securityEngineIDLen = 0;
 }
 
+/* USM keys live in net-snmp's process-wide user list, keyed by engine ID
+ * and user name (RFC 3414): two devices answering with one engine ID and
+ * the same user share one entry. This registry of who created which entry
+ * turns a clash of credentials into an error instead of one device quietly
+ * using the other's keys, and lets a reload with a new passphrase replace
+ * the entry of a device that is gone. File-scope on purpose: it mirrors
+ * that process-wide list, which every device of every agent in the
+ * process shares, so it cannot be one collector's or one agent's. */
 struct usm_owner {
   u_char engine[SNMP_MAX_ENG_SIZE];
   size_t engine_len;
