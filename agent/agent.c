@@ -239,4 +239,5 @@ void rp_agent_close(struct rp_agent *a) {
   rp_edge_free(a->edge);
   rp_series_table_free(&a->series);
   rp_agent_config_free(&a->cfg);
+  rp_collectors_free_state(a);
 }

@@ -7,15 +7,7 @@
 #include <string.h>
 
 #include "rackpulse/frame.h"
-
-static uint64_t hash_key(const char *s) {
-  uint64_t h = 1469598103934665603ull; /* FNV-1a */
-  for (; *s; s++) {
-    h ^= (unsigned char)*s;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
+#include "rackpulse/hash.h"
 
 int rp_series_table_init(struct rp_series_table *t, size_t max) {
   memset(t, 0, sizeof(*t));
@@ -105,7 +97,7 @@ int rp_series_lookup(struct rp_series_table *t, const char *device, const struct
   if (build_key(key, sizeof(key), device, r) < 0)
     return -ENAMETOOLONG;
   size_t mask = t->index_cap - 1;
-  size_t slot = (size_t)hash_key(key) & mask;
+  size_t slot = (size_t)rp_hash_str(key) & mask;
   for (;; slot = (slot + 1) & mask) {
     uint32_t at = t->index[slot];
     if (at == 0)

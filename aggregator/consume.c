@@ -18,9 +18,9 @@
 #include <librdkafka/rdkafka.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "aggregator.h"
+#include "rackpulse/clock.h"
 #include "rackpulse/log.h"
 
 /* A message held in the open batch. */
@@ -39,8 +39,6 @@ struct consumer {
   bool failed; /* a batch could not be applied: stop */
   char err[512];
 };
-
-static uint64_t mono_us(void) { return uv_hrtime() / 1000; }
 
 static void release_batch(struct consumer *c) {
   for (size_t i = 0; i < c->n; i++) {
@@ -123,7 +121,7 @@ static int flush_batch(struct consumer *c) {
     atomic_store(&st->last_frame_ms, newest);
   atomic_fetch_add(&st->batches, 1);
   atomic_store(&st->last_batch_size, c->n);
-  atomic_store(&st->last_apply_us, mono_us() - c->batch_started_us);
+  atomic_store(&st->last_apply_us, rp_mono_us() - c->batch_started_us);
   release_batch(c);
   return 0;
 }
@@ -229,7 +227,7 @@ static int hold_message(struct consumer *c, rd_kafka_message_t *m) {
     c->cap = cap;
   }
   if (c->n == 0)
-    c->batch_started_us = mono_us();
+    c->batch_started_us = rp_mono_us();
   const char *topic = rd_kafka_topic_name(m->rkt);
   rp_frame *f = NULL;
   char why[256];
@@ -270,7 +268,7 @@ int rp_consume_run(struct rp_aggregator *a, char *err, size_t errlen) {
       }
     }
     if (c.n > 0 &&
-        (c.n >= (size_t)a->cfg.kafka.batch_max || mono_us() - c.batch_started_us >= wait_us)) {
+        (c.n >= (size_t)a->cfg.kafka.batch_max || rp_mono_us() - c.batch_started_us >= wait_us)) {
       /* The store refused the batch (map at its maximum, disk error): stop
        * rather than skip state. Nothing of it was applied; a restart reads
        * it again from the stored offsets. */

@@ -34,12 +34,13 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aggregator.h"
 #include "gate.h"
 #include "ledger.h"
 #include "rackpulse/cfg.h"
+#include "rackpulse/clock.h"
+#include "rackpulse/hash.h"
 #include "rackpulse/log.h"
 #include "rackpulse/secret.h"
 #include "reservations.h"
@@ -82,12 +83,8 @@ static bool rate_allows(struct rp_http *h, const struct sockaddr *sa) {
     memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
   else if (sa->sa_family == AF_INET6)
     memcpy(addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-  uint32_t hash = 2166136261u;
-  for (size_t i = 0; i < 16; i++)
-    hash = (hash ^ addr[i]) * 16777619u;
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  uint64_t now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+  uint64_t hash = rp_hash_bytes(addr, sizeof(addr));
+  uint64_t now = rp_mono_us();
   pthread_mutex_lock(&h->rate_lock);
   struct rate_slot *s = &h->rate[hash % RATE_SLOTS];
   if (memcmp(s->addr, addr, 16) != 0 || s->last_us == 0) {

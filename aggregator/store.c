@@ -23,6 +23,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "rackpulse/hash.h"
+
 #define STORE_LAYOUT_VERSION 2 /* 2: incarnations, dictionaries by id */
 #define KEY_MAX 500            /* LMDB's default maximum key size is 511 bytes */
 #define RECORD_MAX 1024        /* the largest fixed-size record struct, with room */
@@ -100,17 +102,10 @@ static int lmdb_err(int rc, const char *what, char *err, size_t errlen) {
 
 /* ---- the dictionary cache ------------------------------------------------- */
 
-static size_t hash_str(const char *s) {
-  size_t h = 1469598103934665603u; /* FNV-1a */
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211u;
-  return h;
-}
-
 static size_t hash_id(uint32_t id) { return (size_t)id * 2654435761u; }
 
 static size_t hash_agent_dict(const char *agent, uint64_t dict_id) {
-  return hash_str(agent) ^ (size_t)(dict_id * 0x9e3779b97f4a7c15ull);
+  return (size_t)rp_hash_str(agent) ^ (size_t)(dict_id * 0x9e3779b97f4a7c15ull);
 }
 
 static void dict_agent_empty(struct dict_agent *da, struct dict *d) {

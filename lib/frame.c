@@ -2,6 +2,7 @@
  * JSON rendering shared by `rackpulse-agent --once` and `rackpulsectl tail`.
  * Validation lives here so that every consumer refuses the same frames. */
 #include "rackpulse/frame.h"
+#include "rackpulse/hash.h"
 
 #include <errno.h>
 #include <math.h>
@@ -37,6 +38,17 @@ int rp_value_scale(double v, int decimals, int64_t *out) {
 
 double rp_value_unscale(int64_t scaled, int decimals) {
   return (double)scaled / pow10_of(decimals);
+}
+
+/* The residue is measured in the scale's own units (1e-9 × 10^d once
+ * multiplied): the rounding error of s × 10^d grows with 10^d, and an
+ * absolute bound would push an exact 8-digit scale to 9 digits. */
+int rp_scale_decimals(double scale) {
+  double s = fabs(scale);
+  int d = 0;
+  while (d < 9 && fabs(s * pow10_of(d) - nearbyint(s * pow10_of(d))) > 1e-9 * pow10_of(d))
+    d++;
+  return d;
 }
 
 /* The length (1..4) of the well-formed UTF-8 character at p (no overlong
@@ -244,24 +256,16 @@ const Rackpulse__V1__SeriesDef *rp_frame_find_series(const rp_frame *f, uint32_t
 
 /* ---- dictionary identity (see frame.h) ------------------------------------ */
 
-/* FNV-1a 64 over n bytes, continuing from h. */
-static uint64_t fnv1a64_update(uint64_t h, const void *p, size_t n) {
-  const unsigned char *b = p;
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ b[i]) * 1099511628211ull;
-  return h;
-}
-
 static uint64_t hash_u32(uint64_t h, uint32_t v) {
   unsigned char le[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
                          (unsigned char)(v >> 24)};
-  return fnv1a64_update(h, le, sizeof(le));
+  return rp_hash_update(h, le, sizeof(le));
 }
 
 static uint64_t hash_str(uint64_t h, const char *s) {
   size_t n = s ? strlen(s) : 0;
   h = hash_u32(h, (uint32_t)n);
-  return fnv1a64_update(h, s ? s : "", n);
+  return rp_hash_update(h, s ? s : "", n);
 }
 
 uint64_t rp_dict_hash_series(uint64_t h, uint32_t id, const char *name, const char *unit,
@@ -321,7 +325,7 @@ int rp_frame_dictionary_hash(const rp_frame *f, uint64_t *out) {
 uint64_t rp_dict_legacy_id(uint32_t dictionary_version) {
   static const char tag[] = "rackpulse legacy dictionary_version";
   return rp_dict_hash_final(
-      hash_u32(fnv1a64_update(RP_DICT_HASH_INIT, tag, sizeof(tag) - 1), dictionary_version));
+      hash_u32(rp_hash_update(RP_DICT_HASH_INIT, tag, sizeof(tag) - 1), dictionary_version));
 }
 
 /* JSON numbers cannot be NaN or infinite: those become null. */

@@ -44,6 +44,11 @@ size_t rp_utf8_copy(char *dst, size_t size, const char *src);
 int rp_value_scale(double v, int decimals, int64_t *out);
 double rp_value_unscale(int64_t scaled, int decimals);
 
+/* The wire decimals a value multiplied by `scale` needs: the fewest digits
+ * d (0..9) for which |scale| is a d-digit decimal to within 1e-9 (0.1 -> 1,
+ * 0.025 -> 3, 10 -> 0, 1.23456789 -> 8; 9 at most). */
+int rp_scale_decimals(double scale);
+
 /* The series definition with `id` in the frame's dictionary, or NULL. */
 const Rackpulse__V1__SeriesDef *rp_frame_find_series(const rp_frame *f, uint32_t id);
 
@@ -67,7 +72,7 @@ json_t *rp_frame_to_json(const rp_frame *f, const rp_frame *dict);
  *     h = rp_dict_hash_series(h, id, name, unit, device, decimals, nlabels);
  *     for each label: h = rp_dict_hash_label(h, key, value);
  *   hash = rp_dict_hash_final(h); */
-#define RP_DICT_HASH_INIT 0xcbf29ce484222325ull /* the FNV-1a 64 offset basis */
+#define RP_DICT_HASH_INIT 0xcbf29ce484222325ull /* RP_HASH_INIT: the FNV-1a 64 offset basis */
 uint64_t rp_dict_hash_series(uint64_t h, uint32_t id, const char *name, const char *unit,
                              const char *device, int decimals, size_t nlabels);
 uint64_t rp_dict_hash_label(uint64_t h, const char *key, const char *value);

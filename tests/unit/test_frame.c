@@ -733,14 +733,40 @@ static void test_now_ms(void **state) {
   assert_true(b >= a && b - a < 1000);
 }
 
+/* The decimals a scale needs. The tolerance is relative to the digit
+ * tried: an exact 8-digit scale is 8 (an absolute 1e-9 made it 9, as
+ * 1.23456789e8 is not an integer to within 1e-9 in doubles). */
+static void test_scale_decimals(void **state) {
+  (void)state;
+  static const struct {
+    double scale;
+    int want;
+  } cases[] = {
+      {0.01, 2}, {10, 0},      {0.001, 3}, {1, 0},          {0.5, 1},         {0.1, 1},
+      {0.3, 1},  {0.025, 3},   {-0.05, 2}, {0.000123, 6},   {1234.5678, 4},   {1.23456789, 8},
+      {0, 0},    {1.0 / 3, 9}, {1e6, 0},   {12345678.9, 1}, {0.123456785, 9}, {0.0125, 4},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+    if (rp_scale_decimals(cases[i].scale) != cases[i].want)
+      fail_msg("scale %.17g: %d decimals, want %d", cases[i].scale,
+               rp_scale_decimals(cases[i].scale), cases[i].want);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_scale_known_answers),  cmocka_unit_test(test_scale_round_trip),
-      cmocka_unit_test(test_scale_half_way),       cmocka_unit_test(test_scale_range_errors),
-      cmocka_unit_test(test_decode_valid),         cmocka_unit_test(test_decode_garbage),
-      cmocka_unit_test(test_decode_truncated),     cmocka_unit_test(test_decode_rules),
-      cmocka_unit_test(test_decode_oversized),     cmocka_unit_test(test_to_json),
-      cmocka_unit_test(test_to_json_large_uint32), cmocka_unit_test(test_now_ms),
+      cmocka_unit_test(test_scale_decimals),
+      cmocka_unit_test(test_scale_known_answers),
+      cmocka_unit_test(test_scale_round_trip),
+      cmocka_unit_test(test_scale_half_way),
+      cmocka_unit_test(test_scale_range_errors),
+      cmocka_unit_test(test_decode_valid),
+      cmocka_unit_test(test_decode_garbage),
+      cmocka_unit_test(test_decode_truncated),
+      cmocka_unit_test(test_decode_rules),
+      cmocka_unit_test(test_decode_oversized),
+      cmocka_unit_test(test_to_json),
+      cmocka_unit_test(test_to_json_large_uint32),
+      cmocka_unit_test(test_now_ms),
       cmocka_unit_test(test_dictionary_hash),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
