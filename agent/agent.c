@@ -14,6 +14,7 @@
 #include "agent.h"
 #include "frames.h"
 #include "delivery.h"
+#include "rackpulse/clock.h"
 #include "rackpulse/frame.h"
 #include "rackpulse/log.h"
 
@@ -27,9 +28,6 @@ static void collect_health(struct rp_agent *a, struct rp_agent_health *h) {
   h->frames_failed += a->frames_failed;
   h->scrapes_late = a->scrapes_late;
 }
-
-/* Milliseconds on the monotonic clock: windows and input freshness. */
-static int64_t mono_ms(void) { return (int64_t)(uv_hrtime() / 1000000); }
 
 /* Evaluates the derived series and adds them to the pending samples (one
  * block at Unix time `now`), feeding their window statistics like any other
@@ -63,7 +61,7 @@ static void add_derived(struct rp_agent *a, int64_t now, int64_t mono) {
 static int build_frame(struct rp_agent *a, uint64_t seq, uint8_t **buf, size_t *len) {
   struct rp_agent_health health;
   collect_health(a, &health);
-  int64_t now = rp_now_ms(), mono = mono_ms();
+  int64_t now = rp_now_ms(), mono = (int64_t)rp_mono_ms(); /* windows: monotonic */
   add_derived(a, now, mono);
   Rackpulse__V1__WindowStats **stats;
   size_t nstats = rp_edge_window_stats(a->edge, now, mono, &stats);
@@ -72,6 +70,7 @@ static int build_frame(struct rp_agent *a, uint64_t seq, uint8_t **buf, size_t *
   struct rp_frame_meta meta = {
       .agent_id = a->cfg.agent.id,
       .rack_id = a->cfg.agent.rack,
+      .incarnation = a->delivery != NULL ? rp_delivery_incarnation(a->delivery) : 0,
       .seq = seq,
       .ts_ms = now,
       .interval_ms = a->cfg.agent.interval_ms,
@@ -242,4 +241,5 @@ void rp_agent_close(struct rp_agent *a) {
   rp_edge_free(a->edge);
   rp_series_table_free(&a->series);
   rp_agent_config_free(&a->cfg);
+  rp_collectors_free_state(a);
 }
