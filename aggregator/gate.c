@@ -516,7 +516,12 @@ static void alarms_check(struct eval *e) {
     size_t used = strlen(reason);
     snprintf(reason + used, sizeof(reason) - used, "%s%s (fails closed)", used ? "; " : "", a.bad);
   }
-  report(e, "alarms", (double)a.n, NAN, 0, "count", a.n == 0 && a.bad[0] == '\0', reason);
+  /* Without an active alarm, a silent member is missing evidence, not an
+   * alarm: the check fails with no observed value, so it denies admission
+   * but raises no automatic evacuate flag (events.c). A Kafka outage must
+   * not flag every rack of a site for evacuation. */
+  double observed = a.n == 0 && a.bad[0] != '\0' ? NAN : (double)a.n;
+  report(e, "alarms", observed, NAN, 0, "count", a.n == 0 && a.bad[0] == '\0', reason);
 }
 
 /* Power headroom = breaker × derating − max(stat draw, current draw)

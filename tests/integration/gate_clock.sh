@@ -8,6 +8,8 @@
 #  2. The agent is killed while ahead: its last frame's time lies a minute in
 #     the future, yet telemetry_fresh and supply_temp go stale by the
 #     aggregator's receive time within the staleness limit (not 65 s later).
+#  3. The same agent (same state directory) restarted 60 s behind: the gate
+#     denies on clock_skew saying the frames arrive late for their time.
 source "$(dirname "$0")/lib.sh"
 
 command -v faketime >/dev/null || fail "faketime is not installed (tools/deps.sh)"
@@ -17,17 +19,22 @@ start_cdu "$CDU" --no-drift
 cdu_set "$CDU" '{"supply_temp": 31.0, "return_temp": 41.0, "flow": 110.0}'
 write_agent_config "$WORK/agent.yaml" rck "$CDU"
 STALENESS=5s start_aggregator
-# Under the sanitizer build, libfaketime is preloaded before the ASan runtime.
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
-  FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f +60s \
-  "$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent.yaml" >"$WORK/agent.out" 2>"$WORK/agent.log" &
-FAKETIME_PID=$!
-PIDS+=("$FAKETIME_PID")
-# faketime runs the agent as its child.
-wait_for 10 pgrep -P "$FAKETIME_PID" \
-  || fail "the agent did not start under faketime: $(tail -3 "$WORK/agent.log")"
-AGENT_PID=$(pgrep -P "$FAKETIME_PID")
-PIDS+=("$AGENT_PID")
+# start_skewed_agent OFFSET: the agent under faketime (e.g. +60s, -60s);
+# sets AGENT_PID. Under the sanitizer build, libfaketime is preloaded before
+# the ASan runtime.
+start_skewed_agent() {
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+    FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f "$1" \
+    "$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent.yaml" >>"$WORK/agent.out" 2>>"$WORK/agent.log" &
+  local faketime_pid=$!
+  PIDS+=("$faketime_pid")
+  # faketime runs the agent as its child.
+  wait_for 10 pgrep -P "$faketime_pid" \
+    || fail "the agent did not start under faketime $1: $(tail -3 "$WORK/agent.log")"
+  AGENT_PID=$(pgrep -P "$faketime_pid")
+  PIDS+=("$AGENT_PID")
+}
+start_skewed_agent +60s
 
 cat >"$WORK/poll.py" <<'PYEOF'
 import json, sys, time, urllib.request
@@ -82,3 +89,18 @@ PYEOF
 # Trusting the frame time alone, they would read fresh for 60 + 5 s.
 [ $((t1 - t0)) -le 30 ] || fail "stale only $((t1 - t0)) s after the agent died"
 pass "agent killed while 60 s ahead: stale by receive time after $((t1 - t0)) s"
+
+# --- 3 ----------------------------------------------------------------------
+start_skewed_agent -60s
+poll 60 'not c["clock_skew"]["pass"] and "behind" in c["clock_skew"].get("reason", "")' \
+  "$WORK/behind.json" || fail "no clock_skew denial for an agent 60 s behind"
+$PY - "$WORK/behind.json" <<'PYEOF' || fail "behind denial is wrong: $(cat "$WORK/behind.json")"
+import json, sys
+g = json.load(open(sys.argv[1]))
+c = {x["name"]: x for x in g["checks"]}
+k = c["clock_skew"]
+assert g["decision"] == "deny", g
+assert 55 < abs(k["observed"]) < 65, k
+assert "agent agent-rck's frames are received" in k["reason"], k
+PYEOF
+pass "agent 60 s behind: the gate denies on clock_skew (frames received late for their time)"
