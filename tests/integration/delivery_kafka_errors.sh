@@ -1,0 +1,37 @@
+#!/bin/bash
+# Kafka refusing the agent's topic for a while (every Produce request fails
+# with TOPIC_AUTHORIZATION_FAILED, pushed by the dev broker) is an outage,
+# not a reason to drop: after the error clears the topic holds every
+# sequence number once, in order, nothing dropped or rejected; the frames
+# built meanwhile carry the error in their health, the newest one no more;
+# the log says it once when it starts and once when it ends.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/delivery_lib.sh"
+ERROR_SECONDS=${ERROR_SECONDS:-8}
+
+start_control_broker
+CDU=$(free_port)
+start_cdu "$CDU"
+write_agent_config "$WORK/agent.yaml" r5 "$CDU"
+start_agent "$WORK/agent.yaml"
+wait_for 30 sh -c "[ \$(kcat -C -b $BOOTSTRAP -t rackpulse.frames -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l) -ge 3 ]" \
+  || fail "no frames before the error"
+
+broker_control "produce_errors TOPIC_AUTHORIZATION_FAILED 1000000"
+wait_for 30 grep -q "kafka: .*TOPIC_AUTHORIZATION_FAILED" "$WORK/agent.log" \
+  || fail "the authorization error was not logged"
+sleep "$ERROR_SECONDS"
+broker_control "clear_errors"
+cleared_at=$(date +%s%3N)
+wait_for 60 drained "$cleared_at" || fail "the spool never drained after the error cleared: depth $(agent_health spool_depth)"
+wait_for 30 grep -q "kafka: delivering again" "$WORK/agent.log" || fail "recovery was not logged"
+
+check_seqs agent-r5 "authorization error ${ERROR_SECONDS}s"
+[ "$(agent_health frames_dropped)" -eq 0 ] || fail "frames dropped"
+[ "$(agent_health frames_rejected)" -eq 0 ] || fail "frames counted as rejected by Kafka"
+all_health kafka_error >"$WORK/errors.txt"
+grep -q "TOPIC_AUTHORIZATION_FAILED" "$WORK/errors.txt" || fail "no frame's health showed the error: $(sort -u "$WORK/errors.txt" | tr '\n' '|')"
+[ -z "$(tail -1 "$WORK/errors.txt")" ] || fail "the newest frame still shows an error: $(tail -1 "$WORK/errors.txt")"
+starts=$(grep -c "frames stay in the spool and are sent again" "$WORK/agent.log" || true)
+[ "$starts" -eq 1 ] || fail "the error episode was logged $starts times, not once"
+pass "authorization error for ${ERROR_SECONDS}s: every frame arrived once, in order; health showed it ($(grep -c TOPIC_AUTH "$WORK/errors.txt") frame(s)) and cleared"
