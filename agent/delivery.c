@@ -86,12 +86,15 @@ static void on_write(uv_work_t *w) {
   rp_spool_write(d->spool, d->writing);
 }
 
-/* The error Kafka gives now: logged when it starts or changes, shown in the
- * health until a frame is delivered again. */
-static void kafka_error_set(struct rp_delivery *d, const char *what) {
+/* The error Kafka gives now: logged when it starts or changes (unless the
+ * caller has logged it), shown in the health until a frame is delivered
+ * again. */
+static void kafka_error_note(struct rp_delivery *d, const char *what, bool logged) {
   if (strcmp(d->kafka_error, what) == 0)
     return;
-  if (d->kafka_error[0] == '\0')
+  if (logged)
+    ;
+  else if (d->kafka_error[0] == '\0')
     rp_error("delivery",
              "kafka: %s: frames stay in the spool and are sent again, oldest first, "
              "when Kafka takes them",
@@ -99,6 +102,10 @@ static void kafka_error_set(struct rp_delivery *d, const char *what) {
   else
     rp_warn("delivery", "kafka: now %s (frames still kept)", what);
   snprintf(d->kafka_error, sizeof(d->kafka_error), "%s", what);
+}
+
+static void kafka_error_set(struct rp_delivery *d, const char *what) {
+  kafka_error_note(d, what, false);
 }
 
 static void on_retry(uv_timer_t *t);
@@ -123,8 +130,11 @@ static void start_recreate(struct rp_delivery *d, const char *reason) {
     return;
   char what[256];
   snprintf(what, sizeof(what), "fatal producer error: %s", reason);
-  rp_error("delivery", "kafka: fatal producer error: %s: recreating the producer", reason);
-  kafka_error_set(d, what);
+  rp_error("delivery",
+           "kafka: fatal producer error: %s: recreating the producer; frames stay in the spool "
+           "and are sent again, oldest first",
+           reason);
+  kafka_error_note(d, what, true);
   d->recreate = true;
   rp_pub_purge(d->pub);
   back_off(d);
