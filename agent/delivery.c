@@ -443,8 +443,10 @@ static void on_kafka_error(void *ctx, const char *reason, bool fatal) {
     start_recreate(d, reason);
     return;
   }
+  /* librdkafka repeats these (with counts of suppressed ones): logged when
+   * frames start waiting on them, then only kept up to date. */
   if (d->in_flight > 0 || d->rewind)
-    kafka_error_set(d, reason);
+    kafka_error_note(d, reason, d->kafka_error[0] != '\0');
   else
     rp_warn("delivery", "kafka: %s", reason);
 }
