@@ -26,12 +26,19 @@ wait_for 30 sh -c "[ \$(kcat -C -b $BOOTSTRAP -t rackpulse.frames -o beginning -
 
 broker_down
 dd if=/dev/zero of="$MNT/filler" bs=16k 2>/dev/null || true # until ENOSPC
-wait_for 60 grep -q "spool $MNT/state/spool cannot be written: "  "$WORK/agent.log" \
-  || fail "no loud log line for the spool that cannot be written"
-sleep 3 # a few frames held in memory only
+wait_for 60 grep -q "spool write of " "$WORK/agent.log" \
+  || fail "the spool never hit the full disk"
+sleep 3 # a few more frames that cannot be spooled
 broker_up
+up_at=$(date +%s%3N)
+# While the disk is still full, every frame reaches Kafka, in order.
+fresh() { [ "$(agent_health ts_ms)" -gt $(( up_at + 3000 )) ]; }
+wait_for 60 fresh || fail "no new frame on the topic after Kafka returned"
+check_seqs agent-r8 "disk still full"
+grep -q "spool $MNT/state/spool cannot be written: " "$WORK/agent.log" \
+  || fail "no loud log line for the spool that cannot be written"
 degraded_seen() { [ "$(all_health spool_degraded | grep -c true)" -gt 0 ]; }
-wait_for 60 degraded_seen || fail "no delivered frame says spool_degraded"
+degraded_seen || fail "no delivered frame says spool_degraded"
 rm -f "$MNT/filler"
 wait_for 60 grep -q "spool $MNT/state/spool written again: back to write-ahead" "$WORK/agent.log" \
   || fail "the spool did not recover once space returned"
