@@ -68,6 +68,7 @@ static int build_frame(struct rp_agent *a, uint64_t seq, uint8_t **buf, size_t *
   struct rp_frame_meta meta = {
       .agent_id = a->cfg.agent.id,
       .rack_id = a->cfg.agent.rack,
+      .incarnation = a->delivery != NULL ? rp_delivery_incarnation(a->delivery) : 0,
       .seq = seq,
       .ts_ms = now,
       .interval_ms = a->cfg.agent.interval_ms,
@@ -238,4 +239,5 @@ void rp_agent_close(struct rp_agent *a) {
   rp_edge_free(a->edge);
   rp_series_table_free(&a->series);
   rp_agent_config_free(&a->cfg);
+  rp_collectors_free_state(a);
 }

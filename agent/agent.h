@@ -86,6 +86,9 @@ struct rp_agent {
   uint64_t frames_since_dict;
   uint64_t frames_produced, frames_failed;
   uint64_t scrapes_late;
+  /* Each collector's shared state, by its index in rp_collectors[]
+   * (rp_collector_state(), collectors.c). */
+  void *collector_state[RP_COLLECTORS_MAX];
 };
 
 /* agent.c. rp_agent_start() takes a->cfg (loaded) and a->once as set by the

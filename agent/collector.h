@@ -67,6 +67,10 @@ struct rp_collector {
   /* True when two targets of this collector have the same configuration
    * (a reload keeps the running one). NULL: never equal, always replace. */
   bool (*same_config)(const struct rp_target *a, const struct rp_target *b);
+  /* Frees the collector's shared state (see rp_collector_state()); called
+   * by rp_agent_close() after every target was destroyed. NULL: the
+   * collector keeps no shared state. */
+  void (*free_state)(void *state);
 };
 
 struct rp_target {
@@ -94,6 +98,19 @@ struct rp_target {
 
 /* Reports the end of a scrape (loop thread only). */
 void rp_target_done(struct rp_target *t, const struct rp_scrape_result *r);
+
+/* Per-collector state. A target's own state is t->priv; what the targets
+ * of one collector share within one agent (IPMI: the limit on ipmitool
+ * children working at once, and the BMCs to end together at shutdown) goes
+ * in the agent's slot for that collector, never in a file-scope variable.
+ * rp_collector_state() returns the slot: NULL until the collector stores
+ * its state there, from scrape() or later (create() runs while a
+ * configuration is loaded, before the target has an agent), and freed by
+ * the collector's free_state() in rp_agent_close(). Loop thread only. */
+#define RP_COLLECTORS_MAX 8
+void **rp_collector_state(struct rp_agent *a, const struct rp_collector *c); /* NULL: c unlisted */
+/* rp_agent_close(): each collector's free_state() on its non-NULL slot. */
+void rp_collectors_free_state(struct rp_agent *a);
 
 /* The collectors this build has, NULL-terminated (collectors.c). */
 extern const struct rp_collector *const rp_collectors[];

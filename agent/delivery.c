@@ -477,6 +477,10 @@ int rp_delivery_new(uv_loop_t *loop, const struct rp_agent_config *cfg, struct r
     return rc;
   }
   d->next_seq = rp_spool_stored_next_seq(d->spool);
+  rp_info("delivery", "incarnation %016" PRIx64 " (%s), next sequence number %" PRIu64,
+          rp_spool_incarnation(d->spool),
+          rp_spool_incarnation_is_new(d->spool) ? "new: created with this spool" : "from the spool",
+          d->next_seq);
   rc = rp_pub_new(loop, cfg, on_delivered, on_kafka_error, d, &d->pub, err, errlen);
   if (rc != 0) {
     rp_spool_close(d->spool);
@@ -499,6 +503,10 @@ int rp_delivery_new(uv_loop_t *loop, const struct rp_agent_config *cfg, struct r
 }
 
 uint64_t rp_delivery_take_seq(struct rp_delivery *d) { return d->next_seq++; }
+
+uint64_t rp_delivery_incarnation(const struct rp_delivery *d) {
+  return rp_spool_incarnation(d->spool);
+}
 
 void rp_delivery_submit(struct rp_delivery *d, uint64_t seq, uint8_t *buf, size_t len) {
   if (rp_spool_batch_add_frame(d->filling, seq, buf, len) != 0) {

@@ -26,6 +26,9 @@ int rp_delivery_new(uv_loop_t *loop, const struct rp_agent_config *cfg, struct r
  * restarts (it is persisted with each spooled frame). */
 uint64_t rp_delivery_take_seq(struct rp_delivery *d);
 
+/* The agent's incarnation, kept with the spool (see rp_spool_incarnation()). */
+uint64_t rp_delivery_incarnation(const struct rp_delivery *d);
+
 /* Takes ownership of frame `seq` (malloc'd buf) and queues it for the spool. */
 void rp_delivery_submit(struct rp_delivery *d, uint64_t seq, uint8_t *buf, size_t len);
 

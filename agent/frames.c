@@ -106,7 +106,7 @@ int rp_builder_add_status(struct rp_frame_builder *b, uint32_t series, int statu
  * table and the targets: nothing is copied, everything lives until packing
  * is done. */
 int rp_builder_build(struct rp_frame_builder *b, const struct rp_frame_meta *meta,
-                     const struct rp_series_table *series, struct rp_target *const *targets,
+                     struct rp_series_table *series, struct rp_target *const *targets,
                      size_t ntargets, const struct rp_agent_health *health, uint8_t **buf,
                      size_t *len) {
   int rc = -ENOMEM;
@@ -199,7 +199,9 @@ int rp_builder_build(struct rp_frame_builder *b, const struct rp_frame_meta *met
   f.seq = meta->seq;
   f.ts_ms = meta->ts_ms;
   f.interval_ms = meta->interval_ms;
-  f.dictionary_version = series->version;
+  f.incarnation = meta->incarnation;
+  f.dictionary_version = series->version; /* informational (deprecated) */
+  f.dictionary_hash = rp_series_table_hash(series);
   f.dictionary = def_ptrs;
   f.n_dictionary = ndict;
   f.samples = block_ptrs;

@@ -41,6 +41,7 @@ int rp_builder_add_status(struct rp_frame_builder *b, uint32_t series, int statu
 
 struct rp_frame_meta {
   const char *agent_id, *rack_id;
+  uint64_t incarnation; /* of the agent's spool; 0 without one (--once) */
   uint64_t seq;
   int64_t ts_ms, interval_ms;
   bool with_dictionary;
@@ -48,11 +49,12 @@ struct rp_frame_meta {
   size_t nstats;
 };
 
-/* Packs the pending samples, the dictionary (when meta->with_dictionary),
+/* Packs the pending samples, the dictionary (when meta->with_dictionary) and
+ * its content hash (always: rp_series_table_hash()),
  * the targets' health and `health` into a Frame, then empties the builder.
  * Returns 0 with *buf (malloc'd, the caller frees it) and *len, or -ENOMEM. */
 int rp_builder_build(struct rp_frame_builder *b, const struct rp_frame_meta *meta,
-                     const struct rp_series_table *series, struct rp_target *const *targets,
+                     struct rp_series_table *series, struct rp_target *const *targets,
                      size_t ntargets, const struct rp_agent_health *health, uint8_t **buf,
                      size_t *len);
 

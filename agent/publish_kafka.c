@@ -21,6 +21,7 @@
 
 #include "agent.h"
 #include "publish.h"
+#include "rackpulse/clock.h"
 #include "rackpulse/log.h"
 #include "rackpulse/secret.h"
 
@@ -44,8 +45,6 @@ struct msg_meta {
   uint64_t seq;
   uint64_t produced_ms; /* monotonic */
 };
-
-static uint64_t mono_ms(void) { return uv_hrtime() / 1000000; }
 
 /* Errors by which Kafka refuses the frame itself: sending the same frame
  * again cannot succeed. Every other error (unknown topic, authorization,
@@ -76,7 +75,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
              rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(m->err));
   } else {
     p->stats.delivered++;
-    p->stats.last_latency_ms = (uint32_t)(mono_ms() - meta->produced_ms);
+    p->stats.last_latency_ms = (uint32_t)(rp_mono_ms() - meta->produced_ms);
   }
   char reason[256];
   snprintf(reason, sizeof(reason), "%s (%s)", rd_kafka_err2str(m->err), rd_kafka_err2name(m->err));
@@ -249,7 +248,7 @@ enum rp_pub_result rp_pub_send(struct rp_publisher *p, const char *key, uint64_t
     snprintf(err, errlen, "out of memory");
     return RP_PUB_RETRY;
   }
-  *meta = (struct msg_meta){seq, mono_ms()};
+  *meta = (struct msg_meta){seq, rp_mono_ms()};
   /* The sequence number and agent also travel as headers, so a consumer can
    * count and de-duplicate without decoding the frame. */
   char seq_text[24];

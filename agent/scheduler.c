@@ -10,13 +10,12 @@
 
 #include "agent.h"
 #include "frames.h"
+#include "rackpulse/clock.h"
 #include "rackpulse/frame.h"
 #include "rackpulse/log.h"
 
 #define BACKOFF_AFTER 3 /* consecutive failures before backing off */
 #define BACKOFF_MAX_MS 60000
-
-static uint64_t mono_ms(void) { return uv_hrtime() / 1000000; }
 
 /* Ticks to skip after `failures` consecutive failures. */
 static unsigned backoff_ticks(const struct rp_target *t) {
@@ -35,7 +34,7 @@ static unsigned backoff_ticks(const struct rp_target *t) {
 static void start_scrape(struct rp_target *t) {
   t->busy = true;
   t->started_ms = rp_now_ms();
-  t->started_mono_ms = mono_ms();
+  t->started_mono_ms = rp_mono_ms();
   int rc = t->collector->scrape(t);
   if (rc != 0) {
     char msg[128];
@@ -133,7 +132,7 @@ void rp_target_done(struct rp_target *t, const struct rp_scrape_result *r) {
     return;
   }
   t->scrapes++;
-  t->scrape_ms = (uint32_t)(mono_ms() - t->started_mono_ms);
+  t->scrape_ms = (uint32_t)(rp_mono_ms() - t->started_mono_ms);
   if (r->ok) {
     log_outcome(t, r, was_up);
     t->up = true;

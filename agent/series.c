@@ -6,14 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t hash_key(const char *s) {
-  uint64_t h = 1469598103934665603ull; /* FNV-1a */
-  for (; *s; s++) {
-    h ^= (unsigned char)*s;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
+#include "rackpulse/frame.h"
+#include "rackpulse/hash.h"
 
 int rp_series_table_init(struct rp_series_table *t, size_t max) {
   memset(t, 0, sizeof(*t));
@@ -103,7 +97,7 @@ int rp_series_lookup(struct rp_series_table *t, const char *device, const struct
   if (build_key(key, sizeof(key), device, r) < 0)
     return -ENAMETOOLONG;
   size_t mask = t->index_cap - 1;
-  size_t slot = (size_t)hash_key(key) & mask;
+  size_t slot = (size_t)rp_hash_str(key) & mask;
   for (;; slot = (slot + 1) & mask) {
     uint32_t at = t->index[slot];
     if (at == 0)
@@ -121,4 +115,20 @@ int rp_series_lookup(struct rp_series_table *t, const char *device, const struct
   t->index[slot] = (uint32_t)t->count;
   *id = (uint32_t)(t->count - 1);
   return 0;
+}
+
+uint64_t rp_series_table_hash(struct rp_series_table *t) {
+  if (t->hashed && t->hash_version == t->version)
+    return t->hash;
+  uint64_t h = RP_DICT_HASH_INIT;
+  for (size_t i = 0; i < t->count; i++) { /* entries[i].id == i: id order */
+    const struct rp_series *s = &t->entries[i];
+    h = rp_dict_hash_series(h, s->id, s->name, s->unit, s->device, s->decimals, s->nlabels);
+    for (size_t j = 0; j < s->nlabels; j++)
+      h = rp_dict_hash_label(h, s->label_keys[j], s->label_values[j]);
+  }
+  t->hash = rp_dict_hash_final(h);
+  t->hash_version = t->version;
+  t->hashed = true;
+  return t->hash;
 }

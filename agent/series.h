@@ -5,6 +5,7 @@
 #ifndef RACKPULSE_SERIES_H
 #define RACKPULSE_SERIES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,9 @@ struct rp_series_table {
   uint32_t *index; /* open addressing: id + 1, 0 = empty */
   size_t index_cap;
   uint32_t version; /* bumped whenever a series is added */
+  uint64_t hash;    /* content hash of the table at hash_version */
+  uint32_t hash_version;
+  bool hashed; /* hash is valid for hash_version */
 };
 
 /* Prepares an empty table that holds at most `max` series. Returns 0 or
@@ -37,5 +41,10 @@ void rp_series_table_free(struct rp_series_table *t);
  * and *id, -ENOSPC when the table is full, or -ENOMEM. */
 int rp_series_lookup(struct rp_series_table *t, const char *device, const struct rp_reading *r,
                      uint32_t *id);
+
+/* The content hash of the whole table (rp_dict_hash_series() in
+ * rackpulse/frame.h: ids, names, units, labels, devices, decimals), the
+ * dictionary's identity on the wire. Computed once per change. */
+uint64_t rp_series_table_hash(struct rp_series_table *t);
 
 #endif

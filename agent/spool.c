@@ -1,6 +1,7 @@
 /* The agent's on-disk spool (see spool.h), in LMDB:
  *   frames  seq (8 bytes, big-endian: keys sort by seq) -> packed Frame
- *   meta    "next_seq", "dropped", "frames", "bytes"    -> uint64
+ *   meta    "next_seq", "dropped", "frames", "bytes",
+ *           "incarnation"                               -> uint64
  * Every write is one transaction whose commit is the one sync of its batch. */
 #include "spool.h"
 
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 struct rp_spool {
@@ -18,6 +20,8 @@ struct rp_spool {
   MDB_dbi frames, meta;
   struct rp_spool_limits lim;
   uint64_t next_seq_at_open;
+  uint64_t incarnation;
+  bool new_incarnation;
   _Atomic uint64_t nframes, nbytes, dropped;
 };
 
@@ -45,6 +49,21 @@ static uint64_t meta_get(MDB_txn *txn, MDB_dbi dbi, const char *name) {
 static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t value) {
   MDB_val k = {strlen(name), (void *)name}, v = {sizeof(value), &value};
   return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* A random, nonzero incarnation from the kernel's generator. Returns 0 or a
+ * negative errno. */
+static int random_incarnation(uint64_t *out) {
+  uint64_t v = 0;
+  while (v == 0) {
+    ssize_t n = getrandom(&v, sizeof(v), 0);
+    if (n < 0 && errno != EINTR)
+      return -errno;
+    if (n != (ssize_t)sizeof(v))
+      v = 0;
+  }
+  *out = v;
+  return 0;
 }
 
 int rp_spool_open(const char *dir, const struct rp_spool_limits *lim, struct rp_spool **out,
@@ -78,6 +97,23 @@ int rp_spool_open(const char *dir, const struct rp_spool_limits *lim, struct rp_
   atomic_store(&s->nframes, meta_get(txn, s->meta, "frames"));
   atomic_store(&s->nbytes, meta_get(txn, s->meta, "bytes"));
   atomic_store(&s->dropped, meta_get(txn, s->meta, "dropped"));
+  /* The incarnation is born with the spool (or, for a spool written before
+   * incarnations existed, at its first open by this version) and lives as
+   * long as it does: a wiped state directory makes a new one. */
+  s->incarnation = meta_get(txn, s->meta, "incarnation");
+  if (s->incarnation == 0) {
+    int r = random_incarnation(&s->incarnation);
+    if (r != 0) {
+      mdb_txn_abort(txn);
+      mdb_env_close(s->env);
+      snprintf(err, errlen, "spool %s: getrandom for the agent incarnation: %s", dir, strerror(-r));
+      free(s);
+      return r;
+    }
+    s->new_incarnation = true;
+    if ((rc = meta_put(txn, s->meta, "incarnation", s->incarnation)) != 0)
+      goto fail_txn;
+  }
   if ((rc = mdb_txn_commit(txn)) != 0)
     goto fail_env;
   *out = s;
@@ -100,6 +136,8 @@ void rp_spool_close(struct rp_spool *s) {
 }
 
 uint64_t rp_spool_stored_next_seq(const struct rp_spool *s) { return s->next_seq_at_open; }
+uint64_t rp_spool_incarnation(const struct rp_spool *s) { return s->incarnation; }
+bool rp_spool_incarnation_is_new(const struct rp_spool *s) { return s->new_incarnation; }
 uint64_t rp_spool_dropped_total(const struct rp_spool *s) { return atomic_load(&s->dropped); }
 
 void rp_spool_depth(struct rp_spool *s, uint64_t *frames, uint64_t *bytes) {

@@ -14,6 +14,7 @@
 #ifndef RACKPULSE_SPOOL_H
 #define RACKPULSE_SPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +58,11 @@ void rp_spool_close(struct rp_spool *s);
 
 /* The next sequence number stored (1 for a new spool). */
 uint64_t rp_spool_stored_next_seq(const struct rp_spool *s);
+/* The agent's incarnation: random and nonzero, created with the spool and
+ * persisted in it (frames name it; consumers de-duplicate per agent,
+ * incarnation and seq). True when this open created it. */
+uint64_t rp_spool_incarnation(const struct rp_spool *s);
+bool rp_spool_incarnation_is_new(const struct rp_spool *s);
 /* Frames dropped for the bound since the spool was created (persisted). */
 uint64_t rp_spool_dropped_total(const struct rp_spool *s);
 

@@ -52,6 +52,7 @@ struct rp_aggregator_config {
   struct {
     int64_t max_age_ms;
     int64_t max_entries;
+    int64_t map_size_mb; /* the audit log's own LMDB map */
   } audit;
   char token_file[512]; /* bearer token for mutating endpoints */
   struct {

@@ -7,7 +7,7 @@
  *   policy: {file} or the built-in policy's {version, max_staleness,
  *           supply_temp_max, supply_temp_series}
  *   reservations: {unused_grace}
- *   audit:  {max_age, max_entries}
+ *   audit:  {max_age, max_entries, map_size_mb}
  *   log_level: info
  *
  * The tables below are the whole truth about accepted keys. */
@@ -76,7 +76,10 @@ static const struct rp_cfg_field audit_fields[] = {
     RP_CFG_NUM("max_age", RP_CFG_DURATION, C, audit.max_age_ms, "720h", 60, 31536000,
                "gate decisions older than this are pruned"),
     RP_CFG_NUM("max_entries", RP_CFG_INT, C, audit.max_entries, "1000000", 100, 1000000000,
-               "gate decisions kept at most"),
+               "gate decisions kept at most; past it the oldest are deleted first"),
+    RP_CFG_NUM("map_size_mb", RP_CFG_INT, C, audit.map_size_mb, "1024", 16, 1048576,
+               "the audit log's own LMDB map, MiB: when full the oldest decisions make room; "
+               "flags and reservations are kept apart and never share it"),
 };
 
 static const struct rp_cfg_field policy_fields[] = {

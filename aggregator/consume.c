@@ -18,9 +18,9 @@
 #include <librdkafka/rdkafka.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "aggregator.h"
+#include "rackpulse/clock.h"
 #include "rackpulse/log.h"
 
 /* A message held in the open batch. */
@@ -40,8 +40,6 @@ struct consumer {
   char err[512];
 };
 
-static uint64_t mono_us(void) { return uv_hrtime() / 1000; }
-
 static void release_batch(struct consumer *c) {
   for (size_t i = 0; i < c->n; i++) {
     rp_frame_free(c->held[i].f);
@@ -60,6 +58,25 @@ static void count_lag(struct rp_ingest_stats *st, int64_t lag_ms) {
   atomic_fetch_add(&st->lag_bucket[b], 1);
   atomic_fetch_add(&st->lag_count, 1);
   atomic_fetch_add(&st->lag_sum_ms, (uint64_t)lag_ms);
+}
+
+/* Says what applying a frame noticed about its agent's identity. Unknown
+ * dictionaries are counted, not logged: they are expected for a few frames
+ * after a consumer starts mid-stream. */
+static void log_events(const struct store_msg *m) {
+  const rp_frame *f = m->frame;
+  if (m->events & STORE_EV_NEW_INCARNATION)
+    rp_info("ingest",
+            "agent %s (rack %s): new incarnation %016" PRIx64 " from seq %" PRIu64
+            " (%s [%d] offset %" PRId64 "): its state was reset; accepted",
+            f->agent_id, f->rack_id, f->incarnation, f->seq, m->topic, (int)m->partition,
+            m->offset);
+  if (m->events & STORE_EV_BAD_DICTIONARY)
+    rp_warn("ingest",
+            "agent %s (rack %s): frame %" PRIu64 " (%s [%d] offset %" PRId64
+            "): its dictionary does not match its dictionary_hash %016" PRIx64 "; refused",
+            f->agent_id, f->rack_id, f->seq, m->topic, (int)m->partition, m->offset,
+            f->dictionary_hash);
 }
 
 /* Applies the held batch in one transaction, then counts what it did. */
@@ -89,6 +106,7 @@ static int flush_batch(struct consumer *c) {
     } else if (m->outcome == STORE_DUPLICATE) {
       atomic_fetch_add(&st->frames_duplicate, 1);
     } else {
+      log_events(m);
       uint64_t samples = 0;
       for (size_t j = 0; j < m->frame->n_samples; j++)
         samples += m->frame->samples[j]->n_series;
@@ -103,7 +121,7 @@ static int flush_batch(struct consumer *c) {
     atomic_store(&st->last_frame_ms, newest);
   atomic_fetch_add(&st->batches, 1);
   atomic_store(&st->last_batch_size, c->n);
-  atomic_store(&st->last_apply_us, mono_us() - c->batch_started_us);
+  atomic_store(&st->last_apply_us, rp_mono_us() - c->batch_started_us);
   release_batch(c);
   return 0;
 }
@@ -209,7 +227,7 @@ static int hold_message(struct consumer *c, rd_kafka_message_t *m) {
     c->cap = cap;
   }
   if (c->n == 0)
-    c->batch_started_us = mono_us();
+    c->batch_started_us = rp_mono_us();
   const char *topic = rd_kafka_topic_name(m->rkt);
   rp_frame *f = NULL;
   char why[256];
@@ -250,7 +268,7 @@ int rp_consume_run(struct rp_aggregator *a, char *err, size_t errlen) {
       }
     }
     if (c.n > 0 &&
-        (c.n >= (size_t)a->cfg.kafka.batch_max || mono_us() - c.batch_started_us >= wait_us)) {
+        (c.n >= (size_t)a->cfg.kafka.batch_max || rp_mono_us() - c.batch_started_us >= wait_us)) {
       /* The store refused the batch (map at its maximum, disk error): stop
        * rather than skip state. Nothing of it was applied; a restart reads
        * it again from the stored offsets. */

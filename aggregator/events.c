@@ -182,7 +182,8 @@ static void reconcile_rack(struct rp_aggregator *a, const char *rack, int64_t no
                   "observed", json_number_value(json_object_get(check, "observed")), "limit",
                   json_number_value(json_object_get(check, "limit")), "set_ms", (json_int_t)now,
                   "expires_ms", (json_int_t)INT64_MAX);
-    if (rp_ledger_flag_put(a->ledger, rack, flag, f) == 0) {
+    /* Never over a flag an operator set since `have` was read. */
+    if (rp_ledger_flag_put_new(a->ledger, rack, flag, f) == 0) {
       rp_warn("flags", "%s set on rack %s: %s %s", flag, rack,
               json_string_value(json_object_get(f, "check")), reason ? reason : "");
       rp_events_publish(a->events, f, true, version);
@@ -194,7 +195,8 @@ static void reconcile_rack(struct rp_aggregator *a, const char *rack, int64_t no
     if (!is_auto(c) || name == NULL || json_object_get(wanted, name) != NULL ||
         now - json_integer_value(json_object_get(c, "set_ms")) < a->cfg.flags.min_hold_ms)
       continue;
-    if (rp_ledger_flag_del(a->ledger, rack, name) == 0) {
+    /* Only the automatic flag as read, not one set again meanwhile. */
+    if (rp_ledger_flag_del_if(a->ledger, rack, name, c) == 0) {
       rp_info("flags", "%s cleared on rack %s", name, rack);
       rp_events_publish(a->events, c, false, version);
     }

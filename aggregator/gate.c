@@ -23,8 +23,14 @@ struct check_state {
   int64_t last_sample_ms; /* newest sample already counted */
 };
 
+/* Trip state of one rack under one set of limits: the rack's own (class
+ * "") or a class a request asked for by name. Each is allocated on its own
+ * and never moves or goes away before the gate does, so an evaluation may
+ * keep its pointer after state_lock is released; its fields are only read
+ * or written with state_lock held. */
 struct rack_state {
   char rack[RP_ID_MAX + 1];
+  char class_name[RP_ID_MAX + 1];
   struct check_state check[RP_CHECK_COUNT];
 };
 
@@ -42,7 +48,7 @@ struct rp_gate {
   pthread_rwlock_t policy_lock;
   struct rp_policy *policy;
   pthread_mutex_t state_lock;
-  struct rack_state *states; /* sorted by rack id */
+  struct rack_state **states; /* sorted by rack id, then class */
   size_t nstates, cap_states;
 };
 
@@ -63,6 +69,8 @@ void rp_gate_free(struct rp_gate *g) {
   rp_policy_free(g->policy);
   pthread_rwlock_destroy(&g->policy_lock);
   pthread_mutex_destroy(&g->state_lock);
+  for (size_t i = 0; i < g->nstates; i++)
+    free(g->states[i]);
   free(g->states);
   free(g);
 }
@@ -93,14 +101,21 @@ void rp_gate_with_policy(struct rp_gate *g, void (*fn)(void *ctx, const struct r
   pthread_rwlock_unlock(&g->policy_lock);
 }
 
-/* The state of `rack` (created on first use). Call with state_lock held. */
-static struct rack_state *rack_state(struct rp_gate *g, const char *rack) {
+static int state_cmp(const struct rack_state *st, const char *rack, const char *class_name) {
+  int c = strcmp(st->rack, rack);
+  return c != 0 ? c : strcmp(st->class_name, class_name);
+}
+
+/* The state of `rack` under `class_name` ("" for the rack's own limits),
+ * created on first use. Call with state_lock held. The array of pointers
+ * may move as racks are added; the states it points to never do. */
+static struct rack_state *rack_state(struct rp_gate *g, const char *rack, const char *class_name) {
   size_t lo = 0, hi = g->nstates;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
-    int c = strcmp(g->states[mid].rack, rack);
+    int c = state_cmp(g->states[mid], rack, class_name);
     if (c == 0)
-      return &g->states[mid];
+      return g->states[mid];
     if (c < 0)
       lo = mid + 1;
     else
@@ -108,17 +123,21 @@ static struct rack_state *rack_state(struct rp_gate *g, const char *rack) {
   }
   if (g->nstates == g->cap_states) {
     size_t cap = g->cap_states ? g->cap_states * 2 : 64;
-    struct rack_state *grown = realloc(g->states, cap * sizeof(*grown));
+    struct rack_state **grown = realloc(g->states, cap * sizeof(*grown));
     if (grown == NULL)
       return NULL;
     g->states = grown;
     g->cap_states = cap;
   }
+  struct rack_state *st = calloc(1, sizeof(*st));
+  if (st == NULL)
+    return NULL;
+  snprintf(st->rack, sizeof(st->rack), "%s", rack);
+  snprintf(st->class_name, sizeof(st->class_name), "%s", class_name);
   memmove(&g->states[lo + 1], &g->states[lo], (g->nstates - lo) * sizeof(*g->states));
-  memset(&g->states[lo], 0, sizeof(g->states[lo]));
-  snprintf(g->states[lo].rack, sizeof(g->states[lo].rack), "%s", rack);
+  g->states[lo] = st;
   g->nstates++;
-  return &g->states[lo];
+  return st;
 }
 
 /* ---- reading values ---- */
@@ -516,8 +535,26 @@ json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *l
              g->policy->version);
     return NULL;
   }
+  /* An unauthenticated caller may tighten the rack's limits with a class,
+   * never loosen them. */
+  const char *cls = q->class_name != NULL ? q->class_name : "";
+  char looser[160];
+  if (cls[0] != '\0' && !q->trusted &&
+      !rp_policy_set_as_strict(e.set, e.meta != NULL ? &e.meta->set : &g->policy->defaults, looser,
+                               sizeof(looser))) {
+    pthread_rwlock_unlock(&g->policy_lock);
+    store_read_end(r);
+    *http_status = 403;
+    snprintf(err, errlen,
+             "class '%s' is looser than rack %s's own limits (%s); only an authenticated "
+             "caller may ask for it",
+             cls, q->rack, looser);
+    return NULL;
+  }
+  /* Trip state per rack and class: asking under another class neither
+   * resets nor advances the rack's own persistence and hysteresis. */
   pthread_mutex_lock(&g->state_lock);
-  e.state = rack_state(g, q->rack);
+  e.state = rack_state(g, q->rack, cls);
   pthread_mutex_unlock(&g->state_lock);
   e.checks = json_array();
   fresh_check(&e, &rk);

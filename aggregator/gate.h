@@ -7,7 +7,9 @@
  * inside its band, so one noisy reading does not flap a gate.
  *
  * Thread-safe: HTTP threads evaluate concurrently; the policy is swapped on
- * reload under a lock, and per-rack check state has its own lock. */
+ * reload under a lock, and per-rack check state has its own lock (states are
+ * allocated one by one and never move, so racks may be added while others
+ * are evaluated). */
 #ifndef RACKPULSE_GATE_H
 #define RACKPULSE_GATE_H
 
@@ -26,8 +28,11 @@ struct rp_gate_request {
   const char *rack;
   double kw;              /* power the work will add */
   const char *class_name; /* NULL: the rack's own limits */
-  const char *owner;      /* reservations of this owner do not count against it */
-  int64_t duration_ms;    /* how long the work runs (reservations overlapping it count) */
+  /* An authenticated caller may ask for any class; others only for one at
+   * least as strict as the rack's own (rp_policy_set_as_strict), else 403. */
+  bool trusted;
+  const char *owner;   /* reservations of this owner do not count against it */
+  int64_t duration_ms; /* how long the work runs (reservations overlapping it count) */
   /* Or an explicit window for the reservations that count (0, 0: now to
    * now + duration), as admission of a future reservation needs. */
   int64_t window_from_ms, window_to_ms;
@@ -50,7 +55,9 @@ void rp_gate_with_policy(struct rp_gate *g, void (*fn)(void *ctx, const struct r
                          void *ctx);
 
 /* Evaluates the gate. Returns the decision (new reference) or NULL with
- * *http_status (404 unknown rack, 400 unknown class, 503 store) and err. */
+ * *http_status (404 unknown rack, 400 unknown class, 403 a class looser
+ * than the rack's own asked by an untrusted caller, 503 store) and err.
+ * Trip state (persistence, hysteresis) is kept per rack and class. */
 json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *ledger,
                          const struct rp_gate_request *q, int64_t now_ms, int *http_status,
                          char *err, size_t errlen);

@@ -3,7 +3,9 @@
  *   GET    /v1/racks                          racks with freshness
  *   GET    /v1/racks/{rack}                   latest values, window stats, devices
  *   GET    /v1/racks/{rack}/gate?kw=N[&duration=30m][&class=gold][&owner=O]
- *                                             the deploy-gate decision (audited)
+ *                                             the deploy-gate decision (audited);
+ *                                             class: only one at least as strict as
+ *                                             the rack's own (403), any with [token]
  *   GET    /v1/placement?kw=N[&count=K][&pool=P][&class=C]   ranked racks
  *   GET    /v1/reservations[?rack=R][&owner=O]
  *   POST   /v1/reservations                   create (body: JSON)          [token]
@@ -32,12 +34,13 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aggregator.h"
 #include "gate.h"
 #include "ledger.h"
 #include "rackpulse/cfg.h"
+#include "rackpulse/clock.h"
+#include "rackpulse/hash.h"
 #include "rackpulse/log.h"
 #include "rackpulse/secret.h"
 #include "reservations.h"
@@ -80,12 +83,8 @@ static bool rate_allows(struct rp_http *h, const struct sockaddr *sa) {
     memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
   else if (sa->sa_family == AF_INET6)
     memcpy(addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-  uint32_t hash = 2166136261u;
-  for (size_t i = 0; i < 16; i++)
-    hash = (hash ^ addr[i]) * 16777619u;
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  uint64_t now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+  uint64_t hash = rp_hash_bytes(addr, sizeof(addr));
+  uint64_t now = rp_mono_us();
   pthread_mutex_lock(&h->rate_lock);
   struct rate_slot *s = &h->rate[hash % RATE_SLOTS];
   if (memcmp(s->addr, addr, 16) != 0 || s->last_us == 0) {
@@ -183,6 +182,32 @@ static void add_device(void *ctx, const char *device, const struct store_device 
                 (json_int_t)d->last_ok_ms, "reported_ms", (json_int_t)d->reported_ms));
 }
 
+/* The identity of the rack's agent: its incarnation and dictionary, and
+ * when the last frame's samples were skipped, why. 64-bit ids are 16 hex
+ * digits (JSON numbers lose bits past 2^53). */
+static json_t *agent_identity(const struct store_agent *ag) {
+  char inc[17], dict[17];
+  snprintf(inc, sizeof(inc), "%016llx", (unsigned long long)ag->incarnation);
+  snprintf(dict, sizeof(dict), "%016llx", (unsigned long long)ag->dicts[0]);
+  json_t *o =
+      json_pack("{s:s, s:I, s:I, s:I, s:s, s:I, s:I}", "incarnation", inc, "incarnation_since_ms",
+                (json_int_t)ag->incarnation_ms, "incarnations", (json_int_t)ag->incarnations,
+                "last_seq", (json_int_t)ag->last_seq, "dictionary", dict,
+                "unknown_dictionary_frames", (json_int_t)ag->unknown_dict_frames,
+                "bad_dictionary_frames", (json_int_t)ag->bad_dict_frames);
+  if (ag->last_unknown_dict_ms > ag->last_decoded_ms) {
+    char why[160];
+    snprintf(why, sizeof(why),
+             "samples skipped: dictionary %016llx not received yet (the agent resends its "
+             "dictionary every agent.dictionary_every frames)",
+             (unsigned long long)ag->last_unknown_dict);
+    json_object_set_new(o, "samples_skipped", json_string(why));
+  } else {
+    json_object_set_new(o, "samples_skipped", json_null());
+  }
+  return o;
+}
+
 static enum MHD_Result get_rack(struct rp_http *h, struct MHD_Connection *conn, const char *rack) {
   struct store_read *r;
   if (store_read_begin(h->a->store, &r) != 0)
@@ -196,14 +221,16 @@ static enum MHD_Result get_rack(struct rp_http *h, struct MHD_Connection *conn, 
   store_read_each_latest(r, rack, add_latest, series);
   store_read_each_stats(r, rack, add_stats, stats);
   store_read_each_device(r, rack, add_device, devices);
+  struct store_agent ag;
+  json_t *identity = store_read_agent(r, rk.agent, &ag) == 0 ? agent_identity(&ag) : json_null();
   store_read_end(r);
   int64_t now = rp_now_ms();
   return reply_json(conn, 200,
-                    json_pack("{s:s, s:s, s:I, s:I, s:f, s:o, s:o, s:o}", "rack", rack, "agent",
-                              rk.agent, "last_seq", (json_int_t)rk.last_seq, "last_frame_ms",
-                              (json_int_t)rk.last_frame_ms, "age_s",
+                    json_pack("{s:s, s:s, s:I, s:I, s:f, s:o, s:o, s:o, s:o}", "rack", rack,
+                              "agent", rk.agent, "last_seq", (json_int_t)rk.last_seq,
+                              "last_frame_ms", (json_int_t)rk.last_frame_ms, "age_s",
                               (double)(now - rk.last_frame_ms) / 1000.0, "series", series, "stats",
-                              stats, "devices", devices));
+                              stats, "devices", devices, "agent_identity", identity));
 }
 
 static void add_rack(void *ctx, const char *rack, const struct store_rack *rk) {
@@ -240,6 +267,9 @@ static const char *arg(struct MHD_Connection *conn, const char *name) {
 
 static bool valid_name(const char *s) { return s != NULL && rp_http_valid_id(s, strlen(s)); }
 
+static bool authorized(struct rp_http *h, struct MHD_Connection *conn, unsigned *status,
+                       const char **why);
+
 static enum MHD_Result get_gate(struct rp_http *h, struct MHD_Connection *conn, const char *rack) {
   double kw;
   if (rp_http_parse_kw(arg(conn, "kw"), &kw) != 0)
@@ -253,6 +283,15 @@ static enum MHD_Result get_gate(struct rp_http *h, struct MHD_Connection *conn, 
   q.owner = arg(conn, "owner");
   if ((q.class_name && !valid_name(q.class_name)) || (q.owner && !valid_name(q.owner)))
     return reply_error(conn, 400, "class/owner: 1..64 characters of A-Z a-z 0-9 . _ -");
+  /* Gates need no token, but one that is sent must be valid: it lets the
+   * caller ask for a class looser than the rack's own. */
+  if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization") != NULL) {
+    unsigned st;
+    const char *why;
+    if (!authorized(h, conn, &st, &why))
+      return reply_error(conn, st, why);
+    q.trusted = true;
+  }
   int status;
   char err[256];
   int64_t now = rp_now_ms();

@@ -1,5 +1,8 @@
-/* The aggregator's ledger (see ledger.h): JSON records in three LMDB
- * databases of an environment of its own. */
+/* The aggregator's ledger (see ledger.h): reservations and flags in one
+ * LMDB environment, the audit log in another, so that no number of gate
+ * decisions can take the space flags and reservations need. The audit log
+ * is a bounded ring: past its entry cap, or when its map is full, the
+ * oldest decisions (by time, over all racks) make room, counted. */
 #include "ledger.h"
 
 #include <errno.h>
@@ -16,9 +19,12 @@
 #define AUDIT_QUEUE_MAX 100000
 
 struct rp_ledger {
-  MDB_env *env;
-  MDB_dbi audit, reservations, flags;
+  MDB_env *env;       /* reservations, flags */
+  MDB_env *audit_env; /* audit, audit_time */
+  MDB_dbi audit, audit_time, reservations, flags;
   struct rp_ledger_limits lim;
+  pthread_mutex_t res_lock; /* rp_ledger_res_lock() */
+  _Atomic uint64_t evicted; /* audit entries dropped, oldest first, to make room */
   /* Decisions waiting for the audit writer. */
   pthread_mutex_t lock;
   pthread_cond_t wake;
@@ -31,55 +37,100 @@ struct rp_ledger {
 
 static void *audit_writer(void *arg);
 
+static int migrate_audit(struct rp_ledger *l);
+
+/* Opens (creating) an environment at `dir` with `maxdbs` databases. */
+static int env_open(const char *dir, size_t map_size, unsigned maxdbs, MDB_env **out, char *err,
+                    size_t errlen) {
+  int rc;
+  if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+    rc = errno;
+    snprintf(err, errlen, "ledger %s: %s", dir, strerror(rc));
+    return -rc;
+  }
+  if ((rc = mdb_env_create(out)) != 0) {
+    snprintf(err, errlen, "ledger %s: %s", dir, mdb_strerror(rc));
+    return rc > 0 ? -EIO : rc;
+  }
+  if ((rc = mdb_env_set_maxdbs(*out, maxdbs)) != 0 ||
+      (rc = mdb_env_set_mapsize(*out, map_size)) != 0 ||
+      (rc = mdb_env_set_maxreaders(*out, 256)) != 0 ||
+      (rc = mdb_env_open(*out, dir, MDB_NOTLS, 0640)) != 0) {
+    mdb_env_close(*out);
+    *out = NULL;
+    snprintf(err, errlen, "ledger %s: %s", dir, mdb_strerror(rc));
+    return rc > 0 ? -EIO : rc;
+  }
+  return 0;
+}
+
+static int open_dbis(MDB_env *env, const char *a, MDB_dbi *da, const char *b, MDB_dbi *db) {
+  MDB_txn *txn;
+  int rc = mdb_txn_begin(env, NULL, 0, &txn);
+  if (rc != 0)
+    return rc;
+  if ((rc = mdb_dbi_open(txn, a, MDB_CREATE, da)) != 0 ||
+      (rc = mdb_dbi_open(txn, b, MDB_CREATE, db)) != 0) {
+    mdb_txn_abort(txn);
+    return rc;
+  }
+  return mdb_txn_commit(txn);
+}
+
 int rp_ledger_open(const char *dir, const struct rp_ledger_limits *lim, struct rp_ledger **out,
                    char *err, size_t errlen) {
   struct rp_ledger *l = calloc(1, sizeof(*l));
   if (l == NULL)
     return -ENOMEM;
   l->lim = *lim;
-  MDB_txn *txn;
-  int rc;
-  if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-    rc = errno;
-    snprintf(err, errlen, "ledger %s: %s", dir, strerror(rc));
-    free(l);
-    return -rc;
-  }
-  if ((rc = mdb_env_create(&l->env)) != 0)
+  if (l->lim.audit_map_size == 0)
+    l->lim.audit_map_size = lim->map_size;
+  char audit_dir[600];
+  snprintf(audit_dir, sizeof(audit_dir), "%s/audit", dir);
+  int rc = env_open(dir, lim->map_size, 4, &l->env, err, errlen);
+  if (rc == 0)
+    rc = env_open(audit_dir, l->lim.audit_map_size, 2, &l->audit_env, err, errlen);
+  if (rc != 0)
     goto fail;
-  if ((rc = mdb_env_set_maxdbs(l->env, 4)) != 0 ||
-      (rc = mdb_env_set_mapsize(l->env, lim->map_size)) != 0 ||
-      (rc = mdb_env_set_maxreaders(l->env, 256)) != 0 ||
-      (rc = mdb_env_open(l->env, dir, MDB_NOTLS, 0640)) != 0)
-    goto fail_env;
-  if ((rc = mdb_txn_begin(l->env, NULL, 0, &txn)) != 0)
-    goto fail_env;
-  if ((rc = mdb_dbi_open(txn, "audit", MDB_CREATE, &l->audit)) != 0 ||
-      (rc = mdb_dbi_open(txn, "reservations", MDB_CREATE, &l->reservations)) != 0 ||
-      (rc = mdb_dbi_open(txn, "flags", MDB_CREATE, &l->flags)) != 0) {
-    mdb_txn_abort(txn);
-    goto fail_env;
+  if ((rc = open_dbis(l->env, "reservations", &l->reservations, "flags", &l->flags)) != 0 ||
+      (rc = open_dbis(l->audit_env, "audit", &l->audit, "audit_time", &l->audit_time)) != 0) {
+    snprintf(err, errlen, "ledger %s: %s", dir, mdb_strerror(rc));
+    rc = rc > 0 ? -EIO : rc;
+    goto fail;
   }
-  if ((rc = mdb_txn_commit(txn)) != 0)
-    goto fail_env;
+  if ((rc = migrate_audit(l)) != 0) {
+    snprintf(err, errlen, "ledger %s: moving the audit log to %s: %s", dir, audit_dir,
+             mdb_strerror(rc));
+    rc = rc > 0 ? -EIO : rc;
+    goto fail;
+  }
   l->queue = calloc(AUDIT_QUEUE_MAX, sizeof(*l->queue));
+  if (l->queue == NULL) {
+    rc = -ENOMEM;
+    snprintf(err, errlen, "ledger %s: out of memory", dir);
+    goto fail;
+  }
   pthread_mutex_init(&l->lock, NULL);
+  pthread_mutex_init(&l->res_lock, NULL);
   pthread_cond_init(&l->wake, NULL);
-  if (l->queue == NULL || pthread_create(&l->writer, NULL, audit_writer, l) != 0) {
-    free(l->queue);
-    mdb_env_close(l->env);
-    free(l);
+  if (pthread_create(&l->writer, NULL, audit_writer, l) != 0) {
+    pthread_mutex_destroy(&l->lock);
+    pthread_mutex_destroy(&l->res_lock);
+    pthread_cond_destroy(&l->wake);
+    rc = -EAGAIN;
     snprintf(err, errlen, "ledger %s: cannot start the audit writer", dir);
-    return -ENOMEM;
+    goto fail;
   }
   *out = l;
   return 0;
-fail_env:
-  mdb_env_close(l->env);
 fail:
-  snprintf(err, errlen, "ledger %s: %s", dir, mdb_strerror(rc));
+  free(l->queue);
+  if (l->audit_env != NULL)
+    mdb_env_close(l->audit_env);
+  if (l->env != NULL)
+    mdb_env_close(l->env);
   free(l);
-  return rc > 0 ? -EIO : rc;
+  return rc;
 }
 
 void rp_ledger_close(struct rp_ledger *l) {
@@ -92,14 +143,19 @@ void rp_ledger_close(struct rp_ledger *l) {
   pthread_join(l->writer, NULL);
   rp_ledger_audit_flush(l);
   pthread_mutex_destroy(&l->lock);
+  pthread_mutex_destroy(&l->res_lock);
   pthread_cond_destroy(&l->wake);
   free(l->queue);
+  mdb_env_close(l->audit_env);
   mdb_env_close(l->env);
   free(l);
 }
 
-static int put_json(struct rp_ledger *l, MDB_dbi dbi, const void *key, size_t klen,
-                    const json_t *j) {
+void rp_ledger_res_lock(struct rp_ledger *l) { pthread_mutex_lock(&l->res_lock); }
+void rp_ledger_res_unlock(struct rp_ledger *l) { pthread_mutex_unlock(&l->res_lock); }
+
+static int put_json_flags(struct rp_ledger *l, MDB_dbi dbi, const void *key, size_t klen,
+                          const json_t *j, unsigned flags) {
   char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
   if (text == NULL)
     return -ENOMEM;
@@ -107,11 +163,16 @@ static int put_json(struct rp_ledger *l, MDB_dbi dbi, const void *key, size_t kl
   int rc = mdb_txn_begin(l->env, NULL, 0, &txn);
   if (rc == 0) {
     MDB_val k = {klen, (void *)key}, v = {strlen(text), text};
-    rc = mdb_put(txn, dbi, &k, &v, 0);
+    rc = mdb_put(txn, dbi, &k, &v, flags);
     rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
   }
   free(text);
-  return rc == 0 ? 0 : rc == MDB_MAP_FULL ? -ENOSPC : -EIO;
+  return rc == 0 ? 0 : rc == MDB_MAP_FULL ? -ENOSPC : rc == MDB_KEYEXIST ? -EEXIST : -EIO;
+}
+
+static int put_json(struct rp_ledger *l, MDB_dbi dbi, const void *key, size_t klen,
+                    const json_t *j) {
+  return put_json_flags(l, dbi, key, klen, j, 0);
 }
 
 static json_t *parse(const MDB_val *v) { return json_loadb(v->mv_data, v->mv_size, 0, NULL); }
@@ -141,44 +202,184 @@ int rp_ledger_audit_append(struct rp_ledger *l, const json_t *d) {
   if (!json_is_string(json_object_get(d, "rack")) ||
       !json_is_string(json_object_get(d, "decision_id")))
     return -EINVAL;
+  /* A copy of its own: the caller goes on using (and freeing) its decision
+   * while the writer thread serialises this one, and jansson's reference
+   * counts are not entirely thread-safe (found by ThreadSanitizer). */
+  json_t *copy = json_deep_copy(d);
+  if (copy == NULL)
+    return -ENOMEM;
   int rc = 0;
   pthread_mutex_lock(&l->lock);
   if (l->nqueue == AUDIT_QUEUE_MAX) {
     atomic_fetch_add(&l->dropped, 1);
     rc = -ENOBUFS;
   } else {
-    l->queue[l->nqueue++] = json_incref((json_t *)d);
+    l->queue[l->nqueue++] = copy;
+    copy = NULL;
   }
   pthread_mutex_unlock(&l->lock);
+  json_decref(copy);
   return rc;
 }
 
 uint64_t rp_ledger_audit_dropped(struct rp_ledger *l) { return atomic_load(&l->dropped); }
+uint64_t rp_ledger_audit_evicted(struct rp_ledger *l) { return atomic_load(&l->evicted); }
 
-/* Writes a batch of decisions in one transaction; frees them. */
-static void write_batch(struct rp_ledger *l, json_t **batch, size_t n) {
-  MDB_txn *txn = NULL;
-  int rc = mdb_txn_begin(l->env, NULL, 0, &txn);
-  for (size_t i = 0; i < n; i++) {
-    const json_t *d = batch[i];
-    char key[256];
-    size_t klen = audit_key(key, sizeof(key), json_string_value(json_object_get(d, "rack")),
-                            json_integer_value(json_object_get(d, "evaluated_at_ms")),
-                            json_string_value(json_object_get(d, "decision_id")));
-    char *text = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(12));
-    if (rc == 0 && klen > 0 && text != NULL) {
-      MDB_val k = {klen, key}, v = {strlen(text), text};
-      rc = mdb_put(txn, l->audit, &k, &v, 0);
-    }
-    free(text);
-    json_decref(batch[i]);
+/* Time-index keys: 8-byte big-endian time, then the audit key. */
+static size_t time_key(char *out, size_t cap, const MDB_val *audit_k, int64_t ts) {
+  if (audit_k->mv_size + 8 > cap)
+    return 0;
+  uint64_t u = (uint64_t)ts;
+  for (int i = 0; i < 8; i++)
+    out[i] = (char)(u >> (56 - 8 * i));
+  memcpy(out + 8, audit_k->mv_data, audit_k->mv_size);
+  return audit_k->mv_size + 8;
+}
+
+/* Stores one decision (audit key `k`, time ts) and its time index entry. */
+static int audit_put(struct rp_ledger *l, MDB_txn *txn, MDB_val *k, MDB_val *v, int64_t ts) {
+  char tk[300];
+  size_t tlen = time_key(tk, sizeof(tk), k, ts);
+  if (tlen == 0)
+    return MDB_BAD_VALSIZE;
+  MDB_val t = {tlen, tk}, empty = {0, ""};
+  int rc = mdb_put(txn, l->audit, k, v, 0);
+  return rc == 0 ? mdb_put(txn, l->audit_time, &t, &empty, 0) : rc;
+}
+
+/* Deletes the oldest decisions (over all racks) while there are more than
+ * `keep`, or any older than `before_ms`. Returns how many. */
+static uint64_t audit_evict(struct rp_ledger *l, MDB_txn *txn, uint64_t keep, int64_t before_ms) {
+  MDB_stat st;
+  MDB_cursor *c;
+  uint64_t deleted = 0;
+  if (mdb_stat(txn, l->audit, &st) != 0 || mdb_cursor_open(txn, l->audit_time, &c) != 0)
+    return 0;
+  uint64_t n = st.ms_entries;
+  MDB_val k, v;
+  int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+  while (rc == 0 && k.mv_size > 8) {
+    const unsigned char *p = k.mv_data;
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+      u = u << 8 | p[i];
+    if (n <= keep && (int64_t)u >= before_ms)
+      break;
+    MDB_val ak = {k.mv_size - 8, (char *)k.mv_data + 8};
+    if (mdb_del(txn, l->audit, &ak, NULL) == 0)
+      n--;
+    if (mdb_cursor_del(c, 0) != 0)
+      break;
+    deleted++;
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT); /* after a delete: the next record */
   }
-  if (rc == 0)
-    rc = mdb_txn_commit(txn);
-  else if (txn != NULL)
+  mdb_cursor_close(c);
+  return deleted;
+}
+
+/* Evicts, in a transaction of its own, the oldest decisions beyond `keep`.
+ * Returns 0 or an LMDB error. */
+static int audit_shrink(struct rp_ledger *l, uint64_t keep) {
+  MDB_txn *txn;
+  int rc = mdb_txn_begin(l->audit_env, NULL, 0, &txn);
+  if (rc != 0)
+    return rc;
+  uint64_t n = audit_evict(l, txn, keep, INT64_MIN);
+  if ((rc = mdb_txn_commit(txn)) == 0)
+    atomic_fetch_add(&l->evicted, n);
+  return rc;
+}
+
+/* Empties the audit log (the last resort when a full map cannot even
+ * delete): every decision is counted as evicted. */
+static int audit_clear(struct rp_ledger *l) {
+  MDB_txn *txn;
+  MDB_stat st;
+  int rc = mdb_txn_begin(l->audit_env, NULL, 0, &txn);
+  if (rc != 0)
+    return rc;
+  uint64_t n = mdb_stat(txn, l->audit, &st) == 0 ? st.ms_entries : 0;
+  if ((rc = mdb_drop(txn, l->audit, 0)) != 0 || (rc = mdb_drop(txn, l->audit_time, 0)) != 0) {
     mdb_txn_abort(txn);
+    return rc;
+  }
+  if ((rc = mdb_txn_commit(txn)) == 0)
+    atomic_fetch_add(&l->evicted, n);
+  return rc;
+}
+
+/* Pages the audit log's two databases use, and how many decisions. */
+static void audit_usage(struct rp_ledger *l, uint64_t *pages, uint64_t *entries) {
+  MDB_txn *txn;
+  MDB_stat a, t;
+  *pages = *entries = 0;
+  if (mdb_txn_begin(l->audit_env, NULL, MDB_RDONLY, &txn) != 0)
+    return;
+  if (mdb_stat(txn, l->audit, &a) == 0 && mdb_stat(txn, l->audit_time, &t) == 0) {
+    *pages = a.ms_branch_pages + a.ms_leaf_pages + a.ms_overflow_pages + t.ms_branch_pages +
+             t.ms_leaf_pages + t.ms_overflow_pages;
+    *entries = a.ms_entries;
+  }
+  mdb_txn_abort(txn);
+}
+
+/* Writes a batch of decisions in one transaction, keeping at most
+ * audit_max_entries. The map is kept under half full (LMDB copies pages
+ * on write, reuses freed pages only a transaction later, and cannot delete
+ * in a map that is full): past that the oldest decisions are deleted down
+ * to 35%. Should a batch still not fit, the oldest tenth (at least the
+ * batch) makes room, or as a last resort the whole log, and it is tried
+ * again. Frees the decisions. */
+static void write_batch(struct rp_ledger *l, json_t **batch, size_t n) {
+  uint64_t cap = l->lim.audit_max_entries ? l->lim.audit_max_entries : UINT64_MAX;
+  int rc = -1;
+  for (int attempt = 0; attempt < 4 && rc != 0; attempt++) {
+    uint64_t pages, entries;
+    if (attempt > 0) { /* the map was full */
+      audit_usage(l, &pages, &entries);
+      uint64_t room = entries / 10 > n ? entries / 10 : n;
+      if (audit_shrink(l, entries > room ? entries - room : 0) != 0 && audit_clear(l) != 0)
+        break;
+    }
+    MDB_txn *txn = NULL;
+    rc = mdb_txn_begin(l->audit_env, NULL, 0, &txn);
+    if (rc != 0)
+      break;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+      const json_t *d = batch[i];
+      char key[256];
+      int64_t ts = json_integer_value(json_object_get(d, "evaluated_at_ms"));
+      size_t klen = audit_key(key, sizeof(key), json_string_value(json_object_get(d, "rack")), ts,
+                              json_string_value(json_object_get(d, "decision_id")));
+      char *text = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(12));
+      if (klen > 0 && text != NULL) {
+        MDB_val k = {klen, key}, v = {strlen(text), text};
+        rc = audit_put(l, txn, &k, &v, ts);
+      }
+      free(text);
+    }
+    uint64_t evicted = rc == 0 ? audit_evict(l, txn, cap, INT64_MIN) : 0;
+    if (rc == 0)
+      rc = mdb_txn_commit(txn);
+    else
+      mdb_txn_abort(txn);
+    if (rc == 0) {
+      atomic_fetch_add(&l->evicted, evicted);
+      MDB_stat es;
+      audit_usage(l, &pages, &entries);
+      uint64_t limit = mdb_env_stat(l->audit_env, &es) == 0 && es.ms_psize > 0
+                           ? l->lim.audit_map_size / es.ms_psize / 2
+                           : UINT64_MAX;
+      if (pages > limit)
+        audit_shrink(l, entries * (limit * 7 / 10) / pages);
+    } else if (rc != MDB_MAP_FULL) {
+      break;
+    }
+  }
   if (rc != 0)
     atomic_fetch_add(&l->dropped, n);
+  for (size_t i = 0; i < n; i++)
+    json_decref(batch[i]);
 }
 
 void rp_ledger_audit_flush(struct rp_ledger *l) {
@@ -224,7 +425,7 @@ json_t *rp_ledger_audit_query(struct rp_ledger *l, const char *rack, int64_t sin
   json_t *out = json_array();
   MDB_txn *txn;
   MDB_cursor *c;
-  if (mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn) != 0)
+  if (mdb_txn_begin(l->audit_env, NULL, MDB_RDONLY, &txn) != 0)
     return out;
   if (mdb_cursor_open(txn, l->audit, &c) != 0) {
     mdb_txn_abort(txn);
@@ -262,38 +463,68 @@ json_t *rp_ledger_audit_query(struct rp_ledger *l, const char *rack, int64_t sin
 
 uint64_t rp_ledger_audit_prune(struct rp_ledger *l, int64_t now_ms) {
   MDB_txn *txn;
-  MDB_cursor *c;
-  uint64_t deleted = 0;
-  if (mdb_txn_begin(l->env, NULL, 0, &txn) != 0)
+  if (mdb_txn_begin(l->audit_env, NULL, 0, &txn) != 0)
     return 0;
-  MDB_stat st;
-  mdb_stat(txn, l->audit, &st);
-  uint64_t over =
-      st.ms_entries > l->lim.audit_max_entries ? st.ms_entries - l->lim.audit_max_entries : 0;
-  if (mdb_cursor_open(txn, l->audit, &c) != 0) {
-    mdb_txn_abort(txn);
-    return 0;
-  }
-  /* Records are ordered by rack, then time: the age rule applies to all;
-   * the count rule removes the oldest of each rack in turn, a fair share. */
-  MDB_val k, v;
-  int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-  while (rc == 0) {
-    size_t rl = strnlen(k.mv_data, k.mv_size);
-    bool old = rl + 9 <= k.mv_size && audit_key_ts(&k, rl) < now_ms - l->lim.audit_max_age_ms;
-    if (old || deleted < over) {
-      if (mdb_cursor_del(c, 0) != 0)
-        break;
-      deleted++;
-      rc = mdb_cursor_get(c, &k, &v, MDB_NEXT); /* after a delete: the next record */
-      continue;
-    }
-    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-  }
-  mdb_cursor_close(c);
+  uint64_t cap = l->lim.audit_max_entries ? l->lim.audit_max_entries : UINT64_MAX;
+  uint64_t deleted = audit_evict(l, txn, cap, now_ms - l->lim.audit_max_age_ms);
   if (mdb_txn_commit(txn) != 0)
     return 0;
   return deleted;
+}
+
+/* Ledgers written before the audit log had an environment of its own kept
+ * it beside flags and reservations: its decisions move to the new one
+ * (through the ring, so the cap holds), a batch per transaction, and the
+ * old database is dropped, giving its space back. */
+static int migrate_audit(struct rp_ledger *l) {
+  MDB_txn *txn;
+  MDB_dbi old;
+  int rc = mdb_txn_begin(l->env, NULL, 0, &txn);
+  if (rc != 0)
+    return rc;
+  rc = mdb_dbi_open(txn, "audit", 0, &old);
+  if (rc == MDB_NOTFOUND) {
+    mdb_txn_abort(txn);
+    return 0;
+  }
+  for (;;) { /* a batch of at most 1000 from the old database per round */
+    MDB_cursor *c;
+    MDB_txn *atxn;
+    if (rc != 0 || (rc = mdb_cursor_open(txn, old, &c)) != 0)
+      break;
+    if ((rc = mdb_txn_begin(l->audit_env, NULL, 0, &atxn)) != 0) {
+      mdb_cursor_close(c);
+      break;
+    }
+    MDB_val k, v;
+    int n = 0, get = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    for (; get == 0 && n < 1000; n++) {
+      size_t rl = strnlen(k.mv_data, k.mv_size);
+      if (rl + 9 <= k.mv_size)
+        audit_put(l, atxn, &k, &v, audit_key_ts(&k, rl)); /* a malformed key is dropped */
+      if (mdb_cursor_del(c, 0) != 0)
+        break;
+      get = mdb_cursor_get(c, &k, &v, MDB_NEXT); /* after a delete: the next record */
+    }
+    mdb_cursor_close(c);
+    uint64_t cap = l->lim.audit_max_entries ? l->lim.audit_max_entries : UINT64_MAX;
+    audit_evict(l, atxn, cap, INT64_MIN);
+    if ((rc = mdb_txn_commit(atxn)) != 0) {
+      mdb_txn_abort(txn);
+      return rc;
+    }
+    if (n < 1000) {
+      rc = mdb_drop(txn, old, 1);
+      break;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0 || (rc = mdb_txn_begin(l->env, NULL, 0, &txn)) != 0)
+      return rc;
+  }
+  if (rc != 0) {
+    mdb_txn_abort(txn);
+    return rc;
+  }
+  return mdb_txn_commit(txn);
 }
 
 int rp_ledger_res_put(struct rp_ledger *l, const json_t *res) {
@@ -356,6 +587,42 @@ int rp_ledger_flag_put(struct rp_ledger *l, const char *rack, const char *flag,
   char key[256];
   size_t klen = flag_key(key, sizeof(key), rack, flag);
   return klen ? put_json(l, l->flags, key, klen, value) : -EINVAL;
+}
+
+int rp_ledger_flag_put_new(struct rp_ledger *l, const char *rack, const char *flag,
+                           const json_t *value) {
+  char key[256];
+  size_t klen = flag_key(key, sizeof(key), rack, flag);
+  return klen ? put_json_flags(l, l->flags, key, klen, value, MDB_NOOVERWRITE) : -EINVAL;
+}
+
+int rp_ledger_flag_del_if(struct rp_ledger *l, const char *rack, const char *flag,
+                          const json_t *seen) {
+  char key[256];
+  size_t klen = flag_key(key, sizeof(key), rack, flag);
+  if (klen == 0)
+    return -EINVAL;
+  MDB_txn *txn;
+  if (mdb_txn_begin(l->env, NULL, 0, &txn) != 0)
+    return -EIO;
+  MDB_val k = {klen, key}, v;
+  int rc = mdb_get(txn, l->flags, &k, &v);
+  if (rc != 0) {
+    mdb_txn_abort(txn);
+    return rc == MDB_NOTFOUND ? -ENOENT : -EIO;
+  }
+  json_t *now = parse(&v);
+  bool same = now != NULL && json_equal(now, seen);
+  json_decref(now);
+  if (!same) {
+    mdb_txn_abort(txn);
+    return -ESTALE;
+  }
+  if (mdb_del(txn, l->flags, &k, NULL) != 0) {
+    mdb_txn_abort(txn);
+    return -EIO;
+  }
+  return mdb_txn_commit(txn) == 0 ? 0 : -EIO;
 }
 
 int rp_ledger_flag_del(struct rp_ledger *l, const char *rack, const char *flag) {

@@ -1,13 +1,21 @@
 /* The aggregator's ledger: what it decided and what operators asked for,
- * kept in its own LMDB environment (STORE_PATH/ledger), apart from the rack
- * state that Kafka can rebuild. Records are JSON objects.
+ * apart from the rack state that Kafka can rebuild. Records are JSON
+ * objects, in two LMDB environments so that gate decisions, which anyone
+ * may cause, can never take the space of flags and reservations:
  *
- *   audit         rack "\0" ts_ms (8 bytes BE) id  -> gate decision
- *   reservations  id                               -> reservation
- *   flags         rack "\0" flag                   -> flag
+ *   STORE_PATH/ledger        reservations  id                 -> reservation
+ *                            flags         rack "\0" flag     -> flag
+ *   STORE_PATH/ledger/audit  audit         rack "\0" ts_ms (8 bytes BE) id
+ *                                                             -> gate decision
+ *                            audit_time    ts_ms (8 bytes BE) audit key -> ""
+ *
+ * The audit log is a bounded ring: at most audit_max_entries decisions in
+ * at most audit_map_size bytes; past either, the oldest decisions (by time,
+ * over all racks) are deleted first and counted (rp_ledger_audit_evicted).
+ * A ledger written before the split has its audit log moved on open.
  *
  * Safe to call from several threads (LMDB serialises writers; readers never
- * wait). The audit log is bounded by retention (age and count). */
+ * wait). */
 #ifndef RACKPULSE_LEDGER_H
 #define RACKPULSE_LEDGER_H
 
@@ -18,7 +26,8 @@
 struct rp_ledger;
 
 struct rp_ledger_limits {
-  size_t map_size;
+  size_t map_size;            /* reservations and flags */
+  size_t audit_map_size;      /* the audit log (0: map_size) */
   int64_t audit_max_age_ms;   /* older decisions are pruned */
   uint64_t audit_max_entries; /* beyond this the oldest are pruned */
 };
@@ -37,11 +46,15 @@ int rp_ledger_audit_append(struct rp_ledger *l, const json_t *decision);
 /* Writes the queued decisions now (also done by rp_ledger_close). */
 void rp_ledger_audit_flush(struct rp_ledger *l);
 uint64_t rp_ledger_audit_dropped(struct rp_ledger *l);
+/* Decisions deleted, oldest first, to keep the audit log within its entry
+ * cap or its map (retention by age is not counted here). */
+uint64_t rp_ledger_audit_evicted(struct rp_ledger *l);
 /* Decisions of `rack` (NULL: every rack) with since <= ts < until, oldest
  * first, at most `limit`. New reference. */
 json_t *rp_ledger_audit_query(struct rp_ledger *l, const char *rack, int64_t since_ms,
                               int64_t until_ms, size_t limit);
-/* Deletes decisions beyond the retention limits; returns how many. */
+/* Deletes decisions older than audit_max_age_ms or beyond the entry cap,
+ * oldest first; returns how many. */
 uint64_t rp_ledger_audit_prune(struct rp_ledger *l, int64_t now_ms);
 
 /* Reservations, keyed by their "id". put replaces; get returns a new
@@ -49,11 +62,25 @@ uint64_t rp_ledger_audit_prune(struct rp_ledger *l, int64_t now_ms);
 int rp_ledger_res_put(struct rp_ledger *l, const json_t *res);
 json_t *rp_ledger_res_get(struct rp_ledger *l, const char *id);
 json_t *rp_ledger_res_list(struct rp_ledger *l);
+/* Serialises changes to reservations: whoever reads reservations to decide
+ * a write (admission, preemption, extend, release, expiry) holds this from
+ * the read to the write, so concurrent requests see each other's writes. */
+void rp_ledger_res_lock(struct rp_ledger *l);
+void rp_ledger_res_unlock(struct rp_ledger *l);
 
 /* Flags, keyed by rack and flag name. */
 int rp_ledger_flag_put(struct rp_ledger *l, const char *rack, const char *flag,
                        const json_t *value);
 int rp_ledger_flag_del(struct rp_ledger *l, const char *rack, const char *flag);
+/* For writers that decide from an earlier read (automatic flags, expiry),
+ * so that they never overwrite or delete a flag someone set meanwhile:
+ * put_new writes only when the rack has no such flag (else -EEXIST);
+ * del_if deletes only while the flag is still exactly `seen` (else
+ * -ESTALE; -ENOENT when gone). */
+int rp_ledger_flag_put_new(struct rp_ledger *l, const char *rack, const char *flag,
+                           const json_t *value);
+int rp_ledger_flag_del_if(struct rp_ledger *l, const char *rack, const char *flag,
+                          const json_t *seen);
 json_t *rp_ledger_flag_list(struct rp_ledger *l, const char *rack);
 
 #endif

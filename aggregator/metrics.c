@@ -8,6 +8,8 @@
  *   rackpulse_device_up{rack,device,kind}          1 up, 0 down
  *   rackpulse_device_scrape_ms{rack,device,kind}
  *   rackpulse_agent_{frames,gaps,duplicates,undecodable_samples}_total{agent,rack}
+ *   rackpulse_agent_{incarnations,unknown_dictionary_frames,
+ *                    bad_dictionary_frames}_total{agent,rack}
  *   rackpulse_ingest_*                             the aggregator's own figures,
  *                                                  with the frame lag histogram
  *   rackpulse_store_*                              the LMDB map: size, use, growth
@@ -162,8 +164,11 @@ static void on_agent(void *ctx, const char *agent, const struct store_agent *ag)
   } rows[] = {{"frames", ag->frames},
               {"gaps", ag->gaps},
               {"duplicates", ag->duplicates},
-              {"undecodable_samples", ag->undecodable}};
-  for (size_t i = 0; i < 4; i++) {
+              {"undecodable_samples", ag->undecodable},
+              {"incarnations", ag->incarnations},
+              {"unknown_dictionary_frames", ag->unknown_dict_frames},
+              {"bad_dictionary_frames", ag->bad_dict_frames}};
+  for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
     fprintf(out, "rackpulse_agent_%s_total{agent=\"", rows[i].name);
     put_escaped(out, agent);
     fputs("\",rack=\"", out);
@@ -247,7 +252,16 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
         "# HELP rackpulse_agent_duplicates_total Frames received twice and ignored.\n"
         "# TYPE rackpulse_agent_duplicates_total counter\n"
         "# HELP rackpulse_agent_undecodable_samples_total Samples without a known dictionary.\n"
-        "# TYPE rackpulse_agent_undecodable_samples_total counter\n",
+        "# TYPE rackpulse_agent_undecodable_samples_total counter\n"
+        "# HELP rackpulse_agent_incarnations_total Agent incarnations seen (a new one: its "
+        "state was reset).\n"
+        "# TYPE rackpulse_agent_incarnations_total counter\n"
+        "# HELP rackpulse_agent_unknown_dictionary_frames_total Frames whose samples were "
+        "skipped: their dictionary (by hash) was not received yet.\n"
+        "# TYPE rackpulse_agent_unknown_dictionary_frames_total counter\n"
+        "# HELP rackpulse_agent_bad_dictionary_frames_total Dictionaries refused: content "
+        "does not match their hash.\n"
+        "# TYPE rackpulse_agent_bad_dictionary_frames_total counter\n",
         out);
   store_read_each_agent(rd, on_agent, out);
   store_read_end(rd);
@@ -333,6 +347,12 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
             "write failed).\n# TYPE rackpulse_audit_dropped_total counter\n"
             "rackpulse_audit_dropped_total %llu\n",
             (unsigned long long)rp_ledger_audit_dropped(a->ledger));
+    fprintf(out,
+            "# HELP rackpulse_audit_evicted_total Gate decisions deleted, oldest first, to keep "
+            "the audit log within audit.max_entries and audit.map_size_mb.\n"
+            "# TYPE rackpulse_audit_evicted_total counter\n"
+            "rackpulse_audit_evicted_total %llu\n",
+            (unsigned long long)rp_ledger_audit_evicted(a->ledger));
     rp_reservations_metrics(a, out, now);
     flags_metrics(a, out, now);
   }

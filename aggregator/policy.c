@@ -364,3 +364,58 @@ const struct rp_policy_set *rp_policy_for(const struct rp_policy *p, const char 
     return find_class(p, class_name);
   return *meta != NULL ? &(*meta)->set : &p->defaults;
 }
+
+bool rp_policy_set_as_strict(const struct rp_policy_set *cand, const struct rp_policy_set *own,
+                             char *why, size_t whylen) {
+  if (cand->max_staleness_ms > own->max_staleness_ms) {
+    snprintf(why, whylen, "max_staleness %lld ms > %lld ms", (long long)cand->max_staleness_ms,
+             (long long)own->max_staleness_ms);
+    return false;
+  }
+  if (cand->power_margin_kw < own->power_margin_kw) {
+    snprintf(why, whylen, "power_margin_kw %g < %g", cand->power_margin_kw, own->power_margin_kw);
+    return false;
+  }
+  for (int id = 0; id < RP_CHECK_COUNT; id++) {
+    const struct rp_check_limits *c = &cand->check[id], *o = &own->check[id];
+    const char *name = rp_check_names[id];
+    if (!o->enabled)
+      continue;
+    if (!c->enabled) {
+      snprintf(why, whylen, "%s disabled", name);
+      return false;
+    }
+    if (o->fail_closed && !c->fail_closed) {
+      snprintf(why, whylen, "%s does not fail closed", name);
+      return false;
+    }
+    if (strcmp(c->series, o->series) != 0 || c->stat != o->stat || c->window_ms != o->window_ms ||
+        c->across != o->across) {
+      snprintf(why, whylen, "%s reads %s %s, not %s %s", name, stat_names[c->stat], c->series,
+               stat_names[o->stat], o->series);
+      return false;
+    }
+    if (isfinite(o->max) && !(c->max <= o->max)) { /* NaN: unbounded */
+      snprintf(why, whylen, "%s max %g > %g", name, c->max, o->max);
+      return false;
+    }
+    if (isfinite(o->min) && !(c->min >= o->min)) {
+      snprintf(why, whylen, "%s min %g < %g", name, c->min, o->min);
+      return false;
+    }
+    if (c->hysteresis < o->hysteresis) {
+      snprintf(why, whylen, "%s hysteresis %g < %g", name, c->hysteresis, o->hysteresis);
+      return false;
+    }
+    bool later = o->persist_for_ms > 0
+                     ? c->persist_for_ms <= 0 || c->persist_for_ms > o->persist_for_ms
+                     : c->persist_for_ms > 0 || c->persist > o->persist;
+    if (later) {
+      snprintf(why, whylen, "%s trips later (persist %lld, persist_for %lld ms vs %lld, %lld ms)",
+               name, (long long)c->persist, (long long)c->persist_for_ms, (long long)o->persist,
+               (long long)o->persist_for_ms);
+      return false;
+    }
+  }
+  return true;
+}

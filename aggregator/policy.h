@@ -121,4 +121,16 @@ void rp_policy_free(struct rp_policy *p);
 const struct rp_policy_set *rp_policy_for(const struct rp_policy *p, const char *rack,
                                           const char *class_name, const struct rp_rack_meta **meta);
 
+/* Whether the limits `cand` are at least as strict as `own`, so that an
+ * unauthenticated caller may ask for them: max_staleness no longer,
+ * power_margin_kw no smaller, and every check enabled in `own` enabled in
+ * `cand` reading the same series (stat, window, across), failing closed if
+ * `own` does, with max no higher and min no lower (a bound in `own` must be
+ * one in `cand`), hysteresis no smaller, and tripping no later (persist no
+ * higher, or persist_for no longer; count and time are not compared).
+ * Checks `own` leaves disabled may be anything. Returns true, or false with
+ * why naming the first looser limit. */
+bool rp_policy_set_as_strict(const struct rp_policy_set *cand, const struct rp_policy_set *own,
+                             char *why, size_t whylen);
+
 #endif

@@ -1,6 +1,10 @@
 /* Power reservations (see reservations.h). Admission asks the gate for the
  * rack's power headroom with every existing reservation counted, so the
- * same arithmetic decides gates and reservations. */
+ * same arithmetic decides gates and reservations. Every change holds the
+ * ledger's reservation lock from the reads that decide it to its write
+ * (rp_ledger_res_lock): concurrent admissions see each other, so together
+ * they never exceed the headroom, and a release, extend or expiry never
+ * writes back a reservation another request changed meanwhile. */
 #define _XOPEN_SOURCE 700 /* strptime */
 #include "reservations.h"
 
@@ -262,39 +266,53 @@ json_t *rp_reservation_check(const json_t *body, int64_t now, struct rp_reservat
   return NULL;
 }
 
+static json_t *admit(struct rp_aggregator *a, const json_t *body,
+                     const struct rp_reservation_req *q, const struct pool_pick *pp, int64_t now,
+                     int *status);
+
 json_t *rp_reservation_create(struct rp_aggregator *a, const json_t *body, int64_t now,
                               int *status) {
   struct rp_reservation_req q;
   json_t *invalid = rp_reservation_check(body, now, &q, status);
   if (invalid != NULL)
     return invalid;
-  const char *rack = q.rack, *pool = q.pool, *owner = q.owner, *cls = q.cls;
-  double kw = q.kw;
-  int rank = q.rank;
-  int64_t start = q.start, end = q.end;
-
   /* The candidate racks: the one named, or the pool's. */
-  struct pool_pick pp = {.pool = pool};
-  if (rack != NULL)
-    snprintf(pp.racks[pp.n++], RP_ID_MAX + 1, "%s", rack);
+  struct pool_pick pp = {.pool = q.pool};
+  if (q.rack != NULL)
+    snprintf(pp.racks[pp.n++], RP_ID_MAX + 1, "%s", q.rack);
   else
     rp_gate_with_policy(a->gate, collect_pool, &pp);
   if (pp.n == 0)
-    return error(status, 404, "pool '%s' has no racks in the policy", pool);
+    return error(status, 404, "pool '%s' has no racks in the policy", q.pool);
 
+  rp_ledger_res_lock(a->ledger);
+  json_t *answer = admit(a, body, &q, &pp, now, status);
+  rp_ledger_res_unlock(a->ledger);
+  return answer;
+}
+
+/* Admission proper: the headroom of the candidates, preemption, the write.
+ * Called with the reservation lock held. */
+static json_t *admit(struct rp_aggregator *a, const json_t *body,
+                     const struct rp_reservation_req *q, const struct pool_pick *pp, int64_t now,
+                     int *status) {
+  const char *pool = q->pool, *owner = q->owner, *cls = q->cls;
+  double kw = q->kw;
+  int rank = q->rank;
+  int64_t start = q->start, end = q->end;
   const char *best = NULL;
   double best_headroom = -INFINITY;
   char why[256] = "";
-  for (size_t i = 0; i < pp.n; i++) {
+  for (size_t i = 0; i < pp->n; i++) {
     double h;
     char w[256] = "";
-    if (!headroom_kw(a, pp.racks[i], start, end, &h, w, sizeof(w))) {
-      snprintf(why, sizeof(why), "%s: %s", pp.racks[i], w);
+    if (!headroom_kw(a, pp->racks[i], start, end, &h, w, sizeof(w))) {
+      snprintf(why, sizeof(why), "%s: %s", pp->racks[i], w);
       continue;
     }
     if (h > best_headroom) {
       best_headroom = h;
-      best = pp.racks[i];
+      best = pp->racks[i];
     }
   }
   if (best == NULL)
@@ -316,7 +334,7 @@ json_t *rp_reservation_create(struct rp_aggregator *a, const json_t *body, int64
   }
   json_t *r = json_pack("{s:s, s:s, s:f, s:I, s:I, s:s, s:b, s:s, s:s, s:I}", "id", id, "rack",
                         best, "kw", kw, "start_ms", (json_int_t)start, "end_ms", (json_int_t)end,
-                        "class", cls, "preemptible", q.preemptible, "owner", owner, "state",
+                        "class", cls, "preemptible", q->preemptible, "owner", owner, "state",
                         "active", "created_ms", (json_int_t)now);
   if (pool != NULL)
     json_object_set_new(r, "pool", json_string(pool));
@@ -335,8 +353,19 @@ json_t *rp_reservation_create(struct rp_aggregator *a, const json_t *body, int64
   return r;
 }
 
+static json_t *extend(struct rp_aggregator *a, const char *id, const json_t *body, int64_t now,
+                      int *status);
+
 json_t *rp_reservation_extend(struct rp_aggregator *a, const char *id, const json_t *body,
                               int64_t now, int *status) {
+  rp_ledger_res_lock(a->ledger);
+  json_t *answer = extend(a, id, body, now, status);
+  rp_ledger_res_unlock(a->ledger);
+  return answer;
+}
+
+static json_t *extend(struct rp_aggregator *a, const char *id, const json_t *body, int64_t now,
+                      int *status) {
   json_t *r = rp_ledger_res_get(a->ledger, id);
   if (r == NULL)
     return error(status, 404, "no reservation %s", id);
@@ -376,17 +405,22 @@ json_t *rp_reservation_extend(struct rp_aggregator *a, const char *id, const jso
 }
 
 json_t *rp_reservation_release(struct rp_aggregator *a, const char *id, int64_t now, int *status) {
+  rp_ledger_res_lock(a->ledger);
   json_t *r = rp_ledger_res_get(a->ledger, id);
-  if (r == NULL)
+  if (r == NULL) {
+    rp_ledger_res_unlock(a->ledger);
     return error(status, 404, "no reservation %s", id);
+  }
   if (is_active(r)) {
     json_object_set_new(r, "state", json_string("released"));
     json_object_set_new(r, "released_ms", json_integer(now));
     if (rp_ledger_res_put(a->ledger, r) != 0) {
+      rp_ledger_res_unlock(a->ledger);
       json_decref(r);
       return error(status, 503, "ledger write failed");
     }
   }
+  rp_ledger_res_unlock(a->ledger);
   *status = 200;
   return r;
 }
@@ -466,6 +500,7 @@ json_t *rp_reservation_list(struct rp_aggregator *a, const char *rack, const cha
 }
 
 int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
+  rp_ledger_res_lock(a->ledger);
   json_t *all = rp_ledger_res_list(a->ledger);
   int n = 0;
   size_t i;
@@ -489,6 +524,7 @@ int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
     if (rp_ledger_res_put(a->ledger, r) == 0)
       n++;
   }
+  rp_ledger_res_unlock(a->ledger);
   json_decref(all);
   return n;
 }

@@ -6,9 +6,10 @@
  * The series dictionaries are also kept decoded in memory (struct dict):
  * a sample's series id resolves to its key, unit and decimals without an
  * LMDB get and a protobuf unpack. The cache mirrors the dictionary database
- * as the open batch sees it: it is filled from LMDB on first use of an agent,
- * replaced when a frame brings a dictionary, and dropped whole when a batch
- * aborts. Only the writer's thread touches it. */
+ * as the open batch sees it: it holds dictionaries by (agent, dictionary id),
+ * each filled from LMDB on first use, written when a frame brings a new one,
+ * dropped when LMDB evicts it, and all dropped when a batch aborts. Only the
+ * writer's thread touches it. */
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include "store.h"
 
@@ -22,10 +23,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_LAYOUT_VERSION 1
-#define KEY_MAX 500     /* LMDB's default maximum key size is 511 bytes */
-#define RECORD_MAX 1024 /* the largest fixed-size record struct, with room */
-#define TOPIC_MAX 256   /* Kafka topic names have at most 249 characters */
+#include "rackpulse/hash.h"
+
+#define STORE_LAYOUT_VERSION 2 /* 2: incarnations, dictionaries by id */
+#define KEY_MAX 500            /* LMDB's default maximum key size is 511 bytes */
+#define RECORD_MAX 1024        /* the largest fixed-size record struct, with room */
+#define TOPIC_MAX 256          /* Kafka topic names have at most 249 characters */
 /* The dictionary cache is dropped and refilled past this many series. */
 #define DICT_CACHE_MAX_SERIES (4u << 20)
 
@@ -39,9 +42,10 @@ struct dict_series {
   char *key; /* the series key "name{k=v,...}@device", owned */
 };
 
-/* An agent's dictionary: open addressing on the series id. */
+/* One dictionary of an agent: open addressing on the series id. */
 struct dict_agent {
   char id[RP_ID_MAX + 1];
+  uint64_t dict_id;        /* the dictionary's identity (its content hash) */
   struct dict_agent *next; /* hash chain */
   size_t n, cap;           /* cap: 0 or a power of two, at least 2 n */
   struct dict_series *slots;
@@ -98,14 +102,11 @@ static int lmdb_err(int rc, const char *what, char *err, size_t errlen) {
 
 /* ---- the dictionary cache ------------------------------------------------- */
 
-static size_t hash_str(const char *s) {
-  size_t h = 1469598103934665603u; /* FNV-1a */
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211u;
-  return h;
-}
-
 static size_t hash_id(uint32_t id) { return (size_t)id * 2654435761u; }
+
+static size_t hash_agent_dict(const char *agent, uint64_t dict_id) {
+  return (size_t)rp_hash_str(agent) ^ (size_t)(dict_id * 0x9e3779b97f4a7c15ull);
+}
 
 static void dict_agent_empty(struct dict_agent *da, struct dict *d) {
   for (size_t i = 0; i < da->cap; i++)
@@ -240,17 +241,35 @@ static int dict_put(struct dict *d, struct dict_agent *da, const Rackpulse__V1__
   return 0;
 }
 
-static struct dict_agent *dict_lookup(struct dict *d, const char *agent) {
+static struct dict_agent *dict_lookup(struct dict *d, const char *agent, uint64_t dict_id) {
   if (d->nbuckets == 0)
     return NULL;
-  struct dict_agent *da = d->buckets[hash_str(agent) & (d->nbuckets - 1)];
-  while (da != NULL && strcmp(da->id, agent) != 0)
+  struct dict_agent *da = d->buckets[hash_agent_dict(agent, dict_id) & (d->nbuckets - 1)];
+  while (da != NULL && (da->dict_id != dict_id || strcmp(da->id, agent) != 0))
     da = da->next;
   return da;
 }
 
-/* A new, empty entry for `agent`. Returns NULL when out of memory. */
-static struct dict_agent *dict_add_agent(struct dict *d, const char *agent) {
+/* Forgets one dictionary of `agent` (evicted from LMDB). */
+static void dict_drop(struct dict *d, const char *agent, uint64_t dict_id) {
+  if (d->nbuckets == 0)
+    return;
+  struct dict_agent **at = &d->buckets[hash_agent_dict(agent, dict_id) & (d->nbuckets - 1)];
+  for (; *at != NULL; at = &(*at)->next) {
+    struct dict_agent *da = *at;
+    if (da->dict_id == dict_id && strcmp(da->id, agent) == 0) {
+      *at = da->next;
+      dict_agent_empty(da, d);
+      free(da);
+      d->nagents--;
+      return;
+    }
+  }
+}
+
+/* A new, empty entry for dictionary `dict_id` of `agent`. Returns NULL when
+ * out of memory. */
+static struct dict_agent *dict_add_agent(struct dict *d, const char *agent, uint64_t dict_id) {
   if (d->nagents + 1 > d->nbuckets) {
     size_t nb = d->nbuckets ? d->nbuckets * 2 : 256;
     struct dict_agent **buckets = calloc(nb, sizeof(*buckets));
@@ -260,7 +279,7 @@ static struct dict_agent *dict_add_agent(struct dict *d, const char *agent) {
       struct dict_agent *da = d->buckets[b];
       while (da != NULL) {
         struct dict_agent *next = da->next;
-        size_t h = hash_str(da->id) & (nb - 1);
+        size_t h = hash_agent_dict(da->id, da->dict_id) & (nb - 1);
         da->next = buckets[h];
         buckets[h] = da;
         da = next;
@@ -274,34 +293,48 @@ static struct dict_agent *dict_add_agent(struct dict *d, const char *agent) {
   if (da == NULL)
     return NULL;
   snprintf(da->id, sizeof(da->id), "%s", agent);
-  size_t h = hash_str(agent) & (d->nbuckets - 1);
+  da->dict_id = dict_id;
+  size_t h = hash_agent_dict(agent, dict_id) & (d->nbuckets - 1);
   da->next = d->buckets[h];
   d->buckets[h] = da;
   d->nagents++;
   return da;
 }
 
-/* The agent's dictionary as the batch sees it: from the cache, else read
- * from LMDB into it. Returns 0 and *out, or an LMDB error / ENOMEM. */
-static int dict_get(struct store_batch *b, const char *agent, struct dict_agent **out) {
+/* The prefix of dictionary `dict_id` of `agent` in the dict database:
+ * agent "\0" id (8 bytes, big-endian). Returns its length. */
+static size_t dict_prefix(char *key, const char *agent, uint64_t dict_id) {
+  size_t alen = strlen(agent);
+  memcpy(key, agent, alen + 1);
+  uint64_t be = __builtin_bswap64(dict_id);
+  memcpy(key + alen + 1, &be, 8);
+  return alen + 9;
+}
+
+/* Dictionary `dict_id` of `agent` as the batch sees it: from the cache, else
+ * read from LMDB into it (the caller knows it is stored: store_agent.dicts).
+ * Returns 0 and *out, or an LMDB error / ENOMEM. */
+static int dict_get(struct store_batch *b, const char *agent, uint64_t dict_id,
+                    struct dict_agent **out) {
   struct dict *d = &b->s->cache;
-  struct dict_agent *da = dict_lookup(d, agent);
+  struct dict_agent *da = dict_lookup(d, agent, dict_id);
   if (da != NULL) {
     *out = da;
     return 0;
   }
   if (d->nseries > DICT_CACHE_MAX_SERIES)
     dict_clear(d);
-  if ((da = dict_add_agent(d, agent)) == NULL)
+  if ((da = dict_add_agent(d, agent, dict_id)) == NULL)
     return ENOMEM;
   MDB_cursor *c;
   int rc = mdb_cursor_open(b->txn, b->s->dict, &c);
   if (rc != 0)
     return rc;
-  size_t alen = strlen(agent);
-  MDB_val k = {alen + 1, (void *)agent}, v;
+  char prefix[RP_ID_MAX + 9];
+  size_t plen = dict_prefix(prefix, agent, dict_id);
+  MDB_val k = {plen, prefix}, v;
   rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  while (rc == 0 && k.mv_size > alen && memcmp(k.mv_data, agent, alen + 1) == 0) {
+  while (rc == 0 && k.mv_size > plen && memcmp(k.mv_data, prefix, plen) == 0) {
     Rackpulse__V1__SeriesDef *def = rackpulse__v1__series_def__unpack(NULL, v.mv_size, v.mv_data);
     if (def != NULL) {
       rc = dict_put(d, da, def);
@@ -322,6 +355,74 @@ static int dict_get(struct store_batch *b, const char *agent, struct dict_agent 
 
 /* ---- opening, growing ----------------------------------------------------- */
 
+/* The agent record of layout 1 (before incarnations and dictionary ids). */
+struct store_agent_v1 {
+  uint64_t last_seq, frames, duplicates, gaps, undecodable;
+  uint32_t dict_version;
+  int64_t last_ms;
+  char rack[RP_ID_MAX + 1];
+};
+
+/* Layout 1 -> 2 inside the open transaction: agent records gain their
+ * identity fields (incarnation 0, the one agents older than incarnations
+ * send: their frames keep being de-duplicated against the old marks), and
+ * the dictionaries, keyed by series id only, are dropped (each agent resends
+ * its own within dictionary_every frames; samples until then are skipped and
+ * counted). Returns 0 or an LMDB error / ENOMEM. */
+static int migrate_from_1(struct store *s, MDB_txn *txn) {
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(txn, s->agents, &c);
+  if (rc != 0)
+    return rc;
+  struct old {
+    char id[RP_ID_MAX + 1];
+    struct store_agent_v1 rec;
+  } *olds = NULL;
+  size_t n = 0, cap = 0;
+  MDB_val k, v;
+  rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+  while (rc == 0) {
+    if (v.mv_size == sizeof(struct store_agent_v1) && k.mv_size <= RP_ID_MAX) {
+      if (n == cap) {
+        cap = cap ? cap * 2 : 64;
+        struct old *grown = realloc(olds, cap * sizeof(*olds));
+        if (grown == NULL) {
+          rc = ENOMEM;
+          break;
+        }
+        olds = grown;
+      }
+      memset(&olds[n], 0, sizeof(olds[n]));
+      memcpy(olds[n].id, k.mv_data, k.mv_size);
+      memcpy(&olds[n].rec, v.mv_data, sizeof(olds[n].rec));
+      n++;
+    }
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(c);
+  if (rc == MDB_NOTFOUND)
+    rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    const struct store_agent_v1 *o = &olds[i].rec;
+    struct store_agent ag = {.last_seq = o->last_seq,
+                             .frames = o->frames,
+                             .duplicates = o->duplicates,
+                             .gaps = o->gaps,
+                             .undecodable = o->undecodable,
+                             .dict_version = o->dict_version,
+                             .last_ms = o->last_ms,
+                             .incarnations = 1};
+    memcpy(ag.rack, o->rack, sizeof(ag.rack));
+    ag.rack[sizeof(ag.rack) - 1] = '\0';
+    MDB_val key = {strlen(olds[i].id), olds[i].id}, val = {sizeof(ag), &ag};
+    rc = mdb_put(txn, s->agents, &key, &val, 0);
+  }
+  free(olds);
+  if (rc == 0)
+    rc = mdb_drop(txn, s->dict, 0); /* empties it, keeps the handle */
+  return rc;
+}
+
 static int open_dbs(struct store *s, char *err, size_t errlen) {
   MDB_txn *txn;
   int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -341,12 +442,21 @@ static int open_dbs(struct store *s, char *err, size_t errlen) {
     }
   }
   MDB_val k = {6, "layout"}, v;
-  uint32_t layout = STORE_LAYOUT_VERSION;
+  uint32_t layout = STORE_LAYOUT_VERSION, stored = 0;
   rc = mdb_get(txn, s->meta, &k, &v);
-  if (rc == MDB_NOTFOUND) {
+  if (rc == 0 && v.mv_size == sizeof(stored))
+    memcpy(&stored, v.mv_data, sizeof(stored));
+  if (rc == 0 && stored == 1) {
+    if ((rc = migrate_from_1(s, txn)) != 0) {
+      mdb_txn_abort(txn);
+      return lmdb_err(rc, "store: migrating the database from layout 1", err, errlen);
+    }
     v = (MDB_val){sizeof(layout), &layout};
     rc = mdb_put(txn, s->meta, &k, &v, 0);
-  } else if (rc == 0 && (v.mv_size != sizeof(layout) || memcmp(v.mv_data, &layout, 4) != 0)) {
+  } else if (rc == MDB_NOTFOUND) {
+    v = (MDB_val){sizeof(layout), &layout};
+    rc = mdb_put(txn, s->meta, &k, &v, 0);
+  } else if (rc == 0 && stored != STORE_LAYOUT_VERSION) {
     mdb_txn_abort(txn);
     snprintf(err, errlen,
              "store: the database has another layout version; move it aside and the "
@@ -575,17 +685,17 @@ int store_batch_skip(struct store_batch *b, const char *topic, int32_t partition
   return rc ? lmdb_err(rc, "store: offset", err, errlen) : 0;
 }
 
-/* Replaces the agent's stored dictionary with the frame's, in LMDB and in
- * the cache. */
-static int store_dictionary(struct store_batch *b, const rp_frame *f) {
+/* Deletes dictionary `dict_id` of `agent` from LMDB and the cache. */
+static int delete_dictionary(struct store_batch *b, const char *agent, uint64_t dict_id) {
   MDB_cursor *c;
   int rc = mdb_cursor_open(b->txn, b->s->dict, &c);
   if (rc != 0)
     return rc;
-  size_t alen = strlen(f->agent_id);
-  MDB_val k = {alen + 1, f->agent_id}, v;
+  char prefix[RP_ID_MAX + 9];
+  size_t plen = dict_prefix(prefix, agent, dict_id);
+  MDB_val k = {plen, prefix}, v;
   rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  while (rc == 0 && k.mv_size > alen && memcmp(k.mv_data, f->agent_id, alen + 1) == 0) {
+  while (rc == 0 && k.mv_size > plen && memcmp(k.mv_data, prefix, plen) == 0) {
     if ((rc = mdb_cursor_del(c, 0)) != 0)
       break;
     /* After a delete the cursor already stands on the next record: MDB_NEXT
@@ -595,11 +705,44 @@ static int store_dictionary(struct store_batch *b, const rp_frame *f) {
   mdb_cursor_close(c);
   if (rc != 0 && rc != MDB_NOTFOUND)
     return rc;
+  dict_drop(&b->s->cache, agent, dict_id);
+  return 0;
+}
+
+/* The position of dictionary `dict_id` in ag->dicts, or -1. */
+static int dict_slot(const struct store_agent *ag, uint64_t dict_id) {
+  for (int i = 0; i < STORE_AGENT_DICTS; i++)
+    if (ag->dicts[i] == dict_id)
+      return i;
+  return -1;
+}
+
+/* Stores the frame's dictionary under `dict_id`, in LMDB and in the cache,
+ * as the agent's most recent one; the least recent of STORE_AGENT_DICTS is
+ * evicted. A dictionary named by its content hash that is already stored is
+ * not written again (same hash, same content); one named by a legacy
+ * version is replaced (a restarted old agent reuses versions). */
+static int store_dictionary(struct store_batch *b, const rp_frame *f, uint64_t dict_id,
+                            struct store_agent *ag) {
+  int rc, at = dict_slot(ag, dict_id);
+  if (at >= 0 && f->dictionary_hash != 0) {
+    memmove(&ag->dicts[1], &ag->dicts[0], (size_t)at * sizeof(ag->dicts[0]));
+    ag->dicts[0] = dict_id;
+    return 0;
+  }
+  if (at < 0)
+    at = STORE_AGENT_DICTS - 1; /* the least recent (or an empty slot) */
+  if (ag->dicts[at] != 0 && (rc = delete_dictionary(b, f->agent_id, ag->dicts[at])) != 0)
+    return rc;
+  memmove(&ag->dicts[1], &ag->dicts[0], (size_t)at * sizeof(ag->dicts[0]));
+  ag->dicts[0] = dict_id;
   struct dict *d = &b->s->cache;
-  struct dict_agent *da = dict_lookup(d, f->agent_id);
-  if (da == NULL && (da = dict_add_agent(d, f->agent_id)) == NULL)
+  struct dict_agent *da = dict_lookup(d, f->agent_id, dict_id);
+  if (da == NULL && (da = dict_add_agent(d, f->agent_id, dict_id)) == NULL)
     return ENOMEM;
   dict_agent_empty(da, d);
+  char key[RP_ID_MAX + 9 + 4];
+  size_t plen = dict_prefix(key, f->agent_id, dict_id);
   for (size_t i = 0; i < f->n_dictionary; i++) {
     uint8_t small[2048], *buf = small;
     const Rackpulse__V1__SeriesDef *def = f->dictionary[i];
@@ -607,11 +750,9 @@ static int store_dictionary(struct store_batch *b, const rp_frame *f) {
     if (size > sizeof(small) && (buf = malloc(size)) == NULL)
       return ENOMEM;
     rackpulse__v1__series_def__pack(def, buf);
-    char key[RP_ID_MAX + 1 + 4];
-    memcpy(key, f->agent_id, alen + 1);
     uint32_t id_be = __builtin_bswap32(def->id); /* big-endian: keys sort by id */
-    memcpy(key + alen + 1, &id_be, 4);
-    rc = put(b->txn, b->s->dict, key, alen + 5, buf, size);
+    memcpy(key + plen, &id_be, 4);
+    rc = put(b->txn, b->s->dict, key, plen + 4, buf, size);
     if (buf != small)
       free(buf);
     if (rc == 0)
@@ -619,6 +760,7 @@ static int store_dictionary(struct store_batch *b, const rp_frame *f) {
     if (rc != 0)
       return rc;
   }
+  ag->dict_version = f->dictionary_version;
   return 0;
 }
 
@@ -814,60 +956,141 @@ static int apply_devices(struct store_batch *b, const rp_frame *f) {
   return 0;
 }
 
-int store_batch_apply(struct store_batch *b, const rp_frame *f, const char *topic,
-                      int32_t partition, int64_t offset, enum store_outcome *outcome, char *err,
-                      size_t errlen) {
+/* Decides whether frame (agent, incarnation, seq) is new and moves the
+ * agent's marks (see store.h, Identity). Returns true to apply it, with
+ * *current true when it belongs to the agent's current incarnation. */
+static bool accept_seq(struct store_agent *ag, bool known, const rp_frame *f, bool *current,
+                       unsigned *events) {
+  *current = true;
+  if (!known) {
+    ag->incarnation = f->incarnation;
+    ag->incarnation_ms = f->ts_ms;
+    ag->incarnations = 1;
+    ag->last_seq = f->seq;
+    return true;
+  }
+  if (f->incarnation == ag->incarnation) {
+    if (f->seq <= ag->last_seq)
+      return false;
+    if (f->seq > ag->last_seq + 1)
+      ag->gaps += f->seq - ag->last_seq - 1;
+    ag->last_seq = f->seq;
+    return true;
+  }
+  *current = false;
+  for (uint32_t i = 0; i < ag->nprevious && i < STORE_AGENT_INCARNATIONS - 1; i++) {
+    struct store_incarnation *p = &ag->previous[i];
+    if (p->id != f->incarnation)
+      continue;
+    /* A late frame of an earlier incarnation: new for it, or a duplicate. */
+    if (f->seq <= p->last_seq)
+      return false;
+    p->last_seq = f->seq;
+    return true;
+  }
+  /* An incarnation never seen: the agent restarted with a new state. Its
+   * first frame is applied now, whatever its seq; the old marks move down. */
+  memmove(&ag->previous[1], &ag->previous[0],
+          (STORE_AGENT_INCARNATIONS - 2) * sizeof(ag->previous[0]));
+  ag->previous[0] = (struct store_incarnation){ag->incarnation, ag->last_seq};
+  if (ag->nprevious < STORE_AGENT_INCARNATIONS - 1)
+    ag->nprevious++;
+  ag->incarnation = f->incarnation;
+  ag->incarnation_ms = f->ts_ms;
+  ag->incarnations++;
+  ag->last_seq = f->seq;
+  *current = true;
+  *events |= STORE_EV_NEW_INCARNATION;
+  return true;
+}
+
+/* Applies a new frame's dictionary, samples, statistics and devices. */
+static int apply_frame(struct store_batch *b, const rp_frame *f, struct store_agent *ag,
+                       unsigned *events, char *err, size_t errlen) {
+  int rc;
+  uint64_t dict_id =
+      f->dictionary_hash != 0 ? f->dictionary_hash : rp_dict_legacy_id(f->dictionary_version);
+  if (f->n_dictionary > 0) {
+    bool valid = true;
+    if (f->dictionary_hash != 0) {
+      uint64_t h;
+      if ((rc = rp_frame_dictionary_hash(f, &h)) != 0)
+        return lmdb_err(rc, "store: dictionary hash", err, errlen);
+      valid = h == f->dictionary_hash;
+    }
+    if (!valid) {
+      ag->bad_dict_frames++;
+      *events |= STORE_EV_BAD_DICTIONARY;
+    } else if ((rc = store_dictionary(b, f, dict_id, ag)) != 0) {
+      return lmdb_err(rc, "store: dictionary", err, errlen);
+    }
+  }
+  if (dict_slot(ag, dict_id) >= 0) {
+    struct dict_agent *da;
+    if ((rc = dict_get(b, f->agent_id, dict_id, &da)) != 0)
+      return lmdb_err(rc, "store: dictionary", err, errlen);
+    if ((rc = apply_samples(b, f, da, ag)) != 0)
+      return lmdb_err(rc, "store: samples", err, errlen);
+    if ((rc = apply_stats(b, f, da, ag)) != 0)
+      return lmdb_err(rc, "store: window statistics", err, errlen);
+    ag->last_decoded_ms = f->ts_ms;
+  } else if (f->n_samples > 0 || f->n_statuses > 0 || f->n_stats > 0) {
+    /* Never decoded with another dictionary: skipped and counted. */
+    for (size_t i = 0; i < f->n_samples; i++)
+      ag->undecodable += f->samples[i]->n_series;
+    ag->unknown_dict_frames++;
+    ag->last_unknown_dict = dict_id;
+    ag->last_unknown_dict_ms = f->ts_ms;
+    *events |= STORE_EV_UNKNOWN_DICTIONARY;
+  }
+  if ((rc = apply_devices(b, f)) != 0)
+    return lmdb_err(rc, "store: devices", err, errlen);
+  struct store_rack r = {0};
+  get_copy(b->txn, b->s->racks, f->rack_id, strlen(f->rack_id), &r, sizeof(r));
+  if (f->ts_ms >= r.last_frame_ms) {
+    r.last_frame_ms = f->ts_ms;
+    r.received_ms = rp_now_ms();
+    r.last_seq = f->seq;
+    snprintf(r.agent, sizeof(r.agent), "%s", f->agent_id);
+    rc = put(b->txn, b->s->racks, f->rack_id, strlen(f->rack_id), &r, sizeof(r));
+    if (rc != 0)
+      return lmdb_err(rc, "store: rack", err, errlen);
+  }
+  return 0;
+}
+
+static int batch_apply(struct store_batch *b, const rp_frame *f, const char *topic,
+                       int32_t partition, int64_t offset, enum store_outcome *outcome,
+                       unsigned *events, char *err, size_t errlen) {
   struct store_agent ag = {0};
   size_t alen = strlen(f->agent_id);
+  *events = 0;
   int rc = get_copy(b->txn, b->s->agents, f->agent_id, alen, &ag, sizeof(ag));
   if (rc != 0 && rc != MDB_NOTFOUND)
     return lmdb_err(rc, "store: agent", err, errlen);
-  bool known = rc == 0;
-  if (known && f->seq <= ag.last_seq) {
+  bool current;
+  if (!accept_seq(&ag, rc == 0, f, &current, events)) {
     ag.duplicates++;
     *outcome = STORE_DUPLICATE;
   } else {
-    if (known && f->seq > ag.last_seq + 1)
-      ag.gaps += f->seq - ag.last_seq - 1;
-    ag.last_seq = f->seq;
     ag.frames++;
-    ag.last_ms = f->ts_ms;
+    if (current)
+      ag.last_ms = f->ts_ms;
     snprintf(ag.rack, sizeof(ag.rack), "%s", f->rack_id);
-    if (f->n_dictionary > 0) {
-      if ((rc = store_dictionary(b, f)) != 0)
-        return lmdb_err(rc, "store: dictionary", err, errlen);
-      ag.dict_version = f->dictionary_version;
-    }
-    if (f->dictionary_version == ag.dict_version) {
-      struct dict_agent *da;
-      if ((rc = dict_get(b, f->agent_id, &da)) != 0)
-        return lmdb_err(rc, "store: dictionary", err, errlen);
-      if ((rc = apply_samples(b, f, da, &ag)) != 0)
-        return lmdb_err(rc, "store: samples", err, errlen);
-      if ((rc = apply_stats(b, f, da, &ag)) != 0)
-        return lmdb_err(rc, "store: window statistics", err, errlen);
-    } else {
-      for (size_t i = 0; i < f->n_samples; i++)
-        ag.undecodable += f->samples[i]->n_series;
-    }
-    if ((rc = apply_devices(b, f)) != 0)
-      return lmdb_err(rc, "store: devices", err, errlen);
-    struct store_rack r = {0};
-    get_copy(b->txn, b->s->racks, f->rack_id, strlen(f->rack_id), &r, sizeof(r));
-    if (f->ts_ms >= r.last_frame_ms) {
-      r.last_frame_ms = f->ts_ms;
-      r.received_ms = rp_now_ms();
-      r.last_seq = f->seq;
-      snprintf(r.agent, sizeof(r.agent), "%s", f->agent_id);
-      rc = put(b->txn, b->s->racks, f->rack_id, strlen(f->rack_id), &r, sizeof(r));
-      if (rc != 0)
-        return lmdb_err(rc, "store: rack", err, errlen);
-    }
+    if ((rc = apply_frame(b, f, &ag, events, err, errlen)) != 0)
+      return rc;
     *outcome = STORE_APPLIED;
   }
   if ((rc = put(b->txn, b->s->agents, f->agent_id, alen, &ag, sizeof(ag))) != 0)
     return lmdb_err(rc, "store: agent", err, errlen);
   return store_batch_skip(b, topic, partition, offset, err, errlen);
+}
+
+int store_batch_apply(struct store_batch *b, const rp_frame *f, const char *topic,
+                      int32_t partition, int64_t offset, enum store_outcome *outcome, char *err,
+                      size_t errlen) {
+  unsigned events;
+  return batch_apply(b, f, topic, partition, offset, outcome, &events, err, errlen);
 }
 
 int store_batch_commit(struct store_batch *b, char *err, size_t errlen) {
@@ -904,8 +1127,8 @@ static int apply_once(struct store *s, struct store_msg *msgs, size_t n, char *e
     if (m->frame == NULL)
       rc = store_batch_skip(b, m->topic, m->partition, m->offset, err, errlen);
     else
-      rc = store_batch_apply(b, m->frame, m->topic, m->partition, m->offset, &m->outcome, err,
-                             errlen);
+      rc = batch_apply(b, m->frame, m->topic, m->partition, m->offset, &m->outcome, &m->events, err,
+                       errlen);
   }
   if (rc != 0) {
     store_batch_abort(b);
@@ -967,6 +1190,11 @@ void store_read_end(struct store_read *r) {
 
 int store_read_rack(struct store_read *r, const char *rack, struct store_rack *out) {
   int rc = get_copy(r->txn, r->s->racks, rack, strlen(rack), out, sizeof(*out));
+  return rc == 0 ? 0 : rc == MDB_NOTFOUND ? -ENOENT : -EIO;
+}
+
+int store_read_agent(struct store_read *r, const char *agent, struct store_agent *out) {
+  int rc = get_copy(r->txn, r->s->agents, agent, strlen(agent), out, sizeof(*out));
   return rc == 0 ? 0 : rc == MDB_NOTFOUND ? -ENOENT : -EIO;
 }
 

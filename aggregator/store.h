@@ -17,12 +17,28 @@
  * Databases (named LMDB sub-databases):
  *   offsets  "topic\0partition"          -> int64 next offset to consume
  *   agents   agent id                    -> struct store_agent
- *   dict     agent id "\0" series id     -> packed rackpulse.v1.SeriesDef
+ *   dict     agent id "\0" dictionary id (8 bytes) series id (4 bytes, both
+ *            big-endian)                 -> packed rackpulse.v1.SeriesDef
  *   latest   rack "\0" series key        -> struct store_latest
  *   devices  rack "\0" device            -> struct store_device
  *   racks    rack                        -> struct store_rack
  *   stats    rack "\0" series key "|" window seconds -> struct store_stats
- * A series key is "name{k=v,...}@device". */
+ * A series key is "name{k=v,...}@device".
+ *
+ * Identity. Frames are de-duplicated per agent, incarnation and sequence
+ * number (proto/rackpulse.proto): the first frame of an incarnation not seen
+ * before is applied at once and that incarnation becomes the agent's current
+ * one, so a re-imaged host (wiped state, seq from 1) is not taken for a
+ * replay. The high-water marks of the previous STORE_AGENT_INCARNATIONS - 1
+ * incarnations are kept: a late frame of one of them is applied when its seq
+ * is new for it (a value never replaces a newer one, by sample time) and is
+ * a duplicate otherwise. Dictionaries are stored per agent under their
+ * identity (the frame's dictionary_hash; for agents older than that field a
+ * value derived from dictionary_version), the last STORE_AGENT_DICTS of each
+ * agent. A frame whose dictionary is not stored has its samples, statuses
+ * and statistics skipped and counted, never decoded with another
+ * dictionary; a dictionary whose content does not match its hash is refused
+ * and counted. */
 #ifndef RACKPULSE_STORE_H
 #define RACKPULSE_STORE_H
 
@@ -35,15 +51,34 @@
 struct store;
 struct store_batch;
 
+#define STORE_AGENT_INCARNATIONS 4 /* high-water marks kept: current + 3 */
+#define STORE_AGENT_DICTS 4        /* dictionaries kept per agent */
+
+struct store_incarnation {
+  uint64_t id, last_seq;
+};
+
 struct store_agent {
-  uint64_t last_seq;     /* highest sequence number applied */
+  uint64_t last_seq;     /* highest sequence number applied (current incarnation) */
   uint64_t frames;       /* frames applied */
-  uint64_t duplicates;   /* frames skipped: seq already applied */
-  uint64_t gaps;         /* sequence numbers never seen */
-  uint64_t undecodable;  /* samples skipped: dictionary not known yet */
-  uint32_t dict_version; /* version of the stored dictionary */
-  int64_t last_ms;       /* frame time of the last frame */
+  uint64_t duplicates;   /* frames skipped: (incarnation, seq) already applied */
+  uint64_t gaps;         /* sequence numbers never seen (current incarnation) */
+  uint64_t undecodable;  /* samples skipped: dictionary or series not known */
+  uint32_t dict_version; /* informational: dictionary_version of the newest dictionary */
+  int64_t last_ms;       /* frame time of the last frame (current incarnation) */
   char rack[RP_ID_MAX + 1];
+  /* Identity. */
+  uint64_t incarnation;   /* current: the last one first seen (0: an old agent) */
+  int64_t incarnation_ms; /* frame time of its first frame */
+  uint64_t incarnations;  /* incarnations seen, the first included */
+  uint32_t nprevious;     /* previous[0..nprevious): most recent first */
+  struct store_incarnation previous[STORE_AGENT_INCARNATIONS - 1];
+  uint64_t dicts[STORE_AGENT_DICTS]; /* dictionary ids stored, most recent first; 0: none */
+  uint64_t unknown_dict_frames;      /* frames skipped: their dictionary is not stored */
+  uint64_t bad_dict_frames;          /* dictionaries refused: content does not match the hash */
+  uint64_t last_unknown_dict;        /* dictionary id of the last frame skipped for it */
+  int64_t last_unknown_dict_ms;      /* its frame time (0: never) */
+  int64_t last_decoded_ms;           /* frame time of the last frame decoded */
 };
 
 struct store_latest {
@@ -87,6 +122,11 @@ enum store_outcome { STORE_APPLIED, STORE_DUPLICATE };
 /* Opens (creating) the environment in directory `path` with a map of
  * `map_size` bytes (at least the size of the data already there). The map
  * may grow up to the same size until store_set_map_max() says otherwise.
+ * A database of the previous layout (1: before incarnations and dictionary
+ * hashes) is migrated in place: agent records gain empty identity fields
+ * (their next frame of an incarnation starts it) and stored dictionaries are
+ * dropped (samples are skipped and counted until each agent resends its
+ * dictionary, at most its dictionary_every frames); offsets and state stay.
  * Returns 0 and *out (close with store_close()), or a negative errno / LMDB
  * error with err set. */
 int store_open(const char *path, size_t map_size, struct store **out, char *err, size_t errlen);
@@ -110,6 +150,11 @@ struct store_map_info {
 };
 void store_map_info(struct store *s, struct store_map_info *out);
 
+/* What else applying a frame noticed (bits of store_msg.events). */
+#define STORE_EV_NEW_INCARNATION 1u    /* a known agent began a new incarnation */
+#define STORE_EV_UNKNOWN_DICTIONARY 2u /* samples skipped: dictionary not stored */
+#define STORE_EV_BAD_DICTIONARY 4u     /* dictionary refused: hash mismatch */
+
 /* One message of a batch for store_apply(). */
 struct store_msg {
   const rp_frame *frame; /* NULL: a message that did not decode */
@@ -117,6 +162,7 @@ struct store_msg {
   int32_t partition;
   int64_t offset;
   enum store_outcome outcome; /* out, when frame != NULL */
+  unsigned events;            /* out: STORE_EV_* bits, when frame != NULL */
 };
 
 /* Applies msgs[0..n) in one write transaction with their offsets and commits
@@ -154,6 +200,8 @@ struct store_read;
 int store_read_begin(struct store *s, struct store_read **out);
 void store_read_end(struct store_read *r);
 int store_read_rack(struct store_read *r, const char *rack, struct store_rack *out);
+/* The record of agent `agent`; 0 or -ENOENT. */
+int store_read_agent(struct store_read *r, const char *agent, struct store_agent *out);
 /* The latest value of series `name` (any labels, any device: the first in
  * key order) in `rack`; 0 or -ENOENT. */
 int store_read_latest_by_name(struct store_read *r, const char *rack, const char *name,

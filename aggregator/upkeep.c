@@ -38,7 +38,8 @@ static void expire_flags(struct rp_aggregator *a, int64_t now) {
       continue;
     const char *rack = json_string_value(json_object_get(f, "rack"));
     const char *flag = json_string_value(json_object_get(f, "flag"));
-    if (rack && flag && rp_ledger_flag_del(a->ledger, rack, flag) == 0)
+    /* Only the flag as read: one set again meanwhile stays. */
+    if (rack && flag && rp_ledger_flag_del_if(a->ledger, rack, flag, f) == 0)
       rp_info("flags", "%s on rack %s expired", flag, rack);
   }
   json_decref(all);
@@ -97,6 +98,7 @@ int rp_upkeep_start(struct rp_aggregator *a, char *err, size_t errlen) {
   char dir[600];
   snprintf(dir, sizeof(dir), "%s/ledger", a->cfg.store.path);
   struct rp_ledger_limits lim = {.map_size = (size_t)1 << 30,
+                                 .audit_map_size = (size_t)a->cfg.audit.map_size_mb << 20,
                                  .audit_max_age_ms = a->cfg.audit.max_age_ms,
                                  .audit_max_entries = (uint64_t)a->cfg.audit.max_entries};
   if ((rc = rp_ledger_open(dir, &lim, &a->ledger, err, errlen)) != 0)

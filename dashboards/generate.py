@@ -31,6 +31,8 @@ METRICS = {
     "agent_gaps": "rackpulse_agent_gaps_total",
     "agent_duplicates": "rackpulse_agent_duplicates_total",
     "agent_undecodable": "rackpulse_agent_undecodable_samples_total",
+    "agent_incarnations": "rackpulse_agent_incarnations_total",
+    "agent_unknown_dict": "rackpulse_agent_unknown_dictionary_frames_total",
     "ingest_frames": "rackpulse_ingest_frames_total",  # {outcome}
     "ingest_samples": "rackpulse_ingest_samples_total",
     "ingest_batches": "rackpulse_ingest_batches_total",
@@ -349,13 +351,19 @@ def agent_health():
               [target('rate(%s{%s}[$__rate_interval])' % (M["agent_frames"], agent_sel),
                       "{{agent}}")], unit="reqps", w=8),
         panel("timeseries", "Sequence gaps, duplicates, undecodable samples",
-              "Per agent, over the last hour: frames never received, received twice, and "
-              "samples that arrived before their dictionary.",
+              "Per agent, over the last hour: frames never received, received twice, "
+              "samples that arrived before their dictionary, frames skipped for an unknown "
+              "dictionary hash, and new incarnations (the agent's state was reset, e.g. a "
+              "re-imaged host).",
               [target('increase(%s{%s}[1h])' % (M["agent_gaps"], agent_sel), "{{agent}} gaps"),
                target('increase(%s{%s}[1h])' % (M["agent_duplicates"], agent_sel),
                       "{{agent}} duplicates", ref="B"),
                target('increase(%s{%s}[1h])' % (M["agent_undecodable"], agent_sel),
-                      "{{agent}} undecodable", ref="C")], w=8),
+                      "{{agent}} undecodable", ref="C"),
+               target('increase(%s{%s}[1h])' % (M["agent_unknown_dict"], agent_sel),
+                      "{{agent}} unknown dictionary", ref="D"),
+               target('increase(%s{%s}[1h])' % (M["agent_incarnations"], agent_sel),
+                      "{{agent}} new incarnations", ref="E")], w=8),
         row("Aggregator ingest"),
         panel("timeseries", "Frames read, by outcome",
               "applied, duplicate (ignored) and invalid (undecodable, skipped).",

@@ -2,6 +2,7 @@
  * JSON rendering shared by `rackpulse-agent --once` and `rackpulsectl tail`.
  * Validation lives here so that every consumer refuses the same frames. */
 #include "rackpulse/frame.h"
+#include "rackpulse/hash.h"
 
 #include <errno.h>
 #include <math.h>
@@ -37,6 +38,17 @@ int rp_value_scale(double v, int decimals, int64_t *out) {
 
 double rp_value_unscale(int64_t scaled, int decimals) {
   return (double)scaled / pow10_of(decimals);
+}
+
+/* The residue is measured in the scale's own units (1e-9 × 10^d once
+ * multiplied): the rounding error of s × 10^d grows with 10^d, and an
+ * absolute bound would push an exact 8-digit scale to 9 digits. */
+int rp_scale_decimals(double scale) {
+  double s = fabs(scale);
+  int d = 0;
+  while (d < 9 && fabs(s * pow10_of(d) - nearbyint(s * pow10_of(d))) > 1e-9 * pow10_of(d))
+    d++;
+  return d;
 }
 
 /* The length (1..4) of the well-formed UTF-8 character at p (no overlong
@@ -242,6 +254,80 @@ const Rackpulse__V1__SeriesDef *rp_frame_find_series(const rp_frame *f, uint32_t
   return NULL;
 }
 
+/* ---- dictionary identity (see frame.h) ------------------------------------ */
+
+static uint64_t hash_u32(uint64_t h, uint32_t v) {
+  unsigned char le[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                         (unsigned char)(v >> 24)};
+  return rp_hash_update(h, le, sizeof(le));
+}
+
+static uint64_t hash_str(uint64_t h, const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  h = hash_u32(h, (uint32_t)n);
+  return rp_hash_update(h, s ? s : "", n);
+}
+
+uint64_t rp_dict_hash_series(uint64_t h, uint32_t id, const char *name, const char *unit,
+                             const char *device, int decimals, size_t nlabels) {
+  h = hash_u32(h, id);
+  h = hash_u32(h, (uint32_t)decimals);
+  h = hash_str(h, name);
+  h = hash_str(h, unit);
+  h = hash_str(h, device);
+  return hash_u32(h, (uint32_t)nlabels);
+}
+
+uint64_t rp_dict_hash_label(uint64_t h, const char *key, const char *value) {
+  return hash_str(hash_str(h, key), value);
+}
+
+uint64_t rp_dict_hash_final(uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return h != 0 ? h : 1;
+}
+
+static int def_by_id(const void *a, const void *b) {
+  uint32_t x = (*(const Rackpulse__V1__SeriesDef *const *)a)->id;
+  uint32_t y = (*(const Rackpulse__V1__SeriesDef *const *)b)->id;
+  return x < y ? -1 : x > y;
+}
+
+int rp_frame_dictionary_hash(const rp_frame *f, uint64_t *out) {
+  Rackpulse__V1__SeriesDef **defs = f->dictionary, **sorted = NULL;
+  for (size_t i = 1; i < f->n_dictionary; i++) {
+    if (defs[i - 1]->id <= defs[i]->id)
+      continue; /* agents send it in id order: no copy then */
+    sorted = malloc(f->n_dictionary * sizeof(*sorted));
+    if (sorted == NULL)
+      return -ENOMEM;
+    memcpy(sorted, defs, f->n_dictionary * sizeof(*sorted));
+    qsort(sorted, f->n_dictionary, sizeof(*sorted), def_by_id);
+    defs = sorted;
+    break;
+  }
+  uint64_t h = RP_DICT_HASH_INIT;
+  for (size_t i = 0; i < f->n_dictionary; i++) {
+    const Rackpulse__V1__SeriesDef *d = defs[i];
+    h = rp_dict_hash_series(h, d->id, d->name, d->unit, d->device, d->decimals, d->n_labels);
+    for (size_t j = 0; j < d->n_labels; j++)
+      h = rp_dict_hash_label(h, d->labels[j]->key, d->labels[j]->value);
+  }
+  free(sorted);
+  *out = rp_dict_hash_final(h);
+  return 0;
+}
+
+uint64_t rp_dict_legacy_id(uint32_t dictionary_version) {
+  static const char tag[] = "rackpulse legacy dictionary_version";
+  return rp_dict_hash_final(
+      hash_u32(rp_hash_update(RP_DICT_HASH_INIT, tag, sizeof(tag) - 1), dictionary_version));
+}
+
 /* JSON numbers cannot be NaN or infinite: those become null. */
 static json_t *json_num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
@@ -351,5 +437,11 @@ json_t *rp_frame_to_json(const rp_frame *f, const rp_frame *dict) {
     json_array_append_new(devices, device_to_json(f->devices[i]));
   json_object_set_new(o, "devices", devices);
   json_object_set_new(o, "health", health_to_json(f->health));
+  /* 64-bit identities as 16 hex digits: JSON numbers lose bits past 2^53. */
+  char hex[17];
+  snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)f->incarnation);
+  json_object_set_new(o, "incarnation", json_string(hex));
+  snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)f->dictionary_hash);
+  json_object_set_new(o, "dictionary_hash", json_string(hex));
   return o;
 }

@@ -17,7 +17,10 @@
  *   4. Samples carry series ids; names, units and decimals travel in a
  *      dictionary that an agent sends when it changes and every N frames.
  *      Keep the last dictionary of each agent and use it while its
- *      dictionary_version matches the frame's.
+ *      dictionary_hash (a hash of its content) matches the frame's; never
+ *      resolve samples with another dictionary (after an agent restarts, the
+ *      same ids may name other series). Frames of agents older than
+ *      dictionary_hash (0) are matched on dictionary_version.
  * Output: one line per frame (time, rack, agent, seq, samples, devices up and
  * down, where it was read), or with --json one JSON object per line
  * (rp_frame_to_json, names resolved from the agent's last dictionary). */
@@ -309,10 +312,17 @@ static void print_line(const rd_kafka_message_t *m, const rp_frame *f) {
          (int)m->partition, m->offset);
 }
 
+/* Whether f's samples refer to the dictionary `dict` carried. */
+static bool same_dictionary(const rp_frame *dict, const rp_frame *f) {
+  if (dict->dictionary_hash != 0 || f->dictionary_hash != 0)
+    return dict->dictionary_hash == f->dictionary_hash;
+  return dict->dictionary_version == f->dictionary_version; /* older agents */
+}
+
 static void print_json(struct tail *t, const rp_frame *f) {
   const rp_frame *dict = dict_of(t, f->agent_id);
-  if (dict != NULL && dict->dictionary_version != f->dictionary_version)
-    dict = NULL; /* samples of another dictionary version: show ids only */
+  if (dict != NULL && !same_dictionary(dict, f))
+    dict = NULL; /* samples of another dictionary: show ids only */
   json_t *j = rp_frame_to_json(f, dict);
   json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(12));
   fputc('\n', stdout);

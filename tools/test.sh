@@ -6,6 +6,8 @@
 #   build-asan/  the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   build-fuzz/  clang, the libFuzzer harnesses of tests/fuzz (ASan+UBSan):
 #                the fuzz tests only, each over its corpus then ~20 s fuzzing
+#   build-tsan/  ThreadSanitizer: only the concurrency tests (label tsan:
+#                reservations, gates and the ledger from many threads)
 # Unit tests are cmocka programs; integration tests drive the real peers
 # (pymodbus CDU, librdkafka mock cluster, kcat, protoc). Exits non-zero on
 # the first failing build or test.
@@ -42,4 +44,8 @@ export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
 run_suite build-asan -DRP_SANITIZE=ON
 BUILD_TARGET=rp_fuzz TEST_LABEL=fuzz run_suite build-fuzz -DCMAKE_C_COMPILER=clang \
   -DRP_FUZZ=ON -DRP_BUILD_TESTS=OFF
-echo "=== all tests passed in build/, build-asan/ (ASan+UBSan) and build-fuzz/ (libFuzzer)"
+# halt_on_error: a data race fails the test even though the program goes on.
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" BUILD_TARGET=test_concurrency \
+  TEST_LABEL=tsan run_suite build-tsan -DRP_TSAN=ON -DRP_BUILD_BENCH=OFF
+echo "=== all tests passed in build/, build-asan/ (ASan+UBSan), build-fuzz/ (libFuzzer)" \
+  "and build-tsan/ (TSan)"

@@ -202,7 +202,7 @@ struct ipmi_pattern {
   const char *label;  /* label key, e.g. "gpu", or NULL */
 };
 
-/* The built-in table (see ipmi_parse.c), tried after the caller's. */
+/* The built-in table (see ipmi_classify.c), tried after the caller's. */
 extern const struct ipmi_pattern ipmi_default_patterns[];
 extern const size_t ipmi_default_patterns_len;
 

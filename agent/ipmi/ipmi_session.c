@@ -27,6 +27,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "rackpulse/clock.h"
 #include "rackpulse/log.h"
 
 enum phase { PH_START, PH_RUN, PH_IDLE, PH_EXIT, PH_TERM, PH_KILL, PH_REAP, PH_FAILED };
@@ -92,16 +93,19 @@ static bool others_alive(const struct ipmi_runner *r) {
   return false;
 }
 
+/* ipmitool children, of every runner, whose handles are not closed yet.
+ * File-scope on purpose: a child outlives the runner that spawned it
+ * (ipmi_runner_free() leaves it for the loop to reap), so no runner can
+ * hold the count, and the children are this process's whichever BMC
+ * they served. */
 static size_t children_alive;
 
 size_t ipmi_children_alive(void) { return children_alive; }
 
-static uint64_t mono_ms(void) { return uv_hrtime() / 1000000; }
-
 static const char *child_name(const struct child *c) { return c->r ? c->r->name : "ipmitool"; }
 
 /* Writing to a shell that just died must be an EPIPE error, not the death
- * of the agent. */
+ * of the agent. A signal's disposition is the process's: set once. */
 static void ignore_sigpipe(void) {
   static bool done;
   if (done)
@@ -192,7 +196,7 @@ static void finish(struct child *c) {
                             .exit_status = c->exit_status,
                             .term_signal = c->term_signal,
                             .new_shell = c->new_shell,
-                            .elapsed_ms = mono_ms() - c->t0};
+                            .elapsed_ms = rp_mono_ms() - c->t0};
   if (c->phase == PH_FAILED)
     res.rc = c->spawn_err;
   else if (c->timed_out)
@@ -342,7 +346,7 @@ static void on_prompt(struct child *c) {
   void *arg = c->arg;
   c->cb = NULL;
   struct ipmi_result res = {
-      .out = c->buf, .len = c->len, .new_shell = c->new_shell, .elapsed_ms = mono_ms() - c->t0};
+      .out = c->buf, .len = c->len, .new_shell = c->new_shell, .elapsed_ms = rp_mono_ms() - c->t0};
   size_t n = strlen(c->cmd);
   if (res.len >= n && memcmp(res.out, c->cmd, n) == 0) {
     res.out += n;
@@ -471,7 +475,7 @@ static struct child *spawn_child(struct ipmi_runner *r, const char *const *words
   ignore_sigpipe();
   c->r = r;
   c->shell = words == NULL;
-  c->t0 = mono_ms();
+  c->t0 = rp_mono_ms();
   c->next = r->children;
   r->children = c;
   children_alive++;
@@ -644,7 +648,7 @@ static int start_command(struct ipmi_runner *r, const char *const *words, ipmi_r
   c->new_shell = false;
   c->len = 0;
   c->buf[0] = '\0';
-  c->t0 = mono_ms();
+  c->t0 = rp_mono_ms();
   c->phase = PH_RUN;
   r->active = c;
   start_timer(c, r->cfg.timeout_ms);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mb_profile.h"
+#include "rackpulse/frame.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -100,11 +101,7 @@ static int parse_bits(const struct rp_cfg_doc *doc, rp_cfg_node map, const char 
 static int default_decimals(const struct mb_register *r) {
   if (r->type == MB_TYPE_F32 || r->type == MB_TYPE_F64)
     return 3;
-  double s = fabs(r->scale);
-  int d = 0;
-  while (d < 9 && fabs(s * pow(10, d) - nearbyint(s * pow(10, d))) > 1e-9)
-    d++;
-  return d;
+  return rp_scale_decimals(r->scale);
 }
 
 int mb_address_from_documented(enum mb_function fn, int64_t n, uint16_t *out) {

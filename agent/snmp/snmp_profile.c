@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rackpulse/frame.h"
+
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 /* One metric as written in YAML, before conversion. */
@@ -83,7 +85,7 @@ static void fill_common(struct snmp_metric *m, const M *t, bool has_invalid) {
   snprintf(m->name, sizeof(m->name), "%s", t->name);
   snprintf(m->unit, sizeof(m->unit), "%s", t->unit);
   m->scaling.scale = t->scale;
-  m->scaling.decimals = snmp_scale_decimals(t->scale);
+  m->scaling.decimals = rp_scale_decimals(t->scale);
   m->scaling.has_invalid = has_invalid;
   m->scaling.invalid = t->invalid;
   m->counter = t->counter;

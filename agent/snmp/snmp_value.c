@@ -89,14 +89,6 @@ const char *snmp_vtype_name(enum snmp_vtype t) {
   return "?";
 }
 
-int snmp_scale_decimals(double scale) {
-  double s = fabs(scale);
-  int d = 0;
-  while (d < 9 && fabs(s * pow(10, d) - nearbyint(s * pow(10, d))) > 1e-9 * pow(10, d))
-    d++;
-  return d;
-}
-
 static bool numeric(const struct snmp_value *v, double *out) {
   switch (v->type) {
   case SNMP_V_INTEGER: *out = (double)v->i; return true;

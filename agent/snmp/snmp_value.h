@@ -91,9 +91,6 @@ enum snmp_conv snmp_value_convert(const struct snmp_value *v, const struct snmp_
  * and *raw for a non-negative number, false otherwise. */
 bool snmp_value_raw_unsigned(const struct snmp_value *v, uint64_t *raw);
 
-/* Decimal digits needed to show `scale` exactly (0.01 -> 2, 10 -> 0), at most 9. */
-int snmp_scale_decimals(double scale);
-
 /*
  * A monotonic series built from a device's energy counter.
  *

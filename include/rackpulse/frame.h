@@ -44,6 +44,11 @@ size_t rp_utf8_copy(char *dst, size_t size, const char *src);
 int rp_value_scale(double v, int decimals, int64_t *out);
 double rp_value_unscale(int64_t scaled, int decimals);
 
+/* The wire decimals a value multiplied by `scale` needs: the fewest digits
+ * d (0..9) for which |scale| is a d-digit decimal to within 1e-9 (0.1 -> 1,
+ * 0.025 -> 3, 10 -> 0, 1.23456789 -> 8; 9 at most). */
+int rp_scale_decimals(double scale);
+
 /* The series definition with `id` in the frame's dictionary, or NULL. */
 const Rackpulse__V1__SeriesDef *rp_frame_find_series(const rp_frame *f, uint32_t id);
 
@@ -51,6 +56,37 @@ const Rackpulse__V1__SeriesDef *rp_frame_find_series(const rp_frame *f, uint32_t
  * are rendered with their names when `dict` (a dictionary, possibly from an
  * earlier frame; may be NULL) knows their ids. */
 json_t *rp_frame_to_json(const rp_frame *f, const rp_frame *dict);
+
+/* Dictionary identity. A dictionary is named by a 64-bit hash of its
+ * content, so that a consumer never decodes samples with another mapping
+ * than the one they were taken with (a counter restarts with the agent).
+ * Canonical form: the series in ascending id order; for each, the id, the
+ * decimals, the name, unit and device, the label count and each label's key
+ * and value in the order given (the order is part of the series' identity),
+ * integers as 4 little-endian bytes and strings as a 4-byte length and the
+ * bytes. The hash is FNV-1a 64 over those bytes, then a 64-bit finalizer
+ * (MurmurHash3's fmix64) to spread the bits; 0 is never returned (it means
+ * "no hash" on the wire). Usage:
+ *   uint64_t h = RP_DICT_HASH_INIT;
+ *   for each series in id order:
+ *     h = rp_dict_hash_series(h, id, name, unit, device, decimals, nlabels);
+ *     for each label: h = rp_dict_hash_label(h, key, value);
+ *   hash = rp_dict_hash_final(h); */
+#define RP_DICT_HASH_INIT 0xcbf29ce484222325ull /* RP_HASH_INIT: the FNV-1a 64 offset basis */
+uint64_t rp_dict_hash_series(uint64_t h, uint32_t id, const char *name, const char *unit,
+                             const char *device, int decimals, size_t nlabels);
+uint64_t rp_dict_hash_label(uint64_t h, const char *key, const char *value);
+uint64_t rp_dict_hash_final(uint64_t h);
+
+/* The content hash of f's dictionary (f->dictionary, in any order). Returns
+ * 0 and *out, or -ENOMEM. */
+int rp_frame_dictionary_hash(const rp_frame *f, uint64_t *out);
+
+/* The identity consumers give the dictionary of a frame from an agent older
+ * than dictionary_hash (dictionary_hash == 0): derived from its
+ * dictionary_version, so it has that field's weakness (it restarts with
+ * the agent). Never 0. */
+uint64_t rp_dict_legacy_id(uint32_t dictionary_version);
 
 /* Milliseconds since the Unix epoch (CLOCK_REALTIME). */
 int64_t rp_now_ms(void);

@@ -1,5 +1,6 @@
-/* Fuzzes the ipmitool output parsers of agent/ipmi/ipmi_parse.c with any bytes as
- * a BMC or a broken ipmitool could print them: ipmi_parse_sensors() (sdr
+/* Fuzzes the ipmitool output parsers of agent/ipmi/ipmi_parse.c and the
+ * classifier of ipmi_classify.c with any bytes as a BMC or a broken
+ * ipmitool could print them: ipmi_parse_sensors() (sdr
  * list/elist, sensor, their CSV forms, shell mode), ipmi_parse_dcmi_power(),
  * and on every reading found the classifier (built-in table, and a user row
  * whose glob is the input's first line when it is a valid glob) and the PSU

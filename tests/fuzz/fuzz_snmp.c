@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "rackpulse/cfg.h"
+#include "rackpulse/frame.h"
 #include "snmp/snmp_profile.h"
 #include "snmp/snmp_value.h"
 
@@ -76,7 +77,7 @@ static void fuzz_values(const uint8_t *p, size_t n) {
   digits.u = take(&p, &n, 1);
   static const double scales[] = {1, 0.1, 0.01, 0.001, 10, 1000, 1e-9, 3.5};
   struct snmp_scaling s = {.scale = scales[take(&p, &n, 1) % 8]};
-  s.decimals = snmp_scale_decimals(s.scale);
+  s.decimals = rp_scale_decimals(s.scale);
   s.has_invalid = take(&p, &n, 1) & 1;
   s.invalid = (int8_t)take(&p, &n, 1);
   double out;

@@ -7,7 +7,7 @@
  * LMDB store on tmpfs. The state is then read back through every reader
  * the HTTP API and /metrics use, whose text must be UTF-8 for the JSON
  * answers (free text of a frame is any bytes). Several frames per input let dictionaries,
- * duplicates, gaps and unknown series meet. Seeds: batches packed by
+ * duplicates, gaps, unknown series, incarnations and dictionary hashes meet. Seeds: batches packed by
  * tests/fuzz/corpus/make_frames.sh. */
 #include <errno.h>
 
@@ -49,6 +49,13 @@ static void on_device(void *ctx, const char *device, const struct store_device *
 static void on_agent(void *ctx, const char *agent, const struct store_agent *a) {
   (void)agent;
   FUZZ_ASSERT(fuzz_terminated(a->rack, sizeof(a->rack)));
+  /* Identity: bounded marks, the current incarnation counted; stored
+   * dictionaries are distinct and packed at the front. */
+  FUZZ_ASSERT(a->nprevious <= STORE_AGENT_INCARNATIONS - 1);
+  FUZZ_ASSERT(a->incarnations >= 1 && a->incarnations >= a->nprevious + 1);
+  for (size_t i = 0; i < STORE_AGENT_DICTS; i++)
+    for (size_t j = i + 1; j < STORE_AGENT_DICTS; j++)
+      FUZZ_ASSERT(a->dicts[j] == 0 || (a->dicts[i] != 0 && a->dicts[i] != a->dicts[j]));
   ++*(size_t *)ctx;
 }
 
@@ -64,6 +71,8 @@ static void on_rack(void *ctx, const char *rack, const struct store_rack *r) {
   FUZZ_ASSERT(fuzz_terminated(r->agent, sizeof(r->agent)));
   check_text(rack);
   check_text(r->agent);
+  struct store_agent ag; /* the rack's agent always has its record */
+  FUZZ_ASSERT(store_read_agent(rs->rd, r->agent, &ag) == 0);
   FUZZ_ASSERT(store_read_each_latest(rs->rd, rack, on_latest, &n) == 0);
   FUZZ_ASSERT(store_read_each_stats(rs->rd, rack, on_stats, &n) == 0);
   FUZZ_ASSERT(store_read_each_device(rs->rd, rack, on_device, &n) == 0);

@@ -22,9 +22,10 @@ print(r["stats"].get("cdu.supply_temp@cdu1", {}).get("60", {}).get("count", 0))'
 }
 devices() { curl -sf "$URL/v1/racks/r9" | $PY -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin)["devices"])))'; }
 wait_for 20 sh -c "[ \$(curl -sf $URL/v1/racks/r9 >/dev/null && echo 1) ]" || fail "no rack state"
-sleep 5
+# Wait for the samples rather than a time (a loaded machine is slower).
+at_least() { [ "$(count60)" -ge "$1" ]; }
+wait_for 60 at_least 3 || fail "cdu1 has only $(count60) samples in its 60 s window"
 before=$(count60)
-[ "$before" -ge 3 ] || fail "cdu1 has only $before samples in its 60 s window"
 
 # Add cdu2 (a second CDU) and reload.
 write_agent_config "$WORK/agent.yaml" r9 "$A" "$B"
@@ -61,11 +62,14 @@ pass "a broken config is refused with file:line; the agent runs on"
 kill -HUP "$AGENT_PID"
 wait_for 10 grep -q "reloaded .*: 1 device(s)" "$WORK/agent.log" \
   || fail "removal not logged: $(tail -3 "$WORK/agent.log")"
-sleep 2
-kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -o -1 -c 1 -e -q -f '%s' 2>/dev/null \
-  | protoc --decode=rackpulse.v1.Frame -I "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto" \
-  >"$WORK/last.txt"
-devs=$($PY -c 'import re,sys; print(" ".join(re.findall(r"devices \{\s*device: \"([^\"]+)\"", open(sys.argv[1]).read())))' "$WORK/last.txt")
-[ "$devs" = "cdu2" ] || fail "the newest frame's devices are '$devs', expected 'cdu2'"
+newest_devices() {
+  kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -o -1 -c 1 -e -q -f '%s' 2>/dev/null \
+    | protoc --decode=rackpulse.v1.Frame -I "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto" \
+    >"$WORK/last.txt"
+  $PY -c 'import re,sys; print(" ".join(re.findall(r"devices \{\s*device: \"([^\"]+)\"", open(sys.argv[1]).read())))' "$WORK/last.txt"
+}
+# Frames published before the reload may still be the newest for a while.
+only_cdu2() { [ "$(newest_devices)" = cdu2 ]; }
+wait_for 30 only_cdu2 || fail "the newest frame's devices are '$(newest_devices)', expected 'cdu2'"
 kill -0 "$AGENT_PID" || fail "the agent died"
 pass "SIGHUP removed cdu1; the newest frame reports cdu2 only"

@@ -136,7 +136,9 @@ def devices(path):
     out = {}
     for block in re.findall(r"devices \{(.*?)\n\}", text, re.S):
         name = re.search(r'device: "([^"]+)"', block).group(1)
-        out[name] = {k: int(v) for k, v in re.findall(r"\b(scrapes|failures): (\d+)", block)}
+        # proto3's text format leaves out zero fields: absent means 0.
+        out[name] = {"scrapes": 0, "failures": 0}
+        out[name].update({k: int(v) for k, v in re.findall(r"\b(scrapes|failures): (\d+)", block)})
         out[name]["up"] = "up: true" in block
         m = re.search(r'last_error: "([^"]*)"', block)
         out[name]["last_error"] = m.group(1) if m else ""
@@ -145,13 +147,16 @@ a, b, ms = devices(sys.argv[1]), devices(sys.argv[2]), int(sys.argv[3])
 good = b["good"]["scrapes"] - a["good"]["scrapes"]
 expected = ms / 500
 assert b["good"]["up"] and b["good"].get("failures", 0) == 0, b
-assert good >= 0.8 * expected, f"good: {good} scrapes in {ms} ms, expected ~{expected:.0f}"
+# Paced by the stuck device's 1.5 s timeout (what this guards against) it
+# would get at most ms / 1500 scrapes; half the interval's count leaves room
+# for a loaded machine and still tells the two apart.
+assert good >= 0.5 * expected, f"good: {good} scrapes in {ms} ms, expected ~{expected:.0f}"
 assert not b["stuck"]["up"] and "timed out" in b["stuck"]["last_error"], b
 assert b["stuck"].get("failures", 0) >= 1, b
 # Later scrapes read the refused request one register at a time from the
 # start: the same single error, the device up and never failing.
 assert b["holes"]["up"] and b["holes"].get("failures", 0) == 0, b
-assert b["holes"]["scrapes"] - a["holes"]["scrapes"] >= 0.8 * expected, (a, b)
+assert b["holes"]["scrapes"] - a["holes"]["scrapes"] >= 0.5 * expected, (a, b)
 details = re.findall(r'detail: "(holes: [^"]*)"', open(sys.argv[2]).read())
 assert details == ["holes: register t.hole @ holding 61 (FC3): Illegal data address"], details
 print(f"good: {good} scrapes in {ms} ms (interval 500 ms); stuck: "

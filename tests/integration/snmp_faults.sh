@@ -119,7 +119,11 @@ def devices(path):
     out = {}
     for block in re.findall(r"devices \{(.*?)\n\}", open(path).read(), re.S):
         name = re.search(r'device: "([^"]+)"', block).group(1)
-        out[name] = {k: int(v) for k, v in re.findall(r"\b(scrapes|failures|skipped): (\d+)", block)}
+        # proto3's text format leaves out fields that are zero: a device
+        # not scraped yet has no "scrapes" line, one never failed no
+        # "failures" line. Absent means 0.
+        out[name] = {"scrapes": 0, "failures": 0, "skipped": 0}
+        out[name].update({k: int(v) for k, v in re.findall(r"\b(scrapes|failures|skipped): (\d+)", block)})
         out[name]["up"] = "up: true" in block
         m = re.search(r'last_error: "([^"]*)"', block)
         out[name]["last_error"] = m.group(1) if m else ""
@@ -129,7 +133,10 @@ expected = ms / 500
 for name in ("good", "good2", "short"):
     n = b[name]["scrapes"] - a[name]["scrapes"]
     assert b[name]["up"] and b[name].get("failures", 0) == 0, (name, b[name])
-    assert n >= 0.8 * expected, f"{name}: {n} scrapes in {ms} ms, expected ~{expected:.0f}"
+    # Paced by the others' 1 s timeouts (what this guards against) a PDU
+    # would get at most ms / 2000 scrapes; half the interval's count leaves
+    # room for a loaded machine and still tells the two apart.
+    assert n >= 0.5 * expected, f"{name}: {n} scrapes in {ms} ms, expected ~{expected:.0f}"
     assert b[name].get("skipped", 0) == 0, (name, b[name])
 for name in ("wrongcomm", "dead", "v3bad"):
     assert not b[name]["up"] and b[name].get("failures", 0) >= 1, (name, b[name])

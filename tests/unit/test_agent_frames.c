@@ -437,11 +437,111 @@ static void test_status_bound(void **state) {
   rp_series_table_free(&w.series);
 }
 
+/* ---- dictionary identity ------------------------------------------------- */
+
+struct spec {
+  const char *device, *name, *unit;
+  int decimals;
+  const char *label_value; /* "loop" label, or NULL */
+};
+
+/* The content hash of a table filled from spec[0..n). */
+static uint64_t hash_of(const struct spec *spec, size_t n) {
+  struct rp_series_table t;
+  assert_int_equal(rp_series_table_init(&t, 16), 0);
+  for (size_t i = 0; i < n; i++) {
+    const struct rp_label loop[] = {{"loop", spec[i].label_value}};
+    struct rp_reading r =
+        reading(spec[i].name, spec[i].unit, spec[i].decimals, loop, spec[i].label_value ? 1 : 0);
+    uint32_t id;
+    assert_int_equal(rp_series_lookup(&t, spec[i].device, &r, &id), 0);
+  }
+  uint64_t h = rp_series_table_hash(&t);
+  assert_true(h != 0);
+  assert_true(rp_series_table_hash(&t) == h); /* cached, same */
+  rp_series_table_free(&t);
+  return h;
+}
+
+/* The dictionary hash changes when the content changes (any field, or the
+ * id a series got) and not otherwise. */
+static void test_dictionary_hash(void **state) {
+  (void)state;
+  const struct spec base[] = {{"cdu1", "cdu.supply_temp", "Cel", 2, "primary"},
+                              {"cdu1", "cdu.flow", "L/min", 1, NULL},
+                              {"pdu1", "pdu.power", "W", 0, NULL}};
+  uint64_t h = hash_of(base, 3);
+  assert_true(hash_of(base, 3) == h); /* another table, another run: same content */
+  assert_true(hash_of(base, 2) != h);
+  struct spec v[3];
+  memcpy(v, base, sizeof(v));
+  v[1].unit = "l/min";
+  assert_true(hash_of(v, 3) != h);
+  memcpy(v, base, sizeof(v));
+  v[2].decimals = 1;
+  assert_true(hash_of(v, 3) != h);
+  memcpy(v, base, sizeof(v));
+  v[2].device = "pdu2";
+  assert_true(hash_of(v, 3) != h);
+  memcpy(v, base, sizeof(v));
+  v[0].label_value = "secondary";
+  assert_true(hash_of(v, 3) != h);
+  memcpy(v, base, sizeof(v));
+  v[0].name = "cdu.return_temp";
+  assert_true(hash_of(v, 3) != h);
+  /* The same series in another order: other ids, another dictionary. */
+  const struct spec swapped[] = {base[1], base[0], base[2]};
+  assert_true(hash_of(swapped, 3) != h);
+
+  /* In a live table: looking up a known series keeps the hash, a new one
+   * changes it. */
+  struct world w;
+  world_init(&w);
+  uint64_t before = rp_series_table_hash(&w.series);
+  struct rp_reading again = reading("cdu.flow", "L/min", 1, NULL, 0);
+  uint32_t id;
+  assert_int_equal(rp_series_lookup(&w.series, "cdu1", &again, &id), 0);
+  assert_true(rp_series_table_hash(&w.series) == before);
+  struct rp_reading fresh = reading("cdu.level", "%", 0, NULL, 0);
+  assert_int_equal(rp_series_lookup(&w.series, "cdu1", &fresh, &id), 0);
+  uint64_t after = rp_series_table_hash(&w.series);
+  assert_true(after != before);
+
+  /* Frames carry the incarnation and the hash, with the dictionary or
+   * without it; a consumer computes the same hash from the dictionary. */
+  struct rp_frame_builder *b = rp_builder_new(8);
+  assert_non_null(b);
+  struct rp_frame_meta m = {.agent_id = "a",
+                            .rack_id = "r",
+                            .incarnation = 0xfedcba9876543210ull,
+                            .seq = 1,
+                            .ts_ms = 5,
+                            .interval_ms = 1000,
+                            .with_dictionary = true};
+  rp_frame *f = build_decode(b, &m, &w, 0);
+  assert_true(f->incarnation == 0xfedcba9876543210ull);
+  assert_true(f->dictionary_hash == after);
+  uint64_t consumer = 0;
+  assert_int_equal(rp_frame_dictionary_hash(f, &consumer), 0);
+  assert_true(consumer == after);
+  rp_frame_free(f);
+  m.seq = 2;
+  m.with_dictionary = false;
+  f = build_decode(b, &m, &w, 0);
+  assert_int_equal(f->n_dictionary, 0);
+  assert_true(f->dictionary_hash == after);
+  assert_true(f->incarnation == 0xfedcba9876543210ull);
+  rp_frame_free(f);
+  rp_builder_free(b);
+  rp_series_table_free(&w.series);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_series_ids),  cmocka_unit_test(test_series_too_long),
-      cmocka_unit_test(test_series_many), cmocka_unit_test(test_build_full_frame),
-      cmocka_unit_test(test_build_empty), cmocka_unit_test(test_status_bound),
+      cmocka_unit_test(test_series_ids),      cmocka_unit_test(test_series_too_long),
+      cmocka_unit_test(test_series_many),     cmocka_unit_test(test_build_full_frame),
+      cmocka_unit_test(test_build_empty),     cmocka_unit_test(test_status_bound),
+      cmocka_unit_test(test_dictionary_hash),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -127,6 +127,8 @@ static void fixture_init(struct fixture *x) {
   x->frame.ts_ms = 1700000000500LL;
   x->frame.interval_ms = 1000;
   x->frame.dictionary_version = 3;
+  x->frame.incarnation = 0xfedcba9876543210ull;
+  x->frame.dictionary_hash = 0x0123456789abcdefull;
   x->frame.dictionary = x->def_ptrs;
   x->frame.n_dictionary = 2;
   x->frame.samples = x->block_ptrs;
@@ -307,6 +309,8 @@ static void test_decode_valid(void **state) {
   assert_int_equal(f->ts_ms, 1700000000500LL);
   assert_int_equal(f->interval_ms, 1000);
   assert_int_equal(f->dictionary_version, 3);
+  assert_true(f->incarnation == 0xfedcba9876543210ull);
+  assert_true(f->dictionary_hash == 0x0123456789abcdefull);
   assert_int_equal(f->n_dictionary, 2);
   assert_int_equal(f->dictionary[0]->id, 0);
   assert_string_equal(f->dictionary[0]->name, "cdu.supply_temp");
@@ -567,6 +571,9 @@ static void test_to_json(void **state) {
   assert_int_equal(json_integer_value(json_object_get(o, "ts_ms")), 1700000000500LL);
   assert_int_equal(json_integer_value(json_object_get(o, "interval_ms")), 1000);
   assert_int_equal(json_integer_value(json_object_get(o, "dictionary_version")), 3);
+  /* 64-bit ids as hex strings: a JSON number would lose their low bits. */
+  assert_string_equal(json_string_value(json_object_get(o, "incarnation")), "fedcba9876543210");
+  assert_string_equal(json_string_value(json_object_get(o, "dictionary_hash")), "0123456789abcdef");
   assert_int_equal(json_array_size(json_object_get(o, "dictionary")), 0);
   assert_int_equal(json_array_size(json_object_get(o, "samples")), 3);
 
@@ -687,6 +694,47 @@ static void test_to_json_large_uint32(void **state) {
   assert_int_equal(scrape, 2500000000LL);
 }
 
+/* The dictionary's identity: the canonical form documented in frame.h,
+ * pinned by a value computed independently (a few lines of Python over the
+ * same bytes), independent of the order the dictionary is sent in. */
+static void test_dictionary_hash(void **state) {
+  (void)state;
+  struct fixture x;
+  fixture_init(&x);
+  uint64_t h = 0;
+  assert_int_equal(rp_frame_dictionary_hash(&x.frame, &h), 0);
+  assert_true(h == 0xd30a17dea3abe74bull);
+  /* Streaming by hand gives the same. */
+  uint64_t s = RP_DICT_HASH_INIT;
+  s = rp_dict_hash_series(s, 0, "cdu.supply_temp", "Cel", "cdu1", 2, 1);
+  s = rp_dict_hash_label(s, "loop", "primary");
+  s = rp_dict_hash_series(s, 7, "cdu.flow", "L/min", "cdu1", 1, 0);
+  assert_true(rp_dict_hash_final(s) == h);
+  /* Sent in another order: same dictionary, same hash. */
+  x.def_ptrs[0] = &x.defs[1];
+  x.def_ptrs[1] = &x.defs[0];
+  uint64_t again = 0;
+  assert_int_equal(rp_frame_dictionary_hash(&x.frame, &again), 0);
+  assert_true(again == h);
+  /* Any field changes it. */
+  x.defs[1].id = 8;
+  assert_int_equal(rp_frame_dictionary_hash(&x.frame, &again), 0);
+  assert_true(again != h);
+  x.defs[1].id = 7;
+  x.label.value = "secondary";
+  assert_int_equal(rp_frame_dictionary_hash(&x.frame, &again), 0);
+  assert_true(again != h);
+  /* The empty dictionary has a hash too; none is 0. */
+  x.frame.n_dictionary = 0;
+  assert_int_equal(rp_frame_dictionary_hash(&x.frame, &again), 0);
+  assert_true(again == 0xefd01f60ba992926ull);
+  assert_true(rp_dict_hash_final(0) != 0);
+  /* Legacy ids: one per version, never 0, never a content hash above. */
+  assert_true(rp_dict_legacy_id(1) != rp_dict_legacy_id(2));
+  assert_true(rp_dict_legacy_id(0) != 0);
+  assert_true(rp_dict_legacy_id(3) != h);
+}
+
 static void test_now_ms(void **state) {
   (void)state;
   int64_t a = rp_now_ms(), b = rp_now_ms();
@@ -694,14 +742,41 @@ static void test_now_ms(void **state) {
   assert_true(b >= a && b - a < 1000);
 }
 
+/* The decimals a scale needs. The tolerance is relative to the digit
+ * tried: an exact 8-digit scale is 8 (an absolute 1e-9 made it 9, as
+ * 1.23456789e8 is not an integer to within 1e-9 in doubles). */
+static void test_scale_decimals(void **state) {
+  (void)state;
+  static const struct {
+    double scale;
+    int want;
+  } cases[] = {
+      {0.01, 2}, {10, 0},      {0.001, 3}, {1, 0},          {0.5, 1},         {0.1, 1},
+      {0.3, 1},  {0.025, 3},   {-0.05, 2}, {0.000123, 6},   {1234.5678, 4},   {1.23456789, 8},
+      {0, 0},    {1.0 / 3, 9}, {1e6, 0},   {12345678.9, 1}, {0.123456785, 9}, {0.0125, 4},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+    if (rp_scale_decimals(cases[i].scale) != cases[i].want)
+      fail_msg("scale %.17g: %d decimals, want %d", cases[i].scale,
+               rp_scale_decimals(cases[i].scale), cases[i].want);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_scale_known_answers),  cmocka_unit_test(test_scale_round_trip),
-      cmocka_unit_test(test_scale_half_way),       cmocka_unit_test(test_scale_range_errors),
-      cmocka_unit_test(test_decode_valid),         cmocka_unit_test(test_decode_garbage),
-      cmocka_unit_test(test_decode_truncated),     cmocka_unit_test(test_decode_rules),
-      cmocka_unit_test(test_decode_oversized),     cmocka_unit_test(test_to_json),
-      cmocka_unit_test(test_to_json_large_uint32), cmocka_unit_test(test_now_ms),
+      cmocka_unit_test(test_scale_decimals),
+      cmocka_unit_test(test_scale_known_answers),
+      cmocka_unit_test(test_scale_round_trip),
+      cmocka_unit_test(test_scale_half_way),
+      cmocka_unit_test(test_scale_range_errors),
+      cmocka_unit_test(test_decode_valid),
+      cmocka_unit_test(test_decode_garbage),
+      cmocka_unit_test(test_decode_truncated),
+      cmocka_unit_test(test_decode_rules),
+      cmocka_unit_test(test_decode_oversized),
+      cmocka_unit_test(test_to_json),
+      cmocka_unit_test(test_to_json_large_uint32),
+      cmocka_unit_test(test_now_ms),
+      cmocka_unit_test(test_dictionary_hash),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

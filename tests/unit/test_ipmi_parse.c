@@ -1,6 +1,6 @@
 /*
- * test_ipmi_parse.c: unit tests of agent/ipmi/ipmi_parse.c over the captured and
- * documented ipmitool outputs in tests/fixtures/ipmitool/ (see its README):
+ * test_ipmi_parse.c: unit tests of agent/ipmi/ipmi_parse.c and
+ * ipmi_classify.c over the captured and documented ipmitool outputs in tests/fixtures/ipmitool/ (see its README):
  * exact values, units and statuses; no-reading, disabled and unknown-unit
  * sensors; garbage and truncated output; DCMI supported and unsupported;
  * the classifier with its labels, and the PSU power sum.

@@ -25,6 +25,7 @@
   } while (0)
 
 #include "agent/snmp/snmp_value.h"
+#include "rackpulse/frame.h"
 
 static void test_oid_parse_format(void **state) {
   (void)state;
@@ -164,11 +165,11 @@ static void test_convert_exceptions_and_types(void **state) {
     assert_double_equal(out, 0, 0); /* never a zero passed off as a value: status says so */
     assert_non_null(strstr(why, cases[i].text));
   }
-  assert_int_equal(snmp_scale_decimals(0.01), 2);
-  assert_int_equal(snmp_scale_decimals(10), 0);
-  assert_int_equal(snmp_scale_decimals(0.001), 3);
-  assert_int_equal(snmp_scale_decimals(1), 0);
-  assert_int_equal(snmp_scale_decimals(0.5), 1);
+  assert_int_equal(rp_scale_decimals(0.01), 2);
+  assert_int_equal(rp_scale_decimals(10), 0);
+  assert_int_equal(rp_scale_decimals(0.001), 3);
+  assert_int_equal(rp_scale_decimals(1), 0);
+  assert_int_equal(rp_scale_decimals(0.5), 1);
 }
 
 static void test_counter_steps_and_wrap(void **state) {

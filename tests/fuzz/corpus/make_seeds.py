@@ -160,3 +160,58 @@ put("store_apply", "two-agents-one-rack", batch(f["other-agent"], f["full"], f["
 put("store_apply", "dictionary-version-mismatch",
     batch(f["full"], encode(NO_DICT.replace("dictionary_version: 3", "dictionary_version: 4"))))
 put("store_apply", "invalid-only", batch(f["bad-version"], f["unequal-block"], b""))
+
+
+# Identity (issue 17): incarnations and dictionaries named by content hash.
+# dict_hash() is the canonical form of lib/frame.c (rp_dict_hash_*): series
+# in id order; id, decimals (4 bytes LE), name, unit, device (4-byte length
+# + bytes), label count, labels; FNV-1a 64, then fmix64; never 0.
+def dict_hash(series):
+    mask = (1 << 64) - 1
+
+    def fnv(h, data):
+        for c in data:
+            h = ((h ^ c) * 1099511628211) & mask
+        return h
+
+    def u32(h, v):
+        return fnv(h, struct.pack("<I", v & 0xffffffff))
+
+    def text(h, s):
+        return fnv(u32(h, len(s.encode())), s.encode())
+
+    h = 0xcbf29ce484222325
+    for sid, name, unit, device, decimals, labels in sorted(series):
+        h = u32(u32(h, sid), decimals)
+        h = u32(text(text(text(h, name), unit), device), len(labels))
+        for k, v in labels:
+            h = text(text(h, k), v)
+    h ^= h >> 33
+    h = (h * 0xff51afd7ed558ccd) & mask
+    h ^= h >> 33
+    h = (h * 0xc4ceb9fe1a85ec53) & mask
+    h ^= h >> 33
+    return h or 1
+
+
+FULL_HASH = dict_hash([(1, "cdu.supply_temp", "Cel", "cdu1", 1, []),
+                       (2, "cdu.flow", "L/min", "cdu1", 1, []),
+                       (3, "pdu.outlet.power", "W", "pdu1", 0, [("outlet", "A1"), ("phase", "L1")]),
+                       (4, "cdu.alarms", "", "cdu1", 0, [])])
+
+
+def identity(text, incarnation, dictionary_hash):
+    return encode(text + " incarnation: %d dictionary_hash: %d" % (incarnation, dictionary_hash))
+
+
+# A re-imaged agent: incarnation A to seq 2, then B from seq 1 (its first
+# frame's dictionary lost, then sent), then a late frame of A.
+A, B = 0x1111111111111111, 0xfedcba9876543210
+put("store_apply", "reimaged-agent",
+    batch(identity(FULL, A, FULL_HASH), identity(NO_DICT, A, FULL_HASH),
+          identity(NO_DICT.replace("seq: 2", "seq: 1"), B, FULL_HASH ^ 1),
+          identity(FULL.replace("seq: 1", "seq: 2"), B, FULL_HASH),
+          identity(NO_DICT.replace("seq: 2", "seq: 3"), A, FULL_HASH)))
+# A dictionary whose content does not match its hash.
+put("store_apply", "dictionary-hash-mismatch",
+    batch(identity(FULL, A, FULL_HASH ^ 2), identity(NO_DICT, A, FULL_HASH ^ 2)))
