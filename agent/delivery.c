@@ -61,7 +61,7 @@ struct rp_delivery {
   uint64_t in_flight;
   bool rewind; /* resend from the oldest once in_flight is 0 */
   bool closing;
-  uint64_t failed, write_errors, dropped_session, delivered;
+  uint64_t write_errors, dropped_session, delivered;
   /* Kafka errors. */
   uint64_t rejected;     /* frames Kafka refused for themselves */
   char kafka_error[256]; /* the error while it lasts, "" when delivering */
@@ -527,7 +527,7 @@ void rp_delivery_health(struct rp_delivery *d, struct rp_agent_health *h) {
   /* Counted here rather than by the producer: a recreated producer starts
    * from 0. */
   h->frames_delivered = d->delivered;
-  h->frames_failed = d->failed + d->write_errors + d->rejected;
+  h->frames_failed = d->write_errors + d->rejected;
   h->frames_rejected = d->rejected;
   h->spool_write_failures = d->spool_write_failures;
   h->spool_degraded = d->spool_degraded;
