@@ -14,6 +14,7 @@
 #include "agent.h"
 #include "frames.h"
 #include "delivery.h"
+#include "rackpulse/clock.h"
 #include "rackpulse/frame.h"
 #include "rackpulse/log.h"
 
@@ -29,12 +30,13 @@ static void collect_health(struct rp_agent *a, struct rp_agent_health *h) {
 }
 
 /* Evaluates the derived series and adds them to the pending samples (one
- * block at `now`), feeding their window statistics like any other series. */
-static void add_derived(struct rp_agent *a, int64_t now) {
+ * block at Unix time `now`), feeding their window statistics like any other
+ * series (at `mono`, the monotonic clock). */
+static void add_derived(struct rp_agent *a, int64_t now, int64_t mono) {
   struct rp_derived_value dv[RP_EDGE_MAX_DERIVED];
   uint32_t ids[RP_EDGE_MAX_DERIVED];
   int64_t scaled[RP_EDGE_MAX_DERIVED];
-  size_t n = rp_edge_derive(a->edge, &a->series, now, dv, RP_EDGE_MAX_DERIVED), nok = 0;
+  size_t n = rp_edge_derive(a->edge, &a->series, mono, dv, RP_EDGE_MAX_DERIVED), nok = 0;
   for (size_t i = 0; i < n; i++) {
     struct rp_reading rd = {.name = dv[i].def->name,
                             .unit = dv[i].unit,
@@ -49,7 +51,7 @@ static void add_derived(struct rp_agent *a, int64_t now) {
       rp_builder_add_status(a->builder, id, RP_READING_ABSENT, dv[i].detail);
       continue;
     }
-    rp_edge_observe(a->edge, &a->series.entries[id], now, rd.value);
+    rp_edge_observe(a->edge, &a->series.entries[id], mono, rd.value);
     ids[nok++] = id;
   }
   rp_builder_add_block(a->builder, now, ids, scaled, nok);
@@ -59,10 +61,10 @@ static void add_derived(struct rp_agent *a, int64_t now) {
 static int build_frame(struct rp_agent *a, uint64_t seq, uint8_t **buf, size_t *len) {
   struct rp_agent_health health;
   collect_health(a, &health);
-  int64_t now = rp_now_ms();
-  add_derived(a, now);
+  int64_t now = rp_now_ms(), mono = (int64_t)rp_mono_ms(); /* windows: monotonic */
+  add_derived(a, now, mono);
   Rackpulse__V1__WindowStats **stats;
-  size_t nstats = rp_edge_window_stats(a->edge, &stats);
+  size_t nstats = rp_edge_window_stats(a->edge, now, mono, &stats);
   bool dict = a->series.version != a->dict_sent_version ||
               a->frames_since_dict + 1 >= (uint64_t)a->cfg.agent.dictionary_every;
   struct rp_frame_meta meta = {

@@ -19,7 +19,7 @@ struct rp_edge {
   int64_t interval_ms;
   size_t max_series;
   double *last_value; /* by series id */
-  int64_t *last_ts;   /* by series id; 0 = never */
+  int64_t *last_ts;   /* by series id: monotonic ms of the latest sample; 0 = never */
   uint8_t *track;     /* by series id: enum track */
   uint32_t tracked_ids[RP_EDGE_MAX_STATS_SERIES];
   struct rp_stats_series *tracked[RP_EDGE_MAX_STATS_SERIES];
@@ -274,17 +274,17 @@ static struct rp_stats_series *tracked_of(struct rp_edge *e, uint32_t id) {
   return NULL;
 }
 
-void rp_edge_observe(struct rp_edge *e, const struct rp_series *s, int64_t ts_ms, double v) {
+void rp_edge_observe(struct rp_edge *e, const struct rp_series *s, int64_t mono_ms, double v) {
   if (s->id >= e->max_series || !isfinite(v))
     return;
-  if (ts_ms >= e->last_ts[s->id]) {
+  if (mono_ms >= e->last_ts[s->id]) {
     e->last_value[s->id] = v;
-    e->last_ts[s->id] = ts_ms;
+    e->last_ts[s->id] = mono_ms;
   }
   if (e->track[s->id] == TRACK_UNKNOWN)
     start_tracking(e, s);
   if (e->track[s->id] == TRACK_YES)
-    rp_stats_series_add(tracked_of(e, s->id), ts_ms, v);
+    rp_stats_series_add(tracked_of(e, s->id), mono_ms, v);
 }
 
 /* ---- derived series ---- */
@@ -298,7 +298,7 @@ static int64_t find_series(const struct rp_series_table *t, const char *name) {
 
 /* Fetches input i of d if present and fresh; else says why in out. */
 static bool input_value(struct rp_edge *e, struct rp_derived *d, size_t i,
-                        const struct rp_series_table *t, int64_t now_ms, double *v,
+                        const struct rp_series_table *t, int64_t mono_now_ms, double *v,
                         const char **unit, struct rp_derived_value *out) {
   if (d->input_id[i] < 0)
     d->input_id[i] = find_series(t, d->input[i]);
@@ -307,9 +307,9 @@ static bool input_value(struct rp_edge *e, struct rp_derived *d, size_t i,
     snprintf(out->detail, sizeof(out->detail), "input %s: no valid reading", d->input[i]);
     return false;
   }
-  if (now_ms - e->last_ts[id] > 2 * e->interval_ms) {
+  if (mono_now_ms - e->last_ts[id] > 2 * e->interval_ms) {
     snprintf(out->detail, sizeof(out->detail), "input %s: stale (%.1f s old)", d->input[i],
-             (double)(now_ms - e->last_ts[id]) / 1000.0);
+             (double)(mono_now_ms - e->last_ts[id]) / 1000.0);
     return false;
   }
   *v = e->last_value[id];
@@ -319,7 +319,7 @@ static bool input_value(struct rp_edge *e, struct rp_derived *d, size_t i,
 }
 
 static void derive_one(struct rp_edge *e, struct rp_derived *d, const struct rp_series_table *t,
-                       int64_t now_ms, struct rp_derived_value *out) {
+                       int64_t mono_now_ms, struct rp_derived_value *out) {
   double in[3] = {0, 0, 0};
   const char *power_unit = "";
   static const char *const units[] = {[RP_DERIVED_DELTA_T] = "K",
@@ -329,7 +329,7 @@ static void derive_one(struct rp_edge *e, struct rp_derived *d, const struct rp_
   out->def = d;
   out->unit = units[d->type];
   for (size_t i = 0; i < d->ninputs; i++)
-    if (!input_value(e, d, i, t, now_ms, &in[i], i == 1 ? &power_unit : NULL, out))
+    if (!input_value(e, d, i, t, mono_now_ms, &in[i], i == 1 ? &power_unit : NULL, out))
       return;
   switch (d->type) {
   case RP_DERIVED_DELTA_T:
@@ -352,15 +352,16 @@ static void derive_one(struct rp_edge *e, struct rp_derived *d, const struct rp_
     snprintf(out->detail, sizeof(out->detail), "inputs give no finite value");
 }
 
-size_t rp_edge_derive(struct rp_edge *e, const struct rp_series_table *series, int64_t now_ms,
+size_t rp_edge_derive(struct rp_edge *e, const struct rp_series_table *series, int64_t mono_now_ms,
                       struct rp_derived_value *out, size_t cap) {
   size_t n = 0;
   for (size_t i = 0; i < e->cfg.nderived && n < cap; i++)
-    derive_one(e, &e->cfg.derived[i], series, now_ms, &out[n++]);
+    derive_one(e, &e->cfg.derived[i], series, mono_now_ms, &out[n++]);
   return n;
 }
 
-size_t rp_edge_window_stats(struct rp_edge *e, Rackpulse__V1__WindowStats ***out) {
+size_t rp_edge_window_stats(struct rp_edge *e, int64_t wall_now_ms, int64_t mono_now_ms,
+                            Rackpulse__V1__WindowStats ***out) {
   static const double q[3] = {0.50, 0.95, 0.99};
   size_t n = 0;
   for (size_t i = 0; i < e->ntracked; i++) {
@@ -385,6 +386,9 @@ size_t rp_edge_window_stats(struct rp_edge *e, Rackpulse__V1__WindowStats ***out
       ws->p99 = p[2];
       ws->has_slope = s.has_slope;
       ws->slope_per_min = s.has_slope ? s.slope_per_min : 0;
+      /* The window runs on the monotonic clock; the wire gets Unix time, as
+       * old as the newest sample really is. */
+      ws->newest_ms = wall_now_ms - (mono_now_ms - s.newest_ts_ms);
       e->ws_ptrs[n] = ws;
       n++;
     }

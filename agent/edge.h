@@ -69,8 +69,10 @@ int rp_edge_new(struct rp_edge **out, const struct rp_edge_config *cfg, size_t m
 void rp_edge_free(struct rp_edge *e);
 
 /* Records a valid sample of dictionary series `s` (its latest value, and its
- * window statistics when the series matches a stats pattern). */
-void rp_edge_observe(struct rp_edge *e, const struct rp_series *s, int64_t ts_ms, double v);
+ * window statistics when the series matches a stats pattern), taken at
+ * `mono_ms` on the monotonic clock: windows and input freshness never follow
+ * steps of the wall clock, which only stamps what goes on the wire. */
+void rp_edge_observe(struct rp_edge *e, const struct rp_series *s, int64_t mono_ms, double v);
 
 /* One derived value at frame time: valid, or a status with the reason. */
 struct rp_derived_value {
@@ -81,13 +83,17 @@ struct rp_derived_value {
   char detail[128];
 };
 
-/* Evaluates every derived series at `now_ms` from the latest inputs found in
- * `series`. Fills out[0..n) (n = the number of derived series). */
-size_t rp_edge_derive(struct rp_edge *e, const struct rp_series_table *series, int64_t now_ms,
+/* Evaluates every derived series at `mono_now_ms` (monotonic clock) from the
+ * latest inputs found in `series`; an input older than two intervals is
+ * stale. Fills out[0..n) (n = the number of derived series). */
+size_t rp_edge_derive(struct rp_edge *e, const struct rp_series_table *series, int64_t mono_now_ms,
                       struct rp_derived_value *out, size_t cap);
 
 /* The window statistics of every tracked series, as WindowStats messages in
- * an array owned by the edge state, valid until the next call. */
-size_t rp_edge_window_stats(struct rp_edge *e, Rackpulse__V1__WindowStats ***out);
+ * an array owned by the edge state, valid until the next call. `newest_ms`
+ * of each is the Unix time of its newest sample: wall_now_ms minus that
+ * sample's age on the monotonic clock (mono_now_ms). */
+size_t rp_edge_window_stats(struct rp_edge *e, int64_t wall_now_ms, int64_t mono_now_ms,
+                            Rackpulse__V1__WindowStats ***out);
 
 #endif

@@ -85,7 +85,7 @@ static void record_readings(struct rp_agent *a, struct rp_target *t,
       rp_builder_add_status(a->builder, id, RP_READING_OUT_OF_RANGE, "value not representable");
       continue;
     }
-    rp_edge_observe(a->edge, &a->series.entries[id], r->ts_ms, rd->value);
+    rp_edge_observe(a->edge, &a->series.entries[id], (int64_t)rp_mono_ms(), rd->value);
     ids[n] = id;
     scaled[n] = v;
     if (++n == sizeof(ids) / sizeof(ids[0])) {

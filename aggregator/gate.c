@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "members.h"
 #include "reservations.h"
 
 /* Per rack and check: the trip state machine. */
@@ -37,9 +38,9 @@ struct rack_state {
 /* Names a denial is counted under: telemetry_fresh, flags, then the checks
  * (power and thermal under their answer names). */
 static const char *const denial_names[] = {
-    "telemetry_fresh", "flags", "supply_temp", "supply_slope", "inlet_slope",
-    "delta_t",         "flow",  "alarms",      "heat_balance", "power_headroom",
-    "thermal_headroom"};
+    "telemetry_fresh",  "flags",     "supply_temp", "supply_slope", "inlet_slope",
+    "delta_t",          "flow",      "alarms",      "heat_balance", "power_headroom",
+    "thermal_headroom", "clock_skew"};
 #define NDENIALS (sizeof(denial_names) / sizeof(denial_names[0]))
 
 struct rp_gate {
@@ -142,56 +143,102 @@ static struct rack_state *rack_state(struct rp_gate *g, const char *rack, const 
 
 /* ---- reading values ---- */
 
+/* A check's input: the combination of its members (see members.h). */
 struct value {
   bool have;
+  bool had_members; /* some device has reported the series */
   double v;
-  int64_t ts_ms; /* newest sample that contributed */
-  size_t n, invalid, stale;
+  int64_t ts_ms; /* newest member time */
   char unit[24];
-  char why[160];
+  char why[224];
 };
 
+/* A member known from the latest values: for statistics, every device that
+ * reports the series must also bring its statistics. */
+struct member_ref {
+  char key[RP_SERIES_KEY_MAX + 1];
+  char unit[24];
+  bool seen;
+};
+
+/* Devices of the rack an operator retired (store_retired). */
+struct retired_list {
+  struct retired {
+    char device[RP_ID_MAX + 1];
+    int64_t retired_ms;
+  } * d;
+  size_t n, cap;
+};
+
+static void on_retired(void *ctx, const char *device, const struct store_retired *t) {
+  struct retired_list *rl = ctx;
+  if (rl->n == rl->cap) {
+    size_t cap = rl->cap ? rl->cap * 2 : 4;
+    struct retired *grown = realloc(rl->d, cap * sizeof(*grown));
+    if (grown == NULL)
+      return; /* the device stays a member: fails closed */
+    rl->d = grown;
+    rl->cap = cap;
+  }
+  snprintf(rl->d[rl->n].device, sizeof(rl->d[rl->n].device), "%s", device);
+  rl->d[rl->n++].retired_ms = t->retired_ms;
+}
+
+/* Whether a member (series key) is of a retired device and has nothing
+ * newer than its retirement; `data_ms` is its newest data on the
+ * aggregator's clock. */
+static bool is_retired(const struct retired_list *rl, const char *key, int64_t data_ms) {
+  if (rl == NULL || rl->n == 0)
+    return false;
+  char device[RP_ID_MAX + 1];
+  rp_member_device(key, device, sizeof(device));
+  for (size_t i = 0; i < rl->n; i++)
+    if (strcmp(rl->d[i].device, device) == 0)
+      return data_ms <= rl->d[i].retired_ms;
+  return false;
+}
+
 struct collect {
+  const struct retired_list *retired;
   const struct rp_check_limits *l;
   size_t name_len;
-  int64_t now_ms, max_age_ms;
-  struct value *out;
+  struct rp_members *m;
+  struct member_ref *refs; /* stats only: the members' units */
+  size_t nrefs, cap_refs;
+  bool oom;
 };
 
 static bool name_matches(const char *key, const char *name, size_t len) {
   return strncmp(key, name, len) == 0 && (key[len] == '{' || key[len] == '@' || key[len] == '|');
 }
 
-static void combine(struct value *o, enum rp_across across, double v, int64_t ts) {
-  if (!o->have) {
-    o->v = v;
-  } else if (across == RP_ACROSS_SUM) {
-    o->v += v;
-  } else if (across == RP_ACROSS_MAX ? v > o->v : v < o->v) {
-    o->v = v;
-  }
-  o->have = true;
-  o->n++;
-  if (ts > o->ts_ms)
-    o->ts_ms = ts;
-}
-
 static void on_latest(void *ctx, const char *key, const struct store_latest *l) {
   struct collect *c = ctx;
-  if (!name_matches(key, c->l->series, c->name_len))
+  if (!name_matches(key, c->l->series, c->name_len) || is_retired(c->retired, key, l->received_ms))
     return;
-  if (l->status != 0 || !isfinite(l->value)) {
-    c->out->invalid++;
-    snprintf(c->out->why, sizeof(c->out->why), "%s: %s", key,
-             l->detail[0] ? l->detail : "reading not valid");
+  rp_members_add(c->m, key, l->status, l->detail, l->value, l->unit, l->ts_ms, l->received_ms);
+}
+
+/* Remembers a member's unit for its statistics. */
+static void on_latest_ref(void *ctx, const char *key, const struct store_latest *l) {
+  struct collect *c = ctx;
+  if (!name_matches(key, c->l->series, c->name_len) || c->oom ||
+      is_retired(c->retired, key, l->received_ms))
     return;
+  if (c->nrefs == c->cap_refs) {
+    size_t cap = c->cap_refs ? c->cap_refs * 2 : 8;
+    struct member_ref *grown = realloc(c->refs, cap * sizeof(*grown));
+    if (grown == NULL) {
+      c->oom = true;
+      return;
+    }
+    c->refs = grown;
+    c->cap_refs = cap;
   }
-  if (c->now_ms - l->ts_ms > c->max_age_ms) {
-    c->out->stale++;
-    return;
-  }
-  snprintf(c->out->unit, sizeof(c->out->unit), "%s", l->unit);
-  combine(c->out, c->l->across, l->value, l->ts_ms);
+  struct member_ref *r = &c->refs[c->nrefs++];
+  snprintf(r->key, sizeof(r->key), "%s", key);
+  snprintf(r->unit, sizeof(r->unit), "%s", l->unit);
+  r->seen = false;
 }
 
 static double pick_stat(const struct store_stats *st, enum rp_stat stat, bool *ok) {
@@ -210,47 +257,81 @@ static double pick_stat(const struct store_stats *st, enum rp_stat stat, bool *o
   return NAN;
 }
 
+static const char *const stat_label[] = {"latest", "p50", "p95", "p99",
+                                         "mean",   "min", "max", "slope"};
+
 static void on_stats(void *ctx, const char *key, const struct store_stats *st) {
   struct collect *c = ctx;
   if (!name_matches(key, c->l->series, c->name_len) ||
       (int64_t)st->window_s * 1000 != c->l->window_ms)
     return;
-  if (c->now_ms - st->ts_ms > c->max_age_ms) {
-    c->out->stale++;
+  /* The newest sample on the aggregator's clock (shifted by the frame's
+   * skew): a dead device's statistics, still sent, stay retired. */
+  int64_t newest =
+      st->newest_ms > 0 ? st->newest_ms + (st->received_ms - st->ts_ms) : st->received_ms;
+  if (is_retired(c->retired, key, newest))
     return;
+  /* The member's unit, from its latest value ("series key|window"). */
+  const char *unit = "";
+  size_t klen = strcspn(key, "|");
+  for (size_t i = 0; i < c->nrefs; i++) {
+    if (strlen(c->refs[i].key) == klen && strncmp(c->refs[i].key, key, klen) == 0) {
+      c->refs[i].seen = true;
+      unit = c->refs[i].unit;
+      break;
+    }
   }
   bool ok;
   double v = pick_stat(st, c->l->stat, &ok);
   if (!ok || !isfinite(v) || st->count == 0) {
-    c->out->invalid++;
-    snprintf(c->out->why, sizeof(c->out->why), "%s: no %s over the window yet", key,
-             c->l->stat == RP_STAT_SLOPE ? "slope" : "statistics");
+    char what[96];
+    snprintf(what, sizeof(what), "no %s over the %u s window yet",
+             c->l->stat == RP_STAT_SLOPE ? "slope" : "statistics", st->window_s);
+    rp_members_fail(c->m, key, what);
     return;
   }
-  combine(c->out, c->l->across, v, st->ts_ms);
+  /* Statistics are as fresh as their newest sample (agents that predate
+   * newest_ms: the frame's time). */
+  int64_t ts = st->newest_ms > 0 ? st->newest_ms : st->ts_ms;
+  rp_members_add(c->m, key, 0, "", v, unit, ts, st->received_ms);
 }
 
-static const char *const stat_label[] = {"latest", "p50", "p95", "p99",
-                                         "mean",   "min", "max", "slope"};
-
-/* Reads a check's value. On no value, out->why says why. */
-static void read_value(struct store_read *r, const char *rack, const struct rp_check_limits *l,
-                       int64_t now_ms, int64_t max_age_ms, struct value *out) {
+/* Reads a check's value: every member of the rack's series (latest, or the
+ * statistic over the window), each fresh and valid, normalised and
+ * combined. On no value, out->why says why, naming the device. */
+static void read_value(struct store_read *r, const char *rack, const struct retired_list *retired,
+                       const struct rp_check_limits *l, int64_t now_ms, int64_t max_age_ms,
+                       struct value *out) {
   memset(out, 0, sizeof(*out));
-  struct collect c = {l, strlen(l->series), now_ms, max_age_ms, out};
-  if (l->stat == RP_STAT_LATEST)
+  struct rp_members m = {.across = l->across,
+                         .now_ms = now_ms,
+                         .max_age_ms = max_age_ms,
+                         .series = l->series,
+                         .difference = l->stat == RP_STAT_SLOPE};
+  struct collect c = {.retired = retired, .l = l, .name_len = strlen(l->series), .m = &m};
+  if (l->stat == RP_STAT_LATEST) {
     store_read_each_latest(r, rack, on_latest, &c);
-  else
+  } else {
+    store_read_each_latest(r, rack, on_latest_ref, &c);
     store_read_each_stats(r, rack, on_stats, &c);
-  if (out->have)
-    return;
-  if (out->invalid == 0 && out->stale > 0)
-    snprintf(out->why, sizeof(out->why), "%s is stale (older than %.0f s)", l->series,
-             (double)max_age_ms / 1000.0);
-  else if (out->invalid == 0)
-    snprintf(out->why, sizeof(out->why), "no %s%s%s reported",
-             l->stat == RP_STAT_LATEST ? "" : stat_label[l->stat],
-             l->stat == RP_STAT_LATEST ? "" : " of ", l->series);
+    char what[96];
+    snprintf(what, sizeof(what), "no %s over the %lld s window reported", stat_label[l->stat],
+             (long long)(l->window_ms / 1000));
+    for (size_t i = 0; i < c.nrefs; i++)
+      if (!c.refs[i].seen)
+        rp_members_fail(&m, c.refs[i].key, what); /* an expected member is absent */
+    if (c.oom)
+      rp_members_fail(&m, l->series, "out of memory reading the members");
+    free(c.refs);
+  }
+  out->had_members = m.n > 0 || m.failed;
+  out->have = rp_members_ok(&m);
+  out->v = m.v;
+  out->ts_ms = m.ts_ms;
+  snprintf(out->unit, sizeof(out->unit), "%s", m.unit);
+  snprintf(out->why, sizeof(out->why), "%s", m.why);
+  if (!out->have && !m.failed && l->stat != RP_STAT_LATEST)
+    snprintf(out->why, sizeof(out->why), "no %s of %s reported", stat_label[l->stat], l->series);
 }
 
 /* ---- the trip state machine ---- */
@@ -291,7 +372,8 @@ struct eval {
   const struct rp_gate_request *q;
   const struct rp_policy_set *set;
   const struct rp_rack_meta *meta;
-  struct rack_state *state; /* NULL when state could not be kept */
+  struct rack_state *state;    /* NULL when state could not be kept */
+  struct retired_list retired; /* devices retired from the rack's inputs */
   int64_t now_ms;
   json_t *checks;
   bool allow;
@@ -315,12 +397,21 @@ static void report(struct eval *e, const char *name, double observed, double min
   e->allow &= pass;
 }
 
-static void missing(struct eval *e, enum rp_check_id id, const char *unit, const char *why) {
+/* A check without a value. fail_closed off lets it pass only when no device
+ * ever reported its series (a rack without such a device); a member that
+ * has reported and is now stale, in error or absent always fails closed. */
+static void missing(struct eval *e, enum rp_check_id id, const char *unit, const char *why,
+                    bool had_members) {
   const struct rp_check_limits *l = &e->set->check[id];
-  char reason[224];
+  bool pass = !l->fail_closed && !had_members;
+  char reason[288];
   snprintf(reason, sizeof(reason), "%s (%s)", why,
-           l->fail_closed ? "fails closed" : "fail_closed is off: passes");
-  report(e, rp_check_names[id], NAN, l->min, l->max, unit, !l->fail_closed, reason);
+           !pass ? "fails closed" : "fail_closed is off: passes");
+  /* Named as when it has a value (power and thermal answer as headroom). */
+  const char *name = id == RP_CHECK_POWER     ? "power_headroom"
+                     : id == RP_CHECK_THERMAL ? "thermal_headroom"
+                                              : rp_check_names[id];
+  report(e, name, NAN, l->min, l->max, unit, pass, reason);
 }
 
 static const char *check_unit(enum rp_check_id id, const char *series_unit) {
@@ -337,10 +428,10 @@ static const char *check_unit(enum rp_check_id id, const char *series_unit) {
 static void band_check(struct eval *e, enum rp_check_id id) {
   const struct rp_check_limits *l = &e->set->check[id];
   struct value v;
-  read_value(e->r, e->q->rack, l, e->now_ms, e->set->max_staleness_ms, &v);
+  read_value(e->r, e->q->rack, &e->retired, l, e->now_ms, e->set->max_staleness_ms, &v);
   const char *unit = check_unit(id, v.unit);
   if (!v.have) {
-    missing(e, id, unit, v.why);
+    missing(e, id, unit, v.why, v.had_members);
     return;
   }
   bool low = !isnan(l->min) && v.v < l->min;
@@ -367,18 +458,34 @@ static void band_check(struct eval *e, enum rp_check_id id) {
 }
 
 struct alarms {
+  const struct retired_list *retired;
   size_t name_len;
   const char *series;
+  int64_t now_ms, max_age_ms;
   char active[192];
   size_t n, seen;
+  char bad[224]; /* the first member that is stale or in error */
 };
 
 static void on_alarm(void *ctx, const char *key, const struct store_latest *l) {
   struct alarms *a = ctx;
-  if (!name_matches(key, a->series, a->name_len) || key[a->name_len] != '{')
+  if (!name_matches(key, a->series, a->name_len) || key[a->name_len] != '{' ||
+      is_retired(a->retired, key, l->received_ms))
     return;
   a->seen++;
-  if (l->status != 0 || !(l->value >= 1))
+  /* A silent or failing device may have a leak it cannot tell: it fails the
+   * check like any other member (see members.h). */
+  struct rp_members m = {.across = RP_ACROSS_MAX,
+                         .now_ms = a->now_ms,
+                         .max_age_ms = a->max_age_ms,
+                         .series = a->series};
+  rp_members_add(&m, key, l->status, l->detail, l->value, l->unit, l->ts_ms, l->received_ms);
+  if (!rp_members_ok(&m)) {
+    if (a->bad[0] == '\0')
+      snprintf(a->bad, sizeof(a->bad), "%s", m.why);
+    return;
+  }
+  if (!(l->value >= 1))
     return;
   const char *eq = strchr(key, '=');
   const char *end = eq ? strpbrk(eq, ",}") : NULL;
@@ -392,16 +499,24 @@ static void on_alarm(void *ctx, const char *key, const struct store_latest *l) {
 
 static void alarms_check(struct eval *e) {
   const struct rp_check_limits *l = &e->set->check[RP_CHECK_ALARMS];
-  struct alarms a = {strlen(l->series), l->series, "", 0, 0};
+  struct alarms a = {.retired = &e->retired,
+                     .name_len = strlen(l->series),
+                     .series = l->series,
+                     .now_ms = e->now_ms,
+                     .max_age_ms = e->set->max_staleness_ms};
   store_read_each_latest(e->r, e->q->rack, on_alarm, &a);
   if (a.seen == 0) {
-    missing(e, RP_CHECK_ALARMS, "", "no alarm bits reported");
+    missing(e, RP_CHECK_ALARMS, "", "no alarm bits reported", false);
     return;
   }
-  char reason[224] = "";
+  char reason[288] = "";
   if (a.n > 0)
     snprintf(reason, sizeof(reason), "active: %s", a.active);
-  report(e, "alarms", (double)a.n, NAN, 0, "count", a.n == 0, reason);
+  if (a.bad[0] != '\0') {
+    size_t used = strlen(reason);
+    snprintf(reason + used, sizeof(reason) - used, "%s%s (fails closed)", used ? "; " : "", a.bad);
+  }
+  report(e, "alarms", (double)a.n, NAN, 0, "count", a.n == 0 && a.bad[0] == '\0', reason);
 }
 
 /* Power headroom = breaker × derating − max(stat draw, current draw)
@@ -410,22 +525,33 @@ static void power_check(struct eval *e) {
   const struct rp_check_limits *l = &e->set->check[RP_CHECK_POWER];
   const struct rp_rack_meta *m = e->meta;
   if (m == NULL || isnan(m->breaker_kw)) {
-    missing(e, RP_CHECK_POWER, "kW", "no breaker_kw for this rack in the policy");
+    missing(e, RP_CHECK_POWER, "kW", "no breaker_kw for this rack in the policy", false);
     return;
   }
   struct value stat, now;
-  read_value(e->r, e->q->rack, l, e->now_ms, e->set->max_staleness_ms, &stat);
+  read_value(e->r, e->q->rack, &e->retired, l, e->now_ms, e->set->max_staleness_ms, &stat);
   struct rp_check_limits latest = *l;
   latest.stat = RP_STAT_LATEST;
-  read_value(e->r, e->q->rack, &latest, e->now_ms, e->set->max_staleness_ms, &now);
+  read_value(e->r, e->q->rack, &e->retired, &latest, e->now_ms, e->set->max_staleness_ms, &now);
   if (!now.have) {
-    missing(e, RP_CHECK_POWER, "kW", now.why);
+    missing(e, RP_CHECK_POWER, "kW", now.why, now.had_members);
     return;
   }
-  double scale = strcmp(now.unit, "W") == 0 ? 0.001 : 1.0;
-  double draw = now.v * scale;
-  if (stat.have && stat.v * scale > draw)
-    draw = stat.v * scale;
+  if (l->stat != RP_STAT_LATEST && !stat.have) {
+    missing(e, RP_CHECK_POWER, "kW", stat.why, stat.had_members || now.had_members);
+    return;
+  }
+  /* Members are normalised to kW (members.h); anything else is not power. */
+  if (strcmp(now.unit, "kW") != 0 || (stat.have && strcmp(stat.unit, "kW") != 0)) {
+    char why[160];
+    snprintf(why, sizeof(why), "%s is in '%s', not a unit of power", l->series,
+             strcmp(now.unit, "kW") != 0 ? now.unit : stat.unit);
+    missing(e, RP_CHECK_POWER, "kW", why, true);
+    return;
+  }
+  double draw = now.v;
+  if (stat.have && stat.v > draw)
+    draw = stat.v;
   int64_t from = e->q->window_to_ms ? e->q->window_from_ms : e->now_ms;
   int64_t to = e->q->window_to_ms ? e->q->window_to_ms : e->now_ms + e->q->duration_ms;
   double reserved = rp_reservations_reserved_kw(e->ledger, e->q->rack, e->q->owner, from, to);
@@ -448,13 +574,19 @@ static void power_check(struct eval *e) {
 static void thermal_check(struct eval *e) {
   const struct rp_check_limits *l = &e->set->check[RP_CHECK_THERMAL];
   if (e->meta == NULL || isnan(e->meta->cdu_capacity_kw)) {
-    missing(e, RP_CHECK_THERMAL, "kW", "no cdu_capacity_kw for this rack in the policy");
+    missing(e, RP_CHECK_THERMAL, "kW", "no cdu_capacity_kw for this rack in the policy", false);
     return;
   }
   struct value v;
-  read_value(e->r, e->q->rack, l, e->now_ms, e->set->max_staleness_ms, &v);
+  read_value(e->r, e->q->rack, &e->retired, l, e->now_ms, e->set->max_staleness_ms, &v);
   if (!v.have) {
-    missing(e, RP_CHECK_THERMAL, "kW", v.why);
+    missing(e, RP_CHECK_THERMAL, "kW", v.why, v.had_members);
+    return;
+  }
+  if (strcmp(v.unit, "kW") != 0) {
+    char why[160];
+    snprintf(why, sizeof(why), "%s is in '%s', not kW", l->series, v.unit);
+    missing(e, RP_CHECK_THERMAL, "kW", why, true);
     return;
   }
   double headroom = e->meta->cdu_capacity_kw - v.v;
@@ -487,12 +619,65 @@ static void flags_check(struct eval *e) {
   report(e, "flags", (double)n, NAN, 0, "count", n == 0, reason);
 }
 
+/* The rack's newest frame, aged by both its time and its receive time. */
 static void fresh_check(struct eval *e, const struct store_rack *rk) {
-  double age_s = (double)(e->now_ms - rk->last_frame_ms) / 1000.0;
+  double age_s = (double)rp_member_age_ms(e->now_ms, rk->last_frame_ms, rk->received_ms) / 1000.0;
   double limit_s = (double)e->set->max_staleness_ms / 1000.0;
   bool pass = age_s <= limit_s;
   report(e, "telemetry_fresh", age_s, NAN, limit_s, "s", pass,
          pass ? NULL : "no frame from the rack within the limit (fails closed)");
+}
+
+/* Clock skew of the rack's agents: the frame time of each device's last
+ * report against the aggregator's receive time of it. Devices heard within
+ * the staleness limit only (a dead agent is stale already). */
+struct skew {
+  int64_t now_ms, max_age_ms, tolerance_ms;
+  int64_t worst_ms; /* signed skew with the largest magnitude */
+  bool any;
+  char agent[RP_ID_MAX + 1];
+};
+
+static void on_device_skew(void *ctx, const char *device, const struct store_device *d) {
+  (void)device;
+  struct skew *k = ctx;
+  if (d->received_ms <= 0 || k->now_ms - d->received_ms > k->max_age_ms)
+    return;
+  int64_t skew = rp_clock_skew_ms(d->reported_ms, d->received_ms);
+  if (!k->any || llabs(skew) > llabs(k->worst_ms)) {
+    k->worst_ms = skew;
+    snprintf(k->agent, sizeof(k->agent), "%s", d->agent);
+  }
+  k->any = true;
+}
+
+static void skew_check(struct eval *e, const struct store_rack *rk) {
+  struct skew k = {.now_ms = e->now_ms,
+                   .max_age_ms = e->set->max_staleness_ms,
+                   .tolerance_ms = e->set->clock_skew_ms};
+  store_read_each_device(e->r, e->q->rack, on_device_skew, &k);
+  if (rk->received_ms > 0 && e->now_ms - rk->received_ms <= k.max_age_ms) {
+    int64_t skew = rp_clock_skew_ms(rk->last_frame_ms, rk->received_ms);
+    if (!k.any || llabs(skew) > llabs(k.worst_ms)) {
+      k.worst_ms = skew;
+      snprintf(k.agent, sizeof(k.agent), "%s", rk->agent);
+    }
+    k.any = true;
+  }
+  double limit_s = (double)k.tolerance_ms / 1000.0;
+  bool bad = k.any && rp_clock_skew_bad(k.worst_ms, k.tolerance_ms);
+  char reason[288] = "";
+  if (bad && k.worst_ms > 0)
+    snprintf(reason, sizeof(reason),
+             "agent %s's clock is %.1f s ahead of the aggregator's receive time (tolerance "
+             "%.1f s; fails closed)",
+             k.agent, (double)k.worst_ms / 1000.0, limit_s);
+  else if (bad) /* a clock behind and a slow delivery look alike */
+    snprintf(reason, sizeof(reason),
+             "agent %s's frames are received %.1f s after their time: its clock is behind, or "
+             "delivery is late (tolerance %.1f s; fails closed)",
+             k.agent, -(double)k.worst_ms / 1000.0, limit_s);
+  report(e, "clock_skew", (double)k.worst_ms / 1000.0, NAN, limit_s, "s", !bad, reason);
 }
 
 /* A random 128-bit decision id in hex (getrandom; time and a counter as a
@@ -556,8 +741,10 @@ json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *l
   pthread_mutex_lock(&g->state_lock);
   e.state = rack_state(g, q->rack, cls);
   pthread_mutex_unlock(&g->state_lock);
+  store_read_each_retired(r, q->rack, on_retired, &e.retired);
   e.checks = json_array();
   fresh_check(&e, &rk);
+  skew_check(&e, &rk);
   flags_check(&e);
   for (int id = 0; id < RP_CHECK_COUNT; id++) {
     if (!e.set->check[id].enabled)
@@ -597,6 +784,7 @@ json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *l
     json_object_set_new(d, "class", json_string(e.meta->class_name));
   pthread_rwlock_unlock(&g->policy_lock);
   store_read_end(r);
+  free(e.retired.d);
   return d;
 }
 

@@ -15,6 +15,8 @@
  *   GET    /v1/flags[?rack=R]
  *   POST   /v1/flags                          body {rack, flag, owner, expires, reason} [token]
  *   DELETE /v1/flags/{rack}/{flag}                                         [token]
+ *   POST   /v1/racks/{rack}/devices/{device}/retire  body {owner[, reason]} [token]
+ *                                             forget a device (audited)
  *   GET    /metrics                           Prometheus text exposition
  *   GET    /healthz                           liveness
  *
@@ -23,7 +25,8 @@
  * Requests are served by a fixed pool of threads with bounded connections
  * (also per client address), a per-connection timeout and a 64 KiB body
  * limit, so slow or greedy clients cannot pile up; handlers only open LMDB
- * read transactions on rack state, which never block ingest. Errors are
+ * read transactions on rack state, which never block ingest (but retiring a
+ * device, rare and operator-driven, writes it in one short transaction). Errors are
  * JSON: {"error": "what is wrong"} with a 4xx/5xx status. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -167,6 +170,7 @@ static void add_stats(void *ctx, const char *key, const struct store_stats *st) 
       json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "count", (json_int_t)st->count,
                 "min", st->min, "max", st->max, "mean", st->mean, "stddev", st->stddev, "p50",
                 st->p50, "p95", st->p95, "p99", st->p99, "ts_ms", (json_int_t)st->ts_ms);
+  json_object_set_new(o, "newest_ms", json_integer(st->newest_ms));
   json_object_set_new(o, "slope_per_min",
                       st->has_slope && isfinite(st->slope_per_min) ? json_real(st->slope_per_min)
                                                                    : json_null());
@@ -409,6 +413,39 @@ static enum MHD_Result post_flag(struct rp_http *h, struct MHD_Connection *conn,
   return reply_json(conn, 201, f);
 }
 
+/* Retires a device of a rack: it stops being an expected member of the
+ * rack's gate inputs (store_retire_device()) until it reports again. The
+ * retirement goes to the audit log like a gate decision. */
+static enum MHD_Result post_retire(struct rp_http *h, struct MHD_Connection *conn, const char *rack,
+                                   const char *device, const json_t *body) {
+  const char *owner = json_string_value(json_object_get(body, "owner"));
+  const char *reason = json_string_value(json_object_get(body, "reason"));
+  if (!valid_name(owner))
+    return reply_error(conn, 400, "owner: 1..64 characters of A-Z a-z 0-9 . _ -");
+  if (reason != NULL && strlen(reason) > 256)
+    return reply_error(conn, 400, "reason: at most 256 characters");
+  size_t removed = 0;
+  char err[256];
+  int64_t now = rp_now_ms();
+  int rc = store_retire_device(h->a->store, rack, device, owner, now, &removed, err, sizeof(err));
+  if (rc != 0) {
+    rp_warn("http", "retire %s of rack %s: %s", device, rack, err);
+    return reply_error(conn, 503, err);
+  }
+  if (removed == 0)
+    return reply_error(conn, 404, "no such device in that rack (never reported, or retired)");
+  char id[RP_ID_MAX + 32];
+  snprintf(id, sizeof(id), "retire-%lld-%s", (long long)now, device);
+  json_t *a =
+      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "rack", rack, "action", "device_retire",
+                "device", device, "owner", owner, "reason", reason ? reason : "", "decision_id", id,
+                "evaluated_at_ms", (json_int_t)now, "records_removed", (json_int_t)removed);
+  if (rp_ledger_audit_append(h->a->ledger, a) != 0)
+    rp_warn("http", "retirement of %s in rack %s not written to the audit log", device, rack);
+  rp_info("http", "device %s of rack %s retired by %s (%zu records)", device, rack, owner, removed);
+  return reply_json(conn, 200, a);
+}
+
 static enum MHD_Result mutate(struct rp_http *h, struct MHD_Connection *conn, const char *method,
                               const char *url, const struct request *rq) {
   unsigned status = 0;
@@ -449,6 +486,30 @@ static enum MHD_Result mutate(struct rp_http *h, struct MHD_Connection *conn, co
       json_decref(body);
       return reply_json(conn, (unsigned)st, r);
     }
+  }
+  static const char rack_prefix[] = "/v1/racks/";
+  if (strcmp(method, "POST") == 0 && strncmp(url, rack_prefix, sizeof(rack_prefix) - 1) == 0) {
+    /* /v1/racks/{rack}/devices/{device}/retire */
+    const char *rack = url + sizeof(rack_prefix) - 1;
+    size_t rlen = strcspn(rack, "/");
+    static const char mid[] = "/devices/", tail[] = "/retire";
+    const char *dev = rack + rlen + sizeof(mid) - 1;
+    size_t dlen = strncmp(rack + rlen, mid, sizeof(mid) - 1) == 0 ? strcspn(dev, "/") : 0;
+    if (dlen == 0 || strcmp(dev + dlen, tail) != 0)
+      return reply_error(conn, 404, "no such endpoint");
+    if (!rp_http_valid_id(rack, rlen) || !rp_http_valid_id(dev, dlen))
+      return reply_error(conn, 400, "rack, device: 1..64 characters of A-Z a-z 0-9 . _ -");
+    char rack_id[RP_ID_MAX + 1], dev_id[RP_ID_MAX + 1];
+    memcpy(rack_id, rack, rlen);
+    rack_id[rlen] = '\0';
+    memcpy(dev_id, dev, dlen);
+    dev_id[dlen] = '\0';
+    json_t *body = rp_http_parse_body(rq->body, rq->len, &status, &why);
+    if (body == NULL)
+      return reply_error(conn, status, why);
+    enum MHD_Result r = post_retire(h, conn, rack_id, dev_id, body);
+    json_decref(body);
+    return r;
   }
   if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/flags") == 0) {
     json_t *body = rp_http_parse_body(rq->body, rq->len, &status, &why);

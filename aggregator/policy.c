@@ -54,6 +54,7 @@ static struct rp_check_limits check(bool enabled, bool fail_closed, const char *
 static void builtin_set(struct rp_policy_set *s) {
   memset(s, 0, sizeof(*s));
   s->max_staleness_ms = 10000;
+  s->clock_skew_ms = 2000;
   s->power_margin_kw = 0;
   s->check[RP_CHECK_SUPPLY_TEMP] =
       check(true, true, "cdu.supply_temp", RP_STAT_LATEST, 0, RP_ACROSS_MAX, NAN, 45);
@@ -150,6 +151,9 @@ typedef struct rp_policy_set S;
 static const struct rp_cfg_field set_fields[] = {
     RP_CFG_NUM("max_staleness", RP_CFG_DURATION, S, max_staleness_ms, NULL, 0.1, 86400,
                "telemetry older than this denies"),
+    RP_CFG_NUM("clock_skew", RP_CFG_DURATION, S, clock_skew_ms, NULL, 0.1, 86400,
+               "an agent whose frame time differs more from the aggregator's receive time "
+               "denies (default 2s)"),
     RP_CFG_NUM("power_margin_kw", RP_CFG_DOUBLE, S, power_margin_kw, NULL, 0, 100000,
                "safety margin kept free below the derated breaker limit"),
 };
@@ -168,6 +172,9 @@ static const struct rp_cfg_field rack_fields[] = {
                "rated heat removal of the rack's CDU share, kW"),
     RP_CFG_NUM("max_staleness", RP_CFG_DURATION, M, set.max_staleness_ms, NULL, 0.1, 86400,
                "telemetry older than this denies"),
+    RP_CFG_NUM("clock_skew", RP_CFG_DURATION, M, set.clock_skew_ms, NULL, 0.1, 86400,
+               "an agent whose frame time differs more from the aggregator's receive time "
+               "denies (default 2s)"),
     RP_CFG_NUM("power_margin_kw", RP_CFG_DOUBLE, M, set.power_margin_kw, NULL, 0, 100000,
                "safety margin kept free below the derated breaker limit"),
 };

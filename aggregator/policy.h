@@ -6,6 +6,7 @@
  *   version: site-2026-11
  *   defaults:                      # every rack, unless its class or entry says otherwise
  *     max_staleness: 10s
+ *     clock_skew: 2s                 # agent clock vs the aggregator's receive time
  *     power_margin_kw: 2
  *     supply_temp: {series: cdu.supply_temp, stat: p95, window: 300s, max: 40,
  *                   hysteresis: 1, persist: 3}
@@ -29,7 +30,7 @@
  *   power          breaker × derating − max(p95 draw, current draw)
  *                  − reservations of other owners − margin ≥ requested kW
  *   thermal        CDU rated capacity − heat removed ≥ requested kW
- * plus telemetry_fresh (max_staleness), always on. */
+ * plus telemetry_fresh (max_staleness) and clock_skew, always on. */
 #ifndef RACKPULSE_POLICY_H
 #define RACKPULSE_POLICY_H
 
@@ -79,6 +80,7 @@ struct rp_check_limits {
 
 struct rp_policy_set {
   int64_t max_staleness_ms;
+  int64_t clock_skew_ms; /* |frame time - receive time| beyond this denies */
   double power_margin_kw;
   struct rp_check_limits check[RP_CHECK_COUNT];
 };

@@ -25,7 +25,7 @@
 
 #include "rackpulse/hash.h"
 
-#define STORE_LAYOUT_VERSION 2 /* 2: incarnations, dictionaries by id */
+#define STORE_LAYOUT_VERSION 3 /* 2: incarnations, dictionaries by id; 3: receive times */
 #define KEY_MAX 500            /* LMDB's default maximum key size is 511 bytes */
 #define RECORD_MAX 1024        /* the largest fixed-size record struct, with room */
 #define TOPIC_MAX 256          /* Kafka topic names have at most 249 characters */
@@ -61,7 +61,7 @@ struct dict {
 
 struct store {
   MDB_env *env;
-  MDB_dbi meta, offsets, agents, dict, latest, devices, racks, stats;
+  MDB_dbi meta, offsets, agents, dict, latest, devices, racks, stats, retired;
   /* Readers hold it shared for a read transaction, store_grow()
    * exclusively (writer-preferring, so a resize is not starved). */
   pthread_rwlock_t resize_lock;
@@ -80,7 +80,8 @@ struct pending_offset {
 struct store_batch {
   struct store *s;
   MDB_txn *txn;
-  MDB_cursor *latest; /* opened on first use */
+  MDB_cursor *latest;  /* opened on first use */
+  int64_t received_ms; /* the aggregator's clock when the current frame is applied */
   /* Next offsets, written once per partition at commit. */
   struct pending_offset *offsets;
   size_t noffsets, offsets_cap;
@@ -423,6 +424,114 @@ static int migrate_from_1(struct store *s, MDB_txn *txn) {
   return rc;
 }
 
+/* The records of layouts 1 and 2, before receive times. */
+struct store_latest_v2 {
+  double value;
+  int64_t ts_ms;
+  int32_t status, decimals;
+  char unit[24];
+  char detail[96];
+};
+struct store_stats_v2 {
+  uint32_t window_s, count;
+  double min, max, mean, stddev, p50, p95, p99;
+  bool has_slope;
+  double slope_per_min;
+  int64_t ts_ms;
+};
+struct store_device_v2 {
+  bool up;
+  char kind[16];
+  char last_error[200];
+  uint32_t scrape_ms;
+  uint64_t scrapes, failures;
+  int64_t last_ok_ms, reported_ms;
+};
+
+/* Converts one old-sized record of dbi to the current layout. */
+static void convert_latest(const void *old, void *out) {
+  struct store_latest_v2 o;
+  memcpy(&o, old, sizeof(o));
+  struct store_latest *l = out;
+  *l = (struct store_latest){.value = o.value,
+                             .ts_ms = o.ts_ms,
+                             .status = o.status,
+                             .decimals = o.decimals,
+                             .received_ms = o.ts_ms};
+  memcpy(l->unit, o.unit, sizeof(l->unit));
+  memcpy(l->detail, o.detail, sizeof(l->detail));
+}
+
+static void convert_stats(const void *old, void *out) {
+  struct store_stats_v2 o;
+  memcpy(&o, old, sizeof(o));
+  *(struct store_stats *)out = (struct store_stats){.window_s = o.window_s,
+                                                    .count = o.count,
+                                                    .min = o.min,
+                                                    .max = o.max,
+                                                    .mean = o.mean,
+                                                    .stddev = o.stddev,
+                                                    .p50 = o.p50,
+                                                    .p95 = o.p95,
+                                                    .p99 = o.p99,
+                                                    .has_slope = o.has_slope,
+                                                    .slope_per_min = o.slope_per_min,
+                                                    .ts_ms = o.ts_ms,
+                                                    .received_ms = o.ts_ms};
+}
+
+static void convert_device(const void *old, void *out) {
+  struct store_device_v2 o;
+  memcpy(&o, old, sizeof(o));
+  struct store_device *d = out;
+  *d = (struct store_device){.up = o.up,
+                             .scrape_ms = o.scrape_ms,
+                             .scrapes = o.scrapes,
+                             .failures = o.failures,
+                             .last_ok_ms = o.last_ok_ms,
+                             .reported_ms = o.reported_ms,
+                             .received_ms = o.reported_ms};
+  memcpy(d->kind, o.kind, sizeof(d->kind));
+  memcpy(d->last_error, o.last_error, sizeof(d->last_error));
+}
+
+static int convert_db(MDB_txn *txn, MDB_dbi dbi, size_t old_size, size_t new_size,
+                      void (*convert)(const void *old, void *out)) {
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(txn, dbi, &c);
+  if (rc != 0)
+    return rc;
+  MDB_val k, v;
+  rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+  while (rc == 0) {
+    if (v.mv_size == old_size) {
+      _Alignas(max_align_t) unsigned char rec[RECORD_MAX] = {0};
+      convert(v.mv_data, rec);
+      MDB_val nv = {new_size, rec};
+      if ((rc = mdb_cursor_put(c, &k, &nv, MDB_CURRENT)) != 0)
+        break;
+    }
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(c);
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Layout 3 adds the aggregator's receive time to latest values, window
+ * statistics and devices (and newest_ms to statistics). Old records take
+ * their frame time as receive time: ages stay as they were, no skew. */
+static int migrate_receive_times(struct store *s, MDB_txn *txn) {
+  int rc = convert_db(txn, s->latest, sizeof(struct store_latest_v2), sizeof(struct store_latest),
+                      convert_latest);
+  if (rc == 0)
+    rc = convert_db(txn, s->stats, sizeof(struct store_stats_v2), sizeof(struct store_stats),
+                    convert_stats);
+  if (rc == 0)
+    rc = convert_db(txn, s->devices, sizeof(struct store_device_v2), sizeof(struct store_device),
+                    convert_device);
+  return rc;
+}
+
 static int open_dbs(struct store *s, char *err, size_t errlen) {
   MDB_txn *txn;
   int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -433,7 +542,7 @@ static int open_dbs(struct store *s, char *err, size_t errlen) {
     MDB_dbi *dbi;
   } dbs[] = {{"meta", &s->meta},   {"offsets", &s->offsets}, {"agents", &s->agents},
              {"dict", &s->dict},   {"latest", &s->latest},   {"devices", &s->devices},
-             {"racks", &s->racks}, {"stats", &s->stats}};
+             {"racks", &s->racks}, {"stats", &s->stats},     {"retired", &s->retired}};
   for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
     rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi);
     if (rc != 0) {
@@ -446,10 +555,13 @@ static int open_dbs(struct store *s, char *err, size_t errlen) {
   rc = mdb_get(txn, s->meta, &k, &v);
   if (rc == 0 && v.mv_size == sizeof(stored))
     memcpy(&stored, v.mv_data, sizeof(stored));
-  if (rc == 0 && stored == 1) {
-    if ((rc = migrate_from_1(s, txn)) != 0) {
+  if (rc == 0 && (stored == 1 || stored == 2)) {
+    if ((stored == 1 && (rc = migrate_from_1(s, txn)) != 0) ||
+        (rc = migrate_receive_times(s, txn)) != 0) {
       mdb_txn_abort(txn);
-      return lmdb_err(rc, "store: migrating the database from layout 1", err, errlen);
+      char what[64];
+      snprintf(what, sizeof(what), "store: migrating the database from layout %u", stored);
+      return lmdb_err(rc, what, err, errlen);
     }
     v = (MDB_val){sizeof(layout), &layout};
     rc = mdb_put(txn, s->meta, &k, &v, 0);
@@ -806,7 +918,8 @@ static int apply_sample(struct store_batch *b, char *key, size_t rack_len,
   struct store_latest l = {.value = rp_value_unscale(scaled, d->decimals),
                            .ts_ms = ts_ms,
                            .status = RACKPULSE__V1__READING_STATUS__READING_OK,
-                           .decimals = d->decimals};
+                           .decimals = d->decimals,
+                           .received_ms = b->received_ms};
   memcpy(l.unit, d->unit, sizeof(l.unit));
   return put_latest(b, key, klen, &l);
 }
@@ -888,8 +1001,11 @@ static int apply_samples(struct store_batch *b, const rp_frame *f, struct dict_a
       ag->undecodable++;
       continue;
     }
-    struct store_latest l = {
-        .value = 0, .ts_ms = f->ts_ms, .status = (int32_t)st->status, .decimals = d->decimals};
+    struct store_latest l = {.value = 0,
+                             .ts_ms = f->ts_ms,
+                             .status = (int32_t)st->status,
+                             .decimals = d->decimals,
+                             .received_ms = b->received_ms};
     memcpy(l.unit, d->unit, sizeof(l.unit));
     /* Free text, any bytes: what the API renders must be UTF-8, and a cut
      * in the middle of a character made the series vanish from it. */
@@ -926,7 +1042,9 @@ static int apply_stats(struct store_batch *b, const rp_frame *f, const struct di
                              .p99 = w->p99,
                              .has_slope = w->has_slope,
                              .slope_per_min = w->slope_per_min,
-                             .ts_ms = f->ts_ms};
+                             .ts_ms = f->ts_ms,
+                             .newest_ms = w->newest_ms,
+                             .received_ms = b->received_ms};
     int rc = put(b->txn, b->s->stats, key, (size_t)klen, &st, sizeof(st));
     if (rc != 0)
       return rc;
@@ -942,7 +1060,9 @@ static int apply_devices(struct store_batch *b, const rp_frame *f) {
                              .scrapes = ds->scrapes,
                              .failures = ds->failures,
                              .last_ok_ms = ds->last_ok_ms,
-                             .reported_ms = f->ts_ms};
+                             .reported_ms = f->ts_ms,
+                             .received_ms = b->received_ms};
+    snprintf(d.agent, sizeof(d.agent), "%s", f->agent_id);
     rp_utf8_copy(d.kind, sizeof(d.kind), ds->kind); /* as l.detail above */
     rp_utf8_copy(d.last_error, sizeof(d.last_error), ds->last_error);
     char key[KEY_MAX];
@@ -1049,7 +1169,7 @@ static int apply_frame(struct store_batch *b, const rp_frame *f, struct store_ag
   get_copy(b->txn, b->s->racks, f->rack_id, strlen(f->rack_id), &r, sizeof(r));
   if (f->ts_ms >= r.last_frame_ms) {
     r.last_frame_ms = f->ts_ms;
-    r.received_ms = rp_now_ms();
+    r.received_ms = b->received_ms;
     r.last_seq = f->seq;
     snprintf(r.agent, sizeof(r.agent), "%s", f->agent_id);
     rc = put(b->txn, b->s->racks, f->rack_id, strlen(f->rack_id), &r, sizeof(r));
@@ -1065,6 +1185,7 @@ static int batch_apply(struct store_batch *b, const rp_frame *f, const char *top
   struct store_agent ag = {0};
   size_t alen = strlen(f->agent_id);
   *events = 0;
+  b->received_ms = rp_now_ms();
   int rc = get_copy(b->txn, b->s->agents, f->agent_id, alen, &ag, sizeof(ag));
   if (rc != 0 && rc != MDB_NOTFOUND)
     return lmdb_err(rc, "store: agent", err, errlen);
@@ -1145,6 +1266,97 @@ int store_apply(struct store *s, struct store_msg *msgs, size_t n, char *err, si
     if ((rc = store_grow(s, err, errlen)) != 0)
       return rc;
   }
+}
+
+/* Whether `rest` (a key after "rack\0") belongs to `device`: a series key
+ * "name{...}@device", with "|window" after it when `windowed`, or the device
+ * itself when `plain`. */
+static bool key_of_device(const char *rest, size_t len, const char *device, bool windowed,
+                          bool plain) {
+  size_t dlen = strlen(device);
+  if (plain)
+    return len == dlen && memcmp(rest, device, dlen) == 0;
+  const char *end = rest + len;
+  if (windowed) {
+    while (end > rest && end[-1] != '|')
+      end--;
+    if (end == rest)
+      return false;
+    end--; /* at the '|' */
+  }
+  size_t slen = (size_t)(end - rest);
+  return slen > dlen + 1 && rest[slen - dlen - 1] == '@' &&
+         memcmp(rest + slen - dlen, device, dlen) == 0;
+}
+
+/* Deletes the records of `rack` in dbi that belong to `device`. */
+static int delete_device_records(MDB_txn *txn, MDB_dbi dbi, const char *rack, const char *device,
+                                 bool windowed, bool plain, size_t *removed) {
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(txn, dbi, &c);
+  if (rc != 0)
+    return rc;
+  size_t plen = strlen(rack);
+  MDB_val k = {plen + 1, (void *)rack}, v;
+  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  while (rc == 0 && k.mv_size > plen && memcmp(k.mv_data, rack, plen + 1) == 0) {
+    const char *rest = (const char *)k.mv_data + plen + 1;
+    if (key_of_device(rest, k.mv_size - plen - 1, device, windowed, plain)) {
+      if ((rc = mdb_cursor_del(c, 0)) != 0)
+        break;
+      (*removed)++;
+    }
+    /* After a delete the cursor already stands on the next record: MDB_NEXT
+     * returns it without advancing. */
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(c);
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int store_retire_device(struct store *s, const char *rack, const char *device, const char *owner,
+                        int64_t now_ms, size_t *removed, char *err, size_t errlen) {
+  *removed = 0;
+  if (rack[0] == '\0' || device[0] == '\0' || strlen(rack) > RP_ID_MAX ||
+      strlen(device) > RP_ID_MAX) {
+    snprintf(err, errlen, "store: retire: rack and device must be 1..%d bytes", RP_ID_MAX);
+    return -EINVAL;
+  }
+  MDB_txn *txn;
+  pthread_rwlock_rdlock(&s->resize_lock); /* no map resize under an open transaction */
+  int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+  if (rc != 0) {
+    pthread_rwlock_unlock(&s->resize_lock);
+    return lmdb_err(rc, "store: retire: begin", err, errlen);
+  }
+  if ((rc = delete_device_records(txn, s->latest, rack, device, false, false, removed)) != 0 ||
+      (rc = delete_device_records(txn, s->stats, rack, device, true, false, removed)) != 0 ||
+      (rc = delete_device_records(txn, s->devices, rack, device, false, true, removed)) != 0) {
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&s->resize_lock);
+    *removed = 0;
+    return lmdb_err(rc, "store: retire", err, errlen);
+  }
+  if (*removed > 0) {
+    struct store_retired t = {.retired_ms = now_ms};
+    snprintf(t.owner, sizeof(t.owner), "%s", owner);
+    char key[KEY_MAX];
+    int klen = join_key(key, sizeof(key), rack, device);
+    rc = klen < 0 ? klen : put(txn, s->retired, key, (size_t)klen, &t, sizeof(t));
+    if (rc != 0) {
+      mdb_txn_abort(txn);
+      pthread_rwlock_unlock(&s->resize_lock);
+      *removed = 0;
+      return lmdb_err(rc, "store: retire", err, errlen);
+    }
+  }
+  rc = mdb_txn_commit(txn);
+  pthread_rwlock_unlock(&s->resize_lock);
+  if (rc != 0) {
+    *removed = 0;
+    return lmdb_err(rc, "store: retire: commit", err, errlen);
+  }
+  return 0;
 }
 
 int store_get_offset(struct store *s, const char *topic, int32_t partition, int64_t *next) {
@@ -1290,6 +1502,13 @@ int store_read_each_device(struct store_read *r, const char *rack,
                            void (*fn)(void *ctx, const char *device, const struct store_device *),
                            void *ctx) {
   return each_with_prefix(r, r->s->devices, rack, sizeof(struct store_device),
+                          (void (*)(void *, const char *, const void *))fn, ctx);
+}
+
+int store_read_each_retired(struct store_read *r, const char *rack,
+                            void (*fn)(void *ctx, const char *device, const struct store_retired *),
+                            void *ctx) {
+  return each_with_prefix(r, r->s->retired, rack, sizeof(struct store_retired),
                           (void (*)(void *, const char *, const void *))fn, ctx);
 }
 

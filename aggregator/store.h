@@ -23,6 +23,7 @@
  *   devices  rack "\0" device            -> struct store_device
  *   racks    rack                        -> struct store_rack
  *   stats    rack "\0" series key "|" window seconds -> struct store_stats
+ *   retired  rack "\0" device            -> struct store_retired
  * A series key is "name{k=v,...}@device".
  *
  * Identity. Frames are de-duplicated per agent, incarnation and sequence
@@ -38,7 +39,14 @@
  * agent. A frame whose dictionary is not stored has its samples, statuses
  * and statistics skipped and counted, never decoded with another
  * dictionary; a dictionary whose content does not match its hash is refused
- * and counted. */
+ * and counted.
+ *
+ * Every record carries, beside the frame's (agent's) time, the aggregator's
+ * own receive time (received_ms), so that freshness never rests on the
+ * agent's clock alone. The latest and stats records of a rack are never
+ * dropped by ingest: they are the rack's expected members, every device that
+ * has reported a series, and a device that stops reporting stays a (stale)
+ * member until an operator retires it (store_retire_device()). */
 #ifndef RACKPULSE_STORE_H
 #define RACKPULSE_STORE_H
 
@@ -87,7 +95,8 @@ struct store_latest {
   int32_t status; /* Rackpulse__V1__ReadingStatus */
   int32_t decimals;
   char unit[24];
-  char detail[96]; /* why the status is not OK */
+  char detail[96];     /* why the status is not OK */
+  int64_t received_ms; /* when the aggregator applied it (its own clock) */
 };
 
 struct store_device {
@@ -97,7 +106,9 @@ struct store_device {
   uint32_t scrape_ms;
   uint64_t scrapes, failures;
   int64_t last_ok_ms;
-  int64_t reported_ms; /* frame time of the report */
+  int64_t reported_ms;       /* frame time of the report */
+  int64_t received_ms;       /* when the aggregator applied it (its own clock) */
+  char agent[RP_ID_MAX + 1]; /* the agent that reported it */
 };
 
 /* Window statistics of one series over one window, as the agent sent them. */
@@ -106,7 +117,9 @@ struct store_stats {
   double min, max, mean, stddev, p50, p95, p99;
   bool has_slope;
   double slope_per_min;
-  int64_t ts_ms; /* frame time */
+  int64_t ts_ms;       /* frame time */
+  int64_t newest_ms;   /* Unix ms of the window's newest sample; 0: the agent did not say */
+  int64_t received_ms; /* when the aggregator applied it (its own clock) */
 };
 
 struct store_rack {
@@ -114,6 +127,15 @@ struct store_rack {
   int64_t received_ms;   /* when the aggregator applied it */
   char agent[RP_ID_MAX + 1];
   uint64_t last_seq;
+};
+
+/* A device an operator retired: its data up to retired_ms is no longer an
+ * expected member of the rack's inputs (an agent may keep sending the last
+ * window statistics of a dead device; they stay retired). A sample newer
+ * than retired_ms makes it a member again. */
+struct store_retired {
+  int64_t retired_ms; /* the aggregator's clock */
+  char owner[RP_ID_MAX + 1];
 };
 
 /* What applying one frame did. */
@@ -193,6 +215,16 @@ void store_batch_abort(struct store_batch *b);
 /* The next offset to consume for topic/partition: 0 and *next, or -ENOENT. */
 int store_get_offset(struct store *s, const char *topic, int32_t partition, int64_t *next);
 
+/* Retires device `device` of `rack` at `now_ms` for `owner`: deletes its
+ * latest values, window statistics and device record and keeps a
+ * struct store_retired, so that it is no longer an expected member of the
+ * rack's checks until it reports a newer sample. One write transaction, from
+ * any thread but the writer's. Returns 0 with *removed set (records deleted;
+ * 0: the rack has no such device and nothing is kept), or a negative errno
+ * with err set. */
+int store_retire_device(struct store *s, const char *rack, const char *device, const char *owner,
+                        int64_t now_ms, size_t *removed, char *err, size_t errlen);
+
 /* Readers. Each opens its own read transaction and holds the store's
  * shared resize lock until store_read_end(): a thread must end one read
  * before it begins another, or a waiting resize could deadlock it. */
@@ -221,6 +253,9 @@ int store_read_each_stats(struct store_read *r, const char *rack,
 int store_read_each_device(struct store_read *r, const char *rack,
                            void (*fn)(void *ctx, const char *device, const struct store_device *),
                            void *ctx);
+int store_read_each_retired(struct store_read *r, const char *rack,
+                            void (*fn)(void *ctx, const char *device, const struct store_retired *),
+                            void *ctx);
 int store_read_each_rack(struct store_read *r,
                          void (*fn)(void *ctx, const char *rack, const struct store_rack *),
                          void *ctx);

@@ -375,6 +375,7 @@ static json_t *stats_to_json(const Rackpulse__V1__WindowStats *w) {
   json_object_set_new(o, "p95", json_num(w->p95));
   json_object_set_new(o, "p99", json_num(w->p99));
   json_object_set_new(o, "slope_per_min", w->has_slope ? json_num(w->slope_per_min) : json_null());
+  json_object_set_new(o, "newest_ms", json_integer(w->newest_ms));
   return o;
 }
 

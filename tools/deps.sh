@@ -15,6 +15,7 @@ PACKAGES=(
   kcat protobuf-compiler curl socat prometheus procps
   ipmitool openipmi
   snmpsim snmpd snmp
+  faketime  # an agent whose clock runs ahead (gate_clock)
   # fuzzing (tests/fuzz, build-fuzz/): clang and its libFuzzer runtime;
   # the unit tests under Valgrind
   clang libclang-rt-14-dev valgrind

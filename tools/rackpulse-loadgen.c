@@ -230,6 +230,7 @@ static void sim_agent_fill(struct sim_agent *s, const struct options *o, uint64_
     st->p99 = v0 + 1.25;
     st->has_slope = true;
     st->slope_per_min = (double)((int64_t)(seq % 7) - 3) / 10.0;
+    st->newest_ms = ts; /* the newest sample is this frame's */
   }
   for (size_t i = 0; i < s->f.n_devices; i++) {
     Rackpulse__V1__DeviceStatus *d = &s->devs[i];

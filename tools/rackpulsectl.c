@@ -14,12 +14,14 @@
  *   rackpulsectl [--url URL] flags set --rack R --flag F --owner O --for 2h [--reason TEXT]
  *   rackpulsectl [--url URL] flags clear --rack R --flag F
  *   rackpulsectl [--url URL] audit [--rack R] [--since MS] [--until MS] [--limit N]
+ *   rackpulsectl [--url URL] device retire --rack R --device D [--owner O] [--reason TEXT]
  *   rackpulsectl tail [--rack R] [--json] [--from WHEN]   (Kafka; ctl_tail.c)
  *
  * Human output by default, the API's JSON with --json. Changes (reserve,
- * extend, release, flags set/clear) send the bearer token read from
- * --token-file or $RACKPULSE_TOKEN_FILE; `gate` sends it too when given (it
- * may then ask under a class looser than the rack's own). `gate` exits 0 on allow, 1 on deny
+ * extend, release, flags set/clear, device retire) send the bearer token read
+ * from --token-file or $RACKPULSE_TOKEN_FILE; `gate` sends it too when given
+ * (it may then ask under a class looser than the rack's own). `gate` exits 0
+ * on allow, 1 on deny
  * and 2 on any error (unreachable aggregator, unknown rack, bad arguments),
  * so a CI job can gate on it; the other commands exit 0 or 2. */
 #include <curl/curl.h>
@@ -43,7 +45,7 @@
 struct args {
   const char *base, *rack, *kw, *pool, *cls, *owner, *duration, *count;
   const char *start, *end, *id, *flag, *reason, *for_, *hosts, *outlets;
-  const char *since, *until, *limit, *token_file;
+  const char *since, *until, *limit, *token_file, *device;
   bool json, preemptible;
 };
 
@@ -487,6 +489,17 @@ static void print_audit(const json_t *j) {
   size_t i;
   json_t *d;
   json_array_foreach(json_object_get(j, "decisions"), i, d) {
+    const char *action = json_string_value(json_object_get(d, "action"));
+    if (action != NULL) { /* an operator's action, e.g. device_retire */
+      const char *dev = json_string_value(json_object_get(d, "device"));
+      const char *owner = json_string_value(json_object_get(d, "owner"));
+      const char *reason = json_string_value(json_object_get(d, "reason"));
+      printf("%lld  %-12s %s %s by %s  %s\n",
+             (long long)json_integer_value(json_object_get(d, "evaluated_at_ms")),
+             json_string_value(json_object_get(d, "rack")), action, dev ? dev : "",
+             owner ? owner : "?", reason ? reason : "");
+      continue;
+    }
     printf("%lld  %-12s %-5s %7.2f kW  policy %-12s %s\n",
            (long long)json_integer_value(json_object_get(d, "evaluated_at_ms")),
            json_string_value(json_object_get(d, "rack")),
@@ -504,6 +517,31 @@ static int cmd_audit(const struct args *a) {
   add_query(path, sizeof(path), "until", a->until);
   add_query(path, sizeof(path), "limit", a->limit);
   return show(a, "audit", path, print_audit);
+}
+
+/* device retire: the device stops being an expected member of the rack's
+ * gate inputs (until it reports again); audited. */
+static int cmd_device(const struct args *a, const char *sub) {
+  if (sub == NULL || strcmp(sub, "retire") != 0) {
+    fprintf(stderr, "rackpulsectl: device: expected 'device retire'\n");
+    return EXIT_ERROR;
+  }
+  if (a->rack == NULL || a->device == NULL) {
+    fprintf(stderr, "rackpulsectl: device retire needs --rack R --device D\n");
+    return EXIT_ERROR;
+  }
+  const char *owner = a->owner ? a->owner : getenv("USER");
+  if (owner == NULL || *owner == '\0')
+    owner = "operator";
+  char path[512];
+  char *r = curl_easy_escape(NULL, a->rack, 0), *d = curl_easy_escape(NULL, a->device, 0);
+  snprintf(path, sizeof(path), "/v1/racks/%s/devices/%s/retire", r, d);
+  curl_free(r);
+  curl_free(d);
+  json_t *body = json_pack("{s:s, s:s}", "owner", owner, "reason", a->reason ? a->reason : "");
+  int rc = change(a, "device retire", "POST", path, body);
+  json_decref(body);
+  return rc;
 }
 
 static void usage(FILE *out) {
@@ -528,6 +566,10 @@ static void usage(FILE *out) {
                "                          F: scale-back, pause-admissions, evacuate, maintenance\n"
                "  flags clear --rack R --flag F\n"
                "  audit [--rack R] [--since MS] [--until MS] [--limit N]\n"
+               "  device retire --rack R --device D [--owner O] [--reason TEXT]\n"
+               "                          forget a device that will not report again: it no\n"
+               "                          longer fails the rack's checks as a stale member\n"
+               "                          (owner defaults to $USER; audited)\n"
                "  tail [--rack R] [--json] [--from WHEN]\n"
                "                          frames from Kafka as they arrive (tail --help)\n"
                "Exit status: gate 0 allow / 1 deny / 2 error; the others 0 ok / 2 error.\n");
@@ -559,7 +601,8 @@ int main(int argc, char **argv) {
     O_UNTIL,
     O_LIMIT,
     O_TOKEN,
-    O_PREEMPTIBLE
+    O_PREEMPTIBLE,
+    O_DEVICE
   };
   static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
                                        {"rack", required_argument, NULL, 'r'},
@@ -583,6 +626,7 @@ int main(int argc, char **argv) {
                                        {"limit", required_argument, NULL, O_LIMIT},
                                        {"token-file", required_argument, NULL, O_TOKEN},
                                        {"preemptible", no_argument, NULL, O_PREEMPTIBLE},
+                                       {"device", required_argument, NULL, O_DEVICE},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   /* Options may come before or after the command words. */
@@ -620,6 +664,7 @@ int main(int argc, char **argv) {
     case O_LIMIT: a.limit = optarg; break;
     case O_TOKEN: a.token_file = optarg; break;
     case O_PREEMPTIBLE: a.preemptible = true; break;
+    case O_DEVICE: a.device = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return EXIT_ERROR;
     }
@@ -629,7 +674,7 @@ int main(int argc, char **argv) {
     usage(stderr);
     return EXIT_ERROR;
   }
-  if (words[1] != NULL && strcmp(command, "flags") != 0) {
+  if (words[1] != NULL && strcmp(command, "flags") != 0 && strcmp(command, "device") != 0) {
     fprintf(stderr, "rackpulsectl: unexpected argument '%s'\n", words[1]);
     return EXIT_ERROR;
   }
@@ -653,6 +698,8 @@ int main(int argc, char **argv) {
     rc = cmd_flags(&a, words[1]);
   else if (strcmp(command, "audit") == 0)
     rc = cmd_audit(&a);
+  else if (strcmp(command, "device") == 0)
+    rc = cmd_device(&a, words[1]);
   else
     fprintf(stderr, "rackpulsectl: unknown command '%s' (see --help)\n", command);
   curl_global_cleanup();

@@ -28,7 +28,10 @@
 
 #define TOPIC "rackpulse.frames"
 #define MAP_SIZE (64u << 20)
-#define T0 1700000000000LL
+/* Frame time of the tests. The gate tests move it to the real clock: the
+ * store stamps every record with its real receive time, and the gate judges
+ * freshness and clock skew by that too. */
+static int64_t T0 = 1700000000000LL;
 
 /* ---- fixture: a store in a temporary directory ---------------------------- */
 
@@ -1137,6 +1140,53 @@ static void test_migrates_layout_1(void **state) {
   assert_true(latest_value(x->s, "r1", "cdu.supply_temp") == 22.22);
 }
 
+/* A database of layout 2 (before receive times) opens: its latest values
+ * take their sample time as receive time, so their age is kept. */
+static void test_migrates_layout_2(void **state) {
+  struct fx *x = *state;
+  store_close(x->s);
+  x->s = NULL;
+  char data[128];
+  snprintf(data, sizeof(data), "%s/data.mdb", x->dir);
+  unlink(data);
+  snprintf(data, sizeof(data), "%s/lock.mdb", x->dir);
+  unlink(data);
+  struct latest_v2 {
+    double value;
+    int64_t ts_ms;
+    int32_t status, decimals;
+    char unit[24];
+    char detail[96];
+  } old = {.value = 21.5, .ts_ms = T0, .decimals = 1, .unit = "Cel"};
+  MDB_env *env;
+  MDB_txn *txn;
+  MDB_dbi meta, latest_db;
+  assert_int_equal(mdb_env_create(&env), 0);
+  assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+  assert_int_equal(mdb_env_set_mapsize(env, MAP_SIZE), 0);
+  assert_int_equal(mdb_env_open(env, x->dir, MDB_NOTLS, 0640), 0);
+  assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+  assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
+  assert_int_equal(mdb_dbi_open(txn, "latest", MDB_CREATE, &latest_db), 0);
+  uint32_t layout = 2;
+  MDB_val k = {6, "layout"}, v = {sizeof(layout), &layout};
+  assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+  static const char key[] = "r1\0cdu.supply_temp@cdu1";
+  k = (MDB_val){sizeof(key) - 1, (void *)key};
+  v = (MDB_val){sizeof(old), &old};
+  assert_int_equal(mdb_put(txn, latest_db, &k, &v, 0), 0);
+  assert_int_equal(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+
+  reopen(x);
+  struct store_latest l;
+  assert_int_equal(latest(x->s, "r1", "cdu.supply_temp", &l), 0);
+  assert_true(l.value == 21.5);
+  assert_int_equal(l.ts_ms, T0);
+  assert_int_equal(l.received_ms, T0);
+  assert_string_equal(l.unit, "Cel");
+}
+
 /* ---- gate ---------------------------------------------------------------- */
 
 /* The built-in policy's settings these tests vary. */
@@ -1173,6 +1223,7 @@ static json_t *evaluate(struct fx *x, const struct policy_args *pa, const char *
 /* Rack r1 at T0 with supply temperature 21.37 °C. */
 static void gate_world(struct fx *x) {
   struct fb b;
+  T0 = rp_now_ms();
   fb_init(&b, "agent-1", "r1", 1, T0, 1);
   fb_std_dict(&b);
   fb_sample(&b, 0, 2137);
@@ -1327,6 +1378,60 @@ static void test_gate_unknown_rack(void **state) {
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* Two CDUs: a dead one never drops out of the max; the check fails naming
+ * it until it is retired, and a retirement is only for devices that
+ * reported. */
+static void test_gate_dead_member_fails_until_retired(void **state) {
+  struct fx *x = *state;
+  struct fb b;
+  T0 = rp_now_ms();
+  fb_init(&b, "agent-1", "r1", 1, T0 - 12000, 1); /* both CDUs, 12 s ago */
+  fb_std_dict(&b);
+  fb_def(&b, 3, "cdu.supply_temp", "K", "cdu2", 2, "loop", "primary");
+  fb_sample(&b, 0, 2137);
+  fb_sample(&b, 3, 29815); /* 298.15 K = 25.00 Cel */
+  apply_one(x->s, &b, 0);
+  fb_init(&b, "agent-1", "r1", 2, T0, 1); /* now: cdu1 only */
+  fb_sample(&b, 0, 2200);
+  apply_one(x->s, &b, 1);
+
+  json_t *d = gate(x, &policy, "r1", T0 + 500);
+  assert_string_equal(decision(d), "deny");
+  const json_t *c = check_named(d, "supply_temp");
+  const char *why = json_string_value(json_object_get(c, "reason"));
+  assert_non_null(why);
+  if (strstr(why, "cdu.supply_temp{loop=primary} of device cdu2: stale") == NULL ||
+      strstr(why, "fails closed") == NULL)
+    fail_msg("reason: %s", why);
+  assert_true(json_is_null(json_object_get(c, "observed")));
+  json_decref(d);
+
+  size_t removed = 99;
+  char err[256];
+  assert_int_equal(store_retire_device(x->s, "r1", "nosuch", "ops", T0, &removed, err, sizeof(err)),
+                   0);
+  assert_int_equal(removed, 0);
+  assert_int_equal(store_retire_device(x->s, "r1", "cdu2", "ops", T0, &removed, err, sizeof(err)),
+                   0);
+  assert_int_equal(removed, 1);
+  d = gate(x, &policy, "r1", T0 + 500);
+  assert_true(check_passes(d, "supply_temp"));
+  assert_true(json_number_value(json_object_get(check_named(d, "supply_temp"), "observed")) ==
+              22.0);
+  json_decref(d);
+
+  /* A newer sample makes it a member again, in Cel after normalisation. */
+  fb_init(&b, "agent-1", "r1", 3, T0 + 100, 1);
+  fb_sample(&b, 0, 2200);
+  fb_sample(&b, 3, 30015); /* 27.00 Cel */
+  apply_one(x->s, &b, 2);
+  d = gate(x, &policy, "r1", T0 + 600);
+  c = check_named(d, "supply_temp");
+  assert_true(fabs(json_number_value(json_object_get(c, "observed")) - 27.0) < 1e-9);
+  assert_string_equal(json_string_value(json_object_get(c, "unit")), "Cel");
+  json_decref(d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_apply_and_read),
@@ -1345,11 +1450,13 @@ int main(void) {
       T(test_dictionary_hash_mismatch_is_refused),
       T(test_dictionaries_are_bounded),
       T(test_migrates_layout_1),
+      T(test_migrates_layout_2),
       T(test_gate_allow),
       T(test_gate_deny_hot),
       T(test_gate_deny_stale),
       T(test_gate_missing_series_fails_closed),
       T(test_gate_unknown_rack),
+      T(test_gate_dead_member_fails_until_retired),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
