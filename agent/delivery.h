@@ -5,7 +5,11 @@
  * away frames accumulate in the spool (bounded: the oldest not yet handed to
  * Kafka are dropped and counted) and are replayed in order when it returns,
  * while new frames keep being collected. A restart, even after kill -9,
- * resends what the spool still holds. */
+ * resends what the spool still holds. A Kafka error is an outage like any
+ * other (frames kept, sent again with back-off; a fatal producer error
+ * replaces the producer) unless Kafka refuses the frame itself (too large,
+ * invalid: dropped and counted as rejected). A spool that cannot be written
+ * (disk full) degrades to sending from memory until it can. */
 #ifndef RACKPULSE_DELIVERY_H
 #define RACKPULSE_DELIVERY_H
 

@@ -188,6 +188,10 @@ int rp_builder_build(struct rp_frame_builder *b, const struct rp_frame_meta *met
   h.frames_dropped = health->frames_dropped;
   h.delivery_latency_ms = health->delivery_latency_ms;
   h.scrapes_late = health->scrapes_late;
+  h.frames_rejected = health->frames_rejected;
+  h.kafka_error = (char *)health->kafka_error;
+  h.spool_write_failures = health->spool_write_failures;
+  h.spool_degraded = health->spool_degraded;
 
   f.schema_version = 1;
   f.agent_id = (char *)meta->agent_id;

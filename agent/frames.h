@@ -19,6 +19,10 @@ struct rp_agent_health {
   uint64_t frames_produced, frames_delivered, frames_failed;
   uint64_t spool_depth, frames_dropped, scrapes_late;
   uint32_t delivery_latency_ms;
+  uint64_t frames_rejected;      /* refused by Kafka for themselves: dropped */
+  uint64_t spool_write_failures; /* spool writes that failed (disk full) */
+  bool spool_degraded;           /* the last spool write failed */
+  char kafka_error[256];         /* the Kafka error while it lasts */
 };
 
 /* Creates a builder that holds at most `max_samples` pending samples; more

@@ -1,7 +1,10 @@
 /* Publishing frames to Kafka with librdkafka (publish_kafka.c). The producer
  * is idempotent with acks=all; delivery reports are served from a libuv
  * timer on the loop thread. A send is three-valued: ok, retry later (queue
- * full, broker away: keep the frame), or drop (it can never be sent). */
+ * full, broker away, unknown topic, authorization, a fatal producer error:
+ * keep the frame), or drop (Kafka refuses the frame itself: too large,
+ * invalid). After a fatal error (rd_kafka_fatal_error) the producer cannot
+ * send again: the owner closes it and creates a new one. */
 #ifndef RACKPULSE_PUBLISH_H
 #define RACKPULSE_PUBLISH_H
 
@@ -22,23 +25,38 @@ struct rp_pub_stats {
 };
 
 /* Called on the loop thread (or inside rp_pub_close) once per frame sent:
- * err 0 = acknowledged by Kafka; otherwise `permanent` says whether sending
- * it again could ever succeed. */
+ * err 0 = acknowledged by Kafka; otherwise `permanent` says whether Kafka
+ * refused the frame itself (sending it again can never succeed). */
 typedef void (*rp_pub_delivered_cb)(void *ctx, uint64_t seq, int err, bool permanent,
                                     const char *reason);
+/* Called on the loop thread for a client-level error librdkafka reports
+ * (all brokers down, authentication, a fatal error: `fatal` is then true and
+ * `reason` is the underlying error). */
+typedef void (*rp_pub_error_cb)(void *ctx, const char *reason, bool fatal);
 
 /* Creates the producer and starts its poll timer on `loop`. Returns 0 and
  * *out, or a negative errno with err saying which setting was refused. */
 int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, rp_pub_delivered_cb cb,
-               void *ctx, struct rp_publisher **out, char *err, size_t errlen);
+               rp_pub_error_cb error_cb, void *ctx, struct rp_publisher **out, char *err,
+               size_t errlen);
 
 /* Hands frame `seq` to librdkafka, keyed by `key`. On RP_PUB_OK librdkafka
  * owns `buf` (malloc'd) and frees it, and the callback follows; otherwise
- * the caller still owns it. */
+ * the caller still owns it and err says why ("" when the queue is merely
+ * full). */
 enum rp_pub_result rp_pub_send(struct rp_publisher *p, const char *key, uint64_t seq, uint8_t *buf,
                                size_t len, char *err, size_t errlen);
 
 void rp_pub_get_stats(const struct rp_publisher *p, struct rp_pub_stats *out);
+
+/* True once the producer has hit a fatal error; `reason` (may be NULL) gets
+ * librdkafka's rd_kafka_fatal_error() text. */
+bool rp_pub_fatal(struct rp_publisher *p, char *reason, size_t reasonlen);
+
+/* Gives back every frame librdkafka still holds, queued or in flight,
+ * without blocking: their delivery reports (not acknowledged, not
+ * permanent) follow from the loop. */
+void rp_pub_purge(struct rp_publisher *p);
 
 /* Waits up to `timeout_ms` for in-flight frames (blocking: call only after
  * the loop has stopped), then destroys the producer and frees `p`. Returns

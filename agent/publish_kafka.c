@@ -35,6 +35,7 @@ struct rp_publisher {
   int open_handles;    /* p is freed when both handles have closed */
   struct rp_pub_stats stats;
   rp_pub_delivered_cb cb;
+  rp_pub_error_cb error_cb;
   void *cb_ctx;
   char agent_id[64];
 };
@@ -45,14 +46,18 @@ struct msg_meta {
   uint64_t produced_ms; /* monotonic */
 };
 
-/* Errors after which sending the same frame again cannot succeed. */
+/* Errors by which Kafka refuses the frame itself: sending the same frame
+ * again cannot succeed. Every other error (unknown topic, authorization,
+ * timeouts, transport, fatal producer errors) is the cluster's or the
+ * client's: the frame is kept and sent again later. */
 static bool is_permanent(rd_kafka_resp_err_t e) {
   switch (e) {
   case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
   case RD_KAFKA_RESP_ERR_INVALID_MSG:
   case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
   case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-  case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED: return true;
+  case RD_KAFKA_RESP_ERR__INVALID_ARG:
+  case RD_KAFKA_RESP_ERR__BAD_MSG: return true;
   default: return false;
   }
 }
@@ -66,16 +71,37 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   p->stats.in_flight--;
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     p->stats.failed++;
-    rp_warn("kafka", "frame %llu not delivered to %s [%d]: %s", (unsigned long long)meta->seq,
-            rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(m->err));
+    rp_debug("kafka", "frame %llu not delivered to %s [%d]: %s", (unsigned long long)meta->seq,
+             rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(m->err));
   } else {
     p->stats.delivered++;
     p->stats.last_latency_ms = (uint32_t)(rp_mono_ms() - meta->produced_ms);
   }
+  char reason[256];
+  snprintf(reason, sizeof(reason), "%s (%s)", rd_kafka_err2str(m->err), rd_kafka_err2name(m->err));
   if (p->cb != NULL)
     p->cb(p->cb_ctx, meta->seq, m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -EIO,
-          is_permanent(m->err), rd_kafka_err2str(m->err));
+          is_permanent(m->err), reason);
   free(meta);
+}
+
+/* Client-level errors: the owner shows them and, for a fatal one, replaces
+ * the producer. */
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+  struct rp_publisher *p = opaque;
+  bool fatal = err == RD_KAFKA_RESP_ERR__FATAL;
+  char why[512];
+  if (fatal) {
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof(why));
+    char full[600];
+    snprintf(full, sizeof(full), "%s: %s", rd_kafka_err2name(orig), why);
+    if (p->error_cb != NULL)
+      p->error_cb(p->cb_ctx, full, true);
+    return;
+  }
+  snprintf(why, sizeof(why), "%s", reason);
+  if (p->error_cb != NULL)
+    p->error_cb(p->cb_ctx, why, false);
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
@@ -140,12 +166,14 @@ static int set(rd_kafka_conf_t *conf, const char *key, const char *value, char *
 }
 
 int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, rp_pub_delivered_cb cb,
-               void *ctx, struct rp_publisher **out, char *err, size_t errlen) {
+               rp_pub_error_cb error_cb, void *ctx, struct rp_publisher **out, char *err,
+               size_t errlen) {
   char num[32];
   struct rp_publisher *p = calloc(1, sizeof(*p));
   if (p == NULL)
     return -ENOMEM;
   p->cb = cb;
+  p->error_cb = error_cb;
   p->cb_ctx = ctx;
   snprintf(p->agent_id, sizeof(p->agent_id), "%s", cfg->agent.id);
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -180,6 +208,7 @@ int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, rp_pub_delive
   }
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
   rd_kafka_conf_set_log_cb(conf, on_log);
+  rd_kafka_conf_set_error_cb(conf, on_error);
   rd_kafka_conf_set_opaque(conf, p);
 
   char e[512];
@@ -235,13 +264,36 @@ enum rp_pub_result rp_pub_send(struct rp_publisher *p, const char *key, uint64_t
     return RP_PUB_OK;
   }
   free(meta);
-  snprintf(err, errlen, "%s", rd_kafka_err2str(e));
-  if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+  if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+    snprintf(err, errlen, "%s", "");
     return RP_PUB_RETRY;
-  return RP_PUB_DROP;
+  }
+  if (e == RD_KAFKA_RESP_ERR__FATAL) {
+    char why[512];
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(p->rk, why, sizeof(why));
+    snprintf(err, errlen, "fatal producer error: %s: %s", rd_kafka_err2name(orig), why);
+    return RP_PUB_RETRY;
+  }
+  snprintf(err, errlen, "%s (%s)", rd_kafka_err2str(e), rd_kafka_err2name(e));
+  return is_permanent(e) ? RP_PUB_DROP : RP_PUB_RETRY;
 }
 
 void rp_pub_get_stats(const struct rp_publisher *p, struct rp_pub_stats *out) { *out = p->stats; }
+
+bool rp_pub_fatal(struct rp_publisher *p, char *reason, size_t reasonlen) {
+  char why[512];
+  rd_kafka_resp_err_t orig = rd_kafka_fatal_error(p->rk, why, sizeof(why));
+  if (orig == RD_KAFKA_RESP_ERR_NO_ERROR)
+    return false;
+  if (reason != NULL)
+    snprintf(reason, reasonlen, "%s: %s", rd_kafka_err2name(orig), why);
+  return true;
+}
+
+void rp_pub_purge(struct rp_publisher *p) {
+  rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
+                            RD_KAFKA_PURGE_F_NON_BLOCKING);
+}
 
 static void on_handle_closed(uv_handle_t *h) {
   struct rp_publisher *p = h->data;

@@ -265,7 +265,7 @@ void rp_spool_write(struct rp_spool *s, struct rp_spool_batch *b) {
   atomic_store(&s->nbytes, nbytes);
   atomic_store(&s->dropped, dropped);
 out:
-  b->rc = rc == 0 ? 0 : rc == MDB_MAP_FULL ? -ENOSPC : rc > 0 ? -EIO : rc;
+  b->rc = rc == 0 ? 0 : rc == MDB_MAP_FULL || rc == ENOSPC ? -ENOSPC : rc > 0 ? -EIO : rc;
   if (rc != 0)
     snprintf(b->err, sizeof(b->err), "spool write of %zu frame(s): %s%s", b->nframes,
              mdb_strerror(rc),

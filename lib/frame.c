@@ -389,12 +389,20 @@ static json_t *device_to_json(const Rackpulse__V1__DeviceStatus *d) {
 static json_t *health_to_json(const Rackpulse__V1__AgentHealth *h) {
   if (h == NULL)
     return json_null();
-  return json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "version", json_text(h->version),
-                   "frames_produced", (json_int_t)h->frames_produced, "frames_delivered",
-                   (json_int_t)h->frames_delivered, "frames_failed", (json_int_t)h->frames_failed,
-                   "spool_depth", (json_int_t)h->spool_depth, "frames_dropped",
-                   (json_int_t)h->frames_dropped, "delivery_latency_ms",
-                   (json_int_t)h->delivery_latency_ms, "scrapes_late", (json_int_t)h->scrapes_late);
+  json_t *o =
+      json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "version", json_text(h->version),
+                "frames_produced", (json_int_t)h->frames_produced, "frames_delivered",
+                (json_int_t)h->frames_delivered, "frames_failed", (json_int_t)h->frames_failed,
+                "spool_depth", (json_int_t)h->spool_depth, "frames_dropped",
+                (json_int_t)h->frames_dropped, "delivery_latency_ms",
+                (json_int_t)h->delivery_latency_ms, "scrapes_late", (json_int_t)h->scrapes_late);
+  if (o == NULL)
+    return NULL;
+  json_object_set_new(o, "frames_rejected", json_integer((json_int_t)h->frames_rejected));
+  json_object_set_new(o, "kafka_error", json_text(h->kafka_error));
+  json_object_set_new(o, "spool_write_failures", json_integer((json_int_t)h->spool_write_failures));
+  json_object_set_new(o, "spool_degraded", json_boolean(h->spool_degraded));
+  return o;
 }
 
 static const char *status_name(Rackpulse__V1__ReadingStatus s) {

@@ -4,6 +4,14 @@
  * stdout (and into --bootstrap-file) and runs until SIGINT or SIGTERM.
  *
  * Faults for tests: SIGUSR1 takes every broker down, SIGUSR2 brings them back.
+ * SIGHUP applies the commands in the --control file, one a line:
+ *   produce_errors ERR COUNT   the next COUNT Produce requests fail with ERR
+ *   init_pid_errors ERR COUNT  the same for InitProducerId requests
+ *   clear_errors               forget the errors still pushed
+ *   topic_error TOPIC ERR      metadata reports ERR for TOPIC (NO_ERROR clears)
+ * where ERR is a Kafka error name as librdkafka spells it without its prefix
+ * (TOPIC_AUTHORIZATION_FAILED) or its number. The broker writes the control
+ * file's name with ".done" appended when it has applied them.
  * It keeps everything in memory: production points at a real Kafka cluster. */
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +25,7 @@
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t fault_request; /* 1 = down, 2 = up */
+static volatile sig_atomic_t control_request;
 
 static void on_stop(int sig) {
   (void)sig;
@@ -31,6 +40,11 @@ static void on_up(int sig) {
   fault_request = 2;
 }
 
+static void on_control(int sig) {
+  (void)sig;
+  control_request = 1;
+}
+
 static void usage(FILE *out) {
   fprintf(out, "usage: rackpulse-devbroker [options]\n"
                "A Kafka-protocol dev broker on librdkafka's mock cluster (loopback only,\n"
@@ -40,8 +54,10 @@ static void usage(FILE *out) {
                "  -t, --topic NAME         a topic to create (repeatable; default\n"
                "                           rackpulse.frames and rackpulse.events)\n"
                "  -f, --bootstrap-file F   also write the bootstrap address to F\n"
+               "  -c, --control F          commands applied on SIGHUP (see the source)\n"
                "  -h, --help               this text\n"
-               "Signals: SIGUSR1 takes all brokers down, SIGUSR2 brings them up.\n");
+               "Signals: SIGUSR1 takes all brokers down, SIGUSR2 brings them up,\n"
+               "SIGHUP applies the --control file.\n");
 }
 
 static int set_all_brokers(rd_kafka_mock_cluster_t *mc, int nbrokers, int up) {
@@ -57,16 +73,87 @@ static int set_all_brokers(rd_kafka_mock_cluster_t *mc, int nbrokers, int up) {
   return 0;
 }
 
+/* ERR by name (without RD_KAFKA_RESP_ERR_) or number; -1 when unknown. */
+static int parse_err(const char *name, rd_kafka_resp_err_t *out) {
+  char *end;
+  long n = strtol(name, &end, 10);
+  if (end != name && *end == '\0') {
+    *out = (rd_kafka_resp_err_t)n;
+    return 0;
+  }
+  const struct rd_kafka_err_desc *descs;
+  size_t cnt;
+  rd_kafka_get_err_descs(&descs, &cnt);
+  for (size_t i = 0; i < cnt; i++)
+    if (descs[i].name != NULL && strcmp(descs[i].name, name) == 0) {
+      *out = descs[i].code;
+      return 0;
+    }
+  return -1;
+}
+
+/* Applies the control file's commands; reports each on stderr. */
+static void apply_control(rd_kafka_mock_cluster_t *mc, const char *path) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) {
+    fprintf(stderr, "devbroker: control %s: %s\n", path, strerror(errno));
+    return;
+  }
+  char line[512], a[256], b[256];
+  int lineno = 0;
+  while (fgets(line, sizeof(line), f) != NULL) {
+    lineno++;
+    char cmd[64];
+    a[0] = b[0] = '\0';
+    int n = sscanf(line, "%63s %255s %255s", cmd, a, b);
+    if (n < 1 || cmd[0] == '#')
+      continue;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if ((strcmp(cmd, "produce_errors") == 0 || strcmp(cmd, "init_pid_errors") == 0) && n == 3 &&
+        parse_err(a, &err) == 0 && atoi(b) > 0) {
+      size_t cnt = (size_t)atoi(b);
+      rd_kafka_resp_err_t *errs = malloc(cnt * sizeof(*errs));
+      if (errs == NULL)
+        break;
+      for (size_t i = 0; i < cnt; i++)
+        errs[i] = err;
+      int16_t api = cmd[0] == 'p' ? 0 /* Produce */ : 22 /* InitProducerId */;
+      rd_kafka_mock_push_request_errors_array(mc, api, cnt, errs);
+      free(errs);
+      fprintf(stderr, "devbroker: next %zu %s request(s) fail with %s\n", cnt,
+              api == 0 ? "Produce" : "InitProducerId", rd_kafka_err2name(err));
+    } else if (strcmp(cmd, "clear_errors") == 0) {
+      rd_kafka_mock_clear_request_errors(mc, 0);
+      rd_kafka_mock_clear_request_errors(mc, 22);
+      fprintf(stderr, "devbroker: pushed request errors cleared\n");
+    } else if (strcmp(cmd, "topic_error") == 0 && n == 3 && parse_err(b, &err) == 0) {
+      rd_kafka_mock_topic_set_error(mc, a, err);
+      fprintf(stderr, "devbroker: topic %s: metadata error %s\n", a, rd_kafka_err2name(err));
+    } else {
+      fprintf(stderr, "devbroker: control %s:%d: cannot apply: %s", path, lineno, line);
+    }
+  }
+  fclose(f);
+  char done[4096];
+  snprintf(done, sizeof(done), "%s.done", path);
+  FILE *d = fopen(done, "w");
+  if (d != NULL)
+    fclose(d);
+}
+
 int main(int argc, char **argv) {
   int nbrokers = 1, partitions = 4, ntopics = 0;
   const char *topics[16];
-  const char *bootstrap_file = NULL;
-  static const struct option opts[] = {
-      {"brokers", required_argument, NULL, 'b'}, {"partitions", required_argument, NULL, 'p'},
-      {"topic", required_argument, NULL, 't'},   {"bootstrap-file", required_argument, NULL, 'f'},
-      {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+  const char *bootstrap_file = NULL, *control_file = NULL;
+  static const struct option opts[] = {{"brokers", required_argument, NULL, 'b'},
+                                       {"partitions", required_argument, NULL, 'p'},
+                                       {"topic", required_argument, NULL, 't'},
+                                       {"bootstrap-file", required_argument, NULL, 'f'},
+                                       {"control", required_argument, NULL, 'c'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
   int c;
-  while ((c = getopt_long(argc, argv, "b:p:t:f:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "b:p:t:f:c:h", opts, NULL)) != -1) {
     switch (c) {
     case 'b': nbrokers = atoi(optarg); break;
     case 'p': partitions = atoi(optarg); break;
@@ -78,6 +165,7 @@ int main(int argc, char **argv) {
       topics[ntopics++] = optarg;
       break;
     case 'f': bootstrap_file = optarg; break;
+    case 'c': control_file = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -141,6 +229,7 @@ int main(int argc, char **argv) {
   sigaddset(&blocked, SIGTERM);
   sigaddset(&blocked, SIGUSR1);
   sigaddset(&blocked, SIGUSR2);
+  sigaddset(&blocked, SIGHUP);
   sigprocmask(SIG_BLOCK, &blocked, &waitmask);
   struct sigaction sa = {0};
   sa.sa_handler = on_stop;
@@ -150,12 +239,21 @@ int main(int argc, char **argv) {
   sigaction(SIGUSR1, &sa, NULL);
   sa.sa_handler = on_up;
   sigaction(SIGUSR2, &sa, NULL);
+  sa.sa_handler = on_control;
+  sigaction(SIGHUP, &sa, NULL);
 
   while (!stop_requested) {
     sigsuspend(&waitmask); /* The mock cluster serves from its own threads. */
     if (fault_request != 0) {
       set_all_brokers(mc, nbrokers, fault_request == 2);
       fault_request = 0;
+    }
+    if (control_request != 0) {
+      control_request = 0;
+      if (control_file != NULL)
+        apply_control(mc, control_file);
+      else
+        fprintf(stderr, "devbroker: SIGHUP without --control: ignored\n");
     }
   }
   fprintf(stderr, "devbroker: stopping\n");

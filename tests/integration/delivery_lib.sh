@@ -20,3 +20,62 @@ agent_health() {
     | protoc --decode=rackpulse.v1.Frame -I "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto" \
     | awk -v f="$1" '$1 == f":" { v = $2 } END { print (v == "" ? 0 : v) }'
 }
+
+# start_control_broker: the dev broker with a control file for
+# broker_control (pushed request errors, topic errors).
+start_control_broker() {
+  "$RP_BIN/tools/rackpulse-devbroker" --bootstrap-file "$WORK/bootstrap" \
+    --control "$WORK/broker.ctl" >"$WORK/broker.out" 2>"$WORK/broker.log" &
+  PIDS+=($!)
+  BROKER_PID=$!
+  wait_for 10 test -s "$WORK/bootstrap" || fail "dev broker did not start"
+  BOOTSTRAP=$(cat "$WORK/bootstrap")
+}
+
+# broker_control LINE...: has the dev broker apply these commands (see
+# tools/devbroker.c) and waits until it has.
+broker_control() {
+  rm -f "$WORK/broker.ctl.done"
+  printf '%s\n' "$@" >"$WORK/broker.ctl"
+  kill -HUP "$BROKER_PID"
+  wait_for 10 test -e "$WORK/broker.ctl.done" || fail "dev broker did not apply: $*"
+}
+
+# frames_on_topic: how many frames the topic holds.
+frames_on_topic() {
+  kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l
+}
+
+# all_health FIELD: FIELD of the health of every frame on the topic, one
+# line per frame in topic order ("" when unset).
+all_health() {
+  local p o
+  kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -o beginning -e -q -f '%p %o\n' 2>/dev/null \
+    | while read -r p o; do
+        kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -p "$p" -o "$o" -c 1 -e -q -f '%s' 2>/dev/null \
+          | protoc --decode=rackpulse.v1.Frame -I "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto" \
+          | awk -v f="$1" '$1 == f":" { sub(/^[^:]*: /, ""); v = $0 } END { print v }'
+      done
+}
+
+# check_seqs AGENT LABEL: every sequence number of AGENT on the topic once,
+# in order; prints a summary line.
+check_seqs() {
+  seqs_on_topic "$1" >"$WORK/seqs.txt"
+  local total distinct first last missing
+  total=$(wc -l <"$WORK/seqs.txt")
+  distinct=$(sort -un "$WORK/seqs.txt" | wc -l)
+  first=$(sort -n "$WORK/seqs.txt" | head -1)
+  last=$(sort -n "$WORK/seqs.txt" | tail -1)
+  missing=$(( last - first + 1 - distinct ))
+  echo "$2: $total frames on the topic, seq $first..$last, $distinct distinct, $(( total - distinct )) duplicate(s), $missing missing"
+  [ "$missing" -eq 0 ] || fail "$2: $missing sequence number(s) missing: $(sort -n "$WORK/seqs.txt" | tr '\n' ' ')"
+  [ "$total" -eq "$distinct" ] || fail "$2: $(( total - distinct )) duplicate frame(s)"
+  sort -n -c "$WORK/seqs.txt" || fail "$2: frames out of order on the topic"
+}
+
+# drained SINCE_MS: the newest frame was built after SINCE_MS + 3 s and says
+# nothing is waiting in the spool.
+drained() {
+  [ "$(agent_health ts_ms)" -gt $(( $1 + 3000 )) ] && [ "$(agent_health spool_depth)" -eq 0 ]
+}

@@ -198,7 +198,11 @@ static void world_init(struct world *w) {
                                        .spool_depth = 2,
                                        .frames_dropped = 3,
                                        .scrapes_late = 4,
-                                       .delivery_latency_ms = 55};
+                                       .delivery_latency_ms = 55,
+                                       .frames_rejected = 6,
+                                       .spool_write_failures = 7,
+                                       .spool_degraded = true,
+                                       .kafka_error = "Broker: Topic authorization failed"};
 }
 
 /* Builds a frame and decodes it with the consumers' decoder. */
@@ -323,6 +327,10 @@ static void test_build_full_frame(void **state) {
   assert_int_equal(f->health->spool_depth, 2);
   assert_int_equal(f->health->frames_dropped, 3);
   assert_int_equal(f->health->scrapes_late, 4);
+  assert_int_equal(f->health->frames_rejected, 6);
+  assert_int_equal(f->health->spool_write_failures, 7);
+  assert_true(f->health->spool_degraded);
+  assert_string_equal(f->health->kafka_error, "Broker: Topic authorization failed");
   assert_int_equal(f->health->delivery_latency_ms, 55);
   assert_int_equal(f->n_stats, 0);
   rp_frame_free(f);

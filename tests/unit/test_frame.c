@@ -114,6 +114,10 @@ static void fixture_init(struct fixture *x) {
   x->health.frames_dropped = 1;
   x->health.delivery_latency_ms = 35;
   x->health.scrapes_late = 6;
+  x->health.frames_rejected = 2;
+  x->health.kafka_error = "Broker: Topic authorization failed";
+  x->health.spool_write_failures = 3;
+  x->health.spool_degraded = 1;
 
   rackpulse__v1__frame__init(&x->frame);
   x->frame.schema_version = 1;
@@ -620,6 +624,11 @@ static void test_to_json(void **state) {
   assert_int_equal(json_integer_value(json_object_get(h, "frames_delivered")), 498);
   assert_int_equal(json_integer_value(json_object_get(h, "delivery_latency_ms")), 35);
   assert_int_equal(json_integer_value(json_object_get(h, "scrapes_late")), 6);
+  assert_int_equal(json_integer_value(json_object_get(h, "frames_rejected")), 2);
+  assert_string_equal(json_string_value(json_object_get(h, "kafka_error")),
+                      "Broker: Topic authorization failed");
+  assert_int_equal(json_integer_value(json_object_get(h, "spool_write_failures")), 3);
+  assert_true(json_is_true(json_object_get(h, "spool_degraded")));
   json_decref(o);
 
   /* Without a dictionary every sample is raw, and no slope means null. */
