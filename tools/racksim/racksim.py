@@ -127,15 +127,21 @@ class Served:
         r = self.sim.rack
         out = {}
 
-        def put(dev, q, unit, true, resolve):
+        # res: (the device's rounding, the largest |served - true| it
+        # causes when no fault is injected: the fidelity tolerance).
+        def put(dev, q, unit, true, res):
+            resolve, tol = res
             served = resolve(self.fault(dev, q, true))
             self.last[(dev, q)] = served
-            out.setdefault(dev, {})[q] = {"true": true, "served": served, "unit": unit}
+            out.setdefault(dev, {})[q] = {"true": true, "served": served, "unit": unit, "tol": tol}
 
         c, p = r.cdu, r.p
         d = "cdu1"
-        t01 = lambda x: fix(x, 1)          # noqa: E731  i16/u16 x 0.1
-        t1 = lambda x: fix(x, 0)           # noqa: E731  u16 x 1
+        t01 = (lambda x: fix(x, 1), 0.05)          # i16/u16 x 0.1
+        t1 = (lambda x: fix(x, 0), 0.5)            # u16 x 1, W, V
+        d3 = (lambda x: fix(x, 3), 0.0005)         # PDU2-MIB 3 decimal digits
+        d1 = (lambda x: fix(x, 1), 0.05)
+        k = c.kw_per_lpm_k()
         put(d, "cdu.supply_temp", "Cel", c.supply, t01)
         put(d, "cdu.return_temp", "Cel", c.ret, t01)
         put(d, "cdu.flow", "L/min", c.flow, t01)
@@ -144,13 +150,17 @@ class Served:
         # sensor shows there too); the true value is the model's heat flow.
         sv = out[d]
         put(d, "cdu.heat_load", "kW", c.q,
-            lambda _x: f32(c.heat_from(sv["cdu.supply_temp"]["served"], sv["cdu.return_temp"]["served"],
-                                       sv["cdu.flow"]["served"])))
+            (lambda _x: f32(c.heat_from(sv["cdu.supply_temp"]["served"], sv["cdu.return_temp"]["served"],
+                                        sv["cdu.flow"]["served"])),
+             k * (0.1 * c.flow + 0.05 * abs(c.ret - c.supply) + 0.005) + 1e-4))
         put(d, "cdu.level", "%", c.level, t1)
+        # Alarms as the CDU raises them: from its own sensors (a stuck supply
+        # sensor hides high_supply_temp), the leak detector, the pump drive.
         alarms = {"leak": p["leak_lpm"] > 0, "pump_fault": p["pump_health"] < 0.6,
-                  "low_level": c.level < 30.0, "high_supply_temp": c.supply > p["setpoint"] + 8.0}
+                  "low_level": sv["cdu.level"]["served"] < 30.0,
+                  "high_supply_temp": sv["cdu.supply_temp"]["served"] > p["setpoint"] + 8.0}
         for name, on in alarms.items():
-            put(d, f"cdu.alarms{{alarm={name}}}", "", 1.0 if on else 0.0, lambda x: 1.0 if x else 0.0)
+            put(d, f"cdu.alarms{{alarm={name}}}", "", 1.0 if on else 0.0, (lambda x: 1.0 if x else 0.0, 0.0))
         ret_p = p["return_pressure_base"] + 40.0 * c.level / 100.0
         put(d, "cdu.supply_pressure", "kPa", ret_p + c.dp, t1)
         put(d, "cdu.return_pressure", "kPa", ret_p, t1)
@@ -169,25 +179,25 @@ class Served:
             for g in range(4):
                 put(d, f"gpu.temp{{gpu={g + 1}}}", "Cel", s.gpu_temp[g], t1)
             put(d, "cpu.temp{cpu=1}", "Cel", s.cpu_temp, t1)
-            put(d, "fan.speed{fan=1}", "rpm", 3000.0 + 12000.0 * s.fan, lambda x: quant(x, 100))
+            put(d, "fan.speed{fan=1}", "rpm", 3000.0 + 12000.0 * s.fan, (lambda x: quant(x, 100), 50.0))
             for k in (0, 1):
                 put(d, f"psu.input_power{{psu={k + 1}}}", "W", s.psu[k],
-                    lambda x: min(quant(x, 20), 5100.0))
+                    (lambda x: min(quant(x, 20), 5100.0), 10.0))
             out[d]["server.power{source=psu_sum}"] = {
-                "true": s.ac_w, "unit": "W",
+                "true": s.ac_w, "unit": "W", "tol": 20.0,
                 "served": sum(out[d][f"psu.input_power{{psu={k}}}"]["served"] for k in (1, 2))}
 
         for pdu in r.pdus:
             d = pdu.name
             put(d, "pdu.power{inlet=1}", "W", pdu.power_w, t1)
-            put(d, "pdu.energy{inlet=1}", "kWh", pdu.energy_wh / 1000.0, lambda x: math.floor(x * 1000) / 1000)
+            put(d, "pdu.energy{inlet=1}", "kWh", pdu.energy_wh / 1000.0, (lambda x: math.floor(x * 1000) / 1000, 0.001))
             for ph in (1, 2, 3):
-                put(d, f"pdu.phase.current{{phase={ph}}}", "A", pdu.phase_a[ph], lambda x: fix(x, 3))
+                put(d, f"pdu.phase.current{{phase={ph}}}", "A", pdu.phase_a[ph], d3)
                 put(d, f"pdu.phase.voltage{{phase={ph}}}", "V", pdu.phase_v[ph], t1)
                 put(d, f"pdu.phase.power{{phase={ph}}}", "W", pdu.phase_w[ph], t1)
-                put(d, f"pdu.breaker.current{{breaker={ph}}}", "A", pdu.phase_a[ph], lambda x: fix(x, 1))
+                put(d, f"pdu.breaker.current{{breaker={ph}}}", "A", pdu.phase_a[ph], d1)
             for s in r.servers:
-                put(d, f"pdu.outlet.current{{outlet={s.index}}}", "A", pdu.outlet_a[s.index], lambda x: fix(x, 3))
+                put(d, f"pdu.outlet.current{{outlet={s.index}}}", "A", pdu.outlet_a[s.index], d3)
                 put(d, f"pdu.outlet.power{{outlet={s.index}}}", "W", pdu.outlet_w[s.index], t1)
 
         # Rack-level truth, not served by any device: what the gate derives.
@@ -513,7 +523,11 @@ class Sim:
         self.truth.flush()
         atomic_write(os.path.join(self.run, "state.json"),
                      json.dumps({"t": t, "wall": wall, "held": self.held,
-                                 "scenario": self.scenario.get("name"), "devices": snap}, indent=1))
+                                 "scenario": self.scenario.get("name"),
+                                 "faults": [{"device": d, "quantity": q, "kind": f["kind"]}
+                                            for (d, q), f in self.served.faults.items()],
+                                 "feeds_up": self.rack.feeds_up, "params": self.rack.p,
+                                 "devices": snap}, indent=1))
         if self.args.table:
             self.print_table(snap)
 
@@ -698,7 +712,8 @@ def main():
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="racksim: %(message)s")
-    logging.getLogger("pymodbus").setLevel(logging.ERROR)   # a client hanging up is not news
+    # pymodbus logs a client hanging up, and a refused address, as errors.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     if args.speed <= 0 or args.publish < STEP:
         p.error("--speed must be > 0 and --publish >= 0.1")
     scenario = load_scenario(args.scenario)
