@@ -420,6 +420,7 @@ class Sim:
         self.last_publish = None
         self.stopping = False
         self.table_rows = 0
+        self.note = ""                # the last event's `note`: where the story is
 
     # -- events
     def apply(self, ev, source):
@@ -463,6 +464,8 @@ class Sim:
         except (KeyError, TypeError, ValueError) as e:
             log.warning("%s: event %s not applied: %s", source, json.dumps(ev), e)
             return
+        if ev.get("note"):
+            self.note = str(ev["note"])
         log.info("t=%.1f %s: %s", r.t, source, json.dumps(ev))
         self.record_event(ev, source)
 
@@ -523,7 +526,7 @@ class Sim:
         self.truth.flush()
         atomic_write(os.path.join(self.run, "state.json"),
                      json.dumps({"t": t, "wall": wall, "held": self.held,
-                                 "scenario": self.scenario.get("name"),
+                                 "scenario": self.scenario.get("name"), "note": self.note,
                                  "faults": [{"device": d, "quantity": q, "kind": f["kind"]}
                                             for (d, q), f in self.served.faults.items()],
                                  "feeds_up": self.rack.feeds_up, "params": self.rack.p,
