@@ -569,6 +569,9 @@ class Sim:
             k += 1
             if until and time.monotonic() - start >= until:
                 break
+            if self.args.until and self.rack.t >= self.args.until - 1e-9:
+                self.publish()
+                break
             delay = start + k * STEP / speed - time.monotonic()
             if delay < -1.0:        # far behind (a loaded machine): do not try to catch up
                 start += -delay
@@ -702,6 +705,7 @@ def main():
     p.add_argument("--run", help="run directory: truth.jsonl, state.json, devices (default: a new /tmp dir)")
     p.add_argument("--control", help="live control file (YAML/JSON events), default RUN/control.yaml")
     p.add_argument("--for", dest="for_seconds", type=float, default=0, help="stop after this many seconds")
+    p.add_argument("--until", type=float, default=0, help="stop at this model time (s)")
     p.add_argument("--speed", type=float, default=1.0, help="model seconds per wall second (default 1)")
     p.add_argument("--publish", type=float, default=1.0, help="seconds of model time between publishes (1)")
     p.add_argument("--brokers", default="127.0.0.1:1", help="Kafka brokers for the agent config")
