@@ -10,6 +10,9 @@
 #     aggregator raises the automatic `evacuate` flag; the reservoir level
 #     falls in the truth and in the frames. Leak fixed -> the alarm clears,
 #     the flag clears after its hold and the gate allows again.
+#  3. A BMC hangs (its ipmi_sim is stopped): that server is down in the rack
+#     state with the reason, the others stay up, the gate still allows (power
+#     comes from the PDUs); resumed, it is up again.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/racksim_lib.sh"
 
@@ -100,3 +103,17 @@ wait_for 60 sh -c "curl -s '$URL/v1/racks/sim-r01/gate?kw=5' | grep -q '\"decisi
 wait_for 30 sh -c "! curl -s '$URL/v1/flags?rack=sim-r01' | grep -q '\"evacuate\"'" \
   || fail "evacuate flag not cleared: $(curl -s "$URL/v1/flags?rack=sim-r01")"
 pass "leak fixed: the alarm clears, the evacuate flag clears, the gate allows"
+
+# --- 3. a BMC that hangs ----------------------------------------------------------
+rack_control '{bmc: {server: gpu2, hang: true}}'
+dev_up() { curl -s "$URL/v1/racks/sim-r01" | field "d['devices']['$1']['up']"; }
+gpu2_is() { [ "$(dev_up gpu2)" = "$1" ]; }
+wait_for 60 gpu2_is False || fail "gpu2 not down: $(curl -s "$URL/v1/racks/sim-r01" | field "d['devices']['gpu2']")"
+err=$(curl -s "$URL/v1/racks/sim-r01" | field "d['devices']['gpu2']['last_error']")
+case $err in *"no answer"*) ;; *) fail "gpu2's error does not say it did not answer: $err" ;; esac
+[ "$(dev_up gpu1)" = True ] || fail "gpu1 should stay up"
+gate >"$WORK/g.json"
+[ "$(field 'd["decision"]' <"$WORK/g.json")" = allow ] || fail "a hung BMC should not deny here: $(cat "$WORK/g.json")"
+rack_control '{bmc: {server: gpu2, hang: false}}'
+wait_for 60 gpu2_is True || fail "gpu2 did not come back: $(curl -s "$URL/v1/racks/sim-r01" | field "d['devices']['gpu2']")"
+pass "a hung BMC: gpu2 down with '$err', the others up, the gate still allows (its power comes from the PDUs); it comes back up"
