@@ -37,10 +37,18 @@ BIN=$SRC/build
 RUN=$SRC/.run
 rm -rf "$RUN"
 mkdir -p "$RUN"
+# Daemons run in their own sessions (setsid), so a Ctrl-C reaches this
+# script only: each is then sent one SIGTERM, newest first, and given 10 s
+# to exit before the next, so the agent closes its BMC sessions while the
+# simulated rack still answers and flushes to a broker still up.
 PIDS=()
 stop_all() {
-  local i
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM "${PIDS[$i]}" 2>/dev/null || true; done
+  local i pid
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    pid=${PIDS[$i]}
+    kill -TERM "$pid" 2>/dev/null || continue
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
   wait 2>/dev/null || true
   echo "demo: stopped; logs are in $RUN"
 }
@@ -56,7 +64,7 @@ wait_for() {
 }
 
 echo "demo: starting the dev broker"
-"$BIN/tools/rackpulse-devbroker" --bootstrap-file "$RUN/bootstrap" >/dev/null 2>"$RUN/broker.log" &
+setsid "$BIN/tools/rackpulse-devbroker" --bootstrap-file "$RUN/bootstrap" >/dev/null 2>"$RUN/broker.log" &
 PIDS+=($!)
 wait_for 10 test -s "$RUN/bootstrap" || { echo "demo: dev broker did not start" >&2; exit 1; }
 BOOTSTRAP=$(cat "$RUN/bootstrap")
@@ -72,7 +80,7 @@ echo "demo: starting the simulated rack (racksim, scenario demo, ${SPEED}x real 
 # story starts when the table does.
 mkdir -p "$RUN/rack"
 echo '{hold: true}' >"$RUN/rack/control.yaml"
-/usr/bin/python3 tools/racksim/racksim.py --scenario demo --run "$RUN/rack" --speed "$SPEED" \
+setsid /usr/bin/python3 tools/racksim/racksim.py --scenario demo --run "$RUN/rack" --speed "$SPEED" \
   --agent-config "$RUN/agent.yaml" --agent-id demo-agent --state-dir "$RUN/agent-state" \
   --brokers "$BOOTSTRAP" >"$RUN/racksim.out" 2>"$RUN/racksim.log" &
 PIDS+=($!)
@@ -103,9 +111,9 @@ flags: {min_hold: 5s}
 EOF
 
 echo "demo: starting the aggregator (http://127.0.0.1:$HTTP_PORT) and the agent"
-"$BIN/aggregator/rackpulse-aggregator" -c "$RUN/aggregator.yaml" 2>"$RUN/aggregator.log" &
+setsid "$BIN/aggregator/rackpulse-aggregator" -c "$RUN/aggregator.yaml" 2>"$RUN/aggregator.log" &
 PIDS+=($!)
-"$BIN/agent/rackpulse-agent" -c "$RUN/agent.yaml" 2>"$RUN/agent.log" &
+setsid "$BIN/agent/rackpulse-agent" -c "$RUN/agent.yaml" 2>"$RUN/agent.log" &
 PIDS+=($!)
 
 CTL=("$BIN/tools/rackpulsectl" --url "http://127.0.0.1:$HTTP_PORT")
