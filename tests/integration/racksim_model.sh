@@ -127,3 +127,9 @@ if $PY "$RP_SRC/tools/racksim/racksim.py" --scenario "$WORK/bad2.yaml" --no-devi
   >"$WORK/bad2.out" 2>&1; then fail "a scenario with an unknown event ran"; fi
 grep -q "bad2.yaml: events\[0\]" "$WORK/bad2.out" || fail "error does not name the event: $(cat "$WORK/bad2.out")"
 pass "bad scenarios are refused naming the file and the key"
+printf 'name: bad\nevents:\n  - {at: 5, stuck: {device: cdu1, quantity: cdu.supply_tmp}}\n' >"$WORK/bad3.yaml"
+if $PY "$RP_SRC/tools/racksim/racksim.py" --scenario "$WORK/bad3.yaml" --no-devices --for 1 --run "$WORK/bad3" \
+  >"$WORK/bad3.out" 2>&1; then fail "a stuck sensor on an unknown quantity ran"; fi
+grep -q "bad3.yaml: events\[0\]: stuck: no quantity 'cdu.supply_tmp' on device 'cdu1'" "$WORK/bad3.out" \
+  || fail "error does not name the quantity: $(cat "$WORK/bad3.out")"
+pass "a fault on a quantity the rack does not serve is refused, naming it"

@@ -60,9 +60,8 @@ DEFAULTS = {
     "return_pressure_base": 80.0,  # kPa at 0 % level; +40 kPa at 100 %
 }
 
-# Served quantities: (device kind, quantity) -> unit. Quantities carry the
-# agent's metric names and labels, so a frame compares with the truth by key.
-UNITS = {"Cel", "W", "A", "V", "kWh", "kW", "L/min", "kPa", "%", "rpm", "bool", "state"}
+# Parameters that shape the rack and cannot change while it runs.
+FIXED = ("id", "servers", "gpus_per_server", "pdus", "coolant", "voltage")
 
 
 def clamp(x, lo, hi):
@@ -297,7 +296,7 @@ class Rack:
                 self.jobs = {0: self.jobs[0]}
 
     def set_param(self, name, value, over=0.0):
-        if name not in DEFAULTS or name in ("id", "servers", "pdus", "coolant", "voltage"):
+        if name not in DEFAULTS or name in FIXED:
             raise ValueError(f"set: '{name}' cannot be changed while running")
         if over and over > 0:
             self.ramps = [r for r in self.ramps if r[0] != name]

@@ -83,8 +83,35 @@ def check_event(ev, where):
                          f" (got {', '.join(ev)})")
     try:
         float(ev.get("at", 0))
+        float(ev.get("over", 0) or 0)
     except (TypeError, ValueError):
-        raise SystemExit(f"racksim: {where}: at: expected seconds, got {ev.get('at')!r}")
+        raise SystemExit(f"racksim: {where}: at/over: expected seconds, got {ev.get('at')!r}")
+    kind = kinds[0]
+    body = ev[kind]
+    need = {"job": ((), ("util", "ramp", "swing", "period", "shape", "servers")),
+            "stuck": (("device", "quantity"), ("value",)),
+            "drift": (("device", "quantity", "per_min"), ()),
+            "clear": (("device", "quantity"), ()),
+            "feed": (("pdu",), ("up",)),
+            "bmc": (("server",), ("hang",))}
+    if kind == "hold":
+        if not isinstance(body, bool):
+            raise SystemExit(f"racksim: {where}: hold: expected true or false")
+        return
+    if not isinstance(body, dict):
+        raise SystemExit(f"racksim: {where}: {kind}: expected a mapping")
+    if kind == "set":
+        for k in body:
+            if k not in model.DEFAULTS or k in model.FIXED:
+                raise SystemExit(f"racksim: {where}: set.{k}: not a parameter that can change while running")
+        return
+    required, optional = need[kind]
+    for k in required:
+        if k not in body:
+            raise SystemExit(f"racksim: {where}: {kind}.{k}: required")
+    for k in body:
+        if k not in required and k not in optional:
+            raise SystemExit(f"racksim: {where}: {kind}.{k}: unknown (expected {', '.join(required + optional)})")
 
 
 # ---------------------------------------------------------------- what is served
@@ -421,6 +448,23 @@ class Sim:
         self.stopping = False
         self.table_rows = 0
         self.note = ""                # the last event's `note`: where the story is
+        self.known = {(d, q) for d, qs in Served(self).snapshot().items() for q in qs}
+        for i, ev in enumerate(self.pending):
+            problem = self.unknown_target(ev)
+            if problem:
+                raise ValueError(f"events[{i}]: {problem}")
+
+    def unknown_target(self, ev):
+        """Why an event names a device or quantity this rack lacks, or None."""
+        for kind in ("stuck", "drift", "clear"):
+            if kind in ev and (ev[kind]["device"], ev[kind]["quantity"]) not in self.known:
+                return (f"{kind}: no quantity {ev[kind]['quantity']!r} on device {ev[kind]['device']!r}"
+                        " (see state.json for the names)")
+        if "feed" in ev and ev["feed"]["pdu"] not in [p.name for p in self.rack.pdus]:
+            return f"feed.pdu: no PDU {ev['feed']['pdu']!r}"
+        if "bmc" in ev and ev["bmc"]["server"] not in [s.name for s in self.rack.servers]:
+            return f"bmc.server: no server {ev['bmc']['server']!r}"
+        return None
 
     # -- events
     def apply(self, ev, source):
@@ -477,9 +521,10 @@ class Sim:
     def poll_control(self):
         path = self.args.control
         try:
-            mtime = os.stat(path).st_mtime_ns
+            st = os.stat(path)
         except OSError:
             return
+        mtime = (st.st_ino, st.st_mtime_ns, st.st_size)   # a rename over it is a change
         if mtime == self.control_mtime:
             return
         self.control_mtime = mtime
@@ -498,6 +543,10 @@ class Sim:
                 check_event(ev, f"{path}: events[{i}]")
             except SystemExit as e:
                 log.warning("%s", e)
+                continue
+            problem = self.unknown_target(ev)
+            if problem:
+                log.warning("%s: events[%d]: %s", path, i, problem)
                 continue
             if float(ev.get("at", 0) or 0) > 0:
                 ev = dict(ev, at=self.rack.t + float(ev["at"]))
