@@ -14,7 +14,29 @@ start_racksim() {
   PIDS+=($!)
   RACKSIM_PID=$!
   wait_for 120 test -s "$RACK/ready.json" || fail "racksim did not start: $(tail -5 "$WORK/racksim.log")"
-  test -s "$WORK/agent.yaml" || fail "racksim wrote no agent config"
+  # One rack: $WORK/agent.yaml; several: $WORK/agent-RACK.yaml each.
+  AGENT_CONFIGS=($($PY -c "import json; print(' '.join(json.load(open('$RACK/ready.json'))['agent_configs']))"))
+  [ "${#AGENT_CONFIGS[@]}" -gt 0 ] && test -s "${AGENT_CONFIGS[0]}" || fail "racksim wrote no agent config"
+}
+
+# hold_and_compare CONFIG: holds the model, then reads the rack once with
+# the agent and compares the frame with the truth (tools/racksim/fidelity.py)
+# until it matches (ipmi_sim polls its files once a second) or 60 s pass;
+# the last comparison is in $WORK/fidelity.txt.
+hold_and_compare() {
+  local config=$1 ok=0
+  rack_control '{hold: true}'
+  rack_until 30 's["held"]' || fail "the model did not hold"
+  for _ in $(seq 30); do
+    "$RP_BIN/agent/rackpulse-agent" -c "$config" --once >"$WORK/frame.json" 2>"$WORK/once.log" \
+      || fail "--once exited non-zero: $(tail -5 "$WORK/once.log")"
+    if $PY "$RP_SRC/tools/racksim/fidelity.py" "$WORK/frame.json" "$RACK/state.json" >"$WORK/fidelity.txt" 2>&1; then
+      ok=1
+      break
+    fi
+    sleep 2
+  done
+  [ "$ok" = 1 ] || fail "$config: the agent's frame differs from the truth at t=$(rack_state 's["t"]'): $(cat "$WORK/fidelity.txt")"
 }
 
 # rack_state EXPR: a Python expression over s = RUN/state.json, printed.

@@ -18,13 +18,19 @@ gpu*: IPMI), keyed by device, metric name and labels:
     (two sensors at 0.05 K resolution);
   - cdu.heat_removed against the model's heat flow Q, within the CDU
     heat_load tolerance (flow and temperature resolution);
+  - rack IT power: the sum of the servers' PSU power against the model's,
+    within 20 W per server (two PSU readings at 20 W resolution);
   - power balance: sum of PDU inlet power = sum of server PSU power x (1 +
     PDU loss) + the PDUs' own draw, within 10 W per PSU reading + 1 W;
-  - capture: heat_removed / IT power against the model's, within 0.02.
+  - capture: heat_removed / IT power against the model's, within 0.02
+    (one rack on the loop only: a shared loop's heat is every rack's).
+With several racks on one loop (racksim --racks N), only the frame's rack's
+devices (state.json "racks") and the shared CDU are compared.
 Prints one line per protocol; exit status 0 when every check passes.
 """
 import argparse
 import json
+import re
 import sys
 
 
@@ -41,6 +47,7 @@ def load_frame(path):
 
 
 def protocol_of(device):
+    device = re.sub(r"^r[0-9]{2}-", "", device)    # a rack's prefix on a shared loop
     if device == "cdu1":
         return "modbus"
     if device.startswith("pdu"):
@@ -65,10 +72,18 @@ def main():
     counts = {p: 0 for p in want}
     worst = {p: 0.0 for p in want}
     up = {d["device"]: d["up"] for d in frame["devices"]}
+    # The frame's rack: its devices (with several racks on a loop, each
+    # agent reads its own rack and the shared CDU).
+    rack = state.get("racks", {}).get(frame.get("rack_id"))
+    if rack is None:
+        print(f"fidelity: the frame's rack {frame.get('rack_id')!r} is not in {a.state}", file=sys.stderr)
+        return 1
+    mine = set(rack["devices"])
+    prefix = rack["prefix"]
 
     for dev, qs in state["devices"].items():
         proto = protocol_of(dev)
-        if proto not in want:
+        if proto not in want or dev not in mine:
             continue
         if not up.get(dev):
             errors[proto].append(f"{dev}: not up in the frame")
@@ -118,16 +133,20 @@ def main():
         close("cdu.delta_t (return - supply)", agent("derived", "cdu.delta_t"), rk["cdu.delta_t"]["true"], 0.1 + 1e-6)
         close("cdu.heat_removed", agent("derived", "cdu.heat_removed"), rk["cdu.heat_removed"]["true"],
               state["devices"]["cdu1"]["cdu.heat_load"]["tol"] + 1e-3)
-        servers = [d for d in state["devices"] if d.startswith("gpu")]
-        pdus = [d for d in state["devices"] if d.startswith("pdu")]
+        servers = sorted(d for d in mine if protocol_of(d) == "ipmi")
+        pdus = sorted(d for d in mine if protocol_of(d) == "snmp")
         srv = [agent(d, "server.power{source=psu_sum}") for d in servers]
         pdu = [agent(d, "pdu.power{inlet=1}") for d in pdus]
         if None not in srv and None not in pdu:
-            up_pdus = sum(1 for f in state.get("feeds_up", [True] * len(pdus))[:len(pdus)] if f)
+            own = state["devices"].get(prefix + "rack", rk)       # this rack's truth
+            close("rack IT power: sum server.power (kW)", sum(srv) / 1000.0, own["rack.it_power"]["true"],
+                  0.02 * len(servers) + 1e-6)
+            up_pdus = sum(1 for f in rack["feeds_up"][:len(pdus)] if f)
             expect = sum(srv) * (1.0 + par["pdu_loss"]) + par["pdu_own_w"] * up_pdus
             close("power balance: sum pdu.power (W)", sum(pdu), expect, 10.0 * 2 * len(servers) + 1.0 * len(pdus))
             q = agent("derived", "cdu.heat_removed")
-            if q is not None and sum(srv) > 0:
+            # On a shared loop the CDU's heat is every rack's, not this one's.
+            if q is not None and sum(srv) > 0 and len(state["racks"]) == 1:
                 close("capture: heat_removed / IT power", q / (sum(srv) / 1000.0), rk["rack.capture"]["true"], 0.02)
 
     rc = 0

@@ -103,7 +103,7 @@ class Server:
     def __init__(self, rack, index):
         p = rack.p
         self.rack, self.index = rack, index
-        self.name = f"gpu{index}"
+        self.name = f"{rack.prefix}gpu{index}"
         self.phase = (index - 1) % 3 + 1
         self.util = 0.0
         self.cap = 1.0                      # throttle cap on GPU power, fraction
@@ -208,9 +208,9 @@ class Pdu:
 
 
 class Cdu:
-    def __init__(self, rack):
-        p = rack.p
-        self.rack = rack
+    def __init__(self, loop):
+        p = loop.p
+        self.loop = loop
         self.rho, self.cp = COOLANTS[p["coolant"]]
         self.supply = p["setpoint"]
         self.speed = 0.8
@@ -227,7 +227,7 @@ class Cdu:
         return self.rho * self.cp / 60000.0
 
     def step(self, dt):
-        p = self.rack.p
+        p = self.loop.p
         h = clamp(p["pump_health"], 0.0, 1.0)
         # Pump: head ~ (speed x health)^2, flow ~ speed x health on a fixed
         # system curve (affinity laws); an integral controller holds dP.
@@ -235,8 +235,8 @@ class Cdu:
         self.speed = clamp(self.speed + p["pump_gain"] * (p["dp_setpoint"] - self.dp) * dt, 0.05, 1.0)
         self.dp = p["dp_max"] * (self.speed * h) ** 2
         self.flow = p["flow_max"] * self.speed * h
-        # Heat into the loop: what the servers' cold plates take.
-        self.q = sum(s.q_liquid for s in self.rack.servers)
+        # Heat into the loop: what every rack's servers' cold plates take.
+        self.q = sum(s.q_liquid for s in self.loop.servers())
         # Supply: the valve opens to hold the setpoint; at full valve the heat
         # exchanger cannot take Q below facility + Q / UA_max. The loop's
         # coolant mass gives the supply its time constant.
@@ -259,8 +259,12 @@ class Cdu:
         return self.kw_per_lpm_k() * (ret - supply) * flow
 
 
-class Rack:
-    def __init__(self, params=None):
+class Loop:
+    """One CDU's secondary loop and the racks on it (one by default): the
+    CDU takes the heat of every rack's servers, and every rack sees the
+    loop's supply temperature. Parameters are shared by all racks."""
+
+    def __init__(self, params=None, racks=1):
         p = copy.deepcopy(DEFAULTS)
         for k, v in (params or {}).items():
             if k not in DEFAULTS:
@@ -270,30 +274,18 @@ class Rack:
             raise ValueError(f"rack.coolant: '{p['coolant']}' is not one of {', '.join(COOLANTS)}")
         if not 1 <= int(p["servers"]) <= 32:
             raise ValueError("rack.servers: expected 1..32")
+        if not 1 <= int(racks) <= 8:
+            raise ValueError("racks: expected 1..8")
         p["servers"] = int(p["servers"])
         self.p = p
         self.t = 0.0
-        self.jobs = {}                      # server index (0 = all) -> Job
-        self.jobs[0] = Job(0.0)
-        self.feeds_up = [True, True]
-        self.servers = [Server(self, i) for i in range(1, p["servers"] + 1)]
-        self.pdus = [Pdu(self, f, name) for f, name in enumerate(p["pdus"][:2])]
-        self.cdu = Cdu(self)
         self.ramps = []                     # (param, start_t, start_v, end_t, end_v)
+        self.racks = [Rack(self, k, int(racks)) for k in range(1, int(racks) + 1)]
+        self.cdu = Cdu(self)
         self.step(0.0)
 
-    def feed_up(self, feed):
-        return feed < len(self.pdus) and self.feeds_up[feed]
-
-    def job_for(self, index):
-        return self.jobs.get(index, self.jobs[0])
-
-    def set_job(self, servers, **kw):
-        for i in servers or [0]:
-            prev = self.job_for(i).base(self.t)
-            self.jobs[i] = Job(self.t, prev=prev, **kw)
-            if i == 0:   # a job on every server replaces per-server ones
-                self.jobs = {0: self.jobs[0]}
+    def servers(self):
+        return [s for r in self.racks for s in r.servers]
 
     def set_param(self, name, value, over=0.0):
         if name not in DEFAULTS or name in FIXED:
@@ -312,12 +304,58 @@ class Rack:
             self.p[name] = v0 + (v1 - v0) * f
             if f >= 1.0:
                 self.ramps.remove(r)
+        for rack in self.racks:
+            rack.step(dt)
+        self.cdu.step(dt)
+
+    def it_power_w(self):
+        return sum(s.ac_w for s in self.servers())
+
+
+class Rack:
+    """One rack on a loop: its servers (BMCs) and its two PDU feeds. With
+    several racks on the loop, rack k's id ends in k (sim-r01, sim-r02) and
+    its devices are prefixed rNN- (r02-gpu1, r02-pdu-a)."""
+
+    def __init__(self, loop, index=1, count=1):
+        p = loop.p
+        self.loop, self.p, self.index = loop, p, index
+        if count == 1:
+            self.id, self.prefix = p["id"], ""
+        else:
+            self.id, self.prefix = f"{p['id'].rstrip('0123456789')}{index:02d}", f"r{index:02d}-"
+        self.jobs = {0: Job(0.0)}           # server index (0 = all) -> Job
+        self.feeds_up = [True, True]
+        self.servers = [Server(self, i) for i in range(1, p["servers"] + 1)]
+        self.pdus = [Pdu(self, f, self.prefix + name) for f, name in enumerate(p["pdus"][:2])]
+
+    @property
+    def t(self):
+        return self.loop.t
+
+    @property
+    def cdu(self):
+        return self.loop.cdu
+
+    def feed_up(self, feed):
+        return feed < len(self.pdus) and self.feeds_up[feed]
+
+    def job_for(self, index):
+        return self.jobs.get(index, self.jobs[0])
+
+    def set_job(self, servers, **kw):
+        for i in servers or [0]:
+            prev = self.job_for(i).base(self.t)
+            self.jobs[i] = Job(self.t, prev=prev, **kw)
+            if i == 0:   # a job on every server replaces per-server ones
+                self.jobs = {0: self.jobs[0]}
+
+    def step(self, dt):
         for s in self.servers:
-            s.step(self.t, dt, self.cdu.supply)
+            s.step(self.t, dt, self.loop.cdu.supply)
         for f, pdu in enumerate(self.pdus):
             pdu.up = self.feeds_up[f]
             pdu.step(dt)
-        self.cdu.step(dt)
 
     def it_power_w(self):
         return sum(s.ac_w for s in self.servers)

@@ -63,7 +63,7 @@ def load_scenario(name):
     if not isinstance(doc, dict):
         raise SystemExit(f"racksim: scenario {path}: expected a mapping")
     for k in doc:
-        if k not in ("name", "version", "description", "duration", "rack", "events"):
+        if k not in ("name", "version", "description", "duration", "rack", "racks", "events"):
             raise SystemExit(f"racksim: scenario {path}: unknown key '{k}'")
     events = doc.get("events") or []
     for i, ev in enumerate(events):
@@ -88,7 +88,7 @@ def check_event(ev, where):
         raise SystemExit(f"racksim: {where}: at/over: expected seconds, got {ev.get('at')!r}")
     kind = kinds[0]
     body = ev[kind]
-    need = {"job": ((), ("util", "ramp", "swing", "period", "shape", "servers")),
+    need = {"job": ((), ("util", "ramp", "swing", "period", "shape", "servers", "racks")),
             "stuck": (("device", "quantity"), ("value",)),
             "drift": (("device", "quantity", "per_min"), ()),
             "clear": (("device", "quantity"), ()),
@@ -148,10 +148,10 @@ class Served:
             if "value" not in f:
                 f["value"] = self.last.get((device, quantity), true)
             return f["value"]
-        return true + f["per_min"] * (self.sim.rack.t - f["t0"]) / 60.0
+        return true + f["per_min"] * (self.sim.loop.t - f["t0"]) / 60.0
 
     def snapshot(self):
-        r = self.sim.rack
+        r = self.sim.loop
         out = {}
 
         # res: (the device's rounding, the largest |served - true| it
@@ -199,7 +199,7 @@ class Served:
         put(d, "cdu.pump_speed", "%", 100.0 * c.speed, t01)
         put(d, "cdu.supply_temp_setpoint", "Cel", p["setpoint"], t01)
 
-        for s in r.servers:
+        for s in r.servers():
             d = s.name
             put(d, "server.inlet_temp", "Cel", s.inlet, t1)
             put(d, "server.exhaust_temp", "Cel", s.exhaust, t1)
@@ -214,7 +214,7 @@ class Served:
                 "true": s.ac_w, "unit": "W", "tol": 20.0,
                 "served": sum(out[d][f"psu.input_power{{psu={k}}}"]["served"] for k in (1, 2))}
 
-        for pdu in r.pdus:
+        for pdu in (x for rack in r.racks for x in rack.pdus):
             d = pdu.name
             put(d, "pdu.power{inlet=1}", "W", pdu.power_w, t1)
             put(d, "pdu.energy{inlet=1}", "kWh", pdu.energy_wh / 1000.0, (lambda x: math.floor(x * 1000) / 1000, 0.001))
@@ -223,19 +223,28 @@ class Served:
                 put(d, f"pdu.phase.voltage{{phase={ph}}}", "V", pdu.phase_v[ph], t1)
                 put(d, f"pdu.phase.power{{phase={ph}}}", "W", pdu.phase_w[ph], t1)
                 put(d, f"pdu.breaker.current{{breaker={ph}}}", "A", pdu.phase_a[ph], d1)
-            for s in r.servers:
+            for s in pdu.rack.servers:
                 put(d, f"pdu.outlet.current{{outlet={s.index}}}", "A", pdu.outlet_a[s.index], d3)
                 put(d, f"pdu.outlet.power{{outlet={s.index}}}", "W", pdu.outlet_w[s.index], t1)
 
-        # Rack-level truth, not served by any device: what the gate derives.
+        # Truth no device serves, what the gate derives: for the loop (device
+        # `rack`: every rack on it) and, with several racks, per rack
+        # (device `rNN-rack`).
         it_kw = r.it_power_w() / 1000.0
+        all_pdus = [x for rack in r.racks for x in rack.pdus]
+        if len(r.racks) > 1:
+            for rack in r.racks:
+                out[rack.prefix + "rack"] = {
+                    "rack.it_power": {"true": rack.it_power_w() / 1000.0, "served": None, "unit": "kW"},
+                    "rack.pdu_power": {"true": sum(x.power_w for x in rack.pdus) / 1000.0,
+                                       "served": None, "unit": "kW"}}
         out["rack"] = {
             "rack.it_power": {"true": it_kw, "served": None, "unit": "kW"},
-            "rack.pdu_power": {"true": sum(x.power_w for x in r.pdus) / 1000.0, "served": None, "unit": "kW"},
+            "rack.pdu_power": {"true": sum(x.power_w for x in all_pdus) / 1000.0, "served": None, "unit": "kW"},
             "cdu.delta_t": {"true": c.ret - c.supply, "served": None, "unit": "K"},
             "cdu.heat_removed": {"true": c.q, "served": None, "unit": "kW"},
             "rack.capture": {"true": c.q / it_kw if it_kw > 0 else 0.0, "served": None, "unit": ""},
-            "rack.throttled_servers": {"true": float(sum(s.throttled for s in r.servers)),
+            "rack.throttled_servers": {"true": float(sum(s.throttled for s in r.servers())),
                                        "served": None, "unit": ""},
         }
         return out
@@ -433,7 +442,9 @@ class Sim:
     def __init__(self, args, scenario):
         self.args = args
         self.scenario = scenario
-        self.rack = model.Rack(scenario.get("rack") or {})
+        self.loop = model.Loop(scenario.get("rack") or {}, args.racks or scenario.get("racks") or 1)
+        self.all_pdus = [p for r in self.loop.racks for p in r.pdus]
+        self.all_servers = self.loop.servers()
         self.served = Served(self)
         self.run = args.run
         self.pending = list(scenario["events"])   # scenario events, by time
@@ -442,8 +453,8 @@ class Sim:
         self.truth = open(os.path.join(self.run, "truth.jsonl"), "a", encoding="utf-8")
         self.devices = not args.no_devices
         self.cdu = ModbusCdu(args.modbus_port or free_port()) if self.devices else None
-        self.pdus = [SnmpPdu(p.name, self.run) for p in self.rack.pdus] if self.devices else []
-        self.bmcs = [IpmiBmc(s.name, self.run) for s in self.rack.servers] if self.devices else []
+        self.pdus = [SnmpPdu(p.name, self.run) for p in self.all_pdus] if self.devices else []
+        self.bmcs = [IpmiBmc(s.name, self.run) for s in self.all_servers] if self.devices else []
         self.last_publish = None
         self.stopping = False
         self.table_rows = 0
@@ -460,23 +471,26 @@ class Sim:
             if kind in ev and (ev[kind]["device"], ev[kind]["quantity"]) not in self.known:
                 return (f"{kind}: no quantity {ev[kind]['quantity']!r} on device {ev[kind]['device']!r}"
                         " (see state.json for the names)")
-        if "feed" in ev and ev["feed"]["pdu"] not in [p.name for p in self.rack.pdus]:
+        if "feed" in ev and ev["feed"]["pdu"] not in [p.name for p in self.all_pdus]:
             return f"feed.pdu: no PDU {ev['feed']['pdu']!r}"
-        if "bmc" in ev and ev["bmc"]["server"] not in [s.name for s in self.rack.servers]:
+        if "bmc" in ev and ev["bmc"]["server"] not in [s.name for s in self.all_servers]:
             return f"bmc.server: no server {ev['bmc']['server']!r}"
         return None
 
     # -- events
     def apply(self, ev, source):
-        r = self.rack
+        r = self.loop
         try:
             if "job" in ev:
                 j = dict(ev["job"] or {})
                 servers = j.pop("servers", None)
+                racks = j.pop("racks", None)
                 for k in j:
                     if k not in ("util", "ramp", "swing", "period", "shape"):
-                        raise ValueError(f"job.{k}: unknown (util, ramp, swing, period, shape, servers)")
-                r.set_job(servers, **j)
+                        raise ValueError(f"job.{k}: unknown (util, ramp, swing, period, shape, servers, racks)")
+                for rack in r.racks:
+                    if racks is None or rack.index in racks:
+                        rack.set_job(servers, **j)
             elif "set" in ev:
                 for k, val in (ev["set"] or {}).items():
                     r.set_param(k, val, float(ev.get("over", 0) or 0))
@@ -494,10 +508,10 @@ class Sim:
                 self.served.faults.pop((f["device"], f["quantity"]), None)
             elif "feed" in ev:
                 f = ev["feed"]
-                names = [p.name for p in r.pdus]
-                if f["pdu"] not in names:
-                    raise ValueError(f"feed.pdu: '{f['pdu']}' is not one of {', '.join(names)}")
-                r.feeds_up[names.index(f["pdu"])] = bool(f.get("up", False))
+                pdu = next((p for p in self.all_pdus if p.name == f["pdu"]), None)
+                if pdu is None:
+                    raise ValueError(f"feed.pdu: '{f['pdu']}' is not one of {', '.join(p.name for p in self.all_pdus)}")
+                pdu.rack.feeds_up[pdu.feed] = bool(f.get("up", False))
             elif "bmc" in ev:
                 f = ev["bmc"]
                 for b in self.bmcs:
@@ -514,7 +528,7 @@ class Sim:
         self.record_event(ev, source)
 
     def record_event(self, ev, source):
-        self.truth.write(json.dumps({"t": round(self.rack.t, 3), "wall": round(time.time(), 3),
+        self.truth.write(json.dumps({"t": round(self.loop.t, 3), "wall": round(time.time(), 3),
                                      "device": "racksim", "quantity": "event", "source": source,
                                      "event": ev}) + "\n")
 
@@ -549,7 +563,7 @@ class Sim:
                 log.warning("%s: events[%d]: %s", path, i, problem)
                 continue
             if float(ev.get("at", 0) or 0) > 0:
-                ev = dict(ev, at=self.rack.t + float(ev["at"]))
+                ev = dict(ev, at=self.loop.t + float(ev["at"]))
                 self.pending.append(ev)
                 self.pending.sort(key=lambda e: float(e.get("at", 0)))
             else:
@@ -558,19 +572,20 @@ class Sim:
     # -- publishing
     def publish(self):
         snap = self.served.snapshot()
-        t, wall = round(self.rack.t, 3), round(time.time(), 3)
+        t, wall = round(self.loop.t, 3), round(time.time(), 3)
         if self.devices:
             self.cdu.publish(snap["cdu1"])
-            for pdu in self.pdus:
-                pdu.publish(snap[pdu.name], self.rack.servers)
-            for b in self.bmcs:
-                b.publish(snap[b.name], self.rack.feed_up(0))
+            for pdu, m in zip(self.pdus, self.all_pdus):
+                pdu.publish(snap[pdu.name], m.rack.servers)
+            for b, m in zip(self.bmcs, self.all_servers):
+                b.publish(snap[b.name], m.rack.feed_up(0))
         lines = []
         for dev, qs in snap.items():
             for q, x in qs.items():
                 lines.append(json.dumps({"t": t, "wall": wall, "device": dev, "quantity": q, "unit": x["unit"],
                                          "true": round(x["true"], 6),
-                                         "served": None if x["served"] is None else round(x["served"], 6)}))
+                                         "served": None if x["served"] is None else round(x["served"], 6),
+                                         "tol": x.get("tol")}))
         self.truth.write("\n".join(lines) + "\n")
         self.truth.flush()
         atomic_write(os.path.join(self.run, "state.json"),
@@ -578,7 +593,10 @@ class Sim:
                                  "scenario": self.scenario.get("name"), "note": self.note,
                                  "faults": [{"device": d, "quantity": q, "kind": f["kind"]}
                                             for (d, q), f in self.served.faults.items()],
-                                 "feeds_up": self.rack.feeds_up, "params": self.rack.p,
+                                 "racks": {r.id: {"prefix": r.prefix, "feeds_up": r.feeds_up,
+                                                  "devices": ["cdu1"] + [x.name for x in r.pdus + r.servers]}
+                                           for r in self.loop.racks},
+                                 "params": self.loop.p,
                                  "devices": snap}, indent=1))
         if self.args.table:
             self.print_table(snap)
@@ -588,10 +606,10 @@ class Sim:
         if self.table_rows % 20 == 0:
             print(f"{'t/s':>6} {'IT kW':>6} {'PDU kW':>6} {'GPU max':>7} {'supply':>6} {'return':>6} "
                   f"{'dT':>5} {'flow':>6} {'Q kW':>6} {'pump%':>5} {'level':>5} thr", flush=True)
-        gmax = max(v["served"] for d, qs in snap.items() if d.startswith("gpu")
+        gmax = max(v["served"] for d, qs in snap.items() if "gpu" in d
                    for q, v in qs.items() if q.startswith("gpu.temp"))
         s = lambda q: c[q]["served"]   # noqa: E731
-        print(f"{self.rack.t:6.1f} {rk['rack.it_power']['true']:6.1f} {rk['rack.pdu_power']['true']:6.1f} "
+        print(f"{self.loop.t:6.1f} {rk['rack.it_power']['true']:6.1f} {rk['rack.pdu_power']['true']:6.1f} "
               f"{gmax:7.0f} {s('cdu.supply_temp'):6.1f} {s('cdu.return_temp'):6.1f} "
               f"{s('cdu.return_temp') - s('cdu.supply_temp'):5.1f} {s('cdu.flow'):6.1f} "
               f"{s('cdu.heat_load'):6.1f} {s('cdu.pump1_speed'):5.1f} {s('cdu.level'):5.0f} "
@@ -599,7 +617,7 @@ class Sim:
         self.table_rows += 1
 
     # -- the loop
-    async def loop(self):
+    async def run_loop(self):
         speed = self.args.speed
         start = time.monotonic()
         k = 0
@@ -608,17 +626,17 @@ class Sim:
         steps = 0
         while not self.stopping:
             self.poll_control()
-            while self.pending and float(self.pending[0].get("at", 0)) <= self.rack.t + 1e-9:
+            while self.pending and float(self.pending[0].get("at", 0)) <= self.loop.t + 1e-9:
                 self.apply(self.pending.pop(0), "scenario")
             if not self.held:
-                self.rack.step(STEP)
+                self.loop.step(STEP)
                 steps += 1
             if k % publish_every == 0:
                 self.publish()
             k += 1
             if until and time.monotonic() - start >= until:
                 break
-            if self.args.until and self.rack.t >= self.args.until - 1e-9:
+            if self.args.until and self.loop.t >= self.args.until - 1e-9:
                 self.publish()
                 break
             delay = start + k * STEP / speed - time.monotonic()
@@ -678,13 +696,31 @@ class Sim:
                     except ProcessLookupError:
                         pass
 
-    def agent_config(self, path):
+    def agent_configs(self, path):
+        """Writes an agent config per rack: PATH for one rack, else
+        PATH-with-the-rack-id-before-its-extension (a.yaml -> a-sim-r02.yaml).
+        Every rack's agent reads the loop's CDU. Returns the paths."""
+        racks = self.loop.racks
+        paths = []
+        for r in racks:
+            if len(racks) == 1:
+                out = path
+            else:
+                stem, ext = os.path.splitext(path)
+                out = f"{stem}-{r.id}{ext or '.yaml'}"
+            self.agent_config(out, r, suffix="" if len(racks) == 1 else "-" + r.id)
+            paths.append(out)
+        return paths
+
+    def agent_config(self, path, rack, suffix):
         a = self.args
-        p = self.rack.p
+        p = self.loop.p
+        agent_id = (a.agent_id + suffix) if a.agent_id else "agent-" + rack.id
+        state_dir = (a.state_dir or os.path.join(self.run, "agent-state")) + suffix
         lines = [
             "# Written by tools/racksim/racksim.py for the devices it started.",
-            f"agent: {{id: {a.agent_id or 'agent-' + p['id']}, rack: {p['id']}, interval: {a.interval},",
-            f"        state_dir: {a.state_dir or os.path.join(self.run, 'agent-state')},",
+            f"agent: {{id: {agent_id}, rack: {rack.id}, interval: {a.interval},",
+            f"        state_dir: {state_dir},",
             f"        profiles_dir: {os.path.join(SRC, 'packaging/profiles')}}}",
             f"kafka: {{brokers: \"{a.brokers}\", linger: 5ms}}",
             "derived:",
@@ -695,13 +731,16 @@ class Sim:
             f"  - {{name: cdu1, host: 127.0.0.1, port: {self.cdu.port}, profile: generic-cdu}}",
             "snmp:",
         ]
+        names = {x.name for x in rack.pdus + rack.servers}
         for pdu in self.pdus:
-            lines.append(f"  - {{name: {pdu.name}, host: 127.0.0.1, port: {pdu.port}, version: 2c,"
-                         f" community_file: {pdu.community_file}, profile: raritan-px}}")
+            if pdu.name in names:
+                lines.append(f"  - {{name: {pdu.name}, host: 127.0.0.1, port: {pdu.port}, version: 2c,"
+                             f" community_file: {pdu.community_file}, profile: raritan-px}}")
         lines.append("ipmi:")
         for b in self.bmcs:
-            lines.append(f"  - {{name: {b.name}, host: 127.0.0.1, port: {b.port}, user: admin,"
-                         f" password_file: {b.dir}/passfile}}")
+            if b.name in names:
+                lines.append(f"  - {{name: {b.name}, host: 127.0.0.1, port: {b.port}, user: admin,"
+                             f" password_file: {b.dir}/passfile}}")
         atomic_write(path, "\n".join(lines) + "\n")
 
     def ports(self):
@@ -734,14 +773,14 @@ async def amain(sim):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the Modbus server did not start")
                 await asyncio.sleep(0.1)
-        if sim.args.agent_config:
-            sim.agent_config(sim.args.agent_config)
-        ready = {"run": sim.run, "rack": sim.rack.p["id"], "scenario": sim.scenario.get("name"),
+        configs = sim.agent_configs(sim.args.agent_config) if sim.args.agent_config else []
+        ready = {"run": sim.run, "rack": sim.loop.racks[0].id, "racks": [r.id for r in sim.loop.racks],
+                 "agent_configs": configs, "scenario": sim.scenario.get("name"),
                  "pid": os.getpid(), "devices": sim.ports()}
         atomic_write(os.path.join(sim.run, "ready.json"), json.dumps(ready, indent=1))
         print(f"racksim: ready: {json.dumps(ready)}", file=sys.stderr, flush=True)
     try:
-        await sim.loop()
+        await sim.run_loop()
     finally:
         for t in tasks:
             t.cancel()
@@ -750,6 +789,8 @@ async def amain(sim):
 def main():
     p = argparse.ArgumentParser(description="A simulated rack that obeys physics (see tools/racksim/README.md).")
     p.add_argument("--scenario", default="idle", help="scenario name (scenarios/NAME.yaml) or path")
+    p.add_argument("--racks", type=int, default=0,
+                   help="racks sharing the CDU's loop (default: the scenario's `racks`, else 1)")
     p.add_argument("--agent-config", help="write an agent config for the started devices here")
     p.add_argument("--run", help="run directory: truth.jsonl, state.json, devices (default: a new /tmp dir)")
     p.add_argument("--control", help="live control file (YAML/JSON events), default RUN/control.yaml")
