@@ -11,7 +11,7 @@ PACKAGES=(
   libmodbus-dev libmicrohttpd-dev libjansson-dev libyaml-dev libcurl4-openssl-dev
   libsnmp-dev
   # tests: cmocka, and the real peers
-  libcmocka-dev python3 python3-pymodbus python3-serial python3-serial-asyncio
+  libcmocka-dev python3 python3-pymodbus python3-serial python3-serial-asyncio python3-yaml
   kcat protobuf-compiler curl socat prometheus procps
   ipmitool openipmi
   snmpsim snmpd snmp
