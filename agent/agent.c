@@ -137,10 +137,20 @@ static void on_sighup(uv_signal_t *s, int signum) {
   rp_agent_reload(a);
 }
 
+/* SIGTERM and SIGINT stay handled until the agent has closed: a second
+ * signal while it flushes (Ctrl-C, then a service manager's SIGTERM) must
+ * not kill it with its spool open and its ipmitool shells orphaned. */
 static void on_signal(uv_signal_t *s, int signum) {
   struct rp_agent *a = s->data;
-  rp_info("agent", "%s: stopping: publishing the last frame and flushing",
-          signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  const char *name = signum == SIGTERM ? "SIGTERM" : "SIGINT";
+  if (a->stopping) {
+    rp_info("agent",
+            "%s: already stopping; the flush and the devices' children end in bounded "
+            "time",
+            name);
+    return;
+  }
+  rp_info("agent", "%s: stopping: publishing the last frame and flushing", name);
   rp_agent_stop(a);
 }
 
@@ -199,10 +209,13 @@ void rp_agent_stop(struct rp_agent *a) {
     if (rp_builder_pending(a->builder) > 0)
       publish_frame(a);
   }
+  /* No reload while stopping; SIGTERM and SIGINT stay handled (on_signal)
+   * until rp_agent_close() closes them, unreferenced so that they do not
+   * keep the loop of the closing steps alive. */
   if (a->signals_started) {
-    uv_signal_stop(&a->sig_term);
-    uv_signal_stop(&a->sig_int);
     uv_signal_stop(&a->sig_hup);
+    uv_unref((uv_handle_t *)&a->sig_term);
+    uv_unref((uv_handle_t *)&a->sig_int);
   }
   uv_stop(a->loop);
 }
