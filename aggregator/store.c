@@ -197,7 +197,7 @@ void store_map_info(struct store *s, struct store_map_info *out) {
   out->grows = s->grows;
 }
 
-/* ---- writing -------------------------------------------------------------- */
+/* ---- writing: LMDB helpers, batches, offsets ------------------------------- */
 
 /* Joins a and b with a NUL into key; returns the length or -ENAMETOOLONG. */
 int store__join_key(char *key, size_t len, const char *a, const char *b) {
@@ -359,6 +359,8 @@ int store_apply(struct store *s, struct store_msg *msgs, size_t n, char *err, si
       return rc;
   }
 }
+
+/* ---- retiring devices ---------------------------------------------------- */
 
 /* Whether `rest` (a key after "rack\0") belongs to `device`: a series key
  * "name{...}@device", with "|window" after it when `windowed`, or the device
