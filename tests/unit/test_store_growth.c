@@ -23,18 +23,13 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "store_test_util.h"
 
-#define TOPIC "rackpulse.frames"
 #define TINY_MAP (32u << 10) /* 8 pages: full after a few frames */
 #define T0 1700000000000LL
 #define NSERIES 40
 
 /* ---- fixture --------------------------------------------------------------- */
-
-struct fx {
-  char dir[64];
-  struct store *s;
-};
 
 static int open_store(struct fx *x, size_t map, size_t max) {
   char err[256];
@@ -55,19 +50,6 @@ static int setup(void **state) {
     return -1;
   *state = x;
   return 0;
-}
-
-static int teardown(void **state) {
-  struct fx *x = *state;
-  char path[128];
-  store_close(x->s);
-  snprintf(path, sizeof(path), "%s/data.mdb", x->dir);
-  unlink(path);
-  snprintf(path, sizeof(path), "%s/lock.mdb", x->dir);
-  unlink(path);
-  int rc = rmdir(x->dir);
-  free(x);
-  return rc;
 }
 
 /* ---- frames: agent "agent-R" of rack "rR", NSERIES series ------------------ */
@@ -155,7 +137,7 @@ struct agent_count {
   size_t agents;
 };
 
-static void on_agent(void *ctx, const char *agent, const struct store_agent *ag) {
+static void on_agent_total(void *ctx, const char *agent, const struct store_agent *ag) {
   (void)agent;
   struct agent_count *c = ctx;
   c->frames += ag->frames;
@@ -164,16 +146,16 @@ static void on_agent(void *ctx, const char *agent, const struct store_agent *ag)
   c->agents++;
 }
 
-static struct agent_count count_agents(struct store *s) {
+static struct agent_count agent_totals(struct store *s) {
   struct agent_count c = {0};
   struct store_read *r;
   assert_int_equal(store_read_begin(s, &r), 0);
-  store_read_each_agent(r, on_agent, &c);
+  store_read_each_agent(r, on_agent_total, &c);
   store_read_end(r);
   return c;
 }
 
-static double latest(struct store *s, const char *rack, const char *name) {
+static double latest_of(struct store *s, const char *rack, const char *name) {
   struct store_read *r;
   struct store_latest l;
   assert_int_equal(store_read_begin(s, &r), 0);
@@ -203,7 +185,7 @@ static void test_tiny_map_grows(void **state) {
   assert_int_equal(after.max_bytes, 64u << 20);
   for (size_t i = 0; i < b.n; i++)
     assert_int_equal(b.msgs[i].outcome, STORE_APPLIED);
-  struct agent_count c = count_agents(x->s);
+  struct agent_count c = agent_totals(x->s);
   assert_int_equal(c.agents, 20);
   assert_int_equal(c.frames, 200);
   assert_int_equal(c.duplicates, 0);
@@ -211,14 +193,14 @@ static void test_tiny_map_grows(void **state) {
   int64_t next;
   assert_int_equal(store_get_offset(x->s, TOPIC, 0, &next), 0);
   assert_int_equal(next, 200);
-  assert_true(latest(x->s, "r7", "server.temp_05") == 1005.0);
+  assert_true(latest_of(x->s, "r7", "server.temp_05") == 1005.0);
   free_batch(&b);
 
   /* Frames without a dictionary decode with the stored one. */
   struct batch more = make_batch(20, 12, 200);
   assert_int_equal(store_apply(x->s, more.msgs + 200, 40, err, sizeof(err)), 0);
-  assert_true(latest(x->s, "r3", "server.temp_39") == 1239.0);
-  assert_int_equal(count_agents(x->s).frames, 240);
+  assert_true(latest_of(x->s, "r3", "server.temp_39") == 1239.0);
+  assert_int_equal(agent_totals(x->s).frames, 240);
   free_batch(&more);
 }
 
@@ -236,10 +218,10 @@ static void test_growth_stops_at_max(void **state) {
   assert_int_equal(mi.map_bytes, 128u << 10);
   int64_t next;
   assert_int_equal(store_get_offset(x->s, TOPIC, 0, &next), -ENOENT);
-  assert_int_equal(count_agents(x->s).agents, 0);
+  assert_int_equal(agent_totals(x->s).agents, 0);
   /* One rack's frames still fit. */
   assert_int_equal(store_apply(x->s, b.msgs, 1, err, sizeof(err)), 0);
-  assert_int_equal(count_agents(x->s).frames, 1);
+  assert_int_equal(agent_totals(x->s).frames, 1);
   free_batch(&b);
 }
 
@@ -279,10 +261,10 @@ static void test_reopen_after_growth(void **state) {
   store_close(x->s);
   x->s = NULL;
   assert_int_equal(open_store(x, TINY_MAP, 64u << 20), 0);
-  assert_int_equal(count_agents(x->s).frames, 30);
+  assert_int_equal(agent_totals(x->s).frames, 30);
   assert_int_equal(store_apply(x->s, b.msgs + 30, 30, err, sizeof(err)), 0);
-  assert_int_equal(count_agents(x->s).frames, 60);
-  assert_true(latest(x->s, "r10", "server.temp_00") == 600.0);
+  assert_int_equal(agent_totals(x->s).frames, 60);
+  assert_true(latest_of(x->s, "r10", "server.temp_00") == 600.0);
   free_batch(&b);
 }
 
@@ -339,7 +321,7 @@ static void test_readers_during_growth(void **state) {
   assert_true(mi.grows >= 3);
   assert_true(atomic_load(&c.reads) > 0);
   assert_int_equal(atomic_load(&c.errors), 0);
-  assert_int_equal(count_agents(x->s).frames, 800);
+  assert_int_equal(agent_totals(x->s).frames, 800);
   free_batch(&b);
 }
 
@@ -414,9 +396,9 @@ static void test_block_order_keeps_meaning(void **state) {
   struct store_msg m = {.frame = f, .topic = TOPIC, .partition = 0, .offset = 0};
   assert_int_equal(store_apply(x->s, &m, 1, err, sizeof(err)), 0);
   rp_frame_free(f);
-  assert_true(latest(x->s, "ro", "z.last") == 10.0);
-  assert_true(latest(x->s, "ro", "a.first") == 11.0);
-  assert_true(latest(x->s, "ro", "d.fourth") == 17.0);
+  assert_true(latest_of(x->s, "ro", "z.last") == 10.0);
+  assert_true(latest_of(x->s, "ro", "a.first") == 11.0);
+  assert_true(latest_of(x->s, "ro", "d.fourth") == 17.0);
 
   /* Series 103 twice (the last value wins) and an unknown id 999. */
   const uint32_t twice[] = {103, 100, 999, 103, 107};
@@ -425,10 +407,10 @@ static void test_block_order_keeps_meaning(void **state) {
   m = (struct store_msg){.frame = f, .topic = TOPIC, .partition = 0, .offset = 1};
   assert_int_equal(store_apply(x->s, &m, 1, err, sizeof(err)), 0);
   rp_frame_free(f);
-  assert_true(latest(x->s, "ro", "b.second") == 23.0);
-  assert_true(latest(x->s, "ro", "z.last") == 21.0);
-  assert_true(latest(x->s, "ro", "d.fourth") == 24.0);
-  assert_true(latest(x->s, "ro", "a.first") == 11.0);
+  assert_true(latest_of(x->s, "ro", "b.second") == 23.0);
+  assert_true(latest_of(x->s, "ro", "z.last") == 21.0);
+  assert_true(latest_of(x->s, "ro", "d.fourth") == 24.0);
+  assert_true(latest_of(x->s, "ro", "a.first") == 11.0);
   assert_int_equal(undecodable_of(x->s), 1);
 
   /* Sorted, with an unknown id among known ones. */
@@ -438,13 +420,13 @@ static void test_block_order_keeps_meaning(void **state) {
   m = (struct store_msg){.frame = f, .topic = TOPIC, .partition = 0, .offset = 2};
   assert_int_equal(store_apply(x->s, &m, 1, err, sizeof(err)), 0);
   rp_frame_free(f);
-  assert_true(latest(x->s, "ro", "d.fourth") == 30.0);
-  assert_true(latest(x->s, "ro", "a.first") == 32.0);
-  assert_true(latest(x->s, "ro", "y.late") == 33.0);
+  assert_true(latest_of(x->s, "ro", "d.fourth") == 30.0);
+  assert_true(latest_of(x->s, "ro", "a.first") == 32.0);
+  assert_true(latest_of(x->s, "ro", "y.late") == 33.0);
   assert_int_equal(undecodable_of(x->s), 2);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, fx_teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {

@@ -1,0 +1,156 @@
+/* The store's insides, shared by its pieces (not part of the contract, which
+ * is store.h):
+ *   store.c          opening, the map and its growth, batches and their
+ *                    offsets, retiring devices; the LMDB helpers below
+ *   store_dict.c     the in-memory dictionary cache (struct dict)
+ *   store_migrate.c  converting layouts 1 and 2 to the current one
+ *   store_apply.c    applying one frame in a batch (the hot path)
+ *   store_read.c     read transactions and what the readers see
+ * Only the aggregator's store includes this header. */
+#ifndef RP_AGG_STORE_INTERNAL_H
+#define RP_AGG_STORE_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define KEY_MAX 500     /* LMDB's default maximum key size is 511 bytes */
+#define RECORD_MAX 1024 /* the largest fixed-size record struct, with room */
+#define TOPIC_MAX 256   /* Kafka topic names have at most 249 characters */
+
+/* One series of an agent's dictionary, ready for the hot path. */
+struct dict_series {
+  uint32_t id;
+  int32_t decimals;
+  uint32_t rank;    /* position of the key among the agent's series keys */
+  uint16_t key_len; /* 0: an empty slot */
+  char unit[sizeof(((struct store_latest *)0)->unit)];
+  char *key; /* the series key "name{k=v,...}@device", owned */
+};
+
+/* One dictionary of an agent: open addressing on the series id. */
+struct dict_agent {
+  char id[RP_ID_MAX + 1];
+  uint64_t dict_id;        /* the dictionary's identity (its content hash) */
+  struct dict_agent *next; /* hash chain */
+  size_t n, cap;           /* cap: 0 or a power of two, at least 2 n */
+  struct dict_series *slots;
+  bool ranked; /* the ranks are up to date */
+};
+
+struct dict {
+  struct dict_agent **buckets;
+  size_t nbuckets, nagents, nseries;
+  int32_t *order; /* scratch for apply_block(): index by rank */
+  size_t order_cap;
+};
+
+struct store {
+  MDB_env *env;
+  MDB_dbi meta, offsets, agents, dict, latest, devices, racks, stats, retired;
+  /* Readers hold it shared for a read transaction, store_grow()
+   * exclusively (writer-preferring, so a resize is not starved). */
+  pthread_rwlock_t resize_lock;
+  atomic_size_t map_size, map_max; /* written by the writer, read by /metrics */
+  atomic_uint_fast64_t grows;
+  bool batch_open;
+  struct dict cache;
+};
+
+struct pending_offset {
+  char topic[TOPIC_MAX];
+  int32_t partition;
+  int64_t next;
+};
+
+struct store_batch {
+  struct store *s;
+  MDB_txn *txn;
+  MDB_cursor *latest;  /* opened on first use */
+  int64_t received_ms; /* the aggregator's clock when the current frame is applied */
+  /* Next offsets, written once per partition at commit. */
+  struct pending_offset *offsets;
+  size_t noffsets, offsets_cap;
+};
+
+/* ---- LMDB helpers (store.c) ----------------------------------------------- */
+
+/* Writes "what: why" for rc (an LMDB code or a negative errno) to err and
+ * returns a negative errno: -ENOSPC for a full map, -EIO for other LMDB
+ * codes, rc itself when it is one. */
+int store__lmdb_err(int rc, const char *what, char *err, size_t errlen);
+/* Joins a and b with a NUL into key; returns the length or -ENAMETOOLONG. */
+int store__join_key(char *key, size_t len, const char *a, const char *b);
+/* mdb_put() of one record. Returns 0 or an LMDB error. */
+int store__put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, const void *v, size_t vlen);
+/* Copies the record of key k, which must be `size` bytes, to out. Returns 0,
+ * MDB_NOTFOUND, MDB_CORRUPTED (another size) or an LMDB error. */
+int store__get_copy(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t klen, void *out, size_t size);
+
+/* ---- the dictionary cache (store_dict.c) ---------------------------------- */
+
+/* Empties one agent's dictionary, keeping its entry. */
+void dict_agent_empty(struct dict_agent *da, struct dict *d);
+/* Drops every cached dictionary (after an abort: it may hold uncommitted
+ * ones). */
+void dict_clear(struct dict *d);
+/* dict_clear() and frees the tables (at close). */
+void dict_free(struct dict *d);
+/* Numbers the agent's series in key order. Returns 0 or ENOMEM. */
+int dict_rank(struct dict_agent *da);
+/* Adds (or replaces) a series in the agent's table. Returns 0 or ENOMEM. */
+int dict_put(struct dict *d, struct dict_agent *da, const Rackpulse__V1__SeriesDef *def);
+/* The cached dictionary `dict_id` of `agent`, or NULL. */
+struct dict_agent *dict_lookup(struct dict *d, const char *agent, uint64_t dict_id);
+/* Forgets one dictionary of `agent` (evicted from LMDB). */
+void dict_drop(struct dict *d, const char *agent, uint64_t dict_id);
+/* A new, empty entry for dictionary `dict_id` of `agent`. Returns NULL when
+ * out of memory. */
+struct dict_agent *dict_add_agent(struct dict *d, const char *agent, uint64_t dict_id);
+/* The prefix of dictionary `dict_id` of `agent` in the dict database:
+ * agent "\0" id (8 bytes, big-endian). Returns its length. */
+size_t dict_prefix(char *key, const char *agent, uint64_t dict_id);
+/* Dictionary `dict_id` of `agent` as the batch sees it: from the cache, else
+ * read from LMDB into it (the caller knows it is stored: store_agent.dicts).
+ * Returns 0 and *out, or an LMDB error / ENOMEM. */
+int dict_get(struct store_batch *b, const char *agent, uint64_t dict_id, struct dict_agent **out);
+
+/* The series `id` of a dictionary, or NULL. Inline: once per sample. */
+static inline size_t hash_id(uint32_t id) { return (size_t)id * 2654435761u; }
+
+static inline struct dict_series *dict_find(const struct dict_agent *da, uint32_t id) {
+  if (da->cap == 0)
+    return NULL;
+  size_t mask = da->cap - 1;
+  for (size_t i = hash_id(id) & mask;; i = (i + 1) & mask) {
+    struct dict_series *e = &da->slots[i];
+    if (e->key_len == 0)
+      return NULL;
+    if (e->id == id)
+      return e;
+  }
+}
+
+/* ---- layout migration (store_migrate.c), inside open_dbs()'s transaction -- */
+
+/* Layout 1 -> 2. Returns 0 or an LMDB error / ENOMEM. */
+int store__migrate_from_1(struct store *s, MDB_txn *txn);
+/* Layout 2 -> 3 (receive times). Returns 0 or an LMDB error. */
+int store__migrate_receive_times(struct store *s, MDB_txn *txn);
+
+/* ---- applying (store_apply.c) --------------------------------------------- */
+
+/* Applies frame f (read at topic/partition/offset) in batch b: de-duplicates
+ * it, applies it when new, updates its agent and notes the offset.
+ * *outcome and *events (STORE_EV_*) say what happened. Returns 0 or a
+ * negative errno with a message in err (-ENOSPC: the map is full). */
+int store__batch_apply(struct store_batch *b, const rp_frame *f, const char *topic,
+                       int32_t partition, int64_t offset, enum store_outcome *outcome,
+                       unsigned *events, char *err, size_t errlen);
+
+#endif
