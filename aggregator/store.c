@@ -10,6 +10,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -85,6 +86,48 @@ static int open_dbs(struct store *s, char *err, size_t errlen) {
   return rc ? store__lmdb_err(rc, "store: commit", err, errlen) : 0;
 }
 
+/* With MDB_WRITEMAP the data file is as large as the map, sparse: a batch
+ * that writes into a page the file system cannot allocate (disk full) is
+ * killed by SIGBUS in the middle of the batch, not told ENOSPC. So before
+ * each batch the file's blocks are allocated (posix_fallocate) up to the
+ * data's end plus RESERVE_AHEAD, capped at the map: a full disk becomes a
+ * clear error between batches, while RESERVE_AHEAD of allocated room is
+ * still left for the batch to write into. Already allocated room costs no
+ * system call. */
+#define RESERVE_AHEAD ((size_t)32 << 20)
+
+static int reserve_ahead(struct store *s, char *err, size_t errlen) {
+  MDB_envinfo info;
+  MDB_stat st;
+  mdb_env_info(s->env, &info);
+  mdb_env_stat(s->env, &st);
+  size_t used = ((size_t)info.me_last_pgno + 1) * st.ms_psize;
+  size_t want = used + RESERVE_AHEAD;
+  if (want > info.me_mapsize)
+    want = info.me_mapsize;
+  if (want <= s->reserved)
+    return 0;
+  mdb_filehandle_t fd;
+  const char *path = "?";
+  mdb_env_get_path(s->env, &path);
+  int rc = mdb_env_get_fd(s->env, &fd);
+  if (rc == 0)
+    rc = posix_fallocate(fd, 0, (off_t)want);
+  if (rc == EOPNOTSUPP || rc == EINVAL) /* no fallocate here: stay sparse */
+    rc = 0;
+  if (rc != 0) {
+    s->disk_full = rc == ENOSPC;
+    snprintf(err, errlen,
+             "store %s: cannot allocate %zu MiB on disk ahead of the data (%zu MiB used): %s%s",
+             path, want >> 20, used >> 20, strerror(rc),
+             rc == ENOSPC ? " (the disk is full: free space on it, then restart)" : "");
+    return -rc;
+  }
+  s->disk_full = false;
+  s->reserved = want;
+  return 0;
+}
+
 int store_open(const char *path, size_t map_size, struct store **out, char *err, size_t errlen) {
   struct store *s = calloc(1, sizeof(*s));
   if (s == NULL)
@@ -116,7 +159,8 @@ int store_open(const char *path, size_t map_size, struct store **out, char *err,
    * server's thread pool may use them freely. MDB_WRITEMAP: a batch writes
    * its pages in the map itself instead of in malloc'd copies written out at
    * commit (a quarter less CPU per sample, bench/bench_ingest.sh); the data
-   * file then has the map's size, sparse on Linux file systems. Commits stay
+   * file then has the map's size, sparse on Linux file systems, its blocks
+   * allocated ahead of the data before each batch (reserve_ahead). Commits stay
    * durable (msync), and a crash still loses no committed batch. */
   if ((rc = mdb_env_open(s->env, path, MDB_NOTLS | MDB_WRITEMAP, 0640)) != 0)
     goto fail_env;
@@ -131,6 +175,11 @@ int store_open(const char *path, size_t map_size, struct store **out, char *err,
   mdb_env_info(s->env, &info);
   s->map_size = info.me_mapsize;
   s->map_max = s->map_size;
+  /* A disk already too full for the first batch is said at start. */
+  if ((rc = reserve_ahead(s, err, errlen)) != 0) {
+    store_close(s);
+    return rc;
+  }
   *out = s;
   return 0;
 fail_env:
@@ -231,11 +280,14 @@ int store_batch_begin(struct store *s, struct store_batch **out, char *err, size
     snprintf(err, errlen, "store: a batch is already open");
     return -EBUSY;
   }
+  int rc = reserve_ahead(s, err, errlen);
+  if (rc != 0)
+    return rc;
   struct store_batch *b = calloc(1, sizeof(*b));
   if (b == NULL)
     return -ENOMEM;
   b->s = s;
-  int rc = mdb_txn_begin(s->env, NULL, 0, &b->txn);
+  rc = mdb_txn_begin(s->env, NULL, 0, &b->txn);
   if (rc != 0) {
     free(b);
     return store__lmdb_err(rc, "store: begin batch", err, errlen);
@@ -353,7 +405,7 @@ static int apply_once(struct store *s, struct store_msg *msgs, size_t n, char *e
 int store_apply(struct store *s, struct store_msg *msgs, size_t n, char *err, size_t errlen) {
   for (;;) {
     int rc = apply_once(s, msgs, n, err, errlen);
-    if (rc != -ENOSPC)
+    if (rc != -ENOSPC || s->disk_full) /* a full map grows; a full disk does not */
       return rc;
     if ((rc = store_grow(s, err, errlen)) != 0)
       return rc;

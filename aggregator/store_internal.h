@@ -58,6 +58,8 @@ struct store {
   pthread_rwlock_t resize_lock;
   atomic_size_t map_size, map_max; /* written by the writer, read by /metrics */
   atomic_uint_fast64_t grows;
+  size_t reserved; /* bytes of the data file known to be allocated on disk */
+  bool disk_full;  /* the last reservation failed (store_apply does not grow then) */
   bool batch_open;
   struct dict cache;
 };
