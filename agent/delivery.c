@@ -92,14 +92,12 @@ static void on_write(uv_work_t *w) {
 static void kafka_error_note(struct rp_delivery *d, const char *what, bool logged) {
   if (strcmp(d->kafka_error, what) == 0)
     return;
-  if (logged)
-    ;
-  else if (d->kafka_error[0] == '\0')
+  if (!logged && d->kafka_error[0] == '\0')
     rp_error("delivery",
              "kafka: %s: frames stay in the spool and are sent again, oldest first, "
              "when Kafka takes them",
              what);
-  else
+  else if (!logged)
     rp_warn("delivery", "kafka: now %s (frames still kept)", what);
   snprintf(d->kafka_error, sizeof(d->kafka_error), "%s", what);
 }
