@@ -303,11 +303,8 @@ static void read_value(struct store_read *r, const char *rack, const struct reti
                        const struct rp_check_limits *l, int64_t now_ms, int64_t max_age_ms,
                        struct value *out) {
   memset(out, 0, sizeof(*out));
-  struct rp_members m = {.across = l->across,
-                         .now_ms = now_ms,
-                         .max_age_ms = max_age_ms,
-                         .series = l->series,
-                         .difference = l->stat == RP_STAT_SLOPE};
+  struct rp_members m = {
+      .across = l->across, .now_ms = now_ms, .max_age_ms = max_age_ms, .series = l->series};
   struct collect c = {.retired = retired, .l = l, .name_len = strlen(l->series), .m = &m};
   if (l->stat == RP_STAT_LATEST) {
     store_read_each_latest(r, rack, on_latest, &c);

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *rp_unit_normalize(const char *unit, double v, bool difference, double *out) {
+const char *rp_unit_normalize(const char *unit, double v, double *out) {
   if (strcmp(unit, "W") == 0) {
     *out = v / 1000.0;
     return "kW";
@@ -15,10 +15,6 @@ const char *rp_unit_normalize(const char *unit, double v, bool difference, doubl
   if (strcmp(unit, "MW") == 0) {
     *out = v * 1000.0;
     return "kW";
-  }
-  if (strcmp(unit, "K") == 0) {
-    *out = difference ? v : v - 273.15;
-    return "Cel";
   }
   *out = v;
   return unit;
@@ -85,7 +81,7 @@ void rp_members_add(struct rp_members *m, const char *key, int status, const cha
     return;
   }
   double x;
-  const char *canon = rp_unit_normalize(unit, v, m->difference, &x);
+  const char *canon = rp_unit_normalize(unit, v, &x);
   if (m->n > 0 && strcmp(canon, m->unit) != 0) {
     snprintf(what, sizeof(what), "unit '%s' cannot be combined with '%s' of the other members",
              unit, m->unit);

@@ -17,10 +17,13 @@
 #include "policy.h"
 
 /* Converts v in `unit` to the unit the gate compares in: W, kW and MW to
- * "kW"; K to "Cel" (for a difference, such as a slope or a spread, only the
- * scale applies: `difference`). Other units are kept as they are. Returns
- * the canonical unit (a static string, or `unit` itself) and *out. */
-const char *rp_unit_normalize(const char *unit, double v, bool difference, double *out);
+ * "kW" (a linear scale, so slopes convert alike). Other units are kept as
+ * they are: in rackpulse "K" is a temperature difference (ΔT, the agent's
+ * derived cdu.delta_t) and "Cel" an absolute temperature, so K is never
+ * shifted to Cel, and members in K and in Cel do not combine (they fail
+ * closed as mixed units). Returns the canonical unit (a static string, or
+ * `unit` itself) and *out. */
+const char *rp_unit_normalize(const char *unit, double v, double *out);
 
 /* How old a member is, in ms: the larger of the age by its frame (or sample)
  * time and the age by the aggregator's receive time. A clock that runs ahead
@@ -44,7 +47,6 @@ struct rp_members {
   enum rp_across across;
   int64_t now_ms, max_age_ms;
   const char *series; /* for reasons */
-  bool difference;    /* the values are differences (slopes): no unit offset */
   /* out */
   bool failed;   /* a member failed: why says which */
   size_t n;      /* members combined */

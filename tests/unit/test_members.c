@@ -24,17 +24,19 @@ static struct rp_members sum_of(const char *series) {
 static void test_units(void **state) {
   (void)state;
   double v;
-  assert_string_equal(rp_unit_normalize("W", 22800, false, &v), "kW");
+  assert_string_equal(rp_unit_normalize("W", 22800, &v), "kW");
   assert_true(fabs(v - 22.8) < 1e-9);
-  assert_string_equal(rp_unit_normalize("kW", 21.2, false, &v), "kW");
+  assert_string_equal(rp_unit_normalize("kW", 21.2, &v), "kW");
   assert_true(v == 21.2);
-  assert_string_equal(rp_unit_normalize("MW", 0.5, false, &v), "kW");
+  assert_string_equal(rp_unit_normalize("MW", 0.5, &v), "kW");
   assert_true(v == 500);
-  assert_string_equal(rp_unit_normalize("K", 303.15, false, &v), "Cel");
-  assert_true(fabs(v - 30.0) < 1e-9);
-  assert_string_equal(rp_unit_normalize("K", 0.5, true, &v), "Cel"); /* a slope */
-  assert_true(v == 0.5);
-  assert_string_equal(rp_unit_normalize("L/min", 80, false, &v), "L/min");
+  /* K is a difference (the agent's cdu.delta_t): never shifted to Cel, or
+   * a ΔT of 11.5 K would read -261.65. */
+  assert_string_equal(rp_unit_normalize("K", 11.5, &v), "K");
+  assert_true(v == 11.5);
+  assert_string_equal(rp_unit_normalize("Cel", 30.0, &v), "Cel");
+  assert_true(v == 30.0);
+  assert_string_equal(rp_unit_normalize("L/min", 80, &v), "L/min");
   assert_true(v == 80);
 }
 
@@ -55,9 +57,16 @@ static void test_max_and_min(void **state) {
   struct rp_members m = sum_of("cdu.supply_temp");
   m.across = RP_ACROSS_MAX;
   rp_members_add(&m, "cdu.supply_temp@cdu1", 0, "", 30.0, "Cel", NOW, NOW);
-  rp_members_add(&m, "cdu.supply_temp@cdu2", 0, "", 305.15, "K", NOW, NOW);
+  rp_members_add(&m, "cdu.supply_temp@cdu2", 0, "", 32.0, "Cel", NOW, NOW);
   assert_true(rp_members_ok(&m));
   assert_true(fabs(m.v - 32.0) < 1e-9);
+  /* An absolute temperature and a difference (K) do not combine. */
+  m = sum_of("cdu.supply_temp");
+  m.across = RP_ACROSS_MAX;
+  rp_members_add(&m, "cdu.supply_temp@cdu1", 0, "", 30.0, "Cel", NOW, NOW);
+  rp_members_add(&m, "cdu.supply_temp@cdu2", 0, "", 305.15, "K", NOW, NOW);
+  assert_false(rp_members_ok(&m));
+  assert_non_null(strstr(m.why, "cdu2"));
   m = sum_of("cdu.flow");
   m.across = RP_ACROSS_MIN;
   rp_members_add(&m, "cdu.flow@cdu1", 0, "", 80, "L/min", NOW, NOW);
