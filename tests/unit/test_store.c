@@ -707,9 +707,9 @@ static void test_gate_dead_member_fails_until_retired(void **state) {
   T0 = rp_now_ms();
   fb_init(&b, "agent-1", "r1", 1, T0 - 12000, 1); /* both CDUs, 12 s ago */
   fb_std_dict(&b);
-  fb_def(&b, 3, "cdu.supply_temp", "K", "cdu2", 2, "loop", "primary");
+  fb_def(&b, 3, "cdu.supply_temp", "Cel", "cdu2", 2, "loop", "primary");
   fb_sample(&b, 0, 2137);
-  fb_sample(&b, 3, 29815); /* 298.15 K = 25.00 Cel */
+  fb_sample(&b, 3, 2500); /* 25.00 Cel */
   apply_one(x->s, &b, 0);
   fb_init(&b, "agent-1", "r1", 2, T0, 1); /* now: cdu1 only */
   fb_sample(&b, 0, 2200);
@@ -740,10 +740,10 @@ static void test_gate_dead_member_fails_until_retired(void **state) {
               22.0);
   json_decref(d);
 
-  /* A newer sample makes it a member again, in Cel after normalisation. */
+  /* A newer sample makes it a member again. */
   fb_init(&b, "agent-1", "r1", 3, T0 + 100, 1);
   fb_sample(&b, 0, 2200);
-  fb_sample(&b, 3, 30015); /* 27.00 Cel */
+  fb_sample(&b, 3, 2700); /* 27.00 Cel */
   apply_one(x->s, &b, 2);
   d = gate(x, &policy, "r1", T0 + 600);
   c = check_named(d, "supply_temp");
