@@ -630,8 +630,10 @@ int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
       continue;
     int64_t notice = jint(r, "preempt_at_ms");
     if (notice > 0 && notice <= now) {
-      const char *why = json_string_value(json_object_get(r, "reason"));
-      revoke(a, r, why ? why : "preempted", now);
+      char why[256]; /* revoke() replaces "reason" */
+      const char *noted = json_string_value(json_object_get(r, "reason"));
+      snprintf(why, sizeof(why), "%s", noted ? noted : "preempted");
+      revoke(a, r, why, now);
       n += !is_active(r);
       continue;
     }
