@@ -377,7 +377,22 @@ struct eval {
   int64_t now_ms;
   json_t *checks;
   bool allow;
+  bool have_commitment;            /* commitment read (power or thermal) */
+  struct rp_commitment commitment; /* other owners' reservations, read once */
 };
+
+/* What other owners' reservations commit over the request's window (read
+ * once per evaluation; detail owned by the eval until taken). */
+static const struct rp_commitment *commitment(struct eval *e) {
+  if (!e->have_commitment) {
+    int64_t from = e->q->window_to_ms ? e->q->window_from_ms : e->now_ms;
+    int64_t to = e->q->window_to_ms ? e->q->window_to_ms : e->now_ms + e->q->duration_ms;
+    rp_reservations_commitment(e->ledger, e->r, e->q->rack, e->q->owner, from, to, e->now_ms,
+                               e->set->max_staleness_ms, &e->commitment);
+    e->have_commitment = true;
+  }
+  return &e->commitment;
+}
 
 static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
@@ -564,11 +579,7 @@ static void power_check(struct eval *e) {
   double draw = now.v;
   if (stat.have && stat.v > draw)
     draw = stat.v;
-  int64_t from = e->q->window_to_ms ? e->q->window_from_ms : e->now_ms;
-  int64_t to = e->q->window_to_ms ? e->q->window_to_ms : e->now_ms + e->q->duration_ms;
-  struct rp_commitment c;
-  rp_reservations_commitment(e->ledger, e->r, e->q->rack, e->q->owner, from, to, e->now_ms,
-                             e->set->max_staleness_ms, &c);
+  const struct rp_commitment c = *commitment(e);
   double unaccounted = draw - c.attributed_kw;
   if (!(unaccounted > 0))
     unaccounted = 0;
@@ -597,7 +608,7 @@ static void power_check(struct eval *e) {
   json_object_set_new(o, "committed_kw", json_real(committed));
   json_object_set_new(o, "margin_kw", json_real(margin));
   json_object_set_new(o, "request_kw", json_real(e->q->kw));
-  json_object_set_new(o, "reservations", c.detail);
+  json_object_set(o, "reservations", c.detail);
 }
 
 /* Thermal headroom = CDU rated capacity − heat removed now − the heat of
@@ -622,12 +633,7 @@ static void thermal_check(struct eval *e) {
     missing(e, RP_CHECK_THERMAL, "kW", why, true);
     return;
   }
-  int64_t from = e->q->window_to_ms ? e->q->window_from_ms : e->now_ms;
-  int64_t to = e->q->window_to_ms ? e->q->window_to_ms : e->now_ms + e->q->duration_ms;
-  struct rp_commitment c;
-  rp_reservations_commitment(e->ledger, e->r, e->q->rack, e->q->owner, from, to, e->now_ms,
-                             e->set->max_staleness_ms, &c);
-  json_decref(c.detail);
+  const struct rp_commitment c = *commitment(e);
   double fraction = e->set->heat_fraction;
   double pending = c.committed_kw - c.attributed_kw;
   double reserved_heat = fraction * (pending > 0 ? pending : 0);
@@ -836,6 +842,8 @@ json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *l
   pthread_rwlock_unlock(&g->policy_lock);
   store_read_end(r);
   free(e.retired.d);
+  if (e.have_commitment)
+    json_decref(e.commitment.detail);
   return d;
 }
 
