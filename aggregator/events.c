@@ -196,8 +196,14 @@ static void reconcile_rack(struct rp_aggregator *a, const char *rack, int64_t no
     if (flag == NULL || json_is_true(json_object_get(c, "pass")) ||
         !json_is_number(json_object_get(c, "observed")))
       continue;
-    /* Headroom checks raise scale-back only when the rack is over already. */
-    if (strcmp(flag, "scale-back") == 0 && json_number_value(json_object_get(c, "observed")) >= 0)
+    /* Headroom checks raise scale-back only when the rack is over already:
+     * the heat of reservations not yet drawn is work to come, not heat to
+     * shed (gate.c thermal_check). */
+    double over = json_number_value(json_object_get(c, "observed"));
+    json_t *planned = json_object_get(c, "reserved_heat_kw");
+    if (strcmp(name, "thermal_headroom") == 0 && json_is_number(planned))
+      over += json_number_value(planned);
+    if (strcmp(flag, "scale-back") == 0 && over >= 0)
       continue;
     if (json_object_get(wanted, flag) == NULL)
       json_object_set(wanted, flag, c);

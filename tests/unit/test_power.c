@@ -49,7 +49,8 @@ static const char policy_yaml[] =
     "  thermal: {enabled: true, series: cdu.heat_removed, stat: latest, across: sum}\n"
     "racks:\n"
     "  - {id: r1, breaker_kw: 100, derating: 0.8, cdu_capacity_kw: 90, heat_fraction: 0.5}\n"
-    "  - {id: r2, breaker_kw: 100, derating: 0.8, cdu_capacity_kw: 90}\n";
+    "  - {id: r2, breaker_kw: 100, derating: 0.8, cdu_capacity_kw: 90}\n"
+    "  - {id: r3, breaker_kw: 1000, derating: 1.0, cdu_capacity_kw: 90}\n";
 
 static int setup(void **state) {
   struct fx *x = calloc(1, sizeof(*x));
@@ -317,6 +318,34 @@ static void test_missing_draw_fails_closed(void **state) {
   json_decref(d);
 }
 
+/* r3's CDU removes 25 of 90 kW; a running 150 kW reservation not yet
+ * drawing takes the thermal headroom below zero (the gate denies more
+ * work), but the rack is not over: no automatic scale-back flag. */
+static void test_reserved_heat_is_not_scale_back(void **state) {
+  struct fx *x = *state;
+  x->a.cfg.flags.automatic = true;
+  int64_t now = rp_now_ms();
+  struct ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000},
+                    {"cdu.heat_removed", "kW", "cdu1", NULL, NULL, 25}};
+  frame(x, "r3", now, s, 2);
+  json_t *r =
+      json_pack("{s:s, s:s, s:f, s:I, s:I, s:s, s:b, s:s, s:s, s:I, s:[], s:[]}", "id", "big",
+                "rack", "r3", "kw", 150.0, "start_ms", (json_int_t)(now - 1000), "end_ms",
+                (json_int_t)(now + 3600000), "class", "silver", "preemptible", 0, "owner", "a",
+                "state", "active", "created_ms", (json_int_t)now, "hosts", "outlets");
+  assert_int_equal(rp_ledger_res_put(x->a.ledger, r), 0);
+  json_decref(r);
+  json_t *d = gate(x, "r3", 1, NULL, now);
+  json_t *t = check_of(d, "thermal_headroom");
+  assert_float_equal(num(t, "observed"), 90 - 25 - 150, 1e-9);
+  assert_false(json_is_true(json_object_get(t, "pass")));
+  json_decref(d);
+  rp_flags_reconcile(&x->a, now);
+  json_t *flags = rp_ledger_flag_list(x->a.ledger, "r3");
+  assert_int_equal(json_array_size(flags), 0);
+  json_decref(flags);
+}
+
 static const char *state_of(struct fx *x, const char *id) {
   static char buf[32];
   json_t *r = rp_ledger_res_get(x->a.ledger, id);
@@ -451,6 +480,7 @@ int main(void) {
       T(test_idle_expiry_needs_a_window),
       T(test_preemption_with_notice),
       T(test_preemption_without_notice),
+      T(test_reserved_heat_is_not_scale_back),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
