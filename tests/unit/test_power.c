@@ -237,6 +237,7 @@ static void test_every_watt_once(void **state) {
 
   json_t *d = gate(x, "r1", 10, NULL, now);
   json_t *p = check_of(d, "power_headroom");
+  assert_float_equal(num(p, "observed"), 38, 1e-9); /* 13 when counted twice */
   assert_float_equal(num(p, "breaker_kw"), 100, 1e-9);
   assert_float_equal(num(p, "derating"), 0.8, 1e-9);
   assert_float_equal(num(p, "derated_limit_kw"), 80, 1e-9);
