@@ -6,7 +6,10 @@
 # power headroom must count that reservation once: 5 kW breaker - (max(1,
 # 0.46) + unaccounted 3.456 - 0.46) = 1.004 kW, not 5 - 3.456 - 1 = 0.544
 # kW as when its draw and its kW were both subtracted; so bob's 0.8 kW
-# passes the power check.
+# passes the power check. Then preemption with notice (preempt_notice:
+# 10m): a gold request that needs a preemptible bronze reservation's kW is
+# refused with the time to retry, and the bronze one gets a preempt-notice
+# event on rackpulse.events naming it.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/snmp_lib.sh"
 
@@ -53,6 +56,7 @@ echo "power-model-token-1" >"$WORK/token"
 chmod 600 "$WORK/token"
 AGG_POLICY="policy: {file: $WORK/policy.yaml}"
 AGG_HTTP_EXTRA="token_file: $WORK/token"
+AGG_EXTRA="reservations: {preempt_notice: 10m}"
 start_aggregator
 start_agent "$WORK/agent.yaml"
 AUTH=(-H "Authorization: Bearer power-model-token-1")
@@ -96,3 +100,35 @@ power 0.8 alice >"$WORK/pa.json"
 $PY -c 'import json,sys; c=json.load(open(sys.argv[1])); assert abs(c["observed"]-1.544)<1e-6, c' \
   "$WORK/pa.json" || fail "alice's own headroom: $(cat "$WORK/pa.json")"
 pass "alice's own gate: 1.544 kW (her outlet's draw counted once, her reservation not)"
+
+# --- preemption with notice -------------------------------------------------
+reserve() { # BODY -> HTTP code, answer in $WORK/r.json
+  curl -s -o "$WORK/r.json" -w '%{http_code}' "${AUTH[@]}" -X POST "$URL/v1/reservations" -d "$1"
+}
+end=$(($(date +%s%3N) + 3600000))
+code=$(reserve "{\"rack\":\"rpm\",\"kw\":0.9,\"owner\":\"carol\",\"class\":\"bronze\",\"preemptible\":true,\"end\":$end}")
+[ "$code" = 201 ] || fail "carol's bronze 0.9 kW refused: HTTP $code $(cat "$WORK/r.json")"
+CAROL=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/r.json")
+code=$(reserve "{\"rack\":\"rpm\",\"kw\":0.5,\"owner\":\"dave\",\"class\":\"gold\",\"end\":$end}")
+[ "$code" = 409 ] || fail "dave's gold 0.5 kW: HTTP $code, expected 409 during the notice: $(cat "$WORK/r.json")"
+$PY - "$WORK/r.json" "$CAROL" <<'PYEOF' || fail "no retry time in the refusal: $(cat "$WORK/r.json")"
+import json, sys, time
+r = json.load(open(sys.argv[1]))
+assert r["noticed"] == [sys.argv[2]], r
+assert 540 < r["retry_at_ms"] / 1000 - time.time() <= 600, r
+assert "retry then" in r["error"], r
+PYEOF
+curl -sf "$URL/v1/reservations?owner=carol" | grep -q '"state":"active"' || fail "carol revoked before her notice ran out"
+events() {
+  kcat -C -b "$BOOTSTRAP" -t rackpulse.events -o beginning -e -q -f '%s\n--\n' 2>/dev/null \
+    | $PY -c '
+import subprocess, sys
+for m in sys.stdin.buffer.read().split(b"\n--\n"):
+    if m:
+        out = subprocess.run(["protoc", "--decode=rackpulse.v1.Event", "-I", sys.argv[1], sys.argv[2]],
+                             input=m, capture_output=True).stdout.decode()
+        print(" ".join(out.split()))' "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto"
+}
+notice_event() { events | grep 'flag: "preempt-notice"' | grep -q "reservation_id: \"$CAROL\""; }
+wait_for 30 notice_event || fail "no preempt-notice event for $CAROL: $(events)"
+pass "gold request refused during carol's 10 min notice (409 with retry_at_ms); preempt-notice event on rackpulse.events"
