@@ -162,7 +162,9 @@ static void collect_pool(void *ctx, const struct rp_policy *p) {
       snprintf(pp->racks[pp->n++], RP_ID_MAX + 1, "%s", p->racks[i].id);
 }
 
-/* An audit entry and an event for a reservation preempted or given notice. */
+/* An audit entry and an event for a reservation preempted or given notice.
+ * Called with the reservation lock held: both only queue (the audit is
+ * written in batches, the event by librdkafka), neither waits. */
 static void announce(struct rp_aggregator *a, const json_t *r, const char *what, int64_t at_ms,
                      const char *reason, int64_t now) {
   const char *id = json_string_value(json_object_get(r, "id"));
@@ -191,8 +193,12 @@ static void revoke(struct rp_aggregator *a, json_t *r, const char *reason, int64
   json_object_set_new(r, "state", json_string("preempted"));
   json_object_set_new(r, "reason", json_string(reason));
   json_object_set_new(r, "preempted_ms", json_integer(now));
-  if (rp_ledger_res_put(a->ledger, r) == 0)
+  if (rp_ledger_res_put(a->ledger, r) == 0) {
     announce(a, r, "preempted", now, reason, now);
+  } else { /* not written: it still holds its kW */
+    json_object_set_new(r, "state", json_string("active"));
+    json_object_del(r, "preempted_ms");
+  }
 }
 
 /* Preempts preemptible lower-class reservations on `rack` overlapping the
