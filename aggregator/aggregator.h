@@ -47,7 +47,10 @@ struct rp_aggregator_config {
   char log_level[16];
   struct rp_policy_config policy;
   struct {
-    int64_t unused_grace_ms; /* unused reservations expire after this */
+    int64_t unused_grace_ms;   /* unused reservations expire after this */
+    int64_t idle_window_ms;    /* ... when their use stayed low this long */
+    double idle_threshold;     /* low: measured draw under this share of the kW */
+    int64_t preempt_notice_ms; /* a preempted reservation is revoked this long after notice */
   } reservations;
   struct {
     int64_t max_age_ms;
@@ -126,6 +129,10 @@ void rp_events_free(struct rp_events *e);
 void rp_events_poll(struct rp_events *e);
 void rp_events_publish(struct rp_events *e, const json_t *flag, bool set,
                        const char *policy_version);
+/* A reservation event: `what` is "preempt-notice" (revoked at at_ms) or
+ * "preempted"; keyed by rack, with the reservation's id, owner and kW. */
+void rp_events_publish_reservation(struct rp_events *e, const json_t *res, const char *what,
+                                   int64_t at_ms, const char *reason);
 void rp_flags_reconcile(struct rp_aggregator *a, int64_t now_ms);
 
 /* http_api.c */

@@ -6,7 +6,7 @@
  *   http:   {..., token_file}
  *   policy: {file} or the built-in policy's {version, max_staleness,
  *           supply_temp_max, supply_temp_series}
- *   reservations: {unused_grace}
+ *   reservations: {unused_grace, idle_window, idle_threshold, preempt_notice}
  *   audit:  {max_age, max_entries, map_size_mb}
  *   log_level: info
  *
@@ -62,7 +62,15 @@ static const struct rp_cfg_field http_fields[] = {
 
 static const struct rp_cfg_field reservation_fields[] = {
     RP_CFG_NUM("unused_grace", RP_CFG_DURATION, C, reservations.unused_grace_ms, "15m", 0, 86400,
-               "a reservation whose hosts/outlets draw under 5% expires after this"),
+               "a reservation started this long ago may expire unused (see idle_window)"),
+    RP_CFG_NUM("idle_window", RP_CFG_DURATION, C, reservations.idle_window_ms, "10m", 1, 86400,
+               "an unused reservation expires only after every reading of its hosts/outlets "
+               "over this window was under idle_threshold of its kW"),
+    RP_CFG_NUM("idle_threshold", RP_CFG_DOUBLE, C, reservations.idle_threshold, "0.05", 0, 1,
+               "share of its kW under which a reservation's measured draw counts as unused"),
+    RP_CFG_NUM("preempt_notice", RP_CFG_DURATION, C, reservations.preempt_notice_ms, "0", 0, 86400,
+               "notice a preempted reservation gets before it is revoked (0: at once); the "
+               "preempting request is refused until then, with the time to retry"),
 };
 
 static const struct rp_cfg_field flags_fields[] = {

@@ -8,7 +8,9 @@
  *   power_headroom or thermal_headroom below zero          ->  scale-back
  * A check only trips after its policy persistence and clears after its
  * hysteresis (gate.c); a flag, once set, is held at least flags.min_hold.
- * Checks without data do not raise flags: the gate already fails closed. */
+ * Checks without data do not raise flags: the gate already fails closed.
+ * Reservations announce a preemption notice and the revocation that follows
+ * on the same topic (rp_events_publish_reservation). */
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <math.h>
@@ -118,6 +120,41 @@ void rp_events_publish(struct rp_events *e, const json_t *flag, bool set,
   }
 }
 
+void rp_events_publish_reservation(struct rp_events *e, const json_t *res, const char *what,
+                                   int64_t at_ms, const char *reason) {
+  if (e == NULL)
+    return;
+  Rackpulse__V1__Event ev = RACKPULSE__V1__EVENT__INIT;
+  const char *rack = json_string_value(json_object_get(res, "rack"));
+  const char *owner = json_string_value(json_object_get(res, "owner"));
+  const char *id = json_string_value(json_object_get(res, "id"));
+  ev.schema_version = 1;
+  ev.rack_id = (char *)(rack ? rack : "");
+  ev.flag = (char *)what;
+  ev.action = RACKPULSE__V1__EVENT__ACTION__SET;
+  ev.source = (char *)"reservations";
+  ev.owner = (char *)(owner ? owner : "");
+  ev.reason = (char *)(reason ? reason : "");
+  ev.check = (char *)"";
+  ev.observed = json_number_value(json_object_get(res, "kw"));
+  ev.ts_ms = rp_now_ms();
+  ev.expires_ms = at_ms;
+  ev.policy_version = (char *)"";
+  ev.reservation_id = (char *)(id ? id : "");
+  size_t len = rackpulse__v1__event__get_packed_size(&ev);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (buf == NULL)
+    return;
+  rackpulse__v1__event__pack(&ev, buf);
+  if (rd_kafka_produce(e->topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_FREE, buf, len, ev.rack_id,
+                       strlen(ev.rack_id), NULL) != 0) {
+    atomic_fetch_add(&e->failed, 1);
+    rp_warn("events", "%s of reservation %s not queued: %s", what, ev.reservation_id,
+            rd_kafka_err2str(rd_kafka_last_error()));
+    free(buf);
+  }
+}
+
 /* The automatic flag a failing check raises, or NULL. */
 static const char *flag_for(const char *check) {
   static const struct {
@@ -159,8 +196,14 @@ static void reconcile_rack(struct rp_aggregator *a, const char *rack, int64_t no
     if (flag == NULL || json_is_true(json_object_get(c, "pass")) ||
         !json_is_number(json_object_get(c, "observed")))
       continue;
-    /* Headroom checks raise scale-back only when the rack is over already. */
-    if (strcmp(flag, "scale-back") == 0 && json_number_value(json_object_get(c, "observed")) >= 0)
+    /* Headroom checks raise scale-back only when the rack is over already:
+     * the heat of reservations not yet drawn is work to come, not heat to
+     * shed (gate.c thermal_check). */
+    double over = json_number_value(json_object_get(c, "observed"));
+    json_t *planned = json_object_get(c, "reserved_heat_kw");
+    if (strcmp(name, "thermal_headroom") == 0 && json_is_number(planned))
+      over += json_number_value(planned);
+    if (strcmp(flag, "scale-back") == 0 && over >= 0)
       continue;
     if (json_object_get(wanted, flag) == NULL)
       json_object_set(wanted, flag, c);

@@ -374,7 +374,22 @@ struct eval {
   int64_t now_ms;
   json_t *checks;
   bool allow;
+  bool have_commitment;            /* commitment read (power or thermal) */
+  struct rp_commitment commitment; /* other owners' reservations, read once */
 };
+
+/* What other owners' reservations commit over the request's window (read
+ * once per evaluation; detail owned by the eval until taken). */
+static const struct rp_commitment *commitment(struct eval *e) {
+  if (!e->have_commitment) {
+    int64_t from = e->q->window_to_ms ? e->q->window_from_ms : e->now_ms;
+    int64_t to = e->q->window_to_ms ? e->q->window_to_ms : e->now_ms + e->q->duration_ms;
+    rp_reservations_commitment(e->ledger, e->r, e->q->rack, e->q->owner, from, to, e->now_ms,
+                               e->set->max_staleness_ms, &e->commitment);
+    e->have_commitment = true;
+  }
+  return &e->commitment;
+}
 
 static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
@@ -521,8 +536,15 @@ static void alarms_check(struct eval *e) {
   report(e, "alarms", observed, NAN, 0, "count", a.n == 0 && a.bad[0] == '\0', reason);
 }
 
-/* Power headroom = breaker × derating − max(stat draw, current draw)
- *                  − reservations of other owners − margin. */
+/* Power headroom, every watt once (README "Power model"):
+ *   committed = Σ max(reserved kW, measured draw) over other owners'
+ *               reservations overlapping the window
+ *             + unaccounted = max(0, rack draw − what those reservations are
+ *               measured to draw now)
+ *   headroom  = breaker × derating − committed − margin ≥ requested kW,
+ * with rack draw = max(stat draw, current draw). A reservation's draw is
+ * measured from its hosts/outlets (reservations.h); one not measured counts
+ * in full on top of the rack draw. Missing rack readings fail closed. */
 static void power_check(struct eval *e) {
   const struct rp_check_limits *l = &e->set->check[RP_CHECK_POWER];
   const struct rp_rack_meta *m = e->meta;
@@ -554,25 +576,42 @@ static void power_check(struct eval *e) {
   double draw = now.v;
   if (stat.have && stat.v > draw)
     draw = stat.v;
-  int64_t from = e->q->window_to_ms ? e->q->window_from_ms : e->now_ms;
-  int64_t to = e->q->window_to_ms ? e->q->window_to_ms : e->now_ms + e->q->duration_ms;
-  double reserved = rp_reservations_reserved_kw(e->ledger, e->q->rack, e->q->owner, from, to);
+  const struct rp_commitment c = *commitment(e);
+  double unaccounted = draw - c.attributed_kw;
+  if (!(unaccounted > 0))
+    unaccounted = 0;
+  double committed = c.committed_kw + unaccounted;
   double limit = m->breaker_kw * m->derating;
-  double headroom = limit - draw - reserved - e->set->power_margin_kw;
+  double margin = e->set->power_margin_kw;
+  double headroom = limit - committed - margin;
   bool pass = headroom >= e->q->kw;
-  char reason[224];
+  char reason[288];
   snprintf(reason, sizeof(reason),
-           "breaker %.1f kW x derating %.2f - draw %.2f kW - reserved by others %.2f kW - "
-           "margin %.1f kW",
-           m->breaker_kw, m->derating, draw, reserved, e->set->power_margin_kw);
+           "breaker %.1f kW x derating %.2f - committed %.2f kW (reservations of others %.2f kW "
+           "as max(reserved, measured) + unaccounted draw %.2f kW of %.2f kW measured) - "
+           "margin %.1f kW; request %.2f kW",
+           m->breaker_kw, m->derating, committed, c.committed_kw, unaccounted, draw, margin,
+           e->q->kw);
   report(e, "power_headroom", headroom, e->q->kw, NAN, "kW", pass, reason);
-  json_t *c = json_array_get(e->checks, json_array_size(e->checks) - 1);
-  json_object_set_new(c, "draw_kw", json_real(draw));
-  json_object_set_new(c, "reserved_kw", json_real(reserved));
-  json_object_set_new(c, "derated_limit_kw", json_real(limit));
+  json_t *o = json_array_get(e->checks, json_array_size(e->checks) - 1);
+  json_object_set_new(o, "breaker_kw", json_real(m->breaker_kw));
+  json_object_set_new(o, "derating", json_real(m->derating));
+  json_object_set_new(o, "derated_limit_kw", json_real(limit));
+  json_object_set_new(o, "draw_kw", json_real(draw));
+  json_object_set_new(o, "reserved_kw", json_real(c.reserved_kw));
+  json_object_set_new(o, "reservations_committed_kw", json_real(c.committed_kw));
+  json_object_set_new(o, "reservations_measured_kw", json_real(c.attributed_kw));
+  json_object_set_new(o, "unaccounted_kw", json_real(unaccounted));
+  json_object_set_new(o, "committed_kw", json_real(committed));
+  json_object_set_new(o, "margin_kw", json_real(margin));
+  json_object_set_new(o, "request_kw", json_real(e->q->kw));
+  json_object_set(o, "reservations", c.detail);
 }
 
-/* Thermal headroom = CDU rated capacity − heat removed now. */
+/* Thermal headroom = CDU rated capacity − heat removed now − the heat of
+ * other owners' reservations not yet drawn (heat_fraction × (committed −
+ * measured)) ≥ heat_fraction × requested kW: work that will land on the
+ * rack counts as heat before it runs. */
 static void thermal_check(struct eval *e) {
   const struct rp_check_limits *l = &e->set->check[RP_CHECK_THERMAL];
   if (e->meta == NULL || isnan(e->meta->cdu_capacity_kw)) {
@@ -591,11 +630,24 @@ static void thermal_check(struct eval *e) {
     missing(e, RP_CHECK_THERMAL, "kW", why, true);
     return;
   }
-  double headroom = e->meta->cdu_capacity_kw - v.v;
-  char reason[160];
-  snprintf(reason, sizeof(reason), "CDU capacity %.1f kW - heat removed %.2f kW",
-           e->meta->cdu_capacity_kw, v.v);
-  report(e, "thermal_headroom", headroom, e->q->kw, NAN, "kW", headroom >= e->q->kw, reason);
+  const struct rp_commitment c = *commitment(e);
+  double fraction = e->set->heat_fraction;
+  double pending = c.committed_kw - c.attributed_kw;
+  double reserved_heat = fraction * (pending > 0 ? pending : 0);
+  double need = fraction * e->q->kw;
+  double headroom = e->meta->cdu_capacity_kw - v.v - reserved_heat;
+  char reason[256];
+  snprintf(reason, sizeof(reason),
+           "CDU capacity %.1f kW - heat removed %.2f kW - heat of reservations not yet drawn "
+           "%.2f kW; request %.2f kW x heat_fraction %.2f = %.2f kW",
+           e->meta->cdu_capacity_kw, v.v, reserved_heat, e->q->kw, fraction, need);
+  report(e, "thermal_headroom", headroom, need, NAN, "kW", headroom >= need, reason);
+  json_t *o = json_array_get(e->checks, json_array_size(e->checks) - 1);
+  json_object_set_new(o, "cdu_capacity_kw", json_real(e->meta->cdu_capacity_kw));
+  json_object_set_new(o, "heat_removed_kw", json_real(v.v));
+  json_object_set_new(o, "reserved_heat_kw", json_real(reserved_heat));
+  json_object_set_new(o, "heat_fraction", json_real(fraction));
+  json_object_set_new(o, "request_heat_kw", json_real(need));
 }
 
 /* Operator or automatic flags that stop admissions on the rack. */
@@ -787,6 +839,8 @@ json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *l
   pthread_rwlock_unlock(&g->policy_lock);
   store_read_end(r);
   free(e.retired.d);
+  if (e.have_commitment)
+    json_decref(e.commitment.detail);
   return d;
 }
 

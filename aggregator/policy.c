@@ -56,6 +56,7 @@ static void builtin_set(struct rp_policy_set *s) {
   s->max_staleness_ms = 10000;
   s->clock_skew_ms = 2000;
   s->power_margin_kw = 0;
+  s->heat_fraction = 1.0;
   s->check[RP_CHECK_SUPPLY_TEMP] =
       check(true, true, "cdu.supply_temp", RP_STAT_LATEST, 0, RP_ACROSS_MAX, NAN, 45);
   s->check[RP_CHECK_SUPPLY_SLOPE] =
@@ -156,6 +157,8 @@ static const struct rp_cfg_field set_fields[] = {
                "denies (default 2s)"),
     RP_CFG_NUM("power_margin_kw", RP_CFG_DOUBLE, S, power_margin_kw, NULL, 0, 100000,
                "safety margin kept free below the derated breaker limit"),
+    RP_CFG_NUM("heat_fraction", RP_CFG_DOUBLE, S, heat_fraction, NULL, 0, 1,
+               "share of a request's kW the CDU must remove as heat (default 1)"),
 };
 
 typedef struct rp_rack_meta M;
@@ -177,6 +180,8 @@ static const struct rp_cfg_field rack_fields[] = {
                "denies (default 2s)"),
     RP_CFG_NUM("power_margin_kw", RP_CFG_DOUBLE, M, set.power_margin_kw, NULL, 0, 100000,
                "safety margin kept free below the derated breaker limit"),
+    RP_CFG_NUM("heat_fraction", RP_CFG_DOUBLE, M, set.heat_fraction, NULL, 0, 1,
+               "share of a request's kW the CDU must remove as heat (default 1)"),
 };
 
 /* Applies the checks present in `node` (a defaults, class or rack mapping). */
@@ -381,6 +386,10 @@ bool rp_policy_set_as_strict(const struct rp_policy_set *cand, const struct rp_p
   }
   if (cand->power_margin_kw < own->power_margin_kw) {
     snprintf(why, whylen, "power_margin_kw %g < %g", cand->power_margin_kw, own->power_margin_kw);
+    return false;
+  }
+  if (cand->heat_fraction < own->heat_fraction) {
+    snprintf(why, whylen, "heat_fraction %g < %g", cand->heat_fraction, own->heat_fraction);
     return false;
   }
   for (int id = 0; id < RP_CHECK_COUNT; id++) {

@@ -27,8 +27,10 @@
  *   flow           coolant flow, at least min
  *   alarms         any alarm bit of the series set (leak, pump fault) denies
  *   heat_balance   heat removed ÷ electrical power within [min, max]
- *   power          breaker × derating − max(p95 draw, current draw)
- *                  − reservations of other owners − margin ≥ requested kW
+ *   power          breaker × derating − committed − margin ≥ requested kW, where
+ *                  committed = Σ max(reserved kW, measured draw) over other
+ *                  owners' reservations + the rack draw no reservation
+ *                  accounts for (gate.c, README "Power model")
  *   thermal        CDU rated capacity − heat removed ≥ requested kW
  * plus telemetry_fresh (max_staleness) and clock_skew, always on. */
 #ifndef RACKPULSE_POLICY_H
@@ -82,6 +84,7 @@ struct rp_policy_set {
   int64_t max_staleness_ms;
   int64_t clock_skew_ms; /* |frame time - receive time| beyond this denies */
   double power_margin_kw;
+  double heat_fraction; /* of a request's kW that becomes heat for the CDU (default 1) */
   struct rp_check_limits check[RP_CHECK_COUNT];
 };
 

@@ -17,6 +17,9 @@
 
 #include "aggregator.h"
 #include "gate.h"
+#include "members.h"
+#include "rackpulse/log.h"
+#include "store.h"
 
 static const char *const class_names[] = {"bronze", "silver", "gold"};
 #define MAX_RESERVATION_MS (31LL * 24 * 3600 * 1000)
@@ -159,44 +162,109 @@ static void collect_pool(void *ctx, const struct rp_policy *p) {
       snprintf(pp->racks[pp->n++], RP_ID_MAX + 1, "%s", p->racks[i].id);
 }
 
+/* An audit entry and an event for a reservation preempted or given notice.
+ * Called with the reservation lock held: both only queue (the audit is
+ * written in batches, the event by librdkafka), neither waits. */
+static void announce(struct rp_aggregator *a, const json_t *r, const char *what, int64_t at_ms,
+                     const char *reason, int64_t now) {
+  const char *id = json_string_value(json_object_get(r, "id"));
+  char did[96];
+  snprintf(did, sizeof(did), "%s-%s-%lld", what, id ? id : "", (long long)now);
+  json_t *entry = json_pack(
+      "{s:O, s:s, s:O, s:O, s:O, s:s, s:I, s:s, s:I}", "rack", json_object_get(r, "rack"), "action",
+      strcmp(what, "preempted") == 0 ? "reservation_preempted" : "reservation_notice",
+      "reservation", json_object_get(r, "id"), "owner", json_object_get(r, "owner"), "kw",
+      json_object_get(r, "kw"), "reason", reason, "revoke_at_ms", (json_int_t)at_ms, "decision_id",
+      did, "evaluated_at_ms", (json_int_t)now);
+  if (entry == NULL || rp_ledger_audit_append(a->ledger, entry) != 0)
+    rp_warn("reservations", "%s of reservation %s not written to the audit log", what, id);
+  json_decref(entry);
+  rp_events_publish_reservation(a->events, r, what, at_ms, reason);
+  rp_info("reservations", "reservation %s: %s (%s)", id, what, reason);
+}
+
+static bool preemptible_by(const json_t *r, int lower, const char *rack, int64_t from, int64_t to) {
+  return is_active(r) && json_is_true(json_object_get(r, "preemptible")) &&
+         class_rank(json_string_value(json_object_get(r, "class"))) == lower &&
+         str_eq(json_string_value(json_object_get(r, "rack")), rack) && overlaps(r, from, to);
+}
+
+static void revoke(struct rp_aggregator *a, json_t *r, const char *reason, int64_t now) {
+  json_object_set_new(r, "state", json_string("preempted"));
+  json_object_set_new(r, "reason", json_string(reason));
+  json_object_set_new(r, "preempted_ms", json_integer(now));
+  if (rp_ledger_res_put(a->ledger, r) == 0) {
+    announce(a, r, "preempted", now, reason, now);
+  } else { /* not written: it still holds its kW */
+    json_object_set_new(r, "state", json_string("active"));
+    json_object_del(r, "preempted_ms");
+  }
+}
+
 /* Preempts preemptible lower-class reservations on `rack` overlapping the
- * window, lowest class first, until `needed` kW are free. Returns the kW
- * freed (all-or-nothing: nothing is preempted when not enough would be). */
+ * window, lowest class first, until `needed` kW are free (all-or-nothing:
+ * nothing happens when not enough would be). Returns the kW freed now. With
+ * reservations.preempt_notice, victims without notice get one (kept as
+ * "preempt_at_ms", announced) and nothing is freed until every victim's
+ * notice has run out: *retry_at_ms is then when to ask again (0 when the
+ * kW were freed or cannot be). */
 static double preempt(struct rp_aggregator *a, const char *rack, int rank, int64_t from, int64_t to,
-                      double needed, const char *by, json_t *preempted) {
+                      double needed, const struct rp_reservation_req *q, int64_t now,
+                      json_t *preempted, int64_t *retry_at_ms) {
+  *retry_at_ms = 0;
   json_t *all = rp_ledger_res_list(a->ledger);
   double freeable = 0;
   size_t i;
   json_t *r;
-  for (int lower = 0; lower < rank; lower++) {
-    json_array_foreach(all, i, r) {
-      if (is_active(r) && json_is_true(json_object_get(r, "preemptible")) &&
-          class_rank(json_string_value(json_object_get(r, "class"))) == lower &&
-          str_eq(json_string_value(json_object_get(r, "rack")), rack) && overlaps(r, from, to))
-        freeable += json_number_value(json_object_get(r, "kw"));
-    }
-  }
+  for (int lower = 0; lower < rank; lower++)
+    json_array_foreach(all, i, r) if (preemptible_by(r, lower, rack, from, to)) freeable +=
+        json_number_value(json_object_get(r, "kw"));
   if (freeable < needed) {
     json_decref(all);
     return 0;
   }
-  double freed = 0;
-  for (int lower = 0; lower < rank && freed < needed; lower++) {
+  /* The victims, lowest class first; and when the last notice runs out. */
+  json_t *victims = json_array();
+  double sum = 0;
+  int64_t last_notice = 0;
+  for (int lower = 0; lower < rank && sum < needed; lower++) {
     json_array_foreach(all, i, r) {
-      if (freed >= needed)
+      if (sum >= needed)
         break;
-      if (!is_active(r) || !json_is_true(json_object_get(r, "preemptible")) ||
-          class_rank(json_string_value(json_object_get(r, "class"))) != lower ||
-          !str_eq(json_string_value(json_object_get(r, "rack")), rack) || !overlaps(r, from, to))
+      if (!preemptible_by(r, lower, rack, from, to))
         continue;
-      json_object_set_new(r, "state", json_string("preempted"));
-      json_object_set_new(r, "reason", json_sprintf("preempted by %s", by));
-      if (rp_ledger_res_put(a->ledger, r) == 0) {
-        freed += json_number_value(json_object_get(r, "kw"));
-        json_array_append(preempted, json_object_get(r, "id"));
-      }
+      sum += json_number_value(json_object_get(r, "kw"));
+      json_array_append(victims, r);
+      int64_t at = jint(r, "preempt_at_ms");
+      if (at == 0 && a->cfg.reservations.preempt_notice_ms > 0)
+        at = now + a->cfg.reservations.preempt_notice_ms;
+      if (at > last_notice)
+        last_notice = at;
     }
   }
+  char reason[192];
+  snprintf(reason, sizeof(reason), "preempted for %s (class %s, %.2f kW)", q->owner, q->cls, q->kw);
+  double freed = 0;
+  json_array_foreach(victims, i, r) {
+    if (last_notice > now) {
+      if (jint(r, "preempt_at_ms") == 0) {
+        json_object_set_new(r, "preempt_at_ms", json_integer(last_notice));
+        json_object_set_new(r, "reason", json_string(reason));
+        if (rp_ledger_res_put(a->ledger, r) == 0)
+          announce(a, r, "preempt-notice", last_notice, reason, now);
+      }
+      json_array_append(preempted, json_object_get(r, "id"));
+      continue;
+    }
+    revoke(a, r, reason, now);
+    if (!is_active(r)) {
+      freed += json_number_value(json_object_get(r, "kw"));
+      json_array_append(preempted, json_object_get(r, "id"));
+    }
+  }
+  if (last_notice > now)
+    *retry_at_ms = last_notice;
+  json_decref(victims);
   json_decref(all);
   return freed;
 }
@@ -321,7 +389,21 @@ static json_t *admit(struct rp_aggregator *a, const json_t *body,
   new_id(id);
   json_t *preempted = json_array();
   if (best_headroom < kw) {
-    double freed = preempt(a, best, rank, start, end, kw - best_headroom, id, preempted);
+    int64_t retry_at = 0;
+    double freed =
+        preempt(a, best, rank, start, end, kw - best_headroom, q, now, preempted, &retry_at);
+    if (retry_at > 0) {
+      /* Notice given: refused until it runs out (README "Reservations"). */
+      json_t *e = error(status, 409,
+                        "does not fit yet: %.2f kW free on %s, %.2f kW asked; preemptible "
+                        "reservations have notice until %lld ms (in %lld s): retry then",
+                        best_headroom > 0 ? best_headroom : 0, best, kw, (long long)retry_at,
+                        (long long)((retry_at - now + 999) / 1000));
+      json_object_set_new(e, "available_kw", json_real(best_headroom > 0 ? best_headroom : 0));
+      json_object_set_new(e, "retry_at_ms", json_integer(retry_at));
+      json_object_set_new(e, "noticed", preempted);
+      return e;
+    }
     if (freed + best_headroom < kw) {
       json_decref(preempted);
       json_t *e = error(status, 409,
@@ -443,39 +525,81 @@ static bool in_list(const json_t *arr, const char *s, size_t len) {
   return false;
 }
 
-/* Sums server.power@HOST and pdu.outlet.power{outlet=O}@... of the lists. */
+/* Sums server.power@HOST (the BMC's DCMI or PSU-sum reading) and
+ * pdu.outlet.power{outlet=O}@... of the lists, fresh and valid readings
+ * only (a missing one makes the sum smaller, never the rack's committed
+ * power: what a reservation is not measured to draw stays in the rack's
+ * unaccounted draw). */
 static void on_draw(void *ctx, const char *key, const struct store_latest *l) {
   struct draw *d = ctx;
-  if (l->status != 0 || !isfinite(l->value) || d->now - l->ts_ms > d->max_age)
+  if (l->status != 0 || !isfinite(l->value) ||
+      rp_member_age_ms(d->now, l->ts_ms, l->received_ms) > d->max_age)
     return;
-  double scale = strcmp(l->unit, "W") == 0 ? 0.001 : 1.0;
+  double kw;
+  if (strcmp(rp_unit_normalize(l->unit, l->value, false, &kw), "kW") != 0)
+    return;
   const char *at = strrchr(key, '@');
   if (strncmp(key, "server.power", 12) == 0 && (key[12] == '@' || key[12] == '{') && at &&
       in_list(d->hosts, at + 1, strlen(at + 1))) {
-    d->kw += l->value * scale;
+    d->kw += kw;
     d->n++;
   } else if (strncmp(key, "pdu.outlet.power{", 17) == 0) {
     const char *o = strstr(key, "outlet=");
     const char *end = o ? strpbrk(o, ",}") : NULL;
     if (o && end && in_list(d->outlets, o + 7, (size_t)(end - o - 7))) {
-      d->kw += l->value * scale;
+      d->kw += kw;
       d->n++;
     }
   }
 }
 
-/* Measured draw of the reservation's hosts and outlets; NaN when it names
- * none or none reports. */
-static double measured_kw(struct rp_aggregator *a, const json_t *r, int64_t now) {
-  struct draw d = {json_object_get(r, "hosts"), json_object_get(r, "outlets"), now, 30000, 0, 0};
+/* Measured draw of the reservation's hosts and outlets in an open read;
+ * NaN when it names none or none reports. */
+static double measured_in(struct store_read *rd, const json_t *r, int64_t now, int64_t max_age) {
+  struct draw d = {json_object_get(r, "hosts"), json_object_get(r, "outlets"), now, max_age, 0, 0};
   if (json_array_size(d.hosts) + json_array_size(d.outlets) == 0)
     return NAN;
+  store_read_each_latest(rd, json_string_value(json_object_get(r, "rack")), on_draw, &d);
+  return d.n > 0 ? d.kw : NAN;
+}
+
+static double measured_kw(struct rp_aggregator *a, const json_t *r, int64_t now) {
   struct store_read *rd;
   if (store_read_begin(a->store, &rd) != 0)
     return NAN;
-  store_read_each_latest(rd, json_string_value(json_object_get(r, "rack")), on_draw, &d);
+  double kw = measured_in(rd, r, now, 30000);
   store_read_end(rd);
-  return d.n > 0 ? d.kw : NAN;
+  return kw;
+}
+
+void rp_reservations_commitment(struct rp_ledger *l, struct store_read *rd, const char *rack,
+                                const char *except_owner, int64_t from_ms, int64_t to_ms,
+                                int64_t now_ms, int64_t max_age_ms, struct rp_commitment *out) {
+  *out = (struct rp_commitment){.detail = json_array()};
+  json_t *all = rp_ledger_res_list(l);
+  size_t i;
+  json_t *r;
+  json_array_foreach(all, i, r) {
+    if (!is_active(r) || !str_eq(json_string_value(json_object_get(r, "rack")), rack) ||
+        !overlaps(r, from_ms, to_ms) ||
+        str_eq(json_string_value(json_object_get(r, "owner")), except_owner))
+      continue;
+    double kw = json_number_value(json_object_get(r, "kw"));
+    bool running = jint(r, "start_ms") <= now_ms && jint(r, "end_ms") > now_ms;
+    double measured = running ? measured_in(rd, r, now_ms, max_age_ms) : NAN;
+    double committed = isfinite(measured) && measured > kw ? measured : kw;
+    out->reserved_kw += kw;
+    out->committed_kw += committed;
+    if (isfinite(measured))
+      out->attributed_kw += measured;
+    json_t *d = json_pack("{s:O, s:O, s:f, s:f}", "id", json_object_get(r, "id"), "owner",
+                          json_object_get(r, "owner"), "kw", kw, "committed_kw", committed);
+    if (d != NULL) {
+      json_object_set_new(d, "measured_kw", isfinite(measured) ? json_real(measured) : json_null());
+      json_array_append_new(out->detail, d);
+    }
+  }
+  json_decref(all);
 }
 
 json_t *rp_reservation_list(struct rp_aggregator *a, const char *rack, const char *owner,
@@ -500,6 +624,8 @@ json_t *rp_reservation_list(struct rp_aggregator *a, const char *rack, const cha
 }
 
 int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
+  const int64_t window = a->cfg.reservations.idle_window_ms;
+  const double threshold = a->cfg.reservations.idle_threshold;
   rp_ledger_res_lock(a->ledger);
   json_t *all = rp_ledger_res_list(a->ledger);
   int n = 0;
@@ -508,13 +634,42 @@ int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
   json_array_foreach(all, i, r) {
     if (!is_active(r))
       continue;
+    int64_t notice = jint(r, "preempt_at_ms");
+    if (notice > 0 && notice <= now) {
+      char why[256]; /* revoke() replaces "reason" */
+      const char *noted = json_string_value(json_object_get(r, "reason"));
+      snprintf(why, sizeof(why), "%s", noted ? noted : "preempted");
+      revoke(a, r, why, now);
+      n += !is_active(r);
+      continue;
+    }
     const char *reason = NULL;
+    char text[160];
     if (jint(r, "end_ms") <= now) {
       reason = "ended";
-    } else if (now - jint(r, "start_ms") > a->cfg.reservations.unused_grace_ms) {
+    } else if (jint(r, "start_ms") <= now) {
+      /* Sustained low use: every reading seen for `window` under the
+       * threshold. A reading at or above it, or none (missing, stale, no
+       * hosts/outlets named), starts over: one low reading never expires a
+       * reservation, nor does a silent meter. */
       double used = measured_kw(a, r, now);
-      if (isfinite(used) && used < 0.05 * json_number_value(json_object_get(r, "kw")))
-        reason = "unused past the grace period (draw under 5% of the reservation)";
+      double kw = json_number_value(json_object_get(r, "kw"));
+      int64_t since = jint(r, "idle_since_ms");
+      bool low = isfinite(used) && used < threshold * kw;
+      if (low && since == 0) {
+        json_object_set_new(r, "idle_since_ms", json_integer(now));
+        rp_ledger_res_put(a->ledger, r);
+      } else if (!low && since != 0) {
+        json_object_del(r, "idle_since_ms");
+        rp_ledger_res_put(a->ledger, r);
+      } else if (low && now - since >= window &&
+                 now - jint(r, "start_ms") > a->cfg.reservations.unused_grace_ms) {
+        snprintf(text, sizeof(text),
+                 "unused: draw under %.0f%% of the reservation for %lld s (past the grace "
+                 "period)",
+                 threshold * 100, (long long)((now - since) / 1000));
+        reason = text;
+      }
     }
     if (reason == NULL)
       continue;

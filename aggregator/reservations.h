@@ -3,7 +3,10 @@
  * and optionally the hosts or outlets that will draw it. Reserved power
  * counts against gate headroom for everyone but its owner. Admission
  * rejects a reservation that does not fit; a higher class may preempt
- * preemptible lower-class reservations, never the reverse. Utilization =
+ * preemptible lower-class reservations, never the reverse; with
+ * reservations.preempt_notice the victims get a notice (event and audit)
+ * and are revoked only when it runs out, while the preempting request is
+ * refused with the time to retry. Utilization =
  * measured draw of the reservation's hosts/outlets ÷ reserved kW; a
  * reservation past its end, or unused past its grace period, expires.
  *
@@ -28,6 +31,29 @@ struct rp_aggregator;
  * NULL). */
 double rp_reservations_reserved_kw(struct rp_ledger *l, const char *rack, const char *except_owner,
                                    int64_t from_ms, int64_t to_ms);
+
+struct store_read;
+
+/* What the reservations of `rack` commit over [from, to) (every watt once,
+ * see README "Power model"): each active reservation overlapping the window
+ * (but those of `except_owner`) counts max(its kW, its measured draw); its
+ * measured draw is the sum of its hosts' server.power and its outlets'
+ * pdu.outlet.power readings fresh within max_age_ms, taken only while it
+ * runs (start <= now < end). A reservation that names no host or outlet, or
+ * whose readings are all missing or stale, is estimated to draw nothing of
+ * the rack's measured draw: it counts in full on top of that draw (as
+ * before), never hiding other load. attributed_kw is what the counted
+ * reservations are measured to draw now, which the caller takes out of the
+ * rack's draw so that it is not counted twice. */
+struct rp_commitment {
+  double reserved_kw;   /* Σ reserved kW */
+  double committed_kw;  /* Σ max(reserved kW, measured draw) */
+  double attributed_kw; /* Σ measured draw */
+  json_t *detail;       /* [{id, owner, kw, measured_kw|null, committed_kw}], new reference */
+};
+void rp_reservations_commitment(struct rp_ledger *l, struct store_read *r, const char *rack,
+                                const char *except_owner, int64_t from_ms, int64_t to_ms,
+                                int64_t now_ms, int64_t max_age_ms, struct rp_commitment *out);
 
 /* A create request's body, validated by rp_reservation_check(): the
  * strings point into the body, which must outlive it. */
@@ -62,8 +88,13 @@ json_t *rp_reservation_release(struct rp_aggregator *a, const char *id, int64_t 
 json_t *rp_reservation_list(struct rp_aggregator *a, const char *rack, const char *owner,
                             int64_t now_ms);
 
-/* Expires reservations past their end, or unused past the grace period.
- * Returns how many expired. */
+/* Expires reservations past their end, or unused: started more than
+ * reservations.unused_grace ago and every reading of their hosts/outlets
+ * for reservations.idle_window under idle_threshold of their kW (the first
+ * low reading is kept as "idle_since_ms"; a higher, missing or stale one
+ * clears it). Revokes reservations whose preemption notice has run out
+ * ("preempt_at_ms"), with an event and an audit entry. Returns how many
+ * ended. */
 int rp_reservations_expire(struct rp_aggregator *a, int64_t now_ms);
 
 /* Prometheus lines: per owner reserved and used kW (hoarding figures). */

@@ -490,8 +490,10 @@ static void print_audit(const json_t *j) {
   json_t *d;
   json_array_foreach(json_object_get(j, "decisions"), i, d) {
     const char *action = json_string_value(json_object_get(d, "action"));
-    if (action != NULL) { /* an operator's action, e.g. device_retire */
+    if (action != NULL) { /* an operator's action (device_retire) or a reservation's */
       const char *dev = json_string_value(json_object_get(d, "device"));
+      if (dev == NULL)
+        dev = json_string_value(json_object_get(d, "reservation"));
       const char *owner = json_string_value(json_object_get(d, "owner"));
       const char *reason = json_string_value(json_object_get(d, "reason"));
       printf("%lld  %-12s %s %s by %s  %s\n",
