@@ -536,7 +536,7 @@ static void on_draw(void *ctx, const char *key, const struct store_latest *l) {
       rp_member_age_ms(d->now, l->ts_ms, l->received_ms) > d->max_age)
     return;
   double kw;
-  if (strcmp(rp_unit_normalize(l->unit, l->value, false, &kw), "kW") != 0)
+  if (strcmp(rp_unit_normalize(l->unit, l->value, &kw), "kW") != 0)
     return;
   const char *at = strrchr(key, '@');
   if (strncmp(key, "server.power", 12) == 0 && (key[12] == '@' || key[12] == '{') && at &&
