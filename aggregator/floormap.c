@@ -153,7 +153,10 @@ static json_t *rack_entry(struct rp_aggregator *a, struct store_read *r, const s
       if (!json_is_true(json_object_get(c, "pass")))
         json_array_append_new(failing, json_pack("{s:s, s:s}", "check", name ? name : "?", "reason",
                                                  reason ? reason : "failed"));
-      if (json_is_null(json_object_get(c, "observed")) && reason != NULL)
+      /* Evidence missing: a check that fails for want of a value (one that
+       * passes without it, fail_closed off, is not an incident). */
+      if (json_is_null(json_object_get(c, "observed")) && reason != NULL &&
+          !json_is_true(json_object_get(c, "pass")))
         json_array_append_new(missing, json_sprintf("%s: %s", name ? name : "?", reason));
     }
   }

@@ -88,12 +88,28 @@ function tile(r) {
   if (typeof r.time_to_limit_min === "number") marks.appendChild(el("span", "ttl", ttlText(r)));
   if (missing.length) marks.appendChild(el("span", "miss", "⚠" + missing.length));
   a.appendChild(marks);
-  a.title = [r.rack + ": " + r.decision + ", age " + fmt(r.age_s) + " s"]
-    .concat(flags.map((f) => "flag " + f))
-    .concat(failing.map((c) => c.check + ": " + c.reason))
-    .concat(missing.map((m) => "missing: " + m))
-    .join("\n");
   return a;
+}
+
+const tiles_ = new Map(); // rack -> {sig, el}: the tiles on screen
+const latest = new Map(); // rack -> its newest floor entry (for tooltips)
+
+// A tile's tooltip, written when the pointer reaches it (so refreshes need
+// not rewrite a thousand of them).
+function tooltip(r) {
+  return [r.rack + ": " + r.decision + ", age " + fmt(r.age_s) + " s"]
+    .concat((r.flags || []).map((f) => "flag " + f))
+    .concat((r.failing || []).map((c) => c.check + ": " + c.reason))
+    .concat((r.missing || []).map((m) => "missing: " + m))
+    .join("\n");
+}
+let lastLayout = null;
+
+// What a tile shows, as a string: equal strings, equal tiles.
+function tileSig(r) {
+  return JSON.stringify([r.decision, headroomClass(r), fmt(tighterKw(r)), fmt(r.supply_temp),
+    fmt(r.time_to_limit_min, 0), fmt(r.supply_limit, 0), r.flags,
+    (r.failing || []).map((c) => c.check), (r.missing || []).length, r.rack === selected]);
 }
 
 function listItem(rack, text, cls) {
@@ -120,7 +136,9 @@ function renderFloor(floor) {
   const rows = new Map(); // row -> loop -> [rack]
   const failing = [], next = [], missing = [];
   let denied = 0, flagged = 0, lacking = 0;
+  latest.clear();
   for (const r of racks) {
+    latest.set(r.rack, r);
     const row = r.row || "(no row)", loop = r.loop || "(no loop)";
     if (!rows.has(row)) rows.set(row, new Map());
     const loops = rows.get(row);
@@ -137,28 +155,55 @@ function renderFloor(floor) {
     for (const m of r.missing || []) missing.push(listItem(r.rack, m, "missing-item"));
   }
   next.sort((x, y) => x[0] - y[0]);
+  // Tiles are rebuilt only when what they show changed; the grid only when
+  // the set of racks, rows or loops did.
   const byName = (x, y) => (x < y ? -1 : x > y ? 1 : 0);
-  const frag = document.createDocumentFragment();
+  const layout = [];
   for (const row of Array.from(rows.keys()).sort(byName)) {
-    const sec = el("section", "row");
-    sec.dataset.row = row;
-    sec.appendChild(el("h2", null, "row " + row));
-    const loopsDiv = el("div", "loops");
     const loops = rows.get(row);
     for (const loop of Array.from(loops.keys()).sort(byName)) {
-      const box = el("div", "loop");
-      box.dataset.loop = loop;
-      const list = loops.get(loop).sort((x, y) => byName(x.rack, y.rack));
-      box.appendChild(el("h3", null, "loop " + loop + " · " + list.length));
-      const tiles = el("div", "tiles");
-      for (const r of list) tiles.appendChild(tile(r));
-      box.appendChild(tiles);
-      loopsDiv.appendChild(box);
+      loops.get(loop).sort((x, y) => byName(x.rack, y.rack));
+      layout.push(row + "/" + loop + ":" + loops.get(loop).map((r) => r.rack).join(","));
     }
-    sec.appendChild(loopsDiv);
-    frag.appendChild(sec);
   }
-  $("floor").replaceChildren(frag);
+  const layoutKey = layout.join("|");
+  if (layoutKey !== lastLayout) {
+    tiles_.clear();
+    const frag = document.createDocumentFragment();
+    for (const row of Array.from(rows.keys()).sort(byName)) {
+      const sec = el("section", "row");
+      sec.dataset.row = row;
+      sec.appendChild(el("h2", null, "row " + row));
+      const loopsDiv = el("div", "loops");
+      const loops = rows.get(row);
+      for (const loop of Array.from(loops.keys()).sort(byName)) {
+        const box = el("div", "loop");
+        box.dataset.loop = loop;
+        const list = loops.get(loop);
+        box.appendChild(el("h3", null, "loop " + loop + " · " + list.length));
+        const tiles = el("div", "tiles");
+        for (const r of list) {
+          const sig = tileSig(r), t = tile(r);
+          tiles_.set(r.rack, { sig: sig, el: t });
+          tiles.appendChild(t);
+        }
+        box.appendChild(tiles);
+        loopsDiv.appendChild(box);
+      }
+      sec.appendChild(loopsDiv);
+      frag.appendChild(sec);
+    }
+    $("floor").replaceChildren(frag);
+    lastLayout = layoutKey;
+  } else {
+    for (const r of racks) {
+      const old = tiles_.get(r.rack), sig = tileSig(r);
+      if (old && old.sig === sig) continue;
+      const t = tile(r);
+      if (old) old.el.replaceWith(t);
+      tiles_.set(r.rack, { sig: sig, el: t });
+    }
+  }
   fillList($("failing"), failing);
   fillList($("next"), next.map((x) => x[1]));
   fillList($("missing"), missing);
@@ -301,8 +346,10 @@ function select(rack) {
   selected = rack;
   history.replaceState(null, "", rack ? "?rack=" + encodeURIComponent(rack) : "./");
   for (const t of document.querySelectorAll(".rack.selected")) t.classList.remove("selected");
+  for (const v of tiles_.values()) v.sig = null; // redrawn at the next refresh
   if (!rack) { $("detail").hidden = true; return; }
-  for (const t of document.querySelectorAll(".rack")) if (t.dataset.rack === rack) t.classList.add("selected");
+  const t = tiles_.get(rack);
+  if (t) t.el.classList.add("selected");
   refreshDetail(rack).catch(showError);
 }
 
@@ -312,6 +359,7 @@ function showError(e) {
 }
 
 let timer = null;
+const perfMax = { fetch: 0, render: 0, refreshes: 0 };
 async function refresh() {
   clearTimeout(timer);
   const t0 = performance.now();
@@ -319,13 +367,20 @@ async function refresh() {
     const floor = await getJSON(FLOOR_URL);
     const t1 = performance.now();
     renderFloor(floor);
+    void $("floor").offsetHeight; // style and layout count as rendering
     const t2 = performance.now();
     if (selected) await refreshDetail(selected);
     $("error").hidden = true;
     const perf = $("perf");
     perf.dataset.racks = String((floor.racks || []).length);
+    perfMax.fetch = Math.max(perfMax.fetch, t1 - t0);
+    perfMax.render = Math.max(perfMax.render, t2 - t1);
+    perfMax.refreshes++;
     perf.dataset.fetchMs = (t1 - t0).toFixed(1);
     perf.dataset.renderMs = (t2 - t1).toFixed(1);
+    perf.dataset.fetchMaxMs = perfMax.fetch.toFixed(1);
+    perf.dataset.renderMaxMs = perfMax.render.toFixed(1);
+    perf.dataset.refreshes = String(perfMax.refreshes);
     perf.textContent = (floor.racks || []).length + " racks: fetch " + (t1 - t0).toFixed(0) +
       " ms, render " + (t2 - t1).toFixed(0) + " ms; refreshes every " + REFRESH_MS / 1000 + " s";
   } catch (e) {
@@ -340,6 +395,11 @@ document.addEventListener("DOMContentLoaded", () => {
     const a = ev.target.closest("a[data-rack]");
     if (a) { ev.preventDefault(); select(a.dataset.rack); return; }
     if (ev.target.id === "detail-close") { ev.preventDefault(); select(null); }
+  });
+  $("floor").addEventListener("mouseover", (ev) => {
+    const a = ev.target.closest("a.rack");
+    const r = a && latest.get(a.dataset.rack);
+    if (r) a.title = tooltip(r);
   });
   refresh();
 });
