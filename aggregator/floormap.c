@@ -1,7 +1,7 @@
 /* The floor map behind the incident-map page (web.c): every rack of the
  * policy and every rack that reported, each with its row and cooling loop,
- * the gate's decision for 0 kW (not audited: a view, not a request for
- * work), its power and thermal headroom with their limits, supply
+ * the gate's decision for 0 kW (neither audited nor counted in the gate's
+ * metrics: a view, not a request for work), its power and thermal headroom with their limits, supply
  * temperature and its slope, the time left to the supply limit at that
  * slope, ΔT, its flags, its failing checks and its missing evidence (checks
  * without a value, devices down or silent, no frame at all). One request
@@ -128,7 +128,7 @@ static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); 
 
 static json_t *rack_entry(struct rp_aggregator *a, struct store_read *r, const struct floor_rack *f,
                           bool with_checks, int64_t now_ms) {
-  struct rp_gate_request q = {.rack = f->id, .kw = 0};
+  struct rp_gate_request q = {.rack = f->id, .kw = 0, .uncounted = true};
   int status;
   char err[256];
   json_t *d = rp_gate_evaluate(a->gate, a->store, a->ledger, &q, now_ms, &status, err, sizeof(err));

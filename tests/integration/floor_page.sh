@@ -45,6 +45,7 @@ echo "floor-token-for-tests" >"$WORK/token"
 umask 022
 AGG_POLICY="policy: {file: $WORK/policy.yaml}"
 AGG_HTTP_EXTRA="token_file: $WORK/token"
+AGG_EXTRA="flags: {automatic: false}"  # no gate evaluations but the page's
 start_aggregator
 for r in a01 a02; do
   "$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent-$r.yaml" >"$WORK/agent-$r.out" 2>"$WORK/agent-$r.log" &
@@ -85,7 +86,12 @@ assert any(f["check"] == "flags" for f in d["a01"]["failing"])
 assert d["a03"]["decision"] == "unknown" and d["a03"]["missing"]
 assert isinstance(d["a01"]["power_headroom_kw"], float) and isinstance(d["a01"]["thermal_headroom_kw"], float)
 PYEOF
-pass "/v1/floormap: rows and loops from the policy, a01 flagged, a02's cdu2 down, a03 never reported"
+decisions() { curl -s "$URL/metrics" | grep '^rackpulse_gate_decisions_total' | tr '\n' ' '; }
+before=$(decisions)
+for _ in 1 2 3; do floor >/dev/null; done
+[ "$(decisions)" = "$before" ] || fail "floor views counted as gate decisions: $before -> $(decisions)"
+[ "$(curl -s "$URL/v1/audit?rack=a01" | field 'len(d["decisions"])')" = 0 ] || fail "floor views audited"
+pass "/v1/floormap: rows and loops from the policy, a01 flagged, a02's cdu2 down, a03 never reported; views neither counted nor audited"
 
 # --- what a person sees, in Chromium -------------------------------------------
 # Only 127.0.0.1 is reachable: every other name resolves nowhere.
@@ -97,6 +103,7 @@ browse() { # OUT URL [extra chromium args]
     --user-data-dir="$WORK/chromium" --disable-extensions --disable-sync \
     --disable-background-networking --disable-component-update --no-default-browser-check \
     --host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1" --proxy-server="direct://" \
+    --enable-logging=stderr --v=0 \
     --virtual-time-budget=6000 "$@" "$url" >"$out" 2>>"$WORK/chromium.log"
 }
 browse "$WORK/floor.dom" "$URL/" --dump-dom || fail "chromium could not load the page: $(tail -5 "$WORK/chromium.log")"
@@ -175,6 +182,8 @@ assert "missing" in tiles["a02"].cls() and "missing" in tiles["a03"].cls()
 assert any(n.attrs.get("data-rack") == "a03" for n in missing.all(lambda n: n.tag == "li"))
 print("rendered:", by_id(root, "summary").text(), "|", by_id(root, "perf").text())
 PYEOF
+! grep -E "Refused to|Uncaught|Content Security Policy" "$WORK/chromium.log" \
+  || fail "the page broke its CSP or threw (above, from $WORK/chromium.log)"
 pass "Chromium shows 3 racks in rows r1 (loops l1, l2) and r2, a01 flagged (maintenance), a02's cdu2 listed as missing evidence"
 
 PYTHONPATH=$WORK $PY - "$WORK/detail.dom" "$WORK/a01-floor.json" "$WORK/a01.json" <<'PYEOF' || fail "the detail view (DOM in $WORK/detail.dom)"
