@@ -8,7 +8,13 @@
 // with a Content-Security-Policy that allows scripts from this origin only.
 "use strict";
 
-const FLOOR_URL = "v1/floormap"; // the floor: {"racks": [...]} (aggregator/floormap.c)
+// The floor: {"racks": [{rack, row, loop, decision, power_headroom_kw,
+// thermal_headroom_kw, supply_temp, delta_t, flags, failing, missing, age_s,
+// and, when present, power_limit_kw, thermal_capacity_kw, supply_limit,
+// supply_slope_per_min, time_to_limit_min}]} (aggregator/floormap.c).
+const FLOOR_URL = "v1/floormap";
+// One rack with its "checks" (values and limits) for the detail view.
+const DETAIL_URL = "v1/floormap?rack=";
 const REFRESH_MS = 2000;
 const LIST_MAX = 60; // entries per board list; the rest is counted
 const SPARK_POINTS = 90;
@@ -44,14 +50,18 @@ function headroomFraction(r) {
     f.push(r.power_headroom_kw / r.power_limit_kw);
   if (typeof r.thermal_headroom_kw === "number" && r.thermal_capacity_kw > 0)
     f.push(r.thermal_headroom_kw / r.thermal_capacity_kw);
-  // Without limits (e.g. /v1/floor without them), the smaller headroom in kW.
   if (f.length === 0) return null;
   return Math.min.apply(null, f);
 }
 
 function headroomClass(r) {
   const f = headroomFraction(r);
-  if (f === null) return "h-none";
+  if (f === null) {
+    // Without limits in the answer: the tighter headroom in kW.
+    const kw = tighterKw(r);
+    if (kw === null) return "h-none";
+    return kw < 2 ? "h-crit" : kw < 5 ? "h-low" : kw < 15 ? "h-mid" : "h-ok";
+  }
   if (f < 0.05) return "h-crit";
   if (f < 0.15) return "h-low";
   if (f < 0.3) return "h-mid";
@@ -332,7 +342,7 @@ async function refreshDetail(rack) {
   const q = encodeURIComponent(rack);
   const since = Date.now() - 3600 * 1000;
   const [one, state, audit, reservations, flags] = await Promise.all([
-    getJSON(FLOOR_URL + "?rack=" + q),
+    getJSON(DETAIL_URL + q),
     getJSON("v1/racks/" + q).catch(() => null), // 404 until its first frame
     getJSON("v1/audit?rack=" + q + "&since=" + since + "&limit=500"),
     getJSON("v1/reservations?rack=" + q),
