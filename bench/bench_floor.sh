@@ -7,7 +7,7 @@
 # page's own figures of its last and slowest refresh (fetch and parse of
 # the floor, DOM render), read from its #perf element.
 #
-#   bash bench/bench_floor.sh [BUILD_DIR] [--racks N] [--seconds S]
+#   [FLOOR_SHOT=floor.png] bash bench/bench_floor.sh [BUILD_DIR] [--racks N] [--seconds S]
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$SRC/build}
@@ -103,6 +103,10 @@ session = call("Target.attachToTarget", {"targetId": page["targetId"], "flatten"
 r = call("Runtime.evaluate", {"expression": "JSON.stringify(Object.assign({}, document.getElementById('perf').dataset))",
                               "returnByValue": True}, session)
 print("page (real time, %g s):" % seconds, r["result"]["value"])
+if os.environ.get("FLOOR_SHOT"):  # FLOOR_SHOT=file.png: keep a screenshot of the floor
+    import base64
+    shot = call("Page.captureScreenshot", {"format": "png"}, session)
+    open(os.environ["FLOOR_SHOT"], "wb").write(base64.b64decode(shot["data"]))
 call("Browser.close")
 p.wait(timeout=30)
 PYEOF
