@@ -338,16 +338,30 @@ function renderDetail(rack, floorEntry, state, audit, reservations, flags) {
   }));
 }
 
+// The rack's newest decisions. The audit log answers oldest first, at most
+// `limit`: widen the window (server time) until it holds 10, stopping
+// before one so full that the newest would be cut off.
+async function recentDecisions(q, nowMs) {
+  const LIMIT = 2000;
+  let best = null;
+  for (const span of [60e3, 3600e3, 86400e3]) {
+    const got = await getJSON("v1/audit?rack=" + q + "&since=" + (nowMs - span) + "&limit=" + LIMIT);
+    if ((got.decisions || []).length >= LIMIT) return best || got;
+    best = got;
+    if (got.decisions.length >= 10) break;
+  }
+  return best;
+}
+
 async function refreshDetail(rack) {
   const q = encodeURIComponent(rack);
-  const since = Date.now() - 3600 * 1000;
-  const [one, state, audit, reservations, flags] = await Promise.all([
+  const [one, state, reservations, flags] = await Promise.all([
     getJSON(DETAIL_URL + q),
     getJSON("v1/racks/" + q).catch(() => null), // 404 until its first frame
-    getJSON("v1/audit?rack=" + q + "&since=" + since + "&limit=500"),
     getJSON("v1/reservations?rack=" + q),
     getJSON("v1/flags?rack=" + q),
   ]);
+  const audit = await recentDecisions(q, one.generated_ms || Date.now());
   if (rack !== selected) return;
   renderDetail(rack, (one.racks || [])[0], state, audit, reservations, flags);
 }

@@ -107,6 +107,7 @@ browse() { # OUT URL [extra chromium args]
     --virtual-time-budget=6000 "$@" "$url" >"$out" 2>>"$WORK/chromium.log"
 }
 browse "$WORK/floor.dom" "$URL/" --dump-dom || fail "chromium could not load the page: $(tail -5 "$WORK/chromium.log")"
+curl -s "$URL/v1/racks/a01/gate?kw=3" | grep -q '"decision":"deny"' || fail "a01 flagged but not denied"
 browse "$WORK/detail.dom" "$URL/?rack=a01" --dump-dom || fail "chromium (detail): $(tail -5 "$WORK/chromium.log")"
 floor a01 >"$WORK/a01-floor.json"
 curl -s "$URL/v1/racks/a01" >"$WORK/a01.json"
@@ -218,9 +219,11 @@ for key, s in api["series"].items():
         compared += 1
 assert "maintenance" in by_id(root, "detail-flags").text()
 assert by_id(root, "devices").text().find("cdu1") >= 0
+decisions = by_id(root, "detail-decisions").text()
+assert "deny 3.0 kW (flags)" in decisions, decisions
 print("compared", compared, "values with the API")
 PYEOF
-pass "the detail view (?rack=a01) shows the API's check values and limits, series values with sparklines, the flag"
+pass "the detail view (?rack=a01) shows the API's check values and limits, series values with sparklines, the flag, the audited decision"
 
 # A screenshot of the floor with a02 open, kept among the test's logs.
 browse /dev/null "$URL/?rack=a02" --screenshot="$WORK/floor.png" --window-size=1400,900 \
