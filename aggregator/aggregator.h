@@ -148,6 +148,18 @@ int rp_http_parse_kw(const char *s, double *kw);
  * reference), or NULL with *status 400 and *why set. */
 json_t *rp_http_parse_body(const char *body, size_t len, unsigned *status, const char **why);
 
+/* floormap.c: the floor for the incident-map page: every rack (or only
+ * `only`, then with its checks) with row, loop, decision for 0 kW,
+ * headroom, supply temperature and slope, time to the supply limit, flags,
+ * failing checks and missing evidence. New reference, or NULL. */
+json_t *rp_floormap(struct rp_aggregator *a, const char *only, int64_t now_ms);
+
+/* web.c: the page's embedded files by URL path ("/", "/floor.js",
+ * "/floor.css"); false when there is none. rp_web_csp is the
+ * Content-Security-Policy to serve them with. */
+bool rp_web_asset(const char *path, const unsigned char **data, size_t *len, const char **type);
+extern const char rp_web_csp[];
+
 /* metrics.c: the Prometheus text exposition of rack state and ingest. The
  * caller frees the returned string. */
 char *rp_metrics_render(struct rp_aggregator *a, size_t *len);

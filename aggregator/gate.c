@@ -812,7 +812,9 @@ json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *l
     else
       band_check(&e, (enum rp_check_id)id);
   }
-  if (e.allow) {
+  if (q->uncounted) {
+    /* a view of the floor, not a decision anyone asked for */
+  } else if (e.allow) {
     atomic_fetch_add(&g->allowed, 1);
   } else {
     atomic_fetch_add(&g->denied, 1);

@@ -36,6 +36,9 @@ struct rp_gate_request {
   /* Or an explicit window for the reservations that count (0, 0: now to
    * now + duration), as admission of a future reservation needs. */
   int64_t window_from_ms, window_to_ms;
+  /* A view, not a request for work (the floor map): not counted in the
+   * decision and denial metrics. */
+  bool uncounted;
 };
 
 /* Takes ownership of `policy`. Returns 0 or -ENOMEM. */

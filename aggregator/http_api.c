@@ -17,6 +17,8 @@
  *   DELETE /v1/flags/{rack}/{flag}                                         [token]
  *   POST   /v1/racks/{rack}/devices/{device}/retire  body {owner[, reason]} [token]
  *                                             forget a device (audited)
+ *   GET    /v1/floormap[?rack=R]              the floor for the incident map (floormap.c)
+ *   GET    /, /floor.js, /floor.css           the incident-map page (web.c)
  *   GET    /metrics                           Prometheus text exposition
  *   GET    /healthz                           liveness
  *
@@ -561,8 +563,44 @@ static enum MHD_Result get_metrics(struct rp_http *h, struct MHD_Connection *con
   return reply(conn, 200, "text/plain; version=0.0.4", text, len);
 }
 
+/* The page's static files, with a strict Content-Security-Policy. */
+static enum MHD_Result reply_asset(struct MHD_Connection *conn, const unsigned char *data,
+                                   size_t len, const char *type) {
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+  MHD_add_response_header(resp, "Content-Type", type);
+  MHD_add_response_header(resp, "Cache-Control", "no-cache");
+  MHD_add_response_header(resp, "Content-Security-Policy", rp_web_csp);
+  MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+  MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+  enum MHD_Result r = MHD_queue_response(conn, 200, resp);
+  MHD_destroy_response(resp);
+  return r;
+}
+
+static enum MHD_Result get_floormap(struct rp_http *h, struct MHD_Connection *conn) {
+  const char *rack = arg(conn, "rack");
+  if (rack && !valid_name(rack))
+    return reply_error(conn, 400, "rack: a valid rack id");
+  json_t *f = rp_floormap(h->a, rack, rp_now_ms());
+  if (f == NULL)
+    return reply_error(conn, 503, "out of memory");
+  if (rack != NULL && json_array_size(json_object_get(f, "racks")) == 0) {
+    json_decref(f);
+    return reply_error(conn, 404, "unknown rack: not in the policy and no frame from it");
+  }
+  return reply_json(conn, 200, f);
+}
+
 static enum MHD_Result route_get(struct rp_http *h, struct MHD_Connection *conn, const char *url) {
   static const char prefix[] = "/v1/racks/";
+  const unsigned char *asset;
+  size_t asset_len;
+  const char *asset_type;
+  if (rp_web_asset(url, &asset, &asset_len, &asset_type))
+    return reply_asset(conn, asset, asset_len, asset_type);
+  if (strcmp(url, "/v1/floormap") == 0)
+    return get_floormap(h, conn);
   if (strcmp(url, "/healthz") == 0)
     return reply_json(conn, 200, json_pack("{s:s}", "status", "ok"));
   if (strcmp(url, "/metrics") == 0)

@@ -122,6 +122,7 @@ if ! wait_for 30 "${CTL[@]}" rack --rack demo-r01; then
   exit 1
 fi
 echo '{hold: false}' >"$RUN/rack/control.tmp" && mv "$RUN/rack/control.tmp" "$RUN/rack/control.yaml"
+echo "demo: the floor: http://127.0.0.1:$HTTP_PORT/"
 echo "demo: full state any time: ${CTL[*]} rack --rack demo-r01 --json"
 echo "demo: steer the rack live, e.g. a leak: echo '{set: {leak_lpm: 0.5}}' > $RUN/rack/control.yaml"
 echo "demo: a gate asks for 10 kW on demo-r01 every 2 s:"

@@ -16,6 +16,8 @@ PACKAGES=(
   ipmitool openipmi
   snmpsim snmpd snmp
   faketime  # an agent whose clock runs ahead (gate_clock)
+  # the incident-map page in a real browser (floor_page): headless Chromium
+  chromium fonts-dejavu-core
   # fuzzing (tests/fuzz, build-fuzz/): clang and its libFuzzer runtime;
   # the unit tests under Valgrind
   clang libclang-rt-14-dev valgrind
