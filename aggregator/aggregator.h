@@ -62,6 +62,10 @@ struct rp_aggregator_config {
     bool automatic;      /* raise flags from tripped gate checks */
     int64_t min_hold_ms; /* an automatic flag stays at least this long */
   } flags;
+  struct {
+    bool series;        /* export rackpulse_value/rackpulse_window of every series */
+    int64_t series_max; /* at most this many such lines per scrape */
+  } metrics;
 };
 
 /* config.c. Returns 0, or a negative errno with err naming file:line, key. */
@@ -85,11 +89,13 @@ struct rp_ingest_stats {
    * (counts per bucket, not cumulative; the last bucket is +Inf). */
   atomic_uint_fast64_t lag_bucket[RP_LAG_NBUCKETS + 1];
   atomic_uint_fast64_t lag_count, lag_sum_ms;
+  atomic_uint_fast64_t series_capped; /* per-series lines cut by metrics.series_max */
 };
 
 struct rp_gate;
 struct rp_ledger;
 struct rp_events;
+struct rp_floor;
 
 struct rp_aggregator {
   struct rp_aggregator_config cfg;
@@ -97,6 +103,7 @@ struct rp_aggregator {
   struct rp_gate *gate;     /* policy and check state (gate.h) */
   struct rp_ledger *ledger; /* audit, reservations, flags (ledger.h) */
   struct rp_events *events; /* producer of rackpulse.events (events.c) */
+  struct rp_floor *floor;   /* per-rack summaries and agent health (floor.c) */
   char token[256];          /* empty: mutating endpoints are refused */
   volatile bool reload;     /* SIGHUP: reload the policy */
   struct rp_ingest_stats stats;
@@ -134,6 +141,23 @@ void rp_events_publish(struct rp_events *e, const json_t *flag, bool set,
 void rp_events_publish_reservation(struct rp_events *e, const json_t *res, const char *what,
                                    int64_t at_ms, const char *reason);
 void rp_flags_reconcile(struct rp_aggregator *a, int64_t now_ms);
+
+/* floor.c: the per-rack summaries of the last evaluation pass, and agent
+ * health. rp_floor_summarize builds one rack's summary from its gate
+ * decision at 0 kW (new reference); rp_floor_publish replaces the published
+ * set with `racks` (rack -> summary, stolen) and adds policy racks that
+ * never reported. rp_floor_json answers GET /v1/floor (new reference, NULL
+ * without a floor). All accept a->floor == NULL. */
+int rp_floor_new(struct rp_floor **out);
+void rp_floor_free(struct rp_floor *f);
+json_t *rp_floor_summarize(struct rp_aggregator *a, const char *rack, const json_t *decision,
+                           int64_t last_frame_ms);
+void rp_floor_publish(struct rp_aggregator *a, json_t *racks, int64_t now_ms);
+json_t *rp_floor_json(struct rp_aggregator *a, int64_t now_ms);
+void rp_floor_metrics(struct rp_aggregator *a, FILE *out, int64_t now_ms);
+void rp_floor_agent_health(struct rp_floor *f, const char *agent, const char *rack, int64_t ts_ms,
+                           uint64_t spool_depth, uint64_t frames_dropped,
+                           uint32_t delivery_latency_ms);
 
 /* http_api.c */
 struct rp_http;

@@ -8,6 +8,8 @@
  *           supply_temp_max, supply_temp_series}
  *   reservations: {unused_grace, idle_window, idle_threshold, preempt_notice}
  *   audit:  {max_age, max_entries, map_size_mb}
+ *   flags:  {automatic, min_hold}
+ *   metrics: {series, series_max}
  *   log_level: info
  *
  * The tables below are the whole truth about accepted keys. */
@@ -80,6 +82,15 @@ static const struct rp_cfg_field flags_fields[] = {
                "an automatic flag stays set at least this long"),
 };
 
+static const struct rp_cfg_field metrics_fields[] = {
+    RP_CFG_NUM("series", RP_CFG_BOOL, C, metrics.series, "false", 0, 0,
+               "also export every series of every rack on /metrics (rackpulse_value, "
+               "rackpulse_window): large on a big site"),
+    RP_CFG_NUM("series_max", RP_CFG_INT, C, metrics.series_max, "100000", 0, 100000000,
+               "per-series lines per scrape at most; the rest are cut and counted "
+               "(rackpulse_metrics_series_capped_total)"),
+};
+
 static const struct rp_cfg_field audit_fields[] = {
     RP_CFG_NUM("max_age", RP_CFG_DURATION, C, audit.max_age_ms, "720h", 60, 31536000,
                "gate decisions older than this are pruned"),
@@ -103,8 +114,8 @@ static const struct rp_cfg_field policy_fields[] = {
                "series holding the supply temperature"),
 };
 
-static const char *const top_sections[] = {"kafka",        "store", "http",  "policy",
-                                           "reservations", "audit", "flags", NULL};
+static const char *const top_sections[] = {"kafka", "store", "http",    "policy", "reservations",
+                                           "audit", "flags", "metrics", NULL};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -152,6 +163,9 @@ int rp_aggregator_config_load(const char *path, C *cfg, char *err, size_t errlen
   if (rc == 0)
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "flags"), "flags", flags_fields, N(flags_fields),
                       NULL, cfg, err, errlen);
+  if (rc == 0)
+    rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "metrics"), "metrics", metrics_fields,
+                      N(metrics_fields), NULL, cfg, err, errlen);
   enum rp_log_level lvl;
   if (rc == 0 && rp_log_level_parse(cfg->log_level, &lvl) != 0) {
     rp_cfg_error(doc, rp_cfg_get(doc, root, "log_level"), "log_level", err, errlen,
@@ -171,4 +185,5 @@ void rp_aggregator_config_help(FILE *out) {
   rp_cfg_print_help(out, "reservations", reservation_fields, N(reservation_fields));
   rp_cfg_print_help(out, "audit", audit_fields, N(audit_fields));
   rp_cfg_print_help(out, "flags", flags_fields, N(flags_fields));
+  rp_cfg_print_help(out, "metrics", metrics_fields, N(metrics_fields));
 }

@@ -235,6 +235,9 @@ static int hold_message(struct consumer *c, rd_kafka_message_t *m) {
     rp_warn("ingest", "%s [%d] offset %" PRId64 ": %zu-byte message skipped: %s", topic,
             (int)m->partition, m->offset, m->len, why);
     f = NULL;
+  } else if (f->health != NULL) {
+    rp_floor_agent_health(c->a->floor, f->agent_id, f->rack_id, f->ts_ms, f->health->spool_depth,
+                          f->health->frames_dropped, f->health->delivery_latency_ms);
   }
   c->held[c->n] = (struct held){m, f};
   c->msgs[c->n] = (struct store_msg){

@@ -10,7 +10,9 @@
  * hysteresis (gate.c); a flag, once set, is held at least flags.min_hold.
  * Checks without data do not raise flags: the gate already fails closed.
  * Reservations announce a preemption notice and the revocation that follows
- * on the same topic (rp_events_publish_reservation). */
+ * on the same topic (rp_events_publish_reservation).
+ * The same evaluation of every rack feeds the floor summaries (floor.c),
+ * with or without flags.automatic. */
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <math.h>
@@ -179,13 +181,9 @@ static bool is_auto(const json_t *f) {
   return src != NULL && strcmp(src, "auto") == 0;
 }
 
-static void reconcile_rack(struct rp_aggregator *a, const char *rack, int64_t now) {
-  struct rp_gate_request q = {.rack = rack, .kw = 0};
-  int status;
-  char err[256];
-  json_t *d = rp_gate_evaluate(a->gate, a->store, a->ledger, &q, now, &status, err, sizeof(err));
-  if (d == NULL)
-    return;
+/* Raises and clears the rack's automatic flags from its decision `d`. */
+static void reconcile_rack(struct rp_aggregator *a, const char *rack, const json_t *d,
+                           int64_t now) {
   const char *version = json_string_value(json_object_get(d, "policy_version"));
   json_t *wanted = json_object(); /* flag -> the check that wants it */
   size_t i;
@@ -246,34 +244,56 @@ static void reconcile_rack(struct rp_aggregator *a, const char *rack, int64_t no
   }
   json_decref(have);
   json_decref(wanted);
-  json_decref(d);
 }
 
 struct rack_ids {
   char (*ids)[RP_ID_MAX + 1];
+  int64_t *last;
   size_t n, cap;
 };
 
 static void collect_rack(void *ctx, const char *rack, const struct store_rack *rk) {
-  (void)rk;
   struct rack_ids *r = ctx;
-  if (r->n < r->cap)
+  if (r->n < r->cap) {
+    r->last[r->n] = rk->last_frame_ms;
     snprintf(r->ids[r->n++], RP_ID_MAX + 1, "%s", rack);
+  }
 }
 
+/* Every rack once: its decision at 0 kW feeds the floor summaries (floor.c)
+ * and, with flags.automatic, its automatic flags. */
 void rp_flags_reconcile(struct rp_aggregator *a, int64_t now) {
-  if (!a->cfg.flags.automatic)
-    return;
   struct rack_ids r = {.cap = 100000};
   r.ids = calloc(r.cap, RP_ID_MAX + 1);
-  if (r.ids == NULL)
-    return;
+  r.last = calloc(r.cap, sizeof(*r.last));
+  json_t *floor = json_object();
+  if (r.ids == NULL || r.last == NULL || floor == NULL)
+    goto cleanup;
   struct store_read *rd;
   if (store_read_begin(a->store, &rd) == 0) {
     store_read_each_rack(rd, collect_rack, &r);
     store_read_end(rd);
   }
-  for (size_t i = 0; i < r.n && !a->stop; i++)
-    reconcile_rack(a, r.ids[i], now);
+  for (size_t i = 0; i < r.n && !a->stop; i++) {
+    struct rp_gate_request q = {.rack = r.ids[i], .kw = 0};
+    int status;
+    char err[256];
+    json_t *d = rp_gate_evaluate(a->gate, a->store, a->ledger, &q, now, &status, err, sizeof(err));
+    if (d == NULL)
+      continue;
+    if (a->cfg.flags.automatic)
+      reconcile_rack(a, r.ids[i], d, now);
+    json_t *s = rp_floor_summarize(a, r.ids[i], d, r.last[i]);
+    if (s != NULL)
+      json_object_set_new(floor, r.ids[i], s);
+    json_decref(d);
+  }
+  if (!a->stop) {
+    rp_floor_publish(a, floor, now);
+    floor = NULL;
+  }
+cleanup:
+  json_decref(floor);
   free(r.ids);
+  free(r.last);
 }

@@ -7,6 +7,13 @@
  *                                             class: only one at least as strict as
  *                                             the rack's own (403), any with [token]
  *   GET    /v1/placement?kw=N[&count=K][&pool=P][&class=C]   ranked racks
+ *   GET    /v1/floor                          every rack's summary in one answer
+ *                                             (the last evaluation pass, floor.c):
+ *                                             {"racks": [{rack, row, loop, decision,
+ *                                             power_headroom_kw, thermal_headroom_kw,
+ *                                             supply_temp, delta_t, flags, failing:
+ *                                             [{check, reason}], missing, age_s, ...}],
+ *                                             evaluated_at_ms, now_ms}
  *   GET    /v1/reservations[?rack=R][&owner=O]
  *   POST   /v1/reservations                   create (body: JSON)          [token]
  *   POST   /v1/reservations/{id}/extend       body {"end": ...}            [token]
@@ -555,6 +562,12 @@ static enum MHD_Result mutate(struct rp_http *h, struct MHD_Connection *conn, co
   return reply_error(conn, 404, "no such endpoint");
 }
 
+/* GET /v1/floor: the cached summaries, so it costs no gate evaluation. */
+static enum MHD_Result get_floor(struct rp_http *h, struct MHD_Connection *conn) {
+  json_t *f = rp_floor_json(h->a, rp_now_ms());
+  return f ? reply_json(conn, 200, f) : reply_error(conn, 503, "floor unavailable");
+}
+
 static enum MHD_Result get_metrics(struct rp_http *h, struct MHD_Connection *conn) {
   size_t len;
   char *text = rp_metrics_render(h->a, &len);
@@ -609,6 +622,8 @@ static enum MHD_Result route_get(struct rp_http *h, struct MHD_Connection *conn,
     return list_racks(h, conn);
   if (strcmp(url, "/v1/placement") == 0)
     return get_placement(h, conn);
+  if (strcmp(url, "/v1/floor") == 0)
+    return get_floor(h, conn);
   if (strcmp(url, "/v1/audit") == 0)
     return get_audit(h, conn);
   if (strcmp(url, "/v1/reservations") == 0) {

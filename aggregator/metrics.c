@@ -1,9 +1,22 @@
 /* Prometheus /metrics in the text exposition format (version 0.0.4).
  *
+ * Per rack, from the upkeep thread's last evaluation of every rack (floor.c):
+ *   rackpulse_rack_info{rack,row,loop,pool} 1
+ *   rackpulse_rack_headroom_kw{rack,kind=power|thermal}
+ *   rackpulse_rack_{power_limit,draw,reserved,committed}_kw{rack}
+ *   rackpulse_rack_allowed{rack}                   the gate at 0 kW: 1 allow
+ *   rackpulse_rack_check_failing{rack,check}       1, failing checks only
+ *   rackpulse_rack_missing_inputs{rack}
+ *   rackpulse_flag_active{rack,flag,owner}         1 per rack and flag
+ *   rackpulse_agent_{spool_depth,frames_dropped_total,
+ *                    delivery_latency_seconds}{agent,rack}  newest frame health
+ * Only with metrics.series (off by default: every series of every rack does
+ * not scale to a big site), at most metrics.series_max lines per scrape:
  *   rackpulse_value{rack,series,device,labels...}  latest value of a series
  *   rackpulse_window{rack,series,device,window,stat}  edge window statistics
  *                                                  (stat: p50 p95 p99 mean min
  *                                                  max stddev slope_per_min)
+ *   rackpulse_metrics_series_capped_total          lines cut by series_max
  *   rackpulse_rack_age_seconds{rack}               since the rack's newest frame
  *   rackpulse_device_up{rack,device,kind}          1 up, 0 down
  *   rackpulse_device_scrape_ms{rack,device,kind}
@@ -28,7 +41,19 @@ struct render {
   FILE *out;
   const char *rack;
   int64_t now_ms;
+  uint64_t *left;   /* per-series lines still allowed in this scrape */
+  uint64_t *capped; /* per-series lines cut */
 };
+
+/* Whether one more per-series line fits under metrics.series_max. */
+static bool take(struct render *r) {
+  if (*r->left == 0) {
+    (*r->capped)++;
+    return false;
+  }
+  (*r->left)--;
+  return true;
+}
 
 static void put_escaped(FILE *out, const char *s) {
   for (; *s; s++) {
@@ -81,7 +106,7 @@ static void put_series_labels(FILE *out, const char *key) {
 
 static void on_latest(void *ctx, const char *key, const struct store_latest *l) {
   struct render *r = ctx;
-  if (l->status != 0 || !isfinite(l->value))
+  if (l->status != 0 || !isfinite(l->value) || !take(r))
     return;
   fputs("rackpulse_value{rack=\"", r->out);
   put_escaped(r->out, r->rack);
@@ -109,7 +134,7 @@ static void on_stats(void *ctx, const char *key, const struct store_stats *st) {
               {"min", st->min, true},       {"max", st->max, true},
               {"stddev", st->stddev, true}, {"slope_per_min", st->slope_per_min, st->has_slope}};
   for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-    if (!rows[i].ok || !isfinite(rows[i].v))
+    if (!rows[i].ok || !isfinite(rows[i].v) || !take(r))
       continue;
     fputs("rackpulse_window{rack=\"", r->out);
     put_escaped(r->out, r->rack);
@@ -214,20 +239,30 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
   struct rack_list racks = {0};
   store_read_each_rack(rd, on_rack, &racks);
 
-  fputs("# HELP rackpulse_value Latest value of a rack series, in its unit.\n"
-        "# TYPE rackpulse_value gauge\n",
-        out);
-  for (size_t i = 0; i < racks.n; i++) {
-    struct render r = {out, racks.ids[i], now};
-    store_read_each_latest(rd, racks.ids[i], on_latest, &r);
+  uint64_t left = (uint64_t)a->cfg.metrics.series_max, capped = 0;
+  if (a->cfg.metrics.series) {
+    fputs("# HELP rackpulse_value Latest value of a rack series, in its unit.\n"
+          "# TYPE rackpulse_value gauge\n",
+          out);
+    for (size_t i = 0; i < racks.n; i++) {
+      struct render r = {out, racks.ids[i], now, &left, &capped};
+      store_read_each_latest(rd, racks.ids[i], on_latest, &r);
+    }
+    fputs("# HELP rackpulse_window Edge window statistics of a series (stat, window in s).\n"
+          "# TYPE rackpulse_window gauge\n",
+          out);
+    for (size_t i = 0; i < racks.n; i++) {
+      struct render r = {out, racks.ids[i], now, &left, &capped};
+      store_read_each_stats(rd, racks.ids[i], on_stats, &r);
+    }
   }
-  fputs("# HELP rackpulse_window Edge window statistics of a series (stat, window in s).\n"
-        "# TYPE rackpulse_window gauge\n",
-        out);
-  for (size_t i = 0; i < racks.n; i++) {
-    struct render r = {out, racks.ids[i], now};
-    store_read_each_stats(rd, racks.ids[i], on_stats, &r);
-  }
+  uint64_t capped_total = atomic_fetch_add(&a->stats.series_capped, capped) + capped;
+  fprintf(out,
+          "# HELP rackpulse_metrics_series_capped_total Per-series lines (rackpulse_value, "
+          "rackpulse_window) cut from scrapes by metrics.series_max.\n"
+          "# TYPE rackpulse_metrics_series_capped_total counter\n"
+          "rackpulse_metrics_series_capped_total %llu\n",
+          (unsigned long long)capped_total);
   fputs("# HELP rackpulse_rack_age_seconds Seconds since the rack's newest frame.\n"
         "# TYPE rackpulse_rack_age_seconds gauge\n",
         out);
@@ -242,7 +277,7 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
         "# TYPE rackpulse_device_scrape_ms gauge\n",
         out);
   for (size_t i = 0; i < racks.n; i++) {
-    struct render r = {out, racks.ids[i], now};
+    struct render r = {out, racks.ids[i], now, &left, &capped};
     store_read_each_device(rd, racks.ids[i], on_device, &r);
   }
   fputs("# HELP rackpulse_agent_frames_total Frames applied per agent.\n"
@@ -356,6 +391,7 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
     rp_reservations_metrics(a, out, now);
     flags_metrics(a, out, now);
   }
+  rp_floor_metrics(a, out, now);
   if (fclose(out) != 0) {
     free(text);
     return NULL;

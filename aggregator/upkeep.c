@@ -1,7 +1,8 @@
 /* The aggregator's decision side, set up and kept: the policy (file or
  * built-in) and the gate, the ledger (audit, reservations, flags), the API
  * token, the events producer; and a thread that once a second applies a
- * SIGHUP policy reload, reconciles automatic flags, expires reservations and
+ * SIGHUP policy reload, evaluates every rack (the floor summaries of
+ * floor.c) and reconciles automatic flags, expires reservations and
  * flags, and prunes the audit log. */
 #include <errno.h>
 #include <pthread.h>
@@ -105,6 +106,10 @@ int rp_upkeep_start(struct rp_aggregator *a, char *err, size_t errlen) {
     return rc;
   if ((rc = rp_events_new(&a->cfg, &a->events, err, errlen)) != 0)
     return rc;
+  if ((rc = rp_floor_new(&a->floor)) != 0) {
+    snprintf(err, errlen, "out of memory");
+    return rc;
+  }
   char version[64];
   rp_gate_policy_version(a->gate, version, sizeof(version));
   rp_info("policy", "policy %s (%s)", version,
@@ -124,6 +129,8 @@ void rp_upkeep_stop(struct rp_aggregator *a) {
   }
   rp_events_free(a->events);
   a->events = NULL;
+  rp_floor_free(a->floor);
+  a->floor = NULL;
   rp_ledger_close(a->ledger);
   a->ledger = NULL;
   rp_gate_free(a->gate);

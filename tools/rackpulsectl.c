@@ -15,6 +15,8 @@
  *   rackpulsectl [--url URL] flags clear --rack R --flag F
  *   rackpulsectl [--url URL] audit [--rack R] [--since MS] [--until MS] [--limit N]
  *   rackpulsectl [--url URL] device retire --rack R --device D [--owner O] [--reason TEXT]
+ *   rackpulsectl [--url URL] status [--row R] [--loop L]   one line per rack, worst first
+ *   rackpulsectl [--url URL] top [--row R] [--loop L] [--count N]   status every 2 s
  *   rackpulsectl tail [--rack R] [--json] [--from WHEN]   (Kafka; ctl_tail.c)
  *
  * Human output by default, the API's JSON with --json. Changes (reserve,
@@ -33,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctl_tail.h"
 #include "rackpulse/cfg.h"
@@ -45,7 +48,7 @@
 struct args {
   const char *base, *rack, *kw, *pool, *cls, *owner, *duration, *count;
   const char *start, *end, *id, *flag, *reason, *for_, *hosts, *outlets;
-  const char *since, *until, *limit, *token_file, *device;
+  const char *since, *until, *limit, *token_file, *device, *row, *loop;
   bool json, preemptible;
 };
 
@@ -546,6 +549,164 @@ static int cmd_device(const struct args *a, const char *sub) {
   return rc;
 }
 
+/* status and top: GET /v1/floor, filtered by --row/--loop, worst first. */
+static double jnum(const json_t *o, const char *k) {
+  const json_t *v = json_object_get(o, k);
+  return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* The tighter of power and thermal headroom; -inf when either is unknown
+ * (missing evidence sorts with the worst). */
+static double tighter(const json_t *r) {
+  double p = jnum(r, "power_headroom_kw"), t = jnum(r, "thermal_headroom_kw");
+  if (isnan(p) || isnan(t))
+    return -INFINITY;
+  return p < t ? p : t;
+}
+
+static int worst_first(const void *x, const void *y) {
+  const json_t *a = *(json_t *const *)x, *b = *(json_t *const *)y;
+  const char *da = json_string_value(json_object_get(a, "decision"));
+  const char *db = json_string_value(json_object_get(b, "decision"));
+  int ra = da != NULL && strcmp(da, "allow") == 0, rb = db != NULL && strcmp(db, "allow") == 0;
+  if (ra != rb)
+    return ra - rb; /* denied first */
+  double ha = tighter(a), hb = tighter(b);
+  if (ha != hb)
+    return ha < hb ? -1 : 1;
+  const char *ia = json_string_value(json_object_get(a, "rack"));
+  const char *ib = json_string_value(json_object_get(b, "rack"));
+  return strcmp(ia ? ia : "", ib ? ib : "");
+}
+
+/* The racks of `floor` on --row/--loop, worst first (new reference). */
+static json_t *floor_racks(const struct args *a, const json_t *floor) {
+  json_t *all = json_object_get(floor, "racks");
+  size_t n = json_array_size(all), k = 0, i;
+  json_t **v = calloc(n ? n : 1, sizeof(*v)), *r;
+  json_t *out = json_array();
+  if (v == NULL)
+    return out;
+  json_array_foreach(all, i, r) {
+    const char *row = json_string_value(json_object_get(r, "row"));
+    const char *loop = json_string_value(json_object_get(r, "loop"));
+    if ((a->row && (row == NULL || strcmp(row, a->row) != 0)) ||
+        (a->loop && (loop == NULL || strcmp(loop, a->loop) != 0)))
+      continue;
+    v[k++] = r;
+  }
+  qsort(v, k, sizeof(*v), worst_first);
+  for (i = 0; i < k; i++)
+    json_array_append(out, v[i]);
+  free(v);
+  return out;
+}
+
+static void put_num(char *buf, size_t len, double v, int decimals) {
+  if (isfinite(v))
+    snprintf(buf, len, "%.*f", decimals, v);
+  else
+    snprintf(buf, len, "-");
+}
+
+/* Prints `list` (strings, or objects with `key`) joined with `sep`. */
+static void put_list(const char *label, const json_t *list, const char *key, const char *sep) {
+  size_t i;
+  json_t *e;
+  if (json_array_size(list) == 0)
+    return;
+  printf("  %s ", label);
+  json_array_foreach(list, i, e) {
+    const char *s = json_string_value(key ? json_object_get(e, key) : e);
+    printf("%s%s", i ? sep : "", s ? s : "?");
+  }
+}
+
+static void print_status(const json_t *racks) {
+  printf("%-14s %-6s %-6s %-5s %9s %9s %7s %6s %7s  %s\n", "RACK", "ROW", "LOOP", "GATE",
+         "POWER_kW", "THERM_kW", "SUPPLY", "DT", "AGE_s", "FLAGS / FAILING / MISSING");
+  size_t i;
+  json_t *r;
+  json_array_foreach(racks, i, r) {
+    char p[24], t[24], sup[24], dt[24], age[24];
+    put_num(p, sizeof(p), jnum(r, "power_headroom_kw"), 1);
+    put_num(t, sizeof(t), jnum(r, "thermal_headroom_kw"), 1);
+    put_num(sup, sizeof(sup), jnum(r, "supply_temp"), 1);
+    put_num(dt, sizeof(dt), jnum(r, "delta_t"), 1);
+    put_num(age, sizeof(age), jnum(r, "age_s"), 1);
+    const char *row = json_string_value(json_object_get(r, "row"));
+    const char *loop = json_string_value(json_object_get(r, "loop"));
+    const char *d = json_string_value(json_object_get(r, "decision"));
+    printf("%-14s %-6s %-6s %-5s %9s %9s %7s %6s %7s",
+           json_string_value(json_object_get(r, "rack")), row && *row ? row : "-",
+           loop && *loop ? loop : "-", d ? d : "?", p, t, sup, dt, age);
+    put_list("flags:", json_object_get(r, "flags"), NULL, ",");
+    put_list("failing:", json_object_get(r, "failing"), "check", ",");
+    put_list("missing:", json_object_get(r, "missing"), NULL, "; ");
+    putchar('\n');
+  }
+}
+
+/* One status: fetch, filter, sort, print. Returns 0 or EXIT_ERROR. */
+static int status_once(const struct args *a) {
+  long status = 0;
+  json_t *j = call("GET", a->base, "/v1/floor", NULL, NULL, &status);
+  if (j == NULL)
+    return EXIT_ERROR;
+  int rc = check_status("status", status, j);
+  if (rc == 0) {
+    json_t *racks = floor_racks(a, j);
+    if (a->json) {
+      json_t *o = json_pack("{s:O, s:O}", "racks", racks, "evaluated_at_ms",
+                            json_object_get(j, "evaluated_at_ms"));
+      json_dumpf(o, stdout, JSON_COMPACT | JSON_REAL_PRECISION(10));
+      fputc('\n', stdout);
+      json_decref(o);
+    } else {
+      print_status(racks);
+    }
+    json_decref(racks);
+  }
+  json_decref(j);
+  fflush(stdout);
+  return rc;
+}
+
+static int cmd_status(const struct args *a) { return status_once(a); }
+
+/* top: status every 2 s; on a terminal the screen is cleared first, else
+ * each refresh is a block headed by its time. --count N: N refreshes. */
+static int cmd_top(const struct args *a) {
+  long count = -1;
+  if (a->count != NULL) {
+    char *end;
+    count = strtol(a->count, &end, 10);
+    if (*end != '\0' || count < 1 || count > 1000000) {
+      fprintf(stderr, "rackpulsectl: top --count: expected 1..1000000 refreshes\n");
+      return EXIT_ERROR;
+    }
+  }
+  bool tty = isatty(STDOUT_FILENO) && !a->json;
+  int rc = 0;
+  for (long n = 0; count < 0 || n < count; n++) {
+    if (n > 0)
+      sleep(2);
+    if (tty)
+      fputs("\033[H\033[2J", stdout);
+    if (!a->json) {
+      time_t now = time(NULL);
+      struct tm tm;
+      char when[32];
+      strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+      printf("rackpulse top %s  %s\n", when, a->base);
+    }
+    rc = status_once(a);
+    if (!tty && !a->json)
+      putchar('\n');
+  }
+  return rc;
+}
+
 static void usage(FILE *out) {
   fprintf(out, "usage: rackpulsectl [--url URL] [--json] COMMAND [options]\n"
                "Asks the rackpulse aggregator. URL defaults to $RACKPULSE_URL, else\n"
@@ -572,6 +733,14 @@ static void usage(FILE *out) {
                "                          forget a device that will not report again: it no\n"
                "                          longer fails the rack's checks as a stale member\n"
                "                          (owner defaults to $USER; audited)\n"
+               "  status [--row R] [--loop L]\n"
+               "                          one line per rack, worst first (denied, then least\n"
+               "                          headroom): power and thermal headroom (kW), supply\n"
+               "                          temperature, delta T, telemetry age, flags, failing\n"
+               "                          checks, missing or stale inputs; --json: one object\n"
+               "  top [--row R] [--loop L] [--count N]\n"
+               "                          status every 2 s (clears a terminal; a block per\n"
+               "                          refresh otherwise); N refreshes, default forever\n"
                "  tail [--rack R] [--json] [--from WHEN]\n"
                "                          frames from Kafka as they arrive (tail --help)\n"
                "Exit status: gate 0 allow / 1 deny / 2 error; the others 0 ok / 2 error.\n");
@@ -604,7 +773,9 @@ int main(int argc, char **argv) {
     O_LIMIT,
     O_TOKEN,
     O_PREEMPTIBLE,
-    O_DEVICE
+    O_DEVICE,
+    O_ROW,
+    O_LOOP
   };
   static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
                                        {"rack", required_argument, NULL, 'r'},
@@ -629,6 +800,8 @@ int main(int argc, char **argv) {
                                        {"token-file", required_argument, NULL, O_TOKEN},
                                        {"preemptible", no_argument, NULL, O_PREEMPTIBLE},
                                        {"device", required_argument, NULL, O_DEVICE},
+                                       {"row", required_argument, NULL, O_ROW},
+                                       {"loop", required_argument, NULL, O_LOOP},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   /* Options may come before or after the command words. */
@@ -667,6 +840,8 @@ int main(int argc, char **argv) {
     case O_TOKEN: a.token_file = optarg; break;
     case O_PREEMPTIBLE: a.preemptible = true; break;
     case O_DEVICE: a.device = optarg; break;
+    case O_ROW: a.row = optarg; break;
+    case O_LOOP: a.loop = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return EXIT_ERROR;
     }
@@ -702,6 +877,10 @@ int main(int argc, char **argv) {
     rc = cmd_audit(&a);
   else if (strcmp(command, "device") == 0)
     rc = cmd_device(&a, words[1]);
+  else if (strcmp(command, "status") == 0)
+    rc = cmd_status(&a);
+  else if (strcmp(command, "top") == 0)
+    rc = cmd_top(&a);
   else
     fprintf(stderr, "rackpulsectl: unknown command '%s' (see --help)\n", command);
   curl_global_cleanup();

@@ -21,6 +21,7 @@ start_agg() {
 kafka: {brokers: "$BOOTSTRAP", group: "$group", batch_max: ${BATCH_MAX:-200}, batch_wait: 20ms}
 store: {path: $WORK/store-$name, map_size_mb: 1, map_size_max_mb: 1024}
 http: {port: $port}
+${AGG_EXTRA:-}
 YAML
   echo "--- start $(date +%T.%N) group $group" >>"$WORK/$name.log"
   "$RP_BIN/aggregator/rackpulse-aggregator" -c "$WORK/$name.yaml" \

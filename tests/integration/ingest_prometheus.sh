@@ -8,7 +8,8 @@ source "$(dirname "$0")/ingest_lib.sh"
 
 command -v prometheus >/dev/null || fail "prometheus is not installed (bash tools/deps.sh)"
 start_broker
-start_agg p
+# Per-series export (rackpulse_value, rackpulse_window) is opt-in.
+AGG_EXTRA="metrics: {series: true}" start_agg p
 wait_for 20 assigned_since_start p || fail "no partition assigned"
 loadgen --racks 2 --frames 3 --series 12 --rack-prefix pr 2>"$WORK/loadgen.log" \
   || fail "loadgen failed"

@@ -26,7 +26,7 @@ source "$(dirname "$0")/lib.sh"
 TOKEN='malformed-test-token'
 (umask 077; echo "$TOKEN" >"$WORK/token")
 start_broker
-AGG_HTTP_EXTRA="token_file: $WORK/token" start_aggregator
+AGG_HTTP_EXTRA="token_file: $WORK/token" AGG_EXTRA="metrics: {series: true}" start_aggregator
 loadgen() { "$RP_BIN/tools/rackpulse-loadgen" -b "$BOOTSTRAP" -q "$@"; }
 # (Read whole before awk looks: awk leaving early would make curl fail with
 # EPIPE, and the pipeline with it.)

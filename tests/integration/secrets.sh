@@ -76,7 +76,7 @@ chmod 0640 "$WORK/token"
 "$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent.yaml" --check-config \
   >"$WORK/seen/check-0600.out" 2>"$WORK/seen/check-0600.log" \
   || fail "agent refused a 0600 SASL password file: $(cat "$WORK/seen/check-0600.log")"
-AGG_HTTP_EXTRA="token_file: $WORK/token" AGG_EXTRA="log_level: debug" start_aggregator
+AGG_HTTP_EXTRA="token_file: $WORK/token" AGG_EXTRA=$'log_level: debug\nmetrics: {series: true}' start_aggregator
 "$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent.yaml" --log-level debug \
   >"$WORK/seen/agent.out" 2>"$WORK/seen/agent.log" &
 PIDS+=($!)
