@@ -3,7 +3,8 @@
 #   rackpulse-agent       the agent, its unit, /etc/rackpulse/agent.yaml,
 #                         device profiles (modbus/, snmp/); depends on ipmitool
 #   rackpulse-aggregator  the aggregator, its unit, /etc/rackpulse/aggregator.yaml
-#                         and policy.yaml, the Grafana dashboards
+#                         and policy.yaml, the Grafana dashboards, the
+#                         Prometheus alert rules (prometheus/rackpulse-rules.yml)
 #   rackpulse-tools       rackpulsectl and the frame schema (.proto)
 #
 # `bash tools/package.sh` is the one command that builds them (Release,
@@ -92,6 +93,8 @@ install(FILES ${RP_PKG_SRC}/systemd/rackpulse-aggregator.service
         DESTINATION ${RP_UNIT_DIR} COMPONENT aggregator EXCLUDE_FROM_ALL)
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/dashboards/ DESTINATION ${RP_SHARE_DIR}/dashboards
         COMPONENT aggregator EXCLUDE_FROM_ALL FILES_MATCHING PATTERN "*.json" PATTERN "*.yaml")
+install(FILES ${RP_PKG_SRC}/prometheus/rackpulse-rules.yml DESTINATION ${RP_SHARE_DIR}/prometheus
+        COMPONENT aggregator EXCLUDE_FROM_ALL)
 rp_package_common(aggregator rackpulse-aggregator rackpulse-aggregator)
 
 # --- rackpulse-tools

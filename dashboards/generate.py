@@ -10,8 +10,9 @@ is one edit here, then:
     python3 dashboards/generate.py --check   # exit 1 if they are out of date
 
 Panels exist only for metrics the aggregator exports today; what is still
-missing (derated limit and headroom per rack, agent spool and delivery,
-Kafka consumer lag) is listed in dashboards/README.md.
+missing (the Kafka consumer lag) is listed in dashboards/README.md. Panels
+over rackpulse_value/rackpulse_window need the aggregator's opt-in
+`metrics: {series: true}`; the per-rack headroom panels do not.
 """
 import json
 import os
@@ -49,6 +50,17 @@ METRICS = {
     "audit_dropped": "rackpulse_audit_dropped_total",    # decisions not kept
     "flag_active": "rackpulse_flag_active",              # {rack,flag,owner}
     "reservation_kw": "rackpulse_reservation_kw",        # {owner,kind=reserved|used}
+    # Per rack, from the aggregator's once-a-second evaluation (aggregator/floor.c).
+    "rack_info": "rackpulse_rack_info",                  # {rack,row,loop,pool} 1
+    "headroom": "rackpulse_rack_headroom_kw",            # {rack,kind=power|thermal}
+    "power_limit": "rackpulse_rack_power_limit_kw",      # {rack} breaker x derating
+    "draw": "rackpulse_rack_draw_kw",                    # {rack}
+    "committed": "rackpulse_rack_committed_kw",          # {rack} draw + reservations
+    "reserved": "rackpulse_rack_reserved_kw",            # {rack}
+    "check_failing": "rackpulse_rack_check_failing",     # {rack,check} 1
+    "spool_depth": "rackpulse_agent_spool_depth",        # {agent,rack}
+    "frames_dropped": "rackpulse_agent_frames_dropped_total",
+    "delivery_latency": "rackpulse_agent_delivery_latency_seconds",
 }
 
 # Series names (agent configs and profiles; derived series from agent/edge.h).
@@ -77,6 +89,11 @@ def window(series, stat):
 
 
 RACK_POWER_KW = 'sum by (rack) (%s) / 1000' % value(S["server_power"], ',unit="W"')
+# The tighter of power and thermal headroom per rack, with its row and loop.
+TIGHTER_HEADROOM = ('min by (rack) (%s{%s}) * on (rack) group_left (row, loop) %s'
+                    % (M["headroom"], RACK, M["rack_info"]))
+HEADROOM_THRESHOLDS = [{"color": "red", "value": None}, {"color": "orange", "value": 0},
+                       {"color": "yellow", "value": 5}, {"color": "green", "value": 20}]
 
 
 # --- panels ---------------------------------------------------------------
@@ -190,6 +207,29 @@ def dashboard(uid, title, desc, panels, variables):
 
 def rack_overview():
     panels = [
+        panel("stat", "Floor heat map: tighter headroom per rack, kW",
+              "Each rack (by row and cooling loop from the policy) coloured by the tighter of "
+              "its power and thermal headroom at 0 kW requested: red below 0 (over its "
+              "limit), orange under 5 kW, green from 20 kW. A rack without data has no tile: "
+              "see `rackpulsectl status` for what is missing.",
+              [target(TIGHTER_HEADROOM, "{{row}} {{loop}} {{rack}}", instant=True)],
+              unit="kwatt", w=24, h=7, decimals=1, thresholds=HEADROOM_THRESHOLDS,
+              options={"colorMode": "background", "graphMode": "none",
+                       "textMode": "value_and_name", "orientation": "horizontal",
+                       "wideLayout": True}),
+        panel("timeseries", "Headroom, kW",
+              "Power headroom (breaker x derating - draw - reservations - margin) and thermal "
+              "headroom (CDU capacity - heat removed) per rack, as the deploy gate computes "
+              "them.",
+              [target('%s{%s}' % (M["headroom"], RACK), "{{rack}} {{kind}}")], unit="kwatt",
+              w=12, thresholds=HEADROOM_THRESHOLDS),
+        panel("timeseries", "Power: limit, committed, reserved, kW",
+              "The derated breaker limit, what the rack is committed to (draw plus active "
+              "reservations) and the reservations alone.",
+              [target('%s{%s}' % (M["power_limit"], RACK), "{{rack}} limit"),
+               target('%s{%s}' % (M["committed"], RACK), "{{rack}} committed", ref="B"),
+               target('%s{%s}' % (M["reserved"], RACK), "{{rack}} reserved", ref="C")],
+              unit="kwatt", w=12),
         panel("stat", "Telemetry age",
               "Seconds since each rack's newest frame. Gates fail closed beyond the policy's "
               "max_staleness.",
@@ -205,8 +245,8 @@ def rack_overview():
               [target(value(S["supply"]), "{{rack}} {{device}}")], unit="celsius", w=8, h=5,
               decimals=1),
         panel("timeseries", "Rack power (servers), kW",
-              "Sum of the servers' power readings over IPMI (DCMI, else the PSU sum). The derated "
-              "limit and headroom are not exported yet.",
+              "Sum of the servers' power readings over IPMI (DCMI, else the PSU sum); the "
+              "derated limit and headroom are in the panels above.",
               [target(RACK_POWER_KW, "{{rack}}")], unit="kwatt", w=12),
         panel("timeseries", "Heat removed vs power, kW",
               "Heat carried away by the CDU loop (derived: flow x cp x delta T) next to the "
@@ -364,6 +404,15 @@ def agent_health():
                       "{{agent}} unknown dictionary", ref="D"),
                target('increase(%s{%s}[1h])' % (M["agent_incarnations"], agent_sel),
                       "{{agent}} new incarnations", ref="E")], w=8),
+        panel("timeseries", "Agent spool and delivery",
+              "From each agent's newest frame: frames in its spool not yet delivered (growing "
+              "while Kafka is away), frames dropped from a full spool, and the delivery latency "
+              "of its last frame.",
+              [target('%s{%s}' % (M["spool_depth"], agent_sel), "{{agent}} spool depth"),
+               target('increase(%s{%s}[1h])' % (M["frames_dropped"], agent_sel),
+                      "{{agent}} dropped (1h)", ref="B"),
+               target('%s{%s} * 1000' % (M["delivery_latency"], agent_sel),
+                      "{{agent}} delivery latency ms", ref="C")], w=24),
         row("Aggregator ingest"),
         panel("timeseries", "Frames read, by outcome",
               "applied, duplicate (ignored) and invalid (undecodable, skipped).",

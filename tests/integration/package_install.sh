@@ -177,7 +177,8 @@ done
 for f in /usr/lib/systemd/system/rackpulse-agent.service /usr/lib/systemd/system/rackpulse-aggregator.service \
   /usr/share/rackpulse/proto/rackpulse.proto /usr/share/rackpulse/profiles/modbus/generic-cdu.yaml \
   /usr/share/man/man1/rackpulse-agent.1.gz /usr/share/man/man1/rackpulsectl.1.gz \
-  /usr/share/rackpulse/dashboards/thermal.json /usr/share/doc/rackpulse-tools/copyright; do
+  /usr/share/rackpulse/dashboards/thermal.json /usr/share/rackpulse/prometheus/rackpulse-rules.yml \
+  /usr/share/doc/rackpulse-tools/copyright; do
   [ -f "$ROOT$f" ] || fail "$f is not installed"
 done
 # The unit binds the agent's one-entry IANA registry over ipmitool's (see
