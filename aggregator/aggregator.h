@@ -65,6 +65,7 @@ struct rp_aggregator_config {
   struct {
     bool series;        /* export rackpulse_value/rackpulse_window of every series */
     int64_t series_max; /* at most this many such lines per scrape */
+    bool devices;       /* export rackpulse_device_up/_scrape_ms of every device */
   } metrics;
 };
 

@@ -9,7 +9,7 @@
  *   reservations: {unused_grace, idle_window, idle_threshold, preempt_notice}
  *   audit:  {max_age, max_entries, map_size_mb}
  *   flags:  {automatic, min_hold}
- *   metrics: {series, series_max}
+ *   metrics: {series, series_max, devices}
  *   log_level: info
  *
  * The tables below are the whole truth about accepted keys. */
@@ -89,6 +89,9 @@ static const struct rp_cfg_field metrics_fields[] = {
     RP_CFG_NUM("series_max", RP_CFG_INT, C, metrics.series_max, "100000", 0, 100000000,
                "per-series lines per scrape at most; the rest are cut and counted "
                "(rackpulse_metrics_series_capped_total)"),
+    RP_CFG_NUM("devices", RP_CFG_BOOL, C, metrics.devices, "false", 0, 0,
+               "also export rackpulse_device_up and rackpulse_device_scrape_ms of every device "
+               "(by default only rackpulse_rack_devices_down per rack)"),
 };
 
 static const struct rp_cfg_field audit_fields[] = {

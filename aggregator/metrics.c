@@ -7,6 +7,7 @@
  *   rackpulse_rack_allowed{rack}                   the gate at 0 kW: 1 allow
  *   rackpulse_rack_check_failing{rack,check}       1, failing checks only
  *   rackpulse_rack_missing_inputs{rack}
+ *   rackpulse_rack_devices_down{rack}              devices whose last scrape failed
  *   rackpulse_flag_active{rack,flag,owner}         1 per rack and flag
  *   rackpulse_agent_{spool_depth,frames_dropped_total,
  *                    delivery_latency_seconds}{agent,rack}  newest frame health
@@ -17,15 +18,18 @@
  *                                                  (stat: p50 p95 p99 mean min
  *                                                  max stddev slope_per_min)
  *   rackpulse_metrics_series_capped_total          lines cut by series_max
- *   rackpulse_rack_age_seconds{rack}               since the rack's newest frame
+ * Only with metrics.devices (off by default; several per rack):
  *   rackpulse_device_up{rack,device,kind}          1 up, 0 down
  *   rackpulse_device_scrape_ms{rack,device,kind}
+ * Always:
+ *   rackpulse_rack_age_seconds{rack}               since the rack's newest frame
  *   rackpulse_agent_{frames,gaps,duplicates,undecodable_samples}_total{agent,rack}
  *   rackpulse_agent_{incarnations,unknown_dictionary_frames,
  *                    bad_dictionary_frames}_total{agent,rack}
  *   rackpulse_ingest_*                             the aggregator's own figures,
  *                                                  with the frame lag histogram
  *   rackpulse_store_*                              the LMDB map: size, use, growth
+ *   rackpulse_gate_*, rackpulse_audit_*, rackpulse_reservation_kw, rackpulse_http_*
  * Label values are escaped (backslash, quote, newline). */
 #include <math.h>
 #include <stdio.h>
@@ -142,6 +146,11 @@ static void on_stats(void *ctx, const char *key, const struct store_stats *st) {
     put_series_labels(r->out, series);
     fprintf(r->out, ",window=\"%s\",stat=\"%s\"} %.*g\n", bar + 1, rows[i].name, 12, rows[i].v);
   }
+}
+
+static void count_down(void *ctx, const char *device, const struct store_device *d) {
+  (void)device;
+  *(unsigned *)ctx += !d->up;
 }
 
 static void on_device(void *ctx, const char *device, const struct store_device *d) {
@@ -271,14 +280,26 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
     put_escaped(out, racks.ids[i]);
     fprintf(out, "\"} %.3f\n", (double)(now - racks.last[i]) / 1000.0);
   }
-  fputs("# HELP rackpulse_device_up 1 when the device's last scrape succeeded.\n"
-        "# TYPE rackpulse_device_up gauge\n"
-        "# HELP rackpulse_device_scrape_ms Duration of the device's last scrape.\n"
-        "# TYPE rackpulse_device_scrape_ms gauge\n",
+  fputs("# HELP rackpulse_rack_devices_down Devices of the rack whose last scrape failed.\n"
+        "# TYPE rackpulse_rack_devices_down gauge\n",
         out);
   for (size_t i = 0; i < racks.n; i++) {
-    struct render r = {out, racks.ids[i], now, &left, &capped};
-    store_read_each_device(rd, racks.ids[i], on_device, &r);
+    unsigned down = 0;
+    store_read_each_device(rd, racks.ids[i], count_down, &down);
+    fputs("rackpulse_rack_devices_down{rack=\"", out);
+    put_escaped(out, racks.ids[i]);
+    fprintf(out, "\"} %u\n", down);
+  }
+  if (a->cfg.metrics.devices) {
+    fputs("# HELP rackpulse_device_up 1 when the device's last scrape succeeded.\n"
+          "# TYPE rackpulse_device_up gauge\n"
+          "# HELP rackpulse_device_scrape_ms Duration of the device's last scrape.\n"
+          "# TYPE rackpulse_device_scrape_ms gauge\n",
+          out);
+    for (size_t i = 0; i < racks.n; i++) {
+      struct render r = {out, racks.ids[i], now, &left, &capped};
+      store_read_each_device(rd, racks.ids[i], on_device, &r);
+    }
   }
   fputs("# HELP rackpulse_agent_frames_total Frames applied per agent.\n"
         "# TYPE rackpulse_agent_frames_total counter\n"

@@ -12,7 +12,8 @@ is one edit here, then:
 Panels exist only for metrics the aggregator exports today; what is still
 missing (the Kafka consumer lag) is listed in dashboards/README.md. Panels
 over rackpulse_value/rackpulse_window need the aggregator's opt-in
-`metrics: {series: true}`; the per-rack headroom panels do not.
+`metrics: {series: true}`, per-device panels `metrics: {devices: true}`; the
+per-rack panels (headroom, devices down, flags, age) need neither.
 """
 import json
 import os
@@ -26,7 +27,8 @@ METRICS = {
     "value": "rackpulse_value",                      # {rack,series,device,unit,...}
     "window": "rackpulse_window",                    # {rack,series,device,window,stat}
     "rack_age": "rackpulse_rack_age_seconds",        # {rack}
-    "device_up": "rackpulse_device_up",              # {rack,device,kind}
+    "device_up": "rackpulse_device_up",              # {rack,device,kind} (metrics.devices)
+    "devices_down": "rackpulse_rack_devices_down",   # {rack}
     "scrape_ms": "rackpulse_device_scrape_ms",       # {rack,device,kind}
     "agent_frames": "rackpulse_agent_frames_total",  # {agent,rack}
     "agent_gaps": "rackpulse_agent_gaps_total",
@@ -237,7 +239,7 @@ def rack_overview():
               decimals=1, thresholds=AGE_THRESHOLDS),
         panel("stat", "Devices down",
               "Devices whose last scrape failed, per rack.",
-              [target('sum by (rack) (1 - %s{%s})' % (M["device_up"], RACK), "{{rack}}")],
+              [target('%s{%s}' % (M["devices_down"], RACK), "{{rack}}")],
               w=8, h=5, thresholds=[{"color": "green", "value": None},
                                     {"color": "red", "value": 1}]),
         panel("stat", "CDU supply temperature",

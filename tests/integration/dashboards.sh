@@ -49,7 +49,7 @@ YAML
 (umask 077; echo "dashboards-test-token" >"$WORK/token")
 AGG_POLICY="policy: {file: $WORK/policy.yaml}"
 AGG_HTTP_EXTRA="token_file: $WORK/token"
-AGG_EXTRA="metrics: {series: true}" # the series panels need per-series export
+AGG_EXTRA="metrics: {series: true, devices: true}" # series and device panels need the opt-ins
 start_aggregator
 start_agent "$WORK/agent.yaml"
 has_all_series() {

@@ -2,7 +2,8 @@
 # The floor at a glance, through the real peers (pymodbus CDU -> two agents
 # -> dev broker -> aggregator): GET /v1/floor, the per-rack metrics on
 # /metrics (headroom, committed/reserved kW, flags, failing checks, agent
-# spool), per-series export off by default and on with metrics.series, and
+# spool), per-series and per-device export off by default and on with
+# metrics.series and metrics.devices, and
 # `rackpulsectl status` / `top` / `--json` ordering and content.
 #   f1  breaker 120 kW: ~10.8 kW of power headroom, allowed
 #   f2  breaker 200 kW: ~74.8 kW, but flagged (maintenance) so denied
@@ -89,8 +90,11 @@ $PY -c "import sys; sys.exit(abs($got - $f1_power) > 1.0)" \
 [ "$(metric 'rackpulse_rack_info{rack="f3",row="r2",loop="l2",pool="p1"}')" = 1 ] || fail "rack info f3"
 [ -n "$(metric 'rackpulse_agent_spool_depth{agent="agent-f1",rack="f1"}')" ] \
   || fail "no spool depth for agent-f1: $(grep spool "$WORK/metrics.txt")"
+[ "$(metric 'rackpulse_rack_devices_down{rack="f1"}')" = 0 ] || fail "f1 devices down"
 ! grep -q '^rackpulse_value{\|^rackpulse_window{' "$WORK/metrics.txt" \
   || fail "per-series metrics exported without metrics.series"
+! grep -q '^rackpulse_device_up{' "$WORK/metrics.txt" \
+  || fail "per-device metrics exported without metrics.devices"
 pass "/metrics: headroom, limit, reserved, committed, flags, failing checks, spool; no per-series"
 
 # status: worst first (f3 no data, f2 flagged, then f1), with content.
@@ -122,10 +126,12 @@ pass "top --count 2: two plain blocks"
 
 # Opt in: per-series metrics appear, bounded by series_max and counted.
 kill -TERM "$AGG_PID"; wait "$AGG_PID" || fail "aggregator exit status $?"
-AGG_EXTRA="metrics: {series: true, series_max: 5}" start_aggregator
+AGG_EXTRA="metrics: {series: true, series_max: 5, devices: true}" start_aggregator
 wait_for 30 sh -c "curl -sf '$URL/metrics' | grep -q '^rackpulse_metrics_series_capped_total [1-9]'" \
   || fail "series_max did not cap: $(curl -s "$URL/metrics" | grep -c '^rackpulse_\(value\|window\){')"
 curl -sf "$URL/metrics" >"$WORK/metrics2.txt"
 n=$(grep -c '^rackpulse_\(value\|window\){' "$WORK/metrics2.txt" || true)
 [ "$n" = 5 ] || fail "metrics.series with series_max 5 exported $n per-series lines"
-pass "metrics.series: per-series lines exported, capped at series_max and counted"
+grep -q '^rackpulse_device_up{rack="f1",device="cdu1",kind="modbus"} 1' "$WORK/metrics2.txt" \
+  || fail "metrics.devices: no device_up for f1: $(grep device_up "$WORK/metrics2.txt")"
+pass "metrics.series/devices: per-series lines capped at series_max and counted; per-device lines"
