@@ -31,6 +31,10 @@ YAML
 AGG_POLICY="policy: {file: $WORK/policy.yaml}"
 AGG_HTTP_EXTRA="token_file: $WORK/token"
 start_aggregator
+# The flag first: f2 is never evaluated without it.
+curl -sf -X POST -H "Authorization: Bearer floor-test-token" "$URL/v1/flags" \
+  -d "{\"rack\":\"f2\",\"flag\":\"maintenance\",\"owner\":\"ops\",\"expires_ms\":$(( $(date +%s) * 1000 + 3600000 )),\"reason\":\"pump swap\"}" \
+  >/dev/null || fail "cannot set the flag on f2"
 for r in f1 f2; do
   write_agent_config "$WORK/agent-$r.yaml" "$r" "$CDU"
   cat >>"$WORK/agent-$r.yaml" <<'YAML'
@@ -43,15 +47,12 @@ YAML
     2>"$WORK/agent-$r.log" &
   PIDS+=($!)
 done
-curl -sf -X POST -H "Authorization: Bearer floor-test-token" "$URL/v1/flags" \
-  -d "{\"rack\":\"f2\",\"flag\":\"maintenance\",\"owner\":\"ops\",\"expires_ms\":$(( $(date +%s) * 1000 + 3600000 )),\"reason\":\"pump swap\"}" \
-  >/dev/null || fail "cannot set the flag on f2"
 
 floor() { curl -sf "$URL/v1/floor" >"$WORK/floor.json"; }
 j() { $PY -c "import json,sys; d=json.load(open('$WORK/floor.json')); r={x['rack']:x for x in d['racks']}; print($1)"; }
 ready() {
   floor || return 1
-  [ "$(j "r['f1']['decision'], r['f2']['power_headroom_kw'] is not None, r['f1']['thermal_headroom_kw'] is not None, r['f1']['delta_t']")" = "allow True True 10.0" ]
+  [ "$(j "r['f1']['decision'], r['f2']['power_headroom_kw'] is not None, r['f1']['thermal_headroom_kw'] is not None, r['f1']['delta_t'], 'flags' in [c['check'] for c in r['f2']['failing']]")" = "allow True True 10.0 True" ]
 }
 wait_for 60 ready || fail "the floor never showed f1 allowed and f2's headroom: $(head -c 2000 "$WORK/floor.json")"
 
