@@ -148,7 +148,8 @@ void rp_flags_reconcile(struct rp_aggregator *a, int64_t now_ms);
  * decision at 0 kW (new reference); rp_floor_publish replaces the published
  * set with `racks` (rack -> summary, stolen) and adds policy racks that
  * never reported. rp_floor_json answers GET /v1/floor (new reference, NULL
- * without a floor). All accept a->floor == NULL. */
+ * without a floor). All accept a->floor == NULL; without a->gate or
+ * a->store (unit tests) the policy's and the store's parts are left out. */
 int rp_floor_new(struct rp_floor **out);
 void rp_floor_free(struct rp_floor *f);
 json_t *rp_floor_summarize(struct rp_aggregator *a, const char *rack, const json_t *decision,

@@ -110,7 +110,8 @@ static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); 
 json_t *rp_floor_summarize(struct rp_aggregator *a, const char *rack, const json_t *d,
                            int64_t last_frame_ms) {
   struct meta_copy m = {.rack = rack};
-  rp_gate_with_policy(a->gate, copy_meta, &m);
+  if (a->gate != NULL)
+    rp_gate_with_policy(a->gate, copy_meta, &m);
   double power = NAN, thermal = NAN, limit = NAN, draw = NAN, reserved = NAN;
   double supply = NAN, delta_t = NAN;
   json_t *failing = json_array(), *missing = json_array();
@@ -149,7 +150,7 @@ json_t *rp_floor_summarize(struct rp_aggregator *a, const char *rack, const json
     }
   }
   struct store_read *rd;
-  if (store_read_begin(a->store, &rd) == 0) {
+  if (a->store != NULL && store_read_begin(a->store, &rd) == 0) {
     store_read_each_device(rd, rack, on_down, missing);
     struct shown sh = {NAN, NAN};
     if (isnan(supply) || isnan(delta_t))
@@ -197,7 +198,8 @@ void rp_floor_publish(struct rp_aggregator *a, json_t *racks, int64_t now_ms) {
     json_decref(racks);
     return;
   }
-  rp_gate_with_policy(a->gate, add_unreported, racks);
+  if (a->gate != NULL)
+    rp_gate_with_policy(a->gate, add_unreported, racks);
   pthread_mutex_lock(&a->floor->lock);
   json_t *old = a->floor->racks;
   a->floor->racks = racks;
