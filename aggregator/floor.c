@@ -10,8 +10,9 @@
  *    thermal_headroom_kw, power_limit_kw, draw_kw, reserved_kw, committed_kw,
  *    supply_temp, delta_t, failing: [{check, reason}], missing: [text],
  *    last_frame_ms}
- * committed_kw is what the rack is held to: its draw plus active
- * reservations. Racks listed in the policy that never reported are there
+ * committed_kw is the gate's committed power (gate.c power_check): other
+ * owners' reservations, each at the larger of reserved and measured, plus
+ * the draw not accounted to them; reserved_kw the reservations alone. Racks listed in the policy that never reported are there
  * too, with decision "deny" and "no frame received" as missing evidence. */
 #include <errno.h>
 #include <math.h>
@@ -112,7 +113,7 @@ json_t *rp_floor_summarize(struct rp_aggregator *a, const char *rack, const json
   struct meta_copy m = {.rack = rack};
   if (a->gate != NULL)
     rp_gate_with_policy(a->gate, copy_meta, &m);
-  double power = NAN, thermal = NAN, limit = NAN, draw = NAN, reserved = NAN;
+  double power = NAN, thermal = NAN, limit = NAN, draw = NAN, reserved = NAN, committed = NAN;
   double supply = NAN, delta_t = NAN;
   json_t *failing = json_array(), *missing = json_array();
   size_t i;
@@ -129,8 +130,11 @@ json_t *rp_floor_summarize(struct rp_aggregator *a, const char *rack, const json
       limit = json_number_value(json_object_get(c, "derated_limit_kw"));
       draw = json_number_value(json_object_get(c, "draw_kw"));
       reserved = json_number_value(json_object_get(c, "reserved_kw"));
+      committed = json_is_number(json_object_get(c, "committed_kw"))
+                      ? json_number_value(json_object_get(c, "committed_kw"))
+                      : draw + reserved;
       if (!json_is_number(json_object_get(c, "derated_limit_kw")))
-        limit = draw = reserved = NAN;
+        limit = draw = reserved = committed = NAN;
     } else if (strcmp(name, "thermal_headroom") == 0) {
       thermal = v;
     } else if (strcmp(name, "supply_temp") == 0) {
@@ -168,7 +172,7 @@ json_t *rp_floor_summarize(struct rp_aggregator *a, const char *rack, const json
                 "rack", rack, "row", m.row, "loop", m.loop, "pool", m.pool, "decision",
                 decision ? decision : "deny", "power_headroom_kw", num(power),
                 "thermal_headroom_kw", num(thermal), "power_limit_kw", num(limit), "draw_kw",
-                num(draw), "reserved_kw", num(reserved), "committed_kw", num(draw + reserved),
+                num(draw), "reserved_kw", num(reserved), "committed_kw", num(committed),
                 "supply_temp", num(supply), "delta_t", num(delta_t), "failing", failing, "missing",
                 missing, "last_frame_ms", (json_int_t)last_frame_ms);
   return s;
@@ -333,7 +337,9 @@ void rp_floor_metrics(struct rp_aggregator *a, FILE *out, int64_t now_ms) {
        "Power the gate counts as drawn (max of its stat and "
        "the current draw)."},
       {"rackpulse_rack_reserved_kw", "reserved_kw", "Active reservations on the rack."},
-      {"rackpulse_rack_committed_kw", "committed_kw", "Draw plus active reservations."},
+      {"rackpulse_rack_committed_kw", "committed_kw",
+       "Power the gate counts as committed: reservations (larger of reserved and measured) "
+       "plus draw not accounted to them."},
   };
   for (size_t k = 0; k < sizeof(kw) / sizeof(kw[0]); k++) {
     fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n", kw[k].metric, kw[k].help, kw[k].metric);

@@ -57,7 +57,7 @@ METRICS = {
     "headroom": "rackpulse_rack_headroom_kw",            # {rack,kind=power|thermal}
     "power_limit": "rackpulse_rack_power_limit_kw",      # {rack} breaker x derating
     "draw": "rackpulse_rack_draw_kw",                    # {rack}
-    "committed": "rackpulse_rack_committed_kw",          # {rack} draw + reservations
+    "committed": "rackpulse_rack_committed_kw",          # {rack} the gate's committed kW
     "reserved": "rackpulse_rack_reserved_kw",            # {rack}
     "check_failing": "rackpulse_rack_check_failing",     # {rack,check} 1
     "spool_depth": "rackpulse_agent_spool_depth",        # {agent,rack}
@@ -226,8 +226,9 @@ def rack_overview():
               [target('%s{%s}' % (M["headroom"], RACK), "{{rack}} {{kind}}")], unit="kwatt",
               w=12, thresholds=HEADROOM_THRESHOLDS),
         panel("timeseries", "Power: limit, committed, reserved, kW",
-              "The derated breaker limit, what the rack is committed to (draw plus active "
-              "reservations) and the reservations alone.",
+              "The derated breaker limit, the power the gate counts as committed (other owners' "
+              "reservations at the larger of reserved and measured, plus draw not accounted "
+              "to them) and the reservations alone.",
               [target('%s{%s}' % (M["power_limit"], RACK), "{{rack}} limit"),
                target('%s{%s}' % (M["committed"], RACK), "{{rack}} committed", ref="B"),
                target('%s{%s}' % (M["reserved"], RACK), "{{rack}} reserved", ref="C")],

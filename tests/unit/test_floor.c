@@ -24,10 +24,10 @@ static json_t *decision(const char *verdict, double power, bool thermal_missing)
                                           strcmp(verdict, "allow") == 0));
   json_array_append_new(checks, json_pack("{s:s, s:f, s:b, s:f}", "name", "supply_temp", "observed",
                                           31.5, "pass", 1, "limit", 40.0));
-  json_array_append_new(checks,
-                        json_pack("{s:s, s:f, s:b, s:f, s:f, s:f, s:s}", "name", "power_headroom",
-                                  "observed", power, "pass", power >= 0, "draw_kw", 80.0,
-                                  "reserved_kw", 6.0, "derated_limit_kw", 96.0, "reason", "..."));
+  json_array_append_new(checks, json_pack("{s:s, s:f, s:b, s:f, s:f, s:f, s:f, s:s}", "name",
+                                          "power_headroom", "observed", power, "pass", power >= 0,
+                                          "draw_kw", 80.0, "reserved_kw", 6.0, "committed_kw", 83.0,
+                                          "derated_limit_kw", 96.0, "reason", "..."));
   if (thermal_missing)
     json_array_append_new(checks,
                           json_pack("{s:s, s:n, s:b, s:s}", "name", "thermal_headroom", "observed",
@@ -48,7 +48,7 @@ static void test_summary(void **state) {
   assert_true(json_number_value(json_object_get(s, "power_headroom_kw")) == -2.0);
   assert_true(json_is_null(json_object_get(s, "thermal_headroom_kw")));
   assert_true(json_number_value(json_object_get(s, "power_limit_kw")) == 96.0);
-  assert_true(json_number_value(json_object_get(s, "committed_kw")) == 86.0);
+  assert_true(json_number_value(json_object_get(s, "committed_kw")) == 83.0);
   assert_true(json_number_value(json_object_get(s, "reserved_kw")) == 6.0);
   assert_true(json_number_value(json_object_get(s, "supply_temp")) == 31.5);
   assert_true(json_is_null(json_object_get(s, "delta_t")));
@@ -89,7 +89,7 @@ static void test_metrics(void **state) {
       "rackpulse_rack_headroom_kw{rack=\"r1\",kind=\"thermal\"} 40\n",
       "rackpulse_rack_headroom_kw{rack=\"r\\\"2\",kind=\"power\"} -2\n",
       "rackpulse_rack_power_limit_kw{rack=\"r1\"} 96\n",
-      "rackpulse_rack_committed_kw{rack=\"r1\"} 86\n",
+      "rackpulse_rack_committed_kw{rack=\"r1\"} 83\n",
       "rackpulse_rack_reserved_kw{rack=\"r1\"} 6\n",
       "rackpulse_rack_allowed{rack=\"r1\"} 1\n",
       "rackpulse_rack_allowed{rack=\"r\\\"2\"} 0\n",
