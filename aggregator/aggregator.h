@@ -148,14 +148,15 @@ void rp_flags_reconcile(struct rp_aggregator *a, int64_t now_ms);
  * decision at 0 kW (new reference); rp_floor_publish replaces the published
  * set with `racks` (rack -> summary, stolen) and adds policy racks that
  * never reported. rp_floor_json answers GET /v1/floor (new reference, NULL
- * without a floor). All accept a->floor == NULL; without a->gate or
+ * without a floor): every rack without its checks, or only rack `only`
+ * with them (an empty list when it is unknown). All accept a->floor == NULL; without a->gate or
  * a->store (unit tests) the policy's and the store's parts are left out. */
 int rp_floor_new(struct rp_floor **out);
 void rp_floor_free(struct rp_floor *f);
 json_t *rp_floor_summarize(struct rp_aggregator *a, const char *rack, const json_t *decision,
                            int64_t last_frame_ms);
 void rp_floor_publish(struct rp_aggregator *a, json_t *racks, int64_t now_ms);
-json_t *rp_floor_json(struct rp_aggregator *a, int64_t now_ms);
+json_t *rp_floor_json(struct rp_aggregator *a, const char *only, int64_t now_ms);
 void rp_floor_metrics(struct rp_aggregator *a, FILE *out, int64_t now_ms);
 void rp_floor_agent_health(struct rp_floor *f, const char *agent, const char *rack, int64_t ts_ms,
                            uint64_t spool_depth, uint64_t frames_dropped,
@@ -173,12 +174,6 @@ int rp_http_parse_kw(const char *s, double *kw);
 /* A request body as a JSON object (duplicate keys refused). Returns it (new
  * reference), or NULL with *status 400 and *why set. */
 json_t *rp_http_parse_body(const char *body, size_t len, unsigned *status, const char **why);
-
-/* floormap.c: the floor for the incident-map page: every rack (or only
- * `only`, then with its checks) with row, loop, decision for 0 kW,
- * headroom, supply temperature and slope, time to the supply limit, flags,
- * failing checks and missing evidence. New reference, or NULL. */
-json_t *rp_floormap(struct rp_aggregator *a, const char *only, int64_t now_ms);
 
 /* web.c: the page's embedded files by URL path ("/", "/floor.js",
  * "/floor.css"); false when there is none. rp_web_csp is the

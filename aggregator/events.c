@@ -261,7 +261,9 @@ static void collect_rack(void *ctx, const char *rack, const struct store_rack *r
 }
 
 /* Every rack once: its decision at 0 kW feeds the floor summaries (floor.c)
- * and, with flags.automatic, its automatic flags. */
+ * and, with flags.automatic, its automatic flags. A view of the floor, not
+ * a decision anyone asked for: not counted in the gate's metrics (nor
+ * audited: only http_api.c audits). */
 void rp_flags_reconcile(struct rp_aggregator *a, int64_t now) {
   struct rack_ids r = {.cap = 100000};
   r.ids = calloc(r.cap, RP_ID_MAX + 1);
@@ -275,7 +277,7 @@ void rp_flags_reconcile(struct rp_aggregator *a, int64_t now) {
     store_read_end(rd);
   }
   for (size_t i = 0; i < r.n && !a->stop; i++) {
-    struct rp_gate_request q = {.rack = r.ids[i], .kw = 0};
+    struct rp_gate_request q = {.rack = r.ids[i], .kw = 0, .uncounted = true};
     int status;
     char err[256];
     json_t *d = rp_gate_evaluate(a->gate, a->store, a->ledger, &q, now, &status, err, sizeof(err));

@@ -6,10 +6,16 @@
  * frames the ingest thread decodes.
  *
  * A summary (immutable once published; a pass publishes a new object):
- *   {rack, row, loop, pool, decision (at 0 kW), power_headroom_kw,
- *    thermal_headroom_kw, power_limit_kw, draw_kw, reserved_kw, committed_kw,
- *    supply_temp, delta_t, failing: [{check, reason}], missing: [text],
- *    last_frame_ms}
+ *   {rack, row, loop, pool, class, decision (at 0 kW), power_headroom_kw,
+ *    thermal_headroom_kw, power_limit_kw, thermal_capacity_kw, draw_kw,
+ *    reserved_kw, committed_kw, supply_temp, supply_limit,
+ *    supply_slope_per_min, time_to_limit_min, delta_t,
+ *    failing: [{check, reason}], missing: [text], last_frame_ms,
+ *    checks: the decision's checks}
+ * GET /v1/floor lists them without `checks`; GET /v1/floor?rack=R answers
+ * that one rack with its checks (the incident-map page's detail view).
+ * time_to_limit_min: minutes to the supply limit at the supply slope (the
+ * supply_slope check's value, else the agents' 300 s then 60 s window).
  * committed_kw is the gate's committed power (gate.c power_check): other
  * owners' reservations, each at the larger of reserved and measured, plus
  * the draw not accounted to them; reserved_kw the reservations alone. Racks listed in the policy that never reported are there
@@ -60,7 +66,8 @@ void rp_floor_free(struct rp_floor *f) {
 
 struct meta_copy {
   const char *rack;
-  char row[32], loop[32], pool[64];
+  char row[32], loop[32], pool[64], class_name[32];
+  double cdu_capacity_kw;
   json_t *unreported; /* when set: policy racks missing from it are added */
   json_t *racks;
 };
@@ -74,6 +81,8 @@ static void copy_meta(void *ctx, const struct rp_policy *p) {
   snprintf(m->row, sizeof(m->row), "%s", meta->row);
   snprintf(m->loop, sizeof(m->loop), "%s", meta->loop);
   snprintf(m->pool, sizeof(m->pool), "%s", meta->pool);
+  snprintf(m->class_name, sizeof(m->class_name), "%s", meta->class_name);
+  m->cdu_capacity_kw = meta->cdu_capacity_kw;
 }
 
 static void on_down(void *ctx, const char *device, const struct store_device *d) {
@@ -110,11 +119,11 @@ static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); 
 
 json_t *rp_floor_summarize(struct rp_aggregator *a, const char *rack, const json_t *d,
                            int64_t last_frame_ms) {
-  struct meta_copy m = {.rack = rack};
+  struct meta_copy m = {.rack = rack, .cdu_capacity_kw = NAN};
   if (a->gate != NULL)
     rp_gate_with_policy(a->gate, copy_meta, &m);
   double power = NAN, thermal = NAN, limit = NAN, draw = NAN, reserved = NAN, committed = NAN;
-  double supply = NAN, delta_t = NAN;
+  double supply = NAN, delta_t = NAN, supply_limit = NAN, slope = NAN;
   json_t *failing = json_array(), *missing = json_array();
   size_t i;
   json_t *c;
@@ -139,6 +148,10 @@ json_t *rp_floor_summarize(struct rp_aggregator *a, const char *rack, const json
       thermal = v;
     } else if (strcmp(name, "supply_temp") == 0) {
       supply = v;
+      if (json_is_number(json_object_get(c, "limit")))
+        supply_limit = json_number_value(json_object_get(c, "limit"));
+    } else if (strcmp(name, "supply_slope") == 0) {
+      slope = v;
     } else if (strcmp(name, "delta_t") == 0) {
       delta_t = v;
     }
@@ -163,6 +176,12 @@ json_t *rp_floor_summarize(struct rp_aggregator *a, const char *rack, const json
       supply = sh.supply;
     if (isnan(delta_t))
       delta_t = sh.delta_t;
+    struct store_stats st;
+    if (isnan(slope) &&
+        (store_read_stats_by_name(rd, rack, "cdu.supply_temp", 300, &st) == 0 ||
+         store_read_stats_by_name(rd, rack, "cdu.supply_temp", 60, &st) == 0) &&
+        st.has_slope)
+      slope = st.slope_per_min;
     store_read_end(rd);
   }
   const char *decision = json_string_value(json_object_get(d, "decision"));
@@ -175,6 +194,19 @@ json_t *rp_floor_summarize(struct rp_aggregator *a, const char *rack, const json
                 num(draw), "reserved_kw", num(reserved), "committed_kw", num(committed),
                 "supply_temp", num(supply), "delta_t", num(delta_t), "failing", failing, "missing",
                 missing, "last_frame_ms", (json_int_t)last_frame_ms);
+  if (s == NULL)
+    return NULL;
+  /* What may fail next: minutes to the supply limit at the current slope. */
+  bool rising = isfinite(supply) && isfinite(supply_limit) && isfinite(slope) && slope > 0 &&
+                supply < supply_limit;
+  json_object_set_new(s, "class", json_string(m.class_name));
+  json_object_set_new(s, "thermal_capacity_kw", num(m.cdu_capacity_kw));
+  json_object_set_new(s, "supply_limit", num(supply_limit));
+  json_object_set_new(s, "supply_slope_per_min", num(slope));
+  json_object_set_new(s, "time_to_limit_min",
+                      rising ? json_real((supply_limit - supply) / slope) : json_null());
+  const json_t *checks = json_object_get(d, "checks");
+  json_object_set_new(s, "checks", json_is_array(checks) ? json_deep_copy(checks) : json_array());
   return s;
 }
 
@@ -184,16 +216,23 @@ static void add_unreported(void *ctx, const struct rp_policy *p) {
     const struct rp_rack_meta *meta = &p->racks[i];
     if (json_object_get(racks, meta->id) != NULL)
       continue;
-    json_object_set_new(
-        racks, meta->id,
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:n, s:n, s:n, s:n, s:[{s:s, "
-                  "s:s}], s:[s], s:I}",
-                  "rack", meta->id, "row", meta->row, "loop", meta->loop, "pool", meta->pool,
-                  "decision", "deny", "power_headroom_kw", "thermal_headroom_kw", "power_limit_kw",
-                  "draw_kw", "reserved_kw", "committed_kw", "supply_temp", "delta_t", "failing",
-                  "check", "telemetry_fresh", "reason", "no frame received from this rack",
-                  "missing", "no frame received from this rack (listed in the policy)",
-                  "last_frame_ms", (json_int_t)0));
+    json_t *s = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:n, s:n, s:n, s:n, s:[{s:s, "
+        "s:s}], s:[s], s:I}",
+        "rack", meta->id, "row", meta->row, "loop", meta->loop, "pool", meta->pool, "decision",
+        "deny", "power_headroom_kw", "thermal_headroom_kw", "power_limit_kw", "draw_kw",
+        "reserved_kw", "committed_kw", "supply_temp", "delta_t", "failing", "check",
+        "telemetry_fresh", "reason", "no frame received from this rack", "missing",
+        "no frame received from this rack (listed in the policy)", "last_frame_ms", (json_int_t)0);
+    if (s == NULL)
+      continue;
+    json_object_set_new(s, "class", json_string(meta->class_name));
+    json_object_set_new(s, "thermal_capacity_kw", num(meta->cdu_capacity_kw));
+    json_object_set_new(s, "supply_limit", json_null());
+    json_object_set_new(s, "supply_slope_per_min", json_null());
+    json_object_set_new(s, "time_to_limit_min", json_null());
+    json_object_set_new(s, "checks", json_array());
+    json_object_set_new(racks, meta->id, s);
   }
 }
 
@@ -243,7 +282,7 @@ static json_t *active_flags(struct rp_aggregator *a, int64_t now) {
   return by_rack;
 }
 
-json_t *rp_floor_json(struct rp_aggregator *a, int64_t now_ms) {
+json_t *rp_floor_json(struct rp_aggregator *a, const char *only, int64_t now_ms) {
   if (a->floor == NULL)
     return NULL;
   int64_t evaluated;
@@ -253,7 +292,11 @@ json_t *rp_floor_json(struct rp_aggregator *a, int64_t now_ms) {
   const char *rack;
   json_t *s;
   json_object_foreach(racks, rack, s) {
+    if (only != NULL && strcmp(only, rack) != 0)
+      continue;
     json_t *o = json_copy(s); /* shallow: the published values are shared, not changed */
+    if (only == NULL)
+      json_object_del(o, "checks"); /* the whole floor stays small */
     json_t *fl = json_object_get(flags, rack);
     json_object_set_new(o, "flags", fl ? json_incref(fl) : json_array());
     int64_t last = json_integer_value(json_object_get(s, "last_frame_ms"));

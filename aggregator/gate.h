@@ -36,8 +36,8 @@ struct rp_gate_request {
   /* Or an explicit window for the reservations that count (0, 0: now to
    * now + duration), as admission of a future reservation needs. */
   int64_t window_from_ms, window_to_ms;
-  /* A view, not a request for work (the floor map): not counted in the
-   * decision and denial metrics. */
+  /* A view, not a request for work (the upkeep pass behind /v1/floor,
+   * events.c): not counted in the decision and denial metrics. */
   bool uncounted;
 };
 

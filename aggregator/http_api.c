@@ -7,8 +7,9 @@
  *                                             class: only one at least as strict as
  *                                             the rack's own (403), any with [token]
  *   GET    /v1/placement?kw=N[&count=K][&pool=P][&class=C]   ranked racks
- *   GET    /v1/floor                          every rack's summary in one answer
- *                                             (the last evaluation pass, floor.c):
+ *   GET    /v1/floor[?rack=R]                 every rack's summary in one answer
+ *                                             (the last evaluation pass, floor.c;
+ *                                             with rack=R that rack with its checks):
  *                                             {"racks": [{rack, row, loop, decision,
  *                                             power_headroom_kw, thermal_headroom_kw,
  *                                             supply_temp, delta_t, flags, failing:
@@ -24,7 +25,6 @@
  *   DELETE /v1/flags/{rack}/{flag}                                         [token]
  *   POST   /v1/racks/{rack}/devices/{device}/retire  body {owner[, reason]} [token]
  *                                             forget a device (audited)
- *   GET    /v1/floormap[?rack=R]              the floor for the incident map (floormap.c)
  *   GET    /, /floor.js, /floor.css           the incident-map page (web.c)
  *   GET    /metrics                           Prometheus text exposition
  *   GET    /healthz                           liveness
@@ -562,10 +562,20 @@ static enum MHD_Result mutate(struct rp_http *h, struct MHD_Connection *conn, co
   return reply_error(conn, 404, "no such endpoint");
 }
 
-/* GET /v1/floor: the cached summaries, so it costs no gate evaluation. */
+/* GET /v1/floor[?rack=R]: the cached summaries, so it costs no gate
+ * evaluation; with `rack`, that rack alone with its checks. */
 static enum MHD_Result get_floor(struct rp_http *h, struct MHD_Connection *conn) {
-  json_t *f = rp_floor_json(h->a, rp_now_ms());
-  return f ? reply_json(conn, 200, f) : reply_error(conn, 503, "floor unavailable");
+  const char *rack = arg(conn, "rack");
+  if (rack && !valid_name(rack))
+    return reply_error(conn, 400, "rack: a valid rack id");
+  json_t *f = rp_floor_json(h->a, rack, rp_now_ms());
+  if (f == NULL)
+    return reply_error(conn, 503, "floor unavailable");
+  if (rack != NULL && json_array_size(json_object_get(f, "racks")) == 0) {
+    json_decref(f);
+    return reply_error(conn, 404, "unknown rack: not in the policy and no frame from it (yet)");
+  }
+  return reply_json(conn, 200, f);
 }
 
 static enum MHD_Result get_metrics(struct rp_http *h, struct MHD_Connection *conn) {
@@ -591,20 +601,6 @@ static enum MHD_Result reply_asset(struct MHD_Connection *conn, const unsigned c
   return r;
 }
 
-static enum MHD_Result get_floormap(struct rp_http *h, struct MHD_Connection *conn) {
-  const char *rack = arg(conn, "rack");
-  if (rack && !valid_name(rack))
-    return reply_error(conn, 400, "rack: a valid rack id");
-  json_t *f = rp_floormap(h->a, rack, rp_now_ms());
-  if (f == NULL)
-    return reply_error(conn, 503, "out of memory");
-  if (rack != NULL && json_array_size(json_object_get(f, "racks")) == 0) {
-    json_decref(f);
-    return reply_error(conn, 404, "unknown rack: not in the policy and no frame from it");
-  }
-  return reply_json(conn, 200, f);
-}
-
 static enum MHD_Result route_get(struct rp_http *h, struct MHD_Connection *conn, const char *url) {
   static const char prefix[] = "/v1/racks/";
   const unsigned char *asset;
@@ -612,8 +608,6 @@ static enum MHD_Result route_get(struct rp_http *h, struct MHD_Connection *conn,
   const char *asset_type;
   if (rp_web_asset(url, &asset, &asset_len, &asset_type))
     return reply_asset(conn, asset, asset_len, asset_type);
-  if (strcmp(url, "/v1/floormap") == 0)
-    return get_floormap(h, conn);
   if (strcmp(url, "/healthz") == 0)
     return reply_json(conn, 200, json_pack("{s:s}", "status", "ok"));
   if (strcmp(url, "/metrics") == 0)

@@ -1,6 +1,6 @@
 /* The incident-map page's static files (aggregator/web/), embedded in the
  * binary by cmake/embed_web.cmake, looked up by URL path. The page reads
- * the floor from GET /v1/floormap (floormap.c) and a rack's detail from
+ * the floor from GET /v1/floor (floor.c) and a rack's detail from
  * the ordinary API; http_api.c serves these with a strict
  * Content-Security-Policy (scripts and styles from this origin only, no
  * inline code), so nothing else can run in the page. */

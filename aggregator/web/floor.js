@@ -11,10 +11,11 @@
 // The floor: {"racks": [{rack, row, loop, decision, power_headroom_kw,
 // thermal_headroom_kw, supply_temp, delta_t, flags, failing, missing, age_s,
 // and, when present, power_limit_kw, thermal_capacity_kw, supply_limit,
-// supply_slope_per_min, time_to_limit_min}]} (aggregator/floormap.c).
-const FLOOR_URL = "v1/floormap";
+// supply_slope_per_min, time_to_limit_min}], evaluated_at_ms, now_ms}
+// (aggregator/floor.c): the upkeep pass's summaries, up to ~1 s old.
+const FLOOR_URL = "v1/floor";
 // One rack with its "checks" (values and limits) for the detail view.
-const DETAIL_URL = "v1/floormap?rack=";
+const DETAIL_URL = "v1/floor?rack=";
 const REFRESH_MS = 2000;
 const LIST_MAX = 60; // entries per board list; the rest is counted
 const SPARK_POINTS = 90;
@@ -361,7 +362,7 @@ async function refreshDetail(rack) {
     getJSON("v1/reservations?rack=" + q),
     getJSON("v1/flags?rack=" + q),
   ]);
-  const audit = await recentDecisions(q, one.generated_ms || Date.now());
+  const audit = await recentDecisions(q, one.now_ms || Date.now());
   if (rack !== selected) return;
   renderDetail(rack, (one.racks || [])[0], state, audit, reservations, flags);
 }
