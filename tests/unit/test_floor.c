@@ -1,7 +1,8 @@
 /* The floor summaries (aggregator/floor.c): a rack's summary from its gate
  * decision (headroom, limit, committed and reserved kW, failing checks,
- * missing inputs), and the per-rack metrics rendered from the published
- * summaries, without a store or a policy. */
+ * missing inputs, the incident map's supply trend and checks), the
+ * published summaries as GET /v1/floor[?rack=R] answers them, and the
+ * per-rack metrics rendered from them, without a store, ledger or policy. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -66,6 +67,47 @@ static void test_summary(void **state) {
   json_decref(d);
 }
 
+/* What the incident map needs: the supply limit and slope, the minutes to
+ * the limit, the decision's checks; the whole floor without checks, one
+ * rack with them. */
+static void test_page_fields(void **state) {
+  (void)state;
+  struct rp_aggregator a = {0};
+  assert_int_equal(rp_floor_new(&a.floor), 0);
+  json_t *d = decision("allow", 12.5, false);
+  json_array_append_new(
+      json_object_get(d, "checks"),
+      json_pack("{s:s, s:f, s:b}", "name", "supply_slope", "observed", 0.5, "pass", 1));
+  json_t *s = rp_floor_summarize(&a, "r1", d, 1000);
+  assert_non_null(s);
+  assert_true(json_number_value(json_object_get(s, "supply_limit")) == 40.0);
+  assert_true(json_number_value(json_object_get(s, "supply_slope_per_min")) == 0.5);
+  assert_true(json_number_value(json_object_get(s, "time_to_limit_min")) == 17.0);
+  assert_true(json_is_null(json_object_get(s, "thermal_capacity_kw"))); /* no policy */
+  assert_true(json_equal(json_object_get(s, "checks"), json_object_get(d, "checks")));
+  json_decref(d); /* the summary keeps its own checks */
+  assert_int_equal(json_array_size(json_object_get(s, "checks")), 6);
+  json_t *racks = json_object();
+  json_object_set_new(racks, "r1", s);
+  rp_floor_publish(&a, racks, 5000);
+
+  json_t *all = rp_floor_json(&a, NULL, 6000);
+  json_t *r1 = json_array_get(json_object_get(all, "racks"), 0);
+  assert_int_equal(json_array_size(json_object_get(all, "racks")), 1);
+  assert_null(json_object_get(r1, "checks"));
+  assert_true(json_number_value(json_object_get(r1, "time_to_limit_min")) == 17.0);
+  assert_true(json_number_value(json_object_get(r1, "age_s")) == 5.0);
+  json_decref(all);
+  json_t *one = rp_floor_json(&a, "r1", 6000);
+  r1 = json_array_get(json_object_get(one, "racks"), 0);
+  assert_int_equal(json_array_size(json_object_get(r1, "checks")), 6);
+  json_decref(one);
+  json_t *none = rp_floor_json(&a, "r2", 6000);
+  assert_int_equal(json_array_size(json_object_get(none, "racks")), 0);
+  json_decref(none);
+  rp_floor_free(a.floor);
+}
+
 static void test_metrics(void **state) {
   (void)state;
   struct rp_aggregator a = {0};
@@ -113,6 +155,7 @@ static void test_metrics(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_summary),
+      cmocka_unit_test(test_page_fields),
       cmocka_unit_test(test_metrics),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
