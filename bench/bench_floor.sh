@@ -1,7 +1,7 @@
 #!/bin/bash
 # The incident-map page at RACKS racks: RACKS racks in state (published by
 # rackpulse-loadgen through the dev broker) under a policy of 10 rows x 4
-# cooling loops, then (1) GET /v1/floormap, the page's one request per
+# cooling loops, then (1) GET /v1/floor, the page's one request per
 # refresh: size and latency over 20 requests, and (2) the page itself in
 # headless Chromium for SECONDS of real time (several 2 s refreshes): the
 # page's own figures of its last and slowest refresh (fetch and parse of
@@ -57,8 +57,8 @@ for _ in $(seq 300); do
   sleep 0.2
 done
 echo "racks in state: $n"
-for _ in $(seq 20); do curl -s -o "$WORK/floor.json" -w '%{time_total}\n' "$URL/v1/floormap"; done | sort -n >"$WORK/t"
-echo "GET /v1/floormap: $(wc -c <"$WORK/floor.json") bytes ($(gzip -c "$WORK/floor.json" | wc -c) gzipped);" \
+for _ in $(seq 20); do curl -s -o "$WORK/floor.json" -w '%{time_total}\n' "$URL/v1/floor"; done | sort -n >"$WORK/t"
+echo "GET /v1/floor: $(wc -c <"$WORK/floor.json") bytes ($(gzip -c "$WORK/floor.json" | wc -c) gzipped);" \
   "20 requests: min $(head -1 "$WORK/t") s, median $(sed -n 10p "$WORK/t") s, max $(tail -1 "$WORK/t") s"
 # Real time, not virtual time (under --virtual-time-budget performance.now()
 # stands still while scripts run): Chromium is driven over the DevTools
