@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "gate_inputs.h"
 #include "members.h"
 #include "reservations.h"
 
@@ -141,196 +142,6 @@ static struct rack_state *rack_state(struct rp_gate *g, const char *rack, const 
   return st;
 }
 
-/* ---- reading values ---- */
-
-/* A check's input: the combination of its members (see members.h). */
-struct value {
-  bool have;
-  bool had_members; /* some device has reported the series */
-  double v;
-  int64_t ts_ms; /* newest member time */
-  char unit[24];
-  char why[224];
-};
-
-/* A member known from the latest values: for statistics, every device that
- * reports the series must also bring its statistics. */
-struct member_ref {
-  char key[RP_SERIES_KEY_MAX + 1];
-  char unit[24];
-  bool seen;
-};
-
-/* Devices of the rack an operator retired (store_retired). */
-struct retired_list {
-  struct retired {
-    char device[RP_ID_MAX + 1];
-    int64_t retired_ms;
-  } * d;
-  size_t n, cap;
-};
-
-static void on_retired(void *ctx, const char *device, const struct store_retired *t) {
-  struct retired_list *rl = ctx;
-  if (rl->n == rl->cap) {
-    size_t cap = rl->cap ? rl->cap * 2 : 4;
-    struct retired *grown = realloc(rl->d, cap * sizeof(*grown));
-    if (grown == NULL)
-      return; /* the device stays a member: fails closed */
-    rl->d = grown;
-    rl->cap = cap;
-  }
-  snprintf(rl->d[rl->n].device, sizeof(rl->d[rl->n].device), "%s", device);
-  rl->d[rl->n++].retired_ms = t->retired_ms;
-}
-
-/* Whether a member (series key) is of a retired device and has nothing
- * newer than its retirement; `data_ms` is its newest data on the
- * aggregator's clock. */
-static bool is_retired(const struct retired_list *rl, const char *key, int64_t data_ms) {
-  if (rl == NULL || rl->n == 0)
-    return false;
-  char device[RP_ID_MAX + 1];
-  rp_member_device(key, device, sizeof(device));
-  for (size_t i = 0; i < rl->n; i++)
-    if (strcmp(rl->d[i].device, device) == 0)
-      return data_ms <= rl->d[i].retired_ms;
-  return false;
-}
-
-struct collect {
-  const struct retired_list *retired;
-  const struct rp_check_limits *l;
-  size_t name_len;
-  struct rp_members *m;
-  struct member_ref *refs; /* stats only: the members' units */
-  size_t nrefs, cap_refs;
-  bool oom;
-};
-
-static bool name_matches(const char *key, const char *name, size_t len) {
-  return strncmp(key, name, len) == 0 && (key[len] == '{' || key[len] == '@' || key[len] == '|');
-}
-
-static void on_latest(void *ctx, const char *key, const struct store_latest *l) {
-  struct collect *c = ctx;
-  if (!name_matches(key, c->l->series, c->name_len) || is_retired(c->retired, key, l->received_ms))
-    return;
-  rp_members_add(c->m, key, l->status, l->detail, l->value, l->unit, l->ts_ms, l->received_ms);
-}
-
-/* Remembers a member's unit for its statistics. */
-static void on_latest_ref(void *ctx, const char *key, const struct store_latest *l) {
-  struct collect *c = ctx;
-  if (!name_matches(key, c->l->series, c->name_len) || c->oom ||
-      is_retired(c->retired, key, l->received_ms))
-    return;
-  if (c->nrefs == c->cap_refs) {
-    size_t cap = c->cap_refs ? c->cap_refs * 2 : 8;
-    struct member_ref *grown = realloc(c->refs, cap * sizeof(*grown));
-    if (grown == NULL) {
-      c->oom = true;
-      return;
-    }
-    c->refs = grown;
-    c->cap_refs = cap;
-  }
-  struct member_ref *r = &c->refs[c->nrefs++];
-  snprintf(r->key, sizeof(r->key), "%s", key);
-  snprintf(r->unit, sizeof(r->unit), "%s", l->unit);
-  r->seen = false;
-}
-
-static double pick_stat(const struct store_stats *st, enum rp_stat stat, bool *ok) {
-  *ok = true;
-  switch (stat) {
-  case RP_STAT_P50: return st->p50;
-  case RP_STAT_P95: return st->p95;
-  case RP_STAT_P99: return st->p99;
-  case RP_STAT_MEAN: return st->mean;
-  case RP_STAT_MIN: return st->min;
-  case RP_STAT_MAX: return st->max;
-  case RP_STAT_SLOPE: *ok = st->has_slope; return st->slope_per_min;
-  case RP_STAT_LATEST: break;
-  }
-  *ok = false;
-  return NAN;
-}
-
-static const char *const stat_label[] = {"latest", "p50", "p95", "p99",
-                                         "mean",   "min", "max", "slope"};
-
-static void on_stats(void *ctx, const char *key, const struct store_stats *st) {
-  struct collect *c = ctx;
-  if (!name_matches(key, c->l->series, c->name_len) ||
-      (int64_t)st->window_s * 1000 != c->l->window_ms)
-    return;
-  /* The newest sample on the aggregator's clock (shifted by the frame's
-   * skew): a dead device's statistics, still sent, stay retired. */
-  int64_t newest =
-      st->newest_ms > 0 ? st->newest_ms + (st->received_ms - st->ts_ms) : st->received_ms;
-  if (is_retired(c->retired, key, newest))
-    return;
-  /* The member's unit, from its latest value ("series key|window"). */
-  const char *unit = "";
-  size_t klen = strcspn(key, "|");
-  for (size_t i = 0; i < c->nrefs; i++) {
-    if (strlen(c->refs[i].key) == klen && strncmp(c->refs[i].key, key, klen) == 0) {
-      c->refs[i].seen = true;
-      unit = c->refs[i].unit;
-      break;
-    }
-  }
-  bool ok;
-  double v = pick_stat(st, c->l->stat, &ok);
-  if (!ok || !isfinite(v) || st->count == 0) {
-    char what[96];
-    snprintf(what, sizeof(what), "no %s over the %u s window yet",
-             c->l->stat == RP_STAT_SLOPE ? "slope" : "statistics", st->window_s);
-    rp_members_fail(c->m, key, what);
-    return;
-  }
-  /* Statistics are as fresh as their newest sample (agents that predate
-   * newest_ms: the frame's time). */
-  int64_t ts = st->newest_ms > 0 ? st->newest_ms : st->ts_ms;
-  rp_members_add(c->m, key, 0, "", v, unit, ts, st->received_ms);
-}
-
-/* Reads a check's value: every member of the rack's series (latest, or the
- * statistic over the window), each fresh and valid, normalised and
- * combined. On no value, out->why says why, naming the device. */
-static void read_value(struct store_read *r, const char *rack, const struct retired_list *retired,
-                       const struct rp_check_limits *l, int64_t now_ms, int64_t max_age_ms,
-                       struct value *out) {
-  memset(out, 0, sizeof(*out));
-  struct rp_members m = {
-      .across = l->across, .now_ms = now_ms, .max_age_ms = max_age_ms, .series = l->series};
-  struct collect c = {.retired = retired, .l = l, .name_len = strlen(l->series), .m = &m};
-  if (l->stat == RP_STAT_LATEST) {
-    store_read_each_latest(r, rack, on_latest, &c);
-  } else {
-    store_read_each_latest(r, rack, on_latest_ref, &c);
-    store_read_each_stats(r, rack, on_stats, &c);
-    char what[96];
-    snprintf(what, sizeof(what), "no %s over the %lld s window reported", stat_label[l->stat],
-             (long long)(l->window_ms / 1000));
-    for (size_t i = 0; i < c.nrefs; i++)
-      if (!c.refs[i].seen)
-        rp_members_fail(&m, c.refs[i].key, what); /* an expected member is absent */
-    if (c.oom)
-      rp_members_fail(&m, l->series, "out of memory reading the members");
-    free(c.refs);
-  }
-  out->had_members = m.n > 0 || m.failed;
-  out->have = rp_members_ok(&m);
-  out->v = m.v;
-  out->ts_ms = m.ts_ms;
-  snprintf(out->unit, sizeof(out->unit), "%s", m.unit);
-  snprintf(out->why, sizeof(out->why), "%s", m.why);
-  if (!out->have && !m.failed && l->stat != RP_STAT_LATEST)
-    snprintf(out->why, sizeof(out->why), "no %s of %s reported", stat_label[l->stat], l->series);
-}
-
 /* ---- the trip state machine ---- */
 
 /* Advances `st` with a sample at ts (counted once per sample). Returns
@@ -369,8 +180,8 @@ struct eval {
   const struct rp_gate_request *q;
   const struct rp_policy_set *set;
   const struct rp_rack_meta *meta;
-  struct rack_state *state;    /* NULL when state could not be kept */
-  struct retired_list retired; /* devices retired from the rack's inputs */
+  struct rack_state *state;         /* NULL when state could not be kept */
+  struct gate_retired_list retired; /* devices retired from the rack's inputs */
   int64_t now_ms;
   json_t *checks;
   bool allow;
@@ -439,8 +250,8 @@ static const char *check_unit(enum rp_check_id id, const char *series_unit) {
 /* A value within [min, max], with persistence and hysteresis. */
 static void band_check(struct eval *e, enum rp_check_id id) {
   const struct rp_check_limits *l = &e->set->check[id];
-  struct value v;
-  read_value(e->r, e->q->rack, &e->retired, l, e->now_ms, e->set->max_staleness_ms, &v);
+  struct gate_value v;
+  gate_read_value(e->r, e->q->rack, &e->retired, l, e->now_ms, e->set->max_staleness_ms, &v);
   const char *unit = check_unit(id, v.unit);
   if (!v.have) {
     missing(e, id, unit, v.why, v.had_members);
@@ -458,7 +269,7 @@ static void band_check(struct eval *e, enum rp_check_id id) {
   }
   char reason[192] = "";
   if (tripped && (low || high))
-    snprintf(reason, sizeof(reason), "%s %s %s %g", l->series, stat_label[l->stat],
+    snprintf(reason, sizeof(reason), "%s %s %s %g", l->series, gate_stat_label[l->stat],
              low ? "below" : "above", low ? l->min : l->max);
   else if (tripped)
     snprintf(reason, sizeof(reason), "back in band but not yet by the hysteresis of %g",
@@ -470,7 +281,7 @@ static void band_check(struct eval *e, enum rp_check_id id) {
 }
 
 struct alarms {
-  const struct retired_list *retired;
+  const struct gate_retired_list *retired;
   size_t name_len;
   const char *series;
   int64_t now_ms, max_age_ms;
@@ -481,8 +292,8 @@ struct alarms {
 
 static void on_alarm(void *ctx, const char *key, const struct store_latest *l) {
   struct alarms *a = ctx;
-  if (!name_matches(key, a->series, a->name_len) || key[a->name_len] != '{' ||
-      is_retired(a->retired, key, l->received_ms))
+  if (!gate_name_matches(key, a->series, a->name_len) || key[a->name_len] != '{' ||
+      gate_is_retired(a->retired, key, l->received_ms))
     return;
   a->seen++;
   /* A silent or failing device may have a leak it cannot tell: it fails the
@@ -552,11 +363,12 @@ static void power_check(struct eval *e) {
     missing(e, RP_CHECK_POWER, "kW", "no breaker_kw for this rack in the policy", false);
     return;
   }
-  struct value stat, now;
-  read_value(e->r, e->q->rack, &e->retired, l, e->now_ms, e->set->max_staleness_ms, &stat);
+  struct gate_value stat, now;
+  gate_read_value(e->r, e->q->rack, &e->retired, l, e->now_ms, e->set->max_staleness_ms, &stat);
   struct rp_check_limits latest = *l;
   latest.stat = RP_STAT_LATEST;
-  read_value(e->r, e->q->rack, &e->retired, &latest, e->now_ms, e->set->max_staleness_ms, &now);
+  gate_read_value(e->r, e->q->rack, &e->retired, &latest, e->now_ms, e->set->max_staleness_ms,
+                  &now);
   if (!now.have) {
     missing(e, RP_CHECK_POWER, "kW", now.why, now.had_members);
     return;
@@ -618,8 +430,8 @@ static void thermal_check(struct eval *e) {
     missing(e, RP_CHECK_THERMAL, "kW", "no cdu_capacity_kw for this rack in the policy", false);
     return;
   }
-  struct value v;
-  read_value(e->r, e->q->rack, &e->retired, l, e->now_ms, e->set->max_staleness_ms, &v);
+  struct gate_value v;
+  gate_read_value(e->r, e->q->rack, &e->retired, l, e->now_ms, e->set->max_staleness_ms, &v);
   if (!v.have) {
     missing(e, RP_CHECK_THERMAL, "kW", v.why, v.had_members);
     return;
@@ -795,7 +607,7 @@ json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *l
   pthread_mutex_lock(&g->state_lock);
   e.state = rack_state(g, q->rack, cls);
   pthread_mutex_unlock(&g->state_lock);
-  store_read_each_retired(r, q->rack, on_retired, &e.retired);
+  store_read_each_retired(r, q->rack, gate_on_retired, &e.retired);
   e.checks = json_array();
   fresh_check(&e, &rk);
   skew_check(&e, &rk);
