@@ -13,23 +13,6 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/snmp_lib.sh"
 
-start_pdu() { # NAME FIXTURE: snmpsimd on a free UDP port; sets PORT_<NAME>
-  local name=$1 fixture=$2 port dir=$WORK/snmpsim-$1
-  port=$(free_udp_port)
-  chmod 755 "$WORK"
-  mkdir -p "$dir/data" "$dir/cache"
-  cp "$RP_SRC/tests/fixtures/snmpsim/$fixture.snmprec" "$dir/data/"
-  chmod -R a+rX "$dir"
-  chown nobody "$dir/cache"
-  snmpsimd --data-dir="$dir/data" --cache-dir="$dir/cache" \
-    --agent-udpv4-endpoint="127.0.0.1:$port" --process-user=nobody --process-group=nogroup \
-    --logging-method=stderr >"$WORK/snmpsim-$name.log" 2>&1 &
-  PIDS+=($!)
-  printf -v "PORT_${name//-/_}" '%s' "$port"
-  wait_for 30 snmpget -v2c -c "$fixture" -t 0.5 -r 0 "127.0.0.1:$port" 1.3.6.1.2.1.1.3.0 \
-    || fail "snmpsimd for $name did not answer on 127.0.0.1:$port"
-}
-
 start_broker
 start_pdu pdu-a raritan-px
 secret raritan-px.community raritan-px

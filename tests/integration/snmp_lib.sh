@@ -30,6 +30,27 @@ start_snmpsim() {
     || fail "snmpsimd did not answer on 127.0.0.1:$SIM_PORT"
 }
 
+# start_pdu NAME FIXTURE: a PDU of its own: snmpsimd serving one fixture
+# (its own data and cache directories, so it can be stopped alone) on a free
+# UDP port; sets PORT_<NAME> and PID_<NAME> (dashes in NAME become _).
+start_pdu() {
+  local name=$1 fixture=$2 port dir=$WORK/snmpsim-$1
+  port=$(free_udp_port)
+  chmod 755 "$WORK"
+  mkdir -p "$dir/data" "$dir/cache"
+  cp "$RP_SRC/tests/fixtures/snmpsim/$fixture.snmprec" "$dir/data/"
+  chmod -R a+rX "$dir"
+  chown nobody "$dir/cache"
+  snmpsimd --data-dir="$dir/data" --cache-dir="$dir/cache" \
+    --agent-udpv4-endpoint="127.0.0.1:$port" --process-user=nobody --process-group=nogroup \
+    --logging-method=stderr >"$WORK/snmpsim-$name.log" 2>&1 &
+  PIDS+=($!)
+  printf -v "PID_${name//-/_}" '%s' "$!"
+  printf -v "PORT_${name//-/_}" '%s' "$port"
+  wait_for 30 snmpget -v2c -c "$fixture" -t 0.5 -r 0 "127.0.0.1:$port" 1.3.6.1.2.1.1.3.0 \
+    || fail "snmpsimd for $name did not answer on 127.0.0.1:$port"
+}
+
 # start_snmpd USERS...: Debian's snmpd on $SNMPD_PORT; each USERS item is a
 # line of snmpd.conf (createUser, rouser, ...).
 start_snmpd() {

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agg_test_util.h"
 #include "aggregator.h"
 #include "gate.h"
 #include "ledger.h"
@@ -35,16 +36,9 @@
 #include "store.h"
 
 #define TOPIC "rackpulse.frames"
-#define MAP_SIZE (64u << 20)
 #define T0 1700000000000LL
 
 /* ---- fixture: store, gate (a policy file) and ledger in a temp dir ------ */
-
-struct fx {
-  char dir[64];
-  struct rp_aggregator a;
-  int64_t offset; /* next Kafka offset for applied frames */
-};
 
 static const char policy_yaml[] =
     "version: conc-1\n"
@@ -62,32 +56,9 @@ static const char policy_yaml[] =
     "  - {id: r4, breaker_kw: 100, derating: 1.0}\n";
 
 static int setup(void **state) {
-  struct fx *x = calloc(1, sizeof(*x));
-  if (x == NULL)
-    return -1;
-  snprintf(x->dir, sizeof(x->dir), "/tmp/rp_test_conc_XXXXXX");
-  if (mkdtemp(x->dir) == NULL)
-    return -1;
-  char path[128], err[512];
-  snprintf(path, sizeof(path), "%s/policy.yaml", x->dir);
-  FILE *f = fopen(path, "w");
-  if (f == NULL || fputs(policy_yaml, f) < 0 || fclose(f) != 0)
-    return -1;
-  struct rp_policy *p;
-  if (rp_policy_load(path, &p, err, sizeof(err)) != 0) {
-    fprintf(stderr, "policy: %s\n", err);
-    return -1;
-  }
-  if (rp_gate_new(p, &x->a.gate) != 0)
-    return -1;
-  snprintf(path, sizeof(path), "%s/store", x->dir);
-  if (mkdir(path, 0700) != 0 || store_open(path, MAP_SIZE, &x->a.store, err, sizeof(err)) != 0)
-    return -1;
-  snprintf(path, sizeof(path), "%s/ledger", x->dir);
-  struct rp_ledger_limits lim = {
-      .map_size = 16u << 20, .audit_max_age_ms = 3600000, .audit_max_entries = 100000};
-  if (rp_ledger_open(path, &lim, &x->a.ledger, err, sizeof(err)) != 0) {
-    fprintf(stderr, "ledger: %s\n", err);
+  struct agg_fx *x = calloc(1, sizeof(*x));
+  if (x == NULL || agg_fx_open(x, "conc", policy_yaml) != 0) {
+    free(x);
     return -1;
   }
   x->a.cfg.reservations.unused_grace_ms = 3600000;
@@ -96,20 +67,15 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-  struct fx *x = *state;
-  rp_ledger_close(x->a.ledger);
-  store_close(x->a.store);
-  rp_gate_free(x->a.gate);
-  char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", x->dir);
-  int rc = system(cmd);
+  struct agg_fx *x = *state;
+  int rc = agg_fx_close(x);
   free(x);
   return rc;
 }
 
 /* Applies one frame of `rack` at ts: supply temperature (°C) and PDU power
  * (W), as the consumer would (packed, decoded, applied in a batch). */
-static void frame(struct fx *x, const char *rack, int64_t ts, double supply_c, double power_w) {
+static void frame(struct agg_fx *x, const char *rack, int64_t ts, double supply_c, double power_w) {
   Rackpulse__V1__Frame f = RACKPULSE__V1__FRAME__INIT;
   Rackpulse__V1__SeriesDef d[2] = {RACKPULSE__V1__SERIES_DEF__INIT,
                                    RACKPULSE__V1__SERIES_DEF__INIT};
@@ -168,7 +134,7 @@ static void frame(struct fx *x, const char *rack, int64_t ts, double supply_c, d
 #define NTHREADS 16
 
 struct admit_arg {
-  struct fx *x;
+  struct agg_fx *x;
   const char *rack;
   int index;
   pthread_barrier_t *go;
@@ -194,7 +160,7 @@ static void *admit_one(void *p) {
 /* 80 kW of headroom (breaker 100 kW, draw 20 kW), sixteen threads asking
  * 10 kW each at once: exactly eight are admitted, on each of four racks. */
 static void test_concurrent_admission(void **state) {
-  struct fx *x = *state;
+  struct agg_fx *x = *state;
   static const char *const racks[] = {"r1", "r2", "r3", "r4"};
   for (size_t k = 0; k < 4; k++)
     frame(x, racks[k], rp_now_ms(), 30.0, 20000);
@@ -226,7 +192,7 @@ static void test_concurrent_admission(void **state) {
 /* ---- release racing extend ------------------------------------------------- */
 
 struct race_arg {
-  struct fx *x;
+  struct agg_fx *x;
   const char *id;
   bool release;
   pthread_barrier_t *go;
@@ -248,7 +214,7 @@ static void *race_one(void *p) {
  * order, the reservation ends released (an extend that read it before the
  * release must not write it back active). */
 static void test_release_races_extend(void **state) {
-  struct fx *x = *state;
+  struct agg_fx *x = *state;
   frame(x, "r1", rp_now_ms(), 30.0, 20000);
   for (int round = 0; round < 40; round++) {
     int status;
@@ -286,7 +252,7 @@ static void test_release_races_extend(void **state) {
 #define NRACKS 300
 
 struct gate_arg {
-  struct fx *x;
+  struct agg_fx *x;
   int first, step, rounds;
   _Atomic int *failures;
 };
@@ -315,7 +281,7 @@ static void *gate_loop(void *p) {
  * evaluating the first racks, whose trip state the growth must not move
  * from under them. */
 static void test_gates_while_racks_are_added(void **state) {
-  struct fx *x = *state;
+  struct agg_fx *x = *state;
   for (int i = 0; i < NRACKS; i++) {
     char rack[16];
     snprintf(rack, sizeof(rack), "g%03d", i);
@@ -336,7 +302,7 @@ static void test_gates_while_racks_are_added(void **state) {
 
 /* ---- trip state per class, and the class rule ------------------------------ */
 
-static json_t *gate_at(struct fx *x, const char *cls, bool trusted, int64_t now, int *status,
+static json_t *gate_at(struct agg_fx *x, const char *cls, bool trusted, int64_t now, int *status,
                        char *err, size_t errlen) {
   struct rp_gate_request q = {.rack = "r1", .kw = 1, .class_name = cls, .trusted = trusted};
   return rp_gate_evaluate(x->a.gate, x->a.store, x->a.ledger, &q, now, status, err, errlen);
@@ -356,7 +322,7 @@ static bool supply_passes(const json_t *d) {
 /* An unauthenticated caller may ask for a stricter class (gold: max 38),
  * not a looser one (loose: max 50): 403 naming it; a trusted caller may. */
 static void test_looser_class_refused(void **state) {
-  struct fx *x = *state;
+  struct agg_fx *x = *state;
   frame(x, "r1", T0, 30.0, 20000);
   int status = 0;
   char err[256] = "";
@@ -383,7 +349,7 @@ static void test_looser_class_refused(void **state) {
  * samples at 39 °C under gold (max 38: out of band there) and own (in
  * band): gold trips on the third, the rack's own limits never do. */
 static void test_classes_keep_their_own_trip_state(void **state) {
-  struct fx *x = *state;
+  struct agg_fx *x = *state;
   int status;
   char err[256];
   for (int i = 1; i <= 3; i++) {
@@ -445,7 +411,7 @@ static void audit_flood(struct rp_ledger *l, int n, int64_t t0) {
  * decisions (~8 MiB) fill the audit map, never the one of flags and
  * reservations, and the oldest make room, counted. */
 static void test_audit_flood_leaves_room(void **state) {
-  struct fx *x = *state;
+  struct agg_fx *x = *state;
   char dir[128], err[256];
   snprintf(dir, sizeof(dir), "%s/small-ledger", x->dir);
   struct rp_ledger_limits lim = {
@@ -473,7 +439,7 @@ static void test_audit_flood_leaves_room(void **state) {
 /* A cap of 100 entries over seven racks: the 100 newest decisions stay,
  * whichever rack they belong to. */
 static void test_audit_ring_drops_oldest_first(void **state) {
-  struct fx *x = *state;
+  struct agg_fx *x = *state;
   char dir[128], err[256];
   snprintf(dir, sizeof(dir), "%s/ring-ledger", x->dir);
   struct rp_ledger_limits lim = {
@@ -498,7 +464,7 @@ static void test_audit_ring_drops_oldest_first(void **state) {
 /* A ledger of the old layout (audit beside flags): opening it moves the
  * decisions to the audit environment and frees the old database. */
 static void test_old_audit_is_moved(void **state) {
-  struct fx *x = *state;
+  struct agg_fx *x = *state;
   char dir[128], err[256];
   snprintf(dir, sizeof(dir), "%s/old-ledger", x->dir);
   assert_int_equal(mkdir(dir, 0700), 0);
@@ -546,7 +512,7 @@ static void test_old_audit_is_moved(void **state) {
 /* Expiry and automatic flags decide from an earlier read: a flag set again
  * meanwhile is neither deleted (del_if) nor overwritten (put_new). */
 static void test_flag_writes_from_a_stale_read(void **state) {
-  struct fx *x = *state;
+  struct agg_fx *x = *state;
   struct rp_ledger *l = x->a.ledger;
   json_t *first = json_pack("{s:s, s:s, s:s, s:I}", "rack", "r1", "flag", "maintenance", "source",
                             "api", "expires_ms", (json_int_t)1000);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "agg_test_util.h"
 #include "aggregator.h"
 #include "gate.h"
 #include "ledger.h"
@@ -30,13 +31,6 @@
 #include "store.h"
 
 #define TOPIC "rackpulse.frames"
-#define MAP_SIZE (64u << 20)
-
-struct fx {
-  char dir[64];
-  struct rp_aggregator a;
-  int64_t offset;
-};
 
 /* r1: 100 kW breaker derated to 80 kW, 2 kW margin, CDU of 90 kW, half of
  * a request's kW becomes the CDU's heat. */
@@ -53,32 +47,9 @@ static const char policy_yaml[] =
     "  - {id: r3, breaker_kw: 1000, derating: 1.0, cdu_capacity_kw: 90}\n";
 
 static int setup(void **state) {
-  struct fx *x = calloc(1, sizeof(*x));
-  if (x == NULL)
-    return -1;
-  snprintf(x->dir, sizeof(x->dir), "/tmp/rp_test_power_XXXXXX");
-  if (mkdtemp(x->dir) == NULL)
-    return -1;
-  char path[128], err[512];
-  snprintf(path, sizeof(path), "%s/policy.yaml", x->dir);
-  FILE *f = fopen(path, "w");
-  if (f == NULL || fputs(policy_yaml, f) < 0 || fclose(f) != 0)
-    return -1;
-  struct rp_policy *p;
-  if (rp_policy_load(path, &p, err, sizeof(err)) != 0) {
-    fprintf(stderr, "policy: %s\n", err);
-    return -1;
-  }
-  if (rp_gate_new(p, &x->a.gate) != 0)
-    return -1;
-  snprintf(path, sizeof(path), "%s/store", x->dir);
-  if (mkdir(path, 0700) != 0 || store_open(path, MAP_SIZE, &x->a.store, err, sizeof(err)) != 0)
-    return -1;
-  snprintf(path, sizeof(path), "%s/ledger", x->dir);
-  struct rp_ledger_limits lim = {
-      .map_size = 16u << 20, .audit_max_age_ms = 3600000, .audit_max_entries = 100000};
-  if (rp_ledger_open(path, &lim, &x->a.ledger, err, sizeof(err)) != 0) {
-    fprintf(stderr, "ledger: %s\n", err);
+  struct agg_fx *x = calloc(1, sizeof(*x));
+  if (x == NULL || agg_fx_open(x, "power", policy_yaml) != 0) {
+    free(x);
     return -1;
   }
   x->a.cfg.reservations.unused_grace_ms = 0;
@@ -90,13 +61,8 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-  struct fx *x = *state;
-  rp_ledger_close(x->a.ledger);
-  store_close(x->a.store);
-  rp_gate_free(x->a.gate);
-  char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", x->dir);
-  int rc = system(cmd);
+  struct agg_fx *x = *state;
+  int rc = agg_fx_close(x);
   free(x);
   return rc;
 }
@@ -109,7 +75,7 @@ struct ser {
 
 /* Applies one frame of `rack` at ts with the given series, as the consumer
  * would (packed, decoded, applied in a batch). */
-static void frame(struct fx *x, const char *rack, int64_t ts, const struct ser *s, size_t n) {
+static void frame(struct agg_fx *x, const char *rack, int64_t ts, const struct ser *s, size_t n) {
   Rackpulse__V1__Frame f = RACKPULSE__V1__FRAME__INIT;
   Rackpulse__V1__SeriesDef d[8], *dp[8];
   Rackpulse__V1__Label lab[8], *labp[8];
@@ -172,7 +138,7 @@ static void frame(struct fx *x, const char *rack, int64_t ts, const struct ser *
 }
 
 /* A reservation written to the ledger as admission would have. */
-static void put_res(struct fx *x, const char *id, const char *owner, double kw, int64_t start,
+static void put_res(struct agg_fx *x, const char *id, const char *owner, double kw, int64_t start,
                     int64_t end, const char *host, const char *outlet) {
   json_t *r = json_pack("{s:s, s:s, s:f, s:I, s:I, s:s, s:b, s:s, s:s, s:I, s:[], s:[]}", "id", id,
                         "rack", "r1", "kw", kw, "start_ms", (json_int_t)start, "end_ms",
@@ -204,7 +170,7 @@ static double num(json_t *c, const char *key) {
   return json_number_value(v);
 }
 
-static json_t *gate(struct fx *x, const char *rack, double kw, const char *owner, int64_t now) {
+static json_t *gate(struct agg_fx *x, const char *rack, double kw, const char *owner, int64_t now) {
   struct rp_gate_request q = {.rack = rack, .kw = kw, .owner = owner, .duration_ms = 60000};
   int status = 0;
   char err[256];
@@ -222,7 +188,7 @@ static json_t *gate(struct fx *x, const char *rack, double kw, const char *owner
  * unaccounted (30 - 15 - 12) = 40; headroom = 80 - 40 - 2 = 38 (counting A
  * and B twice, as before, gave 80 - 30 - 35 - 2 = 13). */
 static void test_every_watt_once(void **state) {
-  struct fx *x = *state;
+  struct agg_fx *x = *state;
   int64_t now = rp_now_ms();
   struct ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000},
                     {"server.power", "W", "h1", "source", "dcmi", 15000},
@@ -295,7 +261,7 @@ static void test_every_watt_once(void **state) {
  * reservations or not; a host reading gone makes its reservation count in
  * full. */
 static void test_missing_draw_fails_closed(void **state) {
-  struct fx *x = *state;
+  struct agg_fx *x = *state;
   int64_t now = rp_now_ms();
   struct ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000},
                     {"cdu.heat_removed", "kW", "cdu1", NULL, NULL, 25}};
@@ -323,7 +289,7 @@ static void test_missing_draw_fails_closed(void **state) {
  * drawing takes the thermal headroom below zero (the gate denies more
  * work), but the rack is not over: no automatic scale-back flag. */
 static void test_reserved_heat_is_not_scale_back(void **state) {
-  struct fx *x = *state;
+  struct agg_fx *x = *state;
   x->a.cfg.flags.automatic = true;
   int64_t now = rp_now_ms();
   struct ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000},
@@ -347,7 +313,7 @@ static void test_reserved_heat_is_not_scale_back(void **state) {
   json_decref(flags);
 }
 
-static const char *state_of(struct fx *x, const char *id) {
+static const char *state_of(struct agg_fx *x, const char *id) {
   static char buf[32];
   json_t *r = rp_ledger_res_get(x->a.ledger, id);
   assert_non_null(r);
@@ -356,7 +322,7 @@ static const char *state_of(struct fx *x, const char *id) {
   return buf;
 }
 
-static void host_reading(struct fx *x, int64_t ts, double watts) {
+static void host_reading(struct agg_fx *x, int64_t ts, double watts) {
   struct ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000},
                     {"server.power", "W", "h1", "source", "dcmi", watts}};
   frame(x, "r1", ts, s, 2);
@@ -366,7 +332,7 @@ static void host_reading(struct fx *x, int64_t ts, double watts) {
  * does not expire it, nor does a window broken by a high reading; only
  * low readings for the whole idle_window (20 s here) do. */
 static void test_idle_expiry_needs_a_window(void **state) {
-  struct fx *x = *state;
+  struct agg_fx *x = *state;
   int64_t t = rp_now_ms();
   put_res(x, "A", "a", 20, t - 1000, t + 3600000, "h1", NULL);
   host_reading(x, t, 500);
@@ -387,7 +353,7 @@ static void test_idle_expiry_needs_a_window(void **state) {
   assert_string_equal(state_of(x, "A"), "expired");
 }
 
-static json_t *reserve(struct fx *x, const char *owner, const char *cls, double kw,
+static json_t *reserve(struct agg_fx *x, const char *owner, const char *cls, double kw,
                        bool preemptible, int64_t now, int *status) {
   json_t *body =
       json_pack("{s:s, s:s, s:s, s:f, s:b, s:I}", "rack", "r1", "owner", owner, "class", cls, "kw",
@@ -397,7 +363,7 @@ static json_t *reserve(struct fx *x, const char *owner, const char *cls, double 
   return r;
 }
 
-static size_t audit_count(struct fx *x, const char *action) {
+static size_t audit_count(struct agg_fx *x, const char *action) {
   rp_ledger_audit_flush(x->a.ledger);
   json_t *all = rp_ledger_audit_query(x->a.ledger, "r1", 0, INT64_MAX, 1000);
   size_t n = 0, i;
@@ -415,7 +381,7 @@ static size_t audit_count(struct fx *x, const char *action) {
  * the time to retry; asking again gives no second notice; when the notice
  * runs out the bronze one is revoked (audited) and the gold one fits. */
 static void test_preemption_with_notice(void **state) {
-  struct fx *x = *state;
+  struct agg_fx *x = *state;
   x->a.cfg.reservations.preempt_notice_ms = 600000;
   int64_t now = rp_now_ms();
   struct ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000}};
@@ -457,7 +423,7 @@ static void test_preemption_with_notice(void **state) {
 
 /* preempt_notice 0: revoked at once, as before, and audited. */
 static void test_preemption_without_notice(void **state) {
-  struct fx *x = *state;
+  struct agg_fx *x = *state;
   int64_t now = rp_now_ms();
   struct ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000}};
   frame(x, "r1", now, s, 1);

@@ -1,0 +1,51 @@
+/* agg_test_util.c: the aggregator test fixture (see agg_test_util.h). */
+#include "agg_test_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "gate.h"
+#include "ledger.h"
+#include "policy.h"
+#include "store.h"
+
+int agg_fx_open(struct agg_fx *x, const char *tag, const char *policy_yaml) {
+  snprintf(x->dir, sizeof(x->dir), "/tmp/rp_test_%s_XXXXXX", tag);
+  if (mkdtemp(x->dir) == NULL)
+    return -1;
+  char path[128], err[512];
+  snprintf(path, sizeof(path), "%s/policy.yaml", x->dir);
+  FILE *f = fopen(path, "w");
+  if (f == NULL || fputs(policy_yaml, f) < 0 || fclose(f) != 0)
+    return -1;
+  struct rp_policy *p;
+  if (rp_policy_load(path, &p, err, sizeof(err)) != 0) {
+    fprintf(stderr, "policy: %s\n", err);
+    return -1;
+  }
+  if (rp_gate_new(p, &x->a.gate) != 0)
+    return -1;
+  snprintf(path, sizeof(path), "%s/store", x->dir);
+  if (mkdir(path, 0700) != 0 || store_open(path, 64u << 20, &x->a.store, err, sizeof(err)) != 0) {
+    fprintf(stderr, "store: %s\n", err);
+    return -1;
+  }
+  snprintf(path, sizeof(path), "%s/ledger", x->dir);
+  struct rp_ledger_limits lim = {
+      .map_size = 16u << 20, .audit_max_age_ms = 3600000, .audit_max_entries = 100000};
+  if (rp_ledger_open(path, &lim, &x->a.ledger, err, sizeof(err)) != 0) {
+    fprintf(stderr, "ledger: %s\n", err);
+    return -1;
+  }
+  return 0;
+}
+
+int agg_fx_close(struct agg_fx *x) {
+  rp_ledger_close(x->a.ledger);
+  store_close(x->a.store);
+  rp_gate_free(x->a.gate);
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", x->dir);
+  return system(cmd);
+}
