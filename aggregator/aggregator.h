@@ -97,6 +97,8 @@ struct rp_gate;
 struct rp_ledger;
 struct rp_events;
 struct rp_floor;
+struct rp_ladder;
+struct rp_slo;
 
 struct rp_aggregator {
   struct rp_aggregator_config cfg;
@@ -105,6 +107,8 @@ struct rp_aggregator {
   struct rp_ledger *ledger; /* audit, reservations, flags (ledger.h) */
   struct rp_events *events; /* producer of rackpulse.events (events.c) */
   struct rp_floor *floor;   /* per-rack summaries and agent health (floor.c) */
+  struct rp_ladder *ladder; /* breaches behind automatic flags (ladder.h) */
+  struct rp_slo *slo;       /* thermal SLOs (slo.h) */
   char token[256];          /* empty: mutating endpoints are refused */
   volatile bool reload;     /* SIGHUP: reload the policy */
   struct rp_ingest_stats stats;

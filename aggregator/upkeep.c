@@ -12,11 +12,13 @@
 
 #include "aggregator.h"
 #include "gate.h"
+#include "ladder.h"
 #include "ledger.h"
 #include "policy.h"
 #include "rackpulse/log.h"
 #include "rackpulse/secret.h"
 #include "reservations.h"
+#include "slo.h"
 
 static pthread_t upkeep_thread;
 static bool upkeep_running;
@@ -29,9 +31,11 @@ int rp_upkeep_load_policy(const struct rp_aggregator_config *cfg, struct rp_poli
                            cfg->policy.supply_temp_max, cfg->policy.supply_temp_series, out);
 }
 
-/* Removes flags past their expiry. */
+/* Removes flags past their expiry, each announced by its CLEARED event. */
 static void expire_flags(struct rp_aggregator *a, int64_t now) {
   json_t *all = rp_ledger_flag_list(a->ledger, NULL);
+  char version[64];
+  rp_gate_policy_version(a->gate, version, sizeof(version));
   size_t i;
   json_t *f;
   json_array_foreach(all, i, f) {
@@ -40,8 +44,10 @@ static void expire_flags(struct rp_aggregator *a, int64_t now) {
     const char *rack = json_string_value(json_object_get(f, "rack"));
     const char *flag = json_string_value(json_object_get(f, "flag"));
     /* Only the flag as read: one set again meanwhile stays. */
-    if (rack && flag && rp_ledger_flag_del_if(a->ledger, rack, flag, f) == 0)
+    if (rack && flag && rp_ledger_flag_del_if(a->ledger, rack, flag, f) == 0) {
       rp_info("flags", "%s on rack %s expired", flag, rack);
+      rp_events_publish(a->events, f, false, version);
+    }
   }
   json_decref(all);
 }
@@ -106,6 +112,10 @@ int rp_upkeep_start(struct rp_aggregator *a, char *err, size_t errlen) {
     return rc;
   if ((rc = rp_events_new(&a->cfg, &a->events, err, errlen)) != 0)
     return rc;
+  if ((rc = rp_ladder_new(&a->ladder)) != 0 || (rc = rp_slo_new(&a->slo)) != 0) {
+    snprintf(err, errlen, "out of memory");
+    return rc;
+  }
   if ((rc = rp_floor_new(&a->floor)) != 0) {
     snprintf(err, errlen, "out of memory");
     return rc;
@@ -131,6 +141,10 @@ void rp_upkeep_stop(struct rp_aggregator *a) {
   a->events = NULL;
   rp_floor_free(a->floor);
   a->floor = NULL;
+  rp_ladder_free(a->ladder);
+  a->ladder = NULL;
+  rp_slo_free(a->slo);
+  a->slo = NULL;
   rp_ledger_close(a->ledger);
   a->ledger = NULL;
   rp_gate_free(a->gate);
