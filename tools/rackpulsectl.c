@@ -18,6 +18,7 @@
  *   rackpulsectl [--url URL] status [--row R] [--loop L]   one line per rack, worst first
  *   rackpulsectl [--url URL] top [--row R] [--loop L] [--count N]   status every 2 s
  *   rackpulsectl tail [--rack R] [--json] [--from WHEN]   (Kafka; ctl_tail.c)
+ *   rackpulsectl policy simulate --policy F --from T1 --to T2 ...   (Kafka; ctl_simulate.c)
  *
  * Human output by default, the API's JSON with --json. Changes (reserve,
  * extend, release, flags set/clear, device retire) send the bearer token read
@@ -38,6 +39,7 @@
 #include <unistd.h>
 
 #include "ctl_floor.h"
+#include "ctl_simulate.h"
 #include "ctl_tail.h"
 #include "rackpulse/cfg.h"
 #include "rackpulse/secret.h"
@@ -646,6 +648,10 @@ static void usage(FILE *out) {
                "                          refresh otherwise); N refreshes, default forever\n"
                "  tail [--rack R] [--json] [--from WHEN]\n"
                "                          frames from Kafka as they arrive (tail --help)\n"
+               "  policy simulate --policy FILE --from T1 --to T2 [--against current|FILE]\n"
+               "          [--racks a,b] [--incidents FILE] [--json]\n"
+               "                          backtest a policy on the frames Kafka kept\n"
+               "                          (policy --help); exit 1 when it allows a must-deny\n"
                "Exit status: gate 0 allow / 1 deny / 2 error; the others 0 ok / 2 error.\n");
 }
 
@@ -653,6 +659,8 @@ int main(int argc, char **argv) {
   /* tail reads Kafka, not the HTTP API: its options are its own. */
   if (argc >= 2 && strcmp(argv[1], "tail") == 0)
     return ctl_tail_main(argc - 1, argv + 1);
+  if (argc >= 2 && strcmp(argv[1], "policy") == 0) /* reads Kafka too: ctl_simulate.c */
+    return ctl_policy_main(argc - 1, argv + 1);
   struct args a = {.base = getenv("RACKPULSE_URL")};
   if (a.base == NULL || *a.base == '\0')
     a.base = "http://127.0.0.1:8470";
