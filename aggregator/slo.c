@@ -276,7 +276,8 @@ void rp_slo_metrics(struct rp_slo *s, FILE *out, int64_t now_ms) {
        "Slowest recovery of a burst back below the threshold (-1: none yet)."},
       {"rackpulse_slo_met", "1 while the objective is met."}};
   pthread_mutex_lock(&s->lock);
-  for (size_t m = 0; m < N(help); m++) {
+  /* Nothing at all without objectives: /metrics stays as it was. */
+  for (size_t m = 0; m < N(help) && s->n > 0; m++) {
     fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n", help[m][0], help[m][1], help[m][0]);
     for (size_t i = 0; i < s->n; i++) {
       const struct entry *e = &s->e[i];

@@ -25,7 +25,6 @@
  *     - {rack: a01, start: 2026-12-06T10:38:00Z, end: 2026-12-06T10:45:00Z,
  *        what: "CDU supply excursion, evacuated by hand", must_deny: true}
  */
-#define _XOPEN_SOURCE 700 /* strptime */
 #include "ctl_simulate.h"
 
 #include <errno.h>
@@ -41,6 +40,7 @@
 
 #include "aggregator.h"
 #include "ctl_simulate_int.h"
+#include "ctl_time.h"
 #include "policy.h"
 #include "rackpulse/cfg.h"
 #include "rackpulse/clock.h"
@@ -78,29 +78,6 @@ static void usage(FILE *out) {
       "  --incidents FILE   incidents: [{rack, start, end, what, must_deny}]\n"
       "Exit status: 0 done, 1 the candidate allows what an incident marks must_deny,\n"
       "2 error.\n");
-}
-
-/* A time: ISO 8601 UTC, Unix ms, or -DURATION before now. */
-static int parse_time(const char *s, int64_t *out) {
-  int64_t ms;
-  if (s[0] == '-' && rp_parse_duration_ms(s + 1, &ms) == 0) {
-    *out = rp_now_ms() - ms;
-    return 0;
-  }
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno == 0 && *end == '\0' && v > 0) {
-    *out = v;
-    return 0;
-  }
-  struct tm tm = {0};
-  end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-  if (end != NULL && (*end == '\0' || strcmp(end, "Z") == 0)) {
-    *out = (int64_t)timegm(&tm) * 1000;
-    return 0;
-  }
-  return -EINVAL;
 }
 
 static int parse_options(int argc, char **argv, struct sim_options *o) {
@@ -142,7 +119,7 @@ static int parse_options(int argc, char **argv, struct sim_options *o) {
     case O_AGAINST: o->against = optarg; break;
     case O_FROM:
     case O_TO:
-      if (parse_time(optarg, c == O_FROM ? &o->from_ms : &o->to_ms) != 0) {
+      if (ctl_parse_time(optarg, c == O_FROM ? &o->from_ms : &o->to_ms) != 0) {
         fprintf(stderr,
                 "rackpulsectl: policy simulate: --%s: expected a UTC time such as "
                 "2026-12-06T10:00:00Z, Unix milliseconds or an age such as -2h, got '%s'\n",
@@ -231,8 +208,8 @@ static int load_incidents(const char *path, struct rp_replay_incident **out, siz
     snprintf(in->rack, sizeof(in->rack), "%s", y.rack);
     snprintf(in->what, sizeof(in->what), "%s", y.what);
     in->must_deny = y.must_deny;
-    if (parse_time(y.start, &in->start_ms) != 0 ||
-        (y.end[0] != '\0' && parse_time(y.end, &in->end_ms) != 0)) {
+    if (ctl_parse_time(y.start, &in->start_ms) != 0 ||
+        (y.end[0] != '\0' && ctl_parse_time(y.end, &in->end_ms) != 0)) {
       rp_cfg_error(doc, item, where, err, sizeof(err),
                    "start/end: expected a UTC time such as 2026-12-06T10:00:00Z or Unix ms");
       rc = -EINVAL;

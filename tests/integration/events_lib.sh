@@ -1,5 +1,6 @@
 # rackpulse.events decoded with the schema alone (kcat + protoc), one event a
-# line; sourced by tests that read flags from the topic (ladder_events.sh).
+# line; sourced by tests that read flags from the topic (gate_policy.sh,
+# ladder_events.sh).
 decode_events() {
   kcat -C -b "$BOOTSTRAP" -t rackpulse.events -o beginning -e -q -f '%s\n--\n' 2>/dev/null \
     | $PY -c '

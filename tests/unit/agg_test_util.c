@@ -41,6 +41,26 @@ int agg_fx_open(struct agg_fx *x, const char *tag, const char *policy_yaml) {
   return 0;
 }
 
+int agg_fx_apply(struct agg_fx *x, const Rackpulse__V1__Frame *f) {
+  size_t len = rackpulse__v1__frame__get_packed_size(f);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (buf == NULL)
+    return -1;
+  rackpulse__v1__frame__pack(f, buf);
+  rp_frame *fr = NULL;
+  char err[256];
+  int rc = rp_frame_decode(buf, len, &fr, err, sizeof(err));
+  free(buf);
+  if (rc == 0) {
+    struct store_msg m = {.frame = fr, .topic = "rackpulse.frames", .offset = x->offset++};
+    rc = store_apply(x->a.store, &m, 1, err, sizeof(err));
+  }
+  rp_frame_free(fr);
+  if (rc != 0)
+    fprintf(stderr, "apply: %s\n", err);
+  return rc == 0 ? 0 : -1;
+}
+
 int agg_fx_close(struct agg_fx *x) {
   rp_ledger_close(x->a.ledger);
   store_close(x->a.store);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "aggregator.h"
+#include "rackpulse/frame.h"
 
 struct agg_fx {
   char dir[64];
@@ -18,6 +19,10 @@ struct agg_fx {
  * file) and ledger in /tmp/rp_test_TAG_XXXXXX. Returns 0, or -1 with the
  * reason on stderr. */
 int agg_fx_open(struct agg_fx *x, const char *tag, const char *policy_yaml);
+/* Packs f, decodes it and applies it in a batch of its own at the next
+ * offset, as the consumer would. Returns 0, or -1 with the reason on
+ * stderr. */
+int agg_fx_apply(struct agg_fx *x, const Rackpulse__V1__Frame *f);
 /* Closes what agg_fx_open opened and removes its directory. Returns 0 or
  * the status of the removal. x itself is the caller's. */
 int agg_fx_close(struct agg_fx *x);

@@ -86,18 +86,7 @@ static void supply(struct agg_fx *x, const char *rack, int64_t ts, double celsiu
   b.scaled = &scaled;
   f.n_samples = 1;
   f.samples = &bp;
-  size_t len = rackpulse__v1__frame__get_packed_size(&f);
-  uint8_t *buf = malloc(len);
-  assert_non_null(buf);
-  rackpulse__v1__frame__pack(&f, buf);
-  rp_frame *fr = NULL;
-  char err[256];
-  assert_int_equal(rp_frame_decode(buf, len, &fr, err, sizeof(err)), 0);
-  free(buf);
-  struct store_msg m = {.frame = fr, .topic = "rackpulse.frames", .offset = x->offset++};
-  if (store_apply(x->a.store, &m, 1, err, sizeof(err)) != 0)
-    fail_msg("apply: %s", err);
-  rp_frame_free(fr);
+  assert_int_equal(agg_fx_apply(x, &f), 0);
 }
 
 /* One second of the upkeep: every rack reports, then one pass. */
