@@ -1,6 +1,7 @@
 # rackpulse.events decoded with the schema alone (kcat + protoc), one event a
 # line; sourced by tests that read flags from the topic (gate_policy.sh,
-# ladder_events.sh).
+# ladder_events.sh). Decode to a file or a variable before grep -q: a grep
+# that exits early breaks the pipe, and lib.sh's pipefail fails the pipeline.
 decode_events() {
   kcat -C -b "$BOOTSTRAP" -t rackpulse.events -o beginning -e -q -f '%s\n--\n' 2>/dev/null \
     | $PY -c '

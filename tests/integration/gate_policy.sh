@@ -88,7 +88,9 @@ pass "still denied at 39 (hysteresis 2), allowed again at 30"
 # each announced on rackpulse.events (decoded here with the schema alone).
 source "$(dirname "$0")/events_lib.sh"
 events() { decode_events; }
-has_cleared_event() { events | grep -q 'action: CLEARED'; }
+# Not `events | grep -q`: grep leaving early breaks the decoder's pipe, and
+# pipefail makes that a failure.
+has_cleared_event() { grep -q 'action: CLEARED' <<<"$(events)"; }
 wait_for 15 has_cleared_event \
   || fail "no flag events on rackpulse.events: $(events)"
 events >"$WORK/events.txt"
