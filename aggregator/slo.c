@@ -91,12 +91,17 @@ struct rp_slo {
   struct rp_slo_policy policy;
   struct entry *e;
   size_t n, cap;
+  json_t *index; /* "rack\tobjective" -> position in e */
 };
 
 int rp_slo_new(struct rp_slo **out) {
   struct rp_slo *s = calloc(1, sizeof(*s));
   if (s == NULL)
     return -ENOMEM;
+  if ((s->index = json_object()) == NULL) {
+    free(s);
+    return -ENOMEM;
+  }
   pthread_mutex_init(&s->lock, NULL);
   *out = s;
   return 0;
@@ -106,6 +111,7 @@ void rp_slo_free(struct rp_slo *s) {
   if (s == NULL)
     return;
   pthread_mutex_destroy(&s->lock);
+  json_decref(s->index);
   free(s->e);
   free(s);
 }
@@ -118,9 +124,11 @@ void rp_slo_configure(struct rp_slo *s, const struct rp_slo_policy *sp) {
 
 static struct entry *entry_of(struct rp_slo *s, const char *rack,
                               const struct rp_slo_objective *o) {
-  for (size_t i = 0; i < s->n; i++)
-    if (strcmp(s->e[i].rack, rack) == 0 && strcmp(s->e[i].o.name, o->name) == 0)
-      return &s->e[i];
+  char key[RP_ID_MAX + 40];
+  snprintf(key, sizeof(key), "%s\t%s", rack, o->name);
+  json_t *at = json_object_get(s->index, key);
+  if (at != NULL)
+    return &s->e[json_integer_value(at)];
   if (s->n == s->cap) {
     size_t cap = s->cap ? s->cap * 2 : 16;
     struct entry *grown = realloc(s->e, cap * sizeof(*grown));
@@ -129,6 +137,7 @@ static struct entry *entry_of(struct rp_slo *s, const char *rack,
     s->e = grown;
     s->cap = cap;
   }
+  json_object_set_new(s->index, key, json_integer((json_int_t)s->n));
   struct entry *e = &s->e[s->n++];
   memset(e, 0, sizeof(*e));
   snprintf(e->rack, sizeof(e->rack), "%s", rack);
