@@ -100,7 +100,15 @@ simulate --policy "$WORK/bad.yaml" --against "$WORK/loose.yaml" >/dev/null 2>"$W
 rc=$?
 set -e
 [ "$rc" = 2 ] && grep -q "bad.yaml:2" "$WORK/bad.log" || fail "bad candidate: exit $rc: $(cat "$WORK/bad.log")"
-pass "a candidate that does not validate: exit 2, names bad.yaml:2"
+printf 'incidents:\n  - {rack: r0001, start: yesterday}\n' >"$WORK/bad-inc.yaml"
+set +e
+simulate --policy "$WORK/strict.yaml" --against "$WORK/loose.yaml" --incidents "$WORK/bad-inc.yaml" \
+  >/dev/null 2>"$WORK/bad-inc.log"
+rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q "bad-inc.yaml:2: incidents\[0\]" "$WORK/bad-inc.log" \
+  || fail "bad incident time: exit $rc: $(cat "$WORK/bad-inc.log")"
+pass "a candidate that does not validate, or an incident without a time: exit 2, naming file:line"
 
 # The aggregator was not disturbed: still every frame, still its partitions.
 [ "$(applied)" = 10800 ] || fail "aggregator state changed: $(applied)"
