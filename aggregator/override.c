@@ -62,6 +62,10 @@ static void audit(struct rp_aggregator *a, const struct rp_caller *caller, const
                   const json_t *rec, int64_t now) {
   json_t *e = json_pack("{s:s, s:O, s:O}", "action", action, "rack", json_object_get(rec, "rack"),
                         "override", rec);
+  /* The aggregator's own entries (expiry) belong to the override's deploy. */
+  json_t *deploy_id = json_object_get(rec, "deploy_id");
+  if (e != NULL && caller == NULL && deploy_id != NULL)
+    json_object_set_new(e, "deploy", json_pack("{s:O}", "deploy_id", deploy_id));
   if (e != NULL)
     rp_audit_record(a, caller, e, now);
   json_decref(e);
