@@ -65,7 +65,7 @@ json_t *ctl_call(const char *method, const char *base, const char *path, const j
   char curl_err[CURL_ERROR_SIZE] = "", auth[512];
   char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
   struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-  if (token != NULL) {
+  if (token != NULL && token[0] != '\0') {
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
     headers = curl_slist_append(headers, auth);
     memset(auth, 0, sizeof(auth));
@@ -129,9 +129,13 @@ void ctl_add_query(char *path, size_t len, const char *key, const char *value) {
 /* The bearer token for changes; exits the command with an error if absent. */
 bool ctl_read_token(const struct args *a, char *token, size_t len) {
   const char *file = a->token_file ? a->token_file : getenv("RACKPULSE_TOKEN_FILE");
+  if ((file == NULL || *file == '\0') && a->cert != NULL) {
+    token[0] = '\0'; /* a client certificate stands for the token */
+    return true;
+  }
   if (file == NULL || *file == '\0') {
-    fprintf(stderr, "rackpulsectl: changes need a token: --token-file F or "
-                    "RACKPULSE_TOKEN_FILE\n");
+    fprintf(stderr, "rackpulsectl: changes need a token (--token-file F or "
+                    "$RACKPULSE_TOKEN_FILE) or a client certificate (--cert F --key F)\n");
     return false;
   }
   char err[512];
