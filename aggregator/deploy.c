@@ -2,6 +2,7 @@
 #include "deploy.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -110,6 +111,92 @@ void rp_deploy_new_id(const char *prefix, char *out, size_t len) {
   snprintf(out, len, "%s%s%s", prefix ? prefix : "", prefix ? "-" : "", hex);
 }
 
+/* Deploy markers for dashboards: per rack and kind of event, the newest
+ * one that carried a deploy id (or was a canary's or an override's), as
+ * rackpulse_deploy_event_timestamp_seconds. One table per process (one
+ * aggregator), bounded; entries older than a day are dropped. */
+#define MARKERS_MAX 4096
+#define MARKER_TTL_MS (24LL * 3600 * 1000)
+
+struct marker {
+  char rack[RP_ID_MAX + 1], kind[32], deploy_id[129];
+  int64_t ts_ms;
+};
+
+static struct {
+  pthread_mutex_t lock;
+  struct marker v[MARKERS_MAX];
+  size_t n;
+} markers = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The marker kind of an entry: its action, or gate_allow / gate_deny;
+ * NULL when it marks nothing. */
+static const char *marker_kind(const json_t *e, const char *deploy_id, char *buf, size_t len) {
+  const char *action = json_string_value(json_object_get(e, "action"));
+  const char *decision = json_string_value(json_object_get(e, "decision"));
+  if (action == NULL && decision != NULL && deploy_id != NULL) {
+    snprintf(buf, len, "gate_%s", decision);
+    return buf;
+  }
+  if (action != NULL && (deploy_id != NULL || strncmp(action, "canary", 6) == 0 ||
+                         strncmp(action, "override", 8) == 0))
+    return action;
+  return NULL;
+}
+
+static void mark(const json_t *e, int64_t now) {
+  const char *rack = json_string_value(json_object_get(e, "rack"));
+  const char *id = json_string_value(json_object_get(json_object_get(e, "deploy"), "deploy_id"));
+  char buf[32];
+  const char *kind = marker_kind(e, id, buf, sizeof(buf));
+  if (rack == NULL || kind == NULL || strcmp(rack, "*") == 0)
+    return;
+  pthread_mutex_lock(&markers.lock);
+  size_t i = 0, oldest = 0;
+  for (; i < markers.n; i++) {
+    if (strcmp(markers.v[i].rack, rack) == 0 && strcmp(markers.v[i].kind, kind) == 0)
+      break;
+    if (markers.v[i].ts_ms < markers.v[oldest].ts_ms)
+      oldest = i;
+  }
+  if (i == markers.n)
+    i = markers.n < MARKERS_MAX ? markers.n++ : oldest;
+  struct marker *m = &markers.v[i];
+  snprintf(m->rack, sizeof(m->rack), "%s", rack);
+  snprintf(m->kind, sizeof(m->kind), "%s", kind);
+  snprintf(m->deploy_id, sizeof(m->deploy_id), "%s", id ? id : "");
+  m->ts_ms = now;
+  pthread_mutex_unlock(&markers.lock);
+}
+
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static void label(FILE *out, const char *s) {
+  for (; *s; s++) {
+    if (*s == '\\' || *s == '"')
+      fputc('\\', out);
+    fputc(*s, out);
+  }
+}
+
+void rp_deploy_metrics(FILE *out, int64_t now_ms) {
+  fprintf(out, "# HELP rackpulse_deploy_event_timestamp_seconds When the newest event of a kind "
+               "(gate_allow/gate_deny with a deploy id, canary_*, override_*, changes with a "
+               "deploy id) happened on a rack, with its deploy id: dashboard annotations.\n"
+               "# TYPE rackpulse_deploy_event_timestamp_seconds gauge\n");
+  pthread_mutex_lock(&markers.lock);
+  for (size_t i = 0; i < markers.n; i++) {
+    const struct marker *m = &markers.v[i];
+    if (now_ms - m->ts_ms > MARKER_TTL_MS)
+      continue;
+    fputs("rackpulse_deploy_event_timestamp_seconds{rack=\"", out);
+    label(out, m->rack);
+    fprintf(out, "\",kind=\"%s\",deploy_id=\"", m->kind);
+    label(out, m->deploy_id);
+    fprintf(out, "\"} %.3f\n", (double)m->ts_ms / 1000.0);
+  }
+  pthread_mutex_unlock(&markers.lock);
+}
+
 int rp_audit_record(struct rp_aggregator *a, const struct rp_caller *c, json_t *entry,
                     int64_t now_ms) {
   if (json_object_get(entry, "rack") == NULL)
@@ -135,6 +222,8 @@ int rp_audit_record(struct rp_aggregator *a, const struct rp_caller *c, json_t *
   if (c != NULL && c->deploy != NULL)
     json_object_set(entry, "deploy", c->deploy);
   int rc = rp_ledger_audit_append(a->ledger, entry);
+  if (rc == 0)
+    mark(entry, now_ms);
   if (rc != 0)
     rp_error("audit", "%s %s on rack %s not kept in the audit log (%s): the request fails",
              json_string_value(json_object_get(entry, "action"))

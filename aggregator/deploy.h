@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "auth.h"
 
@@ -48,6 +49,10 @@ const char *rp_caller_deploy_id(const struct rp_caller *c);
  * Returns 0, or a negative errno when it was not kept (logged, counted). */
 int rp_audit_record(struct rp_aggregator *a, const struct rp_caller *c, json_t *entry,
                     int64_t now_ms);
+
+/* Prometheus lines of the deploy markers (the newest event of each kind
+ * per rack, with its deploy id) for dashboard annotations. */
+void rp_deploy_metrics(FILE *out, int64_t now_ms);
 
 /* A random 128-bit id in hex, "prefix-" first when prefix is given. */
 void rp_deploy_new_id(const char *prefix, char *out, size_t len);
