@@ -3,9 +3,11 @@
  *   GET    /v1/racks                          racks with freshness
  *   GET    /v1/racks/{rack}                   latest values, window stats, devices
  *   GET    /v1/racks/{rack}/gate?kw=N[&duration=30m][&class=gold][&owner=O]
- *                                             the deploy-gate decision (audited);
+ *                                             the deploy-gate decision (audited; an
+ *                                             override in force turns a deny into an
+ *                                             allow and says so, override.h);
  *                                             class: only one at least as strict as
- *                                             the rack's own (403), any with [token]
+ *                                             the rack's own (403), any with [override]
  *   GET    /v1/placement?kw=N[&count=K][&pool=P][&class=C]   ranked racks
  *   GET    /v1/floor[?rack=R]                 every rack's summary in one answer
  *                                             (the last evaluation pass, floor.c;
@@ -16,21 +18,31 @@
  *                                             [{check, reason}], missing, age_s, ...}],
  *                                             evaluated_at_ms, now_ms}
  *   GET    /v1/reservations[?rack=R][&owner=O]
- *   POST   /v1/reservations                   create (body: JSON)          [token]
- *   POST   /v1/reservations/{id}/extend       body {"end": ...}            [token]
- *   DELETE /v1/reservations/{id}              release                      [token]
+ *   POST   /v1/reservations                   create (body: JSON)          [reserve]
+ *   POST   /v1/reservations/{id}/extend       body {"end": ...}            [reserve]
+ *   DELETE /v1/reservations/{id}              release                      [reserve]
  *   GET    /v1/audit?[rack=R][&since=ms][&until=ms][&limit=N]
  *   GET    /v1/flags[?rack=R]
- *   POST   /v1/flags                          body {rack, flag, owner, expires, reason} [token]
- *   DELETE /v1/flags/{rack}/{flag}                                         [token]
- *   POST   /v1/racks/{rack}/devices/{device}/retire  body {owner[, reason]} [token]
+ *   POST   /v1/flags                          body {rack, flag, owner, expires, reason} [flag]
+ *   DELETE /v1/flags/{rack}/{flag}                                         [flag]
+ *   POST   /v1/racks/{rack}/devices/{device}/retire  body {owner[, reason]} [admin]
  *                                             forget a device (audited)
+ *   ... and the deploy workflow's endpoints (http_deploy.h): the audit
+ *   export and one deploy's story, overrides [override], canaries [reserve].
  *   GET    /, /floor.js, /floor.css           the incident-map page (web.c)
  *   GET    /metrics                           Prometheus text exposition
  *   GET    /healthz                           liveness
  *
- * [token]: "Authorization: Bearer T" with T from http.token_file, compared
- * in constant time; without a token file these endpoints are refused.
+ * [role]: a named client (auth.h: "Authorization: Bearer T" with T from
+ * http.tokens_file or the shared http.token_file, compared in constant
+ * time, or a TLS client certificate) holding the role; 401 without valid
+ * credentials, 403 naming the role without it; with no client configured
+ * changes are refused. Every request may carry deploy fields (deploy.h:
+ * deploy_id, commit, pipeline_url, requester), query arguments of a GET or
+ * fields of a POST body; every decision and change is audited with them and
+ * the client (http_change.c), and one whose audit entry cannot be kept is
+ * answered 503. HTTPS with http.tls_cert and http.tls_key (tls.h); plain
+ * HTTP only on a loopback address.
  * Requests are served by a fixed pool of threads with bounded connections
  * (also per client address), a per-connection timeout and a 64 KiB body
  * limit, so slow or greedy clients cannot pile up; handlers only open LMDB
@@ -410,197 +422,6 @@ json_t *rp_http_parse_body(const char *body, size_t len, unsigned *status, const
   return j;
 }
 
-/* A change in the audit log: the action, the rack, the record as it now
- * is (or was), the client and its deploy. 0 or a negative errno. */
-static int audit_change(struct rp_http *h, const struct rp_caller *caller, const char *action,
-                        const char *rack, const json_t *record, int64_t now) {
-  json_t *e = json_pack("{s:s, s:s, s:O}", "action", action, "rack", rack ? rack : "*", "record",
-                        record ? record : json_null());
-  int rc = e ? rp_audit_record(h->a, caller, e, now) : -ENOMEM;
-  json_decref(e);
-  return rc;
-}
-
-static const char *const flag_names[] = {"scale-back", "pause-admissions", "evacuate",
-                                         "maintenance"};
-
-static enum MHD_Result post_flag(struct rp_http *h, struct MHD_Connection *conn, const json_t *body,
-                                 const struct rp_caller *caller) {
-  const char *rack = json_string_value(json_object_get(body, "rack"));
-  const char *flag = json_string_value(json_object_get(body, "flag"));
-  const char *owner = json_string_value(json_object_get(body, "owner"));
-  const char *reason = json_string_value(json_object_get(body, "reason"));
-  json_t *expires = json_object_get(body, "expires_ms");
-  bool known = false;
-  for (size_t i = 0; i < 4 && flag; i++)
-    known |= strcmp(flag, flag_names[i]) == 0;
-  if (!valid_name(rack) || !known || !valid_name(owner))
-    return reply_error(conn, 400,
-                       "rack, owner: valid ids; flag: scale-back, pause-admissions, evacuate "
-                       "or maintenance");
-  int64_t now = rp_now_ms();
-  if (!json_is_integer(expires) || json_integer_value(expires) <= now)
-    return reply_error(conn, 400, "expires_ms: a Unix time in ms in the future");
-  if (reason != NULL && strlen(reason) > 256)
-    return reply_error(conn, 400, "reason: at most 256 characters");
-  json_t *f = json_pack("{s:s, s:s, s:s, s:s, s:I, s:O, s:s}", "rack", rack, "flag", flag, "owner",
-                        owner, "reason", reason ? reason : "", "set_ms", (json_int_t)now,
-                        "expires_ms", expires, "source", "api");
-  if (rp_ledger_flag_put(h->a->ledger, rack, flag, f) != 0) {
-    json_decref(f);
-    return reply_error(conn, 503, "ledger write failed");
-  }
-  char version[64];
-  rp_gate_policy_version(h->a->gate, version, sizeof(version));
-  rp_events_publish(h->a->events, f, true, version);
-  if (audit_change(h, caller, "flag_set", rack, f, now) != 0) {
-    json_decref(f);
-    return reply_error(conn, 503, "the flag is set but its audit entry was not kept (logged)");
-  }
-  return reply_json(conn, 201, f);
-}
-
-/* Retires a device of a rack: it stops being an expected member of the
- * rack's gate inputs (store_retire_device()) until it reports again. The
- * retirement goes to the audit log like a gate decision. */
-static enum MHD_Result post_retire(struct rp_http *h, struct MHD_Connection *conn, const char *rack,
-                                   const char *device, const json_t *body,
-                                   const struct rp_caller *caller) {
-  const char *owner = json_string_value(json_object_get(body, "owner"));
-  const char *reason = json_string_value(json_object_get(body, "reason"));
-  if (!valid_name(owner))
-    return reply_error(conn, 400, "owner: 1..64 characters of A-Z a-z 0-9 . _ -");
-  if (reason != NULL && strlen(reason) > 256)
-    return reply_error(conn, 400, "reason: at most 256 characters");
-  size_t removed = 0;
-  char err[256];
-  int64_t now = rp_now_ms();
-  int rc = store_retire_device(h->a->store, rack, device, owner, now, &removed, err, sizeof(err));
-  if (rc != 0) {
-    rp_warn("http", "retire %s of rack %s: %s", device, rack, err);
-    return reply_error(conn, 503, err);
-  }
-  if (removed == 0)
-    return reply_error(conn, 404, "no such device in that rack (never reported, or retired)");
-  char id[RP_ID_MAX + 32];
-  snprintf(id, sizeof(id), "retire-%lld-%s", (long long)now, device);
-  json_t *a =
-      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "rack", rack, "action", "device_retire",
-                "device", device, "owner", owner, "reason", reason ? reason : "", "decision_id", id,
-                "evaluated_at_ms", (json_int_t)now, "records_removed", (json_int_t)removed);
-  if (rp_audit_record(h->a, caller, a, now) != 0) {
-    json_decref(a);
-    return reply_error(conn, 503,
-                       "the device is retired but its audit entry was not kept (logged)");
-  }
-  rp_info("http", "device %s of rack %s retired by %s (%zu records)", device, rack, owner, removed);
-  return reply_json(conn, 200, a);
-}
-
-/* A reservation change's answer, audited when it succeeded. */
-static enum MHD_Result reservation_done(struct rp_http *h, struct MHD_Connection *conn,
-                                        const struct rp_caller *caller, const char *action, int st,
-                                        json_t *r, int64_t now) {
-  if (st >= 200 && st < 300 &&
-      audit_change(h, caller, action, json_string_value(json_object_get(r, "rack")), r, now) != 0) {
-    json_decref(r);
-    return reply_error(conn, 503, "the change was made but its audit entry was not kept (logged)");
-  }
-  return reply_json(conn, (unsigned)st, r);
-}
-
-static enum MHD_Result route_change(struct rp_http *h, struct MHD_Connection *conn,
-                                    const char *method, const char *url, json_t *body,
-                                    const struct rp_caller *caller) {
-  int st = 0;
-  int64_t now = rp_now_ms();
-  bool handled;
-  enum MHD_Result dr = rp_http_deploy_change(h->a, conn, method, url, body, caller, &handled);
-  if (handled)
-    return dr;
-  static const char res_prefix[] = "/v1/reservations/";
-  static const char flag_prefix[] = "/v1/flags/";
-  if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/reservations") == 0) {
-    json_t *r = rp_reservation_create(h->a, body, now, &st);
-    return reservation_done(h, conn, caller, "reservation_create", st, r, now);
-  }
-  if (strncmp(url, res_prefix, sizeof(res_prefix) - 1) == 0) {
-    char id[RP_ID_MAX + 1];
-    const char *rest = url + sizeof(res_prefix) - 1;
-    size_t len = strcspn(rest, "/");
-    if (!rp_http_valid_id(rest, len))
-      return reply_error(conn, 400, "reservation id: 1..64 characters");
-    memcpy(id, rest, len);
-    id[len] = '\0';
-    if (strcmp(method, "DELETE") == 0 && rest[len] == '\0') {
-      json_t *r = rp_reservation_release(h->a, id, now, &st);
-      return reservation_done(h, conn, caller, "reservation_release", st, r, now);
-    }
-    if (strcmp(method, "POST") == 0 && strcmp(rest + len, "/extend") == 0) {
-      json_t *r = rp_reservation_extend(h->a, id, body, now, &st);
-      return reservation_done(h, conn, caller, "reservation_extend", st, r, now);
-    }
-  }
-  static const char rack_prefix[] = "/v1/racks/";
-  if (strcmp(method, "POST") == 0 && strncmp(url, rack_prefix, sizeof(rack_prefix) - 1) == 0) {
-    /* /v1/racks/{rack}/devices/{device}/retire */
-    const char *rack = url + sizeof(rack_prefix) - 1;
-    size_t rlen = strcspn(rack, "/");
-    static const char mid[] = "/devices/", tail[] = "/retire";
-    const char *dev = rack + rlen + sizeof(mid) - 1;
-    size_t dlen = strncmp(rack + rlen, mid, sizeof(mid) - 1) == 0 ? strcspn(dev, "/") : 0;
-    if (dlen == 0 || strcmp(dev + dlen, tail) != 0)
-      return reply_error(conn, 404, "no such endpoint");
-    if (!rp_http_valid_id(rack, rlen) || !rp_http_valid_id(dev, dlen))
-      return reply_error(conn, 400, "rack, device: 1..64 characters of A-Z a-z 0-9 . _ -");
-    char rack_id[RP_ID_MAX + 1], dev_id[RP_ID_MAX + 1];
-    memcpy(rack_id, rack, rlen);
-    rack_id[rlen] = '\0';
-    memcpy(dev_id, dev, dlen);
-    dev_id[dlen] = '\0';
-    return post_retire(h, conn, rack_id, dev_id, body, caller);
-  }
-  if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/flags") == 0)
-    return post_flag(h, conn, body, caller);
-  if (strcmp(method, "DELETE") == 0 && strncmp(url, flag_prefix, sizeof(flag_prefix) - 1) == 0) {
-    const char *rest = url + sizeof(flag_prefix) - 1;
-    const char *slash = strchr(rest, '/');
-    char rack[RP_ID_MAX + 1];
-    if (slash == NULL || !rp_http_valid_id(rest, (size_t)(slash - rest)))
-      return reply_error(conn, 400, "expected /v1/flags/{rack}/{flag}");
-    memcpy(rack, rest, (size_t)(slash - rest));
-    rack[slash - rest] = '\0';
-    /* The flag as it was, for the event. */
-    json_t *was = NULL, *all = rp_ledger_flag_list(h->a->ledger, rack), *f;
-    size_t i;
-    json_array_foreach(all, i, f) {
-      if (was == NULL && strcmp(json_string_value(json_object_get(f, "flag")), slash + 1) == 0)
-        was = json_incref(f);
-    }
-    json_decref(all);
-    int rc = rp_ledger_flag_del(h->a->ledger, rack, slash + 1);
-    int audited = 0;
-    if (rc == 0 && was != NULL) {
-      char version[64];
-      rp_gate_policy_version(h->a->gate, version, sizeof(version));
-      rp_events_publish(h->a->events, was, false, version);
-      audited = audit_change(h, caller, "flag_clear", rack, was, now);
-    }
-    json_decref(was);
-    if (rc == -ENOENT)
-      return reply_error(conn, 404, "no such flag on that rack");
-    if (rc != 0)
-      return reply_error(conn, 503, "ledger write failed");
-    if (audited != 0)
-      return reply_error(conn, 503,
-                         "the flag is cleared but its audit entry was not kept (logged)");
-    return reply_json(
-        conn, 200,
-        json_pack("{s:s, s:s, s:s}", "rack", rack, "flag", slash + 1, "state", "cleared"));
-  }
-  return reply_error(conn, 404, "no such endpoint");
-}
-
 /* Changes: the caller must hold the route's role (auth.h); a POST body is
  * a JSON object whose deploy fields (deploy.h) are taken out of it. */
 static enum MHD_Result mutate(struct rp_http *h, struct MHD_Connection *conn, const char *method,
@@ -624,7 +445,7 @@ static enum MHD_Result mutate(struct rp_http *h, struct MHD_Connection *conn, co
   } else if (!rp_http_deploy_args(conn, &caller, &why)) {
     return reply_error(conn, 400, why);
   }
-  enum MHD_Result r = route_change(h, conn, method, url, body, &caller);
+  enum MHD_Result r = rp_http_change(h->a, conn, method, url, body, &caller);
   json_decref(body);
   rp_caller_clear(&caller);
   return r;

@@ -48,4 +48,10 @@ enum MHD_Result rp_http_deploy_change(struct rp_aggregator *a, struct MHD_Connec
                                       const char *method, const char *url, json_t *body,
                                       const struct rp_caller *caller, bool *handled);
 
+/* http_change.c: a change (POST/DELETE) by an authorized caller, body
+ * parsed (NULL for DELETE) and its deploy fields taken out. */
+enum MHD_Result rp_http_change(struct rp_aggregator *a, struct MHD_Connection *conn,
+                               const char *method, const char *url, json_t *body,
+                               const struct rp_caller *caller);
+
 #endif
