@@ -114,6 +114,14 @@ ctl --deploy-id dep-43 audit --json | grep -q '"client": "shared"' \
   || fail "the shared token is not client 'shared'"
 pass "the shared token is client 'shared'"
 
+# A policy reload (SIGHUP) is audited, by the aggregator itself.
+kill -HUP "$AGG_PID"
+wait_for 15 sh -c "curl -sf '$URL/v1/audit/export' | grep -q '\"action\":\"policy_reload\"'" \
+  || fail "the SIGHUP reload was not audited"
+curl -sf "$URL/v1/audit/export" | grep '"action":"policy_reload"' | grep -q '"client":"aggregator"' \
+  || fail "the reload's entry does not name the aggregator"
+pass "a SIGHUP policy reload is audited (client aggregator, policy version)"
+
 # 4. The chain verifies, from the API, a file, and the LMDB; edits fail it.
 ctl audit verify >"$WORK/verify.txt" || fail "audit verify failed: $(cat "$WORK/verify.txt")"
 ctl audit export --file "$WORK/export.jsonl" || fail "export failed"
