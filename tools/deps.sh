@@ -15,6 +15,7 @@ PACKAGES=(
   # tests: cmocka, and the real peers
   libcmocka-dev python3 python3-pymodbus python3-serial python3-serial-asyncio python3-yaml
   kcat protobuf-compiler curl socat prometheus procps
+  openssl  # deploy_tls: a CA, server and client certificates made at test time
   ipmitool openipmi
   snmpsim snmpd snmp
   faketime  # an agent whose clock runs ahead (gate_clock)
