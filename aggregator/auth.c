@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aggregator.h"
 #include "rackpulse/secret.h"
 
 #define TOKENS_FILE_MAX (256 * 1024)
@@ -41,16 +42,7 @@ unsigned rp_auth_parse_roles(const char *list) {
   return mask;
 }
 
-static bool valid_name(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > RP_CLIENT_NAME_MAX)
-    return false;
-  for (size_t i = 0; i < n; i++)
-    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-          (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
-      return false;
-  return true;
-}
+static bool valid_name(const char *s) { return rp_http_valid_id(s, strlen(s)); }
 
 static int add_client(struct rp_auth *a, const char *name, unsigned roles, bool by_cert,
                       const char *secret) {

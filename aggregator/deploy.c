@@ -24,16 +24,7 @@ static bool printable(const char *s, size_t max) {
   return true;
 }
 
-static bool commit_like(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 64)
-    return false;
-  for (size_t i = 0; i < n; i++)
-    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-          (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
-      return false;
-  return true;
-}
+static bool commit_like(const char *s) { return rp_http_valid_id(s, strlen(s)); }
 
 int rp_deploy_from_fields(struct rp_caller *c, const char *deploy_id, const char *commit,
                           const char *pipeline_url, const char *requester, const char **why) {

@@ -323,10 +323,8 @@ static enum MHD_Result get_gate(struct rp_http *h, struct MHD_Connection *conn, 
   struct rp_caller caller = {0};
   unsigned st;
   const char *why;
-  if (!rp_http_identify(h->a, conn, &caller, &st, &why))
+  if (!rp_http_reader(h->a, conn, &caller, &st, &why))
     return reply_error(conn, st, why);
-  if (!rp_http_deploy_args(conn, &caller, &why))
-    return reply_error(conn, 400, why);
   q.trusted = rp_auth_has(caller.client, RP_ROLE_OVERRIDE);
   int status;
   char err[256];
@@ -364,10 +362,8 @@ static enum MHD_Result get_placement(struct rp_http *h, struct MHD_Connection *c
   struct rp_caller caller = {0};
   unsigned st;
   const char *why;
-  if (!rp_http_identify(h->a, conn, &caller, &st, &why))
+  if (!rp_http_reader(h->a, conn, &caller, &st, &why))
     return reply_error(conn, st, why);
-  if (!rp_http_deploy_args(conn, &caller, &why))
-    return reply_error(conn, 400, why);
   int64_t now = rp_now_ms();
   json_t *p = rp_placement(h->a, kw, (size_t)count, pool, cls, now);
   if (p == NULL) {

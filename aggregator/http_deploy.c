@@ -94,6 +94,17 @@ bool rp_http_deploy_args(struct MHD_Connection *conn, struct rp_caller *caller, 
                                arg(conn, "pipeline_url"), arg(conn, "requester"), why) == 0;
 }
 
+bool rp_http_reader(struct rp_aggregator *a, struct MHD_Connection *conn, struct rp_caller *caller,
+                    unsigned *status, const char **why) {
+  if (!rp_http_identify(a, conn, caller, status, why))
+    return false;
+  if (!rp_http_deploy_args(conn, caller, why)) {
+    *status = 400;
+    return false;
+  }
+  return true;
+}
+
 /* The export, streamed a chunk of entries at a time. */
 struct export_stream {
   struct rp_aggregator *a;

@@ -36,6 +36,10 @@ bool rp_http_authorize(struct rp_aggregator *a, struct MHD_Connection *conn, enu
  * NULL when none were. */
 bool rp_http_identify(struct rp_aggregator *a, struct MHD_Connection *conn,
                       struct rp_caller *caller, unsigned *status, const char **why);
+/* A decision's caller: identified when it sent credentials, with the
+ * deploy fields of the query string (400 when they are malformed). */
+bool rp_http_reader(struct rp_aggregator *a, struct MHD_Connection *conn, struct rp_caller *caller,
+                    unsigned *status, const char **why);
 /* The role a change (method, url) needs. */
 enum rp_role rp_http_route_role(const char *method, const char *url);
 /* The deploy fields of a GET's query string into caller. */

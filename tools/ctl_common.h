@@ -60,6 +60,13 @@ int ctl_show(const struct args *a, const char *what, const char *path,
 void ctl_deploy_query(const struct args *a, char *path, size_t len);
 void ctl_deploy_body(const struct args *a, json_t *body);
 
+/* A change: method, path and body (may be NULL) with the token (or client
+ * certificate) and the deploy fields (the body's, or the query's without
+ * one). The answer as ctl_call gives it; NULL (said on stderr) without a
+ * token or on a transport error. */
+json_t *ctl_change(const struct args *a, const char *method, const char *path, const json_t *body,
+                   long *status);
+
 /* ctl_audit.c: audit verify [--file F | --ledger DIR], audit export,
  * audit --deploy-id X. */
 int ctl_audit(const struct args *a, const char *sub);

@@ -220,6 +220,25 @@ char *ctl_get_text(const char *base, const char *path, size_t *len, long *status
   return answer.data;
 }
 
+json_t *ctl_change(const struct args *a, const char *method, const char *path, const json_t *body,
+                   long *status) {
+  char token[256];
+  if (!ctl_read_token(a, token, sizeof(token)))
+    return NULL;
+  /* The deploy fields: in the body of a POST, the query of a DELETE. */
+  char full[1024];
+  snprintf(full, sizeof(full), "%s", path);
+  json_t *sent = body ? json_deep_copy(body) : NULL;
+  if (sent != NULL)
+    ctl_deploy_body(a, sent);
+  else
+    ctl_deploy_query(a, full, sizeof(full));
+  json_t *j = ctl_call(method, a->base, full, sent, token, status);
+  json_decref(sent);
+  memset(token, 0, sizeof(token));
+  return j;
+}
+
 /* A field: the flag, else $RACKPULSE_<NAME>, else the first CI variable
  * that is set. */
 static const char *field(const char *flag, const char *env, const char *const *ci) {

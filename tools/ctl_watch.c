@@ -113,7 +113,6 @@ static json_t *start_body(const struct args *a) {
     json_object_set_new(body, "power_series", json_string(a->power_series));
   if (a->temp_series)
     json_object_set_new(body, "temp_series", json_string(a->temp_series));
-  ctl_deploy_body(a, body);
   return body;
 }
 
@@ -126,14 +125,8 @@ int ctl_watch(const struct args *a) {
   json_t *body = start_body(a);
   if (body == NULL)
     return EXIT_ERROR;
-  char token[256];
-  if (!ctl_read_token(a, token, sizeof(token))) {
-    json_decref(body);
-    return EXIT_ERROR;
-  }
   long status = 0;
-  json_t *c = ctl_call("POST", a->base, "/v1/canaries", body, token, &status);
-  memset(token, 0, sizeof(token));
+  json_t *c = ctl_change(a, "POST", "/v1/canaries", body, &status);
   json_decref(body);
   if (c == NULL || ctl_check_status("watch", status, c) != 0) {
     json_decref(c);
@@ -194,20 +187,11 @@ static void print_overrides(const json_t *j) {
   }
 }
 
-/* A change with the token, printing the answer. */
-static int send_change(const struct args *a, const char *method, const char *path, json_t *body) {
-  char token[256];
-  if (!ctl_read_token(a, token, sizeof(token)))
-    return EXIT_ERROR;
-  char full[512];
-  snprintf(full, sizeof(full), "%s", path);
-  if (body != NULL)
-    ctl_deploy_body(a, body);
-  else
-    ctl_deploy_query(a, full, sizeof(full));
+/* A change, printing the answer. */
+static int send_change(const struct args *a, const char *method, const char *path,
+                       const json_t *body) {
   long status = 0;
-  json_t *j = ctl_call(method, a->base, full, body, token, &status);
-  memset(token, 0, sizeof(token));
+  json_t *j = ctl_change(a, method, path, body, &status);
   if (j == NULL)
     return EXIT_ERROR;
   int rc = ctl_check_status("override", status, j);

@@ -199,21 +199,8 @@ static json_t *split_list(const char *s) {
 /* A change: method + path + body, with the token; prints the answer. */
 static int change(const struct args *a, const char *what, const char *method, const char *path,
                   const json_t *body) {
-  char token[256];
-  if (!ctl_read_token(a, token, sizeof(token)))
-    return EXIT_ERROR;
   long status = 0;
-  /* The deploy fields: in the body of a POST, the query of a DELETE. */
-  char full[1024];
-  snprintf(full, sizeof(full), "%s", path);
-  json_t *sent = body ? json_deep_copy(body) : NULL;
-  if (sent != NULL)
-    ctl_deploy_body(a, sent);
-  else
-    ctl_deploy_query(a, full, sizeof(full));
-  json_t *j = ctl_call(method, a->base, full, sent, token, &status);
-  json_decref(sent);
-  memset(token, 0, sizeof(token));
+  json_t *j = ctl_change(a, method, path, body, &status);
   if (j == NULL)
     return EXIT_ERROR;
   int rc = ctl_check_status(what, status, j);

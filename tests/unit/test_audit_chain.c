@@ -149,8 +149,8 @@ static void test_ring_evicts_along_the_chain(void **state) {
     json_t *all = lines(text);
     free(text);
     assert_int_equal(json_array_size(all), 10);
-    struct rp_chain_verify v = {.have_head = true, .have_tip = true, .head_seq = head_seq,
-                                .tip_seq = tip_seq};
+    struct rp_chain_verify v = {
+        .have_head = true, .have_tip = true, .head_seq = head_seq, .tip_seq = tip_seq};
     memcpy(v.head_hash, head, sizeof(head));
     memcpy(v.tip_hash, tip, sizeof(tip));
     size_t i;
