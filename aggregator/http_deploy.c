@@ -4,7 +4,6 @@
 #include "http_deploy.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,29 +104,66 @@ bool rp_http_reader(struct rp_aggregator *a, struct MHD_Connection *conn, struct
   return true;
 }
 
-/* The export, streamed a chunk of entries at a time. */
+/* The export, streamed a chunk of entries at a time; the first chunk is
+ * read in the same transaction as the chain's ends its header line names. */
 struct export_stream {
   struct rp_aggregator *a;
   uint64_t after;
   size_t remaining;
+  bool started, done;
   char *buf;
   size_t len, off;
 };
 
+/* The header line and the first chunk, into x->buf. */
+static void export_first(struct export_stream *x, char *chunk, size_t clen,
+                         const struct rp_audit_ends *e) {
+  json_t *hdr =
+      json_pack("{s:{s:I, s:s, s:I, s:s, s:I}}", "audit_export", "head_seq",
+                (json_int_t)e->head_seq, "head_hash", e->head_hash, "tip_seq",
+                (json_int_t)e->tip_seq, "tip_hash", e->tip_hash, "after", (json_int_t)x->after);
+  char *line = hdr ? json_dumps(hdr, JSON_COMPACT) : NULL;
+  json_decref(hdr);
+  size_t ll = line ? strlen(line) : 0;
+  x->buf = line ? malloc(ll + 1 + clen + 1) : NULL;
+  if (x->buf != NULL) {
+    memcpy(x->buf, line, ll);
+    x->buf[ll] = '\n';
+    if (clen > 0)
+      memcpy(x->buf + ll + 1, chunk, clen);
+    x->len = ll + 1 + clen;
+  }
+  free(line);
+  free(chunk);
+}
+
 static ssize_t export_read(void *cls, uint64_t pos, char *out, size_t max) {
   (void)pos;
   struct export_stream *x = cls;
-  if (x->off == x->len) {
+  while (x->off == x->len) {
     free(x->buf);
     x->buf = NULL;
     x->len = x->off = 0;
-    if (x->remaining == 0)
+    if (x->done)
       return MHD_CONTENT_READER_END_OF_STREAM;
-    size_t want = x->remaining < 500 ? x->remaining : 500;
+    size_t want = x->remaining < 500 ? x->remaining : 500, clen = 0;
     uint64_t last = x->after;
-    x->buf = rp_ledger_audit_export(x->a->ledger, x->after, want, &x->len, &last);
-    if (x->buf == NULL || x->len == 0 || last == x->after)
-      return MHD_CONTENT_READER_END_OF_STREAM;
+    struct rp_audit_ends ends;
+    char *chunk = want ? rp_ledger_audit_export(x->a->ledger, x->after, want, &clen, &last,
+                                                x->started ? NULL : &ends)
+                       : NULL;
+    x->done = chunk == NULL || clen == 0 || last == x->after;
+    if (!x->started) {
+      x->started = true;
+      if (want == 0)
+        memset(&ends, 0, sizeof(ends));
+      export_first(x, chunk, clen, &ends);
+      if (x->buf == NULL)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    } else {
+      x->buf = chunk;
+      x->len = chunk ? clen : 0;
+    }
     x->after = last;
     x->remaining -= want;
   }
@@ -152,43 +188,18 @@ static enum MHD_Result get_export(struct rp_aggregator *a, struct MHD_Connection
   unsigned long long lim = limit ? strtoull(limit, &end, 10) : 100000000ULL;
   if ((limit && *end != '\0') || lim == 0)
     return rp_http_reply_error(conn, 400, "limit: a number of entries, at least 1");
-  uint64_t head_seq, tip_seq;
-  char head[65], tip[65];
-  if (rp_ledger_audit_chain_info(a->ledger, &head_seq, head, &tip_seq, tip) != 0)
-    return rp_http_reply_error(conn, 503, "audit log unavailable");
   struct export_stream *x = calloc(1, sizeof(*x));
   if (x == NULL)
     return MHD_NO;
   *x = (struct export_stream){.a = a, .after = af, .remaining = (size_t)lim};
-  /* The first line says where the chain starts and ends (a verifier
-   * anchors the entries to them); entries follow in chain order. */
-  json_t *hdr = json_pack("{s:{s:I, s:s, s:I, s:s, s:I}}", "audit_export", "head_seq",
-                          (json_int_t)head_seq, "head_hash", head, "tip_seq", (json_int_t)tip_seq,
-                          "tip_hash", tip, "after", (json_int_t)af);
-  char *line = hdr ? json_dumps(hdr, JSON_COMPACT) : NULL;
-  json_decref(hdr);
-  if (line != NULL) {
-    x->len = strlen(line) + 1;
-    x->buf = malloc(x->len + 1);
-    if (x->buf != NULL)
-      snprintf(x->buf, x->len + 1, "%s\n", line);
-    else
-      x->len = 0;
-  }
-  free(line);
   struct MHD_Response *resp =
       MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, export_read, x, export_free);
   if (resp == NULL) {
     free(x);
     return MHD_NO;
   }
-  char h1[100], h2[100];
-  snprintf(h1, sizeof(h1), "%" PRIu64 " %s", head_seq, head[0] ? head : "-");
-  snprintf(h2, sizeof(h2), "%" PRIu64 " %s", tip_seq, tip[0] ? tip : "-");
   MHD_add_response_header(resp, "Content-Type", "application/x-ndjson");
   MHD_add_response_header(resp, "Cache-Control", "no-store");
-  MHD_add_response_header(resp, "X-Audit-Head", h1);
-  MHD_add_response_header(resp, "X-Audit-Tip", h2);
   enum MHD_Result r = MHD_queue_response(conn, 200, resp);
   MHD_destroy_response(resp);
   return r;

@@ -3,7 +3,8 @@
  * change needs, the deploy fields of a request, and the endpoints
  *
  *   GET    /v1/audit/export[?after=SEQ][&limit=N]  the audit log as JSON lines
- *                                 (chain order; header X-Audit-Head/-Tip)
+ *                                 (a header line with the chain's head and
+ *                                 tip, then the entries in chain order)
  *   GET    /v1/audit?deploy_id=X  one deploy's entries in chain order
  *   GET    /v1/overrides[?rack=R] overrides in force
  *   POST   /v1/overrides          {rack, for|expires_ms, reason[, deploy_id]} [override]

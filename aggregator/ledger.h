@@ -69,12 +69,17 @@ uint64_t rp_ledger_audit_prune(struct rp_ledger *l, int64_t now_ms);
  * newest entry); returns 0 or -EIO. export returns the stored text of the
  * entries with seq > after_seq in chain order, one per line, at most max
  * (malloc'd, the caller frees; NULL when there is none), and the last seq
- * in it. by_deploy returns the entries whose "deploy"."deploy_id" is
+ * in it; with `ends`, also the head and tip as they stood when it was read
+ * (the same read transaction). by_deploy returns the entries whose "deploy"."deploy_id" is
  * deploy_id, in chain order, at most limit (new reference). */
 int rp_ledger_audit_chain_info(struct rp_ledger *l, uint64_t *head_seq, char head_hash[65],
                                uint64_t *tip_seq, char tip_hash[65]);
+struct rp_audit_ends {
+  uint64_t head_seq, tip_seq;
+  char head_hash[65], tip_hash[65];
+};
 char *rp_ledger_audit_export(struct rp_ledger *l, uint64_t after_seq, size_t max, size_t *len,
-                             uint64_t *last_seq);
+                             uint64_t *last_seq, struct rp_audit_ends *ends);
 json_t *rp_ledger_audit_by_deploy(struct rp_ledger *l, const char *deploy_id, size_t limit);
 
 /* Reservations, keyed by their "id". put replaces; get returns a new

@@ -192,12 +192,19 @@ int rp_ledger_audit_chain_info(struct rp_ledger *l, uint64_t *head_seq, char hea
 /* Calls fn(ctx, entry text) for the entries with seq > after, in chain
  * order, until fn returns false. Returns the last seq visited. */
 static uint64_t walk(struct rp_ledger *l, uint64_t after,
-                     bool (*fn)(void *ctx, const MDB_val *text), void *ctx) {
+                     bool (*fn)(void *ctx, const MDB_val *text), void *ctx,
+                     struct rp_audit_ends *ends) {
   MDB_txn *txn;
   MDB_cursor *c;
   uint64_t last = after;
+  if (ends != NULL)
+    memset(ends, 0, sizeof(*ends));
   if (mdb_txn_begin(l->audit_env, NULL, MDB_RDONLY, &txn) != 0)
     return last;
+  if (ends != NULL) {
+    get_meta(l, txn, "head", &ends->head_seq, ends->head_hash);
+    get_meta(l, txn, "tip", &ends->tip_seq, ends->tip_hash);
+  }
   if (mdb_cursor_open(txn, l->chain, &c) != 0) {
     mdb_txn_abort(txn);
     return last;
@@ -245,9 +252,9 @@ static bool append_line(void *ctx, const MDB_val *text) {
 }
 
 char *rp_ledger_audit_export(struct rp_ledger *l, uint64_t after_seq, size_t max, size_t *len,
-                             uint64_t *last_seq) {
+                             uint64_t *last_seq, struct rp_audit_ends *ends) {
   struct export_ctx x = {.max = max};
-  *last_seq = walk(l, after_seq, append_line, &x);
+  *last_seq = walk(l, after_seq, append_line, &x, ends);
   *len = x.len;
   return x.buf;
 }
@@ -273,6 +280,6 @@ static bool match_deploy(void *ctx, const MDB_val *text) {
 
 json_t *rp_ledger_audit_by_deploy(struct rp_ledger *l, const char *deploy_id, size_t limit) {
   struct deploy_ctx d = {.deploy_id = deploy_id, .out = json_array(), .limit = limit};
-  walk(l, 0, match_deploy, &d);
+  walk(l, 0, match_deploy, &d, NULL);
   return d.out;
 }

@@ -3,6 +3,7 @@
  * the ledger's audit LMDB itself; the export as JSON lines; one deploy's
  * story in the order it was audited. Exit status of verify: 0 the chain is
  * whole, 1 a gap, an edit or a cut, 2 an error (unreadable input). */
+#include <errno.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -106,15 +107,30 @@ static void meta(MDB_txn *txn, MDB_dbi dbi, const char *which, bool *have, uint6
   }
 }
 
+static int open_env(const char *dir, unsigned flags, MDB_env **env) {
+  int rc = mdb_env_create(env);
+  if (rc != 0)
+    return rc;
+  if ((rc = mdb_env_set_maxdbs(*env, 4)) == 0 &&
+      (rc = mdb_env_open(*env, dir, MDB_RDONLY | flags, 0)) == 0)
+    return 0;
+  mdb_env_close(*env);
+  *env = NULL;
+  return rc;
+}
+
 /* Walks the chain index of the audit LMDB at dir; 0, 1 or EXIT_ERROR. */
 static int verify_lmdb(const char *dir) {
   MDB_env *env;
   MDB_txn *txn;
   MDB_dbi audit, chain, cmeta;
   MDB_cursor *c;
-  int rc = mdb_env_create(&env);
-  if (rc == 0 && (rc = mdb_env_set_maxdbs(env, 4)) == 0)
-    rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0);
+  /* Read-only with LMDB's reader lock (safe beside a running aggregator);
+   * without it only when the lock file cannot be opened (another user's
+   * copy: then the aggregator must not be writing it). */
+  int rc = open_env(dir, 0, &env);
+  if (rc == EACCES || rc == EROFS)
+    rc = open_env(dir, MDB_NOLOCK, &env);
   if (rc == 0 && (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) == 0) {
     if ((rc = mdb_dbi_open(txn, "audit", 0, &audit)) != 0 ||
         (rc = mdb_dbi_open(txn, "chain", 0, &chain)) != 0 ||
@@ -126,7 +142,8 @@ static int verify_lmdb(const char *dir) {
             "rackpulsectl: audit verify: %s: %s (the ledger's audit directory, e.g. "
             "STORE/ledger/audit)\n",
             dir, mdb_strerror(rc));
-    mdb_env_close(env);
+    if (env != NULL)
+      mdb_env_close(env);
     return EXIT_ERROR;
   }
   struct rp_chain_verify v = {0};

@@ -110,8 +110,8 @@ ctl --deploy-id dep-42 audit >"$WORK/story.txt"
 [ "$(wc -l <"$WORK/story.txt")" -eq 4 ] && grep -q "flag_set .*client ci" "$WORK/story.txt" \
   || fail "the human story is wrong: $(cat "$WORK/story.txt")"
 pass "audit --deploy-id tells dep-42's story in order: flag set, gate, placement, flag clear"
-ctl --deploy-id dep-43 audit --json | grep -q '"client": "shared"' \
-  || fail "the shared token is not client 'shared'"
+wait_for 10 sh -c "'$RP_BIN/tools/rackpulsectl' --url '$URL' --deploy-id dep-43 audit --json \
+  | grep -q '\"client\": \"shared\"'" || fail "the shared token is not client 'shared'"
 pass "the shared token is client 'shared'"
 
 # A policy reload (SIGHUP) is audited, by the aggregator itself.
@@ -144,8 +144,10 @@ head -n -1 "$WORK/export.jsonl" >"$WORK/cut.jsonl"
 expect_broken "$WORK/cut.jsonl" "a cut tail" "BROKEN: truncated"
 pass "audit verify passes a whole export and exits 1 on an edit, a gap and a cut"
 
-kill -TERM "$AGG_PID"; wait "$AGG_PID" 2>/dev/null || true
 AUDIT_DIR="$WORK/store/ledger/audit"
+ctl audit verify --ledger "$AUDIT_DIR" >"$WORK/lmdb.txt" \
+  || fail "the LMDB of a running aggregator did not verify: $(cat "$WORK/lmdb.txt")"
+kill -TERM "$AGG_PID"; wait "$AGG_PID" 2>/dev/null || true
 ctl audit verify --ledger "$AUDIT_DIR" >"$WORK/lmdb.txt" || fail "the LMDB did not verify: $(cat "$WORK/lmdb.txt")"
 # Edit the stored entries of client ci in place (same length, so LMDB
 # still opens the file; every copy, as LMDB keeps old pages beside live ones).

@@ -98,10 +98,10 @@ set -e
 [ "$rc" -eq 1 ] || fail "an override for dep-ovr allowed another deploy (rc $rc)"
 denied_again() { gate >"$WORK/again.txt" 2>&1; [ $? -eq 1 ]; }
 wait_for 20 denied_again || fail "the override never expired: $(cat "$WORK/again.txt")"
-wait_for 10 sh -c "'$RP_BIN/tools/rackpulsectl' --url '$URL' --deploy-id dep-ovr audit --json \
-  | grep -q override_expired" || fail "no override_expired in the audit"
-ctl --deploy-id dep-ovr audit --json >"$WORK/ovr-story.json"
-$PY - "$WORK/ovr-story.json" <<'PYEOF' || fail "override story is wrong: $(cat "$WORK/ovr-story.json")"
+# The audit is written in batches: wait until the story has all of it.
+ovr_story_ok() {
+  ctl --deploy-id dep-ovr audit --json >"$WORK/ovr-story.json" || return 1
+  $PY - "$WORK/ovr-story.json" >"$WORK/ovr-check.txt" 2>&1 <<'PYEOF'
 import json, sys
 s = json.load(open(sys.argv[1]))["decisions"]
 kinds = [e["action"] if "action" in e else "gate:" + e["decision"] for e in s]
@@ -115,6 +115,8 @@ assert exp["client"] == "aggregator" and exp["override"]["state"] == "expired", 
 last_allow = max(j for j, k in enumerate(kinds) if k == "gate:allow")
 assert "gate:deny" in kinds[last_allow:], kinds  # denied again once it ended
 PYEOF
+}
+wait_for 15 ovr_story_ok || fail "override story is wrong: $(cat "$WORK/ovr-check.txt")"
 grep -q "override ovr-.* of rack r1 expired" "$WORK/aggregator.log" || fail "the expiry was not logged"
 pass "an override allowed dep-ovr on r1 (shown in the decision), not another deploy, and expired by itself (audited)"
 

@@ -143,9 +143,13 @@ static void test_ring_evicts_along_the_chain(void **state) {
     assert_true(rp_ledger_audit_evicted(l) > 0);
     size_t len;
     uint64_t last;
-    char *text = rp_ledger_audit_export(l, 0, 1000, &len, &last);
+    struct rp_audit_ends ends;
+    char *text = rp_ledger_audit_export(l, 0, 1000, &len, &last, &ends);
     assert_non_null(text);
     assert_int_equal(last, tip_seq);
+    assert_int_equal(ends.head_seq, head_seq); /* read with the entries */
+    assert_int_equal(ends.tip_seq, tip_seq);
+    assert_string_equal(ends.tip_hash, tip);
     json_t *all = lines(text);
     free(text);
     assert_int_equal(json_array_size(all), 10);
