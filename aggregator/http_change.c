@@ -54,6 +54,10 @@ static enum MHD_Result post_flag(struct rp_aggregator *a, struct MHD_Connection 
   json_t *f = json_pack("{s:s, s:s, s:s, s:s, s:I, s:O, s:s}", "rack", rack, "flag", flag, "owner",
                         owner, "reason", reason ? reason : "", "set_ms", (json_int_t)now,
                         "expires_ms", expires, "source", "api");
+  /* The flag itself names who set it and for which deploy. */
+  json_object_set_new(f, "client", json_string(caller->client ? caller->client->name : "?"));
+  if (caller->deploy != NULL)
+    json_object_set(f, "deploy", caller->deploy);
   if (rp_ledger_flag_put(a->ledger, rack, flag, f) != 0) {
     json_decref(f);
     return rp_http_reply_error(conn, 503, "ledger write failed");

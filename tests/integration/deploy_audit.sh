@@ -100,6 +100,7 @@ seqs = [e["seq"] for e in s]
 assert seqs == sorted(seqs), seqs
 assert all(e["deploy"]["deploy_id"] == "dep-42" for e in s), s
 assert s[0]["deploy"]["requester"] == "alice" and s[0]["deploy"]["commit"] == "0a1b2c3", s[0]
+assert s[0]["record"]["deploy"]["deploy_id"] == "dep-42" and s[0]["record"]["client"] == "ci", s[0]
 assert all("policy_version" in e for e in s), s
 g = s[1]
 assert any(c["name"] == "supply_temp" and abs(c["observed"] - 31.0) < 1e-9 for c in g["checks"]), g
