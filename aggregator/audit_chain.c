@@ -41,6 +41,37 @@ bool rp_chain_from_hex(const char *hex, uint8_t raw[32]) {
   return true;
 }
 
+static void sha256_hex(const char *text, size_t len, char out[RP_CHAIN_HEX]) {
+  struct sha256_ctx ctx;
+  uint8_t digest[SHA256_DIGEST_SIZE];
+  sha256_init(&ctx);
+  sha256_update(&ctx, len, (const uint8_t *)text);
+  sha256_digest(&ctx, sizeof(digest), digest);
+  rp_chain_to_hex(digest, out);
+}
+
+char *rp_chain_seal_text(json_t *entry, uint64_t seq, const char prev[RP_CHAIN_HEX],
+                         char out[RP_CHAIN_HEX]) {
+  json_object_del(entry, "hash");
+  if (json_object_set_new(entry, "seq", json_integer((json_int_t)seq)) != 0 ||
+      json_object_set_new(entry, "prev", json_string(prev[0] ? prev : zero_hash)) != 0)
+    return NULL;
+  char *text = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
+  if (text == NULL)
+    return NULL;
+  size_t len = strlen(text);
+  sha256_hex(text, len, out);
+  /* "{...}" -> "{...,"hash":"<64 hex>"}" ("{}" cannot happen: seq is set). */
+  char *stored = realloc(text, len + 10 + 64 + 3);
+  if (stored == NULL) {
+    free(text);
+    return NULL;
+  }
+  snprintf(stored + len - 1, 10 + 64 + 4, ",\"hash\":\"%s\"}", out);
+  json_object_set_new(entry, "hash", json_string(out));
+  return stored;
+}
+
 int rp_chain_hash(const json_t *entry, char out[RP_CHAIN_HEX]) {
   json_t *copy = json_copy((json_t *)entry); /* shallow: only "hash" is removed */
   if (copy == NULL)
@@ -50,13 +81,8 @@ int rp_chain_hash(const json_t *entry, char out[RP_CHAIN_HEX]) {
   json_decref(copy);
   if (text == NULL)
     return -ENOMEM;
-  struct sha256_ctx ctx;
-  uint8_t digest[SHA256_DIGEST_SIZE];
-  sha256_init(&ctx);
-  sha256_update(&ctx, strlen(text), (const uint8_t *)text);
-  sha256_digest(&ctx, sizeof(digest), digest);
+  sha256_hex(text, strlen(text), out);
   free(text);
-  rp_chain_to_hex(digest, out);
   return 0;
 }
 

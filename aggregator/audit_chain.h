@@ -32,6 +32,13 @@ int rp_chain_hash(const json_t *entry, char out[RP_CHAIN_HEX]);
 int rp_chain_seal(json_t *entry, uint64_t seq, const char prev[RP_CHAIN_HEX],
                   char out[RP_CHAIN_HEX]);
 
+/* Seals `entry` as rp_chain_seal does (it must not hold "hash" yet) and
+ * returns the text to store: its canonical text with "hash" appended as the
+ * last key (one serialisation; a verifier re-derives the canonical text).
+ * The caller frees it; NULL when out of memory. */
+char *rp_chain_seal_text(json_t *entry, uint64_t seq, const char prev[RP_CHAIN_HEX],
+                         char out[RP_CHAIN_HEX]);
+
 /* Hex <-> the 32 raw bytes of a hash. from_hex returns false on bad text. */
 void rp_chain_to_hex(const uint8_t raw[32], char out[RP_CHAIN_HEX]);
 bool rp_chain_from_hex(const char *hex, uint8_t raw[32]);

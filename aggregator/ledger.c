@@ -361,15 +361,11 @@ static void write_batch(struct rp_ledger *l, json_t **batch, size_t n) {
     for (size_t i = 0; i < n && rc == 0; i++) {
       json_t *d = batch[i];
       char hash[RP_CHAIN_HEX];
-      if (rp_chain_seal(d, seq + 1, prev, hash) != 0) {
-        rc = ENOMEM;
-        break;
-      }
+      char *text = rp_chain_seal_text(d, seq + 1, prev, hash);
       char key[256];
       int64_t ts = json_integer_value(json_object_get(d, "evaluated_at_ms"));
       size_t klen = audit_key(key, sizeof(key), json_string_value(json_object_get(d, "rack")), ts,
                               json_string_value(json_object_get(d, "decision_id")));
-      char *text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
       if (klen > 0 && text != NULL) {
         MDB_val k = {klen, key}, v = {strlen(text), text};
         rc = mdb_put(txn, l->audit, &k, &v, 0);

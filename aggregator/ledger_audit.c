@@ -118,9 +118,7 @@ static int chain_legacy_batch(struct rp_ledger *l, bool *more) {
     if (k.mv_size > 8 && mdb_get(txn, l->audit, &ak, &av) == 0) {
       json_t *e = json_loadb(av.mv_data, av.mv_size, 0, NULL);
       char hash[RP_CHAIN_HEX];
-      char *text = NULL;
-      if (e != NULL && rp_chain_seal(e, seq + 1, prev, hash) == 0)
-        text = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
+      char *text = e != NULL ? rp_chain_seal_text(e, seq + 1, prev, hash) : NULL;
       if (text != NULL) {
         MDB_val nv = {strlen(text), text};
         rc = mdb_put(txn, l->audit, &ak, &nv, 0);
