@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "deploy.h"
 #include "gate.h"
 #include "ladder.h"
 #include "ledger.h"
@@ -161,6 +162,17 @@ void rp_events_publish_reservation(struct rp_events *e, const json_t *res, const
   }
 }
 
+/* An automatic flag set or cleared, in the audit log (client "aggregator"),
+ * with the check that raised it: the ladder's observer. */
+static void audit_auto_flag(void *ctx, const json_t *f, bool set, int64_t now) {
+  json_t *e =
+      json_pack("{s:s, s:O, s:O, s:O}", "action", set ? "flag_set" : "flag_clear", "rack",
+                json_object_get(f, "rack"), "flag", json_object_get(f, "flag"), "record", f);
+  if (e != NULL)
+    rp_audit_record(ctx, NULL, e, now);
+  json_decref(e);
+}
+
 /* The ladder's end of a pass, under the policy in force. */
 struct ladder_pass {
   struct rp_aggregator *a;
@@ -170,8 +182,8 @@ struct ladder_pass {
 
 static void apply_ladder(void *ctx, const struct rp_policy *p) {
   struct ladder_pass *lp = ctx;
-  rp_ladder_apply(lp->ladder, p, lp->a->ledger, lp->a->events, lp->a->cfg.flags.min_hold_ms,
-                  lp->now);
+  rp_ladder_apply_audited(lp->ladder, p, lp->a->ledger, lp->a->events, lp->a->cfg.flags.min_hold_ms,
+                          lp->now, audit_auto_flag, lp->a);
 }
 
 static void configure_slo(void *ctx, const struct rp_policy *p) { rp_slo_configure(ctx, &p->slo); }

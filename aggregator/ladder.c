@@ -171,8 +171,8 @@ struct rp_ladder {
   size_t n, cap;
   json_t *index;    /* "rack\tcheck" -> position in b */
   json_t *observed; /* racks observed this pass -> true */
-  rp_ladder_observer fn;
-  void *ctx;
+  rp_ladder_observer fn, audit;
+  void *ctx, *audit_ctx;
 };
 
 int rp_ladder_new(struct rp_ladder **out) {
@@ -389,6 +389,8 @@ static void set_wanted(struct rp_ladder *l, const struct want *w, const json_t *
             json_string_value(json_object_get(f, "check")),
             json_string_value(json_object_get(f, "reason")));
     rp_events_publish(ev, f, true, version);
+    if (l->audit)
+      l->audit(l->audit_ctx, f, true, now);
     if (l->fn)
       l->fn(l->ctx, f, true, now);
   }
@@ -421,9 +423,22 @@ static void clear_unwanted(struct rp_ladder *l, const struct want *w, const json
       continue;
     rp_info("flags", "%s cleared on rack %s", flag, rack);
     rp_events_publish(ev, f, false, version);
+    if (l->audit)
+      l->audit(l->audit_ctx, f, false, now);
     if (l->fn)
       l->fn(l->ctx, f, false, now);
   }
+}
+
+void rp_ladder_apply_audited(struct rp_ladder *l, const struct rp_policy *p,
+                             struct rp_ledger *ledger, struct rp_events *ev,
+                             int64_t default_min_hold_ms, int64_t now_ms, rp_ladder_observer audit,
+                             void *audit_ctx) {
+  l->audit = audit;
+  l->audit_ctx = audit_ctx;
+  rp_ladder_apply(l, p, ledger, ev, default_min_hold_ms, now_ms);
+  l->audit = NULL;
+  l->audit_ctx = NULL;
 }
 
 void rp_ladder_apply(struct rp_ladder *l, const struct rp_policy *p, struct rp_ledger *ledger,

@@ -94,5 +94,11 @@ void rp_ladder_observe(struct rp_ladder *l, const char *rack, const json_t *deci
  * Flags an operator set are never touched. */
 void rp_ladder_apply(struct rp_ladder *l, const struct rp_policy *p, struct rp_ledger *ledger,
                      struct rp_events *ev, int64_t default_min_hold_ms, int64_t now_ms);
+/* The same, calling audit(audit_ctx, ...) too for every flag set or
+ * cleared (the aggregator audits automatic flags; a replay does not). */
+void rp_ladder_apply_audited(struct rp_ladder *l, const struct rp_policy *p,
+                             struct rp_ledger *ledger, struct rp_events *ev,
+                             int64_t default_min_hold_ms, int64_t now_ms, rp_ladder_observer audit,
+                             void *audit_ctx);
 
 #endif
