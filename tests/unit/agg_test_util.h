@@ -23,6 +23,15 @@ int agg_fx_open(struct agg_fx *x, const char *tag, const char *policy_yaml);
  * offset, as the consumer would. Returns 0, or -1 with the reason on
  * stderr. */
 int agg_fx_apply(struct agg_fx *x, const Rackpulse__V1__Frame *f);
+/* The same for a decoded frame (freed here). */
+int agg_fx_apply_decoded(struct agg_fx *x, rp_frame *fr);
+/* f packed and decoded as the consumer decodes it (free with
+ * rp_frame_free), or NULL with the reason on stderr. */
+rp_frame *agg_frame_decoded(const Rackpulse__V1__Frame *f);
+/* A decoded frame of `rack` (agent "agent-RACK") with sequence number seq
+ * at ts and one series, cdu.supply_temp of device cdu1 at `celsius`, with
+ * its dictionary; NULL on failure. */
+rp_frame *agg_supply_frame(const char *rack, uint64_t seq, int64_t ts, double celsius);
 /* Closes what agg_fx_open opened and removes its directory. Returns 0 or
  * the status of the removal. x itself is the caller's. */
 int agg_fx_close(struct agg_fx *x);

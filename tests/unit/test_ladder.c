@@ -61,32 +61,8 @@ static void on_flag(void *ctx, const json_t *f, bool set, int64_t now) {
 /* A frame of `rack` at ts with its CDU supply temperature, applied as the
  * consumer applies one. */
 static void supply(struct agg_fx *x, const char *rack, int64_t ts, double celsius) {
-  Rackpulse__V1__Frame f = RACKPULSE__V1__FRAME__INIT;
-  Rackpulse__V1__SeriesDef d = RACKPULSE__V1__SERIES_DEF__INIT, *dp = &d;
-  Rackpulse__V1__SampleBlock b = RACKPULSE__V1__SAMPLE_BLOCK__INIT, *bp = &b;
-  uint32_t id = 0;
-  int64_t scaled = (int64_t)llround(celsius * 10);
-  char agent[64];
-  snprintf(agent, sizeof(agent), "agent-%s", rack);
-  d.name = "cdu.supply_temp";
-  d.unit = "Cel";
-  d.device = "cdu1";
-  d.decimals = 1;
-  f.schema_version = 1;
-  f.agent_id = agent;
-  f.rack_id = (char *)rack;
-  f.seq = (uint64_t)x->offset + 1;
-  f.ts_ms = b.ts_ms = ts;
-  f.interval_ms = 1000;
-  f.dictionary_version = 1;
-  f.n_dictionary = 1;
-  f.dictionary = &dp;
-  b.n_series = b.n_scaled = 1;
-  b.series = &id;
-  b.scaled = &scaled;
-  f.n_samples = 1;
-  f.samples = &bp;
-  assert_int_equal(agg_fx_apply(x, &f), 0);
+  rp_frame *f = agg_supply_frame(rack, (uint64_t)x->offset + 1, ts, celsius);
+  assert_int_equal(agg_fx_apply_decoded(x, f), 0);
 }
 
 /* One second of the upkeep: every rack reports, then one pass. */

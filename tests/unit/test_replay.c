@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agg_test_util.h"
 #include "policy.h"
 #include "rackpulse/frame.h"
 #include "rackpulse/log.h"
@@ -42,41 +43,11 @@ static double supply_of(int rack, long sec) {
 }
 
 static rp_frame *frame(int rack, long sec) {
-  Rackpulse__V1__Frame f = RACKPULSE__V1__FRAME__INIT;
-  Rackpulse__V1__SeriesDef d = RACKPULSE__V1__SERIES_DEF__INIT, *dp = &d;
-  Rackpulse__V1__SampleBlock b = RACKPULSE__V1__SAMPLE_BLOCK__INIT, *bp = &b;
-  uint32_t id = 0;
-  int64_t scaled = (int64_t)llround(supply_of(rack, sec) * 10);
-  char agent[16], rack_id[16];
-  snprintf(agent, sizeof(agent), "agent-r%d", rack);
-  snprintf(rack_id, sizeof(rack_id), "r%d", rack);
-  d.name = "cdu.supply_temp";
-  d.unit = "Cel";
-  d.device = "cdu1";
-  d.decimals = 1;
-  f.schema_version = 1;
-  f.agent_id = agent;
-  f.rack_id = rack_id;
-  f.seq = (uint64_t)sec + 1;
-  f.ts_ms = b.ts_ms = T0 + sec * 1000;
-  f.interval_ms = 1000;
-  f.dictionary_version = 1;
-  f.n_dictionary = 1;
-  f.dictionary = &dp;
-  b.n_series = b.n_scaled = 1;
-  b.series = &id;
-  b.scaled = &scaled;
-  f.n_samples = 1;
-  f.samples = &bp;
-  size_t len = rackpulse__v1__frame__get_packed_size(&f);
-  uint8_t *buf = malloc(len);
-  assert_non_null(buf);
-  rackpulse__v1__frame__pack(&f, buf);
-  rp_frame *out = NULL;
-  char err[256];
-  assert_int_equal(rp_frame_decode(buf, len, &out, err, sizeof(err)), 0);
-  free(buf);
-  return out;
+  char id[16];
+  snprintf(id, sizeof(id), "r%d", rack);
+  rp_frame *f = agg_supply_frame(id, (uint64_t)sec + 1, T0 + sec * 1000, supply_of(rack, sec));
+  assert_non_null(f);
+  return f;
 }
 
 /* Replays the 20 minutes under cand vs cur and returns the report. */
