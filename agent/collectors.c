@@ -9,6 +9,7 @@ const struct rp_collector *const rp_collectors[] = {
     &rp_collector_modbus,
     &rp_collector_ipmi,
     &rp_collector_snmp,
+    &rp_collector_redfish,
     NULL,
 };
 

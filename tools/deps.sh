@@ -16,6 +16,7 @@ PACKAGES=(
   ipmitool openipmi
   snmpsim snmpd snmp
   faketime  # an agent whose clock runs ahead (gate_clock)
+  openssl redfishtool python3-sushy  # the Redfish simulator's certificate; third-party clients that check it
   # the incident-map page in a real browser (floor_page): headless Chromium
   chromium fonts-dejavu-core
   # fuzzing (tests/fuzz, build-fuzz/): clang and its libFuzzer runtime;
