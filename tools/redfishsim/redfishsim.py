@@ -35,8 +35,8 @@ path substring (the resources whose path holds it):
   expire_sessions: N each new N drops every session (-> 401 on the next use)
   sse_stop: true     SSE streams end, new ones get 503
 GET /_sim/stats (no auth) answers counters: connections, requests, logins,
-logouts, unauthorized, expand, select, not_modified, sse_clients and the
-session tokens issued (so a test can look for them where they must not be).
+logouts, unauthorized, expand, select, not_modified, sse_clients, GETs
+per path and the session tokens issued (so a test can look for them where they must not be).
 
 The user and password are --user and --password-file (the password's
 first line). What this simulator does not cover: writes other than
@@ -116,7 +116,7 @@ class Device:
         self.lock = threading.Lock()
         self.stats = {"connections": 0, "requests": 0, "logins": 0, "logouts": 0,
                       "unauthorized": 0, "expand": 0, "select": 0, "not_modified": 0,
-                      "sse_clients": 0, "tokens": []}
+                      "sse_clients": 0, "tokens": [], "gets": {}}
         self.seq = 0
 
     def count(self, key, n=1):
@@ -296,6 +296,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(404, None, raw=b"{}")
         if path == SSE_URI:
             return self.sse(c)
+        with dev.lock:
+            dev.stats["gets"][path] = dev.stats["gets"].get(path, 0) + 1
         _, res = dev.tree()
         res.update(dev.session_resources())
         p = path.rstrip("/") or "/"

@@ -307,8 +307,13 @@ def add_services(res, kind, chassis, sse_uri):
         V1 + "/EventService", "#EventService.v1_10_0.EventService", Id="EventService",
         Name="Event service", ServiceEnabled=True, Status=status(),
         ServerSentEventUri=sse_uri,
+        Subscriptions={"@odata.id": V1 + "/EventService/Subscriptions"},
+        Actions={"#EventService.SubmitTestEvent": {
+            "target": V1 + "/EventService/Actions/EventService.SubmitTestEvent"}},
         SSEFilterPropertiesSupported={"EventFormatType": True, "MetricReportDefinition": True},
         EventFormatTypes=["Event", "MetricReport"])
+    res[V1 + "/EventService/Subscriptions"] = collection(
+        V1 + "/EventService/Subscriptions", "EventDestinationCollection", "Subscriptions", [])
     ts = V1 + "/TelemetryService"
     res[ts] = odata(ts, "#TelemetryService.v1_3_0.TelemetryService", Id="TelemetryService",
                     Name="Telemetry service", ServiceEnabled=True, Status=status(),
