@@ -321,6 +321,7 @@ static void on_resource(struct rf_req *q) {
 
 static void poll_plan(struct rf_dev *d) {
   d->ph = RF_POLL;
+  d->scrapes++;
   bool pushed = rf__sse_fresh(d);
   int64_t now = (int64_t)rp_mono_ms();
   int64_t window =
@@ -328,7 +329,8 @@ static void poll_plan(struct rf_dev *d) {
   for (size_t i = 0; i < d->nplan; i++) {
     struct rf_plan *p = &d->plan[i];
     p->error[0] = '\0';
-    if (pushed && p->last != NULL && p->pushed_ms > 0 && now - p->pushed_ms <= window)
+    if (pushed && p->last != NULL && p->pushed_ms > 0 && now - p->pushed_ms <= window &&
+        d->scrapes % RF_RECONCILE_EVERY != 0)
       continue;
     char path[RF_URI_MAX + 64];
     snprintf(path, sizeof(path), "%s%s", p->uri,

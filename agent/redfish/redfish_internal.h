@@ -28,6 +28,7 @@
 #define RF_PLAN_MAX 256  /* resources one device's scrape reads */
 #define RF_FETCH_MAX 512 /* resources one discovery may read */
 #define RF_BODY_MAX (4u << 20)
+#define RF_RECONCILE_EVERY 10 /* scrapes: pushed resources are read anyway */
 
 struct rf_cfg {
   char name[64];
@@ -168,6 +169,7 @@ struct rf_dev {
   int64_t sse_last_ms; /* monotonic, last event */
   bool sse_said_down;
   uint64_t sse_events;
+  uint64_t scrapes; /* reads of the plan */
 };
 
 /* redfish_config.c */

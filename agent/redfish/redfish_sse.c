@@ -3,10 +3,12 @@
  * open per device (a long-lived GET; libcurl delivers its bytes as they
  * come, on the loop). Each MetricReport's MetricValues name a resource and
  * a JSON pointer in it (MetricProperty "URI#/Pointer") and a value; the
- * value is written into the document the plan keeps for that resource (or
- * for the expanded collection holding it), so the scrape maps pushed
- * values exactly as polled ones, and does not ask for a resource the
- * stream updated within two intervals. When the stream stops (the service
+ * value (null: the reading is absent) is written into the document the
+ * plan keeps for that resource (or for the expanded collection holding
+ * it), so the scrape maps pushed values exactly as polled ones, and does
+ * not ask for a resource the stream updated within two intervals, except
+ * every RF_RECONCILE_EVERY scrapes (what a report does not carry, such as
+ * a Status that changed, is read then). When the stream stops (the service
  * closed it, an error, no event for two intervals), polling takes over at
  * the next scrape and the stream is opened again. */
 #include <stdlib.h>
@@ -38,9 +40,10 @@ static json_t *member_of(json_t *doc, const char *uri, size_t len) {
   return NULL;
 }
 
-/* Writes value at pointer in doc: the pointer's parent must exist and hold
- * the property already (a report never adds properties). */
-static bool set_at(json_t *doc, const char *pointer, double value) {
+/* Writes value (NULL: null, an absent reading) at pointer in doc: the
+ * pointer's parent must exist and hold the property already (a report
+ * never adds properties). */
+static bool set_at(json_t *doc, const char *pointer, const double *value) {
   const char *slash = strrchr(pointer, '/');
   if (slash == NULL)
     return false;
@@ -54,22 +57,24 @@ static bool set_at(json_t *doc, const char *pointer, double value) {
   const char *key = slash + 1;
   if (!json_is_object(obj) || json_object_get(obj, key) == NULL)
     return false;
-  return json_object_set_new(obj, key, json_real(value)) == 0;
+  return json_object_set_new(obj, key, value ? json_real(*value) : json_null()) == 0;
 }
 
 static void apply_value(struct rf_dev *d, const json_t *mv, int64_t now) {
   const char *prop = json_string_value(json_object_get(mv, "MetricProperty"));
-  const char *val = json_string_value(json_object_get(mv, "MetricValue"));
-  if (prop == NULL || val == NULL)
-    return;
-  const char *hash = strchr(prop, '#');
-  if (hash == NULL)
+  const json_t *jv = json_object_get(mv, "MetricValue");
+  const char *val = json_string_value(jv);
+  const char *hash = prop ? strchr(prop, '#') : NULL;
+  if (hash == NULL || (val == NULL && !json_is_null(jv)))
     return;
   size_t ulen = (size_t)(hash - prop);
-  char *end;
-  double v = strtod(val, &end);
-  if (end == val || *end != '\0')
-    return;
+  double v = 0;
+  if (val != NULL) {
+    char *end;
+    v = strtod(val, &end);
+    if (end == val || *end != '\0')
+      return;
+  }
   for (size_t i = 0; i < d->nplan; i++) {
     struct rf_plan *p = &d->plan[i];
     if (p->last == NULL)
@@ -79,7 +84,7 @@ static void apply_value(struct rf_dev *d, const json_t *mv, int64_t now) {
       target = p->last;
     else if (p->expand && strncmp(p->uri, prop, strlen(p->uri)) == 0)
       target = member_of(p->last, prop, ulen);
-    if (target != NULL && set_at(target, hash + 1, v)) {
+    if (target != NULL && set_at(target, hash + 1, val ? &v : NULL)) {
       p->pushed_ms = now;
       return;
     }

@@ -359,18 +359,18 @@ def metric_report(res, seq, timestamp):
     def walk(uri, node, ptr):
         if isinstance(node, dict):
             if "Reading" in node and not isinstance(node["Reading"], (dict, list)):
-                if node["Reading"] is not None:
-                    values.append({"MetricId": ptr.rsplit("/", 1)[-1] or "Reading",
-                                   "MetricValue": str(node["Reading"]),
-                                   "MetricProperty": "%s#%s/Reading" % (uri, ptr),
-                                   "Timestamp": timestamp})
+                r = node["Reading"]   # an absent reading travels as null
+                values.append({"MetricId": ptr.rsplit("/", 1)[-1] or "Reading",
+                               "MetricValue": None if r is None else str(r),
+                               "MetricProperty": "%s#%s/Reading" % (uri, ptr),
+                               "Timestamp": timestamp})
                 return
             for k, v in node.items():
                 if not k.startswith("@") and k not in ("Oem", "Links", "Status"):
                     walk(uri, v, "%s/%s" % (ptr, k))
 
     for uri, r in sorted(res.items()):
-        if "/Sensors/" in uri or "/Power" in uri.rsplit("/", 1)[-1] or "Thermal" in uri:
+        if not uri.startswith((V1 + "/ThermalEquipment/", V1 + "/PowerEquipment/")):
             continue   # the CDU's and PDU's readings are what reports carry here
         walk(uri, {k: v for k, v in r.items() if not k.startswith("@")}, "")
     return odata(V1 + "/TelemetryService/MetricReports/Readings",
