@@ -9,7 +9,8 @@ EnvironmentMetrics, Sensors, PowerSubsystem, ThermalSubsystem, the older
 Power and Thermal), shelf (a power shelf), cdu (ThermalEquipment/CDUs/1),
 pdu (PowerEquipment/RackPDUs/1) or rack (all of them behind one service).
 --devices KIND:COUNT:PREFIX adds COUNT devices named PREFIX1... (benchmarks).
-The ports chosen are written to --ports-out as {"name": port}.
+The ports chosen are written to --ports-out as {"name": port}, and with
+--agent-yaml the agent's `redfish:` list for them (certificate verified).
 
 Every service speaks HTTPS (TLS 1.2+, HTTP/1.1 keep-alive) with a
 certificate made at start by openssl (self-signed, SAN 127.0.0.1 and
@@ -453,6 +454,7 @@ def main():
     ap.add_argument("--device", action="append", default=[], help="KIND:NAME (repeat)")
     ap.add_argument("--devices", action="append", default=[], help="KIND:COUNT:PREFIX")
     ap.add_argument("--ports-out", required=True, help="write {name: port} here")
+    ap.add_argument("--agent-yaml", help="write the agent's redfish: list for the devices here")
     ap.add_argument("--control", help="JSON file of values and faults (see above)")
     ap.add_argument("--user", default="admin")
     ap.add_argument("--password-file", required=True)
@@ -482,6 +484,14 @@ def main():
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(ports, f)
     os.rename(tmp, args.ports_out)
+    if args.agent_yaml:
+        with open(args.agent_yaml, "w", encoding="utf-8") as f:
+            f.write("redfish:\n")
+            for name, port in ports.items():
+                f.write("  - {name: %s, host: 127.0.0.1, port: %d, user: %s, password_file: %s, "
+                        "ca_file: %s}\n" % (name, port, args.user,
+                                             os.path.abspath(args.password_file),
+                                             os.path.abspath(args.cert)))
     print("redfishsim: %d services up: %s" % (len(ports), ports), flush=True)
     try:
         threading.Event().wait()
