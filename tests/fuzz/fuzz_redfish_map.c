@@ -38,8 +38,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (doc == NULL)
     return 0;
   static const struct rf_oem oem[] = {
-      {.kind = RF_K_CDU, .pointer = "/Oem/Contoso/FacilityValvePercent", .metric = "cdu.v",
-       .unit = "%", .scale = 1, .decimals = 1},
+      {.kind = RF_K_CDU,
+       .pointer = "/Oem/Contoso/FacilityValvePercent",
+       .metric = "cdu.v",
+       .unit = "%",
+       .scale = 1,
+       .decimals = 1},
       {.kind = RF_K_PDU, .pointer = "/Oem/0/a~1b", .metric = "pdu.x", .unit = "", .scale = 2},
   };
   struct rf_out out;
