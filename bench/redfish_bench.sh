@@ -85,15 +85,21 @@ start_bmcs() {
   echo "starting $N ipmi_sim BMCs..." >&2
   PORTS=()
   for i in $(seq "$N"); do PORTS+=("$($PY -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"); done
+  local batch=()
   for i in $(seq "$N"); do
     (sh "$SRC/tests/fixtures/ipmi_sim/start-bmc.sh" "b$i" "${PORTS[$((i - 1))]}" "$WORK/bmc$i" \
       >"$WORK/bmc$i.pid" 2>"$WORK/bmc$i.log" || echo "b$i failed" >&2) &
-    if [ $((i % 16)) -eq 0 ]; then wait; fi
+    batch+=($!)
+    if [ ${#batch[@]} -eq 16 ] || [ "$i" -eq "$N" ]; then
+      wait "${batch[@]}"
+      batch=()
+      for j in $(seq $((i - (i - 1) % 16)) "$i"); do  # stopped by cleanup from now on
+        [ -s "$WORK/bmc$j.pid" ] && PIDS+=("$(cat "$WORK/bmc$j.pid")")
+      done
+    fi
   done
-  wait
   for i in $(seq "$N"); do
     [ -s "$WORK/bmc$i.pid" ] || { echo "BMC b$i did not start" >&2; exit 1; }
-    PIDS+=("$(cat "$WORK/bmc$i.pid")")
   done
 }
 

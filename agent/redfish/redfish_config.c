@@ -203,6 +203,7 @@ void rf__dev_free(struct rf_dev *d) {
   free(d->fetch);
   free(d->oem);
   rf_out_free(&d->out);
+  free(d->readings);
   explicit_bzero(d->password, sizeof(d->password));
   explicit_bzero(d->token, sizeof(d->token));
   free(d);
