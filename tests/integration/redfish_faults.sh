@@ -14,7 +14,7 @@ source "$(dirname "$0")/redfish_lib.sh"
 start_broker
 echo '{"slow": {"faults": {"slow_ms": 2500}}, "busy": {"faults": {"status_503": true}},
        "hang": {"faults": {"hang": true}}}' >"$WORK/rf-f.json"
-start_redfishsim f cdu:ok1 cdu:slow cdu:busy cdu:bad cdu:hang cdu:wrongca
+start_redfishsim f cdu:ok1 cdu:slow cdu:busy cdu:bad cdu:hang cdu:wrongca cdu:basic
 (umask 077; mkdir "$WORK/other")
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
   -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/other/key.pem" \
@@ -26,6 +26,9 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   for d in ok1 slow busy hang; do rf_device f "$d" "timeout: 1s"; done
   rf_device f bad "timeout: 1s, sse: false"   # polled every interval
   echo "  - {name: wrongca, host: 127.0.0.1, port: $(rf_port f wrongca), user: admin, password_file: $WORK/rf-password, ca_file: $WORK/other/ca.pem, timeout: 1s}"
+  rf_device f basic "timeout: 1s, auth: basic"
+  (umask 077; echo "not-the-password" >"$WORK/wrong-password")
+  echo "  - {name: wrongpw, host: 127.0.0.1, port: $(rf_port f basic), user: admin, password_file: $WORK/wrong-password, ca_file: $WORK/tls-f/cert.pem, timeout: 1s}"
   # The explicit opt-out for lab BMCs: the same service, not verified.
   echo "  - {name: lab, host: 127.0.0.1, port: $(rf_port f wrongca), user: admin, password_file: $WORK/rf-password, insecure: true, timeout: 1s}"
 } >"$WORK/agent.yaml"
@@ -61,10 +64,15 @@ wait_for 20 rack_py '"busy" in d and not d["busy"]["up"] and "wrongca" in d and 
 dev_err busy | grep -q "HTTP 503" || fail "busy: $(dev_err busy)"
 dev_err wrongca | grep -qi "certificate" || fail "wrongca: $(dev_err wrongca)"
 wait_for 20 sh -c "grep -q 'wrongca: down' '$WORK/agent.log'" || fail "wrongca never logged down"
+wait_for 20 rack_py '"wrongpw" in d and not d["wrongpw"]["up"] and d["basic"]["up"]' \
+  || fail "wrongpw/basic: $(cat "$WORK/rack.json")"
+dev_err wrongpw | grep -q "login to SessionService refused: HTTP 401" || fail "wrongpw: $(dev_err wrongpw)"
+[ "$(rf_stats f basic | $PY -c 'import json,sys; print(json.load(sys.stdin)["logins"])')" = 0 ] \
+  || fail "auth: basic made a session"
 wait_for 20 rack_py '"lab" in d and d["lab"]["up"]' || fail "lab (insecure: true) not up: $(cat "$WORK/rack.json")"
 grep -q "lab: https://127.0.0.1:$(rf_port f wrongca): insecure: true: the service's certificate is NOT verified" "$WORK/agent.log" \
   || fail "insecure: true was not logged"
-pass "503 and an unverified certificate are device statuses; insecure: true reads the same service and says so in the log"
+pass "503, an unverified certificate and a wrong password are device statuses; auth: basic reads without a session; insecure: true reads the refused service and says so in the log"
 
 # 3. Malformed JSON in one resource: statuses on its readings, the device up.
 rf_set f '{"slow": {"faults": {"slow_ms": 2500}}, "busy": {"faults": {"status_503": true}},
