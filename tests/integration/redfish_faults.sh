@@ -14,6 +14,7 @@ source "$(dirname "$0")/redfish_lib.sh"
 start_broker
 echo '{"slow": {"faults": {"slow_ms": 2500}}, "busy": {"faults": {"status_503": true}},
        "hang": {"faults": {"hang": true}}}' >"$WORK/rf-f.json"
+RF_SIM_ARGS="--sse-interval 0.5"   # reports well within the two intervals a push stays fresh
 start_redfishsim f cdu:ok1 cdu:slow cdu:busy cdu:bad cdu:hang cdu:wrongca cdu:basic
 (umask 077; mkdir "$WORK/other")
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
