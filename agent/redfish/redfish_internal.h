@@ -214,6 +214,5 @@ void rf__discovered(struct rf_dev *d);
 void rf__sse_ensure(struct rf_dev *d);
 /* True when the stream delivered an event within two intervals. */
 bool rf__sse_fresh(const struct rf_dev *d);
-void rf__sse_close(struct rf_dev *d);
 
 #endif

@@ -139,5 +139,3 @@ void rf__sse_ensure(struct rf_dev *d) {
   d->sse = q;
   d->sse_last_ms = 0;
 }
-
-void rf__sse_close(struct rf_dev *d) { d->sse = NULL; }
