@@ -38,7 +38,8 @@
  * requests still out are abandoned and the device is down with the reason.
  * A resource that fails (HTTP error, malformed JSON) turns its readings
  * into statuses naming the URI; when every resource fails, the device is
- * down with the first failure. The loop never waits on a device. */
+ * down with the first failure. The loop never waits on a device. At
+ * shutdown each session is deleted (DELETE of its Location). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -418,6 +419,44 @@ static void on_deadline_closed(uv_handle_t *h) {
   rf__dev_free(d);
 }
 
+static void on_logout(struct rf_req *q) {
+  struct rf_dev *d = q->d;
+  d->pending--;
+  if (q->result == CURLE_OK && q->status / 100 == 2)
+    rp_debug("redfish", "%s: session %s deleted", d->cfg.name, d->session_uri);
+}
+
+/* At the agent's shutdown (the loop no longer runs) the session is
+ * deleted, so that restarts do not use up a BMC's few session slots: one
+ * DELETE, the loop run for it for at most a second (devices that are up
+ * only: a dead one would cost the second for nothing). A target retired by a
+ * reload is destroyed from inside the loop and cannot wait: its session
+ * expires on the service. */
+static void on_bound(uv_timer_t *tm) { (void)tm; }
+static void on_bound_closed(uv_handle_t *h) { *(bool *)h->data = true; }
+
+static void logout(struct rf_dev *d) {
+  if (d->h == NULL || d->token[0] == '\0' || d->session_uri[0] != '/')
+    return;
+  d->pending = 0;
+  if (rf__request(d, d->session_uri, NULL, true, NULL, on_logout, 0) == NULL)
+    return;
+  d->pending = 1;
+  /* A referenced timer keeps the loop alive (the collector's handles do
+   * not hold it) and bounds the wait. */
+  uv_timer_t bound;
+  bool closed = false;
+  if (uv_timer_init(d->h->loop, &bound) != 0)
+    return;
+  bound.data = &closed;
+  uv_timer_start(&bound, on_bound, 1000, 0);
+  while (d->pending > 0 && uv_is_active((uv_handle_t *)&bound))
+    uv_run(d->h->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&bound, on_bound_closed);
+  while (!closed)
+    uv_run(d->h->loop, UV_RUN_NOWAIT);
+}
+
 static void rf_destroy(struct rp_target *t) {
   struct rf_dev *d = t->priv;
   if (d == NULL)
@@ -425,6 +464,12 @@ static void rf_destroy(struct rp_target *t) {
   t->priv = NULL;
   if (d->h != NULL)
     rf__cancel_all(d);
+  /* A device that is down would likely not answer either: no wait. */
+  if (!t->retired && t->up && strcmp(d->cfg.auth, "session") == 0) {
+    logout(d);
+    if (d->h != NULL)
+      rf__cancel_all(d);
+  }
   if (!d->deadline_init) {
     rf__dev_free(d);
     return;

@@ -7,7 +7,7 @@
 #  statuses on its readings only; a session that expires -> 401 -> one
 #  login again, no scrape lost; a resource that disappears (the layout
 #  changes) -> walked again; the TelemetryService stream -> fewer polls,
-#  and polling again when it stops.
+#  and polling again when it stops; SIGTERM -> the sessions are deleted.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/redfish_lib.sh"
 
@@ -129,3 +129,10 @@ wait_for 20 rack_py "s['cdu.supply_temp@ok1']['ts_ms'] > $ts2 and s['cdu.supply_
 [ "$(grep -c "ok1: .*resources to read" "$WORK/agent.log")" -ge 2 ] || fail "no second walk logged"
 pass "a CDU that moved (404) is walked again; its readings come from CDUs/A"
 kill -0 "$AGENT_PID" || fail "the agent died"
+
+# 7. At shutdown the agent deletes its sessions (a BMC has few slots).
+kill -TERM "$AGENT_PID"
+wait_for 20 sh -c "curl -sf --cacert '$WORK/tls-f/cert.pem' 'https://127.0.0.1:$(rf_port f ok1)/_sim/stats' | grep -q '\"logouts\": *[1-9]'" \
+  || fail "the agent did not delete its session on ok1 at shutdown: $(rf_stats f ok1)"
+grep -q "SIGTERM" "$WORK/agent.log" || fail "the agent did not stop on SIGTERM"
+pass "SIGTERM: the agent deleted its session (DELETE of its Location)"
