@@ -33,6 +33,22 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   # The explicit opt-out for lab BMCs: the same service, not verified.
   echo "  - {name: lab, host: 127.0.0.1, port: $(rf_port f wrongca), user: admin, password_file: $WORK/rf-password, insecure: true, timeout: 1s}"
 } >"$WORK/agent.yaml"
+# 0. Configuration errors name the file, the line and the key.
+cp "$WORK/rf-password" "$WORK/open-password" && chmod 644 "$WORK/open-password"
+printf 'agent: {id: x, rack: x, state_dir: %s}\nredfish:\n  - {name: a, host: h, user: u, password_env: RF_UNSET_VAR_X}\n  - {name: b, host: h, user: u,\n     password_file: %s}\n  - {name: c, host: h, user: u, password_file: %s, auth: digest}\n' \
+  "$WORK/state-x" "$WORK/open-password" "$WORK/rf-password" >"$WORK/bad.yaml"
+check() { "$RP_BIN/agent/rackpulse-agent" -c "$WORK/bad.yaml" --check-config 2>&1; }
+out=$(check || true)
+echo "$out" | grep -q "bad.yaml:3: redfish\[0\]: password_env: the environment variable RF_UNSET_VAR_X is not set" \
+  || fail "unset password_env: $out"
+sed -i '3d' "$WORK/bad.yaml"
+out=$(check || true)
+echo "$out" | grep -q "bad.yaml:4: redfish\[0\]: password_file: .*0644" || fail "0644 password file: $out"
+sed -i '3,4d' "$WORK/bad.yaml"
+out=$(check || true)
+echo "$out" | grep -q "bad.yaml:3: redfish\[0\]: auth: expected session or basic, got 'digest'" || fail "auth: $out"
+pass "config errors name file:line and key (unset password_env, a 0644 password file, an unknown auth)"
+
 AGG_POLICY="policy: {version: t-1, max_staleness: 5s, supply_temp_max: 40}"
 start_aggregator
 start_agent "$WORK/agent.yaml"
