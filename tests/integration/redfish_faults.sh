@@ -13,9 +13,9 @@ source "$(dirname "$0")/redfish_lib.sh"
 
 start_broker
 echo '{"slow": {"faults": {"slow_ms": 2500}}, "busy": {"faults": {"status_503": true}},
-       "hang": {"faults": {"hang": true}}}' >"$WORK/rf-f.json"
+       "hang": {"faults": {"hang": true}}, "old": {"layout": "legacy"}, "sub": {"layout": "subsystems"}}' >"$WORK/rf-f.json"
 RF_SIM_ARGS="--sse-interval 0.5"   # reports well within the two intervals a push stays fresh
-start_redfishsim f cdu:ok1 cdu:slow cdu:busy cdu:bad cdu:hang cdu:wrongca cdu:basic
+start_redfishsim f cdu:ok1 cdu:slow cdu:busy cdu:bad cdu:hang cdu:wrongca cdu:basic tray:old tray:sub
 (umask 077; mkdir "$WORK/other")
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
   -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/other/key.pem" \
@@ -28,6 +28,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   rf_device f bad "timeout: 1s, sse: false"   # polled every interval
   echo "  - {name: wrongca, host: 127.0.0.1, port: $(rf_port f wrongca), user: admin, password_file: $WORK/rf-password, ca_file: $WORK/other/ca.pem, timeout: 1s}"
   rf_device f basic "timeout: 1s, auth: basic"
+  rf_device f old "timeout: 1s"
+  rf_device f sub "timeout: 1s"
   (umask 077; echo "not-the-password" >"$WORK/wrong-password")
   echo "  - {name: wrongpw, host: 127.0.0.1, port: $(rf_port f basic), user: admin, password_file: $WORK/wrong-password, ca_file: $WORK/tls-f/cert.pem, timeout: 1s}"
   # The explicit opt-out for lab BMCs: the same service, not verified.
@@ -64,6 +66,16 @@ dev_err() { $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["devices
 
 wait_for 40 rack_py 'd.get("ok1",{}).get("up") and d.get("bad",{}).get("up")' \
   || fail "ok1 and bad never up: $(cat "$WORK/rack.json" 2>/dev/null)"
+
+# Older and newer tray firmware: Thermal/Power only, or ThermalSubsystem
+# and PowerSubsystem without Sensors; the same metric names either way.
+wait_for 30 rack_py '"server.power@old" in s and "server.power@sub" in s' \
+  || fail "old/sub trays: $(cat "$WORK/rack.json")"
+rack_py 's["server.power@old"]["value"] == 5200 and s["gpu.temp{gpu=2}@old"]["value"] == 60.0 and s["psu.input_power{psu=1}@old"]["value"] == 2590 and s["server.inlet_temp@old"]["value"] == 24.0' \
+  || fail "the older Thermal/Power were not read: $(cat "$WORK/rack.json")"
+rack_py 's["server.power@sub"]["value"] == 5200 and s["gpu.temp{gpu=3}@sub"]["value"] == 63.5 and s["psu.input_power{psu=0}@sub"]["value"] == 2610 and s["server.exhaust_temp@sub"]["value"] == 38.5' \
+  || fail "ThermalSubsystem/PowerSubsystem were not read: $(cat "$WORK/rack.json")"
+pass "trays with only Thermal/Power, or with ThermalSubsystem/PowerSubsystem and no Sensors, give the same metrics"
 
 # 1. Slow and hung services: down by the deadline, while the others go on.
 wait_for 30 rack_py '"slow" in d and not d["slow"]["up"] and "hang" in d and not d["hang"]["up"]' \

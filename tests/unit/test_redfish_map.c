@@ -5,8 +5,8 @@
  * of the other collectors; absent readings, Status.State and values that
  * are not numbers as statuses, never zeroes; leak detector states; the
  * forced status of a resource that could not be read; a profile's OEM
- * readings by JSON pointer; expanded collections; the older Thermal and
- * Power resources.
+ * readings by JSON pointer; expanded collections; ThermalMetrics; the
+ * older Thermal and Power resources.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -267,6 +267,21 @@ static void test_legacy_thermal_power(void **state) {
   assert_string_equal(find("fan.speed", "0")->unit, "rpm");
 }
 
+static void test_thermal_metrics(void **state) {
+  (void)state;
+  map(RF_K_THERMAL_METRICS,
+      "{\"TemperatureSummaryCelsius\": {\"Intake\": {\"Reading\": 24}, \"Exhaust\": {\"Reading\": "
+      "null}},"
+      " \"TemperatureReadingsCelsius\": [{\"DataSourceUri\": \"/c/Sensors/GPU1Temp\","
+      " \"PhysicalContext\": \"GPU\", \"Reading\": 62.5}, {\"DeviceName\": \"Intake\","
+      " \"PhysicalContext\": \"Intake\", \"Reading\": 99}]}",
+      NULL);
+  assert_int_equal(out.n, 3); /* the intake excerpt is the summary's */
+  assert_true(find("server.inlet_temp", NULL)->value == 24);
+  assert_int_equal(find("server.exhaust_temp", NULL)->status, RP_READING_ABSENT);
+  assert_true(find("gpu.temp", "1")->value == 62.5);
+}
+
 static void test_kind_names(void **state) {
   (void)state;
   for (int k = 0; k < RF_K_COUNT; k++)
@@ -288,6 +303,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_oem_profile, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pointer, setup, teardown),
       cmocka_unit_test_setup_teardown(test_legacy_thermal_power, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_thermal_metrics, setup, teardown),
       cmocka_unit_test_setup_teardown(test_kind_names, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,7 +26,8 @@ ProtocolFeaturesSupported says; ETags on every GET and If-None-Match ->
 A test steers it through the --control file (JSON, re-read when it
 changes): {"NAME" or "*": {"values": {...}, "layout": "", "faults": {...}}}.
 values override the device's readings (resources.DEFAULTS; null = absent).
-layout: "legacy" (a tray without Sensors/EnvironmentMetrics/subsystems) or
+layout: "legacy" (a tray without Sensors/EnvironmentMetrics/subsystems),
+"subsystems" (a tray without Sensors) or
 "moved" (the CDU becomes CDUs/A). Faults, each true (every resource) or a
 path substring (the resources whose path holds it):
   slow_ms: N         answer after N ms (slow_path: only paths holding it)

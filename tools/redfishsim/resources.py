@@ -12,7 +12,8 @@ values are the device's current readings (see DEFAULTS); None makes a
 reading absent (Reading: null), which a client must not take for zero.
 layout "legacy" serves a tray's chassis without Sensors, EnvironmentMetrics
 and the subsystems (only the older Power and Thermal resources), the way
-older BMC firmware does; "moved" renames the CDU (CDUs/1 -> CDUs/A), a
+older BMC firmware does; "subsystems" without Sensors (temperatures from
+ThermalSubsystem's ThermalMetrics, supplies from PowerSubsystem); "moved" renames the CDU (CDUs/1 -> CDUs/A), a
 service whose layout changed under a client.
 """
 
@@ -75,7 +76,8 @@ def add_tray(res, cid, v, layout):
     gpus = v["gpu_temps"]
     if layout != "legacy":
         ch["EnvironmentMetrics"] = {"@odata.id": base + "/EnvironmentMetrics"}
-        ch["Sensors"] = {"@odata.id": base + "/Sensors"}
+        if layout != "subsystems":
+            ch["Sensors"] = {"@odata.id": base + "/Sensors"}
         ch["PowerSubsystem"] = {"@odata.id": base + "/PowerSubsystem"}
         ch["ThermalSubsystem"] = {"@odata.id": base + "/ThermalSubsystem"}
         res[base + "/EnvironmentMetrics"] = odata(
