@@ -168,30 +168,54 @@ static void on_login(struct rf_req *q) {
     check_root(d);
 }
 
+/* Appends s to out as the body of a JSON string; false when it does not
+ * fit. Written here rather than with jansson so that the password is
+ * copied only into buffers we clear. */
+static bool json_escape(char *out, size_t cap, size_t *len, const char *s) {
+  for (; *s != '\0'; s++) {
+    unsigned char c = (unsigned char)*s;
+    char tmp[8];
+    int n;
+    if (c == '"' || c == '\\')
+      n = snprintf(tmp, sizeof(tmp), "\\%c", c);
+    else if (c < 0x20)
+      n = snprintf(tmp, sizeof(tmp), "\\u%04x", c);
+    else
+      n = snprintf(tmp, sizeof(tmp), "%c", c);
+    if (*len + (size_t)n + 1 > cap)
+      return false;
+    memcpy(out + *len, tmp, (size_t)n);
+    *len += (size_t)n;
+    explicit_bzero(tmp, sizeof(tmp));
+  }
+  out[*len] = '\0';
+  return true;
+}
+
 static void login(struct rf_dev *d, int again) {
   d->ph = RF_LOGIN;
   explicit_bzero(d->token, sizeof(d->token));
-  json_t *body = json_pack("{s:s,s:s}", "UserName", d->cfg.user, "Password", d->password);
-  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-  if (body != NULL) {
-    /* jansson keeps its own copy of the password: clear it too. */
-    json_t *pw = json_object_get(body, "Password");
-    size_t n = json_string_length(pw);
-    char *zero = calloc(1, n + 1);
-    if (zero != NULL) {
-      memset(zero, 'x', n);
-      json_string_set(pw, zero);
-      free(zero);
+  char body[64 + 6 * (sizeof(d->cfg.user) + sizeof(d->password))];
+  size_t len = 0;
+  bool ok = true;
+  /* The fixed parts are written as they are, the values escaped. */
+  const char *parts[] = {"{\"UserName\":\"", d->cfg.user, "\",\"Password\":\"", d->password, "\"}"};
+  for (size_t i = 0; ok && i < sizeof(parts) / sizeof(parts[0]); i++) {
+    if (i % 2 == 1) {
+      ok = json_escape(body, sizeof(body), &len, parts[i]);
+    } else {
+      size_t n = strlen(parts[i]);
+      ok = len + n + 1 <= sizeof(body);
+      if (ok) {
+        memcpy(body + len, parts[i], n + 1);
+        len += n;
+      }
     }
-    json_decref(body);
   }
-  struct rf_req *q = text ? rf__request(d, "/redfish/v1/SessionService/Sessions", text, false, NULL,
-                                        on_login, again)
-                          : NULL;
-  if (text != NULL) {
-    explicit_bzero(text, strlen(text));
-    free(text);
-  }
+  struct rf_req *q =
+      ok ? rf__request(d, "/redfish/v1/SessionService/Sessions", body, false, NULL, on_login, again)
+         : NULL;
+  explicit_bzero(body, sizeof(body));
   if (q == NULL) {
     rf__fail(d, "cannot start the login request");
     finish(d);

@@ -82,6 +82,12 @@ def make_cert(tls_dir):
     return cert, key
 
 
+def same(a, b):
+    """Constant-time comparison of two texts (any characters)."""
+    return secrets.compare_digest(a.encode("utf-8", "surrogateescape"),
+                                  b.encode("utf-8", "surrogateescape"))
+
+
 class Control:
     """The --control file, re-read when its modification time changes."""
 
@@ -167,13 +173,12 @@ class Device:
                 u, _, p = base64.b64decode(auth[6:]).decode().partition(":")
             except ValueError:
                 return False
-            return (secrets.compare_digest(u, self.opts.user) and
-                    secrets.compare_digest(p, self.opts.password))
+            return same(u, self.opts.user) and same(p, self.opts.password)
         return False
 
     def login(self, body):
-        if not (secrets.compare_digest(str(body.get("UserName", "")), self.opts.user) and
-                secrets.compare_digest(str(body.get("Password", "")), self.opts.password)):
+        if not (same(str(body.get("UserName", "")), self.opts.user) and
+                same(str(body.get("Password", "")), self.opts.password)):
             return None
         tok = secrets.token_hex(16)
         with self.lock:
