@@ -3,7 +3,9 @@
 # TLS (its certificate made at start in $WORK/tls), stopped by lib.sh's
 # cleanup; the agent's redfish[] entries for them.
 
-RF_PASSWORD="rf-Pa55-$$-$RANDOM"   # the services' password: never in argv, logs or frames
+# The services' password: never in argv, logs or frames; a quote, a
+# backslash and a non-ASCII letter in it check the login body's escaping.
+RF_PASSWORD="rf-\"Pa\\55-é-$$-$RANDOM"
 
 # start_redfishsim NAME KIND:DEV... : one simulator process (its control
 # file $WORK/rf-NAME.json, ports in $WORK/rf-NAME.ports); sets RF_PID_NAME.
