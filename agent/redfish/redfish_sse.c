@@ -116,11 +116,15 @@ static void on_stream_end(struct rf_req *q) {
   d->sse_last_ms = 0;
   if (!d->sse_said_down) {
     d->sse_said_down = true;
+    char why[CURL_ERROR_SIZE + 32];
+    if (q->result != CURLE_OK)
+      snprintf(why, sizeof(why), "%s", q->curl_err[0] ? q->curl_err : "transport error");
+    else if (q->status != 200)
+      snprintf(why, sizeof(why), "HTTP %ld", q->status);
+    else
+      snprintf(why, sizeof(why), "closed by the service");
     rp_warn("redfish", "%s: %s%s: the SSE stream stopped (%s); polling", d->cfg.name, d->base,
-            d->sse_uri,
-            q->result != CURLE_OK ? (q->curl_err[0] ? q->curl_err : "transport error")
-            : q->status != 200    ? "HTTP error"
-                                  : "closed by the service");
+            d->sse_uri, why);
   }
 }
 
