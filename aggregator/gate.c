@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "electrical.h"
 #include "gate_inputs.h"
 #include "members.h"
 #include "reservations.h"
@@ -39,9 +40,10 @@ struct rack_state {
 /* Names a denial is counted under: telemetry_fresh, flags, then the checks
  * (power and thermal under their answer names). */
 static const char *const denial_names[] = {
-    "telemetry_fresh",  "flags",     "supply_temp", "supply_slope", "inlet_slope",
-    "delta_t",          "flow",      "alarms",      "heat_balance", "power_headroom",
-    "thermal_headroom", "clock_skew"};
+    "telemetry_fresh",  "flags",      "supply_temp", "supply_slope",  "inlet_slope",
+    "delta_t",          "flow",       "alarms",      "heat_balance",  "power_headroom",
+    "thermal_headroom", "clock_skew", "feed_power",  "phase_current", "branch_current",
+    "row_power",        "pool_power", "loop_thermal"};
 #define NDENIALS (sizeof(denial_names) / sizeof(denial_names[0]))
 
 struct rp_gate {
@@ -462,6 +464,28 @@ static void thermal_check(struct eval *e) {
   json_object_set_new(o, "request_heat_kw", json_real(need));
 }
 
+/* The rack's feeds, phases, branches and its row, pool and loop totals
+ * (electrical.c), with the same reservations as the power check. */
+static void topology_checks(struct eval *e) {
+  const struct rp_commitment *c = commitment(e);
+  const struct rp_elec_request q = {
+      .r = e->r,
+      .ledger = e->ledger,
+      .policy = e->g->policy,
+      .meta = e->meta,
+      .owner = e->q->owner,
+      .kw = e->q->kw,
+      .pending_kw = c->committed_kw > c->attributed_kw ? c->committed_kw - c->attributed_kw : 0,
+      .heat_fraction = e->set->heat_fraction,
+      .power_series = e->set->check[RP_CHECK_POWER].series,
+      .heat_series = e->set->check[RP_CHECK_THERMAL].series,
+      .from_ms = e->q->window_to_ms ? e->q->window_from_ms : e->now_ms,
+      .to_ms = e->q->window_to_ms ? e->q->window_to_ms : e->now_ms + e->q->duration_ms,
+      .now_ms = e->now_ms,
+      .max_age_ms = e->set->max_staleness_ms};
+  e->allow &= rp_electrical_checks(&q, e->checks);
+}
+
 /* Operator or automatic flags that stop admissions on the rack. */
 static void flags_check(struct eval *e) {
   json_t *flags = rp_ledger_flag_list(e->ledger, e->q->rack);
@@ -624,6 +648,8 @@ json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *l
     else
       band_check(&e, (enum rp_check_id)id);
   }
+  if (e.meta != NULL)
+    topology_checks(&e);
   if (q->uncounted) {
     /* a view of the floor, not a decision anyone asked for */
   } else if (e.allow) {

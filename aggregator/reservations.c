@@ -113,40 +113,47 @@ static void new_id(char out[17]) {
     snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
-/* Power headroom of `rack` over [now, end) with every reservation counted
- * (except those of `except_owner`): the gate's power_headroom check. Returns
- * false with why when it cannot be known. */
+/* Power headroom of `rack` over [from, end) with every reservation counted
+ * (except those of `except_owner`): the least of the gate's power_headroom
+ * and of its topology checks (feeds, phases, branches, row, pool, loop:
+ * electrical.h), in kW of the request. `now` is the time the draw is
+ * measured at. Returns false with why when it cannot be known. */
 static bool headroom_kw(struct rp_aggregator *a, const char *rack, int64_t from, int64_t end,
-                        double *headroom, char *why, size_t whylen) {
-  /* Evaluated now (draw as measured now), counting reservations over the
-   * reservation's own window. */
+                        int64_t now, double *headroom, char *why, size_t whylen) {
   struct rp_gate_request q = {.rack = rack, .kw = 0, .window_from_ms = from, .window_to_ms = end};
   int status;
-  json_t *d = rp_gate_evaluate(a->gate, a->store, a->ledger, &q, rp_now_ms(), &status, why, whylen);
+  json_t *d = rp_gate_evaluate(a->gate, a->store, a->ledger, &q, now, &status, why, whylen);
   if (d == NULL)
     return false;
-  bool found = false;
+  bool found = false, unknown = false;
+  *headroom = INFINITY;
   size_t i;
   json_t *c;
   json_array_foreach(json_object_get(d, "checks"), i, c) {
-    if (str_eq(json_string_value(json_object_get(c, "name")), "power_headroom")) {
-      json_t *obs = json_object_get(c, "observed");
-      if (json_is_number(obs)) {
-        *headroom = json_number_value(obs);
+    const char *name = json_string_value(json_object_get(c, "name"));
+    bool power = str_eq(name, "power_headroom");
+    if (!power && json_object_get(c, "request_headroom_kw") == NULL)
+      continue;
+    json_t *obs = json_object_get(c, "observed");
+    if (json_is_number(obs)) {
+      if (power)
         found = true;
-      } else {
-        const char *reason = json_string_value(json_object_get(c, "reason"));
-        snprintf(why, whylen, "power headroom unknown: %s", reason ? reason : "no data");
-      }
+      if (json_number_value(obs) < *headroom)
+        *headroom = json_number_value(obs);
+    } else if (!unknown) {
+      const char *reason = json_string_value(json_object_get(c, "reason"));
+      snprintf(why, whylen, "%s unknown: %s", power ? "power headroom" : name,
+               reason ? reason : "no data");
+      unknown = true;
     }
   }
-  if (!found && why[0] == '\0')
+  if (!found && !unknown)
     snprintf(why, whylen,
              "the policy has no power check for rack %s (enable power and set "
              "breaker_kw)",
              rack);
   json_decref(d);
-  return found;
+  return found && !unknown;
 }
 
 struct pool_pick {
@@ -374,7 +381,7 @@ static json_t *admit(struct rp_aggregator *a, const json_t *body,
   for (size_t i = 0; i < pp->n; i++) {
     double h;
     char w[256] = "";
-    if (!headroom_kw(a, pp->racks[i], start, end, &h, w, sizeof(w))) {
+    if (!headroom_kw(a, pp->racks[i], start, end, now, &h, w, sizeof(w))) {
       snprintf(why, sizeof(why), "%s: %s", pp->racks[i], w);
       continue;
     }
@@ -470,7 +477,7 @@ static json_t *extend(struct rp_aggregator *a, const char *id, const json_t *bod
   double h;
   char why[256] = "";
   const char *rack = json_string_value(json_object_get(r, "rack"));
-  if (!headroom_kw(a, rack, old_end, end, &h, why, sizeof(why)) ||
+  if (!headroom_kw(a, rack, old_end, end, now, &h, why, sizeof(why)) ||
       h < json_number_value(json_object_get(r, "kw"))) {
     json_t *e = why[0] ? error(status, 409, "cannot extend: %s", why)
                        : error(status, 409, "cannot extend: %.2f kW free after the current end", h);

@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "aggregator.h"
 
 struct agg_fx {
@@ -21,5 +23,19 @@ int agg_fx_open(struct agg_fx *x, const char *tag, const char *policy_yaml);
 /* Closes what agg_fx_open opened and removes its directory. Returns 0 or
  * the status of the removal. x itself is the caller's. */
 int agg_fx_close(struct agg_fx *x);
+
+/* One series of a frame: value in `unit` (sent with 0 decimals, so W). */
+struct agg_ser {
+  const char *name, *unit, *device, *lkey, *lval;
+  double value;
+};
+/* Applies one frame of `rack` at ts with the given series (at most 8), as
+ * the consumer would (packed, decoded, applied in a batch), received at ts on the aggregator's clock. */
+void agg_fx_frame(struct agg_fx *x, const char *rack, int64_t ts, const struct agg_ser *s,
+                  size_t n);
+/* The check `name` of decision d (fails the test when absent). */
+json_t *agg_check_of(json_t *d, const char *name);
+/* The number at `key` of c (fails the test when not a number). */
+double agg_num(json_t *c, const char *key);
 
 #endif
