@@ -18,11 +18,13 @@
 #include "aggregator.h"
 #include "gate.h"
 #include "members.h"
+#include "reservations_internal.h"
 #include "rackpulse/log.h"
 #include "store.h"
 
 static const char *const class_names[] = {"bronze", "silver", "gold"};
 #define MAX_RESERVATION_MS (31LL * 24 * 3600 * 1000)
+#define MAX_WAIT_MS (24LL * 3600 * 1000)
 
 static int class_rank(const char *name) {
   for (int i = 0; i < 3; i++)
@@ -118,7 +120,7 @@ static void new_id(char out[17]) {
  * and of its topology checks (feeds, phases, branches, row, pool, loop:
  * electrical.h), in kW of the request. `now` is the time the draw is
  * measured at. Returns false with why when it cannot be known. */
-static bool headroom_kw(struct rp_aggregator *a, const char *rack, int64_t from, int64_t end,
+bool rp_res_headroom_kw(struct rp_aggregator *a, const char *rack, int64_t from, int64_t end,
                         int64_t now, double *headroom, char *why, size_t whylen) {
   struct rp_gate_request q = {.rack = rack, .kw = 0, .window_from_ms = from, .window_to_ms = end};
   int status;
@@ -156,31 +158,19 @@ static bool headroom_kw(struct rp_aggregator *a, const char *rack, int64_t from,
   return found && !unknown;
 }
 
-struct pool_pick {
-  const char *pool;
-  char racks[256][RP_ID_MAX + 1];
-  size_t n;
-};
-
-static void collect_pool(void *ctx, const struct rp_policy *p) {
-  struct pool_pick *pp = ctx;
-  for (size_t i = 0; i < p->nracks && pp->n < 256; i++)
-    if (strcmp(p->racks[i].pool, pp->pool) == 0)
-      snprintf(pp->racks[pp->n++], RP_ID_MAX + 1, "%s", p->racks[i].id);
-}
-
 /* An audit entry and an event for a reservation preempted or given notice.
  * Called with the reservation lock held: both only queue (the audit is
  * written in batches, the event by librdkafka), neither waits. */
-static void announce(struct rp_aggregator *a, const json_t *r, const char *what, int64_t at_ms,
+void rp_res_announce(struct rp_aggregator *a, const json_t *r, const char *what, int64_t at_ms,
                      const char *reason, int64_t now) {
   const char *id = json_string_value(json_object_get(r, "id"));
-  char did[96];
+  char did[96], action[48];
   snprintf(did, sizeof(did), "%s-%s-%lld", what, id ? id : "", (long long)now);
+  snprintf(action, sizeof(action), "reservation_%s",
+           strcmp(what, "preempt-notice") == 0 ? "notice" : what);
   json_t *entry = json_pack(
       "{s:O, s:s, s:O, s:O, s:O, s:s, s:I, s:s, s:I}", "rack", json_object_get(r, "rack"), "action",
-      strcmp(what, "preempted") == 0 ? "reservation_preempted" : "reservation_notice",
-      "reservation", json_object_get(r, "id"), "owner", json_object_get(r, "owner"), "kw",
+      action, "reservation", json_object_get(r, "id"), "owner", json_object_get(r, "owner"), "kw",
       json_object_get(r, "kw"), "reason", reason, "revoke_at_ms", (json_int_t)at_ms, "decision_id",
       did, "evaluated_at_ms", (json_int_t)now);
   if (entry == NULL || rp_ledger_audit_append(a->ledger, entry) != 0)
@@ -201,7 +191,7 @@ static void revoke(struct rp_aggregator *a, json_t *r, const char *reason, int64
   json_object_set_new(r, "reason", json_string(reason));
   json_object_set_new(r, "preempted_ms", json_integer(now));
   if (rp_ledger_res_put(a->ledger, r) == 0) {
-    announce(a, r, "preempted", now, reason, now);
+    rp_res_announce(a, r, "preempted", now, reason, now);
   } else { /* not written: it still holds its kW */
     json_object_set_new(r, "state", json_string("active"));
     json_object_del(r, "preempted_ms");
@@ -258,7 +248,7 @@ static double preempt(struct rp_aggregator *a, const char *rack, int rank, int64
         json_object_set_new(r, "preempt_at_ms", json_integer(last_notice));
         json_object_set_new(r, "reason", json_string(reason));
         if (rp_ledger_res_put(a->ledger, r) == 0)
-          announce(a, r, "preempt-notice", last_notice, reason, now);
+          rp_res_announce(a, r, "preempt-notice", last_notice, reason, now);
       }
       json_array_append(preempted, json_object_get(r, "id"));
       continue;
@@ -326,6 +316,20 @@ json_t *rp_reservation_check(const json_t *body, int64_t now, struct rp_reservat
   json_t *preemptible = json_object_get(body, "preemptible");
   if (preemptible != NULL && !json_is_boolean(preemptible))
     return error(status, 400, "preemptible: expected true or false");
+  int64_t wait_ms = 0;
+  json_t *wait = json_object_get(body, "wait");
+  if (wait != NULL &&
+      (json_is_integer(wait)
+           ? (wait_ms = json_integer_value(wait) * 1000) < 0
+           : rp_parse_duration_ms(json_string_value(wait) ? json_string_value(wait) : "?",
+                                  &wait_ms) != 0))
+    return error(status, 400, "wait: a duration such as 30m, or seconds");
+  if (wait_ms > MAX_WAIT_MS)
+    return error(status, 400, "wait: at most 24h");
+  const char *spread = json_string_value(json_object_get(body, "spread"));
+  if (json_object_get(body, "spread") != NULL &&
+      (spread == NULL || (strcmp(spread, "row") != 0 && strcmp(spread, "loop") != 0)))
+    return error(status, 400, "spread: row or loop");
   if (validate_strings(json_object_get(body, "hosts")) != 0 ||
       validate_strings(json_object_get(body, "outlets")) != 0)
     return error(status, 400, "hosts/outlets: lists of at most 256 names");
@@ -337,13 +341,15 @@ json_t *rp_reservation_check(const json_t *body, int64_t now, struct rp_reservat
                                    .kw = kw,
                                    .start = start,
                                    .end = end,
-                                   .preemptible = json_is_true(preemptible)};
+                                   .preemptible = json_is_true(preemptible),
+                                   .wait_ms = wait_ms,
+                                   .spread = spread};
   return NULL;
 }
 
 static json_t *admit(struct rp_aggregator *a, const json_t *body,
-                     const struct rp_reservation_req *q, const struct pool_pick *pp, int64_t now,
-                     int *status);
+                     const struct rp_reservation_req *q, const struct rp_res_candidates *c,
+                     int64_t now, int *status);
 
 json_t *rp_reservation_create(struct rp_aggregator *a, const json_t *body, int64_t now,
                               int *status) {
@@ -352,84 +358,98 @@ json_t *rp_reservation_create(struct rp_aggregator *a, const json_t *body, int64
   if (invalid != NULL)
     return invalid;
   /* The candidate racks: the one named, or the pool's. */
-  struct pool_pick pp = {.pool = q.pool};
-  if (q.rack != NULL)
-    snprintf(pp.racks[pp.n++], RP_ID_MAX + 1, "%s", q.rack);
-  else
-    rp_gate_with_policy(a->gate, collect_pool, &pp);
-  if (pp.n == 0)
-    return error(status, 404, "pool '%s' has no racks in the policy", q.pool);
-
-  rp_ledger_res_lock(a->ledger);
-  json_t *answer = admit(a, body, &q, &pp, now, status);
-  rp_ledger_res_unlock(a->ledger);
+  struct rp_res_candidates *c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return error(status, 503, "out of memory");
+  rp_res_candidates(a, q.rack, q.pool, c);
+  json_t *answer;
+  if (c->n == 0) {
+    answer = error(status, 404, "pool '%s' has no racks in the policy", q.pool);
+  } else {
+    rp_ledger_res_lock(a->ledger);
+    answer = admit(a, body, &q, c, now, status);
+    rp_ledger_res_unlock(a->ledger);
+  }
+  free(c);
   return answer;
 }
 
-/* Admission proper: the headroom of the candidates, preemption, the write.
- * Called with the reservation lock held. */
-static json_t *admit(struct rp_aggregator *a, const json_t *body,
-                     const struct rp_reservation_req *q, const struct pool_pick *pp, int64_t now,
-                     int *status) {
-  const char *pool = q->pool, *owner = q->owner, *cls = q->cls;
-  double kw = q->kw;
-  int rank = q->rank;
-  int64_t start = q->start, end = q->end;
-  const char *best = NULL;
-  double best_headroom = -INFINITY;
-  char why[256] = "";
-  for (size_t i = 0; i < pp->n; i++) {
-    double h;
-    char w[256] = "";
-    if (!headroom_kw(a, pp->racks[i], start, end, now, &h, w, sizeof(w))) {
-      snprintf(why, sizeof(why), "%s: %s", pp->racks[i], w);
-      continue;
-    }
-    if (h > best_headroom) {
-      best_headroom = h;
-      best = pp->racks[i];
-    }
-  }
-  if (best == NULL)
-    return error(status, 409, "cannot admit: %s", why);
+/* The record of a request (JSON, as stored), on `rack` ("" while it
+ * waits), active. */
+static json_t *new_record(const json_t *body, const struct rp_reservation_req *q, const char *rack,
+                          int64_t now) {
   char id[17];
   new_id(id);
+  json_t *r = json_pack("{s:s, s:s, s:f, s:I, s:I, s:s, s:b, s:s, s:s, s:I}", "id", id, "rack",
+                        rack, "kw", q->kw, "start_ms", (json_int_t)q->start, "end_ms",
+                        (json_int_t)q->end, "class", q->cls, "preemptible", q->preemptible, "owner",
+                        q->owner, "state", "active", "created_ms", (json_int_t)now);
+  if (r == NULL)
+    return NULL;
+  if (q->pool != NULL)
+    json_object_set_new(r, "pool", json_string(q->pool));
+  if (q->spread != NULL)
+    json_object_set_new(r, "spread", json_string(q->spread));
+  json_t *hosts = json_object_get(body, "hosts"), *outlets = json_object_get(body, "outlets");
+  json_object_set_new(r, "hosts", hosts ? json_incref(hosts) : json_array());
+  json_object_set_new(r, "outlets", outlets ? json_incref(outlets) : json_array());
+  return r;
+}
+
+/* Admission proper: the headroom of the candidates, best fit (packing.h),
+ * else preemption, else the wait queue; the write. Called with the
+ * reservation lock held. */
+static json_t *admit(struct rp_aggregator *a, const json_t *body,
+                     const struct rp_reservation_req *q, const struct rp_res_candidates *c,
+                     int64_t now, int *status) {
+  struct rp_res_placement pl;
+  rp_res_place(a, c, q->owner, q->spread, q->kw, q->start, q->end, now, &pl);
+  if (pl.most == c->n && q->wait_ms == 0)
+    return error(status, 409, "cannot admit: %s", pl.why);
   json_t *preempted = json_array();
-  if (best_headroom < kw) {
+  const char *best = pl.chosen < c->n ? c->racks[pl.chosen] : NULL;
+  if (best == NULL && pl.most < c->n) {
+    /* Nothing fits: preemption where the most is free already. */
+    const char *most = c->racks[pl.most];
+    double free_kw = pl.most_headroom_kw;
     int64_t retry_at = 0;
     double freed =
-        preempt(a, best, rank, start, end, kw - best_headroom, q, now, preempted, &retry_at);
+        preempt(a, most, q->rank, q->start, q->end, q->kw - free_kw, q, now, preempted, &retry_at);
     if (retry_at > 0) {
       /* Notice given: refused until it runs out (README "Reservations"). */
       json_t *e = error(status, 409,
                         "does not fit yet: %.2f kW free on %s, %.2f kW asked; preemptible "
                         "reservations have notice until %lld ms (in %lld s): retry then",
-                        best_headroom > 0 ? best_headroom : 0, best, kw, (long long)retry_at,
+                        free_kw > 0 ? free_kw : 0, most, q->kw, (long long)retry_at,
                         (long long)((retry_at - now + 999) / 1000));
-      json_object_set_new(e, "available_kw", json_real(best_headroom > 0 ? best_headroom : 0));
+      json_object_set_new(e, "available_kw", json_real(free_kw > 0 ? free_kw : 0));
       json_object_set_new(e, "retry_at_ms", json_integer(retry_at));
       json_object_set_new(e, "noticed", preempted);
       return e;
     }
-    if (freed + best_headroom < kw) {
-      json_decref(preempted);
-      json_t *e = error(status, 409,
-                        "does not fit: %.2f kW free on %s, %.2f kW asked (class %s takes "
-                        "nothing from equal or higher classes)",
-                        best_headroom > 0 ? best_headroom : 0, best, kw, cls);
-      json_object_set_new(e, "available_kw", json_real(best_headroom > 0 ? best_headroom : 0));
-      return e;
-    }
+    if (freed + free_kw >= q->kw)
+      best = most;
+    else
+      snprintf(pl.why, sizeof(pl.why),
+               "does not fit: %.2f kW free on %s, %.2f kW asked (class %s takes nothing from "
+               "equal or higher classes)",
+               free_kw > 0 ? free_kw : 0, most, q->kw, q->cls);
   }
-  json_t *r = json_pack("{s:s, s:s, s:f, s:I, s:I, s:s, s:b, s:s, s:s, s:I}", "id", id, "rack",
-                        best, "kw", kw, "start_ms", (json_int_t)start, "end_ms", (json_int_t)end,
-                        "class", cls, "preemptible", q->preemptible, "owner", owner, "state",
-                        "active", "created_ms", (json_int_t)now);
-  if (pool != NULL)
-    json_object_set_new(r, "pool", json_string(pool));
-  json_t *hosts = json_object_get(body, "hosts"), *outlets = json_object_get(body, "outlets");
-  json_object_set_new(r, "hosts", hosts ? json_incref(hosts) : json_array());
-  json_object_set_new(r, "outlets", outlets ? json_incref(outlets) : json_array());
+  json_t *r = new_record(body, q, best ? best : q->rack ? q->rack : "", now);
+  if (r == NULL) {
+    json_decref(preempted);
+    return error(status, 503, "out of memory");
+  }
+  if (best == NULL) {
+    json_decref(preempted);
+    if (q->wait_ms > 0)
+      return rp_res_enqueue(a, r, q->wait_ms, pl.why, now, status);
+    json_decref(r);
+    json_t *e = error(status, 409, "%s", pl.why);
+    json_object_set_new(e, "available_kw",
+                        json_real(pl.most_headroom_kw > 0 ? pl.most_headroom_kw : 0));
+    return e;
+  }
   if (rp_ledger_res_put(a->ledger, r) != 0) {
     json_decref(r);
     json_decref(preempted);
@@ -477,7 +497,7 @@ static json_t *extend(struct rp_aggregator *a, const char *id, const json_t *bod
   double h;
   char why[256] = "";
   const char *rack = json_string_value(json_object_get(r, "rack"));
-  if (!headroom_kw(a, rack, old_end, end, now, &h, why, sizeof(why)) ||
+  if (!rp_res_headroom_kw(a, rack, old_end, end, now, &h, why, sizeof(why)) ||
       h < json_number_value(json_object_get(r, "kw"))) {
     json_t *e = why[0] ? error(status, 409, "cannot extend: %s", why)
                        : error(status, 409, "cannot extend: %.2f kW free after the current end", h);
@@ -500,7 +520,7 @@ json_t *rp_reservation_release(struct rp_aggregator *a, const char *id, int64_t 
     rp_ledger_res_unlock(a->ledger);
     return error(status, 404, "no reservation %s", id);
   }
-  if (is_active(r)) {
+  if (is_active(r) || str_eq(json_string_value(json_object_get(r, "state")), "waiting")) {
     json_object_set_new(r, "state", json_string("released"));
     json_object_set_new(r, "released_ms", json_integer(now));
     if (rp_ledger_res_put(a->ledger, r) != 0) {
@@ -634,8 +654,8 @@ int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
   const int64_t window = a->cfg.reservations.idle_window_ms;
   const double threshold = a->cfg.reservations.idle_threshold;
   rp_ledger_res_lock(a->ledger);
+  int n = rp_res_serve_queue(a, now);
   json_t *all = rp_ledger_res_list(a->ledger);
-  int n = 0;
   size_t i;
   json_t *r;
   json_array_foreach(all, i, r) {

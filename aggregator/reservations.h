@@ -64,6 +64,8 @@ struct rp_reservation_req {
   double kw;               /* (0, 100000] */
   int64_t start, end;      /* Unix ms; start < end, now < end, at most 31 days */
   bool preemptible;
+  int64_t wait_ms;    /* "wait": may wait this long in the queue when it does not fit */
+  const char *spread; /* "spread": "row", "loop" or NULL */
 };
 
 /* Checks a create request's body at time now_ms without touching any
