@@ -9,7 +9,10 @@
 #   branch_current  (12 - 10.4 A) x 230 V x 3          = 1.104 kW
 # A 1 kW reservation is admitted, a further 0.2 kW refused naming the feed
 # (0.088 kW left on one feed); with feed_kw 8 and no redundancy the same
-# rack would have 9.088 kW: the N+N rule is what refuses. Then pdu-b stops
+# rack would have 9.088 kW: the N+N rule is what refuses. The same 0.2 kW
+# asked with "wait": "30m" waits (202) and is admitted, with an event on
+# rackpulse.events, once the 1 kW is released; 5 kW with "wait": "3s" is
+# refused with an event when its wait ends. Then pdu-b stops
 # answering: once its readings are stale the gate denies, failing closed
 # with the series and the PDU named.
 source "$(dirname "$0")/lib.sh"
@@ -78,6 +81,7 @@ reserve() { # KW -> HTTP code, answer in $WORK/r.json
 }
 code=$(reserve 1.0)
 [ "$code" = 201 ] || fail "1 kW within 1.088 kW refused: HTTP $code $(cat "$WORK/r.json")"
+cp "$WORK/r.json" "$WORK/first.json"
 code=$(reserve 0.2)
 [ "$code" = 409 ] || fail "0.2 kW over the feed admitted: HTTP $code $(cat "$WORK/r.json")"
 gate 0.2 >"$WORK/g.json"
@@ -90,6 +94,43 @@ assert abs(c["feed_power"]["observed"] - 0.088) < 1e-6, c["feed_power"]
 assert c["feed_power"]["pass"] is False and d["decision"] == "deny", d
 PYEOF
 pass "1 kW admitted, 0.2 kW refused: one feed must carry the rack (0.088 kW left)"
+FIRST=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/first.json")
+
+# --- the wait queue ----------------------------------------------------------
+queue() { # KW WAIT -> HTTP code, answer in $WORK/q.json
+  curl -s -o "$WORK/q.json" -w '%{http_code}' "${AUTH[@]}" -X POST "$URL/v1/reservations" \
+    -d "{\"rack\":\"rel\",\"kw\":$1,\"owner\":\"carol\",\"wait\":\"$2\",\"end\":$(($(date +%s%3N) + 3600000))}"
+}
+code=$(queue 0.2 30m)
+[ "$code" = 202 ] || fail "0.2 kW with wait 30m: HTTP $code, expected 202 waiting: $(cat "$WORK/q.json")"
+WAITER=$($PY -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["state"]=="waiting", r; print(r["id"])' "$WORK/q.json")
+code=$(queue 5 3s)
+[ "$code" = 202 ] || fail "5 kW with wait 3s: HTTP $code: $(cat "$WORK/q.json")"
+HOPELESS=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/q.json")
+curl -sf "${AUTH[@]}" -X DELETE "$URL/v1/reservations/$FIRST" >/dev/null || fail "release of $FIRST"
+events() {
+  kcat -C -b "$BOOTSTRAP" -t rackpulse.events -o beginning -e -q -f '%s\n--\n' 2>/dev/null \
+    | $PY -c '
+import subprocess, sys
+for m in sys.stdin.buffer.read().split(b"\n--\n"):
+    if m:
+        out = subprocess.run(["protoc", "--decode=rackpulse.v1.Event", "-I", sys.argv[1], sys.argv[2]],
+                             input=m, capture_output=True).stdout.decode()
+        print(" ".join(out.split()))' "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto"
+}
+admitted() { events | grep 'flag: "admitted"' | grep -q "reservation_id: \"$WAITER\""; }
+wait_for 60 admitted || fail "no admitted event for $WAITER: $(events)"
+curl -sf "$URL/v1/reservations?owner=carol" >"$WORK/list.json"
+$PY - "$WORK/list.json" "$WAITER" "$HOPELESS" <<'PYEOF' || fail "queue states: $(cat "$WORK/list.json")"
+import json, sys
+rs = {r["id"]: r for r in json.load(open(sys.argv[1]))["reservations"]}
+w = rs[sys.argv[2]]
+assert w["state"] == "active" and w["rack"] == "rel" and w["waited_ms"] > 0, w
+PYEOF
+refused() { events | grep 'flag: "refused"' | grep -q "reservation_id: \"$HOPELESS\""; }
+wait_for 60 refused || fail "no refused event for $HOPELESS: $(events)"
+curl -sf "$URL/v1/reservations?owner=carol" | grep -q '"state":"refused"' || fail "5 kW not refused"
+pass "queue: 0.2 kW waited and was admitted (event) once 1 kW was released; 5 kW refused (event) when its 3 s wait ended"
 
 kill "$PID_pdu_b"
 stale_b() { gate 0.1 | grep -q '@pdu-b: stale'; }
