@@ -17,6 +17,7 @@
 
 #include "aggregator.h"
 #include "gate.h"
+#include "energy.h"
 #include "members.h"
 #include "reservations_internal.h"
 #include "rackpulse/log.h"
@@ -190,6 +191,7 @@ static void revoke(struct rp_aggregator *a, json_t *r, const char *reason, int64
   json_object_set_new(r, "state", json_string("preempted"));
   json_object_set_new(r, "reason", json_string(reason));
   json_object_set_new(r, "preempted_ms", json_integer(now));
+  rp_energy_close(r, now);
   if (rp_ledger_res_put(a->ledger, r) == 0) {
     rp_res_announce(a, r, "preempted", now, reason, now);
   } else { /* not written: it still holds its kW */
@@ -523,6 +525,7 @@ json_t *rp_reservation_release(struct rp_aggregator *a, const char *id, int64_t 
   if (is_active(r) || str_eq(json_string_value(json_object_get(r, "state")), "waiting")) {
     json_object_set_new(r, "state", json_string("released"));
     json_object_set_new(r, "released_ms", json_integer(now));
+    rp_energy_close(r, now);
     if (rp_ledger_res_put(a->ledger, r) != 0) {
       rp_ledger_res_unlock(a->ledger);
       json_decref(r);
@@ -643,6 +646,7 @@ json_t *rp_reservation_list(struct rp_aggregator *a, const char *rack, const cha
       double kw = json_number_value(json_object_get(r, "kw"));
       json_object_set_new(r, "used_kw", isfinite(used) ? json_real(used) : json_null());
       json_object_set_new(r, "utilization", isfinite(used) ? json_real(used / kw) : json_null());
+      json_object_set_new(r, "summary", rp_energy_summary(r, now));
     }
     json_array_append(out, r);
   }
@@ -650,9 +654,38 @@ json_t *rp_reservation_list(struct rp_aggregator *a, const char *rack, const cha
   return json_pack("{s:o}", "reservations", out);
 }
 
-int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
-  const int64_t window = a->cfg.reservations.idle_window_ms;
+static void copy_tariff(void *ctx, const struct rp_policy *p) {
+  *(struct rp_tariff *)ctx = p->tariff;
+}
+
+/* Sustained low use: every reading seen for the idle window under the
+ * threshold. A reading at or above it, or none (missing, stale, no
+ * hosts/outlets named), starts over: one low reading never expires a
+ * reservation, nor does a silent meter. Returns the reason to expire r,
+ * or NULL (r's idle_since_ms updated). */
+static const char *unused(struct rp_aggregator *a, json_t *r, double used, int64_t now, char *text,
+                          size_t len) {
   const double threshold = a->cfg.reservations.idle_threshold;
+  double kw = json_number_value(json_object_get(r, "kw"));
+  int64_t since = jint(r, "idle_since_ms");
+  bool low = isfinite(used) && used < threshold * kw;
+  if (low && since == 0) {
+    json_object_set_new(r, "idle_since_ms", json_integer(now));
+  } else if (!low && since != 0) {
+    json_object_del(r, "idle_since_ms");
+  } else if (low && now - since >= a->cfg.reservations.idle_window_ms &&
+             now - jint(r, "start_ms") > a->cfg.reservations.unused_grace_ms) {
+    snprintf(text, len,
+             "unused: draw under %.0f%% of the reservation for %lld s (past the grace period)",
+             threshold * 100, (long long)((now - since) / 1000));
+    return text;
+  }
+  return NULL;
+}
+
+int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
+  struct rp_tariff tariff;
+  rp_gate_with_policy(a->gate, copy_tariff, &tariff);
   rp_ledger_res_lock(a->ledger);
   int n = rp_res_serve_queue(a, now);
   json_t *all = rp_ledger_res_list(a->ledger);
@@ -670,40 +703,21 @@ int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
       n += !is_active(r);
       continue;
     }
-    const char *reason = NULL;
-    char text[160];
-    if (jint(r, "end_ms") <= now) {
-      reason = "ended";
-    } else if (jint(r, "start_ms") <= now) {
-      /* Sustained low use: every reading seen for `window` under the
-       * threshold. A reading at or above it, or none (missing, stale, no
-       * hosts/outlets named), starts over: one low reading never expires a
-       * reservation, nor does a silent meter. */
-      double used = measured_kw(a, r, now);
-      double kw = json_number_value(json_object_get(r, "kw"));
-      int64_t since = jint(r, "idle_since_ms");
-      bool low = isfinite(used) && used < threshold * kw;
-      if (low && since == 0) {
-        json_object_set_new(r, "idle_since_ms", json_integer(now));
-        rp_ledger_res_put(a->ledger, r);
-      } else if (!low && since != 0) {
-        json_object_del(r, "idle_since_ms");
-        rp_ledger_res_put(a->ledger, r);
-      } else if (low && now - since >= window &&
-                 now - jint(r, "start_ms") > a->cfg.reservations.unused_grace_ms) {
-        snprintf(text, sizeof(text),
-                 "unused: draw under %.0f%% of the reservation for %lld s (past the grace "
-                 "period)",
-                 threshold * 100, (long long)((now - since) / 1000));
-        reason = text;
-      }
-    }
-    if (reason == NULL)
+    if (jint(r, "start_ms") > now)
       continue;
-    json_object_set_new(r, "state", json_string("expired"));
-    json_object_set_new(r, "reason", json_string(reason));
-    json_object_set_new(r, "expired_ms", json_integer(now));
-    if (rp_ledger_res_put(a->ledger, r) == 0)
+    /* Energy up to now (or the end), then whether it ends. */
+    int64_t end = jint(r, "end_ms"), at = now < end ? now : end;
+    double used = measured_kw(a, r, now);
+    rp_energy_step(r, used, rp_tariff_price(&tariff, at), tariff.currency, at);
+    char text[160];
+    const char *reason = end <= now ? "ended" : unused(a, r, used, now, text, sizeof(text));
+    if (reason != NULL) {
+      json_object_set_new(r, "state", json_string("expired"));
+      json_object_set_new(r, "reason", json_string(reason));
+      json_object_set_new(r, "expired_ms", json_integer(now));
+      rp_energy_close(r, at);
+    }
+    if (rp_ledger_res_put(a->ledger, r) == 0 && reason != NULL)
       n++;
   }
   rp_ledger_res_unlock(a->ledger);
@@ -744,6 +758,7 @@ void rp_reservations_metrics(struct rp_aggregator *a, FILE *out, int64_t now) {
     fprintf(out, "rackpulse_reservation_kw{owner=\"%s\",kind=\"used\"} %.3f\n", owner,
             json_number_value(json_object_get(o, "used")));
   }
+  rp_energy_metrics(all, out, now);
   json_decref(all);
   json_decref(owners);
 }
