@@ -6,7 +6,7 @@
  *   rackpulsectl [--url URL] placement --kw N [--count K] [--pool P] [--class C]
  *   rackpulsectl [--url URL] reserve (--rack R | --pool P) --kw N --owner O --end TIME
  *                [--start TIME] [--class gold|silver|bronze] [--preemptible]
- *                [--hosts h1,h2] [--outlets 1,2]
+ *                [--hosts h1,h2] [--outlets 1,2] [--wait 30m] [--spread row|loop]
  *   rackpulsectl [--url URL] extend --id ID --end TIME
  *   rackpulsectl [--url URL] release --id ID
  *   rackpulsectl [--url URL] reservations [--rack R] [--owner O]
@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "ctl_floor.h"
+#include "ctl_res.h"
 #include "ctl_tail.h"
 #include "rackpulse/cfg.h"
 #include "rackpulse/secret.h"
@@ -49,7 +50,7 @@
 struct args {
   const char *base, *rack, *kw, *pool, *cls, *owner, *duration, *count;
   const char *start, *end, *id, *flag, *reason, *for_, *hosts, *outlets;
-  const char *since, *until, *limit, *token_file, *device, *row, *loop;
+  const char *since, *until, *limit, *token_file, *device, *row, *loop, *wait, *spread;
   bool json, preemptible;
 };
 
@@ -381,6 +382,10 @@ static int cmd_reserve(const struct args *a) {
     json_object_set_new(body, "hosts", split_list(a->hosts));
   if (a->outlets)
     json_object_set_new(body, "outlets", split_list(a->outlets));
+  if (a->wait)
+    json_object_set_new(body, "wait", json_string(a->wait));
+  if (a->spread)
+    json_object_set_new(body, "spread", json_string(a->spread));
   int rc = change(a, "reserve", "POST", "/v1/reservations", body);
   json_decref(body);
   return rc;
@@ -413,28 +418,11 @@ static int cmd_release(const struct args *a) {
   return change(a, "release", "DELETE", path, NULL);
 }
 
-static void print_reservations(const json_t *j) {
-  size_t i;
-  json_t *r;
-  json_array_foreach(json_object_get(j, "reservations"), i, r) {
-    json_t *u = json_object_get(r, "utilization");
-    printf(
-        "%s  %-10s %-12s %8.2f kW  %-6s owner %-12s", json_string_value(json_object_get(r, "id")),
-        json_string_value(json_object_get(r, "state")),
-        json_string_value(json_object_get(r, "rack")), json_number_value(json_object_get(r, "kw")),
-        json_string_value(json_object_get(r, "class")),
-        json_string_value(json_object_get(r, "owner")));
-    if (json_is_number(u))
-      printf("  used %3.0f%%", 100 * json_number_value(u));
-    putchar('\n');
-  }
-}
-
 static int cmd_reservations(const struct args *a) {
   char path[512] = "/v1/reservations";
   add_query(path, sizeof(path), "rack", a->rack);
   add_query(path, sizeof(path), "owner", a->owner);
-  return show(a, "reservations", path, print_reservations);
+  return show(a, "reservations", path, ctl_print_reservations);
 }
 
 static void print_flags(const json_t *j) {
@@ -624,6 +612,7 @@ static void usage(FILE *out) {
                "  reserve (--rack R | --pool P) --kw N --owner O --end T [--start T]\n"
                "          [--class gold|silver|bronze] [--preemptible] [--hosts a,b]\n"
                "          [--outlets 1,2]  reserve power (T: Unix ms, RFC 3339, or +2h)\n"
+               "          [--wait 30m] [--spread row|loop]  queue if it does not fit yet; spread\n"
                "  extend --id ID --end T  extend a reservation\n"
                "  release --id ID         release a reservation\n"
                "  reservations [--rack R] [--owner O]\n"
@@ -671,6 +660,8 @@ int main(int argc, char **argv) {
     O_FOR,
     O_HOSTS,
     O_OUTLETS,
+    O_WAIT,
+    O_SPREAD,
     O_SINCE,
     O_UNTIL,
     O_LIMIT,
@@ -697,6 +688,8 @@ int main(int argc, char **argv) {
                                        {"for", required_argument, NULL, O_FOR},
                                        {"hosts", required_argument, NULL, O_HOSTS},
                                        {"outlets", required_argument, NULL, O_OUTLETS},
+                                       {"wait", required_argument, NULL, O_WAIT},
+                                       {"spread", required_argument, NULL, O_SPREAD},
                                        {"since", required_argument, NULL, O_SINCE},
                                        {"until", required_argument, NULL, O_UNTIL},
                                        {"limit", required_argument, NULL, O_LIMIT},
@@ -737,6 +730,8 @@ int main(int argc, char **argv) {
     case O_FOR: a.for_ = optarg; break;
     case O_HOSTS: a.hosts = optarg; break;
     case O_OUTLETS: a.outlets = optarg; break;
+    case O_WAIT: a.wait = optarg; break;
+    case O_SPREAD: a.spread = optarg; break;
     case O_SINCE: a.since = optarg; break;
     case O_UNTIL: a.until = optarg; break;
     case O_LIMIT: a.limit = optarg; break;
