@@ -289,6 +289,7 @@ static bool group_load(const struct rp_elec_request *q, const char *group,
   *pending = 0;
   *nracks = 0;
   bool ok = true;
+  json_t *all = rp_ledger_res_list(q->ledger); /* read once for the group's racks */
   for (size_t i = 0; i < q->policy->nracks && ok; i++) {
     const struct rp_rack_meta *m = &q->policy->racks[i];
     if (strcmp(member_of(m), group) != 0)
@@ -304,8 +305,8 @@ static bool group_load(const struct rp_elec_request *q, const char *group,
       ok = false;
     }
     struct rp_commitment c;
-    rp_reservations_commitment(q->ledger, q->r, m->id, q->owner, q->from_ms, q->to_ms, q->now_ms,
-                               q->max_age_ms, &c);
+    rp_reservations_commitment_in(all, q->r, m->id, q->owner, q->from_ms, q->to_ms, q->now_ms,
+                                  q->max_age_ms, &c);
     if (c.committed_kw > c.attributed_kw)
       *pending += c.committed_kw - c.attributed_kw;
     json_decref(c.detail);

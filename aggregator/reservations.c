@@ -605,8 +605,16 @@ static double measured_kw(struct rp_aggregator *a, const json_t *r, int64_t now)
 void rp_reservations_commitment(struct rp_ledger *l, struct store_read *rd, const char *rack,
                                 const char *except_owner, int64_t from_ms, int64_t to_ms,
                                 int64_t now_ms, int64_t max_age_ms, struct rp_commitment *out) {
-  *out = (struct rp_commitment){.detail = json_array()};
   json_t *all = rp_ledger_res_list(l);
+  rp_reservations_commitment_in(all, rd, rack, except_owner, from_ms, to_ms, now_ms, max_age_ms,
+                                out);
+  json_decref(all);
+}
+
+void rp_reservations_commitment_in(const json_t *all, struct store_read *rd, const char *rack,
+                                   const char *except_owner, int64_t from_ms, int64_t to_ms,
+                                   int64_t now_ms, int64_t max_age_ms, struct rp_commitment *out) {
+  *out = (struct rp_commitment){.detail = json_array()};
   size_t i;
   json_t *r;
   json_array_foreach(all, i, r) {
@@ -629,7 +637,6 @@ void rp_reservations_commitment(struct rp_ledger *l, struct store_read *rd, cons
       json_array_append_new(out->detail, d);
     }
   }
-  json_decref(all);
 }
 
 json_t *rp_reservation_list(struct rp_aggregator *a, const char *rack, const char *owner,

@@ -55,6 +55,12 @@ void rp_reservations_commitment(struct rp_ledger *l, struct store_read *r, const
                                 const char *except_owner, int64_t from_ms, int64_t to_ms,
                                 int64_t now_ms, int64_t max_age_ms, struct rp_commitment *out);
 
+/* The same over the reservations `all` already read (rp_ledger_res_list),
+ * for callers that count several racks in one evaluation. */
+void rp_reservations_commitment_in(const json_t *all, struct store_read *r, const char *rack,
+                                   const char *except_owner, int64_t from_ms, int64_t to_ms,
+                                   int64_t now_ms, int64_t max_age_ms, struct rp_commitment *out);
+
 /* A create request's body, validated by rp_reservation_check(): the
  * strings point into the body, which must outlive it. */
 struct rp_reservation_req {
