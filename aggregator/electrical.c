@@ -2,9 +2,10 @@
  * breakers of the rack's PDUs, and the row, pool and cooling-loop totals.
  *
  * How the request lands: its kW (plus what reservations commit but do
- * not draw yet) spreads evenly over the feeds, and over the phases and
- * branches of a feed (dual-corded servers share their load across both
- * feeds; a rack's PDUs balance their phases). With N+N, when one feed
+ * not draw yet) spreads evenly over the feeds (dual-corded servers share
+ * their load across both), and over the phases and branches of a feed in
+ * the proportions the rack draws now (evenly while it is idle): the
+ * circuit that leaves the least room for its share decides. With N+N, when one feed
  * fails its load moves to the same phase and branch of the other: the
  * check then compares the sum of both feeds' currents, phase by phase and
  * branch by branch, with one feed's rating. kW become A at the rack's
@@ -228,28 +229,44 @@ static bool current_check(const struct rp_elec_request *q, const struct feed_rea
   }
   double rating = branch ? e->branch_amps : e->phase_amps;
   double limit_a = rating * q->meta->derating;
+  /* New load lands on the circuits in the proportions the rack draws now
+   * (evenly while it draws under 1 A a circuit); kW that fit on circuit l:
+   * its spare amps x V ÷ its share, the least over the circuits. Without
+   * N+N each feed takes its share of the new load. */
+  double total = 0;
+  for (size_t j = 0; j < sum.n; j++)
+    total += sum.v[j];
+  bool even = total < (double)sum.n;
+  double feeds = e->redundant ? 1 : nfeeds, best = INFINITY;
   size_t worst = 0;
-  for (size_t j = 1; j < sum.n; j++)
-    if (sum.v[j] > sum.v[worst])
+  for (size_t j = 0; j < sum.n; j++) {
+    double share = even ? 1.0 / (double)sum.n : sum.v[j] / total;
+    if (share <= 0)
+      continue;
+    double fit = (limit_a - sum.v[j]) * e->volts * feeds / (1000.0 * share);
+    if (fit < best) {
+      best = fit;
       worst = j;
-  /* kW that fit: the worst circuit's spare amps, times the circuits the
-   * new load spreads over (one feed's with N+N, every feed's otherwise). */
-  double circuits = (double)sum.n * (e->redundant ? 1 : nfeeds);
-  double headroom = (limit_a - sum.v[worst]) * e->volts * circuits / 1000.0 - q->pending_kw;
+    }
+  }
+  double share = even ? 1.0 / (double)sum.n : sum.v[worst] / total;
+  double headroom = best - q->pending_kw;
   char reason[320];
   snprintf(reason, sizeof(reason),
-           "%s %s %s: %.2f A%s of %.1f A x derating %.2f; spare x %.0f V x %.0f circuits - "
+           "%s %s%s: %.2f A%s of %.1f A x derating %.2f, %.1f %% of new load (%s) x %.0f V%s - "
            "reservations pending %.2f kW; request %.2f kW",
-           branch ? "branch" : "phase", sum.label[worst], e->redundant ? "(N+N: both feeds)" : "",
-           sum.v[worst], e->redundant ? " on one feed" : "", rating, q->meta->derating, e->volts,
-           circuits, q->pending_kw, q->kw);
+           branch ? "branch" : "phase", sum.label[worst], e->redundant ? " (N+N: both feeds)" : "",
+           sum.v[worst], e->redundant ? " on one feed" : "", rating, q->meta->derating, 100 * share,
+           even ? "even: the rack is idle" : "as the rack draws now", e->volts,
+           e->redundant ? "" : " x feeds", q->pending_kw, q->kw);
   json_t *amps = json_object();
   for (size_t j = 0; j < sum.n; j++)
     json_object_set_new(amps, sum.label[j], json_real(sum.v[j]));
   return add_check(checks, name, headroom, q->kw, reason,
-                   json_pack("{s:f, s:f, s:s, s:f, s:o, s:f, s:f}", "rating_a", rating, "limit_a",
-                             limit_a, "worst", sum.label[worst], "worst_a", sum.v[worst], "amps",
-                             amps, "volts", e->volts, "pending_kw", q->pending_kw));
+                   json_pack("{s:f, s:f, s:s, s:f, s:f, s:o, s:f, s:f}", "rating_a", rating,
+                             "limit_a", limit_a, "worst", sum.label[worst], "worst_a", sum.v[worst],
+                             "worst_share", share, "amps", amps, "volts", e->volts, "pending_kw",
+                             q->pending_kw));
 }
 
 /* ---- row, pool and loop totals ---- */

@@ -3,10 +3,11 @@
 # Raritan PDUs (two snmpsim processes serving the fixture: inlet 3456 W,
 # phases 5.012/5.123/4.987 A, branch breakers 5.2/4.8/0.0 A each), one
 # agent, the dev broker and the aggregator. The policy names feed A (pdu-a)
-# and feed B (pdu-b), N+N, 8 kW a feed, 16 A phases, 12 A branches:
-#   feed_power      8 - (3.456 + 3.456)                 = 1.088 kW
-#   phase_current   (16 - 10.246 A) x 230 V x 3        = 3.970 kW
-#   branch_current  (12 - 10.4 A) x 230 V x 3          = 1.104 kW
+# and feed B (pdu-b), N+N, 8 kW a feed, 16 A phases, 14 A branches; new
+# load lands on phases and branches as the rack draws now:
+#   feed_power      8 - (3.456 + 3.456)                         = 1.088 kW
+#   phase_current   (16 - 10.246 A) x 230 V / (10.246 / 30.244) = 3.906 kW
+#   branch_current  (14 - 10.4 A) x 230 V / (10.4 / 20)         = 1.592 kW
 # A 1 kW reservation is admitted, a further 0.2 kW refused naming the feed
 # (0.088 kW left on one feed); with feed_kw 8 and no redundancy the same
 # rack would have 9.088 kW: the N+N rule is what refuses. The same 0.2 kW
@@ -43,7 +44,7 @@ defaults:
   power: {enabled: true, series: pdu.power, stat: latest, across: sum}
 racks:
   - {id: rel, breaker_kw: 20, derating: 1.0, feed_a: pdu-a, feed_b: pdu-b, feed_kw: 8,
-     phase_amps: 16, branch_amps: 12, volts: 230}
+     phase_amps: 16, branch_amps: 14, volts: 230}
 YAML
 echo "electrical-token-1" >"$WORK/token"
 chmod 600 "$WORK/token"
@@ -67,13 +68,13 @@ f, p, b = c["feed_power"], c["phase_current"], c["branch_current"]
 assert f["redundant"] is True and near(f["observed"], 8 - 2 * 3.456), f
 assert [x["pdu"] for x in f["feeds"]] == ["pdu-a", "pdu-b"], f
 assert p["worst"] == "2" and near(p["worst_a"], 2 * 5.123), p
-assert near(p["observed"], (16 - 10.246) * 230 * 3 / 1000), p
+assert near(p["observed"], (16 - 10.246) * 230 / (10.246 / 30.244) / 1000), p
 assert b["worst"] == "1" and near(b["worst_a"], 10.4), b
-assert near(b["observed"], (12 - 10.4) * 230 * 3 / 1000), b
+assert near(b["observed"], (14 - 10.4) * 230 / (10.4 / 20) / 1000), b
 assert all(x["pass"] for x in (f, p, b)), d
 assert d["decision"] == "allow", d
 PYEOF
-pass "feed (N+N) 1.088 kW, phase 2 at 10.246 A of 16 A, branch 1 at 10.4 A of 12 A, each term in the decision"
+pass "feed (N+N) 1.088 kW, phase 2 at 10.246 A of 16 A, branch 1 at 10.4 A of 14 A, each term in the decision"
 
 reserve() { # KW -> HTTP code, answer in $WORK/r.json
   curl -s -o "$WORK/r.json" -w '%{http_code}' "${AUTH[@]}" -X POST "$URL/v1/reservations" \

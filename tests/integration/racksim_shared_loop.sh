@@ -6,9 +6,11 @@
 # neighbour's. Then, held at one instant, each agent's frame matches the
 # truth for its own rack's devices and the shared CDU (fidelity.py).
 # The policy names each rack's racksim PDUs as feeds A and B (N+N, phases,
-# branch breakers) and the loop's CDU capacity: the gate reads phase and
-# branch currents from racksim's PDUs, and the loop's heat, reported by
-# both racks' agents from the one CDU, counts once at loop level.
+# branch breakers: racksim's PDUs have one over-current protector a phase,
+# rated here like the phase, 63 A) and the loop's CDU capacity: the gate
+# reads phase and branch currents from racksim's PDUs, and the loop's
+# heat, reported by both racks' agents from the one CDU, counts once at
+# loop level.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/racksim_lib.sh"
 
@@ -24,9 +26,9 @@ loops:
   loop-1: {cdu_capacity_kw: 150}
 racks:
   - {id: sim-r01, pool: sim, row: row-1, loop: loop-1, breaker_kw: 60, derating: 0.8, cdu_capacity_kw: 80,
-     feed_a: r01-pdu-a, feed_b: r01-pdu-b, feed_kw: 60, phase_amps: 63, branch_amps: 32}
+     feed_a: r01-pdu-a, feed_b: r01-pdu-b, feed_kw: 60, phase_amps: 63, branch_amps: 63}
   - {id: sim-r02, pool: sim, row: row-1, loop: loop-1, breaker_kw: 60, derating: 0.8, cdu_capacity_kw: 80,
-     feed_a: r02-pdu-a, feed_b: r02-pdu-b, feed_kw: 60, phase_amps: 63, branch_amps: 32}
+     feed_a: r02-pdu-a, feed_b: r02-pdu-b, feed_kw: 60, phase_amps: 63, branch_amps: 63}
 YAML
 AGG_POLICY="policy: {file: $WORK/policy.yaml}"
 start_aggregator

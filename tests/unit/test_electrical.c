@@ -1,7 +1,8 @@
 /* The electrical topology of the gate (aggregator/electrical.c, issue 20)
  * against a real store, gate and ledger: per-feed power with N+N (one feed
  * carries the rack) and without, per-phase and per-branch current against
- * rating x derating (N+N adds both feeds' same phase), row and pool totals,
+ * rating x derating (N+N adds both feeds' same phase; new load lands as
+ * the rack draws now), row and pool totals,
  * a CDU shared by a loop's racks counted once at loop level, readings that
  * are stale failing closed with the check and the series named, and
  * reservations admitted only within the tightest of these headrooms. */
@@ -123,14 +124,17 @@ static void test_feeds_phases_branches_rows(void **state) {
   json_t *c = agg_check_of(d, "feed_power");
   assert_float_equal(agg_num(c, "observed"), 20, 1e-9);
   assert_true(json_is_true(json_object_get(c, "redundant")));
-  /* Phase 2 on one feed: 22 + 23 = 45 A of 63: 18 A x 230 V x 3 phases. */
+  /* Phases on one feed: 40, 45, 42 A of 63; new load lands as the rack
+   * draws now, 45/127 of it on phase 2: 18 A spare x 230 V / (45/127). */
   c = agg_check_of(d, "phase_current");
+  assert_string_equal(json_string_value(json_object_get(c, "worst")), "2");
   assert_float_equal(agg_num(c, "worst_a"), 45, 1e-9);
-  assert_float_equal(agg_num(c, "observed"), 18 * 230 * 3 / 1000.0, 1e-9);
-  /* Branch 2: 12 + 13 = 25 A of 32: 7 A x 230 V x 3 = 4.83 kW. */
+  assert_float_equal(agg_num(c, "worst_share"), 45 / 127.0, 1e-12);
+  assert_float_equal(agg_num(c, "observed"), 18 * 230 * 127 / 45 / 1000.0, 1e-9);
+  /* Branches 20, 25, 22 A of 32: branch 2 takes 25/67: 7 A x 230 V / (25/67). */
   c = agg_check_of(d, "branch_current");
   assert_float_equal(agg_num(c, "worst_a"), 25, 1e-9);
-  assert_float_equal(agg_num(c, "observed"), 4.83, 1e-9);
+  assert_float_equal(agg_num(c, "observed"), 4.3148, 1e-9);
   /* Row 1: 80 - (30 + 22) = 28; pool: 150 - (30 + 22 + 40) = 58. */
   assert_float_equal(agg_num(agg_check_of(d, "row_power"), "observed"), 28, 1e-9);
   assert_float_equal(agg_num(agg_check_of(d, "pool_power"), "observed"), 58, 1e-9);
@@ -141,7 +145,7 @@ static void test_feeds_phases_branches_rows(void **state) {
   assert_string_equal(json_string_value(json_object_get(d, "decision")), "allow");
   json_decref(d);
 
-  /* 5 kW: the branch breaker (4.83 kW) is the limit, and is named. */
+  /* 5 kW: the branch breaker (4.31 kW) is the limit, and is named. */
   d = gate(x, "e1", 5, now);
   assert_string_equal(json_string_value(json_object_get(d, "decision")), "deny");
   assert_false(passes(d, "branch_current"));
@@ -150,12 +154,13 @@ static void test_feeds_phases_branches_rows(void **state) {
   json_decref(d);
 
   /* e2 without redundancy: the most loaded feed (12 kW) x 2 feeds: (50 -
-   * 12) x 2 = 76; phase 2's worse feed 18 A: 45 A x 230 V x 6 circuits. */
+   * 12) x 2 = 76; the worse feed's phases 17, 18, 16 A: phase 2 takes 18/51
+   * of each feed's half: 45 A x 230 V x 2 feeds / (18/51). */
   d = gate(x, "e2", 1, now);
   assert_false(json_is_true(json_object_get(agg_check_of(d, "feed_power"), "redundant")));
   assert_float_equal(agg_num(agg_check_of(d, "feed_power"), "observed"), 76, 1e-9);
-  assert_float_equal(agg_num(agg_check_of(d, "phase_current"), "observed"), 45 * 230 * 6 / 1000.0,
-                     1e-9);
+  assert_float_equal(agg_num(agg_check_of(d, "phase_current"), "observed"),
+                     45 * 230 * 2 * 51 / 18 / 1000.0, 1e-9);
   json_decref(d);
 
   /* e3 has no feeds in the policy: no feed checks, but its pool and loop. */
@@ -231,7 +236,7 @@ static json_t *reserve(struct agg_fx *x, const char *rack_or_pool, bool pool, do
   return r;
 }
 
-/* Admission takes the tightest headroom: e1's branch breakers (4.83 kW). */
+/* Admission takes the tightest headroom: e1's branch breakers (4.3148 kW). */
 static void test_admission_within_topology(void **state) {
   struct agg_fx *x = *state;
   int64_t now = rp_now_ms();
@@ -243,11 +248,11 @@ static void test_admission_within_topology(void **state) {
   r = reserve(x, "e1", false, 4, now, &status);
   assert_int_equal(status, 201);
   json_decref(r);
-  /* 0.83 kW left on the branches: 1 kW does not fit, 0.8 does. */
-  r = reserve(x, "e1", false, 1, now, &status);
+  /* 0.3148 kW left on the branches: 0.4 kW does not fit, 0.3 does. */
+  r = reserve(x, "e1", false, 0.4, now, &status);
   assert_int_equal(status, 409);
   json_decref(r);
-  r = reserve(x, "e1", false, 0.8, now, &status);
+  r = reserve(x, "e1", false, 0.3, now, &status);
   assert_int_equal(status, 201);
   json_decref(r);
 }
