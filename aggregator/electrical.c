@@ -230,13 +230,13 @@ static bool current_check(const struct rp_elec_request *q, const struct feed_rea
   double rating = branch ? e->branch_amps : e->phase_amps;
   double limit_a = rating * q->meta->derating;
   /* New load lands on the circuits in the proportions the rack draws now
-   * (evenly while it draws under 1 A a circuit); kW that fit on circuit l:
+   * (evenly while it draws under 0.1 A a circuit); kW that fit on circuit l:
    * its spare amps x V ÷ its share, the least over the circuits. Without
    * N+N each feed takes its share of the new load. */
   double total = 0;
   for (size_t j = 0; j < sum.n; j++)
     total += sum.v[j];
-  bool even = total < (double)sum.n;
+  bool even = total < 0.1 * (double)sum.n;
   double feeds = e->redundant ? 1 : nfeeds, best = INFINITY;
   size_t worst = 0;
   for (size_t j = 0; j < sum.n; j++) {
