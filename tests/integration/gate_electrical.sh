@@ -109,18 +109,8 @@ code=$(queue 5 3s)
 [ "$code" = 202 ] || fail "5 kW with wait 3s: HTTP $code: $(cat "$WORK/q.json")"
 HOPELESS=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/q.json")
 curl -sf "${AUTH[@]}" -X DELETE "$URL/v1/reservations/$FIRST" >/dev/null || fail "release of $FIRST"
-events() {
-  kcat -C -b "$BOOTSTRAP" -t rackpulse.events -o beginning -e -q -f '%s\n--\n' 2>/dev/null \
-    | $PY -c '
-import subprocess, sys
-for m in sys.stdin.buffer.read().split(b"\n--\n"):
-    if m:
-        out = subprocess.run(["protoc", "--decode=rackpulse.v1.Event", "-I", sys.argv[1], sys.argv[2]],
-                             input=m, capture_output=True).stdout.decode()
-        print(" ".join(out.split()))' "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto"
-}
-admitted() { events | grep 'flag: "admitted"' | grep -q "reservation_id: \"$WAITER\""; }
-wait_for 60 admitted || fail "no admitted event for $WAITER: $(events)"
+admitted() { rp_events | grep 'flag: "admitted"' | grep -q "reservation_id: \"$WAITER\""; }
+wait_for 60 admitted || fail "no admitted event for $WAITER: $(rp_events)"
 curl -sf "$URL/v1/reservations?owner=carol" >"$WORK/list.json"
 $PY - "$WORK/list.json" "$WAITER" "$HOPELESS" <<'PYEOF' || fail "queue states: $(cat "$WORK/list.json")"
 import json, sys
@@ -128,8 +118,8 @@ rs = {r["id"]: r for r in json.load(open(sys.argv[1]))["reservations"]}
 w = rs[sys.argv[2]]
 assert w["state"] == "active" and w["rack"] == "rel" and w["waited_ms"] > 0, w
 PYEOF
-refused() { events | grep 'flag: "refused"' | grep -q "reservation_id: \"$HOPELESS\""; }
-wait_for 60 refused || fail "no refused event for $HOPELESS: $(events)"
+refused() { rp_events | grep 'flag: "refused"' | grep -q "reservation_id: \"$HOPELESS\""; }
+wait_for 60 refused || fail "no refused event for $HOPELESS: $(rp_events)"
 curl -sf "$URL/v1/reservations?owner=carol" | grep -q '"state":"refused"' || fail "5 kW not refused"
 pass "queue: 0.2 kW waited and was admitted (event) once 1 kW was released; 5 kW refused (event) when its 3 s wait ended"
 

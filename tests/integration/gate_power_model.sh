@@ -106,18 +106,8 @@ assert 540 < r["retry_at_ms"] / 1000 - time.time() <= 600, r
 assert "retry then" in r["error"], r
 PYEOF
 curl -sf "$URL/v1/reservations?owner=carol" | grep -q '"state":"active"' || fail "carol revoked before her notice ran out"
-events() {
-  kcat -C -b "$BOOTSTRAP" -t rackpulse.events -o beginning -e -q -f '%s\n--\n' 2>/dev/null \
-    | $PY -c '
-import subprocess, sys
-for m in sys.stdin.buffer.read().split(b"\n--\n"):
-    if m:
-        out = subprocess.run(["protoc", "--decode=rackpulse.v1.Event", "-I", sys.argv[1], sys.argv[2]],
-                             input=m, capture_output=True).stdout.decode()
-        print(" ".join(out.split()))' "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto"
-}
-notice_event() { events | grep 'flag: "preempt-notice"' | grep -q "reservation_id: \"$CAROL\""; }
-wait_for 30 notice_event || fail "no preempt-notice event for $CAROL: $(events)"
+notice_event() { rp_events | grep 'flag: "preempt-notice"' | grep -q "reservation_id: \"$CAROL\""; }
+wait_for 30 notice_event || fail "no preempt-notice event for $CAROL: $(rp_events)"
 pass "gold request refused during carol's 10 min notice (409 with retry_at_ms); preempt-notice event on rackpulse.events"
 
 # --- energy and cost ----------------------------------------------------------

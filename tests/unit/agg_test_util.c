@@ -62,6 +62,27 @@ int agg_fx_close(struct agg_fx *x) {
   return system(cmd);
 }
 
+int agg_fx_setup(void **state, const char *tag, const char *policy_yaml, int64_t unused_grace_ms,
+                 int64_t idle_window_ms, double idle_threshold) {
+  struct agg_fx *x = calloc(1, sizeof(*x));
+  if (x == NULL || agg_fx_open(x, tag, policy_yaml) != 0) {
+    free(x);
+    return -1;
+  }
+  x->a.cfg.reservations.unused_grace_ms = unused_grace_ms;
+  x->a.cfg.reservations.idle_window_ms = idle_window_ms;
+  x->a.cfg.reservations.idle_threshold = idle_threshold;
+  *state = x;
+  return 0;
+}
+
+int agg_fx_teardown(void **state) {
+  struct agg_fx *x = *state;
+  int rc = agg_fx_close(x);
+  free(x);
+  return rc;
+}
+
 /* Applies one frame of `rack` at ts with the given series, as the consumer
  * would (packed, decoded, applied in a batch). */
 void agg_fx_frame(struct agg_fx *x, const char *rack, int64_t ts, const struct agg_ser *s,

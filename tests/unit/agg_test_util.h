@@ -29,6 +29,14 @@ struct agg_ser {
   const char *name, *unit, *device, *lkey, *lval;
   double value;
 };
+/* A cmocka setup: a new fixture at *state (agg_fx_open) whose
+ * reservations config is unused_grace, idle_window (ms) and idle_threshold
+ * as given, preempt_notice 0, pack_margin 0. Returns 0 or -1. */
+int agg_fx_setup(void **state, const char *tag, const char *policy_yaml, int64_t unused_grace_ms,
+                 int64_t idle_window_ms, double idle_threshold);
+/* The matching teardown: closes and frees *state. */
+int agg_fx_teardown(void **state);
+
 /* Applies one frame of `rack` at ts with the given series (at most 8), as
  * the consumer would (packed, decoded, applied in a batch), received at ts on the aggregator's clock. */
 void agg_fx_frame(struct agg_fx *x, const char *rack, int64_t ts, const struct agg_ser *s,

@@ -50,22 +50,7 @@ static const char policy_yaml[] =
     "     cdu_capacity_kw: 500}\n";
 
 static int setup(void **state) {
-  struct agg_fx *x = calloc(1, sizeof(*x));
-  if (x == NULL || agg_fx_open(x, "elec", policy_yaml) != 0) {
-    free(x);
-    return -1;
-  }
-  x->a.cfg.reservations.unused_grace_ms = 3600000;
-  x->a.cfg.reservations.idle_window_ms = 600000;
-  *state = x;
-  return 0;
-}
-
-static int teardown(void **state) {
-  struct agg_fx *x = *state;
-  int rc = agg_fx_close(x);
-  free(x);
-  return rc;
+  return agg_fx_setup(state, "elec", policy_yaml, 3600000, 600000, 0.05);
 }
 
 /* A rack's two PDUs: inlet power (W) and phase currents (A) per feed, in
@@ -259,10 +244,10 @@ static void test_admission_within_topology(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_feeds_phases_branches_rows, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_reservations_count_in_totals, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_missing_readings_fail_closed, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_admission_within_topology, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_feeds_phases_branches_rows, setup, agg_fx_teardown),
+      cmocka_unit_test_setup_teardown(test_reservations_count_in_totals, setup, agg_fx_teardown),
+      cmocka_unit_test_setup_teardown(test_missing_readings_fail_closed, setup, agg_fx_teardown),
+      cmocka_unit_test_setup_teardown(test_admission_within_topology, setup, agg_fx_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,23 +37,7 @@ static const char policy_yaml[] =
 #define T0 1796558335000LL
 
 static int setup(void **state) {
-  struct agg_fx *x = calloc(1, sizeof(*x));
-  if (x == NULL || agg_fx_open(x, "energy", policy_yaml) != 0) {
-    free(x);
-    return -1;
-  }
-  x->a.cfg.reservations.unused_grace_ms = 3600000;
-  x->a.cfg.reservations.idle_window_ms = 600000;
-  x->a.cfg.reservations.idle_threshold = 0.05;
-  *state = x;
-  return 0;
-}
-
-static int teardown(void **state) {
-  struct agg_fx *x = *state;
-  int rc = agg_fx_close(x);
-  free(x);
-  return rc;
+  return agg_fx_setup(state, "energy", policy_yaml, 3600000, 600000, 0.05);
 }
 
 static void put(struct agg_fx *x, const char *id, const char *owner, double kw, const char *host) {
@@ -139,7 +123,7 @@ static void test_energy_cost_and_summary(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_energy_cost_and_summary, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_energy_cost_and_summary, setup, agg_fx_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,22 +34,7 @@ static const char policy_yaml[] =
     "  - {id: a3, pool: p1, row: rb, breaker_kw: 100, derating: 1.0}\n";
 
 static int setup(void **state) {
-  struct agg_fx *x = calloc(1, sizeof(*x));
-  if (x == NULL || agg_fx_open(x, "pack", policy_yaml) != 0) {
-    free(x);
-    return -1;
-  }
-  x->a.cfg.reservations.unused_grace_ms = 3600000;
-  x->a.cfg.reservations.idle_window_ms = 600000;
-  *state = x;
-  return 0;
-}
-
-static int teardown(void **state) {
-  struct agg_fx *x = *state;
-  int rc = agg_fx_close(x);
-  free(x);
-  return rc;
+  return agg_fx_setup(state, "pack", policy_yaml, 3600000, 600000, 0.05);
 }
 
 static void idle_floor(struct agg_fx *x, int64_t ts) {
@@ -186,8 +171,8 @@ static void test_wait_queue(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_choose),
-      cmocka_unit_test_setup_teardown(test_pool_best_fit_and_spread, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_wait_queue, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pool_best_fit_and_spread, setup, agg_fx_teardown),
+      cmocka_unit_test_setup_teardown(test_wait_queue, setup, agg_fx_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

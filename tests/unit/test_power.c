@@ -44,26 +44,7 @@ static const char policy_yaml[] =
     "  - {id: r2, breaker_kw: 100, derating: 0.8, cdu_capacity_kw: 90}\n"
     "  - {id: r3, breaker_kw: 1000, derating: 1.0, cdu_capacity_kw: 90}\n";
 
-static int setup(void **state) {
-  struct agg_fx *x = calloc(1, sizeof(*x));
-  if (x == NULL || agg_fx_open(x, "power", policy_yaml) != 0) {
-    free(x);
-    return -1;
-  }
-  x->a.cfg.reservations.unused_grace_ms = 0;
-  x->a.cfg.reservations.idle_window_ms = 20000;
-  x->a.cfg.reservations.idle_threshold = 0.05;
-  x->a.cfg.reservations.preempt_notice_ms = 0;
-  *state = x;
-  return 0;
-}
-
-static int teardown(void **state) {
-  struct agg_fx *x = *state;
-  int rc = agg_fx_close(x);
-  free(x);
-  return rc;
-}
+static int setup(void **state) { return agg_fx_setup(state, "power", policy_yaml, 0, 20000, 0.05); }
 
 /* A reservation written to the ledger as admission would have. */
 static void put_res(struct agg_fx *x, const char *id, const char *owner, double kw, int64_t start,
@@ -349,7 +330,7 @@ static void test_preemption_without_notice(void **state) {
   assert_int_equal(audit_count(x, "reservation_preempted"), 1);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, agg_fx_teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {
