@@ -165,3 +165,14 @@ double agg_num(json_t *c, const char *key) {
     fail_msg("%s: not a number", key);
   return json_number_value(v);
 }
+
+json_t *agg_gate(struct agg_fx *x, const char *rack, double kw, const char *owner, int64_t now) {
+  struct rp_gate_request q = {.rack = rack, .kw = kw, .owner = owner, .duration_ms = 60000};
+  int status = 0;
+  char err[256];
+  json_t *d =
+      rp_gate_evaluate(x->a.gate, x->a.store, x->a.ledger, &q, now, &status, err, sizeof(err));
+  if (d == NULL)
+    fail_msg("gate: %d %s", status, err);
+  return d;
+}

@@ -41,6 +41,9 @@ int agg_fx_teardown(void **state);
  * the consumer would (packed, decoded, applied in a batch), received at ts on the aggregator's clock. */
 void agg_fx_frame(struct agg_fx *x, const char *rack, int64_t ts, const struct agg_ser *s,
                   size_t n);
+/* The gate's decision for `kw` on `rack` by `owner` (may be NULL) for a
+ * minute at now (fails the test on no decision). */
+json_t *agg_gate(struct agg_fx *x, const char *rack, double kw, const char *owner, int64_t now);
 /* The check `name` of decision d (fails the test when absent). */
 json_t *agg_check_of(json_t *d, const char *name);
 /* The number at `key` of c (fails the test when not a number). */

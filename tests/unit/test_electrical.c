@@ -84,17 +84,6 @@ static void floor_at(struct agg_fx *x, int64_t ts) {
   agg_fx_frame(x, "e3", ts, s, 2);
 }
 
-static json_t *gate(struct agg_fx *x, const char *rack, double kw, int64_t now) {
-  struct rp_gate_request q = {.rack = rack, .kw = kw, .duration_ms = 60000};
-  int status = 0;
-  char err[256];
-  json_t *d =
-      rp_gate_evaluate(x->a.gate, x->a.store, x->a.ledger, &q, now, &status, err, sizeof(err));
-  if (d == NULL)
-    fail_msg("gate: %d %s", status, err);
-  return d;
-}
-
 static bool passes(json_t *d, const char *check) {
   return json_is_true(json_object_get(agg_check_of(d, check), "pass"));
 }
@@ -104,7 +93,7 @@ static void test_feeds_phases_branches_rows(void **state) {
   struct agg_fx *x = *state;
   int64_t now = rp_now_ms();
   floor_at(x, now);
-  json_t *d = gate(x, "e1", 4, now);
+  json_t *d = agg_gate(x, "e1", 4, NULL, now);
   /* N+N: one feed carries 15 + 15 kW: 50 - 30 = 20 (each feed alone has 35). */
   json_t *c = agg_check_of(d, "feed_power");
   assert_float_equal(agg_num(c, "observed"), 20, 1e-9);
@@ -131,7 +120,7 @@ static void test_feeds_phases_branches_rows(void **state) {
   json_decref(d);
 
   /* 5 kW: the branch breaker (4.31 kW) is the limit, and is named. */
-  d = gate(x, "e1", 5, now);
+  d = agg_gate(x, "e1", 5, NULL, now);
   assert_string_equal(json_string_value(json_object_get(d, "decision")), "deny");
   assert_false(passes(d, "branch_current"));
   assert_true(passes(d, "phase_current"));
@@ -141,7 +130,7 @@ static void test_feeds_phases_branches_rows(void **state) {
   /* e2 without redundancy: the most loaded feed (12 kW) x 2 feeds: (50 -
    * 12) x 2 = 76; the worse feed's phases 17, 18, 16 A: phase 2 takes 18/51
    * of each feed's half: 45 A x 230 V x 2 feeds / (18/51). */
-  d = gate(x, "e2", 1, now);
+  d = agg_gate(x, "e2", 1, NULL, now);
   assert_false(json_is_true(json_object_get(agg_check_of(d, "feed_power"), "redundant")));
   assert_float_equal(agg_num(agg_check_of(d, "feed_power"), "observed"), 76, 1e-9);
   assert_float_equal(agg_num(agg_check_of(d, "phase_current"), "observed"),
@@ -149,7 +138,7 @@ static void test_feeds_phases_branches_rows(void **state) {
   json_decref(d);
 
   /* e3 has no feeds in the policy: no feed checks, but its pool and loop. */
-  d = gate(x, "e3", 1, now);
+  d = agg_gate(x, "e3", 1, NULL, now);
   size_t i;
   json_t *chk;
   json_array_foreach(json_object_get(d, "checks"), i, chk) {
@@ -171,12 +160,12 @@ static void test_reservations_count_in_totals(void **state) {
                         "o", "state", "active", "created_ms", (json_int_t)now, "hosts", "outlets");
   assert_int_equal(rp_ledger_res_put(x->a.ledger, r), 0);
   json_decref(r);
-  json_t *d = gate(x, "e1", 1, now);
+  json_t *d = agg_gate(x, "e1", 1, NULL, now);
   assert_float_equal(agg_num(agg_check_of(d, "row_power"), "observed"), 18, 1e-9);
   assert_float_equal(agg_num(agg_check_of(d, "pool_power"), "observed"), 48, 1e-9);
   assert_float_equal(agg_num(agg_check_of(d, "loop_thermal"), "observed"), 70, 1e-9);
   json_decref(d);
-  d = gate(x, "e2", 1, now);
+  d = agg_gate(x, "e2", 1, NULL, now);
   assert_float_equal(agg_num(agg_check_of(d, "feed_power"), "observed"), 66, 1e-9);
   json_decref(d);
 }
@@ -196,7 +185,7 @@ static void test_missing_readings_fail_closed(void **state) {
                         {"pdu.breaker.current", "A", "pdu-a", "breaker", "2", 12},
                         {"pdu.breaker.current", "A", "pdu-a", "breaker", "3", 11}};
   agg_fx_frame(x, "e1", now, s, 7);
-  json_t *d = gate(x, "e1", 1, now);
+  json_t *d = agg_gate(x, "e1", 1, NULL, now);
   assert_string_equal(json_string_value(json_object_get(d, "decision")), "deny");
   json_t *c = agg_check_of(d, "phase_current");
   assert_false(json_is_true(json_object_get(c, "pass")));

@@ -62,17 +62,6 @@ static void put_res(struct agg_fx *x, const char *id, const char *owner, double 
   json_decref(r);
 }
 
-static json_t *gate(struct agg_fx *x, const char *rack, double kw, const char *owner, int64_t now) {
-  struct rp_gate_request q = {.rack = rack, .kw = kw, .owner = owner, .duration_ms = 60000};
-  int status = 0;
-  char err[256];
-  json_t *d =
-      rp_gate_evaluate(x->a.gate, x->a.store, x->a.ledger, &q, now, &status, err, sizeof(err));
-  if (d == NULL)
-    fail_msg("gate: %d %s", status, err);
-  return d;
-}
-
 /* r1 draws 30 kW (PDU). Running: A 20 kW whose host h1 draws 15 kW (within
  * it), B 10 kW whose outlet o3 draws 12 kW (over it), C 5 kW that names
  * nothing (not measured: counts in full); D (7 kW on h2) starts in two
@@ -93,7 +82,7 @@ static void test_every_watt_once(void **state) {
   put_res(x, "C", "c", 5, now - 60000, now + 3600000, NULL, NULL);
   put_res(x, "D", "d", 7, now + 7200000, now + 9000000, "h2", NULL);
 
-  json_t *d = gate(x, "r1", 10, NULL, now);
+  json_t *d = agg_gate(x, "r1", 10, NULL, now);
   json_t *p = agg_check_of(d, "power_headroom");
   assert_float_equal(agg_num(p, "observed"), 38, 1e-9); /* 13 when counted twice */
   assert_float_equal(agg_num(p, "breaker_kw"), 100, 1e-9);
@@ -137,14 +126,14 @@ static void test_every_watt_once(void **state) {
 
   /* A's owner: A does not count against it, its host's draw is then draw
    * like any other: 12 + 5 + (30 - 12) = 35; 80 - 35 - 2 = 43. */
-  d = gate(x, "r1", 10, "a", now);
+  d = agg_gate(x, "r1", 10, "a", now);
   p = agg_check_of(d, "power_headroom");
   assert_float_equal(agg_num(p, "unaccounted_kw"), 18, 1e-9);
   assert_float_equal(agg_num(p, "observed"), 43, 1e-9);
   json_decref(d);
 
   /* 39 kW does not fit (38 free): the answer is exact, not padded. */
-  d = gate(x, "r1", 39, NULL, now);
+  d = agg_gate(x, "r1", 39, NULL, now);
   assert_false(json_is_true(json_object_get(agg_check_of(d, "power_headroom"), "pass")));
   json_decref(d);
 }
@@ -158,7 +147,7 @@ static void test_missing_draw_fails_closed(void **state) {
   struct agg_ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000},
                         {"cdu.heat_removed", "kW", "cdu1", NULL, NULL, 25}};
   agg_fx_frame(x, "r2", now - 120000, s, 2);
-  json_t *d = gate(x, "r2", 1, NULL, now);
+  json_t *d = agg_gate(x, "r2", 1, NULL, now);
   json_t *p = agg_check_of(d, "power_headroom");
   assert_true(json_is_null(json_object_get(p, "observed")));
   assert_false(json_is_true(json_object_get(p, "pass")));
@@ -170,7 +159,7 @@ static void test_missing_draw_fails_closed(void **state) {
                          {"cdu.heat_removed", "kW", "cdu1", NULL, NULL, 25}};
   agg_fx_frame(x, "r1", now, s1, 2);
   put_res(x, "A", "a", 20, now - 60000, now + 3600000, "h1", NULL);
-  d = gate(x, "r1", 1, NULL, now);
+  d = agg_gate(x, "r1", 1, NULL, now);
   p = agg_check_of(d, "power_headroom");
   assert_float_equal(agg_num(p, "committed_kw"), 50, 1e-9);
   assert_float_equal(agg_num(p, "observed"), 28, 1e-9);
@@ -194,7 +183,7 @@ static void test_reserved_heat_is_not_scale_back(void **state) {
                 "state", "active", "created_ms", (json_int_t)now, "hosts", "outlets");
   assert_int_equal(rp_ledger_res_put(x->a.ledger, r), 0);
   json_decref(r);
-  json_t *d = gate(x, "r3", 1, NULL, now);
+  json_t *d = agg_gate(x, "r3", 1, NULL, now);
   json_t *t = agg_check_of(d, "thermal_headroom");
   assert_float_equal(agg_num(t, "observed"), 90 - 25 - 150, 1e-9);
   assert_false(json_is_true(json_object_get(t, "pass")));
