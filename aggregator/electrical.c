@@ -332,8 +332,9 @@ static bool group_load(const struct rp_elec_request *q, const char *group,
   *measured = 0;
   const char *k;
   json_t *v;
-  json_object_foreach(s.seen, k, v) *measured += json_number_value(v);
+  json_object_foreach(s.seen, k, v) { *measured += json_number_value(v); }
   json_decref(s.seen);
+  json_decref(all);
   return ok;
 }
 

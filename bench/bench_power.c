@@ -374,6 +374,22 @@ static void rack_frame(struct frame_builder *f, const struct model *m, int r, lo
   }
 }
 
+/* A rack's dictionary changes only when its set of running jobs does (as
+ * an agent's does only when its devices do): the version is bumped then. */
+static uint32_t dict_version(int r, const struct model *m) {
+  static uint64_t sig[NRACKS];
+  static uint32_t ver[NRACKS];
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < njobs; i++)
+    if (m->st[i] == J_RUNNING && m->rack[i] == r)
+      h = (h ^ i) * 1099511628211ULL;
+  if (ver[r] == 0 || h != sig[r]) {
+    sig[r] = h;
+    ver[r]++;
+  }
+  return ver[r];
+}
+
 static int write_frames(struct rp_aggregator *a, const struct model *m, long tick, int64_t now) {
   static int64_t offset;
   static struct frame_builder f;
@@ -397,7 +413,7 @@ static int write_frames(struct rp_aggregator *a, const struct model *m, long tic
     fr.seq = (uint64_t)tick + 1;
     fr.ts_ms = now;
     fr.interval_ms = 300000;
-    fr.dictionary_version = (uint32_t)tick + 1;
+    fr.dictionary_version = dict_version(r, m);
     fr.n_dictionary = f.n;
     fr.dictionary = f.dp;
     blk.ts_ms = now;
