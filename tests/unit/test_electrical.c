@@ -17,9 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agg_test_util.h"
 #include "gate.h"
+#include "policy.h"
 #include "ledger.h"
 #include "reservations.h"
 
@@ -231,8 +233,46 @@ static void test_admission_within_topology(void **state) {
   json_decref(r);
 }
 
+/* Topology keys that do not make sense are refused with file:line and key. */
+static void test_policy_errors(void **state) {
+  (void)state;
+  static const struct {
+    const char *yaml, *want;
+  } bad[] = {
+      {"version: x\nracks:\n  - {id: a, feed_b: p}\n", ":3: racks[0]: feed_b without feed_a"},
+      {"version: x\nracks:\n  - {id: a, feed_a: p, feed_b: p}\n", "the same PDU 'p'"},
+      {"version: x\nracks:\n  - {id: a, feed_a: p, redundancy: n+n}\n", "needs feed_a and feed_b"},
+      {"version: x\nracks:\n  - {id: a, feed_a: p, redundancy: 2n}\n", "'2n' is not n+n or none"},
+      {"version: x\nracks:\n  - {id: a, phase_amps: 63}\n", "need feed_a"},
+      {"version: x\nrows: {r: {limit_kw: -1}}\n", "rows.r.limit_kw"},
+      {"version: x\ntariff: {periods: [{from: \"25:00\", price: 1}]}\n",
+       ":2: tariff.periods[0]: from '25:00' is not HH:MM"},
+      {"version: x\ntariff: {periods: [{from: \"12:00\", price: 1}, {from: \"06:00\", price: "
+       "1}]}\n",
+       "increasing order"},
+      {"version: x\ntariff: {currency: EUR}\n", "give flat or periods"},
+  };
+  char path[] = "/tmp/rp_test_policy_XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(bad[i].yaml, f);
+    fclose(f);
+    struct rp_policy *p = NULL;
+    char err[512] = "";
+    assert_int_not_equal(rp_policy_load(path, &p, err, sizeof(err)), 0);
+    if (strstr(err, bad[i].want) == NULL)
+      fail_msg("case %zu: '%s' not in '%s'", i, bad[i].want, err);
+  }
+  close(fd);
+  unlink(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_policy_errors),
       cmocka_unit_test_setup_teardown(test_feeds_phases_branches_rows, setup, agg_fx_teardown),
       cmocka_unit_test_setup_teardown(test_reservations_count_in_totals, setup, agg_fx_teardown),
       cmocka_unit_test_setup_teardown(test_missing_readings_fail_closed, setup, agg_fx_teardown),
