@@ -665,6 +665,9 @@ int main(int argc, char **argv) {
     before_tick(&bef, t, now, &next_bef);
     stranded(&mod, t);
     stranded(&bef, t);
+    if (t % (86400 / o.tick_s) == 0)
+      fprintf(stderr, "bench_power: day %ld: model %zu admitted, %zu waiting; before %zu, %zu\n",
+              t / (86400 / o.tick_s), mod.admitted, mod.nqueue, bef.admitted, bef.nqueue);
   }
   clock_gettime(CLOCK_MONOTONIC, &w1);
   printf("floor: %d racks (%d rows, pools of %d), rack %.2f kW usable (feed %.2f kW N+N, "
