@@ -306,7 +306,6 @@ static bool group_load(const struct rp_elec_request *q, const char *group,
   *pending = 0;
   *nracks = 0;
   bool ok = true;
-  json_t *all = rp_ledger_res_list(q->ledger); /* read once for the group's racks */
   for (size_t i = 0; i < q->policy->nracks && ok; i++) {
     const struct rp_rack_meta *m = &q->policy->racks[i];
     if (strcmp(member_of(m), group) != 0)
@@ -322,8 +321,8 @@ static bool group_load(const struct rp_elec_request *q, const char *group,
       ok = false;
     }
     struct rp_commitment c;
-    rp_reservations_commitment_in(all, q->r, m->id, q->owner, q->from_ms, q->to_ms, q->now_ms,
-                                  q->max_age_ms, &c);
+    rp_reservations_commitment_in(q->reservations, q->r, m->id, q->owner, q->from_ms, q->to_ms,
+                                  q->now_ms, q->max_age_ms, &c);
     if (c.committed_kw > c.attributed_kw)
       *pending += c.committed_kw - c.attributed_kw;
     json_decref(c.detail);
@@ -334,7 +333,6 @@ static bool group_load(const struct rp_elec_request *q, const char *group,
   json_t *v;
   json_object_foreach(s.seen, k, v) { *measured += json_number_value(v); }
   json_decref(s.seen);
-  json_decref(all);
   return ok;
 }
 

@@ -28,7 +28,7 @@
 
 struct rp_elec_request {
   struct store_read *r;
-  struct rp_ledger *ledger;
+  const json_t *reservations; /* every reservation (rp_ledger_res_list) */
   const struct rp_policy *policy;
   const struct rp_rack_meta *meta; /* the rack's entry (not NULL) */
   const char *owner;               /* whose reservations do not count (may be NULL) */

@@ -189,6 +189,7 @@ struct eval {
   bool allow;
   bool have_commitment;            /* commitment read (power or thermal) */
   struct rp_commitment commitment; /* other owners' reservations, read once */
+  json_t *reservations;            /* every reservation, read once (NULL: not yet) */
 };
 
 /* What other owners' reservations commit over the request's window (read
@@ -197,8 +198,10 @@ static const struct rp_commitment *commitment(struct eval *e) {
   if (!e->have_commitment) {
     int64_t from = e->q->window_to_ms ? e->q->window_from_ms : e->now_ms;
     int64_t to = e->q->window_to_ms ? e->q->window_to_ms : e->now_ms + e->q->duration_ms;
-    rp_reservations_commitment(e->ledger, e->r, e->q->rack, e->q->owner, from, to, e->now_ms,
-                               e->set->max_staleness_ms, &e->commitment);
+    if (e->reservations == NULL)
+      e->reservations = rp_ledger_res_list(e->ledger);
+    rp_reservations_commitment_in(e->reservations, e->r, e->q->rack, e->q->owner, from, to,
+                                  e->now_ms, e->set->max_staleness_ms, &e->commitment);
     e->have_commitment = true;
   }
   return &e->commitment;
@@ -470,7 +473,7 @@ static void topology_checks(struct eval *e) {
   const struct rp_commitment *c = commitment(e);
   const struct rp_elec_request q = {
       .r = e->r,
-      .ledger = e->ledger,
+      .reservations = e->reservations,
       .policy = e->g->policy,
       .meta = e->meta,
       .owner = e->q->owner,
@@ -681,6 +684,7 @@ json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *l
   free(e.retired.d);
   if (e.have_commitment)
     json_decref(e.commitment.detail);
+  json_decref(e.reservations);
   return d;
 }
 
