@@ -189,7 +189,8 @@ struct eval {
   bool allow;
   bool have_commitment;            /* commitment read (power or thermal) */
   struct rp_commitment commitment; /* other owners' reservations, read once */
-  json_t *reservations;            /* every reservation, read once (NULL: not yet) */
+  const json_t *reservations;      /* every reservation, read once (NULL: not yet) */
+  json_t *own_reservations;        /* ... when the gate read them itself */
 };
 
 /* What other owners' reservations commit over the request's window (read
@@ -199,7 +200,9 @@ static const struct rp_commitment *commitment(struct eval *e) {
     int64_t from = e->q->window_to_ms ? e->q->window_from_ms : e->now_ms;
     int64_t to = e->q->window_to_ms ? e->q->window_to_ms : e->now_ms + e->q->duration_ms;
     if (e->reservations == NULL)
-      e->reservations = rp_ledger_res_list(e->ledger);
+      e->reservations = e->q->reservations != NULL
+                            ? e->q->reservations
+                            : (e->own_reservations = rp_ledger_res_list(e->ledger));
     rp_reservations_commitment_in(e->reservations, e->r, e->q->rack, e->q->owner, from, to,
                                   e->now_ms, e->set->max_staleness_ms, &e->commitment);
     e->have_commitment = true;
@@ -684,7 +687,7 @@ json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *l
   free(e.retired.d);
   if (e.have_commitment)
     json_decref(e.commitment.detail);
-  json_decref(e.reservations);
+  json_decref(e.own_reservations);
   return d;
 }
 

@@ -85,10 +85,12 @@ void rp_res_place(struct rp_aggregator *a, const struct rp_res_candidates *c, co
     snprintf(out->why, sizeof(out->why), "out of memory");
     return;
   }
+  json_t *all = rp_ledger_res_list(a->ledger); /* one read for every candidate (lock held) */
   for (size_t i = 0; i < c->n; i++) {
     char w[256] = "";
     pc[i].headroom_kw = NAN;
-    if (!rp_res_headroom_kw(a, c->racks[i], start, end, now, &pc[i].headroom_kw, w, sizeof(w))) {
+    if (!rp_res_headroom_in(a, all, c->racks[i], start, end, now, &pc[i].headroom_kw, w,
+                            sizeof(w))) {
       pc[i].headroom_kw = NAN;
       snprintf(out->why, sizeof(out->why), "%s: %s", c->racks[i], w);
       continue;
@@ -98,6 +100,7 @@ void rp_res_place(struct rp_aggregator *a, const struct rp_res_candidates *c, co
       out->most_headroom_kw = pc[i].headroom_kw;
     }
   }
+  json_decref(all);
   if (spread != NULL)
     group_kw(a, c, owner, spread, pc);
   out->chosen = rp_pack_choose(pc, c->n, kw, a->cfg.reservations.pack_margin_kw, spread != NULL,

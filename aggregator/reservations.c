@@ -123,7 +123,13 @@ static void new_id(char out[17]) {
  * measured at. Returns false with why when it cannot be known. */
 bool rp_res_headroom_kw(struct rp_aggregator *a, const char *rack, int64_t from, int64_t end,
                         int64_t now, double *headroom, char *why, size_t whylen) {
-  struct rp_gate_request q = {.rack = rack, .kw = 0, .window_from_ms = from, .window_to_ms = end};
+  return rp_res_headroom_in(a, NULL, rack, from, end, now, headroom, why, whylen);
+}
+
+bool rp_res_headroom_in(struct rp_aggregator *a, const json_t *all, const char *rack, int64_t from,
+                        int64_t end, int64_t now, double *headroom, char *why, size_t whylen) {
+  struct rp_gate_request q = {
+      .rack = rack, .kw = 0, .window_from_ms = from, .window_to_ms = end, .reservations = all};
   int status;
   json_t *d = rp_gate_evaluate(a->gate, a->store, a->ledger, &q, now, &status, why, whylen);
   if (d == NULL)

@@ -34,6 +34,9 @@ void rp_res_candidates(struct rp_aggregator *a, const char *rack, const char *po
  * cannot be known. */
 bool rp_res_headroom_kw(struct rp_aggregator *a, const char *rack, int64_t from, int64_t end,
                         int64_t now, double *headroom, char *why, size_t whylen);
+/* The same with every reservation already read (borrowed; NULL: read). */
+bool rp_res_headroom_in(struct rp_aggregator *a, const json_t *all, const char *rack, int64_t from,
+                        int64_t end, int64_t now, double *headroom, char *why, size_t whylen);
 
 /* A placement: the chosen candidate (best fit, packing.h) or none, and the
  * one with the most headroom (where preemption would free power). */
