@@ -399,9 +399,10 @@ int store__batch_apply(struct store_batch *b, const rp_frame *f, const char *top
   struct store_agent ag = {0};
   size_t alen = strlen(f->agent_id);
   *events = 0;
-  b->received_ms = b->s->clock_ms == STORE_CLOCK_FRAME ? f->ts_ms
-                   : b->s->clock_ms                    ? b->s->clock_ms
-                                                       : rp_now_ms();
+  b->received_ms = b->received_set_ms                    ? b->received_set_ms
+                   : b->s->clock_ms == STORE_CLOCK_FRAME ? f->ts_ms
+                   : b->s->clock_ms                      ? b->s->clock_ms
+                                                         : rp_now_ms();
   int rc = store__get_copy(b->txn, b->s->agents, f->agent_id, alen, &ag, sizeof(ag));
   if (rc != 0 && rc != MDB_NOTFOUND)
     return store__lmdb_err(rc, "store: agent", err, errlen);
@@ -422,3 +423,5 @@ int store__batch_apply(struct store_batch *b, const rp_frame *f, const char *top
     return store__lmdb_err(rc, "store: agent", err, errlen);
   return store_batch_skip(b, topic, partition, offset, err, errlen);
 }
+
+void store_batch_set_received(struct store_batch *b, int64_t ms) { b->received_set_ms = ms; }
