@@ -13,7 +13,10 @@
 # rack would have 9.088 kW: the N+N rule is what refuses. The same 0.2 kW
 # asked with "wait": "30m" waits (202) and is admitted, with an event on
 # rackpulse.events, once the 1 kW is released; 5 kW with "wait": "3s" is
-# refused with an event when its wait ends. Then pdu-b stops
+# refused with an event when its wait ends. A policy reload puts the rack
+# in a row, a pool and a cooling loop: a reservation is admitted and the
+# next refused by the row's rating, and the loop's CDU capacity (0.5 kW
+# above the heat it removes) allows 0.3 kW and refuses 1 kW. Then pdu-b stops
 # answering: once its readings are stale the gate denies, failing closed
 # with the series and the PDU named.
 source "$(dirname "$0")/lib.sh"
@@ -35,6 +38,11 @@ sed -i "1s|state_dir: [^}]*|&, profiles_dir: $RP_SRC/packaging/profiles|" "$WORK
     printf '  - {name: %s, host: 127.0.0.1, port: %s, community_file: %s, profile: raritan-px}\n' \
       "$p" "${!port}" "$WORK/raritan-px.community"
   done
+  cat <<'YAML'
+derived:
+  - {name: cdu.heat_removed, type: heat_removed, return: cdu.return_temp,
+     supply: cdu.supply_temp, flow: cdu.flow, coolant: water}
+YAML
 } >>"$WORK/agent.yaml"
 
 cat >"$WORK/policy.yaml" <<'YAML'
@@ -122,6 +130,85 @@ refused() { rp_events | grep 'flag: "refused"' | grep -q "reservation_id: \"$HOP
 wait_for 60 refused || fail "no refused event for $HOPELESS: $(rp_events)"
 curl -sf "$URL/v1/reservations?owner=carol" | grep -q '"state":"refused"' || fail "5 kW not refused"
 pass "queue: 0.2 kW waited and was admitted (event) once 1 kW was released; 5 kW refused (event) when its 3 s wait ended"
+
+# --- row, pool and loop totals -------------------------------------------------
+# The same rack in row r1 (10 kW x 0.8), pool p1 (20 kW x 0.5) and loop l1
+# (the CDU's capacity), its feeds without ratings: a policy reload (SIGHUP).
+curl -sf "${AUTH[@]}" -X DELETE "$URL/v1/reservations/$WAITER" >/dev/null || fail "release of $WAITER"
+cp "$WORK/policy.yaml" "$WORK/policy-feeds.yaml"
+in_force() { # VERSION
+  kill -HUP "$AGG_PID"
+  wait_for 30 eval "gate 0.1 | grep -q '\"policy_version\":\"$1\"'" \
+    || fail "policy $1 not in force: $(gate 0.1 | head -c 600)"
+}
+topology_policy() { # VERSION LOOP_CAPACITY_KW
+  cat >"$WORK/policy.yaml" <<YAML
+version: $1
+defaults:
+  max_staleness: 10s
+  power: {enabled: true, series: pdu.power, stat: latest, across: sum}
+rows: {r1: {limit_kw: 10, derating: 0.8}}
+pools: {p1: {limit_kw: 20, derating: 0.5}}
+loops: {l1: {cdu_capacity_kw: $2}}
+racks:
+  - {id: rel, row: r1, pool: p1, loop: l1, breaker_kw: 20, derating: 1.0, feed_a: pdu-a,
+     feed_b: pdu-b}
+YAML
+  in_force "$1"
+}
+topology_policy electrical-2 1000
+gate 0.5 >"$WORK/g.json"
+HEAT=$($PY - "$WORK/g.json" <<'PYEOF') || fail "row, pool and loop terms: $(cat "$WORK/g.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = {x["name"]: x for x in d["checks"]}
+near = lambda a, b: abs(a - b) < 1e-6
+r, p, l = c["row_power"], c["pool_power"], c["loop_thermal"]
+assert r["row"] == "r1" and near(r["group_draw_kw"], 6.912) and near(r["observed"], 8 - 6.912), r
+assert p["pool"] == "p1" and near(p["observed"], 10 - 6.912), p
+assert l["loop"] == "l1" and l["heat_removed_kw"] > 1, l
+assert "feed_power" not in c and d["decision"] == "allow", d
+print(l["heat_removed_kw"])
+PYEOF
+code=$(reserve 1.0)
+[ "$code" = 201 ] || fail "1 kW within the row's 1.088 kW refused: HTTP $code $(cat "$WORK/r.json")"
+ROWRES=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/r.json")
+code=$(reserve 0.2)
+[ "$code" = 409 ] || fail "0.2 kW over the row admitted: HTTP $code $(cat "$WORK/r.json")"
+gate 0.2 >"$WORK/g.json"
+$PY - "$WORK/g.json" <<'PYEOF' || fail "the row does not count the reservation: $(cat "$WORK/g.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = {x["name"]: x for x in d["checks"]}
+r = c["row_power"]
+assert abs(r["pending_kw"] - 1.0) < 1e-6 and abs(r["observed"] - 0.088) < 1e-6, r
+assert r["pass"] is False and c["pool_power"]["pass"] is True and d["decision"] == "deny", d
+PYEOF
+curl -sf "${AUTH[@]}" -X DELETE "$URL/v1/reservations/$ROWRES" >/dev/null || fail "release of $ROWRES"
+pass "row r1: 1 kW admitted, 0.2 kW refused (0.088 kW left of 8 kW); pool p1 counted beside it"
+
+# The loop's CDU with 0.5 kW of capacity left over the heat it removes now.
+topology_policy electrical-3 "$($PY -c "print(round($HEAT + 0.5, 6))")"
+gate 0.3 >"$WORK/g.json"
+$PY - "$WORK/g.json" <<'PYEOF' || fail "loop l1 with 0.5 kW left: $(cat "$WORK/g.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+l = {x["name"]: x for x in d["checks"]}["loop_thermal"]
+assert abs(l["observed"] - 0.5) < 0.05 and l["pass"] is True and d["decision"] == "allow", d
+PYEOF
+gate 1.0 >"$WORK/g.json" || true
+$PY - "$WORK/g.json" <<'PYEOF' || fail "1 kW over loop l1 not denied: $(cat "$WORK/g.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = {x["name"]: x for x in d["checks"]}
+assert c["loop_thermal"]["pass"] is False and c["row_power"]["pass"] is True, c
+assert d["decision"] == "deny", d
+PYEOF
+code=$(reserve 1.0)
+[ "$code" = 409 ] || fail "1 kW over the loop's CDU admitted: HTTP $code $(cat "$WORK/r.json")"
+pass "loop l1: 0.3 kW allowed, 1 kW denied and refused by loop_thermal (0.5 kW of CDU capacity left)"
+cp "$WORK/policy-feeds.yaml" "$WORK/policy.yaml"
+in_force electrical-1
 
 kill "$PID_pdu_b"
 stale_b() { gate 0.1 | grep -q '@pdu-b: stale'; }
