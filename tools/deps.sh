@@ -9,11 +9,11 @@ PACKAGES=(
   # libraries (see README, "Dependencies")
   libuv1-dev libprotobuf-c-dev protobuf-c-compiler librdkafka-dev liblmdb-dev
   libmodbus-dev libmicrohttpd-dev libjansson-dev libyaml-dev libcurl4-openssl-dev
-  libsnmp-dev
+  libsnmp-dev libfreeipmi-dev
   # tests: cmocka, and the real peers
   libcmocka-dev python3 python3-pymodbus python3-serial python3-serial-asyncio python3-yaml
   kcat protobuf-compiler curl socat prometheus procps
-  ipmitool openipmi
+  ipmitool openipmi freeipmi-tools
   snmpsim snmpd snmp
   faketime  # an agent whose clock runs ahead (gate_clock)
   # the incident-map page in a real browser (floor_page): headless Chromium
