@@ -53,8 +53,15 @@ struct fi_sensor {
   char unit[IPMI_UNIT_MAX]; /* ipmitool's text ("degrees C"), "" when none */
 };
 
-enum fi_dcmi { DCMI_SKIPPED, DCMI_READ, DCMI_OFF, DCMI_UNSUPPORTED, DCMI_DENIED, DCMI_TIMEOUT,
-               DCMI_FAILED };
+enum fi_dcmi {
+  DCMI_SKIPPED,
+  DCMI_READ,
+  DCMI_OFF,
+  DCMI_UNSUPPORTED,
+  DCMI_DENIED,
+  DCMI_TIMEOUT,
+  DCMI_FAILED
+};
 
 struct ipmi_fi {
   uv_work_t work;
@@ -91,9 +98,14 @@ struct ipmi_fi {
 
 /* ------------------------------------------------------------ helpers */
 
-static const char *ctx_error(const struct ipmi_fi *fi) {
-  return ipmi_ctx_errormsg(fi->ctx);
+/* A message's deadline: ipmitool's (retries + 1) sends retry_interval
+ * apart, and never more than the command's timeout. */
+static unsigned session_timeout_ms(const struct ipmi_cfg *c) {
+  int64_t t = (c->retries + 1) * c->retry_interval_ms;
+  return (unsigned)(t < c->timeout_ms ? t : c->timeout_ms);
 }
+
+static const char *ctx_error(const struct ipmi_fi *fi) { return ipmi_ctx_errormsg(fi->ctx); }
 
 static bool is_timeout(int errnum) {
   return errnum == IPMI_ERR_SESSION_TIMEOUT || errnum == IPMI_ERR_CONNECTION_TIMEOUT ||
@@ -123,7 +135,8 @@ static int fail(struct ipmi_fi *fi, const char *what) {
   if (is_timeout(errnum)) {
     fi->timeouts++;
     snprintf(fi->error, sizeof(fi->error), "%s: %s: no answer from the BMC in %.1f s: %s: %s",
-             b->cfg.name, b->address, (double)b->cfg.timeout_ms / 1000.0, what, ctx_error(fi));
+             b->cfg.name, b->address, (double)session_timeout_ms(&b->cfg) / 1000.0, what,
+             ctx_error(fi));
   } else {
     snprintf(fi->error, sizeof(fi->error), "%s: %s: %s: %s", b->cfg.name, b->address, what,
              fi->ctx != NULL ? ctx_error(fi) : "out of memory");
@@ -149,7 +162,7 @@ static int session_open(struct ipmi_fi *fi) {
     return 0;
   if ((fi->ctx = ipmi_ctx_create()) == NULL)
     return fail(fi, "opening the session");
-  unsigned timeout = (unsigned)c->timeout_ms;
+  unsigned timeout = session_timeout_ms(c);
   unsigned retrans = (unsigned)c->retry_interval_ms;
   if (retrans >= timeout)
     retrans = timeout / 2 > 0 ? timeout / 2 : 1;
@@ -163,7 +176,7 @@ static int session_open(struct ipmi_fi *fi) {
     if (is_timeout(errnum)) {
       fi->timeouts++;
       snprintf(fi->error, sizeof(fi->error), "%s: %s: no answer from the BMC in %.1f s: %s",
-               b->cfg.name, b->address, (double)c->timeout_ms / 1000.0, ctx_error(fi));
+               b->cfg.name, b->address, (double)session_timeout_ms(c) / 1000.0, ctx_error(fi));
     } else if (errnum == IPMI_ERR_USERNAME_INVALID || errnum == IPMI_ERR_PASSWORD_INVALID ||
                errnum == IPMI_ERR_PRIVILEGE_LEVEL_CANNOT_BE_OBTAINED ||
                errnum == IPMI_ERR_PRIVILEGE_LEVEL_INSUFFICIENT ||
@@ -204,8 +217,8 @@ static bool parse_record(struct ipmi_fi *fi, struct fi_sensor *s) {
     return false;
   s->len = (unsigned)len;
   if (ipmi_sdr_parse_record_id_and_type(fi->sdr, s->rec, s->len, &id, &type) < 0 ||
-      (type != IPMI_SDR_FORMAT_FULL_SENSOR_RECORD && type != IPMI_SDR_FORMAT_COMPACT_SENSOR_RECORD &&
-       type != IPMI_SDR_FORMAT_EVENT_ONLY_RECORD))
+      (type != IPMI_SDR_FORMAT_FULL_SENSOR_RECORD &&
+       type != IPMI_SDR_FORMAT_COMPACT_SENSOR_RECORD && type != IPMI_SDR_FORMAT_EVENT_ONLY_RECORD))
     return false;
   s->type = type;
   if (ipmi_sdr_parse_id_string(fi->sdr, s->rec, s->len, s->name, sizeof(s->name) - 1) < 0 ||
