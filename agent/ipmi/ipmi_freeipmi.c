@@ -37,9 +37,11 @@
 #include <freeipmi/freeipmi.h>
 
 #include "ipmi_internal.h"
+#include "rackpulse/frame.h"
 #include "rackpulse/log.h"
 
 #define FI_DCMI_GIVE_UP 3 /* consecutive DCMI timeouts before giving up on it */
+#define FI_SDR_TRIES 4    /* SDR reads when the reservation is cancelled */
 
 /* One sensor of the SDR, parsed once when the SDR is read. */
 struct fi_sensor {
@@ -94,6 +96,7 @@ struct ipmi_fi {
   bool sdr_reread;     /* the SDR was read (again) */
   bool session_opened; /* a session was opened */
   uint64_t timeouts, sessions;
+  unsigned seed; /* rand_r: SDR retry pauses of BMCs apart */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -250,8 +253,17 @@ static int sdr_read(struct ipmi_fi *fi) {
   if (fi->sdr == NULL && (fi->sdr = ipmi_sdr_ctx_create()) == NULL)
     return fail(fi, "SDR context");
   unlink(fi->cache_path);
-  if (ipmi_sdr_cache_create(fi->sdr, fi->ctx, fi->cache_path, IPMI_SDR_CACHE_CREATE_FLAGS_OVERWRITE,
-                            NULL, NULL) < 0) {
+  /* Another client reading the SDR at the same time cancels this one's
+   * reservation (completion code c5): read it again, a few times, after a
+   * growing pause (this is the pool's thread, not the loop's). */
+  int tries = 0, created;
+  while ((created = ipmi_sdr_cache_create(fi->sdr, fi->ctx, fi->cache_path,
+                                          IPMI_SDR_CACHE_CREATE_FLAGS_OVERWRITE, NULL, NULL)) < 0 &&
+         ++tries < FI_SDR_TRIES && ipmi_ctx_errnum(fi->ctx) == IPMI_ERR_BAD_COMPLETION_CODE) {
+    unlink(fi->cache_path);
+    usleep((useconds_t)(tries * 100000 + rand_r(&fi->seed) % 100000));
+  }
+  if (created < 0) {
     snprintf(fi->note, sizeof(fi->note), "%s", ipmi_sdr_ctx_errormsg(fi->sdr));
     unlink(fi->cache_path);
     return fail(fi, "reading the SDR");
@@ -605,6 +617,7 @@ static int fi_new(struct ipmi_bmc *b) {
     return -ENOMEM;
   fi->b = b;
   fi->work.data = fi;
+  fi->seed = (unsigned)(uintptr_t)fi ^ (unsigned)rp_now_ms();
   snprintf(fi->hostport, sizeof(fi->hostport), "%s:%lld", b->cfg.host, (long long)b->cfg.port);
   const char *state = b->t->agent->cfg.agent.state_dir;
   char dir[300];
