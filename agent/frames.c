@@ -1,6 +1,8 @@
 /* Frame building (see frames.h). Pending samples live in flat arrays that
  * grow up to a bound and are reused frame after frame, so steady-state
- * building allocates only the packed output buffer. */
+ * building allocates only the packed output buffer. A series' status
+ * detail is sent when it changes and with the dictionary; in between its
+ * status carries detail_kept (the code goes every frame). */
 #include "frames.h"
 
 #include <errno.h>
@@ -30,6 +32,8 @@ struct rp_frame_builder {
   size_t nblocks, cap_blocks;
   struct status *statuses;
   size_t nstatuses, cap_statuses;
+  uint64_t *sent; /* by series id: hash of the status and detail last sent; 0: none */
+  size_t cap_sent;
   uint64_t dropped;
 };
 
@@ -47,6 +51,7 @@ void rp_builder_free(struct rp_frame_builder *b) {
   free(b->scaled);
   free(b->blocks);
   free(b->statuses);
+  free(b->sent);
   free(b);
 }
 
@@ -82,6 +87,9 @@ int rp_builder_add_block(struct rp_frame_builder *b, int64_t ts_ms, const uint32
     b->dropped += n;
     return -ENOMEM;
   }
+  for (size_t i = 0; i < n; i++) /* a value: the next status is news */
+    if (ids[i] < b->cap_sent)
+      b->sent[ids[i]] = 0;
   memcpy(b->ids + b->nsamples, ids, n * sizeof(*ids));
   memcpy(b->scaled + b->nsamples, scaled, n * sizeof(*scaled));
   b->blocks[b->nblocks++] = (struct block){ts_ms, b->nsamples, n};
@@ -100,6 +108,34 @@ int rp_builder_add_status(struct rp_frame_builder *b, uint32_t series, int statu
   s->status = status;
   snprintf(s->detail, sizeof(s->detail), "%s", detail ? detail : "");
   return 0;
+}
+
+/* FNV-1a of a status code and its detail; never 0. */
+static uint64_t status_hash(int status, const char *detail) {
+  uint64_t h = 1469598103934665603ull ^ (uint64_t)(unsigned)status;
+  for (const char *p = detail; *p != '\0'; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  return h | 1;
+}
+
+/* Leaves out a status's detail when it was sent before (unless the frame
+ * carries the dictionary), remembering what it sent. */
+static void status_detail(struct rp_frame_builder *b, const struct status *st, bool full,
+                          Rackpulse__V1__SeriesStatus *out) {
+  uint64_t h = status_hash(st->status, st->detail);
+  out->detail = (char *)st->detail;
+  if (!full && st->series < b->cap_sent && b->sent[st->series] == h) {
+    out->detail = "";
+    out->detail_kept = true;
+    return;
+  }
+  if (st->series >= b->cap_sent) {
+    size_t old = b->cap_sent;
+    if (grow((void **)&b->sent, &b->cap_sent, (size_t)st->series + 1, sizeof(*b->sent)) != 0)
+      return; /* sent in full again next time */
+    memset(b->sent + old, 0, (b->cap_sent - old) * sizeof(*b->sent));
+  }
+  b->sent[st->series] = h;
 }
 
 /* The protobuf-c message structs below point into the builder, the series
@@ -164,7 +200,7 @@ int rp_builder_build(struct rp_frame_builder *b, const struct rp_frame_meta *met
     rackpulse__v1__series_status__init(&sts[i]);
     sts[i].series = b->statuses[i].series;
     sts[i].status = (Rackpulse__V1__ReadingStatus)b->statuses[i].status;
-    sts[i].detail = b->statuses[i].detail;
+    status_detail(b, &b->statuses[i], meta->with_dictionary, &sts[i]);
     st_ptrs[i] = &sts[i];
   }
   for (size_t i = 0; i < ntargets; i++) {
@@ -208,6 +244,7 @@ int rp_builder_build(struct rp_frame_builder *b, const struct rp_frame_meta *met
   f.n_samples = b->nblocks;
   f.statuses = st_ptrs;
   f.n_statuses = b->nstatuses;
+  f.stats_every_frames = meta->stats_every;
   f.stats = meta->stats;
   f.n_stats = meta->nstats;
   f.devices = dev_ptrs;
