@@ -96,7 +96,10 @@ struct ipmi_fi {
   bool sdr_reread;     /* the SDR was read (again) */
   bool session_opened; /* a session was opened */
   uint64_t timeouts, sessions;
-  unsigned seed; /* rand_r: SDR retry pauses of BMCs apart */
+  unsigned interval_ms; /* the BMC's scrape interval */
+  int64_t last_ok_ms;   /* end of the last scrape that worked: the session's idle time */
+  bool reopen;          /* idle for longer than its timeout: open a new one */
+  unsigned seed;        /* rand_r: SDR retry pauses of BMCs apart */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -106,6 +109,11 @@ struct ipmi_fi {
 static unsigned session_timeout_ms(const struct ipmi_cfg *c) {
   int64_t t = (c->retries + 1) * c->retry_interval_ms;
   return (unsigned)(t < c->timeout_ms ? t : c->timeout_ms);
+}
+
+/* The timeout of the BMC's FreeIPMI session (see session_open()). */
+static unsigned fi_timeout_ms(const struct ipmi_fi *fi) {
+  return session_timeout_ms(&fi->b->cfg) + fi->interval_ms;
 }
 
 static const char *ctx_error(const struct ipmi_fi *fi) { return ipmi_ctx_errormsg(fi->ctx); }
@@ -138,8 +146,7 @@ static int fail(struct ipmi_fi *fi, const char *what) {
   if (is_timeout(errnum)) {
     fi->timeouts++;
     snprintf(fi->error, sizeof(fi->error), "%s: %s: no answer from the BMC in %.1f s: %s: %s",
-             b->cfg.name, b->address, (double)session_timeout_ms(&b->cfg) / 1000.0, what,
-             ctx_error(fi));
+             b->cfg.name, b->address, (double)fi_timeout_ms(fi) / 1000.0, what, ctx_error(fi));
   } else {
     snprintf(fi->error, sizeof(fi->error), "%s: %s: %s: %s", b->cfg.name, b->address, what,
              fi->ctx != NULL ? ctx_error(fi) : "out of memory");
@@ -165,7 +172,12 @@ static int session_open(struct ipmi_fi *fi) {
     return 0;
   if ((fi->ctx = ipmi_ctx_create()) == NULL)
     return fail(fi, "opening the session");
-  unsigned timeout = session_timeout_ms(c);
+  /* FreeIPMI counts a session's timeout from the last packet received, and
+   * gives up at once on a session idle for longer: the session's timeout
+   * covers the scrape interval too, so that an idle session survives until
+   * the next scrape while a BMC that stops answering is given up on one
+   * message deadline after it. */
+  unsigned timeout = fi_timeout_ms(fi);
   unsigned retrans = (unsigned)c->retry_interval_ms;
   if (retrans >= timeout)
     retrans = timeout / 2 > 0 ? timeout / 2 : 1;
@@ -179,7 +191,7 @@ static int session_open(struct ipmi_fi *fi) {
     if (is_timeout(errnum)) {
       fi->timeouts++;
       snprintf(fi->error, sizeof(fi->error), "%s: %s: no answer from the BMC in %.1f s: %s",
-               b->cfg.name, b->address, (double)session_timeout_ms(c) / 1000.0, ctx_error(fi));
+               b->cfg.name, b->address, (double)fi_timeout_ms(fi) / 1000.0, ctx_error(fi));
     } else if (errnum == IPMI_ERR_USERNAME_INVALID || errnum == IPMI_ERR_PASSWORD_INVALID ||
                errnum == IPMI_ERR_PRIVILEGE_LEVEL_CANNOT_BE_OBTAINED ||
                errnum == IPMI_ERR_PRIVILEGE_LEVEL_INSUFFICIENT ||
@@ -490,6 +502,8 @@ static void on_work(uv_work_t *w) {
     session_close(fi);
     return;
   }
+  if (fi->reopen)
+    session_close(fi);
   if (session_open(fi) != 0)
     return;
   if ((fi->check_sdr || fi->sensors == NULL || !fi->have_sig) && sdr_check(fi) != 0)
@@ -566,6 +580,8 @@ static void on_work_done(uv_work_t *w, int status) {
             fi->dcmi == DCMI_SKIPPED ? fi->note : "");
   if (fi->rc == 0)
     apply_dcmi(b, fi);
+  if (fi->open)
+    fi->last_ok_ms = rp_now_ms();
   snprintf(b->error, sizeof(b->error), "%s", fi->error);
   b->parsed = fi->out;
   b->nparsed = fi->nout;
@@ -641,7 +657,11 @@ int ipmi__fi_begin(struct ipmi_bmc *b, int64_t now_ms) {
       return rc;
   }
   struct ipmi_fi *fi = b->fi;
-  if (!fi->open && load_password(b, fi) != 0)
+  fi->interval_ms =
+      (unsigned)(b->t->interval_ms > 0 ? b->t->interval_ms : b->t->agent->cfg.agent.interval_ms);
+  /* Backed off, or scraped late: FreeIPMI would call the session dead. */
+  fi->reopen = fi->open && now_ms - fi->last_ok_ms >= (int64_t)fi_timeout_ms(fi) - 250;
+  if ((!fi->open || fi->reopen) && load_password(b, fi) != 0)
     return -EINVAL;
   fi->now_ms = now_ms;
   fi->check_sdr = fi->sdr_checked_ms == 0 || b->cfg.sdr_check_ms == 0 ||

@@ -24,6 +24,7 @@ GOOD=$(free_udp_port); OTHER=$(free_udp_port); DEAD=$(free_udp_port)
 start_bmc good "$GOOD" inlet_temp=22
 start_bmc other "$OTHER"
 printf 'not-the-password\n' >"$WORK/wrong-pass"
+cp "$WORK/bmc-good/passfile" "$WORK/idle-pass" # the idle BMC's shell is told apart by it
 chmod 600 "$WORK/wrong-pass"
 FAKE="$RP_SRC/tests/fixtures/fake-ipmitool-hang"
 if [ "$BACKEND" = freeipmi ]; then
@@ -32,7 +33,7 @@ if [ "$BACKEND" = freeipmi ]; then
   kill -STOP "$BMC_PID_frozen"
   HUNG="{name: hung, host: 127.0.0.1, port: $FROZEN, user: admin, password_file: $WORK/wrong-pass,"
   HUNG_KEYS="timeout: 2s, kill_grace: 1s$BE}"
-  HUNG_ERR="no answer from the BMC in 2.0 s"
+  HUNG_ERR="no answer from the BMC in 3.0 s" # FreeIPMI's session timeout: 2 s + the 1 s interval
 else
   HUNG="{name: hung, host: 127.0.0.1, port: $OTHER, user: admin, password_file: $WORK/wrong-pass,"
   HUNG_KEYS="ipmitool_path: $FAKE, timeout: 2s, kill_grace: 1s}"
@@ -45,6 +46,11 @@ write_config() {
     ipmi_bmc_yaml good "$GOOD" "timeout: 3s"
     echo "  - {name: cached, host: 127.0.0.1, port: $GOOD, user: admin, session: oneshot,"
     echo "     password_file: $WORK/bmc-good/passfile$BE}"
+    # Idle between scrapes for longer than a message's deadline (1 s): its
+    # session must survive the 3 s interval (FreeIPMI calls a session dead
+    # once idle for longer than its timeout).
+    echo "  - {name: idle, host: 127.0.0.1, port: $GOOD, user: admin, interval: 3s, retries: 0,"
+    echo "     password_file: $WORK/idle-pass$BE}"
     echo "  - {name: dead, host: 127.0.0.1, port: $DEAD, user: admin, password_file: $WORK/wrong-pass$BE}"
     echo "  - {name: badpw, host: 127.0.0.1, port: $OTHER, user: admin, password_file: $WORK/wrong-pass$BE}"
     echo "  - $HUNG"
@@ -69,7 +75,7 @@ assert e["dead"].startswith(f"dead: 127.0.0.1:{dead}: no answer from the BMC in 
 assert e["badpw"].startswith(f"badpw: 127.0.0.1:{other}: session refused by the BMC"), e["badpw"]
 assert "wrong user name or password" in e["badpw"], e["badpw"]
 if backend == "freeipmi":
-    assert e["hung"].startswith(f"hung: 127.0.0.1:{frozen}: no answer from the BMC in 2.0 s"), e["hung"]
+    assert e["hung"].startswith(f"hung: 127.0.0.1:{frozen}: no answer from the BMC in 3.0 s"), e["hung"]
 else:
     assert e["hung"] == f"hung: 127.0.0.1:{other}: opening the session: no answer within 2 s; ipmitool killed", e["hung"]
 names = {s["id"]: s for s in f["dictionary"]}
@@ -147,6 +153,8 @@ frames_s = (g1["reported_ms"] - g0["reported_ms"]) / 1000.0
 assert frames_s >= 4 and scraped >= round(frames_s) - 1, (scraped, frames_s, g0, g1)
 assert g1["failures"] == 0 and g1["up"] and g1["scrape_ms"] < 1000, g1
 d = last["devices"]
+i0, i1 = first["devices"]["idle"], d["idle"]
+assert i1["failures"] == 0 and i1["up"] and i1["scrapes"] - i0["scrapes"] >= 1, (i0, i1)
 assert not d["dead"]["up"] and "no answer from the BMC" in d["dead"]["last_error"], d["dead"]
 assert not d["badpw"]["up"] and "session refused" in d["badpw"]["last_error"], d["badpw"]
 assert not d["hung"]["up"] and hung_err in d["hung"]["last_error"], d["hung"]
