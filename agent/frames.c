@@ -2,7 +2,9 @@
  * grow up to a bound and are reused frame after frame, so steady-state
  * building allocates only the packed output buffer. A series' status
  * detail is sent when it changes and with the dictionary; in between its
- * status carries detail_kept (the code goes every frame). */
+ * status carries detail_kept (the code goes every frame). A device's
+ * status goes out when it changed (a scrape ended: its counters moved) and
+ * with the dictionary. */
 #include "frames.h"
 
 #include <errno.h>
@@ -23,6 +25,12 @@ struct status {
   char detail[128];
 };
 
+struct dev_sent {
+  const struct rp_target *t; /* NULL: nothing sent from this position */
+  uint64_t scrapes, failures, skipped;
+  bool up;
+};
+
 struct rp_frame_builder {
   size_t max_samples;
   uint32_t *ids;
@@ -34,6 +42,8 @@ struct rp_frame_builder {
   size_t nstatuses, cap_statuses;
   uint64_t *sent; /* by series id: hash of the status and detail last sent; 0: none */
   size_t cap_sent;
+  struct dev_sent *dev; /* by target position: what was last sent of it */
+  size_t cap_dev;
   uint64_t dropped;
 };
 
@@ -52,6 +62,7 @@ void rp_builder_free(struct rp_frame_builder *b) {
   free(b->blocks);
   free(b->statuses);
   free(b->sent);
+  free(b->dev);
   free(b);
 }
 
@@ -138,6 +149,23 @@ static void status_detail(struct rp_frame_builder *b, const struct status *st, b
   b->sent[st->series] = h;
 }
 
+/* True when target i is to be sent: with the dictionary, or when it
+ * changed since it was last sent (records it as sent). */
+static bool device_due(struct rp_frame_builder *b, size_t i, const struct rp_target *t, bool full) {
+  if (i >= b->cap_dev) {
+    size_t old = b->cap_dev;
+    if (grow((void **)&b->dev, &b->cap_dev, i + 1, sizeof(*b->dev)) != 0)
+      return true;
+    memset(b->dev + old, 0, (b->cap_dev - old) * sizeof(*b->dev));
+  }
+  struct dev_sent *d = &b->dev[i];
+  if (!full && d->t == t && d->scrapes == t->scrapes && d->failures == t->failures &&
+      d->skipped == t->skipped && d->up == t->up)
+    return false;
+  *d = (struct dev_sent){t, t->scrapes, t->failures, t->skipped, t->up};
+  return true;
+}
+
 /* The protobuf-c message structs below point into the builder, the series
  * table and the targets: nothing is copied, everything lives until packing
  * is done. */
@@ -203,18 +231,22 @@ int rp_builder_build(struct rp_frame_builder *b, const struct rp_frame_meta *met
     status_detail(b, &b->statuses[i], meta->with_dictionary, &sts[i]);
     st_ptrs[i] = &sts[i];
   }
+  size_t ndevs = 0;
   for (size_t i = 0; i < ntargets; i++) {
     const struct rp_target *t = targets[i];
-    rackpulse__v1__device_status__init(&devs[i]);
-    devs[i].device = (char *)t->name;
-    devs[i].kind = (char *)t->collector->name;
-    devs[i].up = t->up;
-    devs[i].last_error = (char *)t->last_error;
-    devs[i].scrape_ms = t->scrape_ms;
-    devs[i].scrapes = t->scrapes;
-    devs[i].failures = t->failures;
-    devs[i].last_ok_ms = t->last_ok_ms;
-    dev_ptrs[i] = &devs[i];
+    if (!device_due(b, i, t, meta->with_dictionary))
+      continue;
+    Rackpulse__V1__DeviceStatus *d = &devs[ndevs];
+    rackpulse__v1__device_status__init(d);
+    d->device = (char *)t->name;
+    d->kind = (char *)t->collector->name;
+    d->up = t->up;
+    d->last_error = (char *)t->last_error;
+    d->scrape_ms = t->scrape_ms;
+    d->scrapes = t->scrapes;
+    d->failures = t->failures;
+    d->last_ok_ms = t->last_ok_ms;
+    dev_ptrs[ndevs++] = d;
   }
   h.version = RP_VERSION;
   h.frames_produced = health->frames_produced;
@@ -248,7 +280,7 @@ int rp_builder_build(struct rp_frame_builder *b, const struct rp_frame_meta *met
   f.stats = meta->stats;
   f.n_stats = meta->nstats;
   f.devices = dev_ptrs;
-  f.n_devices = ntargets;
+  f.n_devices = ndevs;
   f.health = &h;
 
   size_t size = rackpulse__v1__frame__get_packed_size(&f);

@@ -58,10 +58,15 @@ bool rp_stats_wire_due(struct rp_stats_sent *s, const Rackpulse__V1__WindowStats
                        uint32_t every, double tolerance) {
   int64_t x[RP_STATS_WIRE_N];
   values(ws, x);
-  bool due = !s->sent || s->age + 1 >= every || s->has_slope != ws->has_slope || !ws->scaled ||
-             moved(s, x, tolerance);
+  /* newest_ms is Unix time derived from the monotonic clock per frame: it
+   * wobbles by a millisecond or so without a new sample. */
+  bool fresh = ws->newest_ms > s->newest_ms + 50;
+  if (fresh)
+    s->newest_ms = ws->newest_ms;
+  bool due = !s->sent || (fresh && s->age + 1 >= every) || s->has_slope != ws->has_slope ||
+             !ws->scaled || moved(s, x, tolerance);
   if (!due) {
-    s->age++;
+    s->age += fresh;
     return false;
   }
   s->sent = true;

@@ -15,7 +15,8 @@
 /* What was last sent for one (series, window). Zeroed: never sent. */
 struct rp_stats_sent {
   bool sent, has_slope;
-  uint32_t age; /* frames since it was sent */
+  uint32_t age;      /* frames with new samples of the series since it was sent */
+  int64_t newest_ms; /* newest sample seen, to tell those frames */
   int64_t x[RP_STATS_WIRE_N];
 };
 
@@ -25,10 +26,12 @@ struct rp_stats_sent {
  * cannot be represented (ws is then left with its doubles). */
 int rp_stats_wire_scale(Rackpulse__V1__WindowStats *ws, int decimals);
 
-/* True when the scaled *ws is due: never sent, `every` frames old, its
- * slope appeared or vanished, or a statistic moved by more than
- * max(1, tolerance x |mean|) units (stddev and slope: 100 times that) since
- * it was sent. Records it in *s when due; else ages *s by one frame. */
+/* True when the scaled *ws is due: never sent, sent `every` frames with new
+ * samples of the series ago (statistics change only with samples: a series
+ * read every 5 s goes every 5 x `every` frames), its slope appeared or
+ * vanished, or a statistic moved by more than max(1, tolerance x |mean|)
+ * units (stddev and slope: 100 times that) since it was sent. Records it in
+ * *s when due; else ages *s when ws has a newer sample. */
 bool rp_stats_wire_due(struct rp_stats_sent *s, const Rackpulse__V1__WindowStats *ws,
                        uint32_t every, double tolerance);
 

@@ -1,8 +1,8 @@
 /* Unit tests of issue 25's byte savings, end to end through the real
  * encoder and decoder: window statistics at their own cadence as scaled
- * integers (agent/stats_wire.c), status details sent only when they change
- * (agent/frames.c), and the aggregator's ingest of both (store_apply.c):
- * scaled statistics stored as values, statistics kept between frames that
+ * integers (agent/stats_wire.c), status details and device statuses sent
+ * only when they change (agent/frames.c), and the aggregator's ingest
+ * (store_apply.c): scaled statistics stored as values, statistics kept between frames that
  * carry none with the newest sample of their series as their newest
  * sample, still stale once the series' samples stop, frames of older
  * agents (doubles, every frame) read as before, and kept details. */
@@ -65,9 +65,15 @@ static void test_cadence(void **state) {
   Rackpulse__V1__WindowStats w = stats(30.0, 0.01);
   rp_stats_wire_scale(&w, 1);
   assert_true(rp_stats_wire_due(&s, &w, 10, 0.01)); /* never sent */
-  for (int i = 1; i < 10; i++)
-    assert_false(rp_stats_wire_due(&s, &w, 10, 0.01)); /* frames 2..10: unchanged */
-  assert_true(rp_stats_wire_due(&s, &w, 10, 0.01));    /* the 10th frame after */
+  for (int i = 1; i < 10; i++) {
+    w.newest_ms += 1000; /* a new sample, the statistics the same */
+    assert_false(rp_stats_wire_due(&s, &w, 10, 0.01));
+    /* A frame without a new sample (a wobble of a millisecond) ages nothing. */
+    w.newest_ms += 1;
+    assert_false(rp_stats_wire_due(&s, &w, 10, 0.01));
+  }
+  w.newest_ms += 1000;
+  assert_true(rp_stats_wire_due(&s, &w, 10, 0.01)); /* the 10th frame with a new sample */
   /* Within the tolerance (1% of 30.0 = 0.3 = 3 units): not sent. */
   Rackpulse__V1__WindowStats near = stats(30.2, 0.01);
   rp_stats_wire_scale(&near, 1);
@@ -150,6 +156,49 @@ static void test_detail_on_change(void **state) {
   rp_frame_free(f);
   rp_builder_free(b);
   rp_series_table_free(&t);
+}
+
+static void test_devices_on_change(void **state) {
+  (void)state;
+  static const struct rp_collector ipmi = {.name = "ipmi"};
+  struct rp_target t[2] = {{.name = "gpu1", .collector = &ipmi, .up = true, .scrapes = 1},
+                           {.name = "gpu2", .collector = &ipmi, .up = true, .scrapes = 1}};
+  struct rp_target *tp[2] = {&t[0], &t[1]};
+  struct rp_series_table st;
+  assert_int_equal(rp_series_table_init(&st, 8), 0);
+  struct rp_frame_builder *b = rp_builder_new(64);
+  struct rp_frame_meta m = {.agent_id = "a",
+                            .rack_id = "r",
+                            .seq = 1,
+                            .ts_ms = 1000,
+                            .interval_ms = 1000,
+                            .with_dictionary = true};
+  struct rp_agent_health h = {0};
+  size_t want[] = {2, 0, 1, 1, 2}; /* dictionary; nothing new; gpu2 scraped; gpu1 down; dict */
+  for (size_t i = 0; i < 5; i++) {
+    m.with_dictionary = i == 0 || i == 4;
+    if (i == 2)
+      t[1].scrapes++;
+    if (i == 3) {
+      t[0].up = false;
+      t[0].failures++;
+    }
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(rp_builder_build(b, &m, &st, tp, 2, &h, &buf, &len), 0);
+    rp_frame *f = NULL;
+    char err[200];
+    assert_int_equal(rp_frame_decode(buf, len, &f, err, sizeof(err)), 0);
+    free(buf);
+    assert_int_equal(f->n_devices, want[i]);
+    if (i == 2)
+      assert_string_equal(f->devices[0]->device, "gpu2");
+    if (i == 3)
+      assert_true(strcmp(f->devices[0]->device, "gpu1") == 0 && !f->devices[0]->up);
+    rp_frame_free(f);
+  }
+  rp_builder_free(b);
+  rp_series_table_free(&st);
 }
 
 /* ---- aggregator: ingest ---------------------------------------------------- */
@@ -253,6 +302,7 @@ int main(void) {
       cmocka_unit_test(test_scale),
       cmocka_unit_test(test_cadence),
       cmocka_unit_test(test_detail_on_change),
+      cmocka_unit_test(test_devices_on_change),
       cmocka_unit_test_setup_teardown(test_ingest_cadence, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_ingest_old_agent, fx_setup, fx_teardown),
       cmocka_unit_test_setup_teardown(test_ingest_detail_kept, fx_setup, fx_teardown),
