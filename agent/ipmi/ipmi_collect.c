@@ -1,4 +1,6 @@
-/* The IPMI collector: server BMCs read through the ipmitool binary.
+/* The IPMI collector: server BMCs read through the ipmitool binary (or, with
+ * backend: freeipmi, in process through FreeIPMI's library: ipmi_freeipmi.c,
+ * which shares the slots, the readings and the config below).
  *
  *   agent: {ipmi_max_children: 16}   # ipmitool children working at once
  *   ipmi:
@@ -20,6 +22,8 @@
  *       sdr_check: 1m                 # compare `sdr info` this often
  *       psus: 0                       # PSUs expected (0: most seen so far)
  *       ipmitool_path: ipmitool
+ *       backend: ipmitool             # or freeipmi (lanplus only, no children)
+ *       workarounds: ""               # freeipmi: e.g. opensesspriv (ipmi_sim)
  *       sensors:                      # tried before the built-in patterns
  *         - {glob: "GPU# Temp", metric: gpu.temp, label: gpu}
  *         - {glob: "Fan Redundancy"}  # no metric: ignore this sensor

@@ -34,74 +34,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <freeipmi/freeipmi.h>
-
-#include "ipmi_internal.h"
+#include "ipmi_fi.h"
 #include "rackpulse/frame.h"
 #include "rackpulse/log.h"
 
 #define FI_DCMI_GIVE_UP 3 /* consecutive DCMI timeouts before giving up on it */
-#define FI_SDR_TRIES 4    /* SDR reads when the reservation is cancelled */
-
-/* One sensor of the SDR, parsed once when the SDR is read. */
-struct fi_sensor {
-  uint8_t rec[IPMI_SDR_MAX_RECORD_LENGTH];
-  unsigned len;
-  uint8_t type; /* full, compact or event-only record */
-  bool threshold;
-  char name[IPMI_NAME_MAX];
-  char entity[IPMI_ENTITY_MAX];
-  int num;
-  char unit[IPMI_UNIT_MAX]; /* ipmitool's text ("degrees C"), "" when none */
-};
-
-enum fi_dcmi {
-  DCMI_SKIPPED,
-  DCMI_READ,
-  DCMI_OFF,
-  DCMI_UNSUPPORTED,
-  DCMI_DENIED,
-  DCMI_TIMEOUT,
-  DCMI_FAILED
-};
-
-struct ipmi_fi {
-  uv_work_t work;
-  struct ipmi_bmc *b;
-  bool detached; /* the BMC is gone: the job frees this when it ends */
-  ipmi_ctx_t ctx;
-  bool open;
-  ipmi_sdr_ctx_t sdr;
-  ipmi_sensor_read_ctx_t sread;
-  struct fi_sensor *sensors;
-  size_t nsensors;
-  bool have_sig;
-  uint16_t count;
-  uint32_t add_ts, erase_ts;
-  int64_t sdr_checked_ms;
-  char hostport[300];
-  char password[IPMI_2_0_MAX_PASSWORD_LENGTH + 2];
-  char cache_path[512];
-  /* This job: what to do, */
-  bool check_sdr, read_dcmi;
-  int64_t now_ms;
-  /* and what came of it. */
-  int rc; /* 0, or the scrape failed with error[] */
-  char error[320];
-  struct ipmi_reading *out;
-  size_t nout;
-  enum fi_dcmi dcmi;
-  struct ipmi_dcmi_power power;
-  char note[160];      /* DCMI or SDR message for the loop thread's log */
-  bool sdr_reread;     /* the SDR was read (again) */
-  bool session_opened; /* a session was opened */
-  uint64_t timeouts, sessions;
-  unsigned interval_ms; /* the BMC's scrape interval */
-  int64_t last_ok_ms;   /* end of the last scrape that worked: the session's idle time */
-  bool reopen;          /* idle for longer than its timeout: open a new one */
-  unsigned seed;        /* rand_r: SDR retry pauses of BMCs apart */
-};
-
 /* ------------------------------------------------------------ helpers */
 
 /* A message's deadline: ipmitool's (retries + 1) sends retry_interval
@@ -118,16 +55,20 @@ static unsigned fi_timeout_ms(const struct ipmi_fi *fi) {
 
 static const char *ctx_error(const struct ipmi_fi *fi) { return ipmi_ctx_errormsg(fi->ctx); }
 
-static bool is_timeout(int errnum) {
+bool fi__is_timeout(int errnum) {
   return errnum == IPMI_ERR_SESSION_TIMEOUT || errnum == IPMI_ERR_CONNECTION_TIMEOUT ||
          errnum == IPMI_ERR_MESSAGE_TIMEOUT || errnum == IPMI_ERR_PASSWORD_VERIFICATION_TIMEOUT;
 }
 
 /* Ends the session (in the worker, or when nothing else uses it). */
-static void session_close(struct ipmi_fi *fi) {
+void fi__session_close(struct ipmi_fi *fi) {
   if (fi->sread != NULL) {
     ipmi_sensor_read_ctx_destroy(fi->sread);
     fi->sread = NULL;
+  }
+  if (fi->reading != NULL) {
+    fiid_obj_destroy(fi->reading);
+    fi->reading = NULL;
   }
   if (fi->ctx != NULL) {
     if (fi->open)
@@ -140,10 +81,10 @@ static void session_close(struct ipmi_fi *fi) {
 
 /* A failed command: the error in the ipmitool backend's words, and a
  * session that is not to be trusted any more. */
-static int fail(struct ipmi_fi *fi, const char *what) {
+int fi__fail(struct ipmi_fi *fi, const char *what) {
   const struct ipmi_bmc *b = fi->b;
   int errnum = fi->ctx != NULL ? ipmi_ctx_errnum(fi->ctx) : IPMI_ERR_OUT_OF_MEMORY;
-  if (is_timeout(errnum)) {
+  if (fi__is_timeout(errnum)) {
     fi->timeouts++;
     snprintf(fi->error, sizeof(fi->error), "%s: %s: no answer from the BMC in %.1f s: %s: %s",
              b->cfg.name, b->address, (double)fi_timeout_ms(fi) / 1000.0, what, ctx_error(fi));
@@ -151,7 +92,7 @@ static int fail(struct ipmi_fi *fi, const char *what) {
     snprintf(fi->error, sizeof(fi->error), "%s: %s: %s: %s", b->cfg.name, b->address, what,
              fi->ctx != NULL ? ctx_error(fi) : "out of memory");
   }
-  session_close(fi);
+  fi__session_close(fi);
   fi->rc = -EIO;
   return -EIO;
 }
@@ -171,7 +112,7 @@ static int session_open(struct ipmi_fi *fi) {
   if (fi->open)
     return 0;
   if ((fi->ctx = ipmi_ctx_create()) == NULL)
-    return fail(fi, "opening the session");
+    return fi__fail(fi, "opening the session");
   /* FreeIPMI counts a session's timeout from the last packet received, and
    * gives up at once on a session idle for longer: the session's timeout
    * covers the scrape interval too, so that an idle session survives until
@@ -188,7 +129,7 @@ static int session_open(struct ipmi_fi *fi) {
   if (rc < 0) {
     const struct ipmi_bmc *b = fi->b;
     int errnum = ipmi_ctx_errnum(fi->ctx);
-    if (is_timeout(errnum)) {
+    if (fi__is_timeout(errnum)) {
       fi->timeouts++;
       snprintf(fi->error, sizeof(fi->error), "%s: %s: no answer from the BMC in %.1f s: %s",
                b->cfg.name, b->address, (double)fi_timeout_ms(fi) / 1000.0, ctx_error(fi));
@@ -215,233 +156,9 @@ static int session_open(struct ipmi_fi *fi) {
   fi->open = true;
   fi->sessions++;
   fi->session_opened = true;
-  if ((fi->sread = ipmi_sensor_read_ctx_create(fi->ctx)) == NULL)
-    return fail(fi, "sensor reading context");
-  return 0;
-}
-
-/* ------------------------------------------------------------ SDR */
-
-/* Parses the record the SDR cache iterator points at into *s; false when
- * it is not a sensor record. */
-static bool parse_record(struct ipmi_fi *fi, struct fi_sensor *s) {
-  int len = ipmi_sdr_cache_record_read(fi->sdr, s->rec, sizeof(s->rec));
-  uint16_t id;
-  uint8_t type, num, eid, einst, etype, code;
-  if (len <= 0)
-    return false;
-  s->len = (unsigned)len;
-  if (ipmi_sdr_parse_record_id_and_type(fi->sdr, s->rec, s->len, &id, &type) < 0 ||
-      (type != IPMI_SDR_FORMAT_FULL_SENSOR_RECORD &&
-       type != IPMI_SDR_FORMAT_COMPACT_SENSOR_RECORD && type != IPMI_SDR_FORMAT_EVENT_ONLY_RECORD))
-    return false;
-  s->type = type;
-  if (ipmi_sdr_parse_id_string(fi->sdr, s->rec, s->len, s->name, sizeof(s->name) - 1) < 0 ||
-      ipmi_sdr_parse_sensor_number(fi->sdr, s->rec, s->len, &num) < 0 ||
-      ipmi_sdr_parse_entity_id_instance_type(fi->sdr, s->rec, s->len, &eid, &einst, &etype) < 0 ||
-      ipmi_sdr_parse_event_reading_type_code(fi->sdr, s->rec, s->len, &code) < 0)
-    return false;
-  for (size_t k = strlen(s->name); k > 0 && s->name[k - 1] == ' '; k--)
-    s->name[k - 1] = '\0';
-  s->num = num;
-  snprintf(s->entity, sizeof(s->entity), "%u.%u", eid, einst);
-  s->threshold = code == IPMI_EVENT_READING_TYPE_CODE_THRESHOLD;
-  s->unit[0] = '\0';
-  uint8_t pct, mod, rate, base, modunit;
-  if (type != IPMI_SDR_FORMAT_EVENT_ONLY_RECORD && s->threshold &&
-      ipmi_sdr_parse_sensor_units(fi->sdr, s->rec, s->len, &pct, &mod, &rate, &base, &modunit) ==
-          0) {
-    if (pct)
-      snprintf(s->unit, sizeof(s->unit), "percent");
-    else if (IPMI_SENSOR_UNIT_VALID(base))
-      snprintf(s->unit, sizeof(s->unit), "%s", ipmi_sensor_units[base]);
-  }
-  return true;
-}
-
-/* Reads the SDR through FreeIPMI's cache file, keeps its sensor records in
- * memory and removes the file. */
-static int sdr_read(struct ipmi_fi *fi) {
-  if (fi->sdr == NULL && (fi->sdr = ipmi_sdr_ctx_create()) == NULL)
-    return fail(fi, "SDR context");
-  unlink(fi->cache_path);
-  /* Another client reading the SDR at the same time cancels this one's
-   * reservation (completion code c5): read it again, a few times, after a
-   * growing pause (this is the pool's thread, not the loop's). */
-  int tries = 0, created;
-  while ((created = ipmi_sdr_cache_create(fi->sdr, fi->ctx, fi->cache_path,
-                                          IPMI_SDR_CACHE_CREATE_FLAGS_OVERWRITE, NULL, NULL)) < 0 &&
-         ++tries < FI_SDR_TRIES && ipmi_ctx_errnum(fi->ctx) == IPMI_ERR_BAD_COMPLETION_CODE) {
-    unlink(fi->cache_path);
-    usleep((useconds_t)(tries * 100000 + rand_r(&fi->seed) % 100000));
-  }
-  if (created < 0) {
-    snprintf(fi->note, sizeof(fi->note), "%s", ipmi_sdr_ctx_errormsg(fi->sdr));
-    unlink(fi->cache_path);
-    return fail(fi, "reading the SDR");
-  }
-  int rc = ipmi_sdr_cache_open(fi->sdr, NULL, fi->cache_path);
-  unlink(fi->cache_path);
-  uint16_t count = 0;
-  if (rc < 0 || ipmi_sdr_cache_record_count(fi->sdr, &count) < 0) {
-    snprintf(fi->error, sizeof(fi->error), "%s: SDR cache %s: %s", fi->b->cfg.name, fi->cache_path,
-             ipmi_sdr_ctx_errormsg(fi->sdr));
-    ipmi_sdr_cache_close(fi->sdr);
-    fi->rc = -EIO;
-    return -EIO;
-  }
-  struct fi_sensor *s = calloc(count + 1u, sizeof(*s));
-  size_t n = 0;
-  if (s == NULL) {
-    ipmi_sdr_cache_close(fi->sdr);
-    snprintf(fi->error, sizeof(fi->error), "%s: out of memory", fi->b->cfg.name);
-    fi->rc = -ENOMEM;
-    return -ENOMEM;
-  }
-  if (ipmi_sdr_cache_first(fi->sdr) == 0) {
-    do
-      n += parse_record(fi, &s[n]);
-    while (n < count && ipmi_sdr_cache_next(fi->sdr) == 1);
-  }
-  ipmi_sdr_cache_close(fi->sdr);
-  free(fi->sensors);
-  fi->sensors = s;
-  fi->nsensors = n;
-  fi->sdr_reread = true;
-  return 0;
-}
-
-/* Compares the repository's signature with the SDR in memory; reads the
- * SDR again when it differs or was never read. */
-static int sdr_check(struct ipmi_fi *fi) {
-  fiid_obj_t obj = fiid_obj_create(tmpl_cmd_get_sdr_repository_info_rs);
-  uint64_t count = 0, add = 0, erase = 0;
-  if (obj == NULL)
-    return fail(fi, "Get SDR Repository Info");
-  if (ipmi_cmd_get_sdr_repository_info(fi->ctx, obj) < 0) {
-    fiid_obj_destroy(obj);
-    return fail(fi, "Get SDR Repository Info");
-  }
-  fiid_obj_get(obj, "record_count", &count);
-  fiid_obj_get(obj, "most_recent_addition_timestamp", &add);
-  fiid_obj_get(obj, "most_recent_erase_timestamp", &erase);
-  fiid_obj_destroy(obj);
-  fi->sdr_checked_ms = fi->now_ms;
-  bool same = fi->have_sig && fi->count == count && fi->add_ts == add && fi->erase_ts == erase;
-  if (same && fi->sensors != NULL)
-    return 0;
-  if (fi->have_sig && !same)
-    snprintf(fi->note, sizeof(fi->note),
-             "the SDR repository changed (%u records, added %u, erased %u -> %u, %u, %u): "
-             "reading it again",
-             fi->count, fi->add_ts, fi->erase_ts, (unsigned)count, (unsigned)add, (unsigned)erase);
-  fi->have_sig = false;
-  if (sdr_read(fi) != 0)
-    return -EIO;
-  fi->count = (uint16_t)count;
-  fi->add_ts = (uint32_t)add;
-  fi->erase_ts = (uint32_t)erase;
-  fi->have_sig = true;
-  return 0;
-}
-
-/* ------------------------------------------------------------ sensors */
-
-/* ipmitool's status word for a threshold sensor's comparison bits. */
-static enum ipmi_status threshold_status(uint16_t bits, char *word, size_t n) {
-  static const char *const names[] = {"lnc", "lcr", "lnr", "unc", "ucr", "unr"};
-  static const enum ipmi_status st[] = {IPMI_ST_NC, IPMI_ST_CR, IPMI_ST_NR,
-                                        IPMI_ST_NC, IPMI_ST_CR, IPMI_ST_NR};
-  static const int order[] = {2, 5, 1, 4, 0, 3}; /* the worst first */
-  for (size_t i = 0; i < 6; i++)
-    if (bits & (1u << order[i])) {
-      snprintf(word, n, "%s", names[order[i]]);
-      return st[order[i]];
-    }
-  snprintf(word, n, "ok");
-  return IPMI_ST_OK;
-}
-
-/* One sensor into *r; -EIO when the session failed (the scrape fails). */
-static int read_sensor(struct ipmi_fi *fi, const struct fi_sensor *s, struct ipmi_reading *r) {
-  memset(r, 0, sizeof(*r));
-  snprintf(r->name, sizeof(r->name), "%s", s->name);
-  snprintf(r->entity, sizeof(r->entity), "%s", s->entity);
-  r->sensor_num = s->num;
-  r->value = NAN;
-  for (int i = 0; i < IPMI_THRESH_COUNT; i++)
-    r->thresh[i] = NAN;
-  if (s->type == IPMI_SDR_FORMAT_EVENT_ONLY_RECORD) {
-    r->status = IPMI_ST_NA;
-    snprintf(r->raw_status, sizeof(r->raw_status), "ns");
-    return 0;
-  }
-  double *val = NULL;
-  uint16_t bits = 0;
-  int rc = ipmi_sensor_read(fi->sread, s->rec, s->len, 0, NULL, &val, &bits);
-  int errnum = ipmi_sensor_read_ctx_errnum(fi->sread);
-  if (rc < 0 && errnum == IPMI_SENSOR_READ_ERR_IPMI_ERROR &&
-      (is_timeout(ipmi_ctx_errnum(fi->ctx)) || ipmi_ctx_errnum(fi->ctx) == IPMI_ERR_IPMI_ERROR ||
-       ipmi_ctx_errnum(fi->ctx) == IPMI_ERR_SYSTEM_ERROR)) {
-    char what[64];
-    snprintf(what, sizeof(what), "reading sensor '%s'", s->name);
-    return fail(fi, what);
-  }
-  if (rc == 1 && val != NULL && s->threshold) {
-    const char *unit = ipmi_unit_map(s->unit, strlen(s->unit));
-    r->value = *val;
-    if (unit == NULL) {
-      r->status = IPMI_ST_UNKNOWN_UNIT;
-      snprintf(r->unit, sizeof(r->unit), "%s", s->unit[0] ? s->unit : "unspecified");
-      threshold_status(bits, r->raw_status, sizeof(r->raw_status));
-    } else {
-      snprintf(r->unit, sizeof(r->unit), "%s", unit);
-      r->status = threshold_status(bits, r->raw_status, sizeof(r->raw_status));
-    }
-  } else if (rc >= 0 && !s->threshold) {
-    r->status = IPMI_ST_DISCRETE;
-    snprintf(r->state, sizeof(r->state), "0x%04x", bits);
-    snprintf(r->raw_status, sizeof(r->raw_status), "ok");
-  } else if (errnum == IPMI_SENSOR_READ_ERR_SENSOR_SCANNING_DISABLED) {
-    r->status = IPMI_ST_DISABLED;
-    snprintf(r->raw_status, sizeof(r->raw_status), "ns");
-  } else {
-    r->status = IPMI_ST_NA;
-    snprintf(r->raw_status, sizeof(r->raw_status), "ns");
-  }
-  free(val);
-  return 0;
-}
-
-static int read_sensors(struct ipmi_fi *fi) {
-  struct ipmi_bmc *b = fi->b;
-  size_t na = 0;
-  fi->out = calloc(fi->nsensors + 1, sizeof(*fi->out));
-  if (fi->out == NULL) {
-    snprintf(fi->error, sizeof(fi->error), "%s: out of memory", b->cfg.name);
-    return fi->rc = -ENOMEM;
-  }
-  for (size_t i = 0; i < fi->nsensors; i++) {
-    if (read_sensor(fi, &fi->sensors[i], &fi->out[fi->nout]) != 0)
-      return -EIO;
-    na += fi->out[fi->nout].status == IPMI_ST_NA;
-    fi->out[fi->nout].line = (unsigned)(fi->nout + 1);
-    fi->nout++;
-  }
-  if (fi->nout == 0) {
-    snprintf(fi->error, sizeof(fi->error), "%s: %s: the SDR lists no sensor", b->cfg.name,
-             b->address);
-    fi->have_sig = false; /* read it again next time */
-    return fi->rc = -ENODATA;
-  }
-  if (na == fi->nout) {
-    snprintf(fi->error, sizeof(fi->error),
-             "%s: %s: none of %zu sensors has a reading (BMC not answering?)", b->cfg.name,
-             b->address, fi->nout);
-    fi->have_sig = false;
-    session_close(fi);
-    return fi->rc = -ENODATA;
-  }
+  if ((fi->sread = ipmi_sensor_read_ctx_create(fi->ctx)) == NULL ||
+      (fi->reading = fiid_obj_create(tmpl_cmd_get_sensor_reading_threshold_rs)) == NULL)
+    return fi__fail(fi, "sensor reading context");
   return 0;
 }
 
@@ -458,10 +175,10 @@ static void read_dcmi(struct ipmi_fi *fi) {
                                       0, obj) < 0) {
     int errnum = ipmi_ctx_errnum(fi->ctx);
     snprintf(fi->note, sizeof(fi->note), "%s", ctx_error(fi));
-    if (is_timeout(errnum)) {
+    if (fi__is_timeout(errnum)) {
       fi->dcmi = DCMI_TIMEOUT;
       fi->timeouts++;
-      session_close(fi); /* the sensors are read; the session reopens next time */
+      fi__session_close(fi); /* the sensors are read; the session reopens next time */
     } else if (errnum == IPMI_ERR_PRIVILEGE_LEVEL_INSUFFICIENT) {
       fi->dcmi = DCMI_DENIED;
     } else if (errnum == IPMI_ERR_COMMAND_INVALID_OR_UNSUPPORTED ||
@@ -499,23 +216,23 @@ static void read_dcmi(struct ipmi_fi *fi) {
 static void on_work(uv_work_t *w) {
   struct ipmi_fi *fi = w->data;
   if (fi->detached) { /* a retired BMC: only its session to end */
-    session_close(fi);
+    fi__session_close(fi);
     return;
   }
   if (fi->reopen)
-    session_close(fi);
+    fi__session_close(fi);
   if (session_open(fi) != 0)
     return;
-  if ((fi->check_sdr || fi->sensors == NULL || !fi->have_sig) && sdr_check(fi) != 0)
+  if ((fi->check_sdr || fi->sensors == NULL || !fi->have_sig) && fi__sdr_check(fi) != 0)
     return;
-  if (read_sensors(fi) != 0)
+  if (fi__read_sensors(fi) != 0)
     return;
   if (fi->read_dcmi)
     read_dcmi(fi);
 }
 
 static void fi_free(struct ipmi_fi *fi) {
-  session_close(fi);
+  fi__session_close(fi);
   if (fi->sdr != NULL)
     ipmi_sdr_ctx_destroy(fi->sdr);
   explicit_bzero(fi->password, sizeof(fi->password));

@@ -128,6 +128,10 @@ write_config
 start_agent "$WORK/agent.yaml"
 wait_for 15 sh -c "curl -sf '$URL/v1/racks/rf' | grep -q '\"good\"'" \
   || fail "no frame from the agent reached the aggregator: $(tail -5 "$WORK/agent.log")"
+# The hung BMC has failed twice (each attempt takes its deadline, and the
+# scheduler backs off) before the good one's timing is sampled.
+hung_twice() { curl -sf "$URL/v1/racks/rf" | $PY -c 'import json,sys; r=json.load(sys.stdin); sys.exit(not (r["devices"]["hung"]["failures"] >= 2 and r["series"]["ipmi.timeouts@hung"]["value"] >= 2))'; }
+wait_for 40 hung_twice || fail "the hung BMC did not fail twice: $(curl -sf "$URL/v1/racks/rf" | head -c 1500)"
 SIDS=""
 samples="$WORK/samples.txt"
 : >"$samples"
