@@ -243,25 +243,39 @@ static int apply_samples(struct store_batch *b, const rp_frame *f, struct dict_a
   return 0;
 }
 
-/* Scaled statistics (agents with a statistics cadence), stored as values. */
+/* One window's statistics as stored: v = min, max, mean, stddev, p50, p95,
+ * p99, slope per minute. Zeroed first: LMDB writes the padding too. */
+static int put_stats(struct store_batch *b, const char *key, size_t klen, const rp_frame *f,
+                     const Rackpulse__V1__WindowStats *w, const double v[8]) {
+  struct store_stats st;
+  memset(&st, 0, sizeof(st));
+  st.window_s = w->window_s;
+  st.count = w->count;
+  st.min = v[0];
+  st.max = v[1];
+  st.mean = v[2];
+  st.stddev = v[3];
+  st.p50 = v[4];
+  st.p95 = v[5];
+  st.p99 = v[6];
+  st.has_slope = w->has_slope;
+  st.slope_per_min = w->has_slope ? v[7] : 0;
+  st.ts_ms = f->ts_ms;
+  st.newest_ms = w->newest_ms;
+  st.received_ms = b->received_ms;
+  return store__put(b->txn, b->s->stats, key, klen, &st, sizeof(st));
+}
+
+/* Scaled statistics (agents with a statistics cadence), stored as values;
+ * stddev and slope carry two more digits. */
 static int apply_scaled(struct store_batch *b, const char *key, size_t klen, const rp_frame *f,
                         const Rackpulse__V1__WindowStats *w, int decimals) {
-  struct store_stats st = {.window_s = w->window_s,
-                           .count = w->count,
-                           .min = rp_value_unscale(w->min_x, decimals),
-                           .max = rp_value_unscale(w->max_x, decimals),
-                           .mean = rp_value_unscale(w->mean_x, decimals),
-                           .stddev = rp_value_unscale(w->stddev_x, decimals + 2),
-                           .p50 = rp_value_unscale(w->p50_x, decimals),
-                           .p95 = rp_value_unscale(w->p95_x, decimals),
-                           .p99 = rp_value_unscale(w->p99_x, decimals),
-                           .has_slope = w->has_slope,
-                           .slope_per_min =
-                               w->has_slope ? rp_value_unscale(w->slope_x, decimals + 2) : 0,
-                           .ts_ms = f->ts_ms,
-                           .newest_ms = w->newest_ms,
-                           .received_ms = b->received_ms};
-  return store__put(b->txn, b->s->stats, key, klen, &st, sizeof(st));
+  const double v[8] = {
+      rp_value_unscale(w->min_x, decimals),  rp_value_unscale(w->max_x, decimals),
+      rp_value_unscale(w->mean_x, decimals), rp_value_unscale(w->stddev_x, decimals + 2),
+      rp_value_unscale(w->p50_x, decimals),  rp_value_unscale(w->p95_x, decimals),
+      rp_value_unscale(w->p99_x, decimals),  rp_value_unscale(w->slope_x, decimals + 2)};
+  return put_stats(b, key, klen, f, w, v);
 }
 
 /* A frame of an agent with a statistics cadence carries a series'
@@ -323,25 +337,14 @@ static int apply_stats(struct store_batch *b, const rp_frame *f, const struct di
     int klen = store__join_key(key, sizeof(key), f->rack_id, wkey);
     if (klen < 0)
       continue;
-    if (w->scaled) {
-      apply_scaled(b, key, (size_t)klen, f, w, d->decimals);
+    int rc = w->scaled ? apply_scaled(b, key, (size_t)klen, f, w, d->decimals) : 0;
+    if (rc != 0)
+      return rc;
+    if (w->scaled)
       continue;
-    }
-    struct store_stats st = {.window_s = w->window_s,
-                             .count = w->count,
-                             .min = w->min,
-                             .max = w->max,
-                             .mean = w->mean,
-                             .stddev = w->stddev,
-                             .p50 = w->p50,
-                             .p95 = w->p95,
-                             .p99 = w->p99,
-                             .has_slope = w->has_slope,
-                             .slope_per_min = w->slope_per_min,
-                             .ts_ms = f->ts_ms,
-                             .newest_ms = w->newest_ms,
-                             .received_ms = b->received_ms};
-    int rc = store__put(b->txn, b->s->stats, key, (size_t)klen, &st, sizeof(st));
+    const double v[8] = {w->min, w->max, w->mean, w->stddev,
+                         w->p50, w->p95, w->p99,  w->slope_per_min};
+    rc = put_stats(b, key, (size_t)klen, f, w, v);
     if (rc != 0)
       return rc;
   }
