@@ -7,7 +7,8 @@
  *                    same_config)
  *   ipmi_readings.c  ipmi__report
  *   ipmi_collect.c   the scrape (commands in sequence, child slots), the
- *                    const struct rp_collector_ipmi
+ *                    const struct rp_collector_ipmi, ipmi__scrape_end
+ *   ipmi_freeipmi.c  ipmi__fi_*: backend freeipmi (its own ipmi_fi.h)
  * Loop thread only, like every collector. */
 #ifndef RP_AGENT_IPMI_INTERNAL_H
 #define RP_AGENT_IPMI_INTERNAL_H
