@@ -297,6 +297,8 @@ static void on_work_done(uv_work_t *w, int status) {
             fi->dcmi == DCMI_SKIPPED ? fi->note : "");
   if (fi->rc == 0)
     apply_dcmi(b, fi);
+  else
+    fi->sdr_checked_ms = 0; /* a restarted BMC is never read through a stale SDR */
   if (fi->open)
     fi->last_ok_ms = rp_now_ms();
   snprintf(b->error, sizeof(b->error), "%s", fi->error);

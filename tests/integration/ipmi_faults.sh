@@ -189,6 +189,10 @@ fi
 start_bmc good "$GOOD"
 wait_for 30 down True || fail "good/cached did not recover after the BMC restarted: $(curl -sf "$URL/v1/racks/rf")"
 [ "$BACKEND" = freeipmi ] || wait_for 5 test -s "$CACHE" || fail "the SDR cache was not dumped again"
+# freeipmi: the first scrape after a failure compares the repository's
+# signature, and the restarted BMC's new SDR (its addition time) is read.
+[ "$BACKEND" = ipmitool ] || grep -q "good: read the SDR: 11 sensors; the SDR repository changed" "$WORK/agent.log" \
+  || fail "the restarted BMC's SDR was not read again: $(grep 'SDR' "$WORK/agent.log")"
 pass "BMC restart: both sessions down (ipmitool: SDR cache dropped), then up again"
 
 # 3b. The BMC stops answering in the middle of its session (SIGSTOP): both
