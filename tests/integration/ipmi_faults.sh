@@ -107,7 +107,9 @@ start=$(date +%s.%N)
 qpid=$!
 most=0
 while kill -0 "$qpid" 2>/dev/null; do
-  n=$(ipmitool_pids | grep -c . || true)
+  # process groups, not processes: a child's own fork (the fake's `sleep`)
+  # matches too until it has exec'd
+  n=$(for p in $(ipmitool_pids); do ps -o pgid= -p "$p" 2>/dev/null; done | sort -u | grep -c . || true)
   [ "$n" -le "$most" ] || most=$n
   sleep 0.05
 done
