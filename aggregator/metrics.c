@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "deploy.h"
 #include "gate.h"
 #include "ledger.h"
 #include "reservations.h"
@@ -413,6 +414,8 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
     flags_metrics(a, out, now);
   }
   rp_floor_metrics(a, out, now);
+  rp_slo_metrics(a->slo, out, now);
+  rp_deploy_metrics(out, now); /* deploy markers for annotations (deploy.c) */
   if (fclose(out) != 0) {
     free(text);
     return NULL;
