@@ -136,6 +136,14 @@ enum MHD_Result rp_http_change(struct rp_aggregator *a, struct MHD_Connection *c
   static const char res_prefix[] = "/v1/reservations/";
   static const char flag_prefix[] = "/v1/flags/";
   if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/reservations") == 0) {
+    /* The record names who asked: the authenticated client and its deploy,
+     * never what the body claims. */
+    json_object_set_new(body, "client",
+                        json_string(caller->client ? caller->client->name : "anonymous"));
+    if (caller->deploy != NULL)
+      json_object_set(body, "deploy", caller->deploy);
+    else
+      json_object_del(body, "deploy");
     json_t *r = rp_reservation_create(a, body, now, &st);
     return reservation_done(a, conn, caller, "reservation_create", st, r, now);
   }

@@ -165,9 +165,12 @@ bool rp_res_headroom_in(struct rp_aggregator *a, const json_t *all, const char *
   return found && !unknown;
 }
 
-/* An audit entry and an event for a reservation preempted or given notice.
- * Called with the reservation lock held: both only queue (the audit is
- * written in batches, the event by librdkafka), neither waits. */
+/* An audit entry and an event for a reservation preempted or given notice
+ * (or admitted or refused from the wait queue). The entry names the client
+ * and deploy that caused it: the preempting request's ("preempted_by"), else
+ * the reservation's own. Called with the reservation lock held: both only
+ * queue (the audit is written in batches, the event by librdkafka), neither
+ * waits. */
 void rp_res_announce(struct rp_aggregator *a, const json_t *r, const char *what, int64_t at_ms,
                      const char *reason, int64_t now) {
   const char *id = json_string_value(json_object_get(r, "id"));
@@ -180,6 +183,12 @@ void rp_res_announce(struct rp_aggregator *a, const json_t *r, const char *what,
       action, "reservation", json_object_get(r, "id"), "owner", json_object_get(r, "owner"), "kw",
       json_object_get(r, "kw"), "reason", reason, "revoke_at_ms", (json_int_t)at_ms, "decision_id",
       did, "evaluated_at_ms", (json_int_t)now);
+  const json_t *by = json_object_get(r, "preempted_by");
+  const json_t *cause = json_is_object(by) ? by : r;
+  if (entry != NULL && json_is_string(json_object_get(cause, "client")))
+    json_object_set(entry, "client", json_object_get(cause, "client"));
+  if (entry != NULL && json_is_object(json_object_get(cause, "deploy")))
+    json_object_set(entry, "deploy", json_object_get(cause, "deploy"));
   if (entry == NULL || rp_ledger_audit_append(a->ledger, entry) != 0)
     rp_warn("reservations", "%s of reservation %s not written to the audit log", what, id);
   json_decref(entry);
@@ -251,6 +260,14 @@ static double preempt(struct rp_aggregator *a, const char *rack, int rank, int64
   snprintf(reason, sizeof(reason), "preempted for %s (class %s, %.2f kW)", q->owner, q->cls, q->kw);
   double freed = 0;
   json_array_foreach(victims, i, r) {
+    /* Who preempts it, for its audit entries and its record. */
+    json_t *by = json_pack("{s:s, s:s}", "owner", q->owner, "class", q->cls);
+    if (by != NULL && q->client != NULL)
+      json_object_set_new(by, "client", json_string(q->client));
+    if (by != NULL && q->deploy != NULL)
+      json_object_set_new(by, "deploy", json_deep_copy(q->deploy));
+    if (by != NULL)
+      json_object_set_new(r, "preempted_by", by);
     if (last_notice > now) {
       if (jint(r, "preempt_at_ms") == 0) {
         json_object_set_new(r, "preempt_at_ms", json_integer(last_notice));
@@ -351,7 +368,11 @@ json_t *rp_reservation_check(const json_t *body, int64_t now, struct rp_reservat
                                    .end = end,
                                    .preemptible = json_is_true(preemptible),
                                    .wait_ms = wait_ms,
-                                   .spread = spread};
+                                   .spread = spread,
+                                   .client = json_string_value(json_object_get(body, "client")),
+                                   .deploy = json_is_object(json_object_get(body, "deploy"))
+                                                 ? json_object_get(body, "deploy")
+                                                 : NULL};
   return NULL;
 }
 
@@ -398,6 +419,10 @@ static json_t *new_record(const json_t *body, const struct rp_reservation_req *q
     json_object_set_new(r, "pool", json_string(q->pool));
   if (q->spread != NULL)
     json_object_set_new(r, "spread", json_string(q->spread));
+  if (q->client != NULL)
+    json_object_set_new(r, "client", json_string(q->client));
+  if (q->deploy != NULL)
+    json_object_set_new(r, "deploy", json_deep_copy(q->deploy));
   json_t *hosts = json_object_get(body, "hosts"), *outlets = json_object_get(body, "outlets");
   json_object_set_new(r, "hosts", hosts ? json_incref(hosts) : json_array());
   json_object_set_new(r, "outlets", outlets ? json_incref(outlets) : json_array());

@@ -72,6 +72,10 @@ struct rp_reservation_req {
   bool preemptible;
   int64_t wait_ms;    /* "wait": may wait this long in the queue when it does not fit */
   const char *spread; /* "spread": "row", "loop" or NULL */
+  /* Who asks: "client" and "deploy", set by the API from the authenticated
+   * caller (never taken from what a client sends); NULL when absent. */
+  const char *client;
+  const json_t *deploy;
 };
 
 /* Checks a create request's body at time now_ms without touching any

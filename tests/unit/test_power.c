@@ -302,7 +302,22 @@ static void test_preemption_with_notice(void **state) {
   json_decref(gold);
 }
 
-/* preempt_notice 0: revoked at once, as before, and audited. */
+/* The audit entry of `action` on r1 (new reference), or NULL. */
+static json_t *audit_entry(struct agg_fx *x, const char *action) {
+  rp_ledger_audit_flush(x->a.ledger);
+  json_t *all = rp_ledger_audit_query(x->a.ledger, "r1", 0, INT64_MAX, 1000), *e, *found = NULL;
+  size_t i;
+  json_array_foreach(all, i, e) {
+    const char *a = json_string_value(json_object_get(e, "action"));
+    if (found == NULL && a != NULL && strcmp(a, action) == 0)
+      found = json_incref(e);
+  }
+  json_decref(all);
+  return found;
+}
+
+/* preempt_notice 0: revoked at once, as before, and audited with the client
+ * and deploy of the request that preempted it (as the API sets them). */
 static void test_preemption_without_notice(void **state) {
   struct agg_fx *x = *state;
   int64_t now = rp_now_ms();
@@ -311,12 +326,38 @@ static void test_preemption_without_notice(void **state) {
   int status;
   json_t *low = reserve(x, "low", "bronze", 40, true, now, &status);
   assert_int_equal(status, 201);
+  char low_id[32];
+  snprintf(low_id, sizeof(low_id), "%s", json_string_value(json_object_get(low, "id")));
   json_decref(low);
-  json_t *gold = reserve(x, "high", "gold", 30, false, now, &status);
+  json_t *body = json_pack("{s:s, s:s, s:s, s:f, s:I, s:s, s:{s:s}}", "rack", "r1", "owner", "high",
+                           "class", "gold", "kw", 30.0, "end", (json_int_t)(now + 3600000),
+                           "client", "ci-bot", "deploy", "deploy_id", "d-42");
+  json_t *gold = rp_reservation_create(&x->a, body, now, &status);
+  json_decref(body);
   assert_int_equal(status, 201);
   assert_int_equal(json_array_size(json_object_get(gold, "preempted")), 1);
+  assert_string_equal(json_string_value(json_object_get(gold, "client")), "ci-bot");
   json_decref(gold);
   assert_int_equal(audit_count(x, "reservation_preempted"), 1);
+  json_t *e = audit_entry(x, "reservation_preempted");
+  assert_non_null(e);
+  assert_string_equal(json_string_value(json_object_get(e, "client")), "ci-bot");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(e, "deploy"), "deploy_id")),
+                      "d-42");
+  json_decref(e);
+  json_t *all = rp_ledger_res_list(x->a.ledger), *r;
+  size_t i;
+  bool seen = false;
+  json_array_foreach(all, i, r) {
+    if (strcmp(json_string_value(json_object_get(r, "id")), low_id) != 0)
+      continue;
+    json_t *by = json_object_get(r, "preempted_by");
+    assert_string_equal(json_string_value(json_object_get(by, "owner")), "high");
+    assert_string_equal(json_string_value(json_object_get(by, "client")), "ci-bot");
+    seen = true;
+  }
+  json_decref(all);
+  assert_true(seen);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, agg_fx_teardown)
