@@ -67,6 +67,16 @@ struct rp_aggregator_config {
     int64_t series_max; /* at most this many such lines per scrape */
     bool devices;       /* export rackpulse_device_up/_scrape_ms of every device */
   } metrics;
+  struct rp_cluster_config {
+    char member_id[65];  /* empty: a single member, no cluster (cluster.h) */
+    char advertise[256]; /* the URL other members and clients reach this one at */
+    char members_topic[128];
+    int64_t heartbeat_ms;      /* this member's record is republished this often */
+    int64_t member_timeout_ms; /* a member not heard of this long is gone */
+    int64_t session_timeout_ms;
+    int64_t forward_timeout_ms; /* a forwarded request or fan-out waits this long */
+    int64_t max_hops;           /* a request forwarded this often is refused (508) */
+  } cluster;
 };
 
 /* config.c. Returns 0, or a negative errno with err naming file:line, key. */
@@ -97,16 +107,18 @@ struct rp_gate;
 struct rp_ledger;
 struct rp_events;
 struct rp_floor;
+struct rp_cluster;
 
 struct rp_aggregator {
   struct rp_aggregator_config cfg;
   struct store *store;
-  struct rp_gate *gate;     /* policy and check state (gate.h) */
-  struct rp_ledger *ledger; /* audit, reservations, flags (ledger.h) */
-  struct rp_events *events; /* producer of rackpulse.events (events.c) */
-  struct rp_floor *floor;   /* per-rack summaries and agent health (floor.c) */
-  char token[256];          /* empty: mutating endpoints are refused */
-  volatile bool reload;     /* SIGHUP: reload the policy */
+  struct rp_gate *gate;       /* policy and check state (gate.h) */
+  struct rp_ledger *ledger;   /* audit, reservations, flags (ledger.h) */
+  struct rp_events *events;   /* producer of rackpulse.events (events.c) */
+  struct rp_floor *floor;     /* per-rack summaries and agent health (floor.c) */
+  struct rp_cluster *cluster; /* NULL: a single member (cluster.h) */
+  char token[256];            /* empty: mutating endpoints are refused */
+  volatile bool reload;       /* SIGHUP: reload the policy */
   struct rp_ingest_stats stats;
   struct rp_http *http;
   volatile bool stop;

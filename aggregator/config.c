@@ -10,6 +10,7 @@
  *   audit:  {max_age, max_entries, map_size_mb}
  *   flags:  {automatic, min_hold}
  *   metrics: {series, series_max, devices}
+ *   cluster: {member_id, advertise, members_topic, ...} (cluster_config.c)
  *   log_level: info
  *
  * The tables below are the whole truth about accepted keys. */
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "cluster.h"
 #include "rackpulse/cfg.h"
 #include "rackpulse/log.h"
 
@@ -117,8 +119,8 @@ static const struct rp_cfg_field policy_fields[] = {
                "series holding the supply temperature"),
 };
 
-static const char *const top_sections[] = {"kafka", "store", "http",    "policy", "reservations",
-                                           "audit", "flags", "metrics", NULL};
+static const char *const top_sections[] = {"kafka", "store", "http",    "policy",  "reservations",
+                                           "audit", "flags", "metrics", "cluster", NULL};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -169,6 +171,8 @@ int rp_aggregator_config_load(const char *path, C *cfg, char *err, size_t errlen
   if (rc == 0)
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "metrics"), "metrics", metrics_fields,
                       N(metrics_fields), NULL, cfg, err, errlen);
+  if (rc == 0)
+    rc = rp_cluster_config_apply(doc, rp_cfg_get(doc, root, "cluster"), cfg, err, errlen);
   enum rp_log_level lvl;
   if (rc == 0 && rp_log_level_parse(cfg->log_level, &lvl) != 0) {
     rp_cfg_error(doc, rp_cfg_get(doc, root, "log_level"), "log_level", err, errlen,
@@ -189,4 +193,5 @@ void rp_aggregator_config_help(FILE *out) {
   rp_cfg_print_help(out, "audit", audit_fields, N(audit_fields));
   rp_cfg_print_help(out, "flags", flags_fields, N(flags_fields));
   rp_cfg_print_help(out, "metrics", metrics_fields, N(metrics_fields));
+  rp_cluster_config_help(out);
 }

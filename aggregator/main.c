@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "cluster.h"
+#include "forward.h"
 #include "policy.h"
 #include "rackpulse/log.h"
 #include "rackpulse/secret.h"
@@ -113,6 +115,11 @@ int main(int argc, char **argv) {
     rp_error("aggregator", "%s", err);
     goto out_upkeep;
   }
+  if (a->cfg.cluster.member_id[0] != '\0' &&
+      (rp_forward_global_init() != 0 || rp_cluster_start(a, &a->cluster, err, sizeof(err)) != 0)) {
+    rp_error("aggregator", "cluster: %s", err);
+    goto out_upkeep;
+  }
   if (rp_http_start(a, &a->http, err, sizeof(err)) != 0) {
     rp_error("aggregator", "%s", err);
     goto out_upkeep;
@@ -127,6 +134,11 @@ out_http:
   rp_http_stop(a->http);
 out_upkeep:
   a->stop = true;
+  if (a->cluster != NULL) {
+    rp_cluster_stop(a->cluster);
+    a->cluster = NULL;
+    rp_forward_global_cleanup();
+  }
   rp_upkeep_stop(a);
   store_close(a->store);
   return status;
