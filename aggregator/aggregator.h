@@ -112,16 +112,17 @@ struct rp_cluster;
 struct rp_aggregator {
   struct rp_aggregator_config cfg;
   struct store *store;
-  struct rp_gate *gate;       /* policy and check state (gate.h) */
-  struct rp_ledger *ledger;   /* audit, reservations, flags (ledger.h) */
-  struct rp_events *events;   /* producer of rackpulse.events (events.c) */
-  struct rp_floor *floor;     /* per-rack summaries and agent health (floor.c) */
-  struct rp_cluster *cluster; /* NULL: a single member (cluster.h) */
-  char token[256];            /* empty: mutating endpoints are refused */
-  volatile bool reload;       /* SIGHUP: reload the policy */
+  struct rp_gate *gate;     /* policy and check state (gate.h) */
+  struct rp_ledger *ledger; /* audit, reservations, flags (ledger.h) */
+  struct rp_events *events; /* producer of rackpulse.events (events.c) */
+  struct rp_floor *floor;   /* per-rack summaries and agent health (floor.c) */
+  char token[256];          /* empty: mutating endpoints are refused */
+  volatile bool reload;     /* SIGHUP: reload the policy */
   struct rp_ingest_stats stats;
   struct rp_http *http;
   volatile bool stop;
+  /* NULL: a single member (cluster.h) */
+  struct rp_cluster *cluster;
 };
 
 /* consume.c: runs the Kafka consumer until a->stop; returns 0 or -errno. */
