@@ -25,7 +25,6 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,26 +36,6 @@
 #include "rackpulse/log.h"
 
 #define HOPS_HEADER "X-Rackpulse-Hops"
-
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static pthread_key_t curl_key;
-
-static void free_curl(void *p) { curl_easy_cleanup(p); }
-static void make_key(void) { pthread_key_create(&curl_key, free_curl); }
-
-/* The calling thread's easy handle, kept across requests for keep-alive
- * and freed when the thread ends. */
-static CURL *thread_curl(void) {
-  pthread_once(&key_once, make_key);
-  CURL *h = pthread_getspecific(curl_key);
-  if (h == NULL) {
-    h = curl_easy_init();
-    pthread_setspecific(curl_key, h);
-  } else {
-    curl_easy_reset(h);
-  }
-  return h;
-}
 
 int rp_forward_global_init(void) {
   return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
@@ -138,10 +117,13 @@ static void finish(CURL *h, CURLcode rc, struct answer *ans) {
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ans->status);
 }
 
-/* One request to `url`, on this thread's handle. */
+/* One request to `url`. Always on a new connection: the HTTP server binds a
+ * kept-alive connection to one of its worker threads, so two members
+ * forwarding to each other over kept-alive connections could each wait for
+ * the thread the other holds; a new connection is accepted by a free one. */
 static void request_one(const char *url, const struct outbound *req, long timeout_ms,
                         struct answer *ans) {
-  CURL *h = thread_curl();
+  CURL *h = curl_easy_init();
   if (h == NULL) {
     ans->failed = true;
     snprintf(ans->err, sizeof(ans->err), "out of memory");
@@ -151,6 +133,7 @@ static void request_one(const char *url, const struct outbound *req, long timeou
   setup(h, url, req, timeout_ms, ans, &hdrs);
   finish(h, curl_easy_perform(h), ans);
   curl_slist_free_all(hdrs);
+  curl_easy_cleanup(h);
 }
 
 void rp_forward_request_all(const struct rp_member_addr *to, size_t n, const struct outbound *req,

@@ -1,0 +1,124 @@
+#!/bin/bash
+# Two aggregators that are members of one site (cluster.member_id): any
+# member answers for any rack.
+#   - each member publishes its address and assignment on the members topic
+#     and sees the other's (GET /v1/cluster): every partition has an owner;
+#   - a gate asked at the member that does not own the rack is forwarded to
+#     the owner: the answer says who answered (answered_by and
+#     X-Rackpulse-Answered-By: the owner by the producers' partitioner) and
+#     who forwarded it (X-Rackpulse-Forwarded-By);
+#   - the hop limit: a request that has already been forwarded
+#     cluster.max_hops times is refused (508) by a non-owner, never sent on;
+#   - mutations are forwarded too (a flag set and cleared through the
+#     non-owner is applied by the owner), with the caller's token;
+#   - site-wide queries fan out and merge: /v1/racks lists every rack once
+#     from either member, placement ranks racks of both, the audit log and
+#     flags hold what either member wrote.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/ingest_lib.sh"
+source "$(dirname "$0")/cluster_lib.sh"
+
+RACKS=8
+umask 077
+echo "cluster-token-for-tests" >"$WORK/token"
+AUTH=(-H "Authorization: Bearer cluster-token-for-tests")
+AGG_HTTP_EXTRA="token_file: $WORK/token"
+start_broker
+start_member a
+start_member b
+wait_for 60 settled 2 a b || fail "the members did not settle: $(cluster_json a) $(cluster_json b)"
+pass "a and b see each other on the members topic and every partition has an owner"
+
+loadgen --racks $RACKS --frames 3 --series 12 2>"$WORK/loadgen.log" || fail "loadgen failed"
+racks_known() {
+  local n
+  n=$(curl -sf "${AGG_URL[a]}/v1/racks" | $PY -c 'import json,sys; print(len(json.load(sys.stdin)["racks"]))')
+  [ "$n" = "$RACKS" ]
+}
+wait_for 30 racks_known || fail "racks not known: $(curl -s "${AGG_URL[a]}/v1/racks")"
+
+forwarded=0
+for i in $(seq 1 $RACKS); do
+  rack=$(printf r%04d "$i")
+  owner=$(owner_of "$rack" a)
+  [ "$owner" = "$(owner_of "$rack" b)" ] || fail "a and b disagree on the owner of $rack"
+  for at in a b; do
+    read -r status by hby hfwd decision <<<"$(gate "$at" "$rack")"
+    [ "$status" = 200 ] || fail "gate of $rack at $at: HTTP $status ($(cat "$WORK/gate.b"))"
+    [ "$by" = "$owner" ] && [ "$hby" = "$owner" ] \
+      || fail "gate of $rack at $at answered by $by/$hby, its owner is $owner"
+    if [ "$at" != "$owner" ]; then
+      [ "$hfwd" = "$at" ] || fail "gate of $rack at $at: X-Rackpulse-Forwarded-By is '$hfwd'"
+      forwarded=$((forwarded + 1))
+    else
+      [ "$hfwd" = "-" ] || fail "gate of $rack at its owner $at claims a forward ($hfwd)"
+    fi
+  done
+done
+[ "$forwarded" = "$RACKS" ] || fail "$forwarded forwarded gates, expected $RACKS"
+pass "every gate asked at the non-owner was forwarded and answered by the owner ($forwarded racks)"
+
+# The hop limit (cluster.max_hops: 2).
+rack=r0001
+owner=$(owner_of $rack a)
+other=$([ "$owner" = a ] && echo b || echo a)
+read -r status by _ _ _ <<<"$(gate "$other" $rack -H "X-Rackpulse-Hops: 2")"
+[ "$status" = 508 ] || fail "a request past the hop limit at $other: HTTP $status"
+grep -q "hop limit" "$WORK/gate.b" || fail "508 does not say why: $(cat "$WORK/gate.b")"
+[ "$by" = "$other" ] || fail "the 508 does not name $other as the answering member"
+read -r status by _ _ _ <<<"$(gate "$other" $rack -H "X-Rackpulse-Hops: 1")"
+[ "$status" = 200 ] && [ "$by" = "$owner" ] || fail "one hop left: HTTP $status by $by"
+read -r status by _ _ _ <<<"$(gate "$owner" $rack -H "X-Rackpulse-Hops: 7")"
+[ "$status" = 200 ] && [ "$by" = "$owner" ] || fail "the owner refused a request with hops: $status"
+pass "past cluster.max_hops a non-owner answers 508 (hop limit); the owner still answers"
+
+# A flag set and cleared through the non-owner is applied by the owner.
+exp=$(( $(date +%s) * 1000 + 600000 ))
+code=$(curl -s -o "$WORK/flag.json" -w '%{http_code}' "${AUTH[@]}" -X POST \
+  -d "{\"rack\": \"$rack\", \"flag\": \"maintenance\", \"owner\": \"ops\", \"expires_ms\": $exp}" \
+  "${AGG_URL[$other]}/v1/flags")
+[ "$code" = 201 ] || fail "flag through $other: HTTP $code $(cat "$WORK/flag.json")"
+grep -q "\"answered_by\":\"$owner\"" "$WORK/flag.json" || fail "flag not set by $owner: $(cat "$WORK/flag.json")"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST \
+  -d "{\"rack\": \"$rack\", \"flag\": \"maintenance\", \"owner\": \"ops\", \"expires_ms\": $exp}" \
+  "${AGG_URL[$other]}/v1/flags")
+[ "$code" = 401 ] || fail "a forwarded flag without a token: HTTP $code"
+curl -sf "${AGG_URL[$owner]}/v1/flags?rack=$rack" | grep -q '"maintenance"' || fail "the owner has no flag"
+pass "a flag set at the non-owner with the token is applied by the owner (without it: 401)"
+
+# Site-wide queries, from either member.
+for at in a b; do
+  curl -sf "${AGG_URL[$at]}/v1/racks" >"$WORK/racks-$at.json" || fail "GET /v1/racks at $at"
+  curl -sf "${AGG_URL[$at]}/v1/placement?kw=1&count=$RACKS" >"$WORK/place-$at.json" || fail "placement at $at"
+  curl -sf "${AGG_URL[$at]}/v1/audit?limit=1000" >"$WORK/audit-$at.json" || fail "audit at $at"
+  curl -sf "${AGG_URL[$at]}/v1/flags" >"$WORK/flags-$at.json" || fail "flags at $at"
+  $PY - "$WORK" "$at" "$RACKS" "$rack" <<'PYEOF' || fail "site-wide answers at $at are wrong"
+import json, sys
+work, at, n, flagged = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+load = lambda f: json.load(open("%s/%s-%s.json" % (work, f, at)))
+racks, place, audit, flags = load("racks"), load("place"), load("audit"), load("flags")
+names = [r["rack"] for r in racks["racks"]]
+assert names == ["r%04d" % i for i in range(1, n + 1)], names
+assert sorted(m["member"] for m in racks["members"]) == ["a", "b"], racks["members"]
+assert racks["incomplete"] is False and racks["unowned_partitions"] == [], racks
+ranked = place["racks"] + place["excluded"]
+assert sorted(r["rack"] for r in ranked) == names, ranked
+scores = [r["score"] for r in place["racks"]]
+assert scores == sorted(scores, reverse=True), scores
+# every gate of the loop above (2 per rack) and of the hop checks is in the audit log
+ids = [d["decision_id"] for d in audit["decisions"]]
+assert len(ids) == len(set(ids)) and len(ids) >= 2 * n + 2, len(ids)
+times = [d["evaluated_at_ms"] for d in audit["decisions"]]
+assert times == sorted(times)
+assert [(f["rack"], f["flag"]) for f in flags["flags"]] == [(flagged, "maintenance")], flags
+PYEOF
+done
+pass "GET /v1/racks, placement, audit and flags fan out to both members and merge, from either"
+
+code=$(curl -s -o "$WORK/del.json" -w '%{http_code}' "${AUTH[@]}" -X DELETE \
+  "${AGG_URL[$other]}/v1/flags/$rack/maintenance")
+[ "$code" = 200 ] && grep -q "\"answered_by\":\"$owner\"" "$WORK/del.json" \
+  || fail "clearing through $other: HTTP $code $(cat "$WORK/del.json")"
+[ "$(curl -sf "${AGG_URL[$other]}/v1/flags" | $PY -c 'import json,sys; print(len(json.load(sys.stdin)["flags"]))')" = 0 ] \
+  || fail "the flag is still listed"
+pass "the flag cleared through the non-owner is gone from the site"
