@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "rackpulse/kafka_props.h"
 #include "store.h"
 
 /* The policy section of aggregator.yaml: a policy file, or the built-in
@@ -30,6 +31,9 @@ struct rp_aggregator_config {
     int64_t batch_max;
     int64_t batch_wait_ms;
     char events_topic[128];
+    char sasl_password_file[256]; /* sasl.password, read at start (kafka_conf.c) */
+    size_t nprops;                /* kafka.properties, passed through */
+    struct rp_kafka_prop props[32];
   } kafka;
   struct {
     char path[256];
@@ -124,6 +128,16 @@ struct rp_aggregator {
   /* NULL: a single member (cluster.h) */
   struct rp_cluster *cluster;
 };
+
+/* kafka_conf.c: the settings every Kafka client of the aggregator shares:
+ * bootstrap.servers, kafka.properties (TLS, SASL) and sasl.password from
+ * kafka.sasl_password_file. Returns 0 or -EINVAL with err naming the key. */
+struct rd_kafka_conf_s;
+int rp_kafka_conf_common(const struct rp_aggregator_config *cfg, struct rd_kafka_conf_s *conf,
+                         char *err, size_t errlen);
+/* kafka.properties of the config file (config.c). */
+int rp_kafka_conf_load(const struct rp_cfg_doc *doc, rp_cfg_node kafka,
+                       struct rp_aggregator_config *cfg, char *err, size_t errlen);
 
 /* consume.c: runs the Kafka consumer until a->stop; returns 0 or -errno. */
 int rp_consume_run(struct rp_aggregator *a, char *err, size_t errlen);

@@ -86,8 +86,11 @@ static rd_kafka_t *new_client(struct rp_cluster *c, rd_kafka_type_t type, char *
                               size_t errlen) {
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   char e[512];
+  if (rp_kafka_conf_common(&c->a->cfg, conf, err, errlen) != 0) {
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+  }
   const char *settings[][2] = {
-      {"bootstrap.servers", c->a->cfg.kafka.brokers},
       {"client.id", c->cfg.member_id},
       {type == RD_KAFKA_PRODUCER ? "enable.idempotence" : "enable.partition.eof",
        type == RD_KAFKA_PRODUCER ? "true" : "false"},

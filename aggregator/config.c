@@ -1,6 +1,7 @@
 /* The aggregator's configuration file, one YAML document:
  *
- *   kafka:  {brokers, topic, group, batch_max, batch_wait}
+ *   kafka:  {brokers, topic, group, batch_max, batch_wait, events_topic,
+ *           sasl_password_file, properties: {librdkafka key: value}}
  *   store:  {path, map_size_mb, map_size_max_mb}
  *   http:   {listen, port, threads, max_connections}
  *   http:   {..., token_file}
@@ -38,7 +39,13 @@ static const struct rp_cfg_field kafka_fields[] = {
                "longest wait to fill a batch"),
     RP_CFG_STR("events_topic", C, kafka.events_topic, "rackpulse.events", 0,
                "topic for flag events (rackpulse.v1.Event)"),
+    RP_CFG_STR("sasl_password_file", C, kafka.sasl_password_file, "", 0,
+               "file (0600/0640) holding sasl.password for SASL PLAIN/SCRAM, for every Kafka "
+               "client of the aggregator; set sasl.mechanisms, sasl.username and "
+               "security.protocol in kafka.properties"),
 };
+
+static const char *const kafka_sections[] = {"properties", NULL};
 
 static const struct rp_cfg_field store_fields[] = {
     RP_CFG_STR("path", C, store.path, "/var/lib/rackpulse/aggregator", 0,
@@ -135,7 +142,9 @@ int rp_aggregator_config_load(const char *path, C *cfg, char *err, size_t errlen
   rc = rp_cfg_apply(doc, root, "config", top_fields, N(top_fields), top_sections, cfg, err, errlen);
   if (rc == 0)
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "kafka"), "kafka", kafka_fields, N(kafka_fields),
-                      NULL, cfg, err, errlen);
+                      kafka_sections, cfg, err, errlen);
+  if (rc == 0)
+    rc = rp_kafka_conf_load(doc, rp_cfg_get(doc, root, "kafka"), cfg, err, errlen);
   if (rc == 0)
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "store"), "store", store_fields, N(store_fields),
                       NULL, cfg, err, errlen);

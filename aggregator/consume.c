@@ -190,8 +190,11 @@ static int create_consumer(struct consumer *c, char *err, size_t errlen) {
    * partitions over after this long; Kafka's default is 45 s. */
   snprintf(session, sizeof(session), "%lld",
            cfg->cluster.member_id[0] ? (long long)cfg->cluster.session_timeout_ms : 10000LL);
+  if (rp_kafka_conf_common(cfg, conf, err, errlen) != 0) {
+    rd_kafka_conf_destroy(conf);
+    return -EINVAL;
+  }
   const char *settings[][2] = {
-      {"bootstrap.servers", cfg->kafka.brokers},
       {"group.id", cfg->kafka.group},
       {"enable.auto.commit", "false"},
       {"enable.auto.offset.store", "false"},

@@ -49,7 +49,7 @@ int rp_events_new(const struct rp_aggregator_config *cfg, struct rp_events **out
     return -ENOMEM;
   char estr[512];
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->kafka.brokers, estr, sizeof(estr)) ||
+  if (rp_kafka_conf_common(cfg, conf, estr, sizeof(estr)) != 0 ||
       rd_kafka_conf_set(conf, "enable.idempotence", "true", estr, sizeof(estr)) ||
       rd_kafka_conf_set(conf, "linger.ms", "5", estr, sizeof(estr))) {
     snprintf(err, errlen, "events producer: %s", estr);

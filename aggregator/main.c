@@ -2,6 +2,7 @@
  * starts the HTTP API and runs Kafka ingest on the main thread until SIGTERM
  * or SIGINT. Exit status: 0 ok, 1 runtime failure, 2 bad usage or config. */
 #include <getopt.h>
+#include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -91,6 +92,14 @@ int main(int argc, char **argv) {
         return 2;
       }
       memset(token, 0, sizeof(token));
+    }
+    /* librdkafka knows its keys and values: kafka.properties are checked. */
+    rd_kafka_conf_t *kconf = rd_kafka_conf_new();
+    int bad = rp_kafka_conf_common(&a->cfg, kconf, err, sizeof(err));
+    rd_kafka_conf_destroy(kconf);
+    if (bad != 0) {
+      fprintf(stderr, "rackpulse-aggregator: %s\n", err);
+      return 2;
     }
     printf("%s: valid: Kafka %s topic %s group %s, store %s, http %s:%lld\n", config,
            a->cfg.kafka.brokers, a->cfg.kafka.topic, a->cfg.kafka.group, a->cfg.store.path,

@@ -1,0 +1,76 @@
+/* The settings every Kafka client of the aggregator shares (ingest
+ * consumer, events producer, members topic clients): the brokers, the
+ * pass-through kafka.properties (TLS and SASL, as the agent takes them) and
+ * sasl.password read from kafka.sasl_password_file. Properties that
+ * exactly-once ingest, co-partitioning or the consumer group depend on are
+ * set by the aggregator alone: the config file may not name them. */
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <string.h>
+
+#include "aggregator.h"
+#include "rackpulse/secret.h"
+
+static const char *const reserved[] = {
+    "bootstrap.servers", /* kafka.brokers */
+    "group.id",          /* kafka.group */
+    "enable.idempotence",
+    "acks",
+    "request.required.acks",
+    "max.in.flight.requests.per.connection",
+    "max.in.flight",
+    "enable.gapless.guarantee",
+    "transactional.id",
+    "isolation.level",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "enable.partition.eof",
+    "partitioner",
+    "partitioner.consistent.hash",
+    "partition.assignment.strategy",
+    "session.timeout.ms", /* cluster.session_timeout */
+    NULL,
+};
+
+int rp_kafka_conf_load(const struct rp_cfg_doc *doc, rp_cfg_node kafka,
+                       struct rp_aggregator_config *cfg, char *err, size_t errlen) {
+  return rp_kafka_props_load(doc, rp_cfg_get(doc, kafka, "properties"), "kafka.properties",
+                             reserved, "kafka.sasl_password_file", cfg->kafka.props,
+                             sizeof(cfg->kafka.props) / sizeof(cfg->kafka.props[0]),
+                             &cfg->kafka.nprops, err, errlen);
+}
+
+static int set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,
+               size_t errlen) {
+  char e[256];
+  if (rd_kafka_conf_set(conf, key, value, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+    snprintf(err, errlen, "kafka setting %s: %s", key, e);
+    return -EINVAL;
+  }
+  return 0;
+}
+
+int rp_kafka_conf_common(const struct rp_aggregator_config *cfg, rd_kafka_conf_t *conf, char *err,
+                         size_t errlen) {
+  if (set(conf, "bootstrap.servers", cfg->kafka.brokers, err, errlen) != 0)
+    return -EINVAL;
+  for (size_t i = 0; i < cfg->kafka.nprops; i++) {
+    char e[512];
+    if (set(conf, cfg->kafka.props[i].key, cfg->kafka.props[i].value, e, sizeof(e)) != 0) {
+      snprintf(err, errlen, "kafka.properties.%s: %s", cfg->kafka.props[i].key, e);
+      return -EINVAL;
+    }
+  }
+  if (cfg->kafka.sasl_password_file[0] == '\0')
+    return 0;
+  char secret[256], why[256];
+  if (rp_secret_read_file(cfg->kafka.sasl_password_file, secret, sizeof(secret), why,
+                          sizeof(why)) != 0) {
+    snprintf(err, errlen, "kafka.sasl_password_file: %s", why);
+    return -EINVAL;
+  }
+  int rc = set(conf, "sasl.password", secret, err, errlen);
+  memset(secret, 0, sizeof(secret));
+  return rc;
+}
