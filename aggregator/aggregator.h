@@ -31,6 +31,7 @@ struct rp_aggregator_config {
     int64_t batch_max;
     int64_t batch_wait_ms;
     char events_topic[128];
+    char audit_topic[128];        /* empty: audit records stay local (audit_topic.c) */
     char sasl_password_file[256]; /* sasl.password, read at start (kafka_conf.c) */
     size_t nprops;                /* kafka.properties, passed through */
     struct rp_kafka_prop props[32];
@@ -112,6 +113,7 @@ struct rp_ledger;
 struct rp_events;
 struct rp_floor;
 struct rp_cluster;
+struct rp_audit_topic;
 
 struct rp_aggregator {
   struct rp_aggregator_config cfg;
@@ -127,7 +129,15 @@ struct rp_aggregator {
   volatile bool stop;
   /* NULL: a single member (cluster.h) */
   struct rp_cluster *cluster;
+  /* NULL: no kafka.audit_topic (audit_topic.c) */
+  struct rp_audit_topic *audit_topic;
 };
+
+/* audit_topic.c: the producer of kafka.audit_topic, attached to a->ledger
+ * (nothing without the setting), its /metrics lines, and its flush. */
+int rp_audit_topic_start(struct rp_aggregator *a, char *err, size_t errlen);
+void rp_audit_topic_stop(struct rp_aggregator *a);
+void rp_audit_topic_metrics(struct rp_aggregator *a, FILE *out);
 
 /* kafka_conf.c: the settings every Kafka client of the aggregator shares:
  * bootstrap.servers, kafka.properties (TLS, SASL) and sasl.password from

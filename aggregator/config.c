@@ -39,6 +39,9 @@ static const struct rp_cfg_field kafka_fields[] = {
                "longest wait to fill a batch"),
     RP_CFG_STR("events_topic", C, kafka.events_topic, "rackpulse.events", 0,
                "topic for flag events (rackpulse.v1.Event)"),
+    RP_CFG_STR("audit_topic", C, kafka.audit_topic, "", 0,
+               "append-only topic every audit record also goes to, keyed by rack (e.g. "
+               "rackpulse.audit, with long retention); empty: the local audit log only"),
     RP_CFG_STR("sasl_password_file", C, kafka.sasl_password_file, "", 0,
                "file (0600/0640) holding sasl.password for SASL PLAIN/SCRAM, for every Kafka "
                "client of the aggregator; set sasl.mechanisms, sasl.username and "

@@ -33,6 +33,9 @@ struct rp_ledger {
   _Atomic uint64_t dropped;
   bool stop;
   pthread_t writer;
+  /* rp_ledger_set_audit_sink() */
+  void (*sink)(void *ctx, const json_t *decision);
+  void *sink_ctx;
 };
 
 static void *audit_writer(void *arg);
@@ -202,6 +205,8 @@ int rp_ledger_audit_append(struct rp_ledger *l, const json_t *d) {
   if (!json_is_string(json_object_get(d, "rack")) ||
       !json_is_string(json_object_get(d, "decision_id")))
     return -EINVAL;
+  if (l->sink != NULL)
+    l->sink(l->sink_ctx, d);
   /* A copy of its own: the caller goes on using (and freeing) its decision
    * while the writer thread serialises this one, and jansson's reference
    * counts are not entirely thread-safe (found by ThreadSanitizer). */
@@ -645,4 +650,10 @@ int rp_ledger_flag_del(struct rp_ledger *l, const char *rack, const char *flag) 
 
 json_t *rp_ledger_flag_list(struct rp_ledger *l, const char *rack) {
   return list_db(l, l->flags, rack);
+}
+
+void rp_ledger_set_audit_sink(struct rp_ledger *l, void (*sink)(void *ctx, const json_t *decision),
+                              void *ctx) {
+  l->sink_ctx = ctx;
+  l->sink = sink;
 }

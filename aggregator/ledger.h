@@ -43,6 +43,11 @@ void rp_ledger_close(struct rp_ledger *l);
  * -ENOBUFS when the queue (100 000 decisions) is full: the decision is then
  * not kept and counted (rp_ledger_audit_dropped). */
 int rp_ledger_audit_append(struct rp_ledger *l, const json_t *decision);
+/* Every decision appended from now on is also handed to sink (in the
+ * appending thread, before it is queued; the decision stays the caller's).
+ * Set it before the ledger is shared between threads. */
+void rp_ledger_set_audit_sink(struct rp_ledger *l, void (*sink)(void *ctx, const json_t *decision),
+                              void *ctx);
 /* Writes the queued decisions now (also done by rp_ledger_close). */
 void rp_ledger_audit_flush(struct rp_ledger *l);
 uint64_t rp_ledger_audit_dropped(struct rp_ledger *l);

@@ -413,6 +413,7 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
     flags_metrics(a, out, now);
   }
   rp_floor_metrics(a, out, now);
+  rp_audit_topic_metrics(a, out);
   if (fclose(out) != 0) {
     free(text);
     return NULL;

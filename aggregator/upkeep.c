@@ -106,6 +106,8 @@ int rp_upkeep_start(struct rp_aggregator *a, char *err, size_t errlen) {
     return rc;
   if ((rc = rp_events_new(&a->cfg, &a->events, err, errlen)) != 0)
     return rc;
+  if ((rc = rp_audit_topic_start(a, err, errlen)) != 0)
+    return rc;
   if ((rc = rp_floor_new(&a->floor)) != 0) {
     snprintf(err, errlen, "out of memory");
     return rc;
@@ -133,6 +135,7 @@ void rp_upkeep_stop(struct rp_aggregator *a) {
   a->floor = NULL;
   rp_ledger_close(a->ledger);
   a->ledger = NULL;
+  rp_audit_topic_stop(a);
   rp_gate_free(a->gate);
   a->gate = NULL;
   memset(a->token, 0, sizeof(a->token));
