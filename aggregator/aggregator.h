@@ -32,6 +32,7 @@ struct rp_aggregator_config {
     int64_t batch_wait_ms;
     char events_topic[128];
     char audit_topic[128];        /* empty: audit records stay local (audit_topic.c) */
+    char ledger_topic[128];       /* a cluster's reservations and flags (changelog.c) */
     char sasl_password_file[256]; /* sasl.password, read at start (kafka_conf.c) */
     size_t nprops;                /* kafka.properties, passed through */
     struct rp_kafka_prop props[32];
@@ -138,6 +139,8 @@ struct rp_aggregator {
 int rp_audit_topic_start(struct rp_aggregator *a, char *err, size_t errlen);
 void rp_audit_topic_stop(struct rp_aggregator *a);
 void rp_audit_topic_metrics(struct rp_aggregator *a, FILE *out);
+/* cluster.c: a cluster member's /metrics lines (nothing when c is NULL). */
+void rp_cluster_metrics(struct rp_cluster *c, FILE *out);
 
 /* kafka_conf.c: the settings every Kafka client of the aggregator shares:
  * bootstrap.servers, kafka.properties (TLS, SASL) and sasl.password from

@@ -35,7 +35,10 @@ struct rp_cluster {
   char topic[128]; /* the frames topic */
   int32_t partition_count;
   pthread_mutex_t lock;
-  uint8_t owns[BITMAP_BYTES]; /* this member's partitions */
+  uint8_t owns[BITMAP_BYTES];    /* this member's partitions, answered here */
+  uint8_t pending[BITMAP_BYTES]; /* assigned, ledger not rebuilt yet: not answered */
+  struct rp_changelog *changelog;
+  bool left;
   int64_t assigned_at_ms;
   bool dirty; /* the assignment changed: publish now */
   struct member members[RP_CLUSTER_MAX_MEMBERS];
@@ -249,6 +252,8 @@ static void read_record(struct rp_cluster *c, const rd_kafka_message_t *msg) {
   json_decref(rec);
 }
 
+static void rebuild_pending(struct rp_cluster *c);
+
 static void *members_thread(void *arg) {
   struct rp_cluster *c = arg;
   uint64_t last_pub = 0;
@@ -257,6 +262,7 @@ static void *members_thread(void *arg) {
     pthread_mutex_lock(&c->lock);
     bool dirty = c->dirty;
     pthread_mutex_unlock(&c->lock);
+    rebuild_pending(c);
     if (dirty || now - last_pub >= (uint64_t)c->cfg.heartbeat_ms) {
       publish(c, false);
       last_pub = now;
@@ -295,6 +301,7 @@ static int start_reader(struct rp_cluster *c, char *err, size_t errlen) {
 }
 
 static void free_cluster(struct rp_cluster *c) {
+  rp_changelog_stop(c->changelog);
   if (c->reader_rkt != NULL) {
     for (int32_t p = 0; p < c->members_partitions; p++)
       rd_kafka_consume_stop(c->reader_rkt, p);
@@ -329,6 +336,8 @@ int rp_cluster_start(struct rp_aggregator *a, struct rp_cluster **out, char *err
   c->members_rkt = rd_kafka_topic_new(c->producer, c->cfg.members_topic, NULL);
   if ((rc = start_reader(c, err, errlen)) != 0)
     goto fail;
+  if ((rc = rp_changelog_start(a, c->partition_count, &c->changelog, err, errlen)) != 0)
+    goto fail;
   snprintf(self_id, sizeof(self_id), "%s", c->cfg.member_id);
   if (pthread_create(&c->thread, NULL, members_thread, c) != 0) {
     snprintf(err, errlen, "cannot start the members thread");
@@ -346,30 +355,72 @@ fail:
   return rc;
 }
 
-void rp_cluster_stop(struct rp_cluster *c) {
-  if (c == NULL)
+void rp_cluster_leave(struct rp_cluster *c) {
+  if (c == NULL || c->left)
     return;
+  c->left = true;
   c->stop = true;
   if (c->thread_started)
     pthread_join(c->thread, NULL);
+  c->thread_started = false;
   publish(c, true);
   if (rd_kafka_flush(c->producer, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR)
     rp_warn("cluster", "the 'left' record of %s was not delivered: the others will time it out",
             c->cfg.member_id);
+}
+
+void rp_cluster_stop(struct rp_cluster *c) {
+  if (c == NULL)
+    return;
+  rp_cluster_leave(c);
   self_id[0] = '\0';
   free_cluster(c);
 }
 
-/* Sets (or clears) the bits of parts' frames-topic partitions. Locked. */
-static void mark(struct rp_cluster *c, const rd_kafka_topic_partition_list_t *parts, bool on) {
+void rp_cluster_metrics(struct rp_cluster *c, FILE *out) {
+  if (c != NULL)
+    rp_changelog_metrics(c->changelog, out);
+}
+
+/* Rebuilds the ledger of every pending partition, then answers for it
+ * (members thread). A partition revoked meanwhile stays unanswered; one
+ * that cannot be rebuilt is tried again on the next call. */
+static void rebuild_pending(struct rp_cluster *c) {
+  for (int32_t p = 0; p < c->partition_count && !c->stop; p++) {
+    pthread_mutex_lock(&c->lock);
+    bool pending = bit(c->pending, p);
+    pthread_mutex_unlock(&c->lock);
+    if (!pending)
+      continue;
+    char err[512];
+    if (rp_changelog_rebuild(c->changelog, p, err, sizeof(err)) != 0) {
+      rp_warn("cluster", "partition %d is not answered here yet: ledger not rebuilt: %s", (int)p,
+              err);
+      continue;
+    }
+    pthread_mutex_lock(&c->lock);
+    if (bit(c->pending, p)) {
+      c->pending[p / 8] &= (uint8_t) ~(1u << (p % 8));
+      set_bit(c->owns, p);
+      c->assigned_at_ms = rp_now_ms();
+      c->dirty = true;
+    }
+    pthread_mutex_unlock(&c->lock);
+  }
+}
+
+/* Sets (or clears) the bits of parts' frames-topic partitions in map.
+ * Locked. */
+static void mark(struct rp_cluster *c, uint8_t *map, const rd_kafka_topic_partition_list_t *parts,
+                 bool on) {
   for (int i = 0; parts != NULL && i < parts->cnt; i++) {
     const rd_kafka_topic_partition_t *p = &parts->elems[i];
     if (strcmp(p->topic, c->topic) != 0 || p->partition < 0 || p->partition >= c->partition_count)
       continue;
     if (on)
-      set_bit(c->owns, p->partition);
+      set_bit(map, p->partition);
     else
-      c->owns[p->partition / 8] &= (uint8_t) ~(1u << (p->partition % 8));
+      map[p->partition / 8] &= (uint8_t) ~(1u << (p->partition % 8));
   }
 }
 
@@ -378,10 +429,12 @@ void rp_cluster_assigned(struct rp_cluster *c, const rd_kafka_topic_partition_li
   if (c == NULL)
     return;
   pthread_mutex_lock(&c->lock);
-  if (!add)
+  if (!add) {
     memset(c->owns, 0, sizeof(c->owns));
-  mark(c, parts, true);
-  c->assigned_at_ms = rp_now_ms();
+    memset(c->pending, 0, sizeof(c->pending));
+  }
+  /* Answered once their ledger is rebuilt (members thread). */
+  mark(c, c->pending, parts, true);
   c->dirty = true;
   pthread_mutex_unlock(&c->lock);
 }
@@ -390,10 +443,13 @@ void rp_cluster_revoked(struct rp_cluster *c, const rd_kafka_topic_partition_lis
   if (c == NULL)
     return;
   pthread_mutex_lock(&c->lock);
-  if (parts == NULL)
+  if (parts == NULL) {
     memset(c->owns, 0, sizeof(c->owns));
-  else
-    mark(c, parts, false);
+    memset(c->pending, 0, sizeof(c->pending));
+  } else {
+    mark(c, c->owns, parts, false);
+    mark(c, c->pending, parts, false);
+  }
   c->dirty = true;
   pthread_mutex_unlock(&c->lock);
 }

@@ -49,7 +49,10 @@ int32_t rp_cluster_partition(const char *rack, int32_t partition_count);
  * topic). Returns 0 and *out (stop with rp_cluster_stop()), or a negative
  * errno with err set. */
 int rp_cluster_start(struct rp_aggregator *a, struct rp_cluster **out, char *err, size_t errlen);
-/* Publishes a "left" record, stops the thread, frees c. Accepts NULL. */
+/* Stops the members thread and publishes a "left" record (once; accepts
+ * NULL), then rp_cluster_stop() frees c (accepts NULL) once nothing writes
+ * the ledger any more. */
+void rp_cluster_leave(struct rp_cluster *c);
 void rp_cluster_stop(struct rp_cluster *c);
 
 /* From the consumer's rebalance callback (all accept c == NULL): the frames
@@ -93,7 +96,17 @@ const char *rp_cluster_self_id(void);
 /* Adds "answered_by" to an answer that is a JSON object (with a cluster). */
 void rp_cluster_stamp(json_t *answer);
 
-/* The Kafka settings the aggregator's clients share (brokers). */
+/* This member's cluster settings. */
 const struct rp_cluster_config *rp_cluster_config(const struct rp_cluster *c);
+
+/* changelog.c: reservations and flags of owned racks to kafka.ledger_topic,
+ * and a partition's ledger rebuilt from it (see the file). start checks the
+ * topic has frames_partitions partitions and hooks a->ledger. */
+struct rp_changelog;
+int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
+                       struct rp_changelog **out, char *err, size_t errlen);
+void rp_changelog_stop(struct rp_changelog *cl);
+int rp_changelog_rebuild(struct rp_changelog *cl, int32_t partition, char *err, size_t errlen);
+void rp_changelog_metrics(struct rp_changelog *cl, FILE *out);
 
 #endif

@@ -39,6 +39,9 @@ static const struct rp_cfg_field kafka_fields[] = {
                "longest wait to fill a batch"),
     RP_CFG_STR("events_topic", C, kafka.events_topic, "rackpulse.events", 0,
                "topic for flag events (rackpulse.v1.Event)"),
+    RP_CFG_STR("ledger_topic", C, kafka.ledger_topic, "rackpulse.ledger", 0,
+               "in a cluster: compacted topic of reservations and flags, with as many "
+               "partitions as kafka.topic (a new owner of a rack rebuilds its ledger from it)"),
     RP_CFG_STR("audit_topic", C, kafka.audit_topic, "", 0,
                "append-only topic every audit record also goes to, keyed by rack (e.g. "
                "rackpulse.audit, with long retention); empty: the local audit log only"),

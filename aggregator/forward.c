@@ -373,14 +373,22 @@ static enum MHD_Result forward_rack(struct rp_aggregator *a, struct MHD_Connecti
   return r;
 }
 
-/* A reservation by id: here when our ledger holds it, else the first other
- * live member that does not answer 404. */
+/* A reservation by id: to the owner of its rack when our ledger holds it
+ * (perhaps as a stale copy), else the first other live member that does
+ * not answer 404. */
 static enum MHD_Result forward_reservation(struct rp_aggregator *a, struct MHD_Connection *conn,
                                            const struct outbound *req, const char *id,
                                            bool *handled) {
   json_t *mine = rp_ledger_res_get(a->ledger, id);
-  *handled = mine == NULL && req->hops <= 1;
+  const char *rack = json_string_value(json_object_get(mine, "rack"));
+  if (rack != NULL) {
+    char r[65];
+    snprintf(r, sizeof(r), "%s", rack);
+    json_decref(mine);
+    return forward_rack(a, conn, req, r, handled);
+  }
   json_decref(mine);
+  *handled = req->hops <= 1;
   if (!*handled)
     return MHD_YES;
   struct rp_member_addr to[RP_CLUSTER_MAX_MEMBERS];

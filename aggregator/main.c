@@ -143,12 +143,13 @@ out_http:
   rp_http_stop(a->http);
 out_upkeep:
   a->stop = true;
+  rp_cluster_leave(a->cluster);
+  rp_upkeep_stop(a); /* nothing writes the ledger after this */
   if (a->cluster != NULL) {
     rp_cluster_stop(a->cluster);
     a->cluster = NULL;
     rp_forward_global_cleanup();
   }
-  rp_upkeep_stop(a);
   store_close(a->store);
   return status;
 }

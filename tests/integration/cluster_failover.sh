@@ -14,12 +14,32 @@
 #     back: gates of those racks are answered by it, from either survivor;
 #   - every frame is applied exactly once where it is applied: after the
 #     load every rack's owner holds its last frame, and no member counted a
-#     duplicate or a gap.
+#     duplicate or a gap;
+#   - reservations and flags live in the ledger topic (kafka.ledger_topic):
+#     those the dead member's racks had are known, once each, to their new
+#     owners; flags set while it was gone are known to it when it takes
+#     their racks back (rebuilt from the topic); and admission at the new
+#     owner counts the reservations the dead one admitted.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ingest_lib.sh"
 source "$(dirname "$0")/cluster_lib.sh"
 
 RACKS=12 FRAMES=45
+umask 077
+echo "failover-token" >"$WORK/token"
+AUTH=(-H "Authorization: Bearer failover-token")
+AGG_HTTP_EXTRA="token_file: $WORK/token"
+# A power check on every rack, so that reservations are admitted against it.
+{
+  echo "version: failover-1"
+  echo "defaults:"
+  echo "  max_staleness: 10s"
+  echo "  power_margin_kw: 0"
+  echo "  power: {enabled: true, series: server.power, stat: latest, across: sum}"
+  echo "racks:"
+  for i in $(seq 1 $RACKS); do printf '  - {id: r%04d, breaker_kw: 100, derating: 0.8}\n' "$i"; done
+} >"$WORK/policy.yaml"
+CLUSTER_EXTRA="policy: {file: $WORK/policy.yaml}"
 start_broker
 start_member a
 start_member b
@@ -84,12 +104,59 @@ b_racks=$(for i in $(seq 1 $RACKS); do
 done)
 [ -n "$b_racks" ] || fail "b owns no rack"
 
+# A flag and a reservation on each of b's racks, asked at a (forwarded to b).
+exp=$(( $(date +%s) * 1000 + 3600000 ))
+for r in $b_racks; do
+  code=$(curl -s -o "$WORK/f.json" -w '%{http_code}' "${AUTH[@]}" -X POST "${AGG_URL[a]}/v1/flags" \
+    -d "{\"rack\": \"$r\", \"flag\": \"maintenance\", \"owner\": \"ops\", \"expires_ms\": $exp}")
+  [ "$code" = 201 ] || fail "flag on $r: HTTP $code $(cat "$WORK/f.json")"
+  code=$(curl -s -o "$WORK/r.json" -w '%{http_code}' "${AUTH[@]}" -X POST "${AGG_URL[a]}/v1/reservations" \
+    -d "{\"rack\": \"$r\", \"kw\": 2.5, \"owner\": \"job-$r\", \"end\": $exp}")
+  [ "$code" = 201 ] && grep -q '"answered_by":"b"' "$WORK/r.json" \
+    || fail "reservation on $r: HTTP $code $(cat "$WORK/r.json")"
+done
+
+# ledger_is N: the site lists N reservations and N flags, each once, on
+# b's racks (and the flags of every rack when N is the rack count).
+ledger_is() {
+  curl -sf "${AGG_URL[$1]}/v1/reservations" >"$WORK/res.json" || return 1
+  curl -sf "${AGG_URL[$1]}/v1/flags" >"$WORK/flags.json" || return 1
+  $PY - "$WORK/res.json" "$WORK/flags.json" "$2" "$3" <<'PYEOF'
+import json, sys
+res = json.load(open(sys.argv[1]))
+flags = json.load(open(sys.argv[2]))
+b_racks, nflags = sys.argv[3].split(), int(sys.argv[4])
+got = sorted((r["rack"], r["owner"], r["kw"], r["state"]) for r in res["reservations"])
+assert got == sorted((r, "job-" + r, 2.5, "active") for r in b_racks), got
+assert not res["incomplete"] and not flags["incomplete"]
+fl = [(f["rack"], f["flag"]) for f in flags["flags"]]
+assert len(fl) == len(set(fl)) == nflags, fl
+PYEOF
+}
+wait_for 10 ledger_is a "$b_racks" "$(echo $b_racks | wc -w)" || fail "the ledger before the kill: $(cat "$WORK/res.json")"
+
 KILLED_AT=$(date +%s.%N)
 kill9_agg b
 wait_for 15 all_answered a c || fail "15 s after the kill not every rack is answered: $(tail -3 "$WORK/gates.jsonl")"
 took=$($PY -c "import time; print('%.1f' % (time.time() - $KILLED_AT))")
 pass "b killed: every rack answered by the survivors again after ${took} s (b had $(echo $b_racks | wc -w) racks)"
 sleep 2 # answers of the new owners into the load log
+wait_for 15 ledger_is c "$b_racks" "$(echo $b_racks | wc -w)" \
+  || fail "b's reservations and flags are not known once each after the failover: $(cat "$WORK/res.json") $(cat "$WORK/flags.json")"
+pass "b's reservations and flags are known, once each, to the new owners of its racks"
+# Admission at the new owner counts what b admitted: a rack's headroom
+# shrinks by the 2.5 kW reserved on it.
+r=$(echo $b_racks | cut -d' ' -f1)
+curl -sf "${AGG_URL[a]}/v1/racks/$r/gate?kw=0&owner=someone-else" >"$WORK/g.json" || fail "gate on $r"
+grep -q '"reserved_kw":2.5' "$WORK/g.json" || fail "the new owner's gate on $r does not count b's 2.5 kW: $(cat "$WORK/g.json")"
+pass "the new owner's gate on $r counts the reservation b admitted"
+# A flag on every rack while b is gone (b's former racks included).
+for i in $(seq 1 $RACKS); do
+  r=$(printf r%04d "$i")
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${AUTH[@]}" -X POST "${AGG_URL[c]}/v1/flags" \
+    -d "{\"rack\": \"$r\", \"flag\": \"scale-back\", \"owner\": \"ops\", \"expires_ms\": $exp}")
+  [ "$code" = 201 ] || fail "flag on $r while b is gone: HTTP $code"
+done
 
 RESTARTED_AT=$(date +%s.%N)
 start_member b
@@ -104,6 +171,18 @@ takes_back() {
 }
 wait_for 30 takes_back || fail "b does not answer for any rack after rejoining: $(cluster_json a)"
 pass "b restarted: it rejoined and answers for the partitions it took back"
+nflags=$(( RACKS + $(echo $b_racks | wc -w) ))
+wait_for 15 ledger_is a "$b_racks" "$nflags" \
+  || fail "the ledger after b rejoined: $(cat "$WORK/res.json") $(cat "$WORK/flags.json")"
+b_now=$(for i in $(seq 1 $RACKS); do
+  r=$(printf r%04d "$i")
+  if [ "$(owner_of "$r" a)" = b ]; then echo "$r"; fi
+done)
+for r in $b_now; do
+  curl -sf -H "X-Rackpulse-Hops: 1" "${AGG_URL[b]}/v1/flags?rack=$r" | grep -q '"scale-back"' \
+    || fail "b took $r back without the flag set while it was gone"
+done
+pass "b knows the flags set on its racks while it was gone (rebuilt from the ledger topic); every reservation and flag once"
 touch "$WORK/gates.stop"
 
 $PY - "$WORK/gates.jsonl" "$KILLED_AT" "$RESTARTED_AT" <<'PYEOF' || fail "an answer came from the wrong member (see above)"
