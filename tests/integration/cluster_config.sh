@@ -78,3 +78,23 @@ write good-member "" "cluster: {member_id: agg-1, advertise: 'http://10.0.0.5:84
   || fail "a valid cluster section refused: $(cat "$WORK/err.txt")"
 "$AGG" --help | grep -q "cluster.member_id" || fail "--help does not list cluster.member_id"
 pass "the cluster section is checked and listed in --help"
+
+# Co-partitioning is checked at start: a ledger topic with another partition
+# count (here auto-created by the broker with 4, the frames have 2) stops
+# the member, naming both counts.
+"$RP_BIN/tools/rackpulse-devbroker" -p 2 -t rackpulse.frames -t rackpulse.members \
+  --bootstrap-file "$WORK/bootstrap" >"$WORK/broker.out" 2>"$WORK/broker.log" &
+PIDS+=($!)
+wait_for 10 test -s "$WORK/bootstrap" || fail "dev broker did not start"
+cat >"$WORK/mismatch.yaml" <<YAML
+kafka: {brokers: "$(cat "$WORK/bootstrap")"}
+store: {path: $WORK/store-mismatch}
+http: {port: $(free_port)}
+cluster: {member_id: agg-1}
+YAML
+rc=0
+timeout 60 "$AGG" -c "$WORK/mismatch.yaml" >"$WORK/mismatch.out" 2>"$WORK/mismatch.log" || rc=$?
+[ "$rc" = 1 ] || fail "a member ran with a ledger topic of another partition count (rc $rc)"
+grep -q "kafka.ledger_topic rackpulse.ledger has 4 partitions and kafka.topic rackpulse.frames has 2" \
+  "$WORK/mismatch.log" || fail "the mismatch is not named: $(cat "$WORK/mismatch.log")"
+pass "a ledger topic not co-partitioned with the frames stops the member, both counts named"
