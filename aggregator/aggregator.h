@@ -41,6 +41,8 @@ struct rp_aggregator_config {
     char path[256];
     int64_t map_size_mb;
     int64_t map_size_max_mb;
+    char sync[16];            /* full, meta or periodic (store.h, Durability) */
+    int64_t sync_interval_ms; /* periodic: the disk sync's period */
   } store;
   struct {
     char listen[64];

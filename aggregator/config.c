@@ -60,6 +60,13 @@ static const struct rp_cfg_field store_fields[] = {
                "LMDB map size at start, MiB; it doubles when full, up to map_size_max_mb"),
     RP_CFG_NUM("map_size_max_mb", RP_CFG_INT, C, store.map_size_max_mb, "65536", 1, 1048576,
                "largest LMDB map (the database's maximum size), MiB; at least map_size_mb"),
+    RP_CFG_STR("sync", C, store.sync, "meta", 0,
+               "full: every batch waits for a full disk sync; meta: for its data pages only "
+               "(a system crash may undo the last batch, read again from Kafka); periodic: no "
+               "wait, a sync every sync_interval (a system crash may undo that much, or damage "
+               "the store, which is then rebuilt from Kafka)"),
+    RP_CFG_NUM("sync_interval", RP_CFG_DURATION, C, store.sync_interval_ms, "1s", 0.01, 60,
+               "with sync: periodic, how often the store is synced to disk"),
 };
 
 static const struct rp_cfg_field http_fields[] = {
@@ -166,6 +173,12 @@ int rp_aggregator_config_load(const char *path, C *cfg, char *err, size_t errlen
                    "%lld MiB is larger than store.map_size_max_mb (default %lld MiB): raise "
                    "that too",
                    (long long)cfg->store.map_size_mb, (long long)cfg->store.map_size_max_mb);
+    rc = -EINVAL;
+  }
+  if (rc == 0 && strcmp(cfg->store.sync, "full") != 0 && strcmp(cfg->store.sync, "meta") != 0 &&
+      strcmp(cfg->store.sync, "periodic") != 0) {
+    rp_cfg_error(doc, rp_cfg_get(doc, rp_cfg_get(doc, root, "store"), "sync"), "store.sync", err,
+                 errlen, "'%s' is not full, meta or periodic", cfg->store.sync);
     rc = -EINVAL;
   }
   if (rc == 0)

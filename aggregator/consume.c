@@ -96,6 +96,8 @@ static int flush_batch(struct consumer *c) {
     rp_error("ingest",
              "batch of %zu message(s) from %s [%d] offset %" PRId64 " on: not applied: %s", c->n,
              c->msgs[0].topic, (int)c->msgs[0].partition, c->msgs[0].offset, c->err);
+    if (store_err_damaged(rc) && store_mark_damaged(c->a->cfg.store.path) == 0)
+      rp_error("ingest", "the store is damaged: the next start rebuilds it from Kafka");
     release_batch(c);
     return rc;
   }
@@ -278,6 +280,8 @@ int rp_consume_run(struct rp_aggregator *a, char *err, size_t errlen) {
   rp_info("ingest", "consuming %s as group %s from %s", a->cfg.kafka.topic, a->cfg.kafka.group,
           a->cfg.kafka.brokers);
   uint64_t wait_us = (uint64_t)a->cfg.kafka.batch_wait_ms * 1000;
+  bool periodic = strcmp(a->cfg.store.sync, "periodic") == 0;
+  uint64_t last_sync_ms = rp_mono_ms();
   while (!a->stop && !c.failed) {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(c.rk, c.n ? 10 : 100);
     if (m != NULL) {
@@ -301,9 +305,16 @@ int rp_consume_run(struct rp_aggregator *a, char *err, size_t errlen) {
       if ((rc = flush_batch(&c)) != 0)
         break;
     }
+    if (periodic && rp_mono_ms() - last_sync_ms >= (uint64_t)a->cfg.store.sync_interval_ms) {
+      if ((rc = store_sync(a->store, err, errlen)) != 0)
+        break;
+      last_sync_ms = rp_mono_ms();
+    }
   }
   if (rc == 0 && !c.failed)
     rc = flush_batch(&c);
+  if (rc == 0 && !c.failed)
+    rc = store_sync(a->store, err, errlen);
   if (rc != 0 || c.failed) {
     if (rc == 0)
       rc = -EIO;

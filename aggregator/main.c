@@ -115,9 +115,22 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
 
   int status = 1;
-  if (store_open(a->cfg.store.path, (size_t)a->cfg.store.map_size_mb << 20, &a->store, err,
-                 sizeof(err)) != 0) {
+  bool rebuilt;
+  char aside[700];
+  if (store_open_rebuild(a->cfg.store.path, (size_t)a->cfg.store.map_size_mb << 20, &a->store,
+                         &rebuilt, aside, sizeof(aside), err, sizeof(err)) != 0) {
     rp_error("aggregator", "%s", err);
+    return 1;
+  }
+  if (rebuilt)
+    rp_error("aggregator", "store %s was damaged: moved aside to %s; rebuilding it from Kafka",
+             a->cfg.store.path, aside);
+  enum store_sync_mode sync = strcmp(a->cfg.store.sync, "full") == 0   ? STORE_SYNC_FULL
+                              : strcmp(a->cfg.store.sync, "meta") == 0 ? STORE_SYNC_META
+                                                                       : STORE_SYNC_PERIODIC;
+  if (store_set_sync(a->store, sync, err, sizeof(err)) != 0) {
+    rp_error("aggregator", "%s", err);
+    store_close(a->store);
     return 1;
   }
   if (rp_upkeep_start(a, err, sizeof(err)) != 0) {
