@@ -141,8 +141,10 @@ struct rp_aggregator {
 int rp_audit_topic_start(struct rp_aggregator *a, char *err, size_t errlen);
 void rp_audit_topic_stop(struct rp_aggregator *a);
 void rp_audit_topic_metrics(struct rp_aggregator *a, FILE *out);
-/* cluster.c: a cluster member's /metrics lines (nothing when c is NULL). */
+/* cluster.c: a cluster member's /metrics lines (nothing when c is NULL),
+ * and whether this member answers for `rack` (always without a cluster). */
 void rp_cluster_metrics(struct rp_cluster *c, FILE *out);
+bool rp_cluster_answers(struct rp_cluster *c, const char *rack);
 
 /* kafka_conf.c: the settings every Kafka client of the aggregator shares:
  * bootstrap.servers, kafka.properties (TLS, SASL) and sasl.password from

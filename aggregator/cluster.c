@@ -377,6 +377,14 @@ void rp_cluster_stop(struct rp_cluster *c) {
   free_cluster(c);
 }
 
+bool rp_cluster_answers(struct rp_cluster *c, const char *rack) {
+  if (c == NULL)
+    return true;
+  int32_t partition;
+  char member[65], url[256];
+  return rp_cluster_owner(c, rack, &partition, member, url) == RP_OWNER_SELF;
+}
+
 void rp_cluster_metrics(struct rp_cluster *c, FILE *out) {
   if (c != NULL)
     rp_changelog_metrics(c->changelog, out);

@@ -277,6 +277,8 @@ void rp_flags_reconcile(struct rp_aggregator *a, int64_t now) {
     store_read_end(rd);
   }
   for (size_t i = 0; i < r.n && !a->stop; i++) {
+    if (!rp_cluster_answers(a->cluster, r.ids[i]))
+      continue; /* another member's rack: its store here is not fed */
     struct rp_gate_request q = {.rack = r.ids[i], .kw = 0, .uncounted = true};
     int status;
     char err[256];
