@@ -73,21 +73,9 @@ int rp_audit_topic_start(struct rp_aggregator *a, char *err, size_t errlen) {
   if (t == NULL)
     return -ENOMEM;
   snprintf(t->topic, sizeof(t->topic), "%s", a->cfg.kafka.audit_topic);
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  char e[512];
-  if (rp_kafka_conf_common(&a->cfg, conf, err, errlen) != 0 ||
-      rd_kafka_conf_set(conf, "enable.idempotence", "true", e, sizeof(e)) != RD_KAFKA_CONF_OK ||
-      rd_kafka_conf_set(conf, "linger.ms", "5", e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-    rd_kafka_conf_destroy(conf);
-    free(t);
-    return -EINVAL;
-  }
-  rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-  rd_kafka_conf_set_opaque(conf, t);
-  t->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+  t->rk = rp_kafka_client_new(&a->cfg, RD_KAFKA_PRODUCER, "audit producer", on_delivery, t, err,
+                              errlen);
   if (t->rk == NULL) {
-    snprintf(err, errlen, "audit producer: %s", e);
-    rd_kafka_conf_destroy(conf);
     free(t);
     return -EINVAL;
   }

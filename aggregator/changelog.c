@@ -114,33 +114,6 @@ static void on_change(void *ctx, const char *rack, const char *kind, const char 
   atomic_fetch_add(&cl->produced, 1);
 }
 
-static rd_kafka_t *new_client(struct rp_aggregator *a, rd_kafka_type_t type, char *err,
-                              size_t errlen) {
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  char e[512];
-  if (rp_kafka_conf_common(&a->cfg, conf, err, errlen) != 0) {
-    rd_kafka_conf_destroy(conf);
-    return NULL;
-  }
-  const char *k1 = type == RD_KAFKA_PRODUCER ? "enable.idempotence" : "enable.partition.eof";
-  const char *v1 = type == RD_KAFKA_PRODUCER ? "true" : "true";
-  if (rd_kafka_conf_set(conf, k1, v1, e, sizeof(e)) != RD_KAFKA_CONF_OK ||
-      (type == RD_KAFKA_PRODUCER &&
-       rd_kafka_conf_set(conf, "linger.ms", "1", e, sizeof(e)) != RD_KAFKA_CONF_OK)) {
-    snprintf(err, errlen, "ledger topic client: %s", e);
-    rd_kafka_conf_destroy(conf);
-    return NULL;
-  }
-  if (type == RD_KAFKA_PRODUCER)
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-  rd_kafka_t *rk = rd_kafka_new(type, conf, e, sizeof(e));
-  if (rk == NULL) {
-    snprintf(err, errlen, "ledger topic client: %s", e);
-    rd_kafka_conf_destroy(conf);
-  }
-  return rk;
-}
-
 static int topic_partitions(rd_kafka_t *rk, const char *topic, int32_t *out, char *err,
                             size_t errlen) {
   rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
@@ -171,8 +144,10 @@ int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
   cl->a = a;
   snprintf(cl->topic, sizeof(cl->topic), "%s", a->cfg.kafka.ledger_topic);
   int rc = -EINVAL;
-  if ((cl->producer = new_client(a, RD_KAFKA_PRODUCER, err, errlen)) == NULL ||
-      (cl->reader = new_client(a, RD_KAFKA_CONSUMER, err, errlen)) == NULL)
+  if ((cl->producer = rp_kafka_client_new(&a->cfg, RD_KAFKA_PRODUCER, "ledger producer",
+                                          on_delivery, cl, err, errlen)) == NULL ||
+      (cl->reader = rp_kafka_client_new(&a->cfg, RD_KAFKA_CONSUMER, "ledger reader", NULL, NULL,
+                                        err, errlen)) == NULL)
     goto fail;
   if ((rc = topic_partitions(cl->producer, cl->topic, &cl->partitions, err, errlen)) != 0)
     goto fail;

@@ -77,44 +77,6 @@ static bool live(const struct rp_cluster *c, const struct member *m, int64_t now
          (int64_t)(mono_ms - m->recv_mono_ms) <= timeout;
 }
 
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-  (void)rk;
-  rp_log(level <= 3   ? RP_LOG_ERROR
-         : level <= 5 ? RP_LOG_WARN
-                      : RP_LOG_DEBUG,
-         "cluster", "%s: %s", fac, buf);
-}
-
-static rd_kafka_t *new_client(struct rp_cluster *c, rd_kafka_type_t type, char *err,
-                              size_t errlen) {
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  char e[512];
-  if (rp_kafka_conf_common(&c->a->cfg, conf, err, errlen) != 0) {
-    rd_kafka_conf_destroy(conf);
-    return NULL;
-  }
-  const char *settings[][2] = {
-      {"client.id", c->cfg.member_id},
-      {type == RD_KAFKA_PRODUCER ? "enable.idempotence" : "enable.partition.eof",
-       type == RD_KAFKA_PRODUCER ? "true" : "false"},
-      {type == RD_KAFKA_PRODUCER ? "linger.ms" : "fetch.wait.max.ms", "5"},
-  };
-  for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
-    if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-      snprintf(err, errlen, "kafka setting %s: %s", settings[i][0], e);
-      rd_kafka_conf_destroy(conf);
-      return NULL;
-    }
-  }
-  rd_kafka_conf_set_log_cb(conf, on_log);
-  rd_kafka_t *rk = rd_kafka_new(type, conf, e, sizeof(e));
-  if (rk == NULL) {
-    snprintf(err, errlen, "kafka client for the members topic: %s", e);
-    rd_kafka_conf_destroy(conf);
-  }
-  return rk;
-}
-
 /* The partition count of `topic`, waiting up to ~10 s for the cluster. */
 static int partition_count(rd_kafka_t *rk, const char *topic, int32_t *out, char *err,
                            size_t errlen) {
@@ -282,7 +244,8 @@ static void *members_thread(void *arg) {
 }
 
 static int start_reader(struct rp_cluster *c, char *err, size_t errlen) {
-  c->reader = new_client(c, RD_KAFKA_CONSUMER, err, errlen);
+  c->reader =
+      rp_kafka_client_new(&c->a->cfg, RD_KAFKA_CONSUMER, "members reader", NULL, NULL, err, errlen);
   if (c->reader == NULL)
     return -EINVAL;
   int rc = partition_count(c->reader, c->cfg.members_topic, &c->members_partitions, err, errlen);
@@ -328,7 +291,8 @@ int rp_cluster_start(struct rp_aggregator *a, struct rp_cluster **out, char *err
   snprintf(c->topic, sizeof(c->topic), "%s", a->cfg.kafka.topic);
   pthread_mutex_init(&c->lock, NULL);
   int rc = -EINVAL;
-  c->producer = new_client(c, RD_KAFKA_PRODUCER, err, errlen);
+  c->producer =
+      rp_kafka_client_new(&a->cfg, RD_KAFKA_PRODUCER, "members producer", NULL, NULL, err, errlen);
   if (c->producer == NULL)
     goto fail;
   if ((rc = partition_count(c->producer, c->topic, &c->partition_count, err, errlen)) != 0)

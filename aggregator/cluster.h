@@ -96,6 +96,16 @@ const char *rp_cluster_self_id(void);
 /* Adds "answered_by" to an answer that is a JSON object (with a cluster). */
 void rp_cluster_stamp(json_t *answer);
 
+/* kafka_conf.c: a producer (idempotent) or a consumer without a group (it
+ * reads the partitions it starts, partition EOF reported) for the
+ * aggregator's own topics, with the settings every client shares; dr is
+ * the producer's delivery callback (may be NULL), opaque its opaque.
+ * Returns the client, or NULL with err naming `what`. */
+typedef void (*rp_kafka_dr_fn)(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+rd_kafka_t *rp_kafka_client_new(const struct rp_aggregator_config *cfg, rd_kafka_type_t type,
+                                const char *what, rp_kafka_dr_fn dr, void *opaque, char *err,
+                                size_t errlen);
+
 /* This member's cluster settings. */
 const struct rp_cluster_config *rp_cluster_config(const struct rp_cluster *c);
 

@@ -42,26 +42,13 @@ static const struct rp_cfg_field cluster_fields[] = {
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static bool valid_member_id(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > 64)
-    return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-          c == '_' || c == '-'))
-      return false;
-  }
-  return true;
-}
-
 int rp_cluster_config_apply(const struct rp_cfg_doc *doc, rp_cfg_node map, C *cfg, char *err,
                             size_t errlen) {
   int rc =
       rp_cfg_apply(doc, map, "cluster", cluster_fields, N(cluster_fields), NULL, cfg, err, errlen);
   if (rc != 0 || cfg->cluster.member_id[0] == '\0')
     return rc;
-  if (!valid_member_id(cfg->cluster.member_id)) {
+  if (!rp_http_valid_id(cfg->cluster.member_id, strlen(cfg->cluster.member_id))) {
     rp_cfg_error(doc, rp_cfg_get(doc, map, "member_id"), "cluster.member_id", err, errlen,
                  "'%s': expected 1..64 characters of A-Z a-z 0-9 . _ -", cfg->cluster.member_id);
     return -EINVAL;

@@ -210,23 +210,11 @@ enum MHD_Result rp_forward_respond_json(struct MHD_Connection *conn, unsigned st
 
 /* --- what a request is about -------------------------------------------- */
 
-static bool valid_id(const char *s, size_t len) {
-  if (len == 0 || len > 64)
-    return false;
-  for (size_t i = 0; i < len; i++) {
-    char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-          c == '_' || c == '-'))
-      return false;
-  }
-  return true;
-}
-
 /* Copies the path segment at s (up to '/' or the end) into out when it is
  * a valid id. */
 static bool segment(const char *s, char out[65]) {
   size_t len = strcspn(s, "/");
-  if (!valid_id(s, len))
+  if (!rp_http_valid_id(s, len))
     return false;
   memcpy(out, s, len);
   out[len] = '\0';
@@ -236,7 +224,7 @@ static bool segment(const char *s, char out[65]) {
 static bool body_rack(const char *body, size_t len, char out[65]) {
   json_t *j = json_loadb(body ? body : "", len, 0, NULL);
   const char *rack = json_string_value(json_object_get(j, "rack"));
-  bool ok = rack != NULL && valid_id(rack, strlen(rack));
+  bool ok = rack != NULL && rp_http_valid_id(rack, strlen(rack));
   if (ok)
     snprintf(out, 65, "%s", rack);
   json_decref(j);

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "cluster.h"
+#include "rackpulse/log.h"
 #include "rackpulse/secret.h"
 
 static const char *const reserved[] = {
@@ -73,4 +75,38 @@ int rp_kafka_conf_common(const struct rp_aggregator_config *cfg, rd_kafka_conf_t
   int rc = set(conf, "sasl.password", secret, err, errlen);
   memset(secret, 0, sizeof(secret));
   return rc;
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+  rp_log(level <= 3   ? RP_LOG_ERROR
+         : level <= 5 ? RP_LOG_WARN
+                      : RP_LOG_DEBUG,
+         "kafka", "%s: %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+rd_kafka_t *rp_kafka_client_new(const struct rp_aggregator_config *cfg, rd_kafka_type_t type,
+                                const char *what, rp_kafka_dr_fn dr, void *opaque, char *err,
+                                size_t errlen) {
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  char e[512];
+  const char *settings[][2] = {
+      {type == RD_KAFKA_PRODUCER ? "enable.idempotence" : "enable.partition.eof", "true"},
+      {type == RD_KAFKA_PRODUCER ? "linger.ms" : "fetch.wait.max.ms", "5"},
+  };
+  if (rp_kafka_conf_common(cfg, conf, e, sizeof(e)) != 0)
+    goto fail;
+  for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+    if (set(conf, settings[i][0], settings[i][1], e, sizeof(e)) != 0)
+      goto fail;
+  rd_kafka_conf_set_log_cb(conf, on_log);
+  if (dr != NULL)
+    rd_kafka_conf_set_dr_msg_cb(conf, dr);
+  rd_kafka_conf_set_opaque(conf, opaque);
+  rd_kafka_t *rk = rd_kafka_new(type, conf, e, sizeof(e));
+  if (rk != NULL)
+    return rk;
+fail:
+  snprintf(err, errlen, "%s: %s", what, e);
+  rd_kafka_conf_destroy(conf);
+  return NULL;
 }
