@@ -114,28 +114,6 @@ static void on_change(void *ctx, const char *rack, const char *kind, const char 
   atomic_fetch_add(&cl->produced, 1);
 }
 
-static int topic_partitions(rd_kafka_t *rk, const char *topic, int32_t *out, char *err,
-                            size_t errlen) {
-  rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-  const struct rd_kafka_metadata *md = NULL;
-  rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
-  for (int i = 0; i < 5 && e != RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
-    e = rd_kafka_metadata(rk, 0, rkt, &md, 2000);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
-      if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-        *out = md->topics[0].partition_cnt;
-      rd_kafka_metadata_destroy(md);
-    }
-  }
-  rd_kafka_topic_destroy(rkt);
-  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    snprintf(err, errlen, "kafka.ledger_topic %s: %s", topic, rd_kafka_err2str(e));
-    return -EIO;
-  }
-  return 0;
-}
-
 int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
                        struct rp_changelog **out, char *err, size_t errlen) {
   struct rp_changelog *cl = calloc(1, sizeof(*cl));
@@ -149,7 +127,7 @@ int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
       (cl->reader = rp_kafka_client_new(&a->cfg, RD_KAFKA_CONSUMER, "ledger reader", NULL, NULL,
                                         err, errlen)) == NULL)
     goto fail;
-  if ((rc = topic_partitions(cl->producer, cl->topic, &cl->partitions, err, errlen)) != 0)
+  if ((rc = rp_kafka_partition_count(cl->producer, cl->topic, &cl->partitions, err, errlen)) != 0)
     goto fail;
   if (cl->partitions != frames_partitions) {
     snprintf(err, errlen,

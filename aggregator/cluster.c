@@ -77,36 +77,6 @@ static bool live(const struct rp_cluster *c, const struct member *m, int64_t now
          (int64_t)(mono_ms - m->recv_mono_ms) <= timeout;
 }
 
-/* The partition count of `topic`, waiting up to ~10 s for the cluster. */
-static int partition_count(rd_kafka_t *rk, const char *topic, int32_t *out, char *err,
-                           size_t errlen) {
-  rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-  rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
-  for (int attempt = 0; attempt < 5; attempt++) {
-    const struct rd_kafka_metadata *md;
-    e = rd_kafka_metadata(rk, 0, rkt, &md, 2000);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
-      if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-        *out = md->topics[0].partition_cnt;
-      rd_kafka_metadata_destroy(md);
-      if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-        break;
-    }
-  }
-  rd_kafka_topic_destroy(rkt);
-  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    snprintf(err, errlen, "topic %s: partition count not known: %s", topic, rd_kafka_err2str(e));
-    return -EIO;
-  }
-  if (*out < 1 || *out > RP_CLUSTER_MAX_PARTITIONS) {
-    snprintf(err, errlen, "topic %s: %d partitions (1..%d supported)", topic, (int)*out,
-             RP_CLUSTER_MAX_PARTITIONS);
-    return -ERANGE;
-  }
-  return 0;
-}
-
 /* This member's record; `left` says it is leaving. */
 static void publish(struct rp_cluster *c, bool left) {
   json_t *parts = json_array();
@@ -248,7 +218,8 @@ static int start_reader(struct rp_cluster *c, char *err, size_t errlen) {
       rp_kafka_client_new(&c->a->cfg, RD_KAFKA_CONSUMER, "members reader", NULL, NULL, err, errlen);
   if (c->reader == NULL)
     return -EINVAL;
-  int rc = partition_count(c->reader, c->cfg.members_topic, &c->members_partitions, err, errlen);
+  int rc = rp_kafka_partition_count(c->reader, c->cfg.members_topic, &c->members_partitions, err,
+                                    errlen);
   if (rc != 0)
     return rc;
   c->reader_rkt = rd_kafka_topic_new(c->reader, c->cfg.members_topic, NULL);
@@ -295,7 +266,7 @@ int rp_cluster_start(struct rp_aggregator *a, struct rp_cluster **out, char *err
       rp_kafka_client_new(&a->cfg, RD_KAFKA_PRODUCER, "members producer", NULL, NULL, err, errlen);
   if (c->producer == NULL)
     goto fail;
-  if ((rc = partition_count(c->producer, c->topic, &c->partition_count, err, errlen)) != 0)
+  if ((rc = rp_kafka_partition_count(c->producer, c->topic, &c->partition_count, err, errlen)) != 0)
     goto fail;
   c->members_rkt = rd_kafka_topic_new(c->producer, c->cfg.members_topic, NULL);
   if ((rc = start_reader(c, err, errlen)) != 0)

@@ -106,6 +106,12 @@ rd_kafka_t *rp_kafka_client_new(const struct rp_aggregator_config *cfg, rd_kafka
                                 const char *what, rp_kafka_dr_fn dr, void *opaque, char *err,
                                 size_t errlen);
 
+/* The partition count of `topic` (1..RP_CLUSTER_MAX_PARTITIONS), asking
+ * the cluster for up to ~10 s. Returns 0 or a negative errno, err naming
+ * the topic. */
+int rp_kafka_partition_count(rd_kafka_t *rk, const char *topic, int32_t *out, char *err,
+                             size_t errlen);
+
 /* This member's cluster settings. */
 const struct rp_cluster_config *rp_cluster_config(const struct rp_cluster *c);
 

@@ -110,3 +110,33 @@ fail:
   rd_kafka_conf_destroy(conf);
   return NULL;
 }
+
+/* The partition count of `topic`, waiting up to ~10 s for the cluster. */
+int rp_kafka_partition_count(rd_kafka_t *rk, const char *topic, int32_t *out, char *err,
+                             size_t errlen) {
+  rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+  rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+  for (int attempt = 0; attempt < 5; attempt++) {
+    const struct rd_kafka_metadata *md;
+    e = rd_kafka_metadata(rk, 0, rkt, &md, 2000);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+      if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        *out = md->topics[0].partition_cnt;
+      rd_kafka_metadata_destroy(md);
+      if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        break;
+    }
+  }
+  rd_kafka_topic_destroy(rkt);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    snprintf(err, errlen, "topic %s: partition count not known: %s", topic, rd_kafka_err2str(e));
+    return -EIO;
+  }
+  if (*out < 1 || *out > RP_CLUSTER_MAX_PARTITIONS) {
+    snprintf(err, errlen, "topic %s: %d partitions (1..%d supported)", topic, (int)*out,
+             RP_CLUSTER_MAX_PARTITIONS);
+    return -ERANGE;
+  }
+  return 0;
+}
