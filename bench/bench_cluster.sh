@@ -84,7 +84,8 @@ import json, sys
 c = json.load(sys.stdin)
 live = [m for m in c['members'] if m['live']]
 owned = sorted(p for m in live for p in m['partitions'])
-sys.exit(0 if len(live) == $n and owned == list(range(c['partition_count'])) else 1)"; do
+ok = owned == list(range(c['partition_count'])) and all(m['partitions'] for m in live)
+sys.exit(0 if len(live) == $n and ok else 1)"; do
     [ "$(date +%s)" -lt "$deadline" ] || die "the site of $n did not settle (see $WORK)"
     sleep 0.5
   done

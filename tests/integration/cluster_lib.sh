@@ -7,8 +7,8 @@
 #   owner_of RACK NAME          the member that owns RACK's partition, as
 #                               NAME's /v1/cluster says (partition by CRC-32,
 #                               librdkafka's default partitioner)
-#   settled N NAME...           each NAME sees N live members and every
-#                               partition owned
+#   settled N NAME...           each NAME sees N live members, each owning
+#                               a partition, and every partition owned
 #   gate NAME RACK [CURL ARGS]  "status answered_by header_answered_by
 #                               header_forwarded_by decision" of a gate asked
 #                               at NAME
@@ -38,7 +38,8 @@ import json, sys
 c = json.load(sys.stdin)
 live = [m for m in c["members"] if m["live"]]
 owned = sorted(p for m in live for p in m["partitions"])
-assert len(live) == int(sys.argv[1]) and owned == list(range(c["partition_count"])), c' "$n" \
+assert len(live) == int(sys.argv[1]) and owned == list(range(c["partition_count"])), c
+assert all(m["partitions"] for m in live), c' "$n" \
       || return 1
   done
 }
