@@ -85,7 +85,7 @@ c = json.load(sys.stdin)
 live = [m for m in c['members'] if m['live']]
 owned = sorted(p for m in live for p in m['partitions'])
 ok = owned == list(range(c['partition_count'])) and all(m['partitions'] for m in live)
-sys.exit(0 if len(live) == $n and ok else 1)"; do
+sys.exit(0 if len(live) == $n and ok else 1)" 2>/dev/null; do
     [ "$(date +%s)" -lt "$deadline" ] || die "the site of $n did not settle (see $WORK)"
     sleep 0.5
   done
@@ -102,7 +102,7 @@ sys.exit(0 if len(r) == $RACKS and all(x['last_frame_ms'] == $1 for x in r) else
       sleep 0.2
     done
   }
-  metric_sum() { curl -sf "$1/metrics" | awk -v k="$2" '$1 == k {print $2; exit}'; }
+  metric_sum() { curl -sf "$1/metrics" | awk -v k="$2" '$1 == k {v = $2} END {print v}'; }
   local ts0 c0 c1 s0 s1
   ts0=$(($(now_ms) - (WARMUP + ROUNDS + 10) * 1000))
   loadgen --frames "$WARMUP" --ts-base "$ts0"
