@@ -9,8 +9,9 @@
 #     who forwarded it (X-Rackpulse-Forwarded-By);
 #   - the hop limit: a request that has already been forwarded
 #     cluster.max_hops times is refused (508) by a non-owner, never sent on;
-#   - mutations are forwarded too (a flag set and cleared through the
-#     non-owner is applied by the owner), with the caller's token;
+#   - mutations are forwarded too (a flag set and cleared, a reservation
+#     made, extended and released by id through the non-owner are applied
+#     by the owner), with the caller's token;
 #   - site-wide queries fan out and merge: /v1/racks lists every rack once
 #     from either member, placement ranks racks of both, the audit log and
 #     flags hold what either member wrote;
@@ -27,6 +28,15 @@ echo "cluster-token-for-tests" >"$WORK/token"
 AUTH=(-H "Authorization: Bearer cluster-token-for-tests")
 AGG_HTTP_EXTRA="token_file: $WORK/token"
 AGG_KAFKA_EXTRA="audit_topic: rackpulse.audit"
+{
+  echo "version: forward-1"
+  echo "defaults:"
+  echo "  max_staleness: 1h"
+  echo "  power: {enabled: true, series: server.power, stat: latest, across: sum}"
+  echo "racks:"
+  for i in $(seq 1 $RACKS); do printf '  - {id: r%04d, breaker_kw: 100, derating: 0.8}\n' "$i"; done
+} >"$WORK/policy.yaml"
+CLUSTER_EXTRA="policy: {file: $WORK/policy.yaml}"
 start_broker
 start_member a
 start_member b
@@ -89,6 +99,28 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X POST \
 [ "$code" = 401 ] || fail "a forwarded flag without a token: HTTP $code"
 curl -sf "${AGG_URL[$owner]}/v1/flags?rack=$rack" | grep -q '"maintenance"' || fail "the owner has no flag"
 pass "a flag set at the non-owner with the token is applied by the owner (without it: 401)"
+
+# A reservation made, extended and released through the non-owner, by id.
+code=$(curl -s -o "$WORK/res.json" -w '%{http_code}' "${AUTH[@]}" -X POST "${AGG_URL[$other]}/v1/reservations" \
+  -d "{\"rack\": \"$rack\", \"kw\": 1.5, \"owner\": \"job-1\", \"end\": $exp}")
+[ "$code" = 201 ] && grep -q "\"answered_by\":\"$owner\"" "$WORK/res.json" \
+  || fail "reservation through $other: HTTP $code $(cat "$WORK/res.json")"
+id=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/res.json")
+code=$(curl -s -o "$WORK/ext.json" -w '%{http_code}' "${AUTH[@]}" -X POST \
+  "${AGG_URL[$other]}/v1/reservations/$id/extend" -d "{\"end\": $((exp + 60000))}")
+[ "$code" = 200 ] && grep -q "\"answered_by\":\"$owner\"" "$WORK/ext.json" \
+  || fail "extend $id through $other: HTTP $code $(cat "$WORK/ext.json")"
+code=$(curl -s -o "$WORK/rel.json" -w '%{http_code}' "${AUTH[@]}" -X DELETE "${AGG_URL[$other]}/v1/reservations/$id")
+[ "$code" = 200 ] && grep -q "\"answered_by\":\"$owner\"" "$WORK/rel.json" \
+  || fail "release $id through $other: HTTP $code $(cat "$WORK/rel.json")"
+code=$(curl -s -o /dev/null -w '%{http_code}' "${AUTH[@]}" -X DELETE "${AGG_URL[$other]}/v1/reservations/nosuchid")
+[ "$code" = 404 ] || fail "an unknown reservation through $other: HTTP $code"
+curl -sf "${AGG_URL[$other]}/v1/reservations" | $PY -c '
+import json, sys
+r = json.load(sys.stdin)["reservations"]
+assert [(x["id"], x["state"]) for x in r] == [(sys.argv[1], "released")], r' "$id" \
+  || fail "the site does not list $id once, released"
+pass "a reservation made, extended and released by id through the non-owner is the owner's"
 
 # Site-wide queries, from either member (the audit log is written in
 # batches: wait for it).
