@@ -79,7 +79,10 @@ static void setup(CURL *h, const char *url, const struct outbound *req, long tim
   char full[2048], line[512];
   snprintf(full, sizeof(full), "%s%s", url, req->path);
   curl_easy_setopt(h, CURLOPT_URL, full);
-  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+  if (strcmp(req->method, "HEAD") == 0)
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  else
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);

@@ -691,7 +691,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return reply_error(conn, 429, "too many requests from this address (http.rate_limit)");
   }
   enum MHD_Result routed;
-  if (rp_forward_route(h->a, conn, method, url, rq->body, rq->len, &routed))
+  if (!rq->too_big && rp_forward_route(h->a, conn, method, url, rq->body, rq->len, &routed))
     return routed; /* another member's rack, or a site-wide query (cluster.h) */
   if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
     if (rq->len != 0 || rq->too_big)
