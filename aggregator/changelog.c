@@ -10,7 +10,9 @@
  * so what a caller was told is written outlives the member's disk.
  *
  * When a member is assigned a frames partition it rebuilds that
- * partition's ledger from the topic before it answers for those racks:
+ * partition's ledger from the topic before it answers for those racks (at
+ * start, a partition never written is seeded with what the member holds,
+ * so a single aggregator that becomes the first member keeps its ledger):
  * its local flags of those racks are dropped, then every record of the
  * partition, oldest first, replaces what the member had (latest wins; a
  * state applied twice is the same state). Only the owner of a rack
@@ -77,15 +79,9 @@ static int wait_delivery(rd_kafka_t *rk, struct delivery *d) {
   return expected;
 }
 
-static void on_change(void *ctx, const char *rack, const char *kind, const char *id,
-                      const json_t *value) {
-  struct rp_changelog *cl = ctx;
-  if (rebuilding)
-    return;
-  int32_t partition;
-  char member[65], url[256];
-  if (rp_cluster_owner(cl->a->cluster, rack, &partition, member, url) != RP_OWNER_SELF)
-    return;
+/* Produces one change to `partition` and waits for the brokers. */
+static void produce(struct rp_changelog *cl, int32_t partition, const char *rack, const char *kind,
+                    const char *id, const json_t *value) {
   char key[256];
   snprintf(key, sizeof(key), "%s/%s/%s", rack, kind, id);
   char *text = value ? json_dumps(value, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
@@ -114,6 +110,63 @@ static void on_change(void *ctx, const char *rack, const char *kind, const char 
   atomic_fetch_add(&cl->produced, 1);
 }
 
+static void on_change(void *ctx, const char *rack, const char *kind, const char *id,
+                      const json_t *value) {
+  struct rp_changelog *cl = ctx;
+  if (rebuilding)
+    return;
+  int32_t partition;
+  char member[65], url[256];
+  if (rp_cluster_owner(cl->a->cluster, rack, &partition, member, url) == RP_OWNER_SELF)
+    produce(cl, partition, rack, kind, id, value);
+}
+
+/* The ledger partition has never been written (a new site, or a single
+ * aggregator that just became a member): what this member holds for its
+ * racks becomes the partition's first records, so that it is not lost. */
+static size_t seed(struct rp_changelog *cl, int32_t partition) {
+  size_t n = 0, i;
+  json_t *all = rp_ledger_res_list(cl->a->ledger), *x;
+  json_array_foreach(all, i, x) {
+    const char *rack = json_string_value(json_object_get(x, "rack"));
+    const char *id = json_string_value(json_object_get(x, "id"));
+    if (rack && id && rp_cluster_partition(rack, cl->partitions) == partition) {
+      produce(cl, partition, rack, "reservation", id, x);
+      n++;
+    }
+  }
+  json_decref(all);
+  all = rp_ledger_flag_list(cl->a->ledger, NULL);
+  json_array_foreach(all, i, x) {
+    const char *rack = json_string_value(json_object_get(x, "rack"));
+    const char *flag = json_string_value(json_object_get(x, "flag"));
+    if (rack && flag && rp_cluster_partition(rack, cl->partitions) == partition) {
+      produce(cl, partition, rack, "flag", flag, x);
+      n++;
+    }
+  }
+  json_decref(all);
+  return n;
+}
+
+/* Every partition of the topic that was never written is seeded with what
+ * this member holds for its racks, before the member joins the group: the
+ * first member of a new site (a single aggregator that becomes a member)
+ * keeps its ledger, whichever member is assigned the racks. */
+static void seed_empty(struct rp_changelog *cl) {
+  for (int32_t p = 0; p < cl->partitions; p++) {
+    int64_t lo = 0, hi = 0;
+    if (rd_kafka_query_watermark_offsets(cl->reader, cl->topic, p, &lo, &hi, REBUILD_WAIT_MS) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        hi != lo)
+      continue;
+    size_t n = seed(cl, p);
+    if (n > 0)
+      rp_info("changelog", "partition %d of %s was empty: seeded with this member's %zu record(s)",
+              (int)p, cl->topic, n);
+  }
+}
+
 int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
                        struct rp_changelog **out, char *err, size_t errlen) {
   struct rp_changelog *cl = calloc(1, sizeof(*cl));
@@ -139,6 +192,7 @@ int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
   }
   cl->rkt = rd_kafka_topic_new(cl->producer, cl->topic, NULL);
   cl->reader_rkt = rd_kafka_topic_new(cl->reader, cl->topic, NULL);
+  seed_empty(cl);
   rp_ledger_set_change_sink(a->ledger, on_change, cl);
   *out = cl;
   return 0;
@@ -209,6 +263,8 @@ int rp_changelog_rebuild(struct rp_changelog *cl, int32_t partition, char *err, 
              rd_kafka_err2str(e));
     return -EIO;
   }
+  if (hi == lo)
+    return 0; /* never written: nothing to rebuild (see seed_empty()) */
   rebuilding = true;
   drop_flags(cl, partition);
   size_t applied = 0;

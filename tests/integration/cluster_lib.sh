@@ -2,7 +2,7 @@
 # aggregators that are members of one site (cluster.member_id = their name),
 # and what the tests ask of them.
 #
-#   start_member NAME           start_agg NAME with a cluster section
+#   start_member NAME [GROUP]   start_agg NAME with a cluster section
 #   cluster_json NAME           NAME's GET /v1/cluster
 #   owner_of RACK NAME          the member that owns RACK's partition, as
 #                               NAME's /v1/cluster says (partition by CRC-32,
@@ -16,7 +16,7 @@
 start_member() {
   local name=$1
   AGG_EXTRA="cluster: {member_id: $name, heartbeat: 300ms, member_timeout: 2s, session_timeout: 4s, forward_timeout: 3s}
-${CLUSTER_EXTRA:-}" start_agg "$name"
+${CLUSTER_EXTRA:-}" start_agg "$name" "${2:-rackpulse-aggregator}"
 }
 
 cluster_json() { curl -sf "${AGG_URL[$1]}/v1/cluster"; }
