@@ -318,7 +318,10 @@ static void on_retry(uv_timer_t *t) {
     }
     char err[512];
     if (d->pub != NULL) {
-      rp_pub_close(d->pub, 0);
+      /* Nothing is in flight: the old client is destroyed off the loop. */
+      if (rp_pub_discard(d->loop, d->pub) != 0)
+        rp_warn("delivery", "kafka: could not hand the failed producer to the thread pool; "
+                            "destroyed it on the loop");
       d->pub = NULL;
     }
     if (rp_pub_new(d->loop, d->cfg, on_delivered, on_kafka_error, d, &d->pub, err, sizeof(err)) !=

@@ -63,4 +63,12 @@ void rp_pub_purge(struct rp_publisher *p);
  * the number of frames still undelivered. Accepts NULL. */
 int rp_pub_close(struct rp_publisher *p, int timeout_ms);
 
+/* Lets go of a producer that holds no frame any more (every delivery report
+ * has come back, e.g. after rp_pub_purge on a fatal error) without blocking
+ * the loop: the handles close on the loop, and rd_kafka_destroy(), which
+ * joins librdkafka's threads and may wait on sockets, runs in libuv's thread
+ * pool. `p` is freed; returns 0, or -1 (and destroys on the loop thread) when
+ * the work cannot be queued. */
+int rp_pub_discard(uv_loop_t *loop, struct rp_publisher *p);
+
 #endif

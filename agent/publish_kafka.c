@@ -304,6 +304,19 @@ static void on_handle_closed(uv_handle_t *h) {
   free(p);
 }
 
+/* Releases everything of `p` but the client itself, which the caller
+ * destroys; the handles live inside p, so p is freed (and the pipe closed)
+ * once libuv has let go of both. */
+static void release_all_but_client(struct rp_publisher *p) {
+  rd_kafka_queue_io_event_enable(p->main_queue, -1, NULL, 0);
+  rd_kafka_queue_destroy(p->main_queue);
+  rd_kafka_topic_destroy(p->topic);
+  uv_poll_stop(&p->wake);
+  uv_timer_stop(&p->backstop);
+  uv_close((uv_handle_t *)&p->wake, on_handle_closed);
+  uv_close((uv_handle_t *)&p->backstop, on_handle_closed);
+}
+
 int rp_pub_close(struct rp_publisher *p, int timeout_ms) {
   if (p == NULL)
     return 0;
@@ -316,15 +329,38 @@ int rp_pub_close(struct rp_publisher *p, int timeout_ms) {
     rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(p->rk, 0);
   }
-  rd_kafka_queue_io_event_enable(p->main_queue, -1, NULL, 0);
-  rd_kafka_queue_destroy(p->main_queue);
-  rd_kafka_topic_destroy(p->topic);
-  rd_kafka_destroy(p->rk);
-  /* The handles live inside p: free p (and close the pipe) once libuv has
-   * let go of both. */
-  uv_poll_stop(&p->wake);
-  uv_timer_stop(&p->backstop);
-  uv_close((uv_handle_t *)&p->wake, on_handle_closed);
-  uv_close((uv_handle_t *)&p->backstop, on_handle_closed);
+  rd_kafka_t *rk = p->rk;
+  release_all_but_client(p);
+  rd_kafka_destroy(rk);
   return left;
+}
+
+/* A client being destroyed in the thread pool. */
+struct discard_work {
+  uv_work_t work;
+  rd_kafka_t *rk;
+};
+
+static void destroy_client(uv_work_t *w) { rd_kafka_destroy(((struct discard_work *)w->data)->rk); }
+
+static void after_destroy_client(uv_work_t *w, int status) {
+  (void)status;
+  free(w->data);
+}
+
+int rp_pub_discard(uv_loop_t *loop, struct rp_publisher *p) {
+  if (p == NULL)
+    return 0;
+  rd_kafka_t *rk = p->rk;
+  release_all_but_client(p);
+  struct discard_work *dw = malloc(sizeof(*dw));
+  if (dw != NULL) {
+    dw->rk = rk;
+    dw->work.data = dw;
+    if (uv_queue_work(loop, &dw->work, destroy_client, after_destroy_client) == 0)
+      return 0;
+    free(dw);
+  }
+  rd_kafka_destroy(rk);
+  return -1;
 }

@@ -49,8 +49,12 @@ struct rp_aggregator_config {
     int64_t port;
     int64_t threads;
     int64_t max_connections;
-    double rate_limit; /* requests/s per client address; 0: none */
-    double rate_burst; /* requests a client may make at once */
+    double rate_limit;       /* requests/s per client address; 0: none */
+    double rate_burst;       /* requests a client may make at once */
+    char tokens_file[512];   /* named clients and roles (auth.h) */
+    char tls_cert[512];      /* HTTPS: certificate (PEM); empty: plain HTTP */
+    char tls_key[512];       /* HTTPS: its private key (PEM, 0640 or tighter) */
+    char tls_client_ca[512]; /* HTTPS: CA of client certificates; empty: none asked */
   } http;
   char log_level[16];
   struct rp_policy_config policy;
@@ -117,16 +121,22 @@ struct rp_events;
 struct rp_floor;
 struct rp_cluster;
 struct rp_audit_topic;
+struct rp_auth;
+struct rp_overrides;
+struct rp_canaries;
 
 struct rp_aggregator {
   struct rp_aggregator_config cfg;
   struct store *store;
-  struct rp_gate *gate;     /* policy and check state (gate.h) */
-  struct rp_ledger *ledger; /* audit, reservations, flags (ledger.h) */
-  struct rp_events *events; /* producer of rackpulse.events (events.c) */
-  struct rp_floor *floor;   /* per-rack summaries and agent health (floor.c) */
-  char token[256];          /* empty: mutating endpoints are refused */
-  volatile bool reload;     /* SIGHUP: reload the policy */
+  struct rp_gate *gate;           /* policy and check state (gate.h) */
+  struct rp_ledger *ledger;       /* audit, reservations, flags (ledger.h) */
+  struct rp_events *events;       /* producer of rackpulse.events (events.c) */
+  struct rp_floor *floor;         /* per-rack summaries and agent health (floor.c) */
+  char token[256];                /* empty: mutating endpoints are refused */
+  struct rp_auth *auth;           /* named clients and roles (auth.h) */
+  struct rp_overrides *overrides; /* deploy overrides (override.h) */
+  struct rp_canaries *canaries;   /* canary soaks (canary.h) */
+  volatile bool reload;           /* SIGHUP: reload the policy */
   struct rp_ingest_stats stats;
   struct rp_http *http;
   volatile bool stop;

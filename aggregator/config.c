@@ -4,7 +4,7 @@
  *           sasl_password_file, properties: {librdkafka key: value}}
  *   store:  {path, map_size_mb, map_size_max_mb}
  *   http:   {listen, port, threads, max_connections}
- *   http:   {..., token_file}
+ *   http:   {..., token_file, tokens_file, tls_cert, tls_key, tls_client_ca}
  *   policy: {file} or the built-in policy's {version, max_staleness,
  *           supply_temp_max, supply_temp_series}
  *   reservations: {unused_grace, idle_window, idle_threshold, preempt_notice}
@@ -82,6 +82,16 @@ static const struct rp_cfg_field http_fields[] = {
     RP_CFG_STR("token_file", C, token_file, "", 0,
                "file holding the bearer token for mutating endpoints (0600/0640); "
                "empty: they are refused"),
+    RP_CFG_STR("tokens_file", C, http.tokens_file, "", 0,
+               "named clients, one a line: NAME ROLE[,ROLE] TOKEN or NAME ROLES cert:CN; roles "
+               "read, reserve, flag, override, admin (0600/0640)"),
+    RP_CFG_STR("tls_cert", C, http.tls_cert, "", 0,
+               "serve HTTPS with this certificate (PEM; with tls_key); empty: plain HTTP, "
+               "allowed only on a loopback address"),
+    RP_CFG_STR("tls_key", C, http.tls_key, "", 0, "the certificate's private key (PEM, 0600/0640)"),
+    RP_CFG_STR("tls_client_ca", C, http.tls_client_ca, "", 0,
+               "ask clients for a certificate signed by this CA (PEM): one whose common name a "
+               "tokens_file line names as cert:CN authenticates as that client"),
 };
 
 static const struct rp_cfg_field reservation_fields[] = {

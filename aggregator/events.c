@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "deploy.h"
 #include "gate.h"
 #include "ledger.h"
 #include "rackpulse.pb-c.h"
@@ -181,6 +182,18 @@ static bool is_auto(const json_t *f) {
   return src != NULL && strcmp(src, "auto") == 0;
 }
 
+/* An automatic flag set or cleared, in the audit log (client "aggregator"),
+ * with the check that raised it. */
+static void audit_auto_flag(struct rp_aggregator *a, const json_t *f, const char *action,
+                            int64_t now) {
+  json_t *e =
+      json_pack("{s:s, s:O, s:O, s:O}", "action", action, "rack", json_object_get(f, "rack"),
+                "flag", json_object_get(f, "flag"), "record", f);
+  if (e != NULL)
+    rp_audit_record(a, NULL, e, now);
+  json_decref(e);
+}
+
 /* Raises and clears the rack's automatic flags from its decision `d`. */
 static void reconcile_rack(struct rp_aggregator *a, const char *rack, const json_t *d,
                            int64_t now) {
@@ -228,6 +241,7 @@ static void reconcile_rack(struct rp_aggregator *a, const char *rack, const json
       rp_warn("flags", "%s set on rack %s: %s %s", flag, rack,
               json_string_value(json_object_get(f, "check")), reason ? reason : "");
       rp_events_publish(a->events, f, true, version);
+      audit_auto_flag(a, f, "flag_set", now);
     }
     json_decref(f);
   }
@@ -240,6 +254,7 @@ static void reconcile_rack(struct rp_aggregator *a, const char *rack, const json
     if (rp_ledger_flag_del_if(a->ledger, rack, name, c) == 0) {
       rp_info("flags", "%s cleared on rack %s", name, rack);
       rp_events_publish(a->events, c, false, version);
+      audit_auto_flag(a, c, "flag_clear", now);
     }
   }
   json_decref(have);

@@ -3,9 +3,11 @@
  *   GET    /v1/racks                          racks with freshness
  *   GET    /v1/racks/{rack}                   latest values, window stats, devices
  *   GET    /v1/racks/{rack}/gate?kw=N[&duration=30m][&class=gold][&owner=O]
- *                                             the deploy-gate decision (audited);
+ *                                             the deploy-gate decision (audited; an
+ *                                             override in force turns a deny into an
+ *                                             allow and says so, override.h);
  *                                             class: only one at least as strict as
- *                                             the rack's own (403), any with [token]
+ *                                             the rack's own (403), any with [override]
  *   GET    /v1/placement?kw=N[&count=K][&pool=P][&class=C]   ranked racks
  *   GET    /v1/floor[?rack=R]                 every rack's summary in one answer
  *                                             (the last evaluation pass, floor.c;
@@ -16,21 +18,31 @@
  *                                             [{check, reason}], missing, age_s, ...}],
  *                                             evaluated_at_ms, now_ms}
  *   GET    /v1/reservations[?rack=R][&owner=O]
- *   POST   /v1/reservations                   create (body: JSON)          [token]
- *   POST   /v1/reservations/{id}/extend       body {"end": ...}            [token]
- *   DELETE /v1/reservations/{id}              release                      [token]
+ *   POST   /v1/reservations                   create (body: JSON)          [reserve]
+ *   POST   /v1/reservations/{id}/extend       body {"end": ...}            [reserve]
+ *   DELETE /v1/reservations/{id}              release                      [reserve]
  *   GET    /v1/audit?[rack=R][&since=ms][&until=ms][&limit=N]
  *   GET    /v1/flags[?rack=R]
- *   POST   /v1/flags                          body {rack, flag, owner, expires, reason} [token]
- *   DELETE /v1/flags/{rack}/{flag}                                         [token]
- *   POST   /v1/racks/{rack}/devices/{device}/retire  body {owner[, reason]} [token]
+ *   POST   /v1/flags                          body {rack, flag, owner, expires, reason} [flag]
+ *   DELETE /v1/flags/{rack}/{flag}                                         [flag]
+ *   POST   /v1/racks/{rack}/devices/{device}/retire  body {owner[, reason]} [admin]
  *                                             forget a device (audited)
+ *   ... and the deploy workflow's endpoints (http_deploy.h): the audit
+ *   export and one deploy's story, overrides [override], canaries [reserve].
  *   GET    /, /floor.js, /floor.css           the incident-map page (web.c)
  *   GET    /metrics                           Prometheus text exposition
  *   GET    /healthz                           liveness
  *
- * [token]: "Authorization: Bearer T" with T from http.token_file, compared
- * in constant time; without a token file these endpoints are refused.
+ * [role]: a named client (auth.h: "Authorization: Bearer T" with T from
+ * http.tokens_file or the shared http.token_file, compared in constant
+ * time, or a TLS client certificate) holding the role; 401 without valid
+ * credentials, 403 naming the role without it; with no client configured
+ * changes are refused. Every request may carry deploy fields (deploy.h:
+ * deploy_id, commit, pipeline_url, requester), query arguments of a GET or
+ * fields of a POST body; every decision and change is audited with them and
+ * the client (http_change.c), and one whose audit entry cannot be kept is
+ * answered 503. HTTPS with http.tls_cert and http.tls_key (tls.h); plain
+ * HTTP only on a loopback address.
  * Requests are served by a fixed pool of threads with bounded connections
  * (also per client address), a per-connection timeout and a 64 KiB body
  * limit, so slow or greedy clients cannot pile up; handlers only open LMDB
@@ -51,13 +63,16 @@
 #include "cluster.h"
 #include "forward.h"
 #include "gate.h"
+#include "http_deploy.h"
 #include "ledger.h"
+#include "override.h"
 #include "rackpulse/cfg.h"
 #include "rackpulse/clock.h"
 #include "rackpulse/hash.h"
 #include "rackpulse/log.h"
 #include "rackpulse/secret.h"
 #include "reservations.h"
+#include "tls.h"
 
 #define MAX_BODY (64 * 1024)
 
@@ -85,6 +100,7 @@ struct rp_http {
   struct rp_aggregator *a;
   pthread_mutex_t rate_lock;
   struct rate_slot *rate;
+  struct rp_tls_files tls; /* HTTPS (tls.h); all NULL for plain HTTP */
 };
 
 /* True when the client at `sa` may make one more request now. */
@@ -140,6 +156,14 @@ static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned status, 
 
 static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned status, const char *msg) {
   return reply_json(conn, status, json_pack("{s:s}", "error", msg));
+}
+
+enum MHD_Result rp_http_reply_json(struct MHD_Connection *conn, unsigned status, json_t *j) {
+  return reply_json(conn, status, j);
+}
+
+enum MHD_Result rp_http_reply_error(struct MHD_Connection *conn, unsigned status, const char *msg) {
+  return reply_error(conn, status, msg);
 }
 
 bool rp_http_valid_id(const char *s, size_t len) {
@@ -285,9 +309,6 @@ static const char *arg(struct MHD_Connection *conn, const char *name) {
 
 static bool valid_name(const char *s) { return s != NULL && rp_http_valid_id(s, strlen(s)); }
 
-static bool authorized(struct rp_http *h, struct MHD_Connection *conn, unsigned *status,
-                       const char **why);
-
 static enum MHD_Result get_gate(struct rp_http *h, struct MHD_Connection *conn, const char *rack) {
   double kw;
   if (rp_http_parse_kw(arg(conn, "kw"), &kw) != 0)
@@ -301,25 +322,31 @@ static enum MHD_Result get_gate(struct rp_http *h, struct MHD_Connection *conn, 
   q.owner = arg(conn, "owner");
   if ((q.class_name && !valid_name(q.class_name)) || (q.owner && !valid_name(q.owner)))
     return reply_error(conn, 400, "class/owner: 1..64 characters of A-Z a-z 0-9 . _ -");
-  /* Gates need no token, but one that is sent must be valid: it lets the
-   * caller ask for a class looser than the rack's own. */
-  if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization") != NULL) {
-    unsigned st;
-    const char *why;
-    if (!authorized(h, conn, &st, &why))
-      return reply_error(conn, st, why);
-    q.trusted = true;
-  }
+  /* Gates need no credentials, but ones that are sent must be valid: with
+   * the override role they let the caller ask for a class looser than the
+   * rack's own. The deploy fields tie the decision to a deploy. */
+  struct rp_caller caller = {0};
+  unsigned st;
+  const char *why;
+  if (!rp_http_reader(h->a, conn, &caller, &st, &why))
+    return reply_error(conn, st, why);
+  q.trusted = rp_auth_has(caller.client, RP_ROLE_OVERRIDE);
   int status;
   char err[256];
   int64_t now = rp_now_ms();
   json_t *d =
       rp_gate_evaluate(h->a->gate, h->a->store, h->a->ledger, &q, now, &status, err, sizeof(err));
-  if (d == NULL)
+  if (d == NULL) {
+    rp_caller_clear(&caller);
     return reply_error(conn, (unsigned)status, err);
-  if (rp_ledger_audit_append(h->a->ledger, d) != 0)
-    rp_warn("http", "gate decision %s for rack %s not written to the audit log",
-            json_string_value(json_object_get(d, "decision_id")), rack);
+  }
+  rp_override_apply(h->a->overrides, d, rp_caller_deploy_id(&caller), now);
+  int rc = rp_audit_record(h->a, &caller, d, now);
+  rp_caller_clear(&caller);
+  if (rc != 0) { /* a decision that is not audited is not given */
+    json_decref(d);
+    return reply_error(conn, 503, "the audit log cannot take the decision now; retry");
+  }
   return reply_json(conn, 200, d);
 }
 
@@ -337,8 +364,29 @@ static enum MHD_Result get_placement(struct rp_http *h, struct MHD_Connection *c
   const char *pool = arg(conn, "pool"), *cls = arg(conn, "class");
   if ((pool && !valid_name(pool)) || (cls && !valid_name(cls)))
     return reply_error(conn, 400, "pool/class: 1..64 characters of A-Z a-z 0-9 . _ -");
-  json_t *p = rp_placement(h->a, kw, (size_t)count, pool, cls, rp_now_ms());
-  return p ? reply_json(conn, 200, p) : reply_error(conn, 503, "out of memory");
+  struct rp_caller caller = {0};
+  unsigned st;
+  const char *why;
+  if (!rp_http_reader(h->a, conn, &caller, &st, &why))
+    return reply_error(conn, st, why);
+  int64_t now = rp_now_ms();
+  json_t *p = rp_placement(h->a, kw, (size_t)count, pool, cls, now);
+  if (p == NULL) {
+    rp_caller_clear(&caller);
+    return reply_error(conn, 503, "out of memory");
+  }
+  /* Audited with the ranking and each rack's decision id. */
+  json_t *e = json_pack("{s:s, s:s, s:O}", "action", "placement", "rack", "*", "placement", p);
+  int rc = e ? rp_audit_record(h->a, &caller, e, now) : -ENOMEM;
+  if (rc == 0)
+    json_object_set(p, "decision_id", json_object_get(e, "decision_id"));
+  json_decref(e);
+  rp_caller_clear(&caller);
+  if (rc != 0) {
+    json_decref(p);
+    return reply_error(conn, 503, "the audit log cannot take the placement now; retry");
+  }
+  return reply_json(conn, 200, p);
 }
 
 static int64_t arg_ms(struct MHD_Connection *conn, const char *name, int64_t def, bool *ok) {
@@ -363,23 +411,6 @@ static enum MHD_Result get_audit(struct rp_http *h, struct MHD_Connection *conn)
   return reply_json(conn, 200, json_pack("{s:o}", "decisions", d));
 }
 
-/* Mutating endpoints: the bearer token, compared in constant time. */
-static bool authorized(struct rp_http *h, struct MHD_Connection *conn, unsigned *status,
-                       const char **why) {
-  if (h->a->token[0] == '\0') {
-    *status = 403;
-    *why = "changes are disabled: the aggregator has no http.token_file";
-    return false;
-  }
-  const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-  if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0 || !rp_secret_equal(auth + 7, h->a->token)) {
-    *status = 401;
-    *why = "a valid bearer token is required (Authorization: Bearer ...)";
-    return false;
-  }
-  return true;
-}
-
 json_t *rp_http_parse_body(const char *body, size_t len, unsigned *status, const char **why) {
   json_error_t e;
   json_t *j = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &e);
@@ -392,179 +423,33 @@ json_t *rp_http_parse_body(const char *body, size_t len, unsigned *status, const
   return j;
 }
 
-static const char *const flag_names[] = {"scale-back", "pause-admissions", "evacuate",
-                                         "maintenance"};
-
-static enum MHD_Result post_flag(struct rp_http *h, struct MHD_Connection *conn,
-                                 const json_t *body) {
-  const char *rack = json_string_value(json_object_get(body, "rack"));
-  const char *flag = json_string_value(json_object_get(body, "flag"));
-  const char *owner = json_string_value(json_object_get(body, "owner"));
-  const char *reason = json_string_value(json_object_get(body, "reason"));
-  json_t *expires = json_object_get(body, "expires_ms");
-  bool known = false;
-  for (size_t i = 0; i < 4 && flag; i++)
-    known |= strcmp(flag, flag_names[i]) == 0;
-  if (!valid_name(rack) || !known || !valid_name(owner))
-    return reply_error(conn, 400,
-                       "rack, owner: valid ids; flag: scale-back, pause-admissions, evacuate "
-                       "or maintenance");
-  int64_t now = rp_now_ms();
-  if (!json_is_integer(expires) || json_integer_value(expires) <= now)
-    return reply_error(conn, 400, "expires_ms: a Unix time in ms in the future");
-  if (reason != NULL && strlen(reason) > 256)
-    return reply_error(conn, 400, "reason: at most 256 characters");
-  json_t *f = json_pack("{s:s, s:s, s:s, s:s, s:I, s:O, s:s}", "rack", rack, "flag", flag, "owner",
-                        owner, "reason", reason ? reason : "", "set_ms", (json_int_t)now,
-                        "expires_ms", expires, "source", "api");
-  if (rp_ledger_flag_put(h->a->ledger, rack, flag, f) != 0) {
-    json_decref(f);
-    return reply_error(conn, 503, "ledger write failed");
-  }
-  char version[64];
-  rp_gate_policy_version(h->a->gate, version, sizeof(version));
-  rp_events_publish(h->a->events, f, true, version);
-  return reply_json(conn, 201, f);
-}
-
-/* Retires a device of a rack: it stops being an expected member of the
- * rack's gate inputs (store_retire_device()) until it reports again. The
- * retirement goes to the audit log like a gate decision. */
-static enum MHD_Result post_retire(struct rp_http *h, struct MHD_Connection *conn, const char *rack,
-                                   const char *device, const json_t *body) {
-  const char *owner = json_string_value(json_object_get(body, "owner"));
-  const char *reason = json_string_value(json_object_get(body, "reason"));
-  if (!valid_name(owner))
-    return reply_error(conn, 400, "owner: 1..64 characters of A-Z a-z 0-9 . _ -");
-  if (reason != NULL && strlen(reason) > 256)
-    return reply_error(conn, 400, "reason: at most 256 characters");
-  size_t removed = 0;
-  char err[256];
-  int64_t now = rp_now_ms();
-  int rc = store_retire_device(h->a->store, rack, device, owner, now, &removed, err, sizeof(err));
-  if (rc != 0) {
-    rp_warn("http", "retire %s of rack %s: %s", device, rack, err);
-    return reply_error(conn, 503, err);
-  }
-  if (removed == 0)
-    return reply_error(conn, 404, "no such device in that rack (never reported, or retired)");
-  char id[RP_ID_MAX + 32];
-  snprintf(id, sizeof(id), "retire-%lld-%s", (long long)now, device);
-  json_t *a =
-      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "rack", rack, "action", "device_retire",
-                "device", device, "owner", owner, "reason", reason ? reason : "", "decision_id", id,
-                "evaluated_at_ms", (json_int_t)now, "records_removed", (json_int_t)removed);
-  if (rp_ledger_audit_append(h->a->ledger, a) != 0)
-    rp_warn("http", "retirement of %s in rack %s not written to the audit log", device, rack);
-  rp_info("http", "device %s of rack %s retired by %s (%zu records)", device, rack, owner, removed);
-  return reply_json(conn, 200, a);
-}
-
+/* Changes: the caller must hold the route's role (auth.h); a POST body is
+ * a JSON object whose deploy fields (deploy.h) are taken out of it. */
 static enum MHD_Result mutate(struct rp_http *h, struct MHD_Connection *conn, const char *method,
                               const char *url, const struct request *rq) {
   unsigned status = 0;
   const char *why = NULL;
-  if (!authorized(h, conn, &status, &why))
+  struct rp_caller caller = {0};
+  if (!rp_http_authorize(h->a, conn, rp_http_route_role(method, url), &caller, &status, &why))
     return reply_error(conn, status, why);
   if (rq->too_big)
     return reply_error(conn, 413, "request body larger than 64 KiB");
-  int st = 0;
-  int64_t now = rp_now_ms();
-  static const char res_prefix[] = "/v1/reservations/";
-  static const char flag_prefix[] = "/v1/flags/";
-  if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/reservations") == 0) {
-    json_t *body = rp_http_parse_body(rq->body, rq->len, &status, &why);
+  json_t *body = NULL;
+  if (strcmp(method, "POST") == 0) {
+    body = rp_http_parse_body(rq->body, rq->len, &status, &why);
     if (body == NULL)
       return reply_error(conn, status, why);
-    json_t *r = rp_reservation_create(h->a, body, now, &st);
-    json_decref(body);
-    return reply_json(conn, (unsigned)st, r);
-  }
-  if (strncmp(url, res_prefix, sizeof(res_prefix) - 1) == 0) {
-    char id[RP_ID_MAX + 1];
-    const char *rest = url + sizeof(res_prefix) - 1;
-    size_t len = strcspn(rest, "/");
-    if (!rp_http_valid_id(rest, len))
-      return reply_error(conn, 400, "reservation id: 1..64 characters");
-    memcpy(id, rest, len);
-    id[len] = '\0';
-    if (strcmp(method, "DELETE") == 0 && rest[len] == '\0') {
-      json_t *r = rp_reservation_release(h->a, id, now, &st);
-      return reply_json(conn, (unsigned)st, r);
-    }
-    if (strcmp(method, "POST") == 0 && strcmp(rest + len, "/extend") == 0) {
-      json_t *body = rp_http_parse_body(rq->body, rq->len, &status, &why);
-      if (body == NULL)
-        return reply_error(conn, status, why);
-      json_t *r = rp_reservation_extend(h->a, id, body, now, &st);
+    if (rp_deploy_from_body(&caller, body, &why) != 0) {
       json_decref(body);
-      return reply_json(conn, (unsigned)st, r);
+      return reply_error(conn, 400, why);
     }
+  } else if (!rp_http_deploy_args(conn, &caller, &why)) {
+    return reply_error(conn, 400, why);
   }
-  static const char rack_prefix[] = "/v1/racks/";
-  if (strcmp(method, "POST") == 0 && strncmp(url, rack_prefix, sizeof(rack_prefix) - 1) == 0) {
-    /* /v1/racks/{rack}/devices/{device}/retire */
-    const char *rack = url + sizeof(rack_prefix) - 1;
-    size_t rlen = strcspn(rack, "/");
-    static const char mid[] = "/devices/", tail[] = "/retire";
-    const char *dev = rack + rlen + sizeof(mid) - 1;
-    size_t dlen = strncmp(rack + rlen, mid, sizeof(mid) - 1) == 0 ? strcspn(dev, "/") : 0;
-    if (dlen == 0 || strcmp(dev + dlen, tail) != 0)
-      return reply_error(conn, 404, "no such endpoint");
-    if (!rp_http_valid_id(rack, rlen) || !rp_http_valid_id(dev, dlen))
-      return reply_error(conn, 400, "rack, device: 1..64 characters of A-Z a-z 0-9 . _ -");
-    char rack_id[RP_ID_MAX + 1], dev_id[RP_ID_MAX + 1];
-    memcpy(rack_id, rack, rlen);
-    rack_id[rlen] = '\0';
-    memcpy(dev_id, dev, dlen);
-    dev_id[dlen] = '\0';
-    json_t *body = rp_http_parse_body(rq->body, rq->len, &status, &why);
-    if (body == NULL)
-      return reply_error(conn, status, why);
-    enum MHD_Result r = post_retire(h, conn, rack_id, dev_id, body);
-    json_decref(body);
-    return r;
-  }
-  if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/flags") == 0) {
-    json_t *body = rp_http_parse_body(rq->body, rq->len, &status, &why);
-    if (body == NULL)
-      return reply_error(conn, status, why);
-    enum MHD_Result r = post_flag(h, conn, body);
-    json_decref(body);
-    return r;
-  }
-  if (strcmp(method, "DELETE") == 0 && strncmp(url, flag_prefix, sizeof(flag_prefix) - 1) == 0) {
-    const char *rest = url + sizeof(flag_prefix) - 1;
-    const char *slash = strchr(rest, '/');
-    char rack[RP_ID_MAX + 1];
-    if (slash == NULL || !rp_http_valid_id(rest, (size_t)(slash - rest)))
-      return reply_error(conn, 400, "expected /v1/flags/{rack}/{flag}");
-    memcpy(rack, rest, (size_t)(slash - rest));
-    rack[slash - rest] = '\0';
-    /* The flag as it was, for the event. */
-    json_t *was = NULL, *all = rp_ledger_flag_list(h->a->ledger, rack), *f;
-    size_t i;
-    json_array_foreach(all, i, f) {
-      if (was == NULL && strcmp(json_string_value(json_object_get(f, "flag")), slash + 1) == 0)
-        was = json_incref(f);
-    }
-    json_decref(all);
-    int rc = rp_ledger_flag_del(h->a->ledger, rack, slash + 1);
-    if (rc == 0 && was != NULL) {
-      char version[64];
-      rp_gate_policy_version(h->a->gate, version, sizeof(version));
-      rp_events_publish(h->a->events, was, false, version);
-    }
-    json_decref(was);
-    if (rc == -ENOENT)
-      return reply_error(conn, 404, "no such flag on that rack");
-    if (rc != 0)
-      return reply_error(conn, 503, "ledger write failed");
-    return reply_json(
-        conn, 200,
-        json_pack("{s:s, s:s, s:s}", "rack", rack, "flag", slash + 1, "state", "cleared"));
-  }
-  return reply_error(conn, 404, "no such endpoint");
+  enum MHD_Result r = rp_http_change(h->a, conn, method, url, body, &caller);
+  json_decref(body);
+  rp_caller_clear(&caller);
+  return r;
 }
 
 /* GET /v1/floor[?rack=R]: the cached summaries, so it costs no gate
@@ -623,6 +508,10 @@ static enum MHD_Result route_get(struct rp_http *h, struct MHD_Connection *conn,
     return get_placement(h, conn);
   if (strcmp(url, "/v1/floor") == 0)
     return get_floor(h, conn);
+  bool handled;
+  enum MHD_Result dr = rp_http_deploy_get(h->a, conn, url, &handled);
+  if (handled)
+    return dr;
   if (strcmp(url, "/v1/audit") == 0)
     return get_audit(h, conn);
   if (strcmp(url, "/v1/reservations") == 0) {
@@ -726,6 +615,45 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
   rp_warn("http", "%s", msg);
 }
 
+/* HTTPS when http.tls_cert and http.tls_key are set (client certificates
+ * asked for with http.tls_client_ca); plain HTTP only on a loopback
+ * address. Fills the daemon's TLS options and flags. */
+static int tls_setup(struct rp_http *h, const struct sockaddr_in *addr, struct MHD_OptionItem *opts,
+                     unsigned *flags, char *err, size_t errlen) {
+  const struct rp_aggregator_config *cfg = &h->a->cfg;
+  bool want = cfg->http.tls_cert[0] != '\0' || cfg->http.tls_key[0] != '\0';
+  if (!want) {
+    if ((ntohl(addr->sin_addr.s_addr) >> 24) != 127) {
+      snprintf(err, errlen,
+               "http.listen: %s is not a loopback address: serve HTTPS there (http.tls_cert, "
+               "http.tls_key), plain HTTP only on 127.0.0.0/8",
+               cfg->http.listen);
+      return -EINVAL;
+    }
+    if (cfg->http.tls_client_ca[0] != '\0') {
+      snprintf(err, errlen, "http.tls_client_ca: client certificates need HTTPS (http.tls_cert)");
+      return -EINVAL;
+    }
+    return 0;
+  }
+  if (cfg->http.tls_cert[0] == '\0' || cfg->http.tls_key[0] == '\0') {
+    snprintf(err, errlen, "http.tls_cert and http.tls_key: HTTPS needs both");
+    return -EINVAL;
+  }
+  int rc = rp_tls_files_load(cfg->http.tls_cert, cfg->http.tls_key, cfg->http.tls_client_ca,
+                             &h->tls, err, errlen);
+  if (rc != 0)
+    return rc;
+  size_t n = 0;
+  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls.key};
+  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls.cert};
+  if (h->tls.client_ca != NULL)
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls.client_ca};
+  opts[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+  *flags |= MHD_USE_TLS;
+  return 0;
+}
+
 int rp_http_start(struct rp_aggregator *a, struct rp_http **out, char *err, size_t errlen) {
   struct rp_http *h = calloc(1, sizeof(*h));
   if (h == NULL)
@@ -745,22 +673,35 @@ int rp_http_start(struct rp_aggregator *a, struct rp_http **out, char *err, size
     free(h);
     return -EINVAL;
   }
+  struct MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, NULL}};
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_EPOLL;
+  int rc = tls_setup(h, &addr, tls_opts, &flags, err, errlen);
+  if (rc != 0) {
+    pthread_mutex_destroy(&h->rate_lock);
+    free(h->rate);
+    free(h);
+    return rc;
+  }
   h->daemon = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_EPOLL, 0, NULL, NULL,
-      on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &addr,
-      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->cfg.http.threads, MHD_OPTION_CONNECTION_LIMIT,
+      flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_EXTERNAL_LOGGER,
+      on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_THREAD_POOL_SIZE,
+      (unsigned)a->cfg.http.threads, MHD_OPTION_CONNECTION_LIMIT,
       (unsigned)a->cfg.http.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_PER_IP_CONNECTION_LIMIT, 64u,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
   if (h->daemon == NULL) {
-    snprintf(err, errlen, "http: cannot listen on %s:%lld (in use, or not permitted)",
+    snprintf(err, errlen,
+             "http: cannot listen on %s:%lld (in use, not permitted, or TLS files "
+             "GnuTLS refuses)",
              a->cfg.http.listen, (long long)a->cfg.http.port);
+    rp_tls_files_free(&h->tls);
     pthread_mutex_destroy(&h->rate_lock);
     free(h->rate);
     free(h);
     return -EADDRINUSE;
   }
-  rp_info("http", "serving on http://%s:%lld", a->cfg.http.listen, (long long)a->cfg.http.port);
+  rp_info("http", "serving on %s://%s:%lld", h->tls.cert ? "https" : "http", a->cfg.http.listen,
+          (long long)a->cfg.http.port);
   *out = h;
   return 0;
 }
@@ -769,6 +710,7 @@ void rp_http_stop(struct rp_http *h) {
   if (h == NULL)
     return;
   MHD_stop_daemon(h->daemon);
+  rp_tls_files_free(&h->tls);
   pthread_mutex_destroy(&h->rate_lock);
   free(h->rate);
   free(h);

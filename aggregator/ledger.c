@@ -4,6 +4,7 @@
  * is a bounded ring: past its entry cap, or when its map is full, the
  * oldest decisions (by time, over all racks) make room, counted. */
 #include "ledger.h"
+#include "ledger_internal.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -16,30 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define AUDIT_QUEUE_MAX 100000
-
-struct rp_ledger {
-  MDB_env *env;       /* reservations, flags */
-  MDB_env *audit_env; /* audit, audit_time */
-  MDB_dbi audit, audit_time, reservations, flags;
-  struct rp_ledger_limits lim;
-  pthread_mutex_t res_lock; /* rp_ledger_res_lock() */
-  _Atomic uint64_t evicted; /* audit entries dropped, oldest first, to make room */
-  /* Decisions waiting for the audit writer. */
-  pthread_mutex_t lock;
-  pthread_cond_t wake;
-  json_t **queue;
-  size_t nqueue;
-  _Atomic uint64_t dropped;
-  bool stop;
-  pthread_t writer;
-  /* rp_ledger_set_audit_sink() */
-  void (*sink)(void *ctx, const json_t *decision);
-  void *sink_ctx;
-  /* rp_ledger_set_change_sink() */
-  rp_ledger_change_fn change;
-  void *change_ctx;
-};
+#include "rackpulse/log.h"
 
 /* Tells the change sink about a write that succeeded (rc 0); returns rc. */
 static int changed(struct rp_ledger *l, int rc, const char *rack, const char *kind, const char *id,
@@ -103,7 +81,7 @@ int rp_ledger_open(const char *dir, const struct rp_ledger_limits *lim, struct r
   snprintf(audit_dir, sizeof(audit_dir), "%s/audit", dir);
   int rc = env_open(dir, lim->map_size, 4, &l->env, err, errlen);
   if (rc == 0)
-    rc = env_open(audit_dir, l->lim.audit_map_size, 2, &l->audit_env, err, errlen);
+    rc = env_open(audit_dir, l->lim.audit_map_size, 4, &l->audit_env, err, errlen);
   if (rc != 0)
     goto fail;
   if ((rc = open_dbis(l->env, "reservations", &l->reservations, "flags", &l->flags)) != 0 ||
@@ -118,6 +96,11 @@ int rp_ledger_open(const char *dir, const struct rp_ledger_limits *lim, struct r
     rc = rc > 0 ? -EIO : rc;
     goto fail;
   }
+  if ((rc = rp_ledger_chain_open(l)) != 0) {
+    snprintf(err, errlen, "ledger %s: the audit log's hash chain: %s", audit_dir, mdb_strerror(rc));
+    rc = rc > 0 ? -EIO : rc;
+    goto fail;
+  }
   l->queue = calloc(AUDIT_QUEUE_MAX, sizeof(*l->queue));
   if (l->queue == NULL) {
     rc = -ENOMEM;
@@ -126,11 +109,15 @@ int rp_ledger_open(const char *dir, const struct rp_ledger_limits *lim, struct r
   }
   pthread_mutex_init(&l->lock, NULL);
   pthread_mutex_init(&l->res_lock, NULL);
+  pthread_mutex_init(&l->chain_lock, NULL);
   pthread_cond_init(&l->wake, NULL);
+  pthread_cond_init(&l->room, NULL);
   if (pthread_create(&l->writer, NULL, audit_writer, l) != 0) {
     pthread_mutex_destroy(&l->lock);
     pthread_mutex_destroy(&l->res_lock);
+    pthread_mutex_destroy(&l->chain_lock);
     pthread_cond_destroy(&l->wake);
+    pthread_cond_destroy(&l->room);
     rc = -EAGAIN;
     snprintf(err, errlen, "ledger %s: cannot start the audit writer", dir);
     goto fail;
@@ -158,7 +145,9 @@ void rp_ledger_close(struct rp_ledger *l) {
   rp_ledger_audit_flush(l);
   pthread_mutex_destroy(&l->lock);
   pthread_mutex_destroy(&l->res_lock);
+  pthread_mutex_destroy(&l->chain_lock);
   pthread_cond_destroy(&l->wake);
+  pthread_cond_destroy(&l->room);
   free(l->queue);
   mdb_env_close(l->audit_env);
   mdb_env_close(l->env);
@@ -226,6 +215,15 @@ int rp_ledger_audit_append(struct rp_ledger *l, const json_t *d) {
     return -ENOMEM;
   int rc = 0;
   pthread_mutex_lock(&l->lock);
+  /* Back-pressure: a full queue makes the caller wait (at most 2 s) for
+   * the writer to take a batch; past that the entry is refused, counted,
+   * and the caller fails its request. */
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 2;
+  while (l->nqueue == AUDIT_QUEUE_MAX && !l->stop &&
+         pthread_cond_timedwait(&l->room, &l->lock, &until) == 0) {
+  }
   if (l->nqueue == AUDIT_QUEUE_MAX) {
     atomic_fetch_add(&l->dropped, 1);
     rc = -ENOBUFS;
@@ -263,9 +261,10 @@ static int audit_put(struct rp_ledger *l, MDB_txn *txn, MDB_val *k, MDB_val *v, 
   return rc == 0 ? mdb_put(txn, l->audit_time, &t, &empty, 0) : rc;
 }
 
-/* Deletes the oldest decisions (over all racks) while there are more than
- * `keep`, or any older than `before_ms`. Returns how many. */
-static uint64_t audit_evict(struct rp_ledger *l, MDB_txn *txn, uint64_t keep, int64_t before_ms) {
+/* Deletes the oldest decisions of a ledger without a chain (by their time
+ * index) while there are more than `keep`, or any older than `before_ms`,
+ * while it is moved to its own environment. Returns how many. */
+static uint64_t legacy_evict(struct rp_ledger *l, MDB_txn *txn, uint64_t keep, int64_t before_ms) {
   MDB_stat st;
   MDB_cursor *c;
   uint64_t deleted = 0;
@@ -300,7 +299,7 @@ static int audit_shrink(struct rp_ledger *l, uint64_t keep) {
   int rc = mdb_txn_begin(l->audit_env, NULL, 0, &txn);
   if (rc != 0)
     return rc;
-  uint64_t n = audit_evict(l, txn, keep, INT64_MIN);
+  uint64_t n = rp_ledger_chain_evict(l, txn, keep, INT64_MIN);
   if ((rc = mdb_txn_commit(txn)) == 0)
     atomic_fetch_add(&l->evicted, n);
   return rc;
@@ -315,7 +314,9 @@ static int audit_clear(struct rp_ledger *l) {
   if (rc != 0)
     return rc;
   uint64_t n = mdb_stat(txn, l->audit, &st) == 0 ? st.ms_entries : 0;
-  if ((rc = mdb_drop(txn, l->audit, 0)) != 0 || (rc = mdb_drop(txn, l->audit_time, 0)) != 0) {
+  /* Everything up to the tip is gone: the chain's head moves there. */
+  if ((rc = mdb_drop(txn, l->audit, 0)) != 0 || (rc = mdb_drop(txn, l->chain, 0)) != 0 ||
+      (rc = rp_ledger_chain_put_meta(l, txn, "head", l->tip_seq, l->tip_hash)) != 0) {
     mdb_txn_abort(txn);
     return rc;
   }
@@ -324,14 +325,14 @@ static int audit_clear(struct rp_ledger *l) {
   return rc;
 }
 
-/* Pages the audit log's two databases use, and how many decisions. */
+/* Pages the audit log's databases use, and how many decisions. */
 static void audit_usage(struct rp_ledger *l, uint64_t *pages, uint64_t *entries) {
   MDB_txn *txn;
   MDB_stat a, t;
   *pages = *entries = 0;
   if (mdb_txn_begin(l->audit_env, NULL, MDB_RDONLY, &txn) != 0)
     return;
-  if (mdb_stat(txn, l->audit, &a) == 0 && mdb_stat(txn, l->audit_time, &t) == 0) {
+  if (mdb_stat(txn, l->audit, &a) == 0 && mdb_stat(txn, l->chain, &t) == 0) {
     *pages = a.ms_branch_pages + a.ms_leaf_pages + a.ms_overflow_pages + t.ms_branch_pages +
              t.ms_leaf_pages + t.ms_overflow_pages;
     *entries = a.ms_entries;
@@ -349,6 +350,9 @@ static void audit_usage(struct rp_ledger *l, uint64_t *pages, uint64_t *entries)
 static void write_batch(struct rp_ledger *l, json_t **batch, size_t n) {
   uint64_t cap = l->lim.audit_max_entries ? l->lim.audit_max_entries : UINT64_MAX;
   int rc = -1;
+  uint64_t seq = 0;
+  char prev[RP_CHAIN_HEX];
+  pthread_mutex_lock(&l->chain_lock);
   for (int attempt = 0; attempt < 4 && rc != 0; attempt++) {
     uint64_t pages, entries;
     if (attempt > 0) { /* the map was full */
@@ -361,25 +365,41 @@ static void write_batch(struct rp_ledger *l, json_t **batch, size_t n) {
     rc = mdb_txn_begin(l->audit_env, NULL, 0, &txn);
     if (rc != 0)
       break;
+    /* Each attempt chains the batch from the committed tip. */
+    seq = l->tip_seq;
+    memcpy(prev, l->tip_hash, sizeof(prev));
     for (size_t i = 0; i < n && rc == 0; i++) {
-      const json_t *d = batch[i];
+      json_t *d = batch[i];
+      char hash[RP_CHAIN_HEX];
+      char *text = rp_chain_seal_text(d, seq + 1, prev, hash);
       char key[256];
       int64_t ts = json_integer_value(json_object_get(d, "evaluated_at_ms"));
       size_t klen = audit_key(key, sizeof(key), json_string_value(json_object_get(d, "rack")), ts,
                               json_string_value(json_object_get(d, "decision_id")));
-      char *text = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(12));
       if (klen > 0 && text != NULL) {
         MDB_val k = {klen, key}, v = {strlen(text), text};
-        rc = audit_put(l, txn, &k, &v, ts);
+        rc = mdb_put(txn, l->audit, &k, &v, 0);
+        if (rc == 0)
+          rc = rp_ledger_chain_put(l, txn, seq + 1, hash, &k, ts);
+        if (rc == 0) {
+          seq++;
+          memcpy(prev, hash, sizeof(prev));
+        }
+      } else {
+        rc = klen == 0 ? MDB_BAD_VALSIZE : ENOMEM;
       }
       free(text);
     }
-    uint64_t evicted = rc == 0 ? audit_evict(l, txn, cap, INT64_MIN) : 0;
+    if (rc == 0 && seq != l->tip_seq)
+      rc = rp_ledger_chain_put_meta(l, txn, "tip", seq, prev);
+    uint64_t evicted = rc == 0 ? rp_ledger_chain_evict(l, txn, cap, INT64_MIN) : 0;
     if (rc == 0)
       rc = mdb_txn_commit(txn);
     else
       mdb_txn_abort(txn);
     if (rc == 0) {
+      l->tip_seq = seq;
+      memcpy(l->tip_hash, prev, sizeof(prev));
       atomic_fetch_add(&l->evicted, evicted);
       MDB_stat es;
       audit_usage(l, &pages, &entries);
@@ -392,8 +412,16 @@ static void write_batch(struct rp_ledger *l, json_t **batch, size_t n) {
       break;
     }
   }
-  if (rc != 0)
+  pthread_mutex_unlock(&l->chain_lock);
+  if (rc != 0) {
+    /* Not silent: counted, and said, with the entries' ids. */
     atomic_fetch_add(&l->dropped, n);
+    rp_error("audit",
+             "%zu audit entr%s not written (%s), first %s: counted in "
+             "rackpulse_audit_dropped_total",
+             n, n == 1 ? "y" : "ies", rc > 0 ? mdb_strerror(rc) : strerror(-rc),
+             json_string_value(json_object_get(batch[0], "decision_id")));
+  }
   for (size_t i = 0; i < n; i++)
     json_decref(batch[i]);
 }
@@ -405,6 +433,7 @@ void rp_ledger_audit_flush(struct rp_ledger *l) {
   if (batch != NULL) {
     memcpy(batch, l->queue, n * sizeof(*batch));
     l->nqueue = 0;
+    pthread_cond_broadcast(&l->room);
   }
   pthread_mutex_unlock(&l->lock);
   if (batch != NULL) {
@@ -482,7 +511,7 @@ uint64_t rp_ledger_audit_prune(struct rp_ledger *l, int64_t now_ms) {
   if (mdb_txn_begin(l->audit_env, NULL, 0, &txn) != 0)
     return 0;
   uint64_t cap = l->lim.audit_max_entries ? l->lim.audit_max_entries : UINT64_MAX;
-  uint64_t deleted = audit_evict(l, txn, cap, now_ms - l->lim.audit_max_age_ms);
+  uint64_t deleted = rp_ledger_chain_evict(l, txn, cap, now_ms - l->lim.audit_max_age_ms);
   if (mdb_txn_commit(txn) != 0)
     return 0;
   return deleted;
@@ -524,7 +553,7 @@ static int migrate_audit(struct rp_ledger *l) {
     }
     mdb_cursor_close(c);
     uint64_t cap = l->lim.audit_max_entries ? l->lim.audit_max_entries : UINT64_MAX;
-    audit_evict(l, atxn, cap, INT64_MIN);
+    legacy_evict(l, atxn, cap, INT64_MIN);
     if ((rc = mdb_txn_commit(atxn)) != 0) {
       mdb_txn_abort(txn);
       return rc;

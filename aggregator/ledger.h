@@ -6,12 +6,16 @@
  *   STORE_PATH/ledger        reservations  id                 -> reservation
  *                            flags         rack "\0" flag     -> flag
  *   STORE_PATH/ledger/audit  audit         rack "\0" ts_ms (8 bytes BE) id
- *                                                             -> gate decision
- *                            audit_time    ts_ms (8 bytes BE) audit key -> ""
+ *                                                             -> entry (sealed)
+ *                            chain         seq (8 bytes BE) -> ts_ms, hash, audit key
+ *                            chain_meta    "head", "tip" -> seq, hash
+ *                            (audit_time: the time index of ledgers written
+ *                            before the chain, chained on open)
  *
  * The audit log is a bounded ring: at most audit_max_entries decisions in
- * at most audit_map_size bytes; past either, the oldest decisions (by time,
- * over all racks) are deleted first and counted (rp_ledger_audit_evicted).
+ * at most audit_map_size bytes; past either, the oldest entries (in chain
+ * order, over all racks) are deleted first and counted
+ * (rp_ledger_audit_evicted), and the chain's head moves past them.
  * A ledger written before the split has its audit log moved on open.
  *
  * Safe to call from several threads (LMDB serialises writers; readers never
@@ -41,7 +45,9 @@ void rp_ledger_close(struct rp_ledger *l);
  * 100 ms or so, by a thread of the ledger), so a gate answer never waits for
  * a disk sync. Returns 0, -EINVAL for a decision without those fields, or
  * -ENOBUFS when the queue (100 000 decisions) is full: the decision is then
- * not kept and counted (rp_ledger_audit_dropped). */
+ * not kept and counted (rp_ledger_audit_dropped). A full queue first makes
+ * the caller wait (back-pressure, at most 2 s) for the writer. A batch the
+ * writer cannot store is counted there too and logged as an error. */
 int rp_ledger_audit_append(struct rp_ledger *l, const json_t *decision);
 /* Every decision appended from now on is also handed to sink (in the
  * appending thread, before it is queued; the decision stays the caller's).
@@ -69,6 +75,25 @@ json_t *rp_ledger_audit_query(struct rp_ledger *l, const char *rack, int64_t sin
 /* Deletes decisions older than audit_max_age_ms or beyond the entry cap,
  * oldest first; returns how many. */
 uint64_t rp_ledger_audit_prune(struct rp_ledger *l, int64_t now_ms);
+
+/* The hash chain (audit_chain.h, ledger_audit.c). Every entry is sealed
+ * with "seq", "prev" and "hash" as it is written. chain_info gives the
+ * head (the newest evicted entry; 0 and "" when none) and the tip (the
+ * newest entry); returns 0 or -EIO. export returns the stored text of the
+ * entries with seq > after_seq in chain order, one per line, at most max
+ * (malloc'd, the caller frees; NULL when there is none), and the last seq
+ * in it; with `ends`, also the head and tip as they stood when it was read
+ * (the same read transaction). by_deploy returns the entries whose "deploy"."deploy_id" is
+ * deploy_id, in chain order, at most limit (new reference). */
+int rp_ledger_audit_chain_info(struct rp_ledger *l, uint64_t *head_seq, char head_hash[65],
+                               uint64_t *tip_seq, char tip_hash[65]);
+struct rp_audit_ends {
+  uint64_t head_seq, tip_seq;
+  char head_hash[65], tip_hash[65];
+};
+char *rp_ledger_audit_export(struct rp_ledger *l, uint64_t after_seq, size_t max, size_t *len,
+                             uint64_t *last_seq, struct rp_audit_ends *ends);
+json_t *rp_ledger_audit_by_deploy(struct rp_ledger *l, const char *deploy_id, size_t limit);
 
 /* Reservations, keyed by their "id". put replaces; get returns a new
  * reference or NULL; list returns every reservation (new reference). */

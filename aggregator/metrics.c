@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "deploy.h"
 #include "gate.h"
 #include "ledger.h"
 #include "reservations.h"
@@ -413,6 +414,7 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
     flags_metrics(a, out, now);
   }
   rp_floor_metrics(a, out, now);
+  rp_deploy_metrics(out, now); /* deploy markers for annotations (deploy.c) */
   rp_audit_topic_metrics(a, out);
   rp_cluster_metrics(a->cluster, out);
   if (fclose(out) != 0) {

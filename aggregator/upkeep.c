@@ -11,7 +11,11 @@
 #include <unistd.h>
 
 #include "aggregator.h"
+#include "auth.h"
+#include "canary.h"
+#include "deploy.h"
 #include "gate.h"
+#include "override.h"
 #include "ledger.h"
 #include "policy.h"
 #include "rackpulse/log.h"
@@ -29,6 +33,15 @@ int rp_upkeep_load_policy(const struct rp_aggregator_config *cfg, struct rp_poli
                            cfg->policy.supply_temp_max, cfg->policy.supply_temp_series, out);
 }
 
+/* A flag that expired, in the audit log. */
+static void audit_flag_expired(struct rp_aggregator *a, const json_t *f, int64_t now) {
+  json_t *e =
+      json_pack("{s:s, s:O, s:O, s:O}", "action", "flag_expired", "rack",
+                json_object_get(f, "rack"), "flag", json_object_get(f, "flag"), "record", f);
+  rp_audit_record(a, NULL, e, now);
+  json_decref(e);
+}
+
 /* Removes flags past their expiry. */
 static void expire_flags(struct rp_aggregator *a, int64_t now) {
   json_t *all = rp_ledger_flag_list(a->ledger, NULL);
@@ -40,10 +53,24 @@ static void expire_flags(struct rp_aggregator *a, int64_t now) {
     const char *rack = json_string_value(json_object_get(f, "rack"));
     const char *flag = json_string_value(json_object_get(f, "flag"));
     /* Only the flag as read: one set again meanwhile stays. */
-    if (rack && flag && rp_ledger_flag_del_if(a->ledger, rack, flag, f) == 0)
+    if (rack && flag && rp_ledger_flag_del_if(a->ledger, rack, flag, f) == 0) {
       rp_info("flags", "%s on rack %s expired", flag, rack);
+      audit_flag_expired(a, f, now);
+    }
   }
   json_decref(all);
+}
+
+/* A policy reload (SIGHUP) in the audit log: the version before and after,
+ * whether or not the new file was taken. */
+static void audit_reload(struct rp_aggregator *a, const char *before, int64_t now) {
+  char after[64];
+  rp_gate_policy_version(a->gate, after, sizeof(after));
+  json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:b}", "action", "policy_reload", "file",
+                        a->cfg.policy.file, "version_before", before, "policy_version", after,
+                        "changed", strcmp(before, after) != 0);
+  rp_audit_record(a, NULL, e, now);
+  json_decref(e);
 }
 
 static void *upkeep(void *arg) {
@@ -53,7 +80,8 @@ static void *upkeep(void *arg) {
     int64_t now = rp_now_ms();
     if (a->reload) {
       a->reload = false;
-      char err[1024];
+      char err[1024], version_before[64];
+      rp_gate_policy_version(a->gate, version_before, sizeof(version_before));
       if (a->cfg.policy.file[0] == '\0') {
         rp_info("policy", "SIGHUP: no policy.file configured; the built-in policy stays");
       } else if (rp_gate_reload(a->gate, a->cfg.policy.file, err, sizeof(err)) != 0) {
@@ -63,6 +91,7 @@ static void *upkeep(void *arg) {
         rp_gate_policy_version(a->gate, version, sizeof(version));
         rp_info("policy", "reloaded %s: version %s", a->cfg.policy.file, version);
       }
+      audit_reload(a, version_before, now);
     }
     rp_flags_reconcile(a, now);
     rp_events_poll(a->events);
@@ -94,8 +123,10 @@ int rp_upkeep_start(struct rp_aggregator *a, char *err, size_t errlen) {
   if (a->cfg.token_file[0] != '\0' &&
       (rc = rp_secret_read_file(a->cfg.token_file, a->token, sizeof(a->token), err, errlen)) != 0)
     return rc;
-  if (a->token[0] == '\0')
-    rp_warn("http", "no http.token_file: reservations and flags cannot be changed");
+  if ((rc = rp_auth_load(a->cfg.http.tokens_file, a->token, &a->auth, err, errlen)) != 0)
+    return rc;
+  if (!rp_auth_enabled(a->auth))
+    rp_warn("http", "no http.token_file nor http.tokens_file: nothing can be changed");
   char dir[600];
   snprintf(dir, sizeof(dir), "%s/ledger", a->cfg.store.path);
   struct rp_ledger_limits lim = {.map_size = (size_t)1 << 30,
@@ -110,6 +141,10 @@ int rp_upkeep_start(struct rp_aggregator *a, char *err, size_t errlen) {
     return rc;
   if ((rc = rp_floor_new(&a->floor)) != 0) {
     snprintf(err, errlen, "out of memory");
+    return rc;
+  }
+  if ((rc = rp_overrides_new(&a->overrides)) != 0 || (rc = rp_canaries_new(a, &a->canaries)) != 0) {
+    snprintf(err, errlen, "cannot start the canary watcher");
     return rc;
   }
   char version[64];
@@ -129,6 +164,10 @@ void rp_upkeep_stop(struct rp_aggregator *a) {
     pthread_join(upkeep_thread, NULL);
     upkeep_running = false;
   }
+  rp_canaries_free(a->canaries); /* its thread expires overrides: first */
+  a->canaries = NULL;
+  rp_overrides_free(a->overrides);
+  a->overrides = NULL;
   rp_events_free(a->events);
   a->events = NULL;
   rp_floor_free(a->floor);
@@ -139,4 +178,6 @@ void rp_upkeep_stop(struct rp_aggregator *a) {
   rp_gate_free(a->gate);
   a->gate = NULL;
   memset(a->token, 0, sizeof(a->token));
+  rp_auth_free(a->auth);
+  a->auth = NULL;
 }

@@ -52,6 +52,7 @@ METRICS = {
     "audit_dropped": "rackpulse_audit_dropped_total",    # decisions not kept
     "flag_active": "rackpulse_flag_active",              # {rack,flag,owner}
     "reservation_kw": "rackpulse_reservation_kw",        # {owner,kind=reserved|used}
+    "deploy_event": "rackpulse_deploy_event_timestamp_seconds",  # {rack,kind,deploy_id}
     # Per rack, from the aggregator's once-a-second evaluation (aggregator/floor.c).
     "rack_info": "rackpulse_rack_info",                  # {rack,row,loop,pool} 1
     "headroom": "rackpulse_rack_headroom_kw",            # {rack,kind=power|thermal}
@@ -172,7 +173,19 @@ def rack_variable(name="rack", metric=None, label="rack"):
             "options": [], "sort": 1, "hide": 0, "regex": "", "skipUrlSync": False}
 
 
-def dashboard(uid, title, desc, panels, variables):
+def deploy_annotation():
+    # Deploys and decisions on the racks' time series: each rack's newest
+    # event of a kind (a gate with a deploy id, a canary's start and verdict,
+    # an override, a change) at the time it happened (the value is its Unix
+    # time, so Grafana places the mark there, not at the scrape).
+    return {"name": "Deploys", "datasource": DATASOURCE, "enable": True, "hide": False,
+            "iconColor": "rgba(255, 152, 48, 1)", "useValueForTime": True, "step": "10s",
+            "expr": "%s{%s} * 1000" % (M["deploy_event"], RACK),
+            "titleFormat": "{{kind}} {{deploy_id}}", "textFormat": "rack {{rack}}",
+            "tagKeys": "rack,kind,deploy_id"}
+
+
+def dashboard(uid, title, desc, panels, variables, annotations=()):
     # Lay the panels out left to right, top to bottom, and number them.
     x = y = rowh = 0
     out = []
@@ -196,7 +209,7 @@ def dashboard(uid, title, desc, panels, variables):
         "annotations": {"list": [{
             "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
             "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
-            "name": "Annotations & Alerts", "type": "dashboard"}]},
+            "name": "Annotations & Alerts", "type": "dashboard"}] + list(annotations)},
         "links": [{"type": "dashboards", "tags": ["rackpulse"], "asDropdown": True,
                    "title": "rackpulse", "includeVars": True, "keepTime": True,
                    "icon": "external link", "targetBlank": False, "tooltip": "", "url": ""}],
@@ -271,7 +284,8 @@ def rack_overview():
               unit="kwatt", w=24),
     ]
     return dashboard("rackpulse-rack-overview", "rackpulse / Rack overview",
-                     "Power, heat and freshness of each rack.", panels, [rack_variable()])
+                     "Power, heat and freshness of each rack.", panels, [rack_variable()],
+                     [deploy_annotation()])
 
 
 def thermal():
@@ -320,7 +334,7 @@ def thermal():
     devices = rack_variable("device", '%s{%s,series=~"cdu.*"}' % (M["value"], RACK), "device")
     return dashboard("rackpulse-thermal", "rackpulse / Thermal",
                      "CDU loop temperatures, delta T, slope, heat removed, heat balance and flow.",
-                     panels, [rack_variable(), devices])
+                     panels, [rack_variable(), devices], [deploy_annotation()])
 
 
 def gates():
@@ -368,7 +382,7 @@ def gates():
     ]
     return dashboard("rackpulse-gates", "rackpulse / Gates and flags",
                      "Gate decisions and denials, active flags, and what the checks read.",
-                     panels, [rack_variable()])
+                     panels, [rack_variable()], [deploy_annotation()])
 
 
 def agent_health():

@@ -2,13 +2,15 @@
 #include "rackpulse/secret.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-int rp_secret_read_file(const char *path, char *out, size_t outlen, char *err, size_t errlen) {
+static int read_checked(const char *path, char *out, size_t outlen, bool first_line, char *err,
+                        size_t errlen) {
   /* O_NONBLOCK: a FIFO or device at the path must not hang start-up; it is
    * refused below as not a regular file. */
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
@@ -35,7 +37,8 @@ int rp_secret_read_file(const char *path, char *out, size_t outlen, char *err, s
       rc = -EIO;
     } else {
       out[n] = '\0';
-      out[strcspn(out, "\r\n")] = '\0';
+      if (first_line)
+        out[strcspn(out, "\r\n")] = '\0';
       if ((size_t)n == outlen - 1 && strlen(out) == outlen - 1) {
         snprintf(err, errlen, "%s: secret longer than %zu bytes", path, outlen - 2);
         rc = -EFBIG;
@@ -49,6 +52,14 @@ int rp_secret_read_file(const char *path, char *out, size_t outlen, char *err, s
   if (rc != 0)
     memset(out, 0, outlen);
   return rc;
+}
+
+int rp_secret_read_file(const char *path, char *out, size_t outlen, char *err, size_t errlen) {
+  return read_checked(path, out, outlen, true, err, errlen);
+}
+
+int rp_secret_read_all(const char *path, char *out, size_t outlen, char *err, size_t errlen) {
+  return read_checked(path, out, outlen, false, err, errlen);
 }
 
 int rp_secret_equal(const char *a, const char *b) {

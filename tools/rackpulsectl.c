@@ -37,115 +37,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl_common.h"
 #include "ctl_floor.h"
 #include "ctl_tail.h"
 #include "rackpulse/cfg.h"
 #include "rackpulse/secret.h"
-
-#define EXIT_ALLOW 0
-#define EXIT_DENY 1
-#define EXIT_ERROR 2
-
-struct args {
-  const char *base, *rack, *kw, *pool, *cls, *owner, *duration, *count;
-  const char *start, *end, *id, *flag, *reason, *for_, *hosts, *outlets;
-  const char *since, *until, *limit, *token_file, *device, *row, *loop;
-  bool json, preemptible;
-};
-
-struct buffer {
-  char *data;
-  size_t len;
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *ctx) {
-  struct buffer *b = ctx;
-  size_t add = size * n;
-  if (b->len + add > (8u << 20))
-    return 0; /* refuse answers over 8 MiB */
-  char *grown = realloc(b->data, b->len + add + 1);
-  if (grown == NULL)
-    return 0;
-  memcpy(grown + b->len, p, add);
-  b->data = grown;
-  b->len += add;
-  b->data[b->len] = '\0';
-  return add;
-}
-
-/* One request. Returns the parsed JSON answer (or NULL, with a message on
- * stderr) and the HTTP status in *status. `body` (may be NULL) is sent as
- * JSON; `token` (may be NULL) as a bearer token. */
-static json_t *call(const char *method, const char *base, const char *path, const json_t *body,
-                    const char *token, long *status) {
-  char url[2048];
-  snprintf(url, sizeof(url), "%s%s", base, path);
-  CURL *curl = curl_easy_init();
-  if (curl == NULL)
-    return NULL;
-  struct buffer answer = {0};
-  char curl_err[CURL_ERROR_SIZE] = "", auth[512];
-  char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-  struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-  if (token != NULL) {
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-    headers = curl_slist_append(headers, auth);
-    memset(auth, 0, sizeof(auth));
-  }
-  curl_easy_setopt(curl, CURLOPT_URL, url);
-  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  if (text != NULL)
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  CURLcode rc = curl_easy_perform(curl);
-  json_t *j = NULL;
-  if (rc != CURLE_OK) {
-    fprintf(stderr, "rackpulsectl: %s %s: %s\n", method, url,
-            curl_err[0] ? curl_err : curl_easy_strerror(rc));
-  } else {
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
-    json_error_t jerr;
-    j = json_loadb(answer.data ? answer.data : "", answer.len, 0, &jerr);
-    if (j == NULL)
-      fprintf(stderr, "rackpulsectl: %s: HTTP %ld, answer is not JSON: %s\n", url, *status,
-              jerr.text);
-  }
-  curl_slist_free_all(headers);
-  free(text);
-  free(answer.data);
-  curl_easy_cleanup(curl);
-  return j;
-}
-
-static void print_json(const json_t *j) {
-  json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-  fputc('\n', stdout);
-}
-
-/* Prints the API's error and returns EXIT_ERROR, or 0 when status is 2xx. */
-static int check_status(const char *what, long status, const json_t *j) {
-  if (status >= 200 && status < 300)
-    return 0;
-  const char *e = json_string_value(json_object_get(j, "error"));
-  fprintf(stderr, "rackpulsectl: %s: HTTP %ld: %s\n", what, status, e ? e : "failed");
-  return EXIT_ERROR;
-}
-
-/* Appends "&key=value" (URL-escaped) when value is set. */
-static void add_query(char *path, size_t len, const char *key, const char *value) {
-  if (value == NULL)
-    return;
-  char *esc = curl_easy_escape(NULL, value, 0);
-  size_t used = strlen(path);
-  snprintf(path + used, len - used, "%c%s=%s", strchr(path, '?') ? '&' : '?', key, esc);
-  curl_free(esc);
-}
 
 static bool valid_number(const char *s, double min, double max) {
   char *end;
@@ -173,8 +69,6 @@ static void print_check(json_t *c) {
          reason ? reason : "");
 }
 
-static bool read_token(const struct args *a, char *token, size_t len);
-
 static int cmd_gate(const struct args *a) {
   if (a->rack == NULL || a->kw == NULL) {
     fprintf(stderr, "rackpulsectl: gate needs --rack R and --kw N\n");
@@ -189,29 +83,30 @@ static int cmd_gate(const struct args *a) {
   strncat(path, rack_esc, sizeof(path) - strlen(path) - 6);
   curl_free(rack_esc);
   strcat(path, "/gate");
-  add_query(path, sizeof(path), "kw", a->kw);
-  add_query(path, sizeof(path), "duration", a->duration);
-  add_query(path, sizeof(path), "class", a->cls);
-  add_query(path, sizeof(path), "owner", a->owner);
+  ctl_add_query(path, sizeof(path), "kw", a->kw);
+  ctl_add_query(path, sizeof(path), "duration", a->duration);
+  ctl_add_query(path, sizeof(path), "class", a->cls);
+  ctl_add_query(path, sizeof(path), "owner", a->owner);
+  ctl_deploy_query(a, path, sizeof(path));
   /* A token, when one is given, lets the gate be asked under a class
    * looser than the rack's own (without it the aggregator answers 403). */
   char token[256] = "";
   const char *file = a->token_file ? a->token_file : getenv("RACKPULSE_TOKEN_FILE");
-  if (file != NULL && *file != '\0' && !read_token(a, token, sizeof(token)))
+  if (file != NULL && *file != '\0' && !ctl_read_token(a, token, sizeof(token)))
     return EXIT_ERROR;
   long status = 0;
-  json_t *j = call("GET", a->base, path, NULL, token[0] ? token : NULL, &status);
+  json_t *j = ctl_call("GET", a->base, path, NULL, token[0] ? token : NULL, &status);
   memset(token, 0, sizeof(token));
   if (j == NULL)
     return EXIT_ERROR;
   int code = EXIT_ERROR;
   const char *decision = json_string_value(json_object_get(j, "decision"));
   if (status != 200 || decision == NULL) {
-    check_status("gate", status == 200 ? 500 : status, j);
+    ctl_check_status("gate", status == 200 ? 500 : status, j);
   } else {
     code = strcmp(decision, "allow") == 0 ? EXIT_ALLOW : EXIT_DENY;
     if (a->json) {
-      print_json(j);
+      ctl_print_json(j);
     } else {
       printf("rack %s, %s kW: %s (policy %s, decision %s)\n", a->rack, a->kw,
              code == EXIT_ALLOW ? "ALLOW" : "DENY",
@@ -220,28 +115,16 @@ static int cmd_gate(const struct args *a) {
       size_t i;
       json_t *c;
       json_array_foreach(json_object_get(j, "checks"), i, c) print_check(c);
+      json_t *o = json_object_get(j, "override");
+      if (o != NULL) /* an override turned a deny into this allow */
+        printf("  OVERRIDE %s by %s until %lld: %s\n", json_string_value(json_object_get(o, "id")),
+               json_string_value(json_object_get(o, "client")),
+               (long long)json_integer_value(json_object_get(o, "expires_ms")),
+               json_string_value(json_object_get(o, "reason")));
     }
   }
   json_decref(j);
   return code;
-}
-
-/* GET PATH and print it (JSON, or `human` when given and not --json). */
-static int show(const struct args *a, const char *what, const char *path,
-                void (*human)(const json_t *)) {
-  long status = 0;
-  json_t *j = call("GET", a->base, path, NULL, NULL, &status);
-  if (j == NULL)
-    return EXIT_ERROR;
-  int rc = check_status(what, status, j);
-  if (rc == 0) {
-    if (a->json || human == NULL)
-      print_json(j);
-    else
-      human(j);
-  }
-  json_decref(j);
-  return rc;
 }
 
 static int cmd_rack(const struct args *a) {
@@ -253,7 +136,7 @@ static int cmd_rack(const struct args *a) {
   char *esc = curl_easy_escape(NULL, a->rack, 0);
   strncat(path, esc, sizeof(path) - strlen(path) - 1);
   curl_free(esc);
-  return show(a, "rack", path, NULL);
+  return ctl_show(a, "rack", path, NULL);
 }
 
 static void print_placement(const json_t *j) {
@@ -281,27 +164,12 @@ static int cmd_placement(const struct args *a) {
     return EXIT_ERROR;
   }
   char path[1024] = "/v1/placement";
-  add_query(path, sizeof(path), "kw", a->kw);
-  add_query(path, sizeof(path), "count", a->count);
-  add_query(path, sizeof(path), "pool", a->pool);
-  add_query(path, sizeof(path), "class", a->cls);
-  return show(a, "placement", path, print_placement);
-}
-
-/* The bearer token for changes; exits the command with an error if absent. */
-static bool read_token(const struct args *a, char *token, size_t len) {
-  const char *file = a->token_file ? a->token_file : getenv("RACKPULSE_TOKEN_FILE");
-  if (file == NULL || *file == '\0') {
-    fprintf(stderr, "rackpulsectl: changes need a token: --token-file F or "
-                    "RACKPULSE_TOKEN_FILE\n");
-    return false;
-  }
-  char err[512];
-  if (rp_secret_read_file(file, token, len, err, sizeof(err)) != 0) {
-    fprintf(stderr, "rackpulsectl: token: %s\n", err);
-    return false;
-  }
-  return true;
+  ctl_add_query(path, sizeof(path), "kw", a->kw);
+  ctl_add_query(path, sizeof(path), "count", a->count);
+  ctl_add_query(path, sizeof(path), "pool", a->pool);
+  ctl_add_query(path, sizeof(path), "class", a->cls);
+  ctl_deploy_query(a, path, sizeof(path));
+  return ctl_show(a, "placement", path, print_placement);
 }
 
 /* A --start/--end value: Unix ms, RFC 3339 text, or "+2h" from now. */
@@ -331,18 +199,14 @@ static json_t *split_list(const char *s) {
 /* A change: method + path + body, with the token; prints the answer. */
 static int change(const struct args *a, const char *what, const char *method, const char *path,
                   const json_t *body) {
-  char token[256];
-  if (!read_token(a, token, sizeof(token)))
-    return EXIT_ERROR;
   long status = 0;
-  json_t *j = call(method, a->base, path, body, token, &status);
-  memset(token, 0, sizeof(token));
+  json_t *j = ctl_change(a, method, path, body, &status);
   if (j == NULL)
     return EXIT_ERROR;
-  int rc = check_status(what, status, j);
+  int rc = ctl_check_status(what, status, j);
   if (rc == 0) {
     if (a->json) {
-      print_json(j);
+      ctl_print_json(j);
     } else if (json_object_get(j, "id")) {
       printf("reservation %s: %s, %.2f kW on %s for %s until %lld\n",
              json_string_value(json_object_get(j, "id")),
@@ -352,7 +216,7 @@ static int change(const struct args *a, const char *what, const char *method, co
              json_string_value(json_object_get(j, "owner")),
              (long long)json_integer_value(json_object_get(j, "end_ms")));
     } else {
-      print_json(j);
+      ctl_print_json(j);
     }
   }
   json_decref(j);
@@ -432,9 +296,9 @@ static void print_reservations(const json_t *j) {
 
 static int cmd_reservations(const struct args *a) {
   char path[512] = "/v1/reservations";
-  add_query(path, sizeof(path), "rack", a->rack);
-  add_query(path, sizeof(path), "owner", a->owner);
-  return show(a, "reservations", path, print_reservations);
+  ctl_add_query(path, sizeof(path), "rack", a->rack);
+  ctl_add_query(path, sizeof(path), "owner", a->owner);
+  return ctl_show(a, "reservations", path, print_reservations);
 }
 
 static void print_flags(const json_t *j) {
@@ -453,8 +317,8 @@ static void print_flags(const json_t *j) {
 static int cmd_flags(const struct args *a, const char *sub) {
   if (sub == NULL) {
     char path[512] = "/v1/flags";
-    add_query(path, sizeof(path), "rack", a->rack);
-    return show(a, "flags", path, print_flags);
+    ctl_add_query(path, sizeof(path), "rack", a->rack);
+    return ctl_show(a, "flags", path, print_flags);
   }
   if (strcmp(sub, "set") == 0) {
     int64_t ms;
@@ -518,11 +382,11 @@ static void print_audit(const json_t *j) {
 
 static int cmd_audit(const struct args *a) {
   char path[512] = "/v1/audit";
-  add_query(path, sizeof(path), "rack", a->rack);
-  add_query(path, sizeof(path), "since", a->since);
-  add_query(path, sizeof(path), "until", a->until);
-  add_query(path, sizeof(path), "limit", a->limit);
-  return show(a, "audit", path, print_audit);
+  ctl_add_query(path, sizeof(path), "rack", a->rack);
+  ctl_add_query(path, sizeof(path), "since", a->since);
+  ctl_add_query(path, sizeof(path), "until", a->until);
+  ctl_add_query(path, sizeof(path), "limit", a->limit);
+  return ctl_show(a, "audit", path, print_audit);
 }
 
 /* device retire: the device stops being an expected member of the rack's
@@ -553,10 +417,10 @@ static int cmd_device(const struct args *a, const char *sub) {
 /* One status: fetch, filter, sort, print. Returns 0 or EXIT_ERROR. */
 static int status_once(const struct args *a) {
   long status = 0;
-  json_t *j = call("GET", a->base, "/v1/floor", NULL, NULL, &status);
+  json_t *j = ctl_call("GET", a->base, "/v1/floor", NULL, NULL, &status);
   if (j == NULL)
     return EXIT_ERROR;
-  int rc = check_status("status", status, j);
+  int rc = ctl_check_status("status", status, j);
   if (rc == 0) {
     json_t *racks = ctl_floor_select(j, a->row, a->loop);
     if (a->json) {
@@ -632,6 +496,22 @@ static void usage(FILE *out) {
                "                          F: scale-back, pause-admissions, evacuate, maintenance\n"
                "  flags clear --rack R --flag F\n"
                "  audit [--rack R] [--since MS] [--until MS] [--limit N]\n"
+               "  audit --deploy-id X     one deploy's story: every decision and change that\n"
+               "                          carried it, in the order they were audited\n"
+               "  audit export [--file F] the audit log as JSON lines (hash-chained)\n"
+               "  audit verify [--file F | --ledger DIR]\n"
+               "                          check the chain of an export (F, or fetched from the\n"
+               "                          API) or of the ledger's audit LMDB (DIR): exit 0 when\n"
+               "                          whole, 1 on a gap, an edit or a cut, 2 on error\n"
+               "  watch --rack R --kw N --for D [--baseline 30m] [--max-power-rise 8%%]\n"
+               "        [--max-temp-rise C] [--max-slope C/min] [--max-stale 10s]\n"
+               "        [--interval 5s] [--power-series S] [--temp-series S]\n"
+               "                          a canary soak against the rack's baseline: exit 0\n"
+               "                          held, 1 the moment a limit broke (or telemetry was\n"
+               "                          lost), 2 on error\n"
+               "  override --rack R --for D --reason TEXT   allow denied deploys on R for D\n"
+               "                          (at most 24h; the override role); override list\n"
+               "                          [--rack R]; override revoke --id ID\n"
                "  device retire --rack R --device D [--owner O] [--reason TEXT]\n"
                "                          forget a device that will not report again: it no\n"
                "                          longer fails the rack's checks as a stale member\n"
@@ -646,7 +526,13 @@ static void usage(FILE *out) {
                "                          refresh otherwise); N refreshes, default forever\n"
                "  tail [--rack R] [--json] [--from WHEN]\n"
                "                          frames from Kafka as they arrive (tail --help)\n"
-               "Exit status: gate 0 allow / 1 deny / 2 error; the others 0 ok / 2 error.\n");
+               "Deploy fields (every command): --deploy-id X --commit C --pipeline-url U\n"
+               "--requester P, else $RACKPULSE_DEPLOY_ID (_COMMIT, _PIPELINE_URL, _REQUESTER),\n"
+               "else GitHub Actions, GitLab CI or Jenkins variables. HTTPS: --cacert CA (or\n"
+               "$RACKPULSE_CACERT) to verify the aggregator; --cert F --key F for a client\n"
+               "certificate.\n"
+               "Exit status: gate and watch 0 allow/held / 1 deny/broke / 2 error; audit\n"
+               "verify 0 whole / 1 broken / 2 error; the others 0 ok / 2 error.\n");
 }
 
 int main(int argc, char **argv) {
@@ -678,35 +564,70 @@ int main(int argc, char **argv) {
     O_PREEMPTIBLE,
     O_DEVICE,
     O_ROW,
-    O_LOOP
+    O_LOOP,
+    O_DEPLOY_ID,
+    O_COMMIT,
+    O_PIPELINE_URL,
+    O_REQUESTER,
+    O_CACERT,
+    O_CERT,
+    O_KEY,
+    O_FILE,
+    O_LEDGER,
+    O_BASELINE,
+    O_MAX_POWER_RISE,
+    O_MAX_TEMP_RISE,
+    O_MAX_SLOPE,
+    O_MAX_STALE,
+    O_INTERVAL,
+    O_POWER_SERIES,
+    O_TEMP_SERIES
   };
-  static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
-                                       {"rack", required_argument, NULL, 'r'},
-                                       {"kw", required_argument, NULL, 'k'},
-                                       {"json", no_argument, NULL, O_JSON},
-                                       {"pool", required_argument, NULL, O_POOL},
-                                       {"class", required_argument, NULL, O_CLASS},
-                                       {"owner", required_argument, NULL, O_OWNER},
-                                       {"duration", required_argument, NULL, O_DURATION},
-                                       {"count", required_argument, NULL, O_COUNT},
-                                       {"start", required_argument, NULL, O_START},
-                                       {"end", required_argument, NULL, O_END},
-                                       {"id", required_argument, NULL, O_ID},
-                                       {"flag", required_argument, NULL, O_FLAG},
-                                       {"reason", required_argument, NULL, O_REASON},
-                                       {"for", required_argument, NULL, O_FOR},
-                                       {"hosts", required_argument, NULL, O_HOSTS},
-                                       {"outlets", required_argument, NULL, O_OUTLETS},
-                                       {"since", required_argument, NULL, O_SINCE},
-                                       {"until", required_argument, NULL, O_UNTIL},
-                                       {"limit", required_argument, NULL, O_LIMIT},
-                                       {"token-file", required_argument, NULL, O_TOKEN},
-                                       {"preemptible", no_argument, NULL, O_PREEMPTIBLE},
-                                       {"device", required_argument, NULL, O_DEVICE},
-                                       {"row", required_argument, NULL, O_ROW},
-                                       {"loop", required_argument, NULL, O_LOOP},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {
+      {"url", required_argument, NULL, 'u'},
+      {"rack", required_argument, NULL, 'r'},
+      {"kw", required_argument, NULL, 'k'},
+      {"json", no_argument, NULL, O_JSON},
+      {"pool", required_argument, NULL, O_POOL},
+      {"class", required_argument, NULL, O_CLASS},
+      {"owner", required_argument, NULL, O_OWNER},
+      {"duration", required_argument, NULL, O_DURATION},
+      {"count", required_argument, NULL, O_COUNT},
+      {"start", required_argument, NULL, O_START},
+      {"end", required_argument, NULL, O_END},
+      {"id", required_argument, NULL, O_ID},
+      {"flag", required_argument, NULL, O_FLAG},
+      {"reason", required_argument, NULL, O_REASON},
+      {"for", required_argument, NULL, O_FOR},
+      {"hosts", required_argument, NULL, O_HOSTS},
+      {"outlets", required_argument, NULL, O_OUTLETS},
+      {"since", required_argument, NULL, O_SINCE},
+      {"until", required_argument, NULL, O_UNTIL},
+      {"limit", required_argument, NULL, O_LIMIT},
+      {"token-file", required_argument, NULL, O_TOKEN},
+      {"preemptible", no_argument, NULL, O_PREEMPTIBLE},
+      {"device", required_argument, NULL, O_DEVICE},
+      {"row", required_argument, NULL, O_ROW},
+      {"loop", required_argument, NULL, O_LOOP},
+      {"deploy-id", required_argument, NULL, O_DEPLOY_ID},
+      {"commit", required_argument, NULL, O_COMMIT},
+      {"pipeline-url", required_argument, NULL, O_PIPELINE_URL},
+      {"requester", required_argument, NULL, O_REQUESTER},
+      {"cacert", required_argument, NULL, O_CACERT},
+      {"cert", required_argument, NULL, O_CERT},
+      {"key", required_argument, NULL, O_KEY},
+      {"file", required_argument, NULL, O_FILE},
+      {"ledger", required_argument, NULL, O_LEDGER},
+      {"baseline", required_argument, NULL, O_BASELINE},
+      {"max-power-rise", required_argument, NULL, O_MAX_POWER_RISE},
+      {"max-temp-rise", required_argument, NULL, O_MAX_TEMP_RISE},
+      {"max-slope", required_argument, NULL, O_MAX_SLOPE},
+      {"max-stale", required_argument, NULL, O_MAX_STALE},
+      {"interval", required_argument, NULL, O_INTERVAL},
+      {"power-series", required_argument, NULL, O_POWER_SERIES},
+      {"temp-series", required_argument, NULL, O_TEMP_SERIES},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
   /* Options may come before or after the command words. */
   const char *words[2] = {NULL, NULL};
   int nwords = 0, c;
@@ -745,6 +666,23 @@ int main(int argc, char **argv) {
     case O_DEVICE: a.device = optarg; break;
     case O_ROW: a.row = optarg; break;
     case O_LOOP: a.loop = optarg; break;
+    case O_DEPLOY_ID: a.deploy_id = optarg; break;
+    case O_COMMIT: a.commit = optarg; break;
+    case O_PIPELINE_URL: a.pipeline_url = optarg; break;
+    case O_REQUESTER: a.requester = optarg; break;
+    case O_CACERT: a.cacert = optarg; break;
+    case O_CERT: a.cert = optarg; break;
+    case O_KEY: a.key = optarg; break;
+    case O_FILE: a.file = optarg; break;
+    case O_LEDGER: a.ledger = optarg; break;
+    case O_BASELINE: a.baseline = optarg; break;
+    case O_MAX_POWER_RISE: a.max_power_rise = optarg; break;
+    case O_MAX_TEMP_RISE: a.max_temp_rise = optarg; break;
+    case O_MAX_SLOPE: a.max_slope = optarg; break;
+    case O_MAX_STALE: a.max_stale = optarg; break;
+    case O_INTERVAL: a.interval = optarg; break;
+    case O_POWER_SERIES: a.power_series = optarg; break;
+    case O_TEMP_SERIES: a.temp_series = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return EXIT_ERROR;
     }
@@ -754,11 +692,13 @@ int main(int argc, char **argv) {
     usage(stderr);
     return EXIT_ERROR;
   }
-  if (words[1] != NULL && strcmp(command, "flags") != 0 && strcmp(command, "device") != 0) {
+  if (words[1] != NULL && strcmp(command, "flags") != 0 && strcmp(command, "device") != 0 &&
+      strcmp(command, "audit") != 0 && strcmp(command, "override") != 0) {
     fprintf(stderr, "rackpulsectl: unexpected argument '%s'\n", words[1]);
     return EXIT_ERROR;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  ctl_tls_init(&a);
   int rc = EXIT_ERROR;
   if (strcmp(command, "gate") == 0)
     rc = cmd_gate(&a);
@@ -776,8 +716,14 @@ int main(int argc, char **argv) {
     rc = cmd_reservations(&a);
   else if (strcmp(command, "flags") == 0)
     rc = cmd_flags(&a, words[1]);
+  else if (strcmp(command, "audit") == 0 && (words[1] != NULL || a.deploy_id != NULL))
+    rc = ctl_audit(&a, words[1]);
   else if (strcmp(command, "audit") == 0)
     rc = cmd_audit(&a);
+  else if (strcmp(command, "watch") == 0)
+    rc = ctl_watch(&a);
+  else if (strcmp(command, "override") == 0)
+    rc = ctl_override(&a, words[1]);
   else if (strcmp(command, "device") == 0)
     rc = cmd_device(&a, words[1]);
   else if (strcmp(command, "status") == 0)

@@ -13,6 +13,10 @@
  * rule (never the secret). */
 int rp_secret_read_file(const char *path, char *out, size_t outlen, char *err, size_t errlen);
 
+/* The same rules, but the whole file (every line) into out: for files of
+ * several secrets, such as the API's tokens file. */
+int rp_secret_read_all(const char *path, char *out, size_t outlen, char *err, size_t errlen);
+
 /* Compares two secrets in time independent of where they differ. Returns 1
  * when equal. */
 int rp_secret_equal(const char *a, const char *b);

@@ -66,6 +66,8 @@ pass "stack up: rack d1 has CDU, derived and IPMI power series"
 AUTH=(-H "Authorization: Bearer dashboards-test-token")
 later=$(( $(date +%s%3N) + 3600000 ))
 wait_for 20 ctl gate --rack d1 --kw 1 || fail "no allow at 1 kW: $(ctl gate --rack d1 --kw 1 2>&1)"
+# A deploy's gate: the deploy annotations mark it.
+ctl --deploy-id dash-deploy-1 gate --rack d1 --kw 1 >/dev/null || fail "gate with a deploy id"
 set +e; ctl gate --rack d1 --kw 5000 >/dev/null 2>&1; rc=$?; set -e
 [ "$rc" -eq 1 ] || fail "5000 kW was not denied (exit $rc)"
 code=$(curl -s -o "$WORK/flag.json" -w '%{http_code}' "${AUTH[@]}" -X POST "$URL/v1/flags" \
@@ -152,6 +154,21 @@ for path in files:
         lines.append("%s: $%s -> %s" % (name, v["name"], found))
         if r.get("status") != "success" or not found:
             failures.append("%s: variable %s finds no values: %s" % (name, v["name"], r))
+    # Annotations from Prometheus (the deploy markers): their queries too.
+    for an in d.get("annotations", {}).get("list", []):
+        if an.get("builtIn"):
+            continue
+        if an.get("datasource", {}).get("uid") != UID:
+            failures.append("%s: annotation %s not on %s" % (name, an.get("name"), UID))
+            continue
+        expr = substitute(an["expr"], variables)
+        nqueries += 1
+        r = api("/api/v1/query", query=expr)
+        res = r.get("data", {}).get("result", []) if r.get("status") == "success" else []
+        lines.append("%s annotation %s: %d series  %s" % (name, an["name"], len(res), expr))
+        if not any(x["metric"].get("deploy_id") == "dash-deploy-1" and
+                   x["metric"].get("kind") == "gate_allow" for x in res):
+            failures.append("%s: annotation %s does not mark dash-deploy-1: %s" % (name, an["name"], r))
     ids = set()
     for p in panels(d["panels"]):
         if p["id"] in ids:
