@@ -8,7 +8,8 @@
  *     member_timeout: 4s
  *     session_timeout: 6s
  *     forward_timeout: 2s
- *     max_hops: 2 */
+ *     max_hops: 2
+ *     tls_ca: /etc/rackpulse/ca.pem       # members serving HTTPS */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +39,9 @@ static const struct rp_cfg_field cluster_fields[] = {
                "a request forwarded to the owner, or a fan-out to every member, waits this long"),
     RP_CFG_NUM("max_hops", RP_CFG_INT, C, cluster.max_hops, "2", 1, 8,
                "a request forwarded this many times is refused (508), never forwarded again"),
+    RP_CFG_STR("tls_ca", C, cluster.tls_ca, "", 0,
+               "CA certificate (PEM) that signed the other members' HTTPS certificates "
+               "(https:// advertise URLs); empty: the system's CAs"),
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

@@ -87,6 +87,8 @@ static void setup(CURL *h, const char *url, const struct outbound *req, long tim
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (req->ca != NULL)
+    curl_easy_setopt(h, CURLOPT_CAINFO, req->ca);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, ans);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -419,9 +421,15 @@ bool rp_forward_route(struct rp_aggregator *a, struct MHD_Connection *conn, cons
         rp_forward_respond_json(conn, 414, json_pack("{s:s}", "error", "request URI too long"));
     return true;
   }
-  struct outbound req = {
-      method,  path, body, len, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
-      hops + 1};
+  struct outbound req = {method,
+                         path,
+                         body,
+                         len,
+                         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+                         hops + 1,
+                         NULL};
+  if (rp_cluster_config(a->cluster)->tls_ca[0] != '\0')
+    req.ca = rp_cluster_config(a->cluster)->tls_ca;
   bool handled = true;
   if (about == ABOUT_RACK)
     *result = forward_rack(a, conn, &req, rack, &handled);

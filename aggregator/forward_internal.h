@@ -19,6 +19,7 @@ struct outbound {
   size_t len;
   const char *auth; /* the caller's Authorization header, or NULL */
   int hops;         /* the hop count to send */
+  const char *ca;   /* CA file for https:// members, or NULL */
 };
 
 /* An upstream answer; body is the caller's to free. */
