@@ -24,7 +24,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ingest_lib.sh"
 source "$(dirname "$0")/cluster_lib.sh"
 
-RACKS=12 FRAMES=35
+RACKS=12 FRAMES=30
 umask 077
 echo "failover-token" >"$WORK/token"
 AUTH=(-H "Authorization: Bearer failover-token")
