@@ -29,17 +29,7 @@ umask 077
 echo "failover-token" >"$WORK/token"
 AUTH=(-H "Authorization: Bearer failover-token")
 AGG_HTTP_EXTRA="token_file: $WORK/token"
-# A power check on every rack, so that reservations are admitted against it.
-{
-  echo "version: failover-1"
-  echo "defaults:"
-  echo "  max_staleness: 10s"
-  echo "  power_margin_kw: 0"
-  echo "  power: {enabled: true, series: server.power, stat: latest, across: sum}"
-  echo "racks:"
-  for i in $(seq 1 $RACKS); do printf '  - {id: r%04d, breaker_kw: 100, derating: 0.8}\n' "$i"; done
-} >"$WORK/policy.yaml"
-CLUSTER_EXTRA="policy: {file: $WORK/policy.yaml}"
+power_policy failover-1 10s
 start_broker
 start_member a
 start_member b

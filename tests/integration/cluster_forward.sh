@@ -28,15 +28,7 @@ echo "cluster-token-for-tests" >"$WORK/token"
 AUTH=(-H "Authorization: Bearer cluster-token-for-tests")
 AGG_HTTP_EXTRA="token_file: $WORK/token"
 AGG_KAFKA_EXTRA="audit_topic: rackpulse.audit"
-{
-  echo "version: forward-1"
-  echo "defaults:"
-  echo "  max_staleness: 1h"
-  echo "  power: {enabled: true, series: server.power, stat: latest, across: sum}"
-  echo "racks:"
-  for i in $(seq 1 $RACKS); do printf '  - {id: r%04d, breaker_kw: 100, derating: 0.8}\n' "$i"; done
-} >"$WORK/policy.yaml"
-CLUSTER_EXTRA="policy: {file: $WORK/policy.yaml}"
+power_policy forward-1 1h
 start_broker
 start_member a
 start_member b

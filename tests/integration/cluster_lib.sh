@@ -9,6 +9,9 @@
 #                               librdkafka's default partitioner)
 #   settled N NAME...           each NAME sees N live members, each owning
 #                               a partition, and every partition owned
+#   power_policy VERSION STALENESS  a policy with a power check on racks
+#                               r0001..r$RACKS (so reservations are admitted
+#                               against it), used by the next start_member
 #   gate NAME RACK [CURL ARGS]  "status answered_by header_answered_by
 #                               header_forwarded_by decision" of a gate asked
 #                               at NAME
@@ -63,4 +66,17 @@ except Exception:
 print(status, body.get("answered_by", "-"), hdr.get("x-rackpulse-answered-by", "-"),
       hdr.get("x-rackpulse-forwarded-by", "-"), body.get("decision", "-"))
 PYEOF
+}
+
+power_policy() {
+  {
+    echo "version: $1"
+    echo "defaults:"
+    echo "  max_staleness: $2"
+    echo "  power_margin_kw: 0"
+    echo "  power: {enabled: true, series: server.power, stat: latest, across: sum}"
+    echo "racks:"
+    for i in $(seq 1 "$RACKS"); do printf '  - {id: r%04d, breaker_kw: 100, derating: 0.8}\n' "$i"; done
+  } >"$WORK/policy.yaml"
+  CLUSTER_EXTRA="policy: {file: $WORK/policy.yaml}"
 }
