@@ -114,8 +114,9 @@ void rp_collectors_free_state(struct rp_agent *a);
 
 /* The collectors this build has, NULL-terminated (collectors.c). */
 extern const struct rp_collector *const rp_collectors[];
-extern const struct rp_collector rp_collector_modbus; /* modbus/mb_collect.c */
-extern const struct rp_collector rp_collector_ipmi;   /* ipmi/ipmi_collect.c */
-extern const struct rp_collector rp_collector_snmp;   /* snmp/snmp_collect.c */
+extern const struct rp_collector rp_collector_modbus;  /* modbus/mb_collect.c */
+extern const struct rp_collector rp_collector_ipmi;    /* ipmi/ipmi_collect.c */
+extern const struct rp_collector rp_collector_snmp;    /* snmp/snmp_collect.c */
+extern const struct rp_collector rp_collector_redfish; /* redfish/redfish_collect.c */
 
 #endif

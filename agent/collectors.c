@@ -6,10 +6,7 @@
 #include "agent.h"
 
 const struct rp_collector *const rp_collectors[] = {
-    &rp_collector_modbus,
-    &rp_collector_ipmi,
-    &rp_collector_snmp,
-    NULL,
+    &rp_collector_modbus, &rp_collector_ipmi, &rp_collector_snmp, &rp_collector_redfish, NULL,
 };
 
 _Static_assert(sizeof(rp_collectors) / sizeof(rp_collectors[0]) <= RP_COLLECTORS_MAX + 1,

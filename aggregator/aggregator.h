@@ -122,6 +122,8 @@ struct rp_events;
 struct rp_floor;
 struct rp_cluster;
 struct rp_audit_topic;
+struct rp_ladder;
+struct rp_slo;
 struct rp_auth;
 struct rp_overrides;
 struct rp_canaries;
@@ -133,6 +135,8 @@ struct rp_aggregator {
   struct rp_ledger *ledger;       /* audit, reservations, flags (ledger.h) */
   struct rp_events *events;       /* producer of rackpulse.events (events.c) */
   struct rp_floor *floor;         /* per-rack summaries and agent health (floor.c) */
+  struct rp_ladder *ladder;       /* breaches behind automatic flags (ladder.h) */
+  struct rp_slo *slo;             /* thermal SLOs (slo.h) */
   char token[256];                /* empty: mutating endpoints are refused */
   struct rp_auth *auth;           /* named clients and roles (auth.h) */
   struct rp_overrides *overrides; /* deploy overrides (override.h) */

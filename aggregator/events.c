@@ -2,12 +2,14 @@
  * that announce every flag set or cleared on `rackpulse.events`
  * (rackpulse.v1.Event, keyed by rack id) for schedulers to act on.
  *
- * Automatic flags (upkeep thread, once a second, every rack that reported):
+ * Automatic flags (upkeep thread, once a second, every rack that reported)
+ * follow the policy's escalation ladder (ladder.h); without one, the fixed
  *   supply_temp, supply_slope, inlet_slope, delta_t, flow  ->  pause-admissions
  *   alarms (a leak, a pump fault)                          ->  evacuate
  *   power_headroom or thermal_headroom below zero          ->  scale-back
  * A check only trips after its policy persistence and clears after its
- * hysteresis (gate.c); a flag, once set, is held at least flags.min_hold.
+ * hysteresis (gate.c); a flag, once set, is held at least flags.min_hold
+ * (or the ladder's min_hold). The same pass feeds the thermal SLOs (slo.h).
  * Checks without data do not raise flags: the gate already fails closed.
  * Reservations announce a preemption notice and the revocation that follows
  * on the same topic (rp_events_publish_reservation).
@@ -22,7 +24,9 @@
 #include "aggregator.h"
 #include "deploy.h"
 #include "gate.h"
+#include "ladder.h"
 #include "ledger.h"
+#include "policy.h"
 #include "rackpulse.pb-c.h"
 #include "rackpulse/log.h"
 
@@ -158,108 +162,31 @@ void rp_events_publish_reservation(struct rp_events *e, const json_t *res, const
   }
 }
 
-/* The automatic flag a failing check raises, or NULL. */
-static const char *flag_for(const char *check) {
-  static const struct {
-    const char *check, *flag;
-  } map[] = {{"supply_temp", "pause-admissions"},
-             {"supply_slope", "pause-admissions"},
-             {"inlet_slope", "pause-admissions"},
-             {"delta_t", "pause-admissions"},
-             {"flow", "pause-admissions"},
-             {"heat_balance", "pause-admissions"},
-             {"alarms", "evacuate"},
-             {"power_headroom", "scale-back"},
-             {"thermal_headroom", "scale-back"}};
-  for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-    if (strcmp(map[i].check, check) == 0)
-      return map[i].flag;
-  return NULL;
-}
-
-static bool is_auto(const json_t *f) {
-  const char *src = json_string_value(json_object_get(f, "source"));
-  return src != NULL && strcmp(src, "auto") == 0;
-}
-
 /* An automatic flag set or cleared, in the audit log (client "aggregator"),
- * with the check that raised it. */
-static void audit_auto_flag(struct rp_aggregator *a, const json_t *f, const char *action,
-                            int64_t now) {
+ * with the check that raised it: the ladder's observer. */
+static void audit_auto_flag(void *ctx, const json_t *f, bool set, int64_t now) {
   json_t *e =
-      json_pack("{s:s, s:O, s:O, s:O}", "action", action, "rack", json_object_get(f, "rack"),
-                "flag", json_object_get(f, "flag"), "record", f);
+      json_pack("{s:s, s:O, s:O, s:O}", "action", set ? "flag_set" : "flag_clear", "rack",
+                json_object_get(f, "rack"), "flag", json_object_get(f, "flag"), "record", f);
   if (e != NULL)
-    rp_audit_record(a, NULL, e, now);
+    rp_audit_record(ctx, NULL, e, now);
   json_decref(e);
 }
 
-/* Raises and clears the rack's automatic flags from its decision `d`. */
-static void reconcile_rack(struct rp_aggregator *a, const char *rack, const json_t *d,
-                           int64_t now) {
-  const char *version = json_string_value(json_object_get(d, "policy_version"));
-  json_t *wanted = json_object(); /* flag -> the check that wants it */
-  size_t i;
-  json_t *c;
-  json_array_foreach(json_object_get(d, "checks"), i, c) {
-    const char *name = json_string_value(json_object_get(c, "name"));
-    const char *flag = name ? flag_for(name) : NULL;
-    if (flag == NULL || json_is_true(json_object_get(c, "pass")) ||
-        !json_is_number(json_object_get(c, "observed")))
-      continue;
-    /* Headroom checks raise scale-back only when the rack is over already:
-     * the heat of reservations not yet drawn is work to come, not heat to
-     * shed (gate.c thermal_check). */
-    double over = json_number_value(json_object_get(c, "observed"));
-    json_t *planned = json_object_get(c, "reserved_heat_kw");
-    if (strcmp(name, "thermal_headroom") == 0 && json_is_number(planned))
-      over += json_number_value(planned);
-    if (strcmp(flag, "scale-back") == 0 && over >= 0)
-      continue;
-    if (json_object_get(wanted, flag) == NULL)
-      json_object_set(wanted, flag, c);
-  }
-  json_t *have = rp_ledger_flag_list(a->ledger, rack);
-  const char *flag;
-  json_t *check;
-  json_object_foreach(wanted, flag, check) {
-    bool present = false;
-    json_array_foreach(have, i, c) present |=
-        strcmp(json_string_value(json_object_get(c, "flag")), flag) == 0;
-    if (present)
-      continue;
-    const char *reason = json_string_value(json_object_get(check, "reason"));
-    json_t *f =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:I, s:I}", "rack", rack, "flag", flag,
-                  "owner", "rackpulse", "source", "auto", "check",
-                  json_string_value(json_object_get(check, "name")), "reason", reason ? reason : "",
-                  "observed", json_number_value(json_object_get(check, "observed")), "limit",
-                  json_number_value(json_object_get(check, "limit")), "set_ms", (json_int_t)now,
-                  "expires_ms", (json_int_t)INT64_MAX);
-    /* Never over a flag an operator set since `have` was read. */
-    if (rp_ledger_flag_put_new(a->ledger, rack, flag, f) == 0) {
-      rp_warn("flags", "%s set on rack %s: %s %s", flag, rack,
-              json_string_value(json_object_get(f, "check")), reason ? reason : "");
-      rp_events_publish(a->events, f, true, version);
-      audit_auto_flag(a, f, "flag_set", now);
-    }
-    json_decref(f);
-  }
-  json_array_foreach(have, i, c) {
-    const char *name = json_string_value(json_object_get(c, "flag"));
-    if (!is_auto(c) || name == NULL || json_object_get(wanted, name) != NULL ||
-        now - json_integer_value(json_object_get(c, "set_ms")) < a->cfg.flags.min_hold_ms)
-      continue;
-    /* Only the automatic flag as read, not one set again meanwhile. */
-    if (rp_ledger_flag_del_if(a->ledger, rack, name, c) == 0) {
-      rp_info("flags", "%s cleared on rack %s", name, rack);
-      rp_events_publish(a->events, c, false, version);
-      audit_auto_flag(a, c, "flag_clear", now);
-    }
-  }
-  json_decref(have);
-  json_decref(wanted);
+/* The ladder's end of a pass, under the policy in force. */
+struct ladder_pass {
+  struct rp_aggregator *a;
+  struct rp_ladder *ladder;
+  int64_t now;
+};
+
+static void apply_ladder(void *ctx, const struct rp_policy *p) {
+  struct ladder_pass *lp = ctx;
+  rp_ladder_apply_audited(lp->ladder, p, lp->a->ledger, lp->a->events, lp->a->cfg.flags.min_hold_ms,
+                          lp->now, audit_auto_flag, lp->a);
 }
+
+static void configure_slo(void *ctx, const struct rp_policy *p) { rp_slo_configure(ctx, &p->slo); }
 
 struct rack_ids {
   char (*ids)[RP_ID_MAX + 1];
@@ -284,8 +211,15 @@ void rp_flags_reconcile(struct rp_aggregator *a, int64_t now) {
   r.ids = calloc(r.cap, RP_ID_MAX + 1);
   r.last = calloc(r.cap, sizeof(*r.last));
   json_t *floor = json_object();
+  /* Without the upkeep's ladder (unit tests), one for this pass: the fixed
+   * mapping's steps are immediate, so it needs no history. */
+  struct ladder_pass lp = {.a = a, .ladder = a->ladder, .now = now};
+  if (a->cfg.flags.automatic && lp.ladder == NULL && rp_ladder_new(&lp.ladder) != 0)
+    lp.ladder = NULL;
   if (r.ids == NULL || r.last == NULL || floor == NULL)
     goto cleanup;
+  if (a->slo != NULL)
+    rp_gate_with_policy(a->gate, configure_slo, a->slo);
   struct store_read *rd;
   if (store_read_begin(a->store, &rd) == 0) {
     store_read_each_rack(rd, collect_rack, &r);
@@ -300,18 +234,23 @@ void rp_flags_reconcile(struct rp_aggregator *a, int64_t now) {
     json_t *d = rp_gate_evaluate(a->gate, a->store, a->ledger, &q, now, &status, err, sizeof(err));
     if (d == NULL)
       continue;
-    if (a->cfg.flags.automatic)
-      reconcile_rack(a, r.ids[i], d, now);
+    if (a->cfg.flags.automatic && lp.ladder != NULL)
+      rp_ladder_observe(lp.ladder, r.ids[i], d, now);
+    rp_slo_observe(a->slo, r.ids[i], d, now);
     json_t *s = rp_floor_summarize(a, r.ids[i], d, r.last[i]);
     if (s != NULL)
       json_object_set_new(floor, r.ids[i], s);
     json_decref(d);
   }
+  if (a->cfg.flags.automatic && lp.ladder != NULL && !a->stop)
+    rp_gate_with_policy(a->gate, apply_ladder, &lp);
   if (!a->stop) {
     rp_floor_publish(a, floor, now);
     floor = NULL;
   }
 cleanup:
+  if (lp.ladder != a->ladder)
+    rp_ladder_free(lp.ladder);
   json_decref(floor);
   free(r.ids);
   free(r.last);

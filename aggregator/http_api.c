@@ -17,6 +17,7 @@
  *                                             supply_temp, delta_t, flags, failing:
  *                                             [{check, reason}], missing, age_s, ...}],
  *                                             evaluated_at_ms, now_ms}
+ *   GET    /v1/slo                            thermal SLOs per rack and objective (slo.h)
  *   GET    /v1/reservations[?rack=R][&owner=O]
  *   POST   /v1/reservations                   create (body: JSON)          [reserve]
  *   POST   /v1/reservations/{id}/extend       body {"end": ...}            [reserve]
@@ -508,6 +509,9 @@ static enum MHD_Result route_get(struct rp_http *h, struct MHD_Connection *conn,
     return get_placement(h, conn);
   if (strcmp(url, "/v1/floor") == 0)
     return get_floor(h, conn);
+  if (strcmp(url, "/v1/slo") == 0) /* thermal SLOs, slo.h */
+    return h->a->slo ? reply_json(conn, 200, rp_slo_json(h->a->slo, rp_now_ms()))
+                     : reply_error(conn, 503, "SLOs unavailable");
   bool handled;
   enum MHD_Result dr = rp_http_deploy_get(h->a, conn, url, &handled);
   if (handled)

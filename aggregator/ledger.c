@@ -346,13 +346,12 @@ static void audit_usage(struct rp_ledger *l, uint64_t *pages, uint64_t *entries)
  * in a map that is full): past that the oldest decisions are deleted down
  * to 35%. Should a batch still not fit, the oldest tenth (at least the
  * batch) makes room, or as a last resort the whole log, and it is tried
- * again. Frees the decisions. */
+ * again. Frees the decisions. The caller holds chain_lock. */
 static void write_batch(struct rp_ledger *l, json_t **batch, size_t n) {
   uint64_t cap = l->lim.audit_max_entries ? l->lim.audit_max_entries : UINT64_MAX;
   int rc = -1;
   uint64_t seq = 0;
   char prev[RP_CHAIN_HEX];
-  pthread_mutex_lock(&l->chain_lock);
   for (int attempt = 0; attempt < 4 && rc != 0; attempt++) {
     uint64_t pages, entries;
     if (attempt > 0) { /* the map was full */
@@ -412,7 +411,6 @@ static void write_batch(struct rp_ledger *l, json_t **batch, size_t n) {
       break;
     }
   }
-  pthread_mutex_unlock(&l->chain_lock);
   if (rc != 0) {
     /* Not silent: counted, and said, with the entries' ids. */
     atomic_fetch_add(&l->dropped, n);
@@ -426,7 +424,12 @@ static void write_batch(struct rp_ledger *l, json_t **batch, size_t n) {
     json_decref(batch[i]);
 }
 
+/* Writes what is queued. chain_lock is held from taking the batch to its
+ * commit: a flush returns only once every entry queued before it is written
+ * (also one the writer thread had already taken), and batches are chained in
+ * the order they were queued. */
 void rp_ledger_audit_flush(struct rp_ledger *l) {
+  pthread_mutex_lock(&l->chain_lock);
   pthread_mutex_lock(&l->lock);
   size_t n = l->nqueue;
   json_t **batch = n ? malloc(n * sizeof(*batch)) : NULL;
@@ -440,6 +443,7 @@ void rp_ledger_audit_flush(struct rp_ledger *l) {
     write_batch(l, batch, n);
     free(batch);
   }
+  pthread_mutex_unlock(&l->chain_lock);
 }
 
 /* The audit writer: a batch every 100 ms while decisions arrive. */

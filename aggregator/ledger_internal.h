@@ -25,8 +25,9 @@ struct rp_ledger {
   struct rp_ledger_limits lim;
   pthread_mutex_t res_lock; /* rp_ledger_res_lock() */
   _Atomic uint64_t evicted; /* audit entries dropped, oldest first, to make room */
-  /* The chain's tip as committed (only the writer changes it, under
-   * chain_lock). */
+  /* The chain's tip as committed (changed only by write_batch, under
+   * chain_lock, which rp_ledger_audit_flush holds from taking a batch to
+   * its commit; taken before lock). */
   pthread_mutex_t chain_lock;
   uint64_t tip_seq;
   char tip_hash[RP_CHAIN_HEX];

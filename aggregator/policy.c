@@ -310,7 +310,7 @@ static int load_racks(const struct rp_cfg_doc *doc, rp_cfg_node list, struct rp_
 }
 
 int rp_policy_load(const char *path, struct rp_policy **out, char *err, size_t errlen) {
-  static const char *const sections[] = {"defaults", "classes", "racks", NULL};
+  static const char *const sections[] = {"defaults", "classes", "racks", "ladder", "slo", NULL};
   static const struct rp_cfg_field top_fields[] = {
       RP_CFG_STR("version", struct rp_policy, version, NULL, 1,
                  "policy version, named in every decision"),
@@ -334,6 +334,11 @@ int rp_policy_load(const char *path, struct rp_policy **out, char *err, size_t e
     rc = load_classes(doc, rp_cfg_get(doc, root, "classes"), p, err, errlen);
   if (rc == 0)
     rc = load_racks(doc, rp_cfg_get(doc, root, "racks"), p, err, errlen);
+  rp_ladder_policy_default(&p->ladder);
+  if (rc == 0)
+    rc = rp_ladder_parse(doc, rp_cfg_get(doc, root, "ladder"), &p->ladder, err, errlen);
+  if (rc == 0)
+    rc = rp_slo_parse(doc, rp_cfg_get(doc, root, "slo"), &p->slo, err, errlen);
   rp_cfg_free(doc);
   if (rc != 0) {
     rp_policy_free(p);
@@ -350,6 +355,7 @@ int rp_policy_builtin(const char *version, int64_t max_staleness_ms, double supp
     return -ENOMEM;
   snprintf(p->version, sizeof(p->version), "%s", version);
   builtin_set(&p->defaults);
+  rp_ladder_policy_default(&p->ladder);
   p->defaults.max_staleness_ms = max_staleness_ms;
   p->defaults.check[RP_CHECK_SUPPLY_TEMP].max = supply_temp_max;
   snprintf(p->defaults.check[RP_CHECK_SUPPLY_TEMP].series, sizeof(p->defaults.check[0].series),

@@ -32,13 +32,19 @@
  *                  owners' reservations + the rack draw no reservation
  *                  accounts for (gate.c, README "Power model")
  *   thermal        CDU rated capacity − heat removed ≥ requested kW
- * plus telemetry_fresh (max_staleness) and clock_skew, always on. */
+ * plus telemetry_fresh (max_staleness) and clock_skew, always on.
+ * Two more top-level sections: `ladder` (the flags failing checks raise,
+ * escalating as a breach lasts: ladder.h) and `slo` (thermal objectives per
+ * class: slo.h). */
 #ifndef RACKPULSE_POLICY_H
 #define RACKPULSE_POLICY_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "ladder.h"
+#include "slo.h"
 
 enum rp_check_id {
   RP_CHECK_SUPPLY_TEMP,
@@ -105,6 +111,8 @@ struct rp_policy {
   size_t nclasses;
   struct rp_rack_meta *racks; /* owned */
   size_t nracks;
+  struct rp_ladder_policy ladder; /* the `ladder` section (ladder.h) */
+  struct rp_slo_policy slo;       /* the `slo` section (slo.h) */
 };
 
 /* Names of the checks, for answers and config keys. */

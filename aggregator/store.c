@@ -191,6 +191,12 @@ fail:
   return rc > 0 ? -rc : rc;
 }
 
+void store_set_clock(struct store *s, int64_t now_ms) { s->clock_ms = now_ms; }
+
+int store_set_volatile(struct store *s, bool volatile_) {
+  return mdb_env_set_flags(s->env, MDB_NOSYNC | MDB_MAPASYNC, volatile_ ? 1 : 0);
+}
+
 void store_close(struct store *s) {
   if (s == NULL)
     return;

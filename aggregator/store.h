@@ -154,6 +154,15 @@ enum store_outcome { STORE_APPLIED, STORE_DUPLICATE };
 int store_open(const char *path, size_t map_size, struct store **out, char *err, size_t errlen);
 void store_close(struct store *s);
 
+/* For replays (replay.c): records take now_ms as the aggregator's receive
+ * time instead of the wall clock (0: the wall clock again; STORE_CLOCK_FRAME:
+ * each frame's own time, as if received the instant it was sent), and with
+ * volatile_ commits no longer wait for the disk (a scratch store, thrown
+ * away after). Call from the writer's thread with no batch open. */
+#define STORE_CLOCK_FRAME (-1)
+void store_set_clock(struct store *s, int64_t now_ms);
+int store_set_volatile(struct store *s, bool volatile_);
+
 /* Durability (store_durability.c). A commit holds the state and the Kafka
  * offsets that produced it, and Kafka keeps the frames: a commit the disk
  * loses (power loss, kernel crash; never a process crash, whose writes the

@@ -399,7 +399,9 @@ int store__batch_apply(struct store_batch *b, const rp_frame *f, const char *top
   struct store_agent ag = {0};
   size_t alen = strlen(f->agent_id);
   *events = 0;
-  b->received_ms = rp_now_ms();
+  b->received_ms = b->s->clock_ms == STORE_CLOCK_FRAME ? f->ts_ms
+                   : b->s->clock_ms                    ? b->s->clock_ms
+                                                       : rp_now_ms();
   int rc = store__get_copy(b->txn, b->s->agents, f->agent_id, alen, &ag, sizeof(ag));
   if (rc != 0 && rc != MDB_NOTFOUND)
     return store__lmdb_err(rc, "store: agent", err, errlen);

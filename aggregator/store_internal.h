@@ -61,6 +61,7 @@ struct store {
   size_t reserved; /* bytes of the data file known to be allocated on disk */
   bool disk_full;  /* the last reservation failed (store_apply does not grow then) */
   bool batch_open;
+  int64_t clock_ms; /* store_set_clock: simulated receive time, 0: wall clock */
   struct dict cache;
 };
 

@@ -15,12 +15,14 @@
 #include "canary.h"
 #include "deploy.h"
 #include "gate.h"
+#include "ladder.h"
 #include "override.h"
 #include "ledger.h"
 #include "policy.h"
 #include "rackpulse/log.h"
 #include "rackpulse/secret.h"
 #include "reservations.h"
+#include "slo.h"
 
 static pthread_t upkeep_thread;
 static bool upkeep_running;
@@ -42,9 +44,11 @@ static void audit_flag_expired(struct rp_aggregator *a, const json_t *f, int64_t
   json_decref(e);
 }
 
-/* Removes flags past their expiry. */
+/* Removes flags past their expiry, each announced by its CLEARED event. */
 static void expire_flags(struct rp_aggregator *a, int64_t now) {
   json_t *all = rp_ledger_flag_list(a->ledger, NULL);
+  char version[64];
+  rp_gate_policy_version(a->gate, version, sizeof(version));
   size_t i;
   json_t *f;
   json_array_foreach(all, i, f) {
@@ -55,6 +59,7 @@ static void expire_flags(struct rp_aggregator *a, int64_t now) {
     /* Only the flag as read: one set again meanwhile stays. */
     if (rack && flag && rp_ledger_flag_del_if(a->ledger, rack, flag, f) == 0) {
       rp_info("flags", "%s on rack %s expired", flag, rack);
+      rp_events_publish(a->events, f, false, version);
       audit_flag_expired(a, f, now);
     }
   }
@@ -137,6 +142,10 @@ int rp_upkeep_start(struct rp_aggregator *a, char *err, size_t errlen) {
     return rc;
   if ((rc = rp_events_new(&a->cfg, &a->events, err, errlen)) != 0)
     return rc;
+  if ((rc = rp_ladder_new(&a->ladder)) != 0 || (rc = rp_slo_new(&a->slo)) != 0) {
+    snprintf(err, errlen, "out of memory");
+    return rc;
+  }
   if ((rc = rp_audit_topic_start(a, err, errlen)) != 0)
     return rc;
   if ((rc = rp_floor_new(&a->floor)) != 0) {
@@ -172,6 +181,10 @@ void rp_upkeep_stop(struct rp_aggregator *a) {
   a->events = NULL;
   rp_floor_free(a->floor);
   a->floor = NULL;
+  rp_ladder_free(a->ladder);
+  a->ladder = NULL;
+  rp_slo_free(a->slo);
+  a->slo = NULL;
   rp_ledger_close(a->ledger);
   a->ledger = NULL;
   rp_audit_topic_stop(a);

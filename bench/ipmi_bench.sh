@@ -112,35 +112,7 @@ run() {
 frames() {
   local mode=$1
   kcat -C -b "$BOOTSTRAP" -t "bench.$mode" -o beginning -e -f '%S:%s' >"$WORK/$mode.kcat" 2>/dev/null
-  $PY - "$WORK/$mode.kcat" "$SRC/proto" <<'PYEOF'
-import json, re, subprocess, sys
-data = open(sys.argv[1], "rb").read()
-frames, i = [], 0
-while i < len(data):
-    j = data.index(b":", i)
-    n = int(data[i:j]); frames.append(data[j + 1:j + 1 + n]); i = j + 1 + n
-ms, last = [], {}
-for f in frames:
-    txt = subprocess.run(["protoc", "--decode=rackpulse.v1.Frame", "-I", sys.argv[2],
-                          sys.argv[2] + "/rackpulse.proto"], input=f, capture_output=True,
-                         check=True).stdout.decode()
-    for dev in re.findall(r"devices \{(.*?)\n\}", txt, re.S):
-        name = re.search(r'device: "([^"]+)"', dev).group(1)
-        scrapes = int((re.search(r"scrapes: (\d+)", dev) or [0, 0])[1])
-        failures = int((re.search(r"failures: (\d+)", dev) or [0, 0])[1])
-        sm = re.search(r"scrape_ms: (\d+)", dev)
-        if scrapes > last.get(name, (0, 0))[0] and sm:
-            ms.append(int(sm.group(1)))
-        last[name] = (scrapes, failures)
-ms.sort()
-print(json.dumps({
-    "frames": len(frames),
-    "scrapes": sum(s for s, _ in last.values()),
-    "failures": sum(f for _, f in last.values()),
-    "wall_mean": sum(ms) / len(ms) if ms else 0,
-    "wall_p95": ms[int(0.95 * (len(ms) - 1))] if ms else 0,
-    "samples": len(ms)}))
-PYEOF
+  $PY "$SRC/bench/frame_devices.py" "$WORK/$mode.kcat" "$SRC/proto"
 }
 
 echo "baseline: the agent with no device, ${SECONDS_PER_MODE}s..." >&2

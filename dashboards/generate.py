@@ -51,6 +51,9 @@ METRICS = {
     "gate_denials": "rackpulse_gate_denials_total",      # {check}
     "audit_dropped": "rackpulse_audit_dropped_total",    # decisions not kept
     "flag_active": "rackpulse_flag_active",              # {rack,flag,owner}
+    # Thermal SLOs of the policy's `slo` section (aggregator/slo.c).
+    "slo_budget": "rackpulse_slo_budget_remaining_ratio",  # {rack,objective}
+    "slo_burn": "rackpulse_slo_burn_rate",                 # {rack,objective}
     "reservation_kw": "rackpulse_reservation_kw",        # {owner,kind=reserved|used}
     "deploy_event": "rackpulse_deploy_event_timestamp_seconds",  # {rack,kind,deploy_id}
     # Per rack, from the aggregator's once-a-second evaluation (aggregator/floor.c).
@@ -360,6 +363,16 @@ def gates():
               [target('%s{%s} == 1' % (M["flag_active"], RACK), "", instant=True, fmt="table")],
               w=24, h=6,
               options={"showHeader": True}),
+        row("Thermal SLOs"),
+        panel("timeseries", "SLO error budget left",
+              "Share of each thermal objective's budget of time above its threshold still left "
+              "in its period (policy `slo`; below 0: overspent).",
+              [target('%s{%s}' % (M["slo_budget"], RACK), "{{rack}} {{objective}}")],
+              unit="percentunit", w=12),
+        panel("timeseries", "SLO burn rate",
+              "Error-budget burn rate over each objective's burn window: 1 spends the budget "
+              "exactly over the period.",
+              [target('%s{%s}' % (M["slo_burn"], RACK), "{{rack}} {{objective}}")], w=12),
         row("Gate inputs"),
         panel("timeseries", "Telemetry age (telemetry_fresh)",
               "Seconds since the rack's newest frame: the telemetry_fresh check denies beyond "

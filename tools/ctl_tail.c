@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl_time.h"
 #include "rackpulse/cfg.h"
 #include "rackpulse/frame.h"
 
@@ -104,24 +105,8 @@ static int parse_from(const char *s, struct tail_options *o) {
     return 0;
   }
   o->from = FROM_TIME;
-  int64_t ms;
-  if (s[0] == '-' && rp_parse_duration_ms(s + 1, &ms) == 0) {
-    o->from_ms = rp_now_ms() - ms;
+  if (ctl_parse_time(s, &o->from_ms) == 0)
     return 0;
-  }
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno == 0 && *end == '\0' && v > 0) {
-    o->from_ms = v;
-    return 0;
-  }
-  struct tm tm = {0};
-  end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-  if (end != NULL && (*end == '\0' || strcmp(end, "Z") == 0)) {
-    o->from_ms = (int64_t)timegm(&tm) * 1000;
-    return 0;
-  }
   fprintf(stderr,
           "rackpulsectl: tail: --from: expected latest, beginning, a UTC time such as "
           "2026-11-22T10:00:00Z, Unix milliseconds or an age such as -10m, got '%s'\n",

@@ -19,6 +19,7 @@ PACKAGES=(
   ipmitool openipmi
   snmpsim snmpd snmp
   faketime  # an agent whose clock runs ahead (gate_clock)
+  redfishtool python3-sushy  # third-party Redfish clients that check the simulator (openssl above makes its certificate)
   # the incident-map page in a real browser (floor_page): headless Chromium
   chromium fonts-dejavu-core
   # fuzzing (tests/fuzz, build-fuzz/): clang and its libFuzzer runtime;

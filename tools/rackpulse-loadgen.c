@@ -9,7 +9,11 @@
  *     base(i) + ((r * 31 + a * 7 + i * 3 + q) % 100)
  * with base 250 for cdu.supply_temp (decimals 1: 25.0 .. 34.9 Cel), so a test
  * can compute what the aggregator must hold. Frame times are the wall clock
- * when built, or --ts-base + (q - 1) × --interval when given.
+ * when built, or --ts-base + (q - 1) × --interval when given (and then also
+ * the Kafka message timestamps, so history can be looked up by time).
+ * --excursion R:FROM:TO:RISE adds a CDU supply temperature excursion to
+ * rack R (1-based): 0 before FROM seconds of frame time, rising linearly to
+ * RISE °C at TO, held after (the backtest's incident, issue 23).
  *
  * Exit status: 0 when every frame was delivered, 1 otherwise, 2 on usage. */
 #include <errno.h>
@@ -35,6 +39,8 @@ struct options {
   int64_t ts_base_ms; /* 0: wall clock */
   int64_t interval_ms;
   bool quiet;
+  long exc_rack; /* --excursion: rack number, 0: none */
+  double exc_from_s, exc_to_s, exc_rise;
 };
 
 /* One simulated agent: its ids and its frame, built once and refilled. */
@@ -217,6 +223,13 @@ static void sim_agent_fill(struct sim_agent *s, const struct options *o, uint64_
         base +
         (int64_t)(((uint64_t)s->rack_no * 31 + (uint64_t)s->agent_no * 7 + i * 3 + seq) % 100);
   }
+  if (o->exc_rack == s->rack_no && s->agent_no == 1 && o->series > 0) {
+    double t = (double)(seq - 1) * (double)o->interval_ms / 1000.0;
+    double k = t <= o->exc_from_s ? 0
+               : t >= o->exc_to_s ? 1
+                                  : (t - o->exc_from_s) / (o->exc_to_s - o->exc_from_s);
+    s->scaled[0] += (int64_t)(k * o->exc_rise * 10); /* decimals 1 */
+  }
   double v0 = rp_value_unscale(s->scaled[0], s->defs[0].decimals);
   for (size_t w = 0; w < s->f.n_stats; w++) {
     Rackpulse__V1__WindowStats *st = &s->stats[w];
@@ -262,7 +275,11 @@ static void usage(FILE *out) {
                "      --rate F           frames per second over all agents (default 0 =\n"
                "                         as fast as the producer takes them)\n"
                "      --interval MS      frame interval written in frames (default 1000)\n"
-               "      --ts-base MS       frame time of seq 1 (Unix ms; default: wall clock)\n"
+               "      --ts-base MS       frame time of seq 1 (Unix ms; default: wall clock);\n"
+               "                         also the messages' Kafka timestamps\n"
+               "      --excursion R:FROM:TO:RISE\n"
+               "                         rack R's CDU supply temperature rises linearly by\n"
+               "                         RISE degC from FROM to TO seconds after seq 1\n"
                "  -q, --quiet            no summary line\n"
                "  -h, --help             this text\n");
 }
@@ -291,7 +308,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
                         .dict_every = 100,
                         .seq_start = 1,
                         .interval_ms = 1000};
-  enum { O_PREFIX = 256, O_SEQ, O_DICT, O_RATE, O_INTERVAL, O_TS };
+  enum { O_PREFIX = 256, O_SEQ, O_DICT, O_RATE, O_INTERVAL, O_TS, O_EXC };
   static const struct option opts[] = {{"brokers", required_argument, NULL, 'b'},
                                        {"topic", required_argument, NULL, 't'},
                                        {"racks", required_argument, NULL, 'r'},
@@ -304,6 +321,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
                                        {"rate", required_argument, NULL, O_RATE},
                                        {"interval", required_argument, NULL, O_INTERVAL},
                                        {"ts-base", required_argument, NULL, O_TS},
+                                       {"excursion", required_argument, NULL, O_EXC},
                                        {"quiet", no_argument, NULL, 'q'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
@@ -364,6 +382,15 @@ static int parse_options(int argc, char **argv, struct options *o) {
         return 2;
       o->ts_base_ms = v;
       break;
+    case O_EXC:
+      if (sscanf(optarg, "%ld:%lf:%lf:%lf", &o->exc_rack, &o->exc_from_s, &o->exc_to_s,
+                 &o->exc_rise) != 4 ||
+          o->exc_rack < 1 || !(o->exc_to_s > o->exc_from_s)) {
+        fprintf(stderr, "loadgen: --excursion: expected RACK:FROM_S:TO_S:RISE_C, got '%s'\n",
+                optarg);
+        return 2;
+      }
+      break;
     case 'q': o->quiet = true; break;
     case 'h': usage(stdout); exit(0);
     default: usage(stderr); return 2;
@@ -406,12 +433,15 @@ static rd_kafka_t *create_producer(const struct options *o) {
 }
 
 /* Produces one message, waiting while the local queue is full. */
-static int produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt, void *buf, size_t len, const char *key) {
+static int produce(rd_kafka_t *rk, rd_kafka_topic_t *rkt, void *buf, size_t len, const char *key,
+                   int64_t ts_ms) {
   for (;;) {
-    if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, buf, len, key,
-                         strlen(key), NULL) == 0)
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(buf, len),
+        RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
       return 0;
-    rd_kafka_resp_err_t err = rd_kafka_last_error();
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || stop) {
       fprintf(stderr, "loadgen: produce: %s\n", rd_kafka_err2str(err));
       return -1;
@@ -470,7 +500,7 @@ int main(int argc, char **argv) {
         buf_cap = len;
       }
       rackpulse__v1__frame__pack(&s->f, buf);
-      if (produce(rk, rkt, buf, len, s->rack_id) != 0)
+      if (produce(rk, rkt, buf, len, s->rack_id, o.ts_base_ms ? s->f.ts_ms : 0) != 0)
         goto cleanup;
       sent++;
       samples += (uint64_t)o.series;

@@ -18,6 +18,7 @@
  *   rackpulsectl [--url URL] status [--row R] [--loop L]   one line per rack, worst first
  *   rackpulsectl [--url URL] top [--row R] [--loop L] [--count N]   status every 2 s
  *   rackpulsectl tail [--rack R] [--json] [--from WHEN]   (Kafka; ctl_tail.c)
+ *   rackpulsectl policy simulate --policy F --from T1 --to T2 ...   (Kafka; ctl_simulate.c)
  *
  * Human output by default, the API's JSON with --json. Changes (reserve,
  * extend, release, flags set/clear, device retire) send the bearer token read
@@ -39,6 +40,7 @@
 
 #include "ctl_common.h"
 #include "ctl_floor.h"
+#include "ctl_simulate.h"
 #include "ctl_tail.h"
 #include "rackpulse/cfg.h"
 #include "rackpulse/secret.h"
@@ -526,19 +528,26 @@ static void usage(FILE *out) {
                "                          refresh otherwise); N refreshes, default forever\n"
                "  tail [--rack R] [--json] [--from WHEN]\n"
                "                          frames from Kafka as they arrive (tail --help)\n"
+               "  policy simulate --policy FILE --from T1 --to T2 [--against current|FILE]\n"
+               "          [--racks a,b] [--incidents FILE] [--json]\n"
+               "                          backtest a policy on the frames Kafka kept\n"
+               "                          (policy --help); exit 1 when it allows a must-deny\n"
                "Deploy fields (every command): --deploy-id X --commit C --pipeline-url U\n"
                "--requester P, else $RACKPULSE_DEPLOY_ID (_COMMIT, _PIPELINE_URL, _REQUESTER),\n"
                "else GitHub Actions, GitLab CI or Jenkins variables. HTTPS: --cacert CA (or\n"
                "$RACKPULSE_CACERT) to verify the aggregator; --cert F --key F for a client\n"
                "certificate.\n"
                "Exit status: gate and watch 0 allow/held / 1 deny/broke / 2 error; audit\n"
-               "verify 0 whole / 1 broken / 2 error; the others 0 ok / 2 error.\n");
+               "verify 0 whole / 1 broken / 2 error; policy simulate 0 / 1 must-deny allowed /\n"
+               "2 error; the others 0 ok / 2 error.\n");
 }
 
 int main(int argc, char **argv) {
   /* tail reads Kafka, not the HTTP API: its options are its own. */
   if (argc >= 2 && strcmp(argv[1], "tail") == 0)
     return ctl_tail_main(argc - 1, argv + 1);
+  if (argc >= 2 && strcmp(argv[1], "policy") == 0) /* reads Kafka too: ctl_simulate.c */
+    return ctl_policy_main(argc - 1, argv + 1);
   struct args a = {.base = getenv("RACKPULSE_URL")};
   if (a.base == NULL || *a.base == '\0')
     a.base = "http://127.0.0.1:8470";

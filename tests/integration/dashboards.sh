@@ -45,6 +45,8 @@ defaults:
   power: {enabled: true, series: cdu.heat_load, stat: latest, across: sum}
 racks:
   - {id: d1, pool: p1, row: r1, breaker_kw: 250, derating: 0.8, cdu_capacity_kw: 300}
+slo:
+  - {name: supply-hot, check: supply_temp, above: 60, period: 1h, budget: 5m}
 YAML
 (umask 077; echo "dashboards-test-token" >"$WORK/token")
 AGG_POLICY="policy: {file: $WORK/policy.yaml}"

@@ -86,18 +86,12 @@ pass "still denied at 39 (hysteresis 2), allowed again at 30"
 
 # The trip raised an automatic pause-admissions flag, set and later cleared,
 # each announced on rackpulse.events (decoded here with the schema alone).
-events() {
-  kcat -C -b "$BOOTSTRAP" -t rackpulse.events -o beginning -e -q -f '%s\n--\n' 2>/dev/null \
-    | $PY -c '
-import subprocess, sys
-data = sys.stdin.buffer.read().split(b"\n--\n")
-for m in data:
-    if m:
-        out = subprocess.run(["protoc", "--decode=rackpulse.v1.Event", "-I", sys.argv[1], sys.argv[2]],
-                             input=m, capture_output=True).stdout.decode()
-        print(" ".join(out.split()))' "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto"
-}
-wait_for 15 sh -c "$(declare -f events); BOOTSTRAP=$BOOTSTRAP PY=$PY RP_SRC=$RP_SRC events | grep -q 'action: CLEARED'" \
+source "$(dirname "$0")/events_lib.sh"
+events() { decode_events; }
+# Not `events | grep -q`: grep leaving early breaks the decoder's pipe, and
+# pipefail makes that a failure.
+has_cleared_event() { grep -q 'action: CLEARED' <<<"$(events)"; }
+wait_for 15 has_cleared_event \
   || fail "no flag events on rackpulse.events: $(events)"
 events >"$WORK/events.txt"
 grep -q 'rack_id: "a01" flag: "pause-admissions" action: SET source: "auto" owner: "rackpulse".*check: "supply_temp" observed: 42' "$WORK/events.txt" \
