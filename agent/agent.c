@@ -76,6 +76,7 @@ static int build_frame(struct rp_agent *a, uint64_t seq, uint8_t **buf, size_t *
       .interval_ms = a->cfg.agent.interval_ms,
       .stats = stats,
       .nstats = nstats,
+      .stats_every = (uint32_t)a->cfg.edge.stats_every,
       .with_dictionary = dict || a->frames_produced == 0,
   };
   int rc = rp_builder_build(a->builder, &meta, &a->series, a->cfg.targets, a->cfg.ntargets, &health,

@@ -3,6 +3,7 @@
  * memory is allocated when the agent starts or when a tracked series is first
  * seen; observing a sample allocates nothing. */
 #include "edge.h"
+#include "stats_wire.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -22,6 +23,8 @@ struct rp_edge {
   int64_t *last_ts;   /* by series id: monotonic ms of the latest sample; 0 = never */
   uint8_t *track;     /* by series id: enum track */
   uint32_t tracked_ids[RP_EDGE_MAX_STATS_SERIES];
+  int tracked_decimals[RP_EDGE_MAX_STATS_SERIES];
+  struct rp_stats_sent sent[RP_EDGE_MAX_STATS_SERIES * RP_STATS_SERIES_MAX_WINDOWS];
   struct rp_stats_series *tracked[RP_EDGE_MAX_STATS_SERIES];
   size_t ntracked;
   Rackpulse__V1__WindowStats ws[RP_EDGE_MAX_STATS_SERIES * RP_STATS_SERIES_MAX_WINDOWS];
@@ -50,6 +53,15 @@ static const struct rp_cfg_field derived_fields[] = {
                "custom coolant specific heat, kJ/kg.K"),
     RP_CFG_STR("heat", T, heat, "", 0, "heat_balance: heat removed series, kW"),
     RP_CFG_STR("power", T, power, "", 0, "heat_balance: electrical power series, W or kW"),
+};
+
+typedef struct rp_edge_config E;
+
+static const struct rp_cfg_field stats_fields[] = {
+    RP_CFG_NUM("every", RP_CFG_INT, E, stats_every, "10", 1, 3600,
+               "frames between a series' window statistics on the wire"),
+    RP_CFG_NUM("tolerance", RP_CFG_DOUBLE, E, stats_tolerance, "0.01", 0, 1,
+               "...or at once when one moves by more than this x |mean| (min. one unit)"),
 };
 
 static const char *const default_patterns[] = {"cdu.*_temp",       "cdu.flow",      "cdu.delta_t",
@@ -166,7 +178,8 @@ int rp_edge_config_load(const struct rp_cfg_doc *doc, rp_cfg_node root, struct r
   cfg->npatterns = N(default_patterns);
 
   rp_cfg_node stats = rp_cfg_get(doc, root, "stats");
-  int rc = rp_cfg_apply(doc, stats, "stats", NULL, 0, stats_sections, cfg, err, errlen);
+  int rc = rp_cfg_apply(doc, stats, "stats", stats_fields, N(stats_fields), stats_sections, cfg,
+                        err, errlen);
   if (rc == 0 && rp_cfg_get(doc, stats, "windows"))
     rc = load_windows(doc, rp_cfg_get(doc, stats, "windows"), cfg, err, errlen);
   if (rc == 0 && rp_cfg_get(doc, stats, "series"))
@@ -206,6 +219,7 @@ void rp_edge_config_help(FILE *out) {
           "window durations, up to 4 (default: [60s, 300s])");
   fprintf(out, "  %-28s %-9s %s\n", "stats.series", "list",
           "series name patterns that carry window statistics");
+  rp_cfg_print_help(out, "stats", stats_fields, N(stats_fields));
   rp_cfg_print_help(out, "derived[]", derived_fields, N(derived_fields));
 }
 
@@ -263,6 +277,7 @@ static void start_tracking(struct rp_edge *e, const struct rp_series *s) {
   }
   if (rp_stats_series_new(&e->tracked[e->ntracked], &o) != 0)
     return;
+  e->tracked_decimals[e->ntracked] = s->decimals;
   e->tracked_ids[e->ntracked++] = s->id;
   e->track[s->id] = TRACK_YES;
 }
@@ -389,6 +404,10 @@ size_t rp_edge_window_stats(struct rp_edge *e, int64_t wall_now_ms, int64_t mono
       /* The window runs on the monotonic clock; the wire gets Unix time, as
        * old as the newest sample really is. */
       ws->newest_ms = wall_now_ms - (mono_now_ms - s.newest_ts_ms);
+      rp_stats_wire_scale(ws, e->tracked_decimals[i]); /* else: doubles, sent at once */
+      if (!rp_stats_wire_due(&e->sent[i * RP_STATS_SERIES_MAX_WINDOWS + w], ws,
+                             (uint32_t)e->cfg.stats_every, e->cfg.stats_tolerance))
+        continue;
       e->ws_ptrs[n] = ws;
       n++;
     }

@@ -49,6 +49,8 @@ struct rp_edge_config {
   size_t nwindows;
   char patterns[RP_EDGE_MAX_PATTERNS][64];
   size_t npatterns;
+  int64_t stats_every;    /* frames between a series' statistics on the wire */
+  double stats_tolerance; /* ... or at once when one moves by more than this x |mean| */
   struct rp_derived derived[RP_EDGE_MAX_DERIVED];
   size_t nderived;
 };
@@ -89,10 +91,12 @@ struct rp_derived_value {
 size_t rp_edge_derive(struct rp_edge *e, const struct rp_series_table *series, int64_t mono_now_ms,
                       struct rp_derived_value *out, size_t cap);
 
-/* The window statistics of every tracked series, as WindowStats messages in
- * an array owned by the edge state, valid until the next call. `newest_ms`
- * of each is the Unix time of its newest sample: wall_now_ms minus that
- * sample's age on the monotonic clock (mono_now_ms). */
+/* The window statistics due in this frame (stats_wire.h: scaled with the
+ * series' decimals, every stats.every frames or when one moved by more than
+ * stats.tolerance), as WindowStats messages in an array owned by the edge
+ * state, valid until the next call; one call per frame. `newest_ms` of each
+ * is the Unix time of its newest sample: wall_now_ms minus that sample's
+ * age on the monotonic clock (mono_now_ms). */
 size_t rp_edge_window_stats(struct rp_edge *e, int64_t wall_now_ms, int64_t mono_now_ms,
                             Rackpulse__V1__WindowStats ***out);
 

@@ -1,6 +1,10 @@
 /* Frame building (see frames.h). Pending samples live in flat arrays that
  * grow up to a bound and are reused frame after frame, so steady-state
- * building allocates only the packed output buffer. */
+ * building allocates only the packed output buffer. A series' status
+ * detail is sent when it changes and with the dictionary; in between its
+ * status carries detail_kept (the code goes every frame). A device's
+ * status goes out when it changed (a scrape ended: its counters moved) and
+ * with the dictionary. */
 #include "frames.h"
 
 #include <errno.h>
@@ -21,6 +25,12 @@ struct status {
   char detail[128];
 };
 
+struct dev_sent {
+  const struct rp_target *t; /* NULL: nothing sent from this position */
+  uint64_t scrapes, failures, skipped;
+  bool up;
+};
+
 struct rp_frame_builder {
   size_t max_samples;
   uint32_t *ids;
@@ -30,6 +40,10 @@ struct rp_frame_builder {
   size_t nblocks, cap_blocks;
   struct status *statuses;
   size_t nstatuses, cap_statuses;
+  uint64_t *sent; /* by series id: hash of the status and detail last sent; 0: none */
+  size_t cap_sent;
+  struct dev_sent *dev; /* by target position: what was last sent of it */
+  size_t cap_dev;
   uint64_t dropped;
 };
 
@@ -47,6 +61,8 @@ void rp_builder_free(struct rp_frame_builder *b) {
   free(b->scaled);
   free(b->blocks);
   free(b->statuses);
+  free(b->sent);
+  free(b->dev);
   free(b);
 }
 
@@ -82,6 +98,9 @@ int rp_builder_add_block(struct rp_frame_builder *b, int64_t ts_ms, const uint32
     b->dropped += n;
     return -ENOMEM;
   }
+  for (size_t i = 0; i < n; i++) /* a value: the next status is news */
+    if (ids[i] < b->cap_sent)
+      b->sent[ids[i]] = 0;
   memcpy(b->ids + b->nsamples, ids, n * sizeof(*ids));
   memcpy(b->scaled + b->nsamples, scaled, n * sizeof(*scaled));
   b->blocks[b->nblocks++] = (struct block){ts_ms, b->nsamples, n};
@@ -100,6 +119,51 @@ int rp_builder_add_status(struct rp_frame_builder *b, uint32_t series, int statu
   s->status = status;
   snprintf(s->detail, sizeof(s->detail), "%s", detail ? detail : "");
   return 0;
+}
+
+/* FNV-1a of a status code and its detail; never 0. */
+static uint64_t status_hash(int status, const char *detail) {
+  uint64_t h = 1469598103934665603ull ^ (uint64_t)(unsigned)status;
+  for (const char *p = detail; *p != '\0'; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  return h | 1;
+}
+
+/* Leaves out a status's detail when it was sent before (unless the frame
+ * carries the dictionary), remembering what it sent. */
+static void status_detail(struct rp_frame_builder *b, const struct status *st, bool full,
+                          Rackpulse__V1__SeriesStatus *out) {
+  uint64_t h = status_hash(st->status, st->detail);
+  out->detail = (char *)st->detail;
+  if (!full && st->series < b->cap_sent && b->sent[st->series] == h) {
+    out->detail = "";
+    out->detail_kept = true;
+    return;
+  }
+  if (st->series >= b->cap_sent) {
+    size_t old = b->cap_sent;
+    if (grow((void **)&b->sent, &b->cap_sent, (size_t)st->series + 1, sizeof(*b->sent)) != 0)
+      return; /* sent in full again next time */
+    memset(b->sent + old, 0, (b->cap_sent - old) * sizeof(*b->sent));
+  }
+  b->sent[st->series] = h;
+}
+
+/* True when target i is to be sent: with the dictionary, or when it
+ * changed since it was last sent (records it as sent). */
+static bool device_due(struct rp_frame_builder *b, size_t i, const struct rp_target *t, bool full) {
+  if (i >= b->cap_dev) {
+    size_t old = b->cap_dev;
+    if (grow((void **)&b->dev, &b->cap_dev, i + 1, sizeof(*b->dev)) != 0)
+      return true;
+    memset(b->dev + old, 0, (b->cap_dev - old) * sizeof(*b->dev));
+  }
+  struct dev_sent *d = &b->dev[i];
+  if (!full && d->t == t && d->scrapes == t->scrapes && d->failures == t->failures &&
+      d->skipped == t->skipped && d->up == t->up)
+    return false;
+  *d = (struct dev_sent){t, t->scrapes, t->failures, t->skipped, t->up};
+  return true;
 }
 
 /* The protobuf-c message structs below point into the builder, the series
@@ -164,21 +228,25 @@ int rp_builder_build(struct rp_frame_builder *b, const struct rp_frame_meta *met
     rackpulse__v1__series_status__init(&sts[i]);
     sts[i].series = b->statuses[i].series;
     sts[i].status = (Rackpulse__V1__ReadingStatus)b->statuses[i].status;
-    sts[i].detail = b->statuses[i].detail;
+    status_detail(b, &b->statuses[i], meta->with_dictionary, &sts[i]);
     st_ptrs[i] = &sts[i];
   }
+  size_t ndevs = 0;
   for (size_t i = 0; i < ntargets; i++) {
     const struct rp_target *t = targets[i];
-    rackpulse__v1__device_status__init(&devs[i]);
-    devs[i].device = (char *)t->name;
-    devs[i].kind = (char *)t->collector->name;
-    devs[i].up = t->up;
-    devs[i].last_error = (char *)t->last_error;
-    devs[i].scrape_ms = t->scrape_ms;
-    devs[i].scrapes = t->scrapes;
-    devs[i].failures = t->failures;
-    devs[i].last_ok_ms = t->last_ok_ms;
-    dev_ptrs[i] = &devs[i];
+    if (!device_due(b, i, t, meta->with_dictionary))
+      continue;
+    Rackpulse__V1__DeviceStatus *d = &devs[ndevs];
+    rackpulse__v1__device_status__init(d);
+    d->device = (char *)t->name;
+    d->kind = (char *)t->collector->name;
+    d->up = t->up;
+    d->last_error = (char *)t->last_error;
+    d->scrape_ms = t->scrape_ms;
+    d->scrapes = t->scrapes;
+    d->failures = t->failures;
+    d->last_ok_ms = t->last_ok_ms;
+    dev_ptrs[ndevs++] = d;
   }
   h.version = RP_VERSION;
   h.frames_produced = health->frames_produced;
@@ -208,10 +276,11 @@ int rp_builder_build(struct rp_frame_builder *b, const struct rp_frame_meta *met
   f.n_samples = b->nblocks;
   f.statuses = st_ptrs;
   f.n_statuses = b->nstatuses;
+  f.stats_every_frames = meta->stats_every;
   f.stats = meta->stats;
   f.n_stats = meta->nstats;
   f.devices = dev_ptrs;
-  f.n_devices = ntargets;
+  f.n_devices = ndevs;
   f.health = &h;
 
   size_t size = rackpulse__v1__frame__get_packed_size(&f);

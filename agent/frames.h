@@ -47,6 +47,7 @@ struct rp_frame_meta {
   bool with_dictionary;
   Rackpulse__V1__WindowStats **stats; /* window statistics to carry, or NULL */
   size_t nstats;
+  uint32_t stats_every; /* the frame's stats_every_frames (0: every frame) */
 };
 
 /* Packs the pending samples, the dictionary (when meta->with_dictionary) and

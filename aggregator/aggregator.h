@@ -63,6 +63,7 @@ struct rp_aggregator_config {
     int64_t idle_window_ms;    /* ... when their use stayed low this long */
     double idle_threshold;     /* low: measured draw under this share of the kW */
     int64_t preempt_notice_ms; /* a preempted reservation is revoked this long after notice */
+    double pack_margin_kw;     /* best fit prefers racks left with at least this (packing.h) */
   } reservations;
   struct {
     int64_t max_age_ms;

@@ -7,7 +7,8 @@
  *   http:   {..., token_file, tokens_file, tls_cert, tls_key, tls_client_ca}
  *   policy: {file} or the built-in policy's {version, max_staleness,
  *           supply_temp_max, supply_temp_series}
- *   reservations: {unused_grace, idle_window, idle_threshold, preempt_notice}
+ *   reservations: {unused_grace, idle_window, idle_threshold, preempt_notice,
+ *                  pack_margin_kw}
  *   audit:  {max_age, max_entries, map_size_mb}
  *   flags:  {automatic, min_hold}
  *   metrics: {series, series_max, devices}
@@ -105,6 +106,9 @@ static const struct rp_cfg_field reservation_fields[] = {
     RP_CFG_NUM("preempt_notice", RP_CFG_DURATION, C, reservations.preempt_notice_ms, "0", 0, 86400,
                "notice a preempted reservation gets before it is revoked (0: at once); the "
                "preempting request is refused until then, with the time to retry"),
+    RP_CFG_NUM("pack_margin_kw", RP_CFG_DOUBLE, C, reservations.pack_margin_kw, "0", 0, 100000,
+               "pool reservations go best fit to a rack left with at least this many kW free "
+               "(else to the best fit that holds them at all)"),
 };
 
 static const struct rp_cfg_field flags_fields[] = {

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "electrical.h"
 #include "gate_inputs.h"
 #include "members.h"
 #include "reservations.h"
@@ -39,9 +40,10 @@ struct rack_state {
 /* Names a denial is counted under: telemetry_fresh, flags, then the checks
  * (power and thermal under their answer names). */
 static const char *const denial_names[] = {
-    "telemetry_fresh",  "flags",     "supply_temp", "supply_slope", "inlet_slope",
-    "delta_t",          "flow",      "alarms",      "heat_balance", "power_headroom",
-    "thermal_headroom", "clock_skew"};
+    "telemetry_fresh",  "flags",      "supply_temp", "supply_slope",  "inlet_slope",
+    "delta_t",          "flow",       "alarms",      "heat_balance",  "power_headroom",
+    "thermal_headroom", "clock_skew", "feed_power",  "phase_current", "branch_current",
+    "row_power",        "pool_power", "loop_thermal"};
 #define NDENIALS (sizeof(denial_names) / sizeof(denial_names[0]))
 
 struct rp_gate {
@@ -187,6 +189,8 @@ struct eval {
   bool allow;
   bool have_commitment;            /* commitment read (power or thermal) */
   struct rp_commitment commitment; /* other owners' reservations, read once */
+  const json_t *reservations;      /* every reservation, read once (NULL: not yet) */
+  json_t *own_reservations;        /* ... when the gate read them itself */
 };
 
 /* What other owners' reservations commit over the request's window (read
@@ -195,8 +199,12 @@ static const struct rp_commitment *commitment(struct eval *e) {
   if (!e->have_commitment) {
     int64_t from = e->q->window_to_ms ? e->q->window_from_ms : e->now_ms;
     int64_t to = e->q->window_to_ms ? e->q->window_to_ms : e->now_ms + e->q->duration_ms;
-    rp_reservations_commitment(e->ledger, e->r, e->q->rack, e->q->owner, from, to, e->now_ms,
-                               e->set->max_staleness_ms, &e->commitment);
+    if (e->reservations == NULL)
+      e->reservations = e->q->reservations != NULL
+                            ? e->q->reservations
+                            : (e->own_reservations = rp_ledger_res_list(e->ledger));
+    rp_reservations_commitment_in(e->reservations, e->r, e->q->rack, e->q->owner, from, to,
+                                  e->now_ms, e->set->max_staleness_ms, &e->commitment);
     e->have_commitment = true;
   }
   return &e->commitment;
@@ -462,6 +470,28 @@ static void thermal_check(struct eval *e) {
   json_object_set_new(o, "request_heat_kw", json_real(need));
 }
 
+/* The rack's feeds, phases, branches and its row, pool and loop totals
+ * (electrical.c), with the same reservations as the power check. */
+static void topology_checks(struct eval *e) {
+  const struct rp_commitment *c = commitment(e);
+  const struct rp_elec_request q = {
+      .r = e->r,
+      .reservations = e->reservations,
+      .policy = e->g->policy,
+      .meta = e->meta,
+      .owner = e->q->owner,
+      .kw = e->q->kw,
+      .pending_kw = c->committed_kw > c->attributed_kw ? c->committed_kw - c->attributed_kw : 0,
+      .heat_fraction = e->set->heat_fraction,
+      .power_series = e->set->check[RP_CHECK_POWER].series,
+      .heat_series = e->set->check[RP_CHECK_THERMAL].series,
+      .from_ms = e->q->window_to_ms ? e->q->window_from_ms : e->now_ms,
+      .to_ms = e->q->window_to_ms ? e->q->window_to_ms : e->now_ms + e->q->duration_ms,
+      .now_ms = e->now_ms,
+      .max_age_ms = e->set->max_staleness_ms};
+  e->allow &= rp_electrical_checks(&q, e->checks);
+}
+
 /* Operator or automatic flags that stop admissions on the rack. */
 static void flags_check(struct eval *e) {
   json_t *flags = rp_ledger_flag_list(e->ledger, e->q->rack);
@@ -624,6 +654,8 @@ json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *l
     else
       band_check(&e, (enum rp_check_id)id);
   }
+  if (e.meta != NULL)
+    topology_checks(&e);
   if (q->uncounted) {
     /* a view of the floor, not a decision anyone asked for */
   } else if (e.allow) {
@@ -655,6 +687,7 @@ json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *l
   free(e.retired.d);
   if (e.have_commitment)
     json_decref(e.commitment.detail);
+  json_decref(e.own_reservations);
   return d;
 }
 

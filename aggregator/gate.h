@@ -39,6 +39,10 @@ struct rp_gate_request {
   /* A view, not a request for work (the upkeep pass behind /v1/floor,
    * events.c): not counted in the decision and denial metrics. */
   bool uncounted;
+  /* Every reservation as rp_ledger_res_list() answers, when the caller has
+   * read them already (admission, under the reservation lock: one read for
+   * all its candidates); NULL: the gate reads them. Borrowed. */
+  const json_t *reservations;
 };
 
 /* Takes ownership of `policy`. Returns 0 or -ENOMEM. */

@@ -596,6 +596,19 @@ json_t *rp_ledger_res_get(struct rp_ledger *l, const char *id) {
   return out;
 }
 
+int rp_ledger_res_del(struct rp_ledger *l, const char *id) {
+  MDB_txn *txn;
+  if (mdb_txn_begin(l->env, NULL, 0, &txn) != 0)
+    return -EIO;
+  MDB_val k = {strlen(id), (void *)id};
+  int rc = mdb_del(txn, l->reservations, &k, NULL);
+  if (rc != 0) {
+    mdb_txn_abort(txn);
+    return rc == MDB_NOTFOUND ? -ENOENT : -EIO;
+  }
+  return mdb_txn_commit(txn) == 0 ? 0 : -EIO;
+}
+
 static json_t *list_db(struct rp_ledger *l, MDB_dbi dbi, const char *prefix) {
   json_t *out = json_array();
   MDB_txn *txn;

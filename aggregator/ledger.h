@@ -100,6 +100,8 @@ json_t *rp_ledger_audit_by_deploy(struct rp_ledger *l, const char *deploy_id, si
 int rp_ledger_res_put(struct rp_ledger *l, const json_t *res);
 json_t *rp_ledger_res_get(struct rp_ledger *l, const char *id);
 json_t *rp_ledger_res_list(struct rp_ledger *l);
+/* Deletes reservation `id` (0, or -ENOENT / a negative LMDB error). */
+int rp_ledger_res_del(struct rp_ledger *l, const char *id);
 /* Serialises changes to reservations: whoever reads reservations to decide
  * a write (admission, preemption, extend, release, expiry) holds this from
  * the read to the write, so concurrent requests see each other's writes. */

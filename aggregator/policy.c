@@ -173,6 +173,18 @@ static const struct rp_cfg_field rack_fields[] = {
                "usable fraction of the breaker limit (continuous load)"),
     RP_CFG_NUM("cdu_capacity_kw", RP_CFG_DOUBLE, M, cdu_capacity_kw, NULL, 0, 100000,
                "rated heat removal of the rack's CDU share, kW"),
+    RP_CFG_STR("feed_a", M, elec.feed[0], NULL, 0, "PDU device of feed A (as the agent names it)"),
+    RP_CFG_STR("feed_b", M, elec.feed[1], NULL, 0, "PDU device of feed B"),
+    RP_CFG_NUM("feed_kw", RP_CFG_DOUBLE, M, elec.feed_kw, NULL, 0, 100000,
+               "rating of one feed, kW (with N+N, one feed carries the whole rack)"),
+    RP_CFG_NUM("phase_amps", RP_CFG_DOUBLE, M, elec.phase_amps, NULL, 0, 10000,
+               "rating of each phase of a feed's inlet, A"),
+    RP_CFG_NUM("branch_amps", RP_CFG_DOUBLE, M, elec.branch_amps, NULL, 0, 10000,
+               "rating of each branch breaker (over-current protector), A"),
+    RP_CFG_NUM("volts", RP_CFG_DOUBLE, M, elec.volts, NULL, 1, 1000,
+               "phase-to-neutral voltage, to turn kW into A (default 230)"),
+    RP_CFG_STR("redundancy", M, elec.redundancy, NULL, 0,
+               "n+n (either feed carries the rack; default with two feeds) or none"),
     RP_CFG_NUM("max_staleness", RP_CFG_DURATION, M, set.max_staleness_ms, NULL, 0.1, 86400,
                "telemetry older than this denies"),
     RP_CFG_NUM("clock_skew", RP_CFG_DURATION, M, set.clock_skew_ms, NULL, 0.1, 86400,
@@ -258,6 +270,8 @@ static int load_rack(const struct rp_cfg_doc *doc, rp_cfg_node node, const char 
                      struct rp_policy *p, struct rp_rack_meta *r, char *err, size_t errlen) {
   memset(r, 0, sizeof(*r));
   r->breaker_kw = r->cdu_capacity_kw = NAN;
+  r->elec.feed_kw = r->elec.phase_amps = r->elec.branch_amps = NAN;
+  r->elec.volts = 230;
   r->derating = 0.8;
   /* The class decides the starting limits, so read it first. */
   const char *cls = rp_cfg_scalar(doc, rp_cfg_get(doc, node, "class"));
@@ -272,6 +286,8 @@ static int load_rack(const struct rp_cfg_doc *doc, rp_cfg_node node, const char 
       rp_cfg_apply(doc, node, where, rack_fields, N(rack_fields), check_sections, r, err, errlen);
   if (rc == 0)
     rc = apply_checks(doc, node, where, &r->set, err, errlen);
+  if (rc == 0)
+    rc = rp_policy_load_rack_electrical(doc, node, where, r, err, errlen);
   if (rc != 0)
     return rc;
   for (size_t i = 0; i < p->nracks; i++) {
@@ -310,7 +326,8 @@ static int load_racks(const struct rp_cfg_doc *doc, rp_cfg_node list, struct rp_
 }
 
 int rp_policy_load(const char *path, struct rp_policy **out, char *err, size_t errlen) {
-  static const char *const sections[] = {"defaults", "classes", "racks", "ladder", "slo", NULL};
+  static const char *const sections[] = {"defaults", "classes", "racks", "ladder", "slo",
+                                         "rows",     "pools",   "loops", "tariff", NULL};
   static const struct rp_cfg_field top_fields[] = {
       RP_CFG_STR("version", struct rp_policy, version, NULL, 1,
                  "policy version, named in every decision"),
@@ -339,6 +356,8 @@ int rp_policy_load(const char *path, struct rp_policy **out, char *err, size_t e
     rc = rp_ladder_parse(doc, rp_cfg_get(doc, root, "ladder"), &p->ladder, err, errlen);
   if (rc == 0)
     rc = rp_slo_parse(doc, rp_cfg_get(doc, root, "slo"), &p->slo, err, errlen);
+  if (rc == 0)
+    rc = rp_policy_load_topology(doc, root, p, err, errlen);
   rp_cfg_free(doc);
   if (rc != 0) {
     rp_policy_free(p);
@@ -354,6 +373,7 @@ int rp_policy_builtin(const char *version, int64_t max_staleness_ms, double supp
   if (p == NULL)
     return -ENOMEM;
   snprintf(p->version, sizeof(p->version), "%s", version);
+  p->tariff.flat = NAN;
   builtin_set(&p->defaults);
   rp_ladder_policy_default(&p->ladder);
   p->defaults.max_staleness_ms = max_staleness_ms;
@@ -368,6 +388,9 @@ void rp_policy_free(struct rp_policy *p) {
   if (p == NULL)
     return;
   free(p->racks);
+  free(p->rows);
+  free(p->pools);
+  free(p->loops);
   free(p);
 }
 

@@ -45,6 +45,7 @@
 
 #include "ladder.h"
 #include "slo.h"
+#include "rackpulse/cfg.h"
 
 enum rp_check_id {
   RP_CHECK_SUPPLY_TEMP,
@@ -94,12 +95,46 @@ struct rp_policy_set {
   struct rp_check_limits check[RP_CHECK_COUNT];
 };
 
+/* A rack's electrical topology (policy_topology.c, electrical.c): the PDU
+ * device of each feed, the feed, phase and branch ratings, and whether
+ * either feed must carry the whole rack (N+N). */
+struct rp_rack_electrical {
+  char feed[2][64];   /* PDU device of feed A and B ("" when not named) */
+  double feed_kw;     /* rating of one feed, kW (NaN: not checked) */
+  double phase_amps;  /* rating of each phase of a feed's inlet, A (NaN: not checked) */
+  double branch_amps; /* rating of each branch breaker, A (NaN: not checked) */
+  double volts;       /* phase-to-neutral voltage for kW to A (default 230) */
+  char redundancy[8]; /* as written: "n+n" or "none" ("" : n+n when two feeds) */
+  bool redundant;     /* N+N: one feed must carry the rack */
+};
+
 struct rp_rack_meta {
   char id[65];
   char class_name[32];
   char pool[64], row[32], loop[32];
   double breaker_kw, derating, cdu_capacity_kw; /* NaN when not configured */
-  struct rp_policy_set set;                     /* effective limits */
+  struct rp_rack_electrical elec;
+  struct rp_policy_set set; /* effective limits */
+};
+
+/* A row/busway, pool or cooling loop limit (rows:, pools:, loops:). */
+struct rp_group_limit {
+  char name[64];
+  double limit_kw;        /* rating, kW (NaN: none) */
+  double derating;        /* usable fraction (default 0.8) */
+  double cdu_capacity_kw; /* loops: the shared CDU's rated heat removal (NaN: none) */
+};
+
+/* A time-of-use tariff: price per kWh from `from_min` (minutes after
+ * midnight UTC) until the next period; `flat` when no period applies. */
+struct rp_tariff {
+  char currency[8];
+  double flat; /* NaN: no tariff */
+  struct rp_tariff_period {
+    int from_min;
+    double price;
+  } period[24];
+  size_t nperiods;
 };
 
 struct rp_policy {
@@ -111,9 +146,26 @@ struct rp_policy {
   size_t nclasses;
   struct rp_rack_meta *racks; /* owned */
   size_t nracks;
-  struct rp_ladder_policy ladder; /* the `ladder` section (ladder.h) */
-  struct rp_slo_policy slo;       /* the `slo` section (slo.h) */
+  struct rp_ladder_policy ladder;              /* the `ladder` section (ladder.h) */
+  struct rp_slo_policy slo;                    /* the `slo` section (slo.h) */
+  struct rp_group_limit *rows, *pools, *loops; /* owned */
+  size_t nrows, npools, nloops;
+  struct rp_tariff tariff;
 };
+
+/* policy_topology.c: the rows, pools, loops and tariff sections, and the
+ * rack entries' electrical keys. Return 0 or a negative errno with err
+ * naming file:line and key. */
+int rp_policy_load_topology(const struct rp_cfg_doc *doc, rp_cfg_node root, struct rp_policy *p,
+                            char *err, size_t errlen);
+int rp_policy_load_rack_electrical(const struct rp_cfg_doc *doc, rp_cfg_node node,
+                                   const char *where, struct rp_rack_meta *r, char *err,
+                                   size_t errlen);
+/* The limit named `name` in rows/pools/loops, or NULL. */
+const struct rp_group_limit *rp_policy_group(const struct rp_group_limit *list, size_t n,
+                                             const char *name);
+/* The tariff's price per kWh at Unix ms `t` (NaN without a tariff). */
+double rp_tariff_price(const struct rp_tariff *t, int64_t t_ms);
 
 /* Names of the checks, for answers and config keys. */
 extern const char *const rp_check_names[RP_CHECK_COUNT];

@@ -17,12 +17,15 @@
 
 #include "aggregator.h"
 #include "gate.h"
+#include "energy.h"
 #include "members.h"
+#include "reservations_internal.h"
 #include "rackpulse/log.h"
 #include "store.h"
 
 static const char *const class_names[] = {"bronze", "silver", "gold"};
 #define MAX_RESERVATION_MS (31LL * 24 * 3600 * 1000)
+#define MAX_WAIT_MS (24LL * 3600 * 1000)
 
 static int class_rank(const char *name) {
   for (int i = 0; i < 3; i++)
@@ -113,67 +116,68 @@ static void new_id(char out[17]) {
     snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
-/* Power headroom of `rack` over [now, end) with every reservation counted
- * (except those of `except_owner`): the gate's power_headroom check. Returns
- * false with why when it cannot be known. */
-static bool headroom_kw(struct rp_aggregator *a, const char *rack, int64_t from, int64_t end,
-                        double *headroom, char *why, size_t whylen) {
-  /* Evaluated now (draw as measured now), counting reservations over the
-   * reservation's own window. */
-  struct rp_gate_request q = {.rack = rack, .kw = 0, .window_from_ms = from, .window_to_ms = end};
+/* Power headroom of `rack` over [from, end) with every reservation counted
+ * (except those of `except_owner`): the least of the gate's power_headroom
+ * and of its topology checks (feeds, phases, branches, row, pool, loop:
+ * electrical.h), in kW of the request. `now` is the time the draw is
+ * measured at. Returns false with why when it cannot be known. */
+bool rp_res_headroom_kw(struct rp_aggregator *a, const char *rack, int64_t from, int64_t end,
+                        int64_t now, double *headroom, char *why, size_t whylen) {
+  return rp_res_headroom_in(a, NULL, rack, from, end, now, headroom, why, whylen);
+}
+
+bool rp_res_headroom_in(struct rp_aggregator *a, const json_t *all, const char *rack, int64_t from,
+                        int64_t end, int64_t now, double *headroom, char *why, size_t whylen) {
+  struct rp_gate_request q = {
+      .rack = rack, .kw = 0, .window_from_ms = from, .window_to_ms = end, .reservations = all};
   int status;
-  json_t *d = rp_gate_evaluate(a->gate, a->store, a->ledger, &q, rp_now_ms(), &status, why, whylen);
+  json_t *d = rp_gate_evaluate(a->gate, a->store, a->ledger, &q, now, &status, why, whylen);
   if (d == NULL)
     return false;
-  bool found = false;
+  bool found = false, unknown = false;
+  *headroom = INFINITY;
   size_t i;
   json_t *c;
   json_array_foreach(json_object_get(d, "checks"), i, c) {
-    if (str_eq(json_string_value(json_object_get(c, "name")), "power_headroom")) {
-      json_t *obs = json_object_get(c, "observed");
-      if (json_is_number(obs)) {
-        *headroom = json_number_value(obs);
+    const char *name = json_string_value(json_object_get(c, "name"));
+    bool power = str_eq(name, "power_headroom");
+    if (!power && json_object_get(c, "request_headroom_kw") == NULL)
+      continue;
+    json_t *obs = json_object_get(c, "observed");
+    if (json_is_number(obs)) {
+      if (power)
         found = true;
-      } else {
-        const char *reason = json_string_value(json_object_get(c, "reason"));
-        snprintf(why, whylen, "power headroom unknown: %s", reason ? reason : "no data");
-      }
+      if (json_number_value(obs) < *headroom)
+        *headroom = json_number_value(obs);
+    } else if (!unknown) {
+      const char *reason = json_string_value(json_object_get(c, "reason"));
+      snprintf(why, whylen, "%s unknown: %s", power ? "power headroom" : name,
+               reason ? reason : "no data");
+      unknown = true;
     }
   }
-  if (!found && why[0] == '\0')
+  if (!found && !unknown)
     snprintf(why, whylen,
              "the policy has no power check for rack %s (enable power and set "
              "breaker_kw)",
              rack);
   json_decref(d);
-  return found;
-}
-
-struct pool_pick {
-  const char *pool;
-  char racks[256][RP_ID_MAX + 1];
-  size_t n;
-};
-
-static void collect_pool(void *ctx, const struct rp_policy *p) {
-  struct pool_pick *pp = ctx;
-  for (size_t i = 0; i < p->nracks && pp->n < 256; i++)
-    if (strcmp(p->racks[i].pool, pp->pool) == 0)
-      snprintf(pp->racks[pp->n++], RP_ID_MAX + 1, "%s", p->racks[i].id);
+  return found && !unknown;
 }
 
 /* An audit entry and an event for a reservation preempted or given notice.
  * Called with the reservation lock held: both only queue (the audit is
  * written in batches, the event by librdkafka), neither waits. */
-static void announce(struct rp_aggregator *a, const json_t *r, const char *what, int64_t at_ms,
+void rp_res_announce(struct rp_aggregator *a, const json_t *r, const char *what, int64_t at_ms,
                      const char *reason, int64_t now) {
   const char *id = json_string_value(json_object_get(r, "id"));
-  char did[96];
+  char did[96], action[48];
   snprintf(did, sizeof(did), "%s-%s-%lld", what, id ? id : "", (long long)now);
+  snprintf(action, sizeof(action), "reservation_%s",
+           strcmp(what, "preempt-notice") == 0 ? "notice" : what);
   json_t *entry = json_pack(
       "{s:O, s:s, s:O, s:O, s:O, s:s, s:I, s:s, s:I}", "rack", json_object_get(r, "rack"), "action",
-      strcmp(what, "preempted") == 0 ? "reservation_preempted" : "reservation_notice",
-      "reservation", json_object_get(r, "id"), "owner", json_object_get(r, "owner"), "kw",
+      action, "reservation", json_object_get(r, "id"), "owner", json_object_get(r, "owner"), "kw",
       json_object_get(r, "kw"), "reason", reason, "revoke_at_ms", (json_int_t)at_ms, "decision_id",
       did, "evaluated_at_ms", (json_int_t)now);
   if (entry == NULL || rp_ledger_audit_append(a->ledger, entry) != 0)
@@ -193,8 +197,9 @@ static void revoke(struct rp_aggregator *a, json_t *r, const char *reason, int64
   json_object_set_new(r, "state", json_string("preempted"));
   json_object_set_new(r, "reason", json_string(reason));
   json_object_set_new(r, "preempted_ms", json_integer(now));
+  rp_energy_close(r, now);
   if (rp_ledger_res_put(a->ledger, r) == 0) {
-    announce(a, r, "preempted", now, reason, now);
+    rp_res_announce(a, r, "preempted", now, reason, now);
   } else { /* not written: it still holds its kW */
     json_object_set_new(r, "state", json_string("active"));
     json_object_del(r, "preempted_ms");
@@ -251,7 +256,7 @@ static double preempt(struct rp_aggregator *a, const char *rack, int rank, int64
         json_object_set_new(r, "preempt_at_ms", json_integer(last_notice));
         json_object_set_new(r, "reason", json_string(reason));
         if (rp_ledger_res_put(a->ledger, r) == 0)
-          announce(a, r, "preempt-notice", last_notice, reason, now);
+          rp_res_announce(a, r, "preempt-notice", last_notice, reason, now);
       }
       json_array_append(preempted, json_object_get(r, "id"));
       continue;
@@ -319,6 +324,20 @@ json_t *rp_reservation_check(const json_t *body, int64_t now, struct rp_reservat
   json_t *preemptible = json_object_get(body, "preemptible");
   if (preemptible != NULL && !json_is_boolean(preemptible))
     return error(status, 400, "preemptible: expected true or false");
+  int64_t wait_ms = 0;
+  json_t *wait = json_object_get(body, "wait");
+  if (wait != NULL &&
+      (json_is_integer(wait)
+           ? (wait_ms = json_integer_value(wait) * 1000) < 0
+           : rp_parse_duration_ms(json_string_value(wait) ? json_string_value(wait) : "?",
+                                  &wait_ms) != 0))
+    return error(status, 400, "wait: a duration such as 30m, or seconds");
+  if (wait_ms > MAX_WAIT_MS)
+    return error(status, 400, "wait: at most 24h");
+  const char *spread = json_string_value(json_object_get(body, "spread"));
+  if (json_object_get(body, "spread") != NULL &&
+      (spread == NULL || (strcmp(spread, "row") != 0 && strcmp(spread, "loop") != 0)))
+    return error(status, 400, "spread: row or loop");
   if (validate_strings(json_object_get(body, "hosts")) != 0 ||
       validate_strings(json_object_get(body, "outlets")) != 0)
     return error(status, 400, "hosts/outlets: lists of at most 256 names");
@@ -330,13 +349,15 @@ json_t *rp_reservation_check(const json_t *body, int64_t now, struct rp_reservat
                                    .kw = kw,
                                    .start = start,
                                    .end = end,
-                                   .preemptible = json_is_true(preemptible)};
+                                   .preemptible = json_is_true(preemptible),
+                                   .wait_ms = wait_ms,
+                                   .spread = spread};
   return NULL;
 }
 
 static json_t *admit(struct rp_aggregator *a, const json_t *body,
-                     const struct rp_reservation_req *q, const struct pool_pick *pp, int64_t now,
-                     int *status);
+                     const struct rp_reservation_req *q, const struct rp_res_candidates *c,
+                     int64_t now, int *status);
 
 json_t *rp_reservation_create(struct rp_aggregator *a, const json_t *body, int64_t now,
                               int *status) {
@@ -345,84 +366,98 @@ json_t *rp_reservation_create(struct rp_aggregator *a, const json_t *body, int64
   if (invalid != NULL)
     return invalid;
   /* The candidate racks: the one named, or the pool's. */
-  struct pool_pick pp = {.pool = q.pool};
-  if (q.rack != NULL)
-    snprintf(pp.racks[pp.n++], RP_ID_MAX + 1, "%s", q.rack);
-  else
-    rp_gate_with_policy(a->gate, collect_pool, &pp);
-  if (pp.n == 0)
-    return error(status, 404, "pool '%s' has no racks in the policy", q.pool);
-
-  rp_ledger_res_lock(a->ledger);
-  json_t *answer = admit(a, body, &q, &pp, now, status);
-  rp_ledger_res_unlock(a->ledger);
+  struct rp_res_candidates *c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return error(status, 503, "out of memory");
+  rp_res_candidates(a, q.rack, q.pool, c);
+  json_t *answer;
+  if (c->n == 0) {
+    answer = error(status, 404, "pool '%s' has no racks in the policy", q.pool);
+  } else {
+    rp_ledger_res_lock(a->ledger);
+    answer = admit(a, body, &q, c, now, status);
+    rp_ledger_res_unlock(a->ledger);
+  }
+  free(c);
   return answer;
 }
 
-/* Admission proper: the headroom of the candidates, preemption, the write.
- * Called with the reservation lock held. */
-static json_t *admit(struct rp_aggregator *a, const json_t *body,
-                     const struct rp_reservation_req *q, const struct pool_pick *pp, int64_t now,
-                     int *status) {
-  const char *pool = q->pool, *owner = q->owner, *cls = q->cls;
-  double kw = q->kw;
-  int rank = q->rank;
-  int64_t start = q->start, end = q->end;
-  const char *best = NULL;
-  double best_headroom = -INFINITY;
-  char why[256] = "";
-  for (size_t i = 0; i < pp->n; i++) {
-    double h;
-    char w[256] = "";
-    if (!headroom_kw(a, pp->racks[i], start, end, &h, w, sizeof(w))) {
-      snprintf(why, sizeof(why), "%s: %s", pp->racks[i], w);
-      continue;
-    }
-    if (h > best_headroom) {
-      best_headroom = h;
-      best = pp->racks[i];
-    }
-  }
-  if (best == NULL)
-    return error(status, 409, "cannot admit: %s", why);
+/* The record of a request (JSON, as stored), on `rack` ("" while it
+ * waits), active. */
+static json_t *new_record(const json_t *body, const struct rp_reservation_req *q, const char *rack,
+                          int64_t now) {
   char id[17];
   new_id(id);
+  json_t *r = json_pack("{s:s, s:s, s:f, s:I, s:I, s:s, s:b, s:s, s:s, s:I}", "id", id, "rack",
+                        rack, "kw", q->kw, "start_ms", (json_int_t)q->start, "end_ms",
+                        (json_int_t)q->end, "class", q->cls, "preemptible", q->preemptible, "owner",
+                        q->owner, "state", "active", "created_ms", (json_int_t)now);
+  if (r == NULL)
+    return NULL;
+  if (q->pool != NULL)
+    json_object_set_new(r, "pool", json_string(q->pool));
+  if (q->spread != NULL)
+    json_object_set_new(r, "spread", json_string(q->spread));
+  json_t *hosts = json_object_get(body, "hosts"), *outlets = json_object_get(body, "outlets");
+  json_object_set_new(r, "hosts", hosts ? json_incref(hosts) : json_array());
+  json_object_set_new(r, "outlets", outlets ? json_incref(outlets) : json_array());
+  return r;
+}
+
+/* Admission proper: the headroom of the candidates, best fit (packing.h),
+ * else preemption, else the wait queue; the write. Called with the
+ * reservation lock held. */
+static json_t *admit(struct rp_aggregator *a, const json_t *body,
+                     const struct rp_reservation_req *q, const struct rp_res_candidates *c,
+                     int64_t now, int *status) {
+  struct rp_res_placement pl;
+  rp_res_place(a, c, q->owner, q->spread, q->kw, q->start, q->end, now, &pl);
+  if (pl.most == c->n && q->wait_ms == 0)
+    return error(status, 409, "cannot admit: %s", pl.why);
   json_t *preempted = json_array();
-  if (best_headroom < kw) {
+  const char *best = pl.chosen < c->n ? c->racks[pl.chosen] : NULL;
+  if (best == NULL && pl.most < c->n) {
+    /* Nothing fits: preemption where the most is free already. */
+    const char *most = c->racks[pl.most];
+    double free_kw = pl.most_headroom_kw;
     int64_t retry_at = 0;
     double freed =
-        preempt(a, best, rank, start, end, kw - best_headroom, q, now, preempted, &retry_at);
+        preempt(a, most, q->rank, q->start, q->end, q->kw - free_kw, q, now, preempted, &retry_at);
     if (retry_at > 0) {
       /* Notice given: refused until it runs out (README "Reservations"). */
       json_t *e = error(status, 409,
                         "does not fit yet: %.2f kW free on %s, %.2f kW asked; preemptible "
                         "reservations have notice until %lld ms (in %lld s): retry then",
-                        best_headroom > 0 ? best_headroom : 0, best, kw, (long long)retry_at,
+                        free_kw > 0 ? free_kw : 0, most, q->kw, (long long)retry_at,
                         (long long)((retry_at - now + 999) / 1000));
-      json_object_set_new(e, "available_kw", json_real(best_headroom > 0 ? best_headroom : 0));
+      json_object_set_new(e, "available_kw", json_real(free_kw > 0 ? free_kw : 0));
       json_object_set_new(e, "retry_at_ms", json_integer(retry_at));
       json_object_set_new(e, "noticed", preempted);
       return e;
     }
-    if (freed + best_headroom < kw) {
-      json_decref(preempted);
-      json_t *e = error(status, 409,
-                        "does not fit: %.2f kW free on %s, %.2f kW asked (class %s takes "
-                        "nothing from equal or higher classes)",
-                        best_headroom > 0 ? best_headroom : 0, best, kw, cls);
-      json_object_set_new(e, "available_kw", json_real(best_headroom > 0 ? best_headroom : 0));
-      return e;
-    }
+    if (freed + free_kw >= q->kw)
+      best = most;
+    else
+      snprintf(pl.why, sizeof(pl.why),
+               "does not fit: %.2f kW free on %s, %.2f kW asked (class %s takes nothing from "
+               "equal or higher classes)",
+               free_kw > 0 ? free_kw : 0, most, q->kw, q->cls);
   }
-  json_t *r = json_pack("{s:s, s:s, s:f, s:I, s:I, s:s, s:b, s:s, s:s, s:I}", "id", id, "rack",
-                        best, "kw", kw, "start_ms", (json_int_t)start, "end_ms", (json_int_t)end,
-                        "class", cls, "preemptible", q->preemptible, "owner", owner, "state",
-                        "active", "created_ms", (json_int_t)now);
-  if (pool != NULL)
-    json_object_set_new(r, "pool", json_string(pool));
-  json_t *hosts = json_object_get(body, "hosts"), *outlets = json_object_get(body, "outlets");
-  json_object_set_new(r, "hosts", hosts ? json_incref(hosts) : json_array());
-  json_object_set_new(r, "outlets", outlets ? json_incref(outlets) : json_array());
+  json_t *r = new_record(body, q, best ? best : q->rack ? q->rack : "", now);
+  if (r == NULL) {
+    json_decref(preempted);
+    return error(status, 503, "out of memory");
+  }
+  if (best == NULL) {
+    json_decref(preempted);
+    if (q->wait_ms > 0)
+      return rp_res_enqueue(a, r, q->wait_ms, pl.why, now, status);
+    json_decref(r);
+    json_t *e = error(status, 409, "%s", pl.why);
+    json_object_set_new(e, "available_kw",
+                        json_real(pl.most_headroom_kw > 0 ? pl.most_headroom_kw : 0));
+    return e;
+  }
   if (rp_ledger_res_put(a->ledger, r) != 0) {
     json_decref(r);
     json_decref(preempted);
@@ -470,7 +505,7 @@ static json_t *extend(struct rp_aggregator *a, const char *id, const json_t *bod
   double h;
   char why[256] = "";
   const char *rack = json_string_value(json_object_get(r, "rack"));
-  if (!headroom_kw(a, rack, old_end, end, &h, why, sizeof(why)) ||
+  if (!rp_res_headroom_kw(a, rack, old_end, end, now, &h, why, sizeof(why)) ||
       h < json_number_value(json_object_get(r, "kw"))) {
     json_t *e = why[0] ? error(status, 409, "cannot extend: %s", why)
                        : error(status, 409, "cannot extend: %.2f kW free after the current end", h);
@@ -493,9 +528,10 @@ json_t *rp_reservation_release(struct rp_aggregator *a, const char *id, int64_t 
     rp_ledger_res_unlock(a->ledger);
     return error(status, 404, "no reservation %s", id);
   }
-  if (is_active(r)) {
+  if (is_active(r) || str_eq(json_string_value(json_object_get(r, "state")), "waiting")) {
     json_object_set_new(r, "state", json_string("released"));
     json_object_set_new(r, "released_ms", json_integer(now));
+    rp_energy_close(r, now);
     if (rp_ledger_res_put(a->ledger, r) != 0) {
       rp_ledger_res_unlock(a->ledger);
       json_decref(r);
@@ -575,8 +611,16 @@ static double measured_kw(struct rp_aggregator *a, const json_t *r, int64_t now)
 void rp_reservations_commitment(struct rp_ledger *l, struct store_read *rd, const char *rack,
                                 const char *except_owner, int64_t from_ms, int64_t to_ms,
                                 int64_t now_ms, int64_t max_age_ms, struct rp_commitment *out) {
-  *out = (struct rp_commitment){.detail = json_array()};
   json_t *all = rp_ledger_res_list(l);
+  rp_reservations_commitment_in(all, rd, rack, except_owner, from_ms, to_ms, now_ms, max_age_ms,
+                                out);
+  json_decref(all);
+}
+
+void rp_reservations_commitment_in(const json_t *all, struct store_read *rd, const char *rack,
+                                   const char *except_owner, int64_t from_ms, int64_t to_ms,
+                                   int64_t now_ms, int64_t max_age_ms, struct rp_commitment *out) {
+  *out = (struct rp_commitment){.detail = json_array()};
   size_t i;
   json_t *r;
   json_array_foreach(all, i, r) {
@@ -599,7 +643,6 @@ void rp_reservations_commitment(struct rp_ledger *l, struct store_read *rd, cons
       json_array_append_new(out->detail, d);
     }
   }
-  json_decref(all);
 }
 
 json_t *rp_reservation_list(struct rp_aggregator *a, const char *rack, const char *owner,
@@ -616,6 +659,7 @@ json_t *rp_reservation_list(struct rp_aggregator *a, const char *rack, const cha
       double kw = json_number_value(json_object_get(r, "kw"));
       json_object_set_new(r, "used_kw", isfinite(used) ? json_real(used) : json_null());
       json_object_set_new(r, "utilization", isfinite(used) ? json_real(used / kw) : json_null());
+      json_object_set_new(r, "summary", rp_energy_summary(r, now));
     }
     json_array_append(out, r);
   }
@@ -623,12 +667,41 @@ json_t *rp_reservation_list(struct rp_aggregator *a, const char *rack, const cha
   return json_pack("{s:o}", "reservations", out);
 }
 
-int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
-  const int64_t window = a->cfg.reservations.idle_window_ms;
+static void copy_tariff(void *ctx, const struct rp_policy *p) {
+  *(struct rp_tariff *)ctx = p->tariff;
+}
+
+/* Sustained low use: every reading seen for the idle window under the
+ * threshold. A reading at or above it, or none (missing, stale, no
+ * hosts/outlets named), starts over: one low reading never expires a
+ * reservation, nor does a silent meter. Returns the reason to expire r,
+ * or NULL (r's idle_since_ms updated). */
+static const char *unused(struct rp_aggregator *a, json_t *r, double used, int64_t now, char *text,
+                          size_t len) {
   const double threshold = a->cfg.reservations.idle_threshold;
+  double kw = json_number_value(json_object_get(r, "kw"));
+  int64_t since = jint(r, "idle_since_ms");
+  bool low = isfinite(used) && used < threshold * kw;
+  if (low && since == 0) {
+    json_object_set_new(r, "idle_since_ms", json_integer(now));
+  } else if (!low && since != 0) {
+    json_object_del(r, "idle_since_ms");
+  } else if (low && now - since >= a->cfg.reservations.idle_window_ms &&
+             now - jint(r, "start_ms") > a->cfg.reservations.unused_grace_ms) {
+    snprintf(text, len,
+             "unused: draw under %.0f%% of the reservation for %lld s (past the grace period)",
+             threshold * 100, (long long)((now - since) / 1000));
+    return text;
+  }
+  return NULL;
+}
+
+int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
+  struct rp_tariff tariff;
+  rp_gate_with_policy(a->gate, copy_tariff, &tariff);
   rp_ledger_res_lock(a->ledger);
+  int n = rp_res_serve_queue(a, now);
   json_t *all = rp_ledger_res_list(a->ledger);
-  int n = 0;
   size_t i;
   json_t *r;
   json_array_foreach(all, i, r) {
@@ -643,40 +716,21 @@ int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
       n += !is_active(r);
       continue;
     }
-    const char *reason = NULL;
-    char text[160];
-    if (jint(r, "end_ms") <= now) {
-      reason = "ended";
-    } else if (jint(r, "start_ms") <= now) {
-      /* Sustained low use: every reading seen for `window` under the
-       * threshold. A reading at or above it, or none (missing, stale, no
-       * hosts/outlets named), starts over: one low reading never expires a
-       * reservation, nor does a silent meter. */
-      double used = measured_kw(a, r, now);
-      double kw = json_number_value(json_object_get(r, "kw"));
-      int64_t since = jint(r, "idle_since_ms");
-      bool low = isfinite(used) && used < threshold * kw;
-      if (low && since == 0) {
-        json_object_set_new(r, "idle_since_ms", json_integer(now));
-        rp_ledger_res_put(a->ledger, r);
-      } else if (!low && since != 0) {
-        json_object_del(r, "idle_since_ms");
-        rp_ledger_res_put(a->ledger, r);
-      } else if (low && now - since >= window &&
-                 now - jint(r, "start_ms") > a->cfg.reservations.unused_grace_ms) {
-        snprintf(text, sizeof(text),
-                 "unused: draw under %.0f%% of the reservation for %lld s (past the grace "
-                 "period)",
-                 threshold * 100, (long long)((now - since) / 1000));
-        reason = text;
-      }
-    }
-    if (reason == NULL)
+    if (jint(r, "start_ms") > now)
       continue;
-    json_object_set_new(r, "state", json_string("expired"));
-    json_object_set_new(r, "reason", json_string(reason));
-    json_object_set_new(r, "expired_ms", json_integer(now));
-    if (rp_ledger_res_put(a->ledger, r) == 0)
+    /* Energy up to now (or the end), then whether it ends. */
+    int64_t end = jint(r, "end_ms"), at = now < end ? now : end;
+    double used = measured_kw(a, r, now);
+    rp_energy_step(r, used, rp_tariff_price(&tariff, at), tariff.currency, at);
+    char text[160];
+    const char *reason = end <= now ? "ended" : unused(a, r, used, now, text, sizeof(text));
+    if (reason != NULL) {
+      json_object_set_new(r, "state", json_string("expired"));
+      json_object_set_new(r, "reason", json_string(reason));
+      json_object_set_new(r, "expired_ms", json_integer(now));
+      rp_energy_close(r, at);
+    }
+    if (rp_ledger_res_put(a->ledger, r) == 0 && reason != NULL)
       n++;
   }
   rp_ledger_res_unlock(a->ledger);
@@ -717,6 +771,7 @@ void rp_reservations_metrics(struct rp_aggregator *a, FILE *out, int64_t now) {
     fprintf(out, "rackpulse_reservation_kw{owner=\"%s\",kind=\"used\"} %.3f\n", owner,
             json_number_value(json_object_get(o, "used")));
   }
+  rp_energy_metrics(all, out, now);
   json_decref(all);
   json_decref(owners);
 }

@@ -55,6 +55,12 @@ void rp_reservations_commitment(struct rp_ledger *l, struct store_read *r, const
                                 const char *except_owner, int64_t from_ms, int64_t to_ms,
                                 int64_t now_ms, int64_t max_age_ms, struct rp_commitment *out);
 
+/* The same over the reservations `all` already read (rp_ledger_res_list),
+ * for callers that count several racks in one evaluation. */
+void rp_reservations_commitment_in(const json_t *all, struct store_read *r, const char *rack,
+                                   const char *except_owner, int64_t from_ms, int64_t to_ms,
+                                   int64_t now_ms, int64_t max_age_ms, struct rp_commitment *out);
+
 /* A create request's body, validated by rp_reservation_check(): the
  * strings point into the body, which must outlive it. */
 struct rp_reservation_req {
@@ -64,6 +70,8 @@ struct rp_reservation_req {
   double kw;               /* (0, 100000] */
   int64_t start, end;      /* Unix ms; start < end, now < end, at most 31 days */
   bool preemptible;
+  int64_t wait_ms;    /* "wait": may wait this long in the queue when it does not fit */
+  const char *spread; /* "spread": "row", "loop" or NULL */
 };
 
 /* Checks a create request's body at time now_ms without touching any

@@ -245,6 +245,9 @@ int store_batch_begin(struct store *s, struct store_batch **out, char *err, size
 int store_batch_apply(struct store_batch *b, const rp_frame *f, const char *topic,
                       int32_t partition, int64_t offset, enum store_outcome *outcome, char *err,
                       size_t errlen);
+/* Frames applied next are received at `ms` on the aggregator's clock (0:
+ * the real clock), for tests and benchmarks in simulated time. */
+void store_batch_set_received(struct store_batch *b, int64_t ms);
 /* Records only the offset (for a message that was skipped as invalid). */
 int store_batch_skip(struct store_batch *b, const char *topic, int32_t partition, int64_t offset,
                      char *err, size_t errlen);

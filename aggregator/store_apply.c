@@ -197,6 +197,16 @@ static int apply_block(struct store_batch *b, char *key, size_t rack_len, struct
   return 0;
 }
 
+/* A status sent without its detail (SeriesStatus.detail_kept): the detail
+ * stored with the same status code stays. */
+static void keep_detail(struct store_batch *b, const char *key, size_t klen,
+                        struct store_latest *l) {
+  struct store_latest old;
+  if (store__get_copy(b->txn, b->s->latest, key, klen, &old, sizeof(old)) == 0 &&
+      old.status == l->status)
+    memcpy(l->detail, old.detail, sizeof(l->detail));
+}
+
 static int apply_samples(struct store_batch *b, const rp_frame *f, struct dict_agent *da,
                          struct store_agent *ag) {
   char key[KEY_MAX];
@@ -224,11 +234,93 @@ static int apply_samples(struct store_batch *b, const rp_frame *f, struct dict_a
     /* Free text, any bytes: what the API renders must be UTF-8, and a cut
      * in the middle of a character made the series vanish from it. */
     rp_utf8_copy(l.detail, sizeof(l.detail), st->detail);
+    if (st->detail_kept)
+      keep_detail(b, key, klen, &l);
     int rc = put_latest(b, key, klen, &l);
     if (rc != 0)
       return rc;
   }
   return 0;
+}
+
+/* One window's statistics as stored: v = min, max, mean, stddev, p50, p95,
+ * p99, slope per minute. Zeroed first: LMDB writes the padding too. */
+static int put_stats(struct store_batch *b, const char *key, size_t klen, const rp_frame *f,
+                     const Rackpulse__V1__WindowStats *w, const double v[8]) {
+  struct store_stats st;
+  memset(&st, 0, sizeof(st));
+  st.window_s = w->window_s;
+  st.count = w->count;
+  st.min = v[0];
+  st.max = v[1];
+  st.mean = v[2];
+  st.stddev = v[3];
+  st.p50 = v[4];
+  st.p95 = v[5];
+  st.p99 = v[6];
+  st.has_slope = w->has_slope;
+  st.slope_per_min = w->has_slope ? v[7] : 0;
+  st.ts_ms = f->ts_ms;
+  st.newest_ms = w->newest_ms;
+  st.received_ms = b->received_ms;
+  return store__put(b->txn, b->s->stats, key, klen, &st, sizeof(st));
+}
+
+/* Scaled statistics (agents with a statistics cadence), stored as values;
+ * stddev and slope carry two more digits. */
+static int apply_scaled(struct store_batch *b, const char *key, size_t klen, const rp_frame *f,
+                        const Rackpulse__V1__WindowStats *w, int decimals) {
+  const double v[8] = {
+      rp_value_unscale(w->min_x, decimals),  rp_value_unscale(w->max_x, decimals),
+      rp_value_unscale(w->mean_x, decimals), rp_value_unscale(w->stddev_x, decimals + 2),
+      rp_value_unscale(w->p50_x, decimals),  rp_value_unscale(w->p95_x, decimals),
+      rp_value_unscale(w->p99_x, decimals),  rp_value_unscale(w->slope_x, decimals + 2)};
+  return put_stats(b, key, klen, f, w, v);
+}
+
+/* A frame of an agent with a statistics cadence carries a series'
+ * statistics only now and then: those it does not carry are unchanged as
+ * of the series' newest sample in the frame, which becomes their newest
+ * sample. A series without samples (its device stopped) keeps its old
+ * newest_ms, and the gate finds its statistics stale. */
+static int refresh_stats(struct store_batch *b, const rp_frame *f, const struct dict_agent *da) {
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(b->txn, b->s->stats, &c);
+  if (rc != 0)
+    return rc;
+  char key[KEY_MAX];
+  size_t rack_len = strlen(f->rack_id);
+  memcpy(key, f->rack_id, rack_len + 1);
+  for (size_t i = 0; i < f->n_samples && rc == 0; i++) {
+    const Rackpulse__V1__SampleBlock *blk = f->samples[i];
+    for (size_t j = 0; j < blk->n_series && rc == 0; j++) {
+      const struct dict_series *d = dict_find(da, blk->series[j]);
+      if (d == NULL || rack_len + 2 + d->key_len > KEY_MAX)
+        continue;
+      memcpy(key + rack_len + 1, d->key, d->key_len);
+      key[rack_len + 1 + d->key_len] = '|';
+      size_t plen = rack_len + 2 + d->key_len;
+      MDB_val k = {plen, key}, v;
+      int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+      while (r == 0 && k.mv_size > plen && memcmp(k.mv_data, key, plen) == 0) {
+        struct store_stats st;
+        if (v.mv_size == sizeof(st)) {
+          memcpy(&st, v.mv_data, sizeof(st));
+          if (st.newest_ms < blk->ts_ms) {
+            st.newest_ms = blk->ts_ms;
+            st.ts_ms = f->ts_ms;
+            st.received_ms = b->received_ms;
+            MDB_val nv = {sizeof(st), &st};
+            if ((rc = mdb_cursor_put(c, &k, &nv, MDB_CURRENT)) != 0)
+              break;
+          }
+        }
+        r = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+      }
+    }
+  }
+  mdb_cursor_close(c);
+  return rc;
 }
 
 static int apply_stats(struct store_batch *b, const rp_frame *f, const struct dict_agent *da,
@@ -245,21 +337,14 @@ static int apply_stats(struct store_batch *b, const rp_frame *f, const struct di
     int klen = store__join_key(key, sizeof(key), f->rack_id, wkey);
     if (klen < 0)
       continue;
-    struct store_stats st = {.window_s = w->window_s,
-                             .count = w->count,
-                             .min = w->min,
-                             .max = w->max,
-                             .mean = w->mean,
-                             .stddev = w->stddev,
-                             .p50 = w->p50,
-                             .p95 = w->p95,
-                             .p99 = w->p99,
-                             .has_slope = w->has_slope,
-                             .slope_per_min = w->slope_per_min,
-                             .ts_ms = f->ts_ms,
-                             .newest_ms = w->newest_ms,
-                             .received_ms = b->received_ms};
-    int rc = store__put(b->txn, b->s->stats, key, (size_t)klen, &st, sizeof(st));
+    int rc = w->scaled ? apply_scaled(b, key, (size_t)klen, f, w, d->decimals) : 0;
+    if (rc != 0)
+      return rc;
+    if (w->scaled)
+      continue;
+    const double v[8] = {w->min, w->max, w->mean, w->stddev,
+                         w->p50, w->p95, w->p99,  w->slope_per_min};
+    rc = put_stats(b, key, (size_t)klen, f, w, v);
     if (rc != 0)
       return rc;
   }
@@ -367,6 +452,8 @@ static int apply_frame(struct store_batch *b, const rp_frame *f, struct store_ag
       return store__lmdb_err(rc, "store: samples", err, errlen);
     if ((rc = apply_stats(b, f, da, ag)) != 0)
       return store__lmdb_err(rc, "store: window statistics", err, errlen);
+    if (f->stats_every_frames > 0 && (rc = refresh_stats(b, f, da)) != 0)
+      return store__lmdb_err(rc, "store: window statistics", err, errlen);
     ag->last_decoded_ms = f->ts_ms;
   } else if (f->n_samples > 0 || f->n_statuses > 0 || f->n_stats > 0) {
     /* Never decoded with another dictionary: skipped and counted. */
@@ -399,9 +486,10 @@ int store__batch_apply(struct store_batch *b, const rp_frame *f, const char *top
   struct store_agent ag = {0};
   size_t alen = strlen(f->agent_id);
   *events = 0;
-  b->received_ms = b->s->clock_ms == STORE_CLOCK_FRAME ? f->ts_ms
-                   : b->s->clock_ms                    ? b->s->clock_ms
-                                                       : rp_now_ms();
+  b->received_ms = b->received_set_ms                    ? b->received_set_ms
+                   : b->s->clock_ms == STORE_CLOCK_FRAME ? f->ts_ms
+                   : b->s->clock_ms                      ? b->s->clock_ms
+                                                         : rp_now_ms();
   int rc = store__get_copy(b->txn, b->s->agents, f->agent_id, alen, &ag, sizeof(ag));
   if (rc != 0 && rc != MDB_NOTFOUND)
     return store__lmdb_err(rc, "store: agent", err, errlen);
@@ -422,3 +510,5 @@ int store__batch_apply(struct store_batch *b, const rp_frame *f, const char *top
     return store__lmdb_err(rc, "store: agent", err, errlen);
   return store_batch_skip(b, topic, partition, offset, err, errlen);
 }
+
+void store_batch_set_received(struct store_batch *b, int64_t ms) { b->received_set_ms = ms; }

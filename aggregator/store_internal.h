@@ -74,8 +74,9 @@ struct pending_offset {
 struct store_batch {
   struct store *s;
   MDB_txn *txn;
-  MDB_cursor *latest;  /* opened on first use */
-  int64_t received_ms; /* the aggregator's clock when the current frame is applied */
+  MDB_cursor *latest;      /* opened on first use */
+  int64_t received_ms;     /* the aggregator's clock when the current frame is applied */
+  int64_t received_set_ms; /* store_batch_set_received(): used instead of the clock */
   /* Next offsets, written once per partition at commit. */
   struct pending_offset *offsets;
   size_t noffsets, offsets_cap;

@@ -17,13 +17,16 @@
 # Environment: RACKS (1000) SERIES (samples per frame, 1000) WARMUP (3)
 # ROUNDS (10) LAG_SECONDS (20) BATCH_MAX (2000) BATCH_WAIT (100ms) SYNC
 # (store.sync: full, meta or periodic; default meta) PERF (0; 1 = perf
-# record the throughput phase and print the profile).
+# record the throughput phase and print the profile) STATS_EVERY
+# (0: frames of older agents, window statistics as doubles in every frame;
+# N: as agents since issue 25, scaled statistics every N frames, which the
+# aggregator keeps up to date from each frame's samples).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 RACKS=${RACKS:-1000} SERIES=${SERIES:-1000} WARMUP=${WARMUP:-3} ROUNDS=${ROUNDS:-10}
 LAG_SECONDS=${LAG_SECONDS:-20} BATCH_MAX=${BATCH_MAX:-2000} BATCH_WAIT=${BATCH_WAIT:-100ms}
-PERF=${PERF:-0} SYNC=${SYNC:-meta}
+PERF=${PERF:-0} STATS_EVERY=${STATS_EVERY:-0} SYNC=${SYNC:-meta}
 for b in tools/rackpulse-devbroker tools/rackpulse-loadgen aggregator/rackpulse-aggregator; do
   [ -x "$BUILD/$b" ] || { echo "bench_ingest: $BUILD/$b is missing (build first)" >&2; exit 2; }
 done
@@ -65,7 +68,7 @@ grep -q "ingest: assigned" "$WORK/aggregator.log" || die "the aggregator was ass
 TICKS=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$AGG/stat"; }
 loadgen() { "$BUILD/tools/rackpulse-loadgen" -b "$BOOTSTRAP" -q --racks "$RACKS" --series "$SERIES" \
-  --dict-every 1000000000 "$@"; }
+  --dict-every 1000000000 --stats-every "$STATS_EVERY" "$@"; }
 # wait_round TS: until every rack's newest frame has time TS.
 wait_round() {
   local deadline=$(($(date +%s) + 600))

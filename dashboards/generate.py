@@ -56,6 +56,9 @@ METRICS = {
     "slo_burn": "rackpulse_slo_burn_rate",                 # {rack,objective}
     "reservation_kw": "rackpulse_reservation_kw",        # {owner,kind=reserved|used}
     "deploy_event": "rackpulse_deploy_event_timestamp_seconds",  # {rack,kind,deploy_id}
+    "energy_kwh": "rackpulse_energy_kwh_total",          # {owner,source=measured|estimated}
+    "energy_cost": "rackpulse_energy_cost_total",        # {owner} at the policy's tariff
+    "reservation_hours": "rackpulse_reservation_hours_total",  # {owner}
     # Per rack, from the aggregator's once-a-second evaluation (aggregator/floor.c).
     "rack_info": "rackpulse_rack_info",                  # {rack,row,loop,pool} 1
     "headroom": "rackpulse_rack_headroom_kw",            # {rack,kind=power|thermal}
@@ -285,6 +288,18 @@ def rack_overview():
               "outlets draw.",
               [target('sum by (owner, kind) (%s)' % M["reservation_kw"], "{{owner}} {{kind}}")],
               unit="kwatt", w=24),
+        panel("timeseries", "Cost per training hour",
+              "Per owner: the cost of its reservations' energy (measured draw, or the reserved "
+              "kW while not measured, at the policy's tariff) per hour of reservation over the "
+              "last hour.",
+              [target('sum by (owner) (increase(%s[1h])) / sum by (owner) (increase(%s[1h]))'
+                      % (M["energy_cost"], M["reservation_hours"]), "{{owner}}")],
+              unit="currencyEUR", w=12),
+        panel("timeseries", "Reservation energy, kWh per hour",
+              "Per owner and source: energy of reservations, measured or estimated.",
+              [target('sum by (owner, source) (rate(%s[5m])) * 3600' % M["energy_kwh"],
+                      "{{owner}} {{source}}")],
+              unit="kwatt", w=12),
     ]
     return dashboard("rackpulse-rack-overview", "rackpulse / Rack overview",
                      "Power, heat and freshness of each rack.", panels, [rack_variable()],

@@ -364,9 +364,37 @@ static json_t *samples_to_json(const rp_frame *f, const rp_frame *dict) {
   return arr;
 }
 
-static json_t *stats_to_json(const Rackpulse__V1__WindowStats *w) {
+/* Scaled statistics (WindowStats.scaled): as values when the series'
+ * decimals are known (dictionary), else the integers as sent. */
+static json_t *scaled_stats_to_json(json_t *o, const Rackpulse__V1__WindowStats *w,
+                                    const Rackpulse__V1__SeriesDef *d) {
+  const char *const names[] = {"min", "max", "mean", "stddev", "p50", "p95", "p99"};
+  const int64_t x[] = {w->min_x, w->max_x, w->mean_x, w->stddev_x, w->p50_x, w->p95_x, w->p99_x};
+  json_object_set_new(o, "scaled", json_true());
+  for (size_t i = 0; i < sizeof(x) / sizeof(x[0]); i++) {
+    char key[16];
+    snprintf(key, sizeof(key), "%s_x", names[i]);
+    if (d == NULL)
+      json_object_set_new(o, key, json_integer(x[i]));
+    else
+      json_object_set_new(o, names[i],
+                          json_num(rp_value_unscale(x[i], d->decimals + (i == 3 ? 2 : 0))));
+  }
+  json_t *slope = json_null();
+  if (w->has_slope)
+    slope = d == NULL ? json_integer(w->slope_x)
+                      : json_num(rp_value_unscale(w->slope_x, d->decimals + 2));
+  json_object_set_new(o, d == NULL ? "slope_x" : "slope_per_min", slope);
+  json_object_set_new(o, "newest_ms", json_integer(w->newest_ms));
+  return o;
+}
+
+static json_t *stats_to_json(const Rackpulse__V1__WindowStats *w,
+                             const Rackpulse__V1__SeriesDef *d) {
   json_t *o = json_pack("{s:I, s:I, s:I}", "series", (json_int_t)w->series, "window_s",
                         (json_int_t)w->window_s, "count", (json_int_t)w->count);
+  if (w->scaled)
+    return scaled_stats_to_json(o, w, d);
   json_object_set_new(o, "min", json_num(w->min));
   json_object_set_new(o, "max", json_num(w->max));
   json_object_set_new(o, "mean", json_num(w->mean));
@@ -423,16 +451,25 @@ json_t *rp_frame_to_json(const rp_frame *f, const rp_frame *dict) {
   json_object_set_new(o, "dictionary", dictionary);
   json_object_set_new(o, "samples", samples_to_json(f, dict));
   json_t *statuses = json_array();
-  for (size_t i = 0; i < f->n_statuses; i++)
-    json_array_append_new(statuses,
-                          json_pack("{s:I, s:s, s:o}", "series", (json_int_t)f->statuses[i]->series,
-                                    "status", status_name(f->statuses[i]->status), "detail",
-                                    json_text(f->statuses[i]->detail)));
+  for (size_t i = 0; i < f->n_statuses; i++) {
+    json_t *st =
+        json_pack("{s:I, s:s, s:o}", "series", (json_int_t)f->statuses[i]->series, "status",
+                  status_name(f->statuses[i]->status), "detail", json_text(f->statuses[i]->detail));
+    if (f->statuses[i]->detail_kept)
+      json_object_set_new(st, "detail_kept", json_true());
+    json_array_append_new(statuses, st);
+  }
   json_object_set_new(o, "statuses", statuses);
   json_t *stats = json_array();
-  for (size_t i = 0; i < f->n_stats; i++)
-    json_array_append_new(stats, stats_to_json(f->stats[i]));
+  for (size_t i = 0; i < f->n_stats; i++) {
+    const Rackpulse__V1__SeriesDef *d = rp_frame_find_series(f, f->stats[i]->series);
+    if (d == NULL)
+      d = rp_frame_find_series(dict, f->stats[i]->series);
+    json_array_append_new(stats, stats_to_json(f->stats[i], d));
+  }
   json_object_set_new(o, "stats", stats);
+  if (f->stats_every_frames > 0)
+    json_object_set_new(o, "stats_every_frames", json_integer(f->stats_every_frames));
   json_t *devices = json_array();
   for (size_t i = 0; i < f->n_devices; i++)
     json_array_append_new(devices, device_to_json(f->devices[i]));

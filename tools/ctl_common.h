@@ -17,7 +17,7 @@
 struct args {
   const char *base, *rack, *kw, *pool, *cls, *owner, *duration, *count;
   const char *start, *end, *id, *flag, *reason, *for_, *hosts, *outlets;
-  const char *since, *until, *limit, *token_file, *device, *row, *loop;
+  const char *since, *until, *limit, *token_file, *device, *row, *loop, *wait, *spread;
   /* deploy correlation (ctl_deploy_*) */
   const char *deploy_id, *commit, *pipeline_url, *requester;
   /* TLS: the CA to verify the aggregator with; a client certificate */

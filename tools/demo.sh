@@ -90,17 +90,28 @@ wait_for 120 test -s "$RUN/rack/ready.json" \
 # The demo policy, sized to the simulated rack (~7 kW idle, up to ~38 kW in
 # training): 55 kW x 0.8 - 2 kW margin leaves room for a 10 kW job only
 # while the rack idles, and a long training job on this loop pushes the
-# supply past 33 degC. Automatic flags are held at least 5 s.
+# supply past 33 degC. Automatic flags are held at least 5 s. The rack's
+# two racksim PDUs are its feeds A and B (N+N: either carries the rack),
+# 100 A a phase with one over-current protector a phase (racksim puts
+# server i on phase (i-1) % 3 + 1, so phase 1 carries two servers: new
+# load is expected there in that proportion); the gate checks feed power,
+# phase and branch currents from what the PDUs report, and prices energy
+# at a time-of-use tariff.
 cat >"$RUN/policy.yaml" <<EOF
-version: demo-2
+version: demo-3
 defaults:
   max_staleness: 10s
   power_margin_kw: 2
   supply_temp: {max: 33, hysteresis: 1, persist: 3}
   power: {enabled: true, series: pdu.power, stat: latest, across: sum}
   thermal: {enabled: true, series: cdu.heat_removed}
+rows:
+  row-1: {limit_kw: 200, derating: 0.8}
+tariff: {currency: EUR, periods: [{from: "07:00", price: 0.18}, {from: "22:00", price: 0.09}]}
 racks:
-  - {id: demo-r01, pool: demo, row: row-1, breaker_kw: 55, derating: 0.8, cdu_capacity_kw: 45}
+  - {id: demo-r01, pool: demo, row: row-1, breaker_kw: 55, derating: 0.8, cdu_capacity_kw: 45,
+     feed_a: pdu-a, feed_b: pdu-b, redundancy: n+n, feed_kw: 55, phase_amps: 100,
+     branch_amps: 100, volts: 230}
 EOF
 cat >"$RUN/aggregator.yaml" <<EOF
 kafka: {brokers: "$BOOTSTRAP"}

@@ -9,14 +9,14 @@ PACKAGES=(
   # libraries (see README, "Dependencies")
   libuv1-dev libprotobuf-c-dev protobuf-c-compiler librdkafka-dev liblmdb-dev
   libmodbus-dev libmicrohttpd-dev libjansson-dev libyaml-dev libcurl4-openssl-dev
-  libsnmp-dev
+  libsnmp-dev libfreeipmi-dev
   # the audit log's hash chain (SHA-256) and HTTPS for the API
   nettle-dev libgnutls28-dev
   # tests: cmocka, and the real peers
   libcmocka-dev python3 python3-pymodbus python3-serial python3-serial-asyncio python3-yaml
   kcat protobuf-compiler curl socat prometheus procps
   openssl  # deploy_tls: a CA, server and client certificates made at test time
-  ipmitool openipmi
+  ipmitool openipmi freeipmi-tools
   snmpsim snmpd snmp
   faketime  # an agent whose clock runs ahead (gate_clock)
   redfishtool python3-sushy  # third-party Redfish clients that check the simulator (openssl above makes its certificate)

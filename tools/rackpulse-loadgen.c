@@ -2,7 +2,10 @@
  * the ingest benchmark. R racks × A agents each send N frames, in rounds
  * (every agent's frame k before any agent's frame k + 1), keyed by rack id
  * like the real agent, with sequence numbers, a dictionary on the first
- * frame and every --dict-every frames, device status and window statistics.
+ * frame and every --dict-every frames, device status and window statistics
+ * (as older agents send them: doubles in every frame; or, with
+ * --stats-every N, as agents since issue 25 do: scaled integers in every
+ * N-th frame, stats_every_frames set).
  *
  * Values are deterministic: series i of agent a in rack r (1-based) at
  * sequence number q has the scaled value
@@ -28,12 +31,13 @@
 #include <time.h>
 
 #include "rackpulse/frame.h"
+#include "stats_wire.h"
 
 #define MAX_DEVICES 8
 
 struct options {
   const char *brokers, *topic, *rack_prefix;
-  long racks, agents, frames, series, dict_every;
+  long racks, agents, frames, series, dict_every, stats_every;
   double rate; /* frames per second over all agents; 0 = unpaced */
   uint64_t seq_start;
   int64_t ts_base_ms; /* 0: wall clock */
@@ -231,6 +235,12 @@ static void sim_agent_fill(struct sim_agent *s, const struct options *o, uint64_
     s->scaled[0] += (int64_t)(k * o->exc_rise * 10); /* decimals 1 */
   }
   double v0 = rp_value_unscale(s->scaled[0], s->defs[0].decimals);
+  s->f.stats_every_frames = (uint32_t)o->stats_every;
+  s->f.n_stats =
+      s->block.n_series > 0 &&
+              (o->stats_every == 0 || seq % (uint64_t)o->stats_every == 1 || o->stats_every == 1)
+          ? 2
+          : 0;
   for (size_t w = 0; w < s->f.n_stats; w++) {
     Rackpulse__V1__WindowStats *st = &s->stats[w];
     st->count = (uint32_t)(w ? 300 : 60);
@@ -244,6 +254,8 @@ static void sim_agent_fill(struct sim_agent *s, const struct options *o, uint64_
     st->has_slope = true;
     st->slope_per_min = (double)((int64_t)(seq % 7) - 3) / 10.0;
     st->newest_ms = ts; /* the newest sample is this frame's */
+    if (o->stats_every > 0)
+      rp_stats_wire_scale(st, s->defs[0].decimals); /* else left as doubles */
   }
   for (size_t i = 0; i < s->f.n_devices; i++) {
     Rackpulse__V1__DeviceStatus *d = &s->devs[i];
@@ -270,6 +282,9 @@ static void usage(FILE *out) {
                "  -s, --series S         samples per frame (default 20, at least 3)\n"
                "      --rack-prefix P    rack id prefix (default r)\n"
                "      --seq-start Q      first sequence number (default 1)\n"
+               "      --stats-every N    window statistics as scaled integers in every N-th\n"
+               "                         frame (stats_every_frames N); 0: doubles in every\n"
+               "                         frame, as older agents (default)\n"
                "      --dict-every K     dictionary every K frames (default 100; always on\n"
                "                         the first frame this run publishes)\n"
                "      --rate F           frames per second over all agents (default 0 =\n"
@@ -308,7 +323,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
                         .dict_every = 100,
                         .seq_start = 1,
                         .interval_ms = 1000};
-  enum { O_PREFIX = 256, O_SEQ, O_DICT, O_RATE, O_INTERVAL, O_TS, O_EXC };
+  enum { O_PREFIX = 256, O_SEQ, O_DICT, O_RATE, O_INTERVAL, O_TS, O_STATS, O_EXC };
   static const struct option opts[] = {{"brokers", required_argument, NULL, 'b'},
                                        {"topic", required_argument, NULL, 't'},
                                        {"racks", required_argument, NULL, 'r'},
@@ -318,6 +333,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
                                        {"rack-prefix", required_argument, NULL, O_PREFIX},
                                        {"seq-start", required_argument, NULL, O_SEQ},
                                        {"dict-every", required_argument, NULL, O_DICT},
+                                       {"stats-every", required_argument, NULL, O_STATS},
                                        {"rate", required_argument, NULL, O_RATE},
                                        {"interval", required_argument, NULL, O_INTERVAL},
                                        {"ts-base", required_argument, NULL, O_TS},
@@ -361,6 +377,10 @@ static int parse_options(int argc, char **argv, struct options *o) {
       break;
     case O_DICT:
       if (parse_long("--dict-every", optarg, 1, 1000000000, &o->dict_every) != 0)
+        return 2;
+      break;
+    case O_STATS:
+      if (parse_long("--stats-every", optarg, 0, 3600, &o->stats_every) != 0)
         return 2;
       break;
     case O_RATE: {

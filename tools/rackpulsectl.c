@@ -6,7 +6,7 @@
  *   rackpulsectl [--url URL] placement --kw N [--count K] [--pool P] [--class C]
  *   rackpulsectl [--url URL] reserve (--rack R | --pool P) --kw N --owner O --end TIME
  *                [--start TIME] [--class gold|silver|bronze] [--preemptible]
- *                [--hosts h1,h2] [--outlets 1,2]
+ *                [--hosts h1,h2] [--outlets 1,2] [--wait 30m] [--spread row|loop]
  *   rackpulsectl [--url URL] extend --id ID --end TIME
  *   rackpulsectl [--url URL] release --id ID
  *   rackpulsectl [--url URL] reservations [--rack R] [--owner O]
@@ -40,6 +40,7 @@
 
 #include "ctl_common.h"
 #include "ctl_floor.h"
+#include "ctl_res.h"
 #include "ctl_simulate.h"
 #include "ctl_tail.h"
 #include "rackpulse/cfg.h"
@@ -247,6 +248,10 @@ static int cmd_reserve(const struct args *a) {
     json_object_set_new(body, "hosts", split_list(a->hosts));
   if (a->outlets)
     json_object_set_new(body, "outlets", split_list(a->outlets));
+  if (a->wait)
+    json_object_set_new(body, "wait", json_string(a->wait));
+  if (a->spread)
+    json_object_set_new(body, "spread", json_string(a->spread));
   int rc = change(a, "reserve", "POST", "/v1/reservations", body);
   json_decref(body);
   return rc;
@@ -279,28 +284,11 @@ static int cmd_release(const struct args *a) {
   return change(a, "release", "DELETE", path, NULL);
 }
 
-static void print_reservations(const json_t *j) {
-  size_t i;
-  json_t *r;
-  json_array_foreach(json_object_get(j, "reservations"), i, r) {
-    json_t *u = json_object_get(r, "utilization");
-    printf(
-        "%s  %-10s %-12s %8.2f kW  %-6s owner %-12s", json_string_value(json_object_get(r, "id")),
-        json_string_value(json_object_get(r, "state")),
-        json_string_value(json_object_get(r, "rack")), json_number_value(json_object_get(r, "kw")),
-        json_string_value(json_object_get(r, "class")),
-        json_string_value(json_object_get(r, "owner")));
-    if (json_is_number(u))
-      printf("  used %3.0f%%", 100 * json_number_value(u));
-    putchar('\n');
-  }
-}
-
 static int cmd_reservations(const struct args *a) {
   char path[512] = "/v1/reservations";
   ctl_add_query(path, sizeof(path), "rack", a->rack);
   ctl_add_query(path, sizeof(path), "owner", a->owner);
-  return ctl_show(a, "reservations", path, print_reservations);
+  return ctl_show(a, "reservations", path, ctl_print_reservations);
 }
 
 static void print_flags(const json_t *j) {
@@ -490,6 +478,8 @@ static void usage(FILE *out) {
                "  reserve (--rack R | --pool P) --kw N --owner O --end T [--start T]\n"
                "          [--class gold|silver|bronze] [--preemptible] [--hosts a,b]\n"
                "          [--outlets 1,2]  reserve power (T: Unix ms, RFC 3339, or +2h)\n"
+               "          [--wait 30m] [--spread row|loop]  wait until it fits, then\n"
+               "                          admit it or refuse it; spread over rows/loops\n"
                "  extend --id ID --end T  extend a reservation\n"
                "  release --id ID         release a reservation\n"
                "  reservations [--rack R] [--owner O]\n"
@@ -590,7 +580,9 @@ int main(int argc, char **argv) {
     O_MAX_STALE,
     O_INTERVAL,
     O_POWER_SERIES,
-    O_TEMP_SERIES
+    O_TEMP_SERIES,
+    O_WAIT,
+    O_SPREAD
   };
   static const struct option opts[] = {
       {"url", required_argument, NULL, 'u'},
@@ -618,6 +610,8 @@ int main(int argc, char **argv) {
       {"device", required_argument, NULL, O_DEVICE},
       {"row", required_argument, NULL, O_ROW},
       {"loop", required_argument, NULL, O_LOOP},
+      {"wait", required_argument, NULL, O_WAIT},
+      {"spread", required_argument, NULL, O_SPREAD},
       {"deploy-id", required_argument, NULL, O_DEPLOY_ID},
       {"commit", required_argument, NULL, O_COMMIT},
       {"pipeline-url", required_argument, NULL, O_PIPELINE_URL},
@@ -675,6 +669,8 @@ int main(int argc, char **argv) {
     case O_DEVICE: a.device = optarg; break;
     case O_ROW: a.row = optarg; break;
     case O_LOOP: a.loop = optarg; break;
+    case O_WAIT: a.wait = optarg; break;
+    case O_SPREAD: a.spread = optarg; break;
     case O_DEPLOY_ID: a.deploy_id = optarg; break;
     case O_COMMIT: a.commit = optarg; break;
     case O_PIPELINE_URL: a.pipeline_url = optarg; break;

@@ -1,4 +1,6 @@
-/* The IPMI collector: server BMCs read through the ipmitool binary.
+/* The IPMI collector: server BMCs read through the ipmitool binary (or, with
+ * backend: freeipmi, in process through FreeIPMI's library: ipmi_freeipmi.c,
+ * which shares the slots, the readings and the config below).
  *
  *   agent: {ipmi_max_children: 16}   # ipmitool children working at once
  *   ipmi:
@@ -20,6 +22,8 @@
  *       sdr_check: 1m                 # compare `sdr info` this often
  *       psus: 0                       # PSUs expected (0: most seen so far)
  *       ipmitool_path: ipmitool
+ *       backend: ipmitool             # or freeipmi (lanplus only, no children)
+ *       workarounds: ""               # freeipmi: e.g. opensesspriv (ipmi_sim)
  *       sensors:                      # tried before the built-in patterns
  *         - {glob: "GPU# Temp", metric: gpu.temp, label: gpu}
  *         - {glob: "Fan Redundancy"}  # no metric: ignore this sensor
@@ -140,6 +144,8 @@ static void finish_scrape(struct ipmi_bmc *b, bool ok) {
   ipmi__report(b, ok);
   release_slot(b);
 }
+
+void ipmi__scrape_end(struct ipmi_bmc *b, bool ok) { finish_scrape(b, ok); }
 
 /* First line of the output that says something, for messages. */
 static void first_line(const char *out, size_t len, char *dst, size_t n) {
@@ -455,6 +461,14 @@ static void prepare_cache(struct ipmi_bmc *b) {
 static void begin(struct ipmi_bmc *b) {
   int64_t now = rp_now_ms();
   b->ts_ms = now;
+  if (strcmp(b->cfg.backend, "freeipmi") == 0) {
+    b->have_dcmi = false;
+    b->dcmi_note[0] = '\0';
+    b->error[0] = '\0';
+    if (ipmi__fi_begin(b, now) != 0)
+      finish_scrape(b, false);
+    return;
+  }
   prepare_cache(b);
   memset(b->steps, 0, sizeof(b->steps));
   b->steps[STEP_INFO] = b->sdr_checked_ms == 0 || b->cfg.sdr_check_ms == 0 ||
@@ -490,7 +504,7 @@ static int ipmi_scrape(struct rp_target *t) {
       return err;
   }
   struct ipmi_shared *sh = b->shared;
-  if (b->runner == NULL) {
+  if (b->runner == NULL && strcmp(b->cfg.backend, "ipmitool") == 0) {
     struct ipmi_runner_config rc = {
         .name = b->cfg.name,
         .argv = b->argv,
@@ -552,6 +566,7 @@ static void ipmi_destroy(struct rp_target *t) {
   struct ipmi_bmc *b = t->priv;
   if (b == NULL)
     return;
+  ipmi__fi_release(b, t->retired && t->agent != NULL ? t->agent->loop : NULL);
   if (b->runner != NULL && t->retired) {
     ipmi_runner_free(b->runner);
     b->runner = NULL;

@@ -57,6 +57,10 @@ static const struct rp_cfg_field bmc_fields[] = {
                "report unmatched sensors as ipmi.sensor{sensor=NAME}"),
     RP_CFG_STR("ipmitool_path", D, ipmitool_path, "ipmitool", 0,
                "the ipmitool binary (searched in PATH without a '/')"),
+    RP_CFG_STR("backend", D, backend, "ipmitool", 0,
+               "ipmitool (children; lanplus and open) or freeipmi (in process, lanplus only)"),
+    RP_CFG_STR("workarounds", D, workarounds, "", 0,
+               "freeipmi: FreeIPMI's workarounds, e.g. opensesspriv (ipmi_sim needs it)"),
 };
 
 typedef struct pattern_text P;
@@ -73,6 +77,7 @@ static const struct rp_cfg_field pattern_fields[] = {
 void ipmi__bmc_free(struct ipmi_bmc *b) {
   if (b == NULL)
     return;
+  ipmi__fi_release(b, NULL);
   free(b->ptext);
   free(b->patterns);
   free(b->elist);
@@ -200,12 +205,28 @@ static int check_bmc(const struct rp_cfg_doc *doc, rp_cfg_node node, const char 
                  "privilege: '%s' is not ADMINISTRATOR, OPERATOR or USER", c->privilege);
     return -EINVAL;
   }
-  if (c->retry_interval_ms % 1000 != 0) {
+  if (strcmp(c->backend, "freeipmi") != 0 && c->retry_interval_ms % 1000 != 0) {
     rp_cfg_error(doc, rp_cfg_get(doc, node, "retry_interval"), where, err, errlen,
                  "retry_interval: ipmitool -N takes whole seconds");
     return -EINVAL;
   }
-  if (!find_executable(c->ipmitool_path)) {
+  bool fi = strcmp(c->backend, "freeipmi") == 0;
+  if (!fi && strcmp(c->backend, "ipmitool") != 0) {
+    rp_cfg_error(doc, rp_cfg_get(doc, node, "backend"), where, err, errlen,
+                 "backend: '%s' is not ipmitool or freeipmi", c->backend);
+    return -EINVAL;
+  }
+  if (fi && !lan) {
+    rp_cfg_error(doc, rp_cfg_get(doc, node, "backend"), where, err, errlen,
+                 "backend: freeipmi reads lanplus BMCs only; use ipmitool for interface open");
+    return -EINVAL;
+  }
+  if (!fi && c->workarounds[0] != '\0') {
+    rp_cfg_error(doc, rp_cfg_get(doc, node, "workarounds"), where, err, errlen,
+                 "workarounds: only for backend freeipmi");
+    return -EINVAL;
+  }
+  if (!fi && !find_executable(c->ipmitool_path)) {
     rp_cfg_error(doc, rp_cfg_get(doc, node, "ipmitool_path"), where, err, errlen,
                  "ipmitool_path: '%s' is not an executable%s", c->ipmitool_path,
                  strchr(c->ipmitool_path, '/') ? "" : " in PATH (apt-get install ipmitool)");
@@ -287,6 +308,12 @@ int ipmi__create(struct rp_target *t, const struct rp_cfg_doc *doc, rp_cfg_node 
     rc = check_bmc(doc, node, where, &b->cfg, err, errlen);
   if (rc == 0)
     rc = parse_patterns(doc, rp_cfg_get(doc, node, "sensors"), where, b, err, errlen);
+  char why[200];
+  if (rc == 0 && ipmi__fi_workarounds(b->cfg.workarounds, &b->fi_workarounds, why, sizeof(why))) {
+    rp_cfg_error(doc, rp_cfg_get(doc, node, "workarounds"), where, err, errlen, "workarounds: %s",
+                 why);
+    rc = -EINVAL;
+  }
   if (rc != 0) {
     if (rc == -ENOMEM)
       snprintf(err, errlen, "%s: out of memory", where);

@@ -7,7 +7,8 @@
  *                    same_config)
  *   ipmi_readings.c  ipmi__report
  *   ipmi_collect.c   the scrape (commands in sequence, child slots), the
- *                    const struct rp_collector_ipmi
+ *                    const struct rp_collector_ipmi, ipmi__scrape_end
+ *   ipmi_freeipmi.c  ipmi__fi_*: backend freeipmi (its own ipmi_fi.h)
  * Loop thread only, like every collector. */
 #ifndef RP_AGENT_IPMI_INTERNAL_H
 #define RP_AGENT_IPMI_INTERNAL_H
@@ -38,6 +39,8 @@ struct ipmi_cfg {
   int64_t psus;
   bool default_sensors, keep_unclassified;
   char ipmitool_path[256];
+  char backend[16];      /* ipmitool or freeipmi */
+  char workarounds[128]; /* freeipmi: FreeIPMI's workaround names */
 };
 
 /* One sensors[] entry as written in YAML. */
@@ -64,6 +67,8 @@ struct ipmi_bmc {
   const char *argv[32];
   char port_s[8], cipher_s[8], retries_s[8], interval_s[8];
   struct ipmi_runner *runner;
+  struct ipmi_fi *fi;      /* backend freeipmi: its session and SDR (ipmi_freeipmi.c) */
+  unsigned fi_workarounds; /* IPMI_WORKAROUND_FLAGS_OUTOFBAND_2_0_* */
   /* What the BMC has shown so far. */
   bool dcmi_unsupported;
   unsigned dcmi_timeouts;
@@ -79,6 +84,8 @@ struct ipmi_bmc {
   int64_t ts_ms;
   char *elist;
   size_t elist_len;
+  const struct ipmi_reading *parsed; /* backend freeipmi: the readings, not elist */
+  size_t nparsed;
   struct ipmi_dcmi_power dcmi;
   bool have_dcmi;
   char dcmi_note[96];
@@ -104,5 +111,22 @@ void ipmi__config_help(FILE *out);
  * always the runner's counters; then rp_target_done(). When !ok the result
  * is down with b->error. */
 void ipmi__report(struct ipmi_bmc *b, bool ok);
+
+/* ipmi_collect.c. The end of a scrape of either backend: the readings to
+ * the agent (ipmi__report), the child slot to the next BMC. */
+void ipmi__scrape_end(struct ipmi_bmc *b, bool ok);
+
+/* ipmi_freeipmi.c, the in-process backend (loop thread, except the job it
+ * queues). ipmi__fi_begin() starts a scrape in libuv's thread pool, which
+ * ends with ipmi__scrape_end(); 0, or a negative errno / libuv error with
+ * b->error set (no scrape then). */
+int ipmi__fi_begin(struct ipmi_bmc *b, int64_t now_ms);
+/* Session timeouts and sessions opened so far. */
+void ipmi__fi_stats(const struct ipmi_bmc *b, uint64_t *timeouts, uint64_t *sessions);
+/* Lets go of b->fi (no scrape in flight). With running_loop, an open
+ * session is ended in the thread pool; else here, at once. */
+void ipmi__fi_release(struct ipmi_bmc *b, uv_loop_t *running_loop);
+/* "opensesspriv,intel20" into workaround flags; -EINVAL with why. */
+int ipmi__fi_workarounds(const char *text, unsigned *flags, char *why, size_t n);
 
 #endif

@@ -72,7 +72,7 @@ static void scrape_out_free(struct scrape_out *o) {
 
 static int scrape_out_alloc(struct scrape_out *o, size_t sensors) {
   memset(o, 0, sizeof(*o));
-  o->cap = sensors + 8;
+  o->cap = sensors + 9;
   o->parsed = calloc(sensors + 1, sizeof(*o->parsed));
   o->rd = calloc(o->cap, sizeof(*o->rd));
   o->labels = calloc(o->cap, sizeof(*o->labels));
@@ -199,14 +199,22 @@ static void add_power(struct ipmi_bmc *b, struct scrape_out *o) {
 
 static void add_counters(struct ipmi_bmc *b, struct scrape_out *o) {
   struct ipmi_runner_stats s = {0};
+  uint64_t sessions = 0;
   if (b->runner != NULL)
     ipmi_runner_get_stats(b->runner, &s);
+  if (b->fi != NULL)
+    ipmi__fi_stats(b, &s.timeouts, &sessions);
   struct rp_reading *r = add(o, "ipmi.timeouts", "", NULL, NULL);
   r->decimals = 0;
   r->value = (double)s.timeouts;
   r = add(o, "ipmi.children", "", NULL, NULL);
   r->decimals = 0;
   r->value = (double)s.spawned;
+  if (b->fi == NULL)
+    return;
+  r = add(o, "ipmi.sessions", "", NULL, NULL); /* freeipmi: RMCP+ sessions opened */
+  r->decimals = 0;
+  r->value = (double)sessions;
 }
 
 void ipmi__report(struct ipmi_bmc *b, bool ok) {
@@ -216,10 +224,17 @@ void ipmi__report(struct ipmi_bmc *b, bool ok) {
   size_t lines = 0;
   for (size_t i = 0; ok && i < b->elist_len; i++)
     lines += b->elist[i] == '\n';
+  if (ok && b->parsed != NULL)
+    lines = b->nparsed;
   if (scrape_out_alloc(&o, lines) == 0) {
-    if (ok) {
+    if (ok && b->parsed != NULL) {
+      memcpy(o.parsed, b->parsed, b->nparsed * sizeof(*o.parsed));
+      o.nparsed = b->nparsed;
+    } else if (ok) {
       struct ipmi_parse_stats st;
       ipmi_parse_sensors(b->elist, b->elist_len, o.parsed, lines + 1, &o.nparsed, &st, NULL, 0);
+    }
+    if (ok) {
       add_sensors(b, &o);
       add_power(b, &o);
     }

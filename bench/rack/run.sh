@@ -4,6 +4,7 @@
 #
 #   bash bench/rack/run.sh [--bmcs N] [--pdus M] [--seconds S] [--build DIR]
 #                          [--only collectd|rackpulse] [--ipmitool-registry standin|full]
+#                          [--backends "ipmitool freeipmi"]
 #   PERF=1 also profiles each collector's steady state (perf record -g -p;
 #   its overhead is then in the steady-state CPU figures: profile in a
 #   separate run);
@@ -22,9 +23,12 @@
 #      scalars, scaled by the fixture's decimal digits, every 1 s), modbus
 #      plugin (the 8 registers of tests/fixtures/sim-cdu-device.yaml, every
 #      1 s), write_kafka (JSON) to topic collectd.values;
-#   2. rackpulse-agent: the same devices, BMCs every 5 s (persistent
-#      ipmitool sessions), PDUs and CDU every 1 s, its defaults otherwise
-#      (edge statistics for the default series), to rackpulse.frames.
+#   2. rackpulse-agent, once per IPMI backend of --backends (default both:
+#      rackpulse-ipmitool with persistent ipmitool shells, rackpulse-freeipmi
+#      with FreeIPMI's library in process): the same devices, BMCs every
+#      5 s, PDUs and CDU every 1 s, its defaults otherwise (edge statistics
+#      for the default series), each run to its own topic
+#      (rackpulse.BACKEND).
 # Both run as the packaged rackpulse-agent.service runs the agent: in a
 # mount namespace where ipmitool's IANA enterprise-number registry is the
 # one-entry stand-in the package ships (packaging/ipmitool/; ipmitool 1.8.19
@@ -45,7 +49,7 @@
 # `apt-get install collectd-core`).
 set -euo pipefail
 
-BMCS=40 PDUS=2 SECS=120 BUILD=${RP_BIN:-build} ONLY="" REGISTRY=standin
+BMCS=40 PDUS=2 SECS=120 BUILD=${RP_BIN:-build} ONLY="" REGISTRY=standin BACKENDS="ipmitool freeipmi"
 while [ $# -gt 0 ]; do
   case $1 in
   --bmcs) BMCS=$2; shift 2 ;;
@@ -54,6 +58,7 @@ while [ $# -gt 0 ]; do
   --build) BUILD=$2; shift 2 ;;
   --only) ONLY=$2; shift 2 ;;
   --ipmitool-registry) REGISTRY=$2; shift 2 ;;
+  --backends) BACKENDS=$2; shift 2 ;;
   -h | --help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;;
   *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -62,6 +67,9 @@ done
   { echo "run.sh: --bmcs 0..254, --pdus >= 0 and --seconds > 0" >&2; exit 2; }
 case $ONLY in "" | collectd | rackpulse) ;; *) echo "run.sh: --only collectd|rackpulse" >&2; exit 2 ;; esac
 case $REGISTRY in standin | full) ;; *) echo "run.sh: --ipmitool-registry standin|full" >&2; exit 2 ;; esac
+for b in $BACKENDS; do
+  case $b in ipmitool | freeipmi) ;; *) echo "run.sh: --backends: ipmitool and/or freeipmi" >&2; exit 2 ;; esac
+done
 HERE=$(cd "$(dirname "$0")" && pwd)
 export RP_SRC=$(cd "$HERE/../.." && pwd)
 export RP_BIN=$(cd "$BUILD" && pwd)
@@ -183,7 +191,7 @@ fi
 CDU_PORT=$(free_port)
 start_cdu "$CDU_PORT"
 
-"$RP_BIN/tools/rackpulse-devbroker" --topic rackpulse.frames --topic collectd.values \
+"$RP_BIN/tools/rackpulse-devbroker" --topic rackpulse.ipmitool --topic rackpulse.freeipmi --topic collectd.values \
   --bootstrap-file "$WORK/bootstrap" >"$WORK/broker.out" 2>"$WORK/broker.log" &
 PIDS+=($!)
 wait_for 10 test -s "$WORK/bootstrap" || fail "dev broker did not start"
@@ -342,15 +350,18 @@ LoadPlugin modbus
 EOF
 }
 
+# rackpulse_config BACKEND: the agent's configuration (ipmi_sim needs
+# FreeIPMI's opensesspriv workaround).
 rackpulse_config() {
-  local i j
-  echo "agent: {id: bench-rack, rack: rack-bench, interval: 1s, state_dir: $WORK/rp-state,"
+  local i j be=""
+  [ "$1" = freeipmi ] && be=", backend: freeipmi, workarounds: opensesspriv"
+  echo "agent: {id: bench-rack-$1, rack: rack-bench, interval: 1s, state_dir: $WORK/rp-state-$1,"
   echo "        profiles_dir: $RP_SRC/packaging/profiles}"
-  echo "kafka: {brokers: \"$BOOTSTRAP\", topic: rackpulse.frames}"
+  echo "kafka: {brokers: \"$BOOTSTRAP\", topic: rackpulse.$1}"
   if [ "$BMCS" -gt 0 ]; then
     echo "ipmi:"
     for i in $(seq "$BMCS"); do
-      echo "  - {name: b$i, host: $(bmc_addr "$i"), port: 623, user: admin, password_file: $WORK/bmc$i/passfile, interval: 5s}"
+      echo "  - {name: b$i, host: $(bmc_addr "$i"), port: 623, user: admin, password_file: $WORK/bmc$i/passfile, interval: 5s$be}"
     done
   fi
   if [ "$PDUS" -gt 0 ]; then
@@ -365,11 +376,13 @@ rackpulse_config() {
 
 mkdir -p "$WORK/collectd"
 collectd_config >"$WORK/collectd.conf"
-rackpulse_config >"$WORK/rackpulse.yaml"
+for b in $BACKENDS; do rackpulse_config "$b" >"$WORK/rackpulse-$b.yaml"; done
 collectd -t -C "$WORK/collectd.conf" >"$WORK/collectd-check.log" 2>&1 ||
   fail "collectd -t: $(cat "$WORK/collectd-check.log")"
-"$RP_BIN/agent/rackpulse-agent" -c "$WORK/rackpulse.yaml" --check-config >"$WORK/rp-check.log" 2>&1 ||
-  fail "rackpulse-agent --check-config: $(cat "$WORK/rp-check.log")"
+for b in $BACKENDS; do
+  "$RP_BIN/agent/rackpulse-agent" -c "$WORK/rackpulse-$b.yaml" --check-config >"$WORK/rp-check.log" 2>&1 ||
+    fail "rackpulse-agent --check-config ($b): $(cat "$WORK/rp-check.log")"
+done
 
 # run NAME TOPIC CMD...: runs CMD for SECS seconds in a fresh cgroup; writes WORK/NAME.meas
 # and every message of TOPIC to WORK/NAME.kcat.
@@ -464,8 +477,10 @@ if [ "$ONLY" != rackpulse ]; then
   NAMES+=(collectd)
 fi
 if [ "$ONLY" != collectd ]; then
-  run rackpulse rackpulse.frames "$RP_BIN/agent/rackpulse-agent" -c "$WORK/rackpulse.yaml"
-  NAMES+=(rackpulse)
+  for b in $BACKENDS; do
+    run "rackpulse-$b" "rackpulse.$b" "$RP_BIN/agent/rackpulse-agent" -c "$WORK/rackpulse-$b.yaml"
+    NAMES+=("rackpulse-$b")
+  done
 fi
 
 echo
@@ -490,4 +505,6 @@ if [ -n "${PERF:-}" ]; then # where the CPU went in the steady state, per collec
   done
 fi
 [ ! -e "$WORK/collectd.log" ] || echo "collectd log: $(grep -ciE 'error|fail' "$WORK/collectd.log" || true) lines with error or fail"
-[ ! -e "$WORK/rackpulse.err" ] || echo "agent log: $(grep -ciE 'error|warn' "$WORK/rackpulse.err" || true) lines with error or warn"
+for b in $BACKENDS; do
+  [ ! -e "$WORK/rackpulse-$b.err" ] || echo "agent log ($b): $(grep -ciE 'error|warn' "$WORK/rackpulse-$b.err" || true) lines with error or warn"
+done

@@ -37,5 +37,12 @@ leak = [s["value"] for s in f["samples"]
 assert leak == [1.0], leak
 assert not any(s["device"] == "cdu2" for s in f["samples"]), "cdu2 produced samples"
 assert f["encoded_bytes"] > 0 and f["rack_id"] == "r5"
+# Window statistics (issue 25): scaled integers on the wire, shown as values
+# with the series' decimals; the frame says their cadence (stats.every: 10).
+assert f["stats_every_frames"] == 10, f.get("stats_every_frames")
+st = [w for w in f["stats"] if names[w["series"]][0] == "cdu.supply_temp"]
+assert st and all(w["scaled"] is True and w["count"] >= 1 for w in st), f["stats"]
+sup = [s["value"] for s in f["samples"] if s["name"] == "cdu.supply_temp"]
+assert all(abs(w["min"] - min(sup)) < 1e-9 and abs(w["max"] - max(sup)) < 1e-9 for w in st), (st, sup)
 PYEOF
 pass "--once: cdu1 values (supply 28.4, leak alarm 1); cdu2 down with its address"

@@ -43,6 +43,7 @@ defaults:
   power_margin_kw: 1
   supply_temp: {max: 60}
   power: {enabled: true, series: cdu.heat_load, stat: latest, across: sum}
+tariff: {currency: EUR, flat: 0.15}
 racks:
   - {id: d1, pool: p1, row: r1, breaker_kw: 250, derating: 0.8, cdu_capacity_kw: 300}
 slo:

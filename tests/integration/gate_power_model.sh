@@ -9,7 +9,10 @@
 # passes the power check. Then preemption with notice (preempt_notice:
 # 10m): a gold request that needs a preemptible bronze reservation's kW is
 # refused with the time to retry, and the bronze one gets a preempt-notice
-# event on rackpulse.events naming it.
+# event on rackpulse.events naming it. Energy: the upkeep integrates alice's
+# measured 0.46 kW at the policy's flat 0.20 EUR/kWh; /metrics, rackpulsectl
+# and her close-out summary at release (peak and p95 utilisation 46 %)
+# agree.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/snmp_lib.sh"
 
@@ -32,6 +35,7 @@ version: power-model-1
 defaults:
   max_staleness: 10s
   power: {enabled: true, series: pdu.power, stat: latest, across: sum}
+tariff: {currency: EUR, flat: 0.2}
 racks:
   - {id: rpm, breaker_kw: 5, derating: 1.0}
 YAML
@@ -102,16 +106,24 @@ assert 540 < r["retry_at_ms"] / 1000 - time.time() <= 600, r
 assert "retry then" in r["error"], r
 PYEOF
 curl -sf "$URL/v1/reservations?owner=carol" | grep -q '"state":"active"' || fail "carol revoked before her notice ran out"
-events() {
-  kcat -C -b "$BOOTSTRAP" -t rackpulse.events -o beginning -e -q -f '%s\n--\n' 2>/dev/null \
-    | $PY -c '
-import subprocess, sys
-for m in sys.stdin.buffer.read().split(b"\n--\n"):
-    if m:
-        out = subprocess.run(["protoc", "--decode=rackpulse.v1.Event", "-I", sys.argv[1], sys.argv[2]],
-                             input=m, capture_output=True).stdout.decode()
-        print(" ".join(out.split()))' "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto"
-}
-notice_event() { events | grep 'flag: "preempt-notice"' | grep -q "reservation_id: \"$CAROL\""; }
-wait_for 30 notice_event || fail "no preempt-notice event for $CAROL: $(events)"
+notice_event() { rp_events | grep 'flag: "preempt-notice"' | grep -q "reservation_id: \"$CAROL\""; }
+wait_for 30 notice_event || fail "no preempt-notice event for $CAROL: $(rp_events)"
 pass "gold request refused during carol's 10 min notice (409 with retry_at_ms); preempt-notice event on rackpulse.events"
+
+# --- energy and cost ----------------------------------------------------------
+ALICE=$(curl -sf "$URL/v1/reservations?owner=alice" | $PY -c 'import json,sys; print(json.load(sys.stdin)["reservations"][0]["id"])')
+metered() { curl -sf "$URL/metrics" | grep -q 'rackpulse_energy_kwh_total{owner="alice",source="measured"} 0\.0*[1-9]'; }
+wait_for 60 metered || fail "no measured kWh for alice on /metrics: $(curl -sf "$URL/metrics" | grep energy)"
+ctl reservations --owner alice >"$WORK/ctl.txt" || fail "rackpulsectl reservations: $(cat "$WORK/ctl.txt")"
+grep -q "energy .* kWh .* EUR per hour), peak 46%, p95 46%" "$WORK/ctl.txt" || fail "rackpulsectl: $(cat "$WORK/ctl.txt")"
+curl -sf "${AUTH[@]}" -X DELETE "$URL/v1/reservations/$ALICE" >"$WORK/closed.json" || fail "release of alice's reservation"
+$PY - "$WORK/closed.json" <<'PYEOF' || fail "close-out summary: $(cat "$WORK/closed.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))["summary"]
+assert s["measured_kwh"] > 0 and s["estimated_kwh"] == 0, s
+assert s["measured_kwh"] <= 0.46 * s["hours"] + 1e-9, s
+assert abs(s["cost"] - 0.2 * s["kwh"]) < 1e-9 and s["currency"] == "EUR", s
+assert abs(s["peak_utilization"] - 0.46) < 1e-9 and abs(s["p95_utilization"] - 0.46) < 1e-9, s
+assert abs(s["cost_per_hour"] - s["cost"] / s["hours"]) < 1e-9, s
+PYEOF
+pass "energy: alice's measured kWh on /metrics and in rackpulsectl; close-out summary at release (cost = kWh x 0.20 EUR, peak/p95 46 %)"

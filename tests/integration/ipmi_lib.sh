@@ -1,6 +1,18 @@
 # IPMI helpers for the integration tests (sourced after lib.sh): ipmi_sim
 # BMCs on 127.0.0.1 (tests/fixtures/ipmi_sim), agent configs listing them,
 # and checks that no ipmitool child outlives the agent.
+#
+# BACKEND (environment; tests/integration/CMakeLists.txt registers each
+# ipmi_* test once per backend): ipmitool (the default) or freeipmi. BE is
+# the YAML to add to a BMC's entry for it: ipmi_sim needs FreeIPMI's
+# opensesspriv workaround (it refuses the privilege FreeIPMI asks for in
+# its Open Session Request otherwise).
+BACKEND=${BACKEND:-ipmitool}
+case $BACKEND in
+  ipmitool) BE="" ;;
+  freeipmi) BE=", backend: freeipmi, workarounds: opensesspriv" ;;
+  *) echo "BACKEND=$BACKEND: not ipmitool or freeipmi" >&2; exit 1 ;;
+esac
 
 # start_bmc NAME PORT [SENSOR=VALUE...]: one ipmi_sim BMC; values in real
 # units (inlet_temp=27 ...) are written before it starts. Its state is in
@@ -27,7 +39,7 @@ free_udp_port() {
 # BMC started by start_bmc (password from its file).
 ipmi_bmc_yaml() {
   local name=$1 port=$2; shift 2
-  echo "  - {name: $name, host: 127.0.0.1, port: $port, user: admin, password_file: $WORK/bmc-$name/passfile${1:+, $*}}"
+  echo "  - {name: $name, host: 127.0.0.1, port: $port, user: admin, password_file: $WORK/bmc-$name/passfile${1:+, $*}$BE}"
 }
 
 # ipmi_agent_head RACK: the agent and kafka sections (BOOTSTRAP if a broker

@@ -2,7 +2,8 @@
 # `rackpulse-agent --once` against three ipmi_sim BMCs at once, one per way
 # of reading them (persistent shell with a password file, one-shot children
 # with the SDR cache, persistent shell with the password in the agent's
-# environment): each BMC's inlet, exhaust, GPU, CPU, fan and PSU readings
+# environment; with BACKEND=freeipmi the same three BMCs are read in
+# process, one RMCP+ session each): each BMC's inlet, exhaust, GPU, CPU, fan and PSU readings
 # arrive with its own values, labels and units, and server power comes from
 # the PSU sum (ipmi_sim has no DCMI), labelled as such. Also: a password
 # file readable by others is refused as a configuration error.
@@ -23,16 +24,17 @@ export RP_TEST_BMC_PASSWORD=admin
   ipmi_agent_head r1
   ipmi_bmc_yaml gpu1 "$P1"
   ipmi_bmc_yaml gpu2 "$P2" "session: oneshot"
-  echo "  - {name: gpu3, host: 127.0.0.1, port: $P3, user: admin, password_env: RP_TEST_BMC_PASSWORD}"
+  echo "  - {name: gpu3, host: 127.0.0.1, port: $P3, user: admin, password_env: RP_TEST_BMC_PASSWORD$BE}"
 } >"$WORK/agent.yaml"
 
 "$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent.yaml" --check-config >"$WORK/check.txt" 2>&1 \
   || fail "--check-config refused a good config: $(cat "$WORK/check.txt")"
 "$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent.yaml" --once >"$WORK/frame.json" \
   2>"$WORK/agent.log" || fail "--once exited non-zero"
-$PY - "$WORK/frame.json" <<'PYEOF' || fail "frame is wrong: $(head -c 3000 "$WORK/frame.json")"
+$PY - "$WORK/frame.json" "$BACKEND" <<'PYEOF' || fail "frame is wrong: $(head -c 3000 "$WORK/frame.json")"
 import json, sys
 f = json.load(open(sys.argv[1]))
+backend = sys.argv[2]
 dev = {d["device"]: d for d in f["devices"]}
 names = {s["id"]: s for s in f["dictionary"]}
 got = {}
@@ -61,15 +63,31 @@ for name, w in want.items():
     assert v("server.power", "source=psu_sum") == (w["ps1"] + w["ps2"], "W")
     assert (name, "server.power", "source=dcmi") not in got
     assert v("ipmi.timeouts")[0] == 0
+    if backend == "freeipmi":
+        assert v("ipmi.children")[0] == 0 and v("ipmi.sessions")[0] == 1, name
+    else:
+        assert v("ipmi.children")[0] >= 1 and (name, "ipmi.sessions", "") not in got, name
 assert not f.get("statuses"), f.get("statuses")
 PYEOF
-pass "--once: three BMCs (shell+file, oneshot+cache, shell+env), each with its own values; power from psu_sum"
+pass "--once ($BACKEND): three BMCs (file, oneshot, env), each with its own values; power from psu_sum"
 
-[ -s "$WORK/state-r1/ipmi/gpu2.sdr" ] || fail "no SDR cache for the one-shot BMC in $WORK/state-r1/ipmi"
-[ ! -e "$WORK/state-r1/ipmi/gpu1.sdr" ] || fail "a persistent BMC got an SDR cache file"
-grep -q "gpu1: no DCMI power reading (.*Invalid command" "$WORK/agent.log" \
+if [ "$BACKEND" = ipmitool ]; then
+  [ -s "$WORK/state-r1/ipmi/gpu2.sdr" ] || fail "no SDR cache for the one-shot BMC in $WORK/state-r1/ipmi"
+  [ ! -e "$WORK/state-r1/ipmi/gpu1.sdr" ] || fail "a persistent BMC got an SDR cache file"
+  what="SDR cache file for the one-shot BMC only"
+else
+  # FreeIPMI reads the SDR through a file that is loaded and removed.
+  left=$(ls -A "$WORK/state-r1/ipmi")
+  [ -z "$left" ] || fail "SDR files left in $WORK/state-r1/ipmi: $left"
+  [ "$(grep -c ": read the SDR: 11 sensors" "$WORK/agent.log")" -eq 3 ] \
+    || fail "each BMC's SDR is not read once: $(cat "$WORK/agent.log")"
+  what="each SDR read once, into memory (no file left)"
+fi
+grep -qi "gpu1: no DCMI power reading (.*\(Invalid command\|command invalid\)" "$WORK/agent.log" \
   || fail "the DCMI fallback is not logged: $(cat "$WORK/agent.log")"
-pass "SDR cache file for the one-shot BMC only; DCMI fallback logged once per BMC"
+[ "$(grep -c "no DCMI power reading" "$WORK/agent.log")" -eq 3 ] \
+  || fail "the DCMI fallback is not logged once per BMC: $(cat "$WORK/agent.log")"
+pass "$what; DCMI fallback logged once per BMC"
 no_ipmitool_left
 pass "no ipmitool left after --once"
 
@@ -107,7 +125,7 @@ chmod 0644 "$WORK/open-passfile"
 {
   ipmi_agent_head r2
   echo "  - {name: gpu1, host: 127.0.0.1, port: $P1, user: admin,"
-  echo "     password_file: $WORK/open-passfile}"
+  echo "     password_file: $WORK/open-passfile$BE}"
 } >"$WORK/bad.yaml"
 rc=0
 "$RP_BIN/agent/rackpulse-agent" -c "$WORK/bad.yaml" --check-config >/dev/null 2>"$WORK/err.txt" || rc=$?

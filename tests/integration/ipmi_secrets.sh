@@ -4,7 +4,9 @@
 # a child that reads it from a file, not in the agent's logs (at debug
 # level) nor in the --once output, also when the password is wrong. The
 # password is passed as ipmitool -f FILE or, with password_env, as
-# IPMI_PASSWORD in the environment of the child alone (-E).
+# IPMI_PASSWORD in the environment of the child alone (-E). With
+# BACKEND=freeipmi no child runs at all: the password goes from the file or
+# the agent's environment straight to FreeIPMI, and shows nowhere either.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ipmi_lib.sh"
 
@@ -27,11 +29,11 @@ export RP_TEST_SECRET="$SECRET"
 start_broker
 {
   ipmi_agent_head rs
-  echo "  - {name: s1, host: 127.0.0.1, port: $P1, user: admin, password_file: $WORK/secret-pass}"
-  echo "  - {name: s2, host: 127.0.0.1, port: $P2, user: admin, password_env: RP_TEST_SECRET}"
-  echo "  - {name: s3, host: 127.0.0.1, port: $P2, user: admin, password_file: $WORK/wrong-pass}"
+  echo "  - {name: s1, host: 127.0.0.1, port: $P1, user: admin, password_file: $WORK/secret-pass$BE}"
+  echo "  - {name: s2, host: 127.0.0.1, port: $P2, user: admin, password_env: RP_TEST_SECRET$BE}"
+  echo "  - {name: s3, host: 127.0.0.1, port: $P2, user: admin, password_file: $WORK/wrong-pass$BE}"
   echo "  - {name: s4, host: 127.0.0.1, port: $P1, user: admin, password_env: RP_TEST_SECRET,"
-  echo "     session: oneshot}"
+  echo "     session: oneshot$BE}"
 } >"$WORK/agent.yaml"
 
 "$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent.yaml" --log-level debug \
@@ -42,6 +44,17 @@ AGENT_PID=$!
 # shells' command lines name no file of $WORK, so ipmi_lib's match misses
 # them, and the one-shot children live only milliseconds).
 ipmitool_pids() { pgrep -f "[i]pmitool .*-p ($P1|$P2) " || true; }
+if [ "$BACKEND" = freeipmi ]; then
+  # In process: every BMC scraped (s3 refused), never a child, and the
+  # agent's own command line and the process list free of the password.
+  all_scraped() { for n in s1 s2 s4; do grep -q "$n: read the SDR" "$WORK/agent.log" || return 1; done; grep -q "s3: down" "$WORK/agent.log"; }
+  wait_for 30 all_scraped || fail "not every BMC was scraped: $(cat "$WORK/agent.log")"
+  [ -z "$(ipmitool_pids)" ] || fail "ipmitool children with backend freeipmi: $(ipmitool_pids)"
+  if tr '\0' ' ' </proc/"$AGENT_PID"/cmdline | grep -q -- "$SECRET"; then fail "the password is on the agent's command line"; fi
+  if ps -eo args | grep -v grep | grep -q -- "$SECRET"; then fail "the password is in ps output"; fi
+  if tr '\0' '\n' </proc/"$AGENT_PID"/environ | grep -q "^IPMI_PASSWORD="; then fail "the agent put IPMI_PASSWORD in its environment"; fi
+  pass "freeipmi: no child process, the password on no command line and in no new environment variable"
+else
 : >"$WORK/cmdlines.txt"
 seen_env=0
 for i in $(seq 150); do
@@ -71,6 +84,7 @@ grep -q -- " -E " "$WORK/cmdlines.txt" || fail "no -E child seen: $(sort -u "$WO
 if grep -q -- "$SECRET" "$WORK/cmdlines.txt"; then fail "the password is on a command line"; fi
 if ps -eo args | grep -v grep | grep -q -- "$SECRET"; then fail "the password is in ps output"; fi
 pass "$(sort -u "$WORK/cmdlines.txt" | grep -c .) distinct ipmitool command lines, none with the password; only -E children have it, in their environment"
+fi
 
 stop_agent
 grep -q "s3: down: .*session refused" "$WORK/agent.log" || fail "the wrong password is not reported: $(cat "$WORK/agent.log")"

@@ -136,3 +136,16 @@ make_tls_certs() {
     chmod 0600 server.key
   ) || fail "openssl: test certificates"
 }
+
+# rp_events: every message on rackpulse.events so far, each decoded by protoc
+# (rackpulse.v1.Event) on one line.
+rp_events() {
+  kcat -C -b "$BOOTSTRAP" -t rackpulse.events -o beginning -e -q -f '%s\n--\n' 2>/dev/null \
+    | $PY -c '
+import subprocess, sys
+for m in sys.stdin.buffer.read().split(b"\n--\n"):
+    if m:
+        out = subprocess.run(["protoc", "--decode=rackpulse.v1.Event", "-I", sys.argv[1], sys.argv[2]],
+                             input=m, capture_output=True).stdout.decode()
+        print(" ".join(out.split()))' "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto"
+}

@@ -119,11 +119,13 @@ start_broker
 } >"$WORK/run.yaml"
 start_agent "$WORK/run.yaml"
 # last_status: the device statuses of the newest frame on the topic.
+# (every frame so far: devices and status details are sent when they
+# change, so the newest frame alone does not hold them all)
 last_status() {
-  kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -o -1 -c 1 -e -f '%s' 2>/dev/null \
-    | protoc --decode=rackpulse.v1.Frame -I "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto"
+  kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -o beginning -e -f '%S:%s' 2>/dev/null >"$WORK/topic.kcat"
+  $PY "$RP_SRC/tests/integration/frames_state.py" "$WORK/topic.kcat" "$RP_SRC/proto"
 }
-wait_for 20 sh -c "$(declare -f last_status); BOOTSTRAP='$BOOTSTRAP' RP_SRC='$RP_SRC'; \
+wait_for 20 sh -c "$(declare -f last_status); BOOTSTRAP='$BOOTSTRAP' RP_SRC='$RP_SRC' WORK='$WORK' PY='$PY'; \
   last_status | grep -q 'timed out'" || fail "no frame with the stuck device timed out"
 last_status >"$WORK/t0.txt"; t0=$(date +%s%N)
 sleep 4

@@ -103,11 +103,13 @@ start_broker
   v3bad "timeout: 1s"
 } >"$WORK/run.yaml"
 start_agent "$WORK/run.yaml"
+# (every frame so far: devices and status details are sent when they
+# change, so the newest frame alone does not hold them all)
 last_frame() {
-  kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -o -1 -c 1 -e -f '%s' 2>/dev/null \
-    | protoc --decode=rackpulse.v1.Frame -I "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto"
+  kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -o beginning -e -f '%S:%s' 2>/dev/null >"$WORK/topic.kcat"
+  $PY "$RP_SRC/tests/integration/frames_state.py" "$WORK/topic.kcat" "$RP_SRC/proto"
 }
-wait_for 20 sh -c "$(declare -f last_frame); BOOTSTRAP='$BOOTSTRAP' RP_SRC='$RP_SRC'; \
+wait_for 20 sh -c "$(declare -f last_frame); BOOTSTRAP='$BOOTSTRAP' RP_SRC='$RP_SRC' WORK='$WORK' PY='$PY'; \
   last_frame | grep -q 'no answer within 1 s'" || fail "no frame with a PDU timed out"
 last_frame >"$WORK/t0.txt"; t0=$(date +%s%N)
 sleep 5

@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "aggregator.h"
 #include "rackpulse/frame.h"
 
@@ -35,5 +37,30 @@ rp_frame *agg_supply_frame(const char *rack, uint64_t seq, int64_t ts, double ce
 /* Closes what agg_fx_open opened and removes its directory. Returns 0 or
  * the status of the removal. x itself is the caller's. */
 int agg_fx_close(struct agg_fx *x);
+
+/* One series of a frame: value in `unit` (sent with 0 decimals, so W). */
+struct agg_ser {
+  const char *name, *unit, *device, *lkey, *lval;
+  double value;
+};
+/* A cmocka setup: a new fixture at *state (agg_fx_open) whose
+ * reservations config is unused_grace, idle_window (ms) and idle_threshold
+ * as given, preempt_notice 0, pack_margin 0. Returns 0 or -1. */
+int agg_fx_setup(void **state, const char *tag, const char *policy_yaml, int64_t unused_grace_ms,
+                 int64_t idle_window_ms, double idle_threshold);
+/* The matching teardown: closes and frees *state. */
+int agg_fx_teardown(void **state);
+
+/* Applies one frame of `rack` at ts with the given series (at most 8), as
+ * the consumer would (packed, decoded, applied in a batch), received at ts on the aggregator's clock. */
+void agg_fx_frame(struct agg_fx *x, const char *rack, int64_t ts, const struct agg_ser *s,
+                  size_t n);
+/* The gate's decision for `kw` on `rack` by `owner` (may be NULL) for a
+ * minute at now (fails the test on no decision). */
+json_t *agg_gate(struct agg_fx *x, const char *rack, double kw, const char *owner, int64_t now);
+/* The check `name` of decision d (fails the test when absent). */
+json_t *agg_check_of(json_t *d, const char *name);
+/* The number at `key` of c (fails the test when not a number). */
+double agg_num(json_t *c, const char *key);
 
 #endif

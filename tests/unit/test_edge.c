@@ -29,7 +29,12 @@ struct fx {
 static int setup(void **state) {
   static struct fx x;
   memset(&x, 0, sizeof(x));
-  struct rp_edge_config cfg = {.windows_ms = {60000}, .nwindows = 1, .npatterns = 1, .nderived = 1};
+  struct rp_edge_config cfg = {.windows_ms = {60000},
+                               .nwindows = 1,
+                               .npatterns = 1,
+                               .nderived = 1,
+                               .stats_every = 10,
+                               .stats_tolerance = 0.01};
   strcpy(cfg.patterns[0], "cdu.*_temp");
   struct rp_derived *d = &cfg.derived[0];
   strcpy(d->name, "cdu.delta_t");
@@ -66,13 +71,20 @@ static void test_newest_ms(void **state) {
   assert_int_equal(n, 1);
   assert_int_equal(ws[0]->newest_ms, WALL0);
   assert_int_equal(ws[0]->count, 5);
-  /* The device dies: the statistics are still sent, but their newest
-   * sample ages with the monotonic clock, whatever the wall clock says
-   * (here it stepped back 30 s). */
+  /* The device dies: nothing new and nothing moved, so the statistics are
+   * not sent again (stats.every counts frames with new samples; the
+   * aggregator keeps the last ones, stale by their newest sample). */
   n = rp_edge_window_stats(x->e, WALL0 + 20000 - 30000, MONO0 + 24000, &ws);
+  assert_int_equal(n, 0);
+  /* One more sample that moves the mean: sent at once, its newest sample
+   * on the monotonic clock, whatever the wall clock says (here it stepped
+   * back 30 s). */
+  rp_edge_observe(x->e, &x->t.entries[x->supply], MONO0 + 24000, 60.0);
+  n = rp_edge_window_stats(x->e, WALL0 + 20000 - 30000 + 1000, MONO0 + 25000, &ws);
   assert_int_equal(n, 1);
-  assert_int_equal(ws[0]->newest_ms, WALL0 - 30000);
-  assert_int_equal(ws[0]->count, 5);
+  assert_int_equal(ws[0]->newest_ms, WALL0 + 20000 - 30000); /* a second before the frame */
+  assert_int_equal(ws[0]->count, 6);
+  assert_true(ws[0]->scaled && ws[0]->max_x == 600); /* decimals 1 */
 }
 
 /* A derived input is stale after two intervals on the monotonic clock. */

@@ -30,8 +30,6 @@
 #include "reservations.h"
 #include "store.h"
 
-#define TOPIC "rackpulse.frames"
-
 /* r1: 100 kW breaker derated to 80 kW, 2 kW margin, CDU of 90 kW, half of
  * a request's kW becomes the CDU's heat. */
 static const char policy_yaml[] =
@@ -46,96 +44,7 @@ static const char policy_yaml[] =
     "  - {id: r2, breaker_kw: 100, derating: 0.8, cdu_capacity_kw: 90}\n"
     "  - {id: r3, breaker_kw: 1000, derating: 1.0, cdu_capacity_kw: 90}\n";
 
-static int setup(void **state) {
-  struct agg_fx *x = calloc(1, sizeof(*x));
-  if (x == NULL || agg_fx_open(x, "power", policy_yaml) != 0) {
-    free(x);
-    return -1;
-  }
-  x->a.cfg.reservations.unused_grace_ms = 0;
-  x->a.cfg.reservations.idle_window_ms = 20000;
-  x->a.cfg.reservations.idle_threshold = 0.05;
-  x->a.cfg.reservations.preempt_notice_ms = 0;
-  *state = x;
-  return 0;
-}
-
-static int teardown(void **state) {
-  struct agg_fx *x = *state;
-  int rc = agg_fx_close(x);
-  free(x);
-  return rc;
-}
-
-/* One series of a frame: value in `unit` (sent with 0 decimals, so W). */
-struct ser {
-  const char *name, *unit, *device, *lkey, *lval;
-  double value;
-};
-
-/* Applies one frame of `rack` at ts with the given series, as the consumer
- * would (packed, decoded, applied in a batch). */
-static void frame(struct agg_fx *x, const char *rack, int64_t ts, const struct ser *s, size_t n) {
-  Rackpulse__V1__Frame f = RACKPULSE__V1__FRAME__INIT;
-  Rackpulse__V1__SeriesDef d[8], *dp[8];
-  Rackpulse__V1__Label lab[8], *labp[8];
-  Rackpulse__V1__SampleBlock b = RACKPULSE__V1__SAMPLE_BLOCK__INIT, *bp = &b;
-  uint32_t ids[8];
-  int64_t scaled[8];
-  assert_true(n <= 8);
-  for (size_t i = 0; i < n; i++) {
-    d[i] = (Rackpulse__V1__SeriesDef)RACKPULSE__V1__SERIES_DEF__INIT;
-    d[i].id = (uint32_t)i;
-    d[i].name = (char *)s[i].name;
-    d[i].unit = (char *)s[i].unit;
-    d[i].device = (char *)s[i].device;
-    if (s[i].lkey != NULL) {
-      lab[i] = (Rackpulse__V1__Label)RACKPULSE__V1__LABEL__INIT;
-      lab[i].key = (char *)s[i].lkey;
-      lab[i].value = (char *)s[i].lval;
-      labp[i] = &lab[i];
-      d[i].n_labels = 1;
-      d[i].labels = &labp[i];
-    }
-    dp[i] = &d[i];
-    ids[i] = (uint32_t)i;
-    scaled[i] = (int64_t)llround(s[i].value);
-  }
-  char agent[96];
-  snprintf(agent, sizeof(agent), "agent-%s", rack);
-  f.schema_version = 1;
-  f.agent_id = agent;
-  f.rack_id = (char *)rack;
-  f.seq = (uint64_t)x->offset + 1;
-  f.ts_ms = ts;
-  f.interval_ms = 1000;
-  f.dictionary_version = (uint32_t)x->offset + 1; /* each frame brings its own dictionary */
-  f.n_dictionary = n;
-  f.dictionary = dp;
-  b.ts_ms = ts;
-  b.n_series = n;
-  b.series = ids;
-  b.n_scaled = n;
-  b.scaled = scaled;
-  f.n_samples = 1;
-  f.samples = &bp;
-  size_t len = rackpulse__v1__frame__get_packed_size(&f);
-  uint8_t *buf = malloc(len);
-  assert_non_null(buf);
-  rackpulse__v1__frame__pack(&f, buf);
-  rp_frame *fr = NULL;
-  char err[256];
-  assert_int_equal(rp_frame_decode(buf, len, &fr, err, sizeof(err)), 0);
-  free(buf);
-  struct store_batch *bt = NULL;
-  enum store_outcome o;
-  assert_int_equal(store_batch_begin(x->a.store, &bt, err, sizeof(err)), 0);
-  if (store_batch_apply(bt, fr, TOPIC, 0, x->offset++, &o, err, sizeof(err)) != 0)
-    fail_msg("apply: %s", err);
-  rp_frame_free(fr);
-  if (store_batch_commit(bt, err, sizeof(err)) != 0)
-    fail_msg("commit: %s", err);
-}
+static int setup(void **state) { return agg_fx_setup(state, "power", policy_yaml, 0, 20000, 0.05); }
 
 /* A reservation written to the ledger as admission would have. */
 static void put_res(struct agg_fx *x, const char *id, const char *owner, double kw, int64_t start,
@@ -153,34 +62,6 @@ static void put_res(struct agg_fx *x, const char *id, const char *owner, double 
   json_decref(r);
 }
 
-static json_t *check_of(json_t *d, const char *name) {
-  size_t i;
-  json_t *c;
-  json_array_foreach(json_object_get(d, "checks"), i,
-                     c) if (strcmp(json_string_value(json_object_get(c, "name")), name) ==
-                            0) return c;
-  fail_msg("no check %s", name);
-  return NULL;
-}
-
-static double num(json_t *c, const char *key) {
-  json_t *v = json_object_get(c, key);
-  if (!json_is_number(v))
-    fail_msg("%s: not a number", key);
-  return json_number_value(v);
-}
-
-static json_t *gate(struct agg_fx *x, const char *rack, double kw, const char *owner, int64_t now) {
-  struct rp_gate_request q = {.rack = rack, .kw = kw, .owner = owner, .duration_ms = 60000};
-  int status = 0;
-  char err[256];
-  json_t *d =
-      rp_gate_evaluate(x->a.gate, x->a.store, x->a.ledger, &q, now, &status, err, sizeof(err));
-  if (d == NULL)
-    fail_msg("gate: %d %s", status, err);
-  return d;
-}
-
 /* r1 draws 30 kW (PDU). Running: A 20 kW whose host h1 draws 15 kW (within
  * it), B 10 kW whose outlet o3 draws 12 kW (over it), C 5 kW that names
  * nothing (not measured: counts in full); D (7 kW on h2) starts in two
@@ -190,32 +71,32 @@ static json_t *gate(struct agg_fx *x, const char *rack, double kw, const char *o
 static void test_every_watt_once(void **state) {
   struct agg_fx *x = *state;
   int64_t now = rp_now_ms();
-  struct ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000},
-                    {"server.power", "W", "h1", "source", "dcmi", 15000},
-                    {"server.power", "W", "h2", "source", "dcmi", 3000},
-                    {"pdu.outlet.power", "W", "pdu1", "outlet", "o3", 12000},
-                    {"cdu.heat_removed", "kW", "cdu1", NULL, NULL, 25}};
-  frame(x, "r1", now, s, 5);
+  struct agg_ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000},
+                        {"server.power", "W", "h1", "source", "dcmi", 15000},
+                        {"server.power", "W", "h2", "source", "dcmi", 3000},
+                        {"pdu.outlet.power", "W", "pdu1", "outlet", "o3", 12000},
+                        {"cdu.heat_removed", "kW", "cdu1", NULL, NULL, 25}};
+  agg_fx_frame(x, "r1", now, s, 5);
   put_res(x, "A", "a", 20, now - 60000, now + 3600000, "h1", NULL);
   put_res(x, "B", "b", 10, now - 60000, now + 3600000, NULL, "o3");
   put_res(x, "C", "c", 5, now - 60000, now + 3600000, NULL, NULL);
   put_res(x, "D", "d", 7, now + 7200000, now + 9000000, "h2", NULL);
 
-  json_t *d = gate(x, "r1", 10, NULL, now);
-  json_t *p = check_of(d, "power_headroom");
-  assert_float_equal(num(p, "observed"), 38, 1e-9); /* 13 when counted twice */
-  assert_float_equal(num(p, "breaker_kw"), 100, 1e-9);
-  assert_float_equal(num(p, "derating"), 0.8, 1e-9);
-  assert_float_equal(num(p, "derated_limit_kw"), 80, 1e-9);
-  assert_float_equal(num(p, "draw_kw"), 30, 1e-9);
-  assert_float_equal(num(p, "reserved_kw"), 35, 1e-9);
-  assert_float_equal(num(p, "reservations_committed_kw"), 37, 1e-9);
-  assert_float_equal(num(p, "reservations_measured_kw"), 27, 1e-9);
-  assert_float_equal(num(p, "unaccounted_kw"), 3, 1e-9);
-  assert_float_equal(num(p, "committed_kw"), 40, 1e-9);
-  assert_float_equal(num(p, "margin_kw"), 2, 1e-9);
-  assert_float_equal(num(p, "request_kw"), 10, 1e-9);
-  assert_float_equal(num(p, "observed"), 38, 1e-9);
+  json_t *d = agg_gate(x, "r1", 10, NULL, now);
+  json_t *p = agg_check_of(d, "power_headroom");
+  assert_float_equal(agg_num(p, "observed"), 38, 1e-9); /* 13 when counted twice */
+  assert_float_equal(agg_num(p, "breaker_kw"), 100, 1e-9);
+  assert_float_equal(agg_num(p, "derating"), 0.8, 1e-9);
+  assert_float_equal(agg_num(p, "derated_limit_kw"), 80, 1e-9);
+  assert_float_equal(agg_num(p, "draw_kw"), 30, 1e-9);
+  assert_float_equal(agg_num(p, "reserved_kw"), 35, 1e-9);
+  assert_float_equal(agg_num(p, "reservations_committed_kw"), 37, 1e-9);
+  assert_float_equal(agg_num(p, "reservations_measured_kw"), 27, 1e-9);
+  assert_float_equal(agg_num(p, "unaccounted_kw"), 3, 1e-9);
+  assert_float_equal(agg_num(p, "committed_kw"), 40, 1e-9);
+  assert_float_equal(agg_num(p, "margin_kw"), 2, 1e-9);
+  assert_float_equal(agg_num(p, "request_kw"), 10, 1e-9);
+  assert_float_equal(agg_num(p, "observed"), 38, 1e-9);
   assert_true(json_is_true(json_object_get(p, "pass")));
   json_t *res = json_object_get(p, "reservations");
   assert_int_equal(json_array_size(res), 3);
@@ -224,36 +105,36 @@ static void test_every_watt_once(void **state) {
   json_array_foreach(res, i, r) {
     const char *id = json_string_value(json_object_get(r, "id"));
     if (strcmp(id, "A") == 0) {
-      assert_float_equal(num(r, "measured_kw"), 15, 1e-9);
-      assert_float_equal(num(r, "committed_kw"), 20, 1e-9);
+      assert_float_equal(agg_num(r, "measured_kw"), 15, 1e-9);
+      assert_float_equal(agg_num(r, "committed_kw"), 20, 1e-9);
     } else if (strcmp(id, "B") == 0) {
-      assert_float_equal(num(r, "measured_kw"), 12, 1e-9);
-      assert_float_equal(num(r, "committed_kw"), 12, 1e-9);
+      assert_float_equal(agg_num(r, "measured_kw"), 12, 1e-9);
+      assert_float_equal(agg_num(r, "committed_kw"), 12, 1e-9);
     } else {
       assert_string_equal(id, "C");
       assert_true(json_is_null(json_object_get(r, "measured_kw")));
-      assert_float_equal(num(r, "committed_kw"), 5, 1e-9);
+      assert_float_equal(agg_num(r, "committed_kw"), 5, 1e-9);
     }
   }
   /* Thermal: 90 - 25 removed - 0.5 x (37 - 27 not yet drawn) = 60 against
    * 0.5 x 10 kW asked. */
-  json_t *t = check_of(d, "thermal_headroom");
-  assert_float_equal(num(t, "observed"), 60, 1e-9);
-  assert_float_equal(num(t, "limit"), 5, 1e-9);
-  assert_float_equal(num(t, "reserved_heat_kw"), 5, 1e-9);
+  json_t *t = agg_check_of(d, "thermal_headroom");
+  assert_float_equal(agg_num(t, "observed"), 60, 1e-9);
+  assert_float_equal(agg_num(t, "limit"), 5, 1e-9);
+  assert_float_equal(agg_num(t, "reserved_heat_kw"), 5, 1e-9);
   json_decref(d);
 
   /* A's owner: A does not count against it, its host's draw is then draw
    * like any other: 12 + 5 + (30 - 12) = 35; 80 - 35 - 2 = 43. */
-  d = gate(x, "r1", 10, "a", now);
-  p = check_of(d, "power_headroom");
-  assert_float_equal(num(p, "unaccounted_kw"), 18, 1e-9);
-  assert_float_equal(num(p, "observed"), 43, 1e-9);
+  d = agg_gate(x, "r1", 10, "a", now);
+  p = agg_check_of(d, "power_headroom");
+  assert_float_equal(agg_num(p, "unaccounted_kw"), 18, 1e-9);
+  assert_float_equal(agg_num(p, "observed"), 43, 1e-9);
   json_decref(d);
 
   /* 39 kW does not fit (38 free): the answer is exact, not padded. */
-  d = gate(x, "r1", 39, NULL, now);
-  assert_false(json_is_true(json_object_get(check_of(d, "power_headroom"), "pass")));
+  d = agg_gate(x, "r1", 39, NULL, now);
+  assert_false(json_is_true(json_object_get(agg_check_of(d, "power_headroom"), "pass")));
   json_decref(d);
 }
 
@@ -263,25 +144,25 @@ static void test_every_watt_once(void **state) {
 static void test_missing_draw_fails_closed(void **state) {
   struct agg_fx *x = *state;
   int64_t now = rp_now_ms();
-  struct ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000},
-                    {"cdu.heat_removed", "kW", "cdu1", NULL, NULL, 25}};
-  frame(x, "r2", now - 120000, s, 2);
-  json_t *d = gate(x, "r2", 1, NULL, now);
-  json_t *p = check_of(d, "power_headroom");
+  struct agg_ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000},
+                        {"cdu.heat_removed", "kW", "cdu1", NULL, NULL, 25}};
+  agg_fx_frame(x, "r2", now - 120000, s, 2);
+  json_t *d = agg_gate(x, "r2", 1, NULL, now);
+  json_t *p = agg_check_of(d, "power_headroom");
   assert_true(json_is_null(json_object_get(p, "observed")));
   assert_false(json_is_true(json_object_get(p, "pass")));
   assert_string_equal(json_string_value(json_object_get(d, "decision")), "deny");
   json_decref(d);
 
   /* r1: A names h1, which has never reported: A counts 20 on top of 30. */
-  struct ser s1[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000},
-                     {"cdu.heat_removed", "kW", "cdu1", NULL, NULL, 25}};
-  frame(x, "r1", now, s1, 2);
+  struct agg_ser s1[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000},
+                         {"cdu.heat_removed", "kW", "cdu1", NULL, NULL, 25}};
+  agg_fx_frame(x, "r1", now, s1, 2);
   put_res(x, "A", "a", 20, now - 60000, now + 3600000, "h1", NULL);
-  d = gate(x, "r1", 1, NULL, now);
-  p = check_of(d, "power_headroom");
-  assert_float_equal(num(p, "committed_kw"), 50, 1e-9);
-  assert_float_equal(num(p, "observed"), 28, 1e-9);
+  d = agg_gate(x, "r1", 1, NULL, now);
+  p = agg_check_of(d, "power_headroom");
+  assert_float_equal(agg_num(p, "committed_kw"), 50, 1e-9);
+  assert_float_equal(agg_num(p, "observed"), 28, 1e-9);
   json_decref(d);
 }
 
@@ -292,9 +173,9 @@ static void test_reserved_heat_is_not_scale_back(void **state) {
   struct agg_fx *x = *state;
   x->a.cfg.flags.automatic = true;
   int64_t now = rp_now_ms();
-  struct ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000},
-                    {"cdu.heat_removed", "kW", "cdu1", NULL, NULL, 25}};
-  frame(x, "r3", now, s, 2);
+  struct agg_ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000},
+                        {"cdu.heat_removed", "kW", "cdu1", NULL, NULL, 25}};
+  agg_fx_frame(x, "r3", now, s, 2);
   json_t *r =
       json_pack("{s:s, s:s, s:f, s:I, s:I, s:s, s:b, s:s, s:s, s:I, s:[], s:[]}", "id", "big",
                 "rack", "r3", "kw", 150.0, "start_ms", (json_int_t)(now - 1000), "end_ms",
@@ -302,9 +183,9 @@ static void test_reserved_heat_is_not_scale_back(void **state) {
                 "state", "active", "created_ms", (json_int_t)now, "hosts", "outlets");
   assert_int_equal(rp_ledger_res_put(x->a.ledger, r), 0);
   json_decref(r);
-  json_t *d = gate(x, "r3", 1, NULL, now);
-  json_t *t = check_of(d, "thermal_headroom");
-  assert_float_equal(num(t, "observed"), 90 - 25 - 150, 1e-9);
+  json_t *d = agg_gate(x, "r3", 1, NULL, now);
+  json_t *t = agg_check_of(d, "thermal_headroom");
+  assert_float_equal(agg_num(t, "observed"), 90 - 25 - 150, 1e-9);
   assert_false(json_is_true(json_object_get(t, "pass")));
   json_decref(d);
   rp_flags_reconcile(&x->a, now);
@@ -323,9 +204,9 @@ static const char *state_of(struct agg_fx *x, const char *id) {
 }
 
 static void host_reading(struct agg_fx *x, int64_t ts, double watts) {
-  struct ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000},
-                    {"server.power", "W", "h1", "source", "dcmi", watts}};
-  frame(x, "r1", ts, s, 2);
+  struct agg_ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000},
+                        {"server.power", "W", "h1", "source", "dcmi", watts}};
+  agg_fx_frame(x, "r1", ts, s, 2);
 }
 
 /* A 20 kW reservation whose host draws 0.5 kW (under 5 %): one low reading
@@ -384,8 +265,8 @@ static void test_preemption_with_notice(void **state) {
   struct agg_fx *x = *state;
   x->a.cfg.reservations.preempt_notice_ms = 600000;
   int64_t now = rp_now_ms();
-  struct ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000}};
-  frame(x, "r1", now, s, 1);
+  struct agg_ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000}};
+  agg_fx_frame(x, "r1", now, s, 1);
   int status;
   json_t *low = reserve(x, "low", "bronze", 40, true, now, &status);
   assert_int_equal(status, 201);
@@ -415,7 +296,7 @@ static void test_preemption_with_notice(void **state) {
   assert_string_equal(state_of(x, id), "preempted");
   assert_int_equal(audit_count(x, "reservation_preempted"), 1);
 
-  frame(x, "r1", rp_now_ms(), s, 1);
+  agg_fx_frame(x, "r1", now + 600000, s, 1); /* admission measures at its own time */
   json_t *gold = reserve(x, "high", "gold", 30, false, now + 600000, &status);
   assert_int_equal(status, 201);
   json_decref(gold);
@@ -425,8 +306,8 @@ static void test_preemption_with_notice(void **state) {
 static void test_preemption_without_notice(void **state) {
   struct agg_fx *x = *state;
   int64_t now = rp_now_ms();
-  struct ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000}};
-  frame(x, "r1", now, s, 1);
+  struct agg_ser s[] = {{"pdu.power", "W", "pdu1", "inlet", "1", 30000}};
+  agg_fx_frame(x, "r1", now, s, 1);
   int status;
   json_t *low = reserve(x, "low", "bronze", 40, true, now, &status);
   assert_int_equal(status, 201);
@@ -438,7 +319,7 @@ static void test_preemption_without_notice(void **state) {
   assert_int_equal(audit_count(x, "reservation_preempted"), 1);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, agg_fx_teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {
