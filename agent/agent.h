@@ -11,6 +11,7 @@
 #include "collector.h"
 #include "edge.h"
 #include "rackpulse/cfg.h"
+#include "rackpulse/kafka_props.h"
 #include "series.h"
 
 struct rp_agent_config {
@@ -36,10 +37,7 @@ struct rp_agent_config {
     /* Extra librdkafka properties, passed through (security.protocol,
      * ssl.*, sasl.*). Secrets among them come from files: see cfg docs. */
     size_t nprops;
-    struct {
-      char key[64];
-      char value[512];
-    } props[32];
+    struct rp_kafka_prop props[32];
   } kafka;
   struct {
     int64_t max_frames;

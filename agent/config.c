@@ -72,46 +72,6 @@ static const char *const fixed_sections[] = {"agent", "kafka", "spool", "stats",
 
 static const char *const valid_compression[] = {"none", "gzip", "snappy", "lz4", "zstd"};
 
-/* kafka.properties: librdkafka settings passed through as they are. Secrets
- * do not belong in this file (it is world-readable on most hosts). */
-static int load_properties(const struct rp_cfg_doc *doc, rp_cfg_node map, C *cfg, char *err,
-                           size_t errlen) {
-  if (map == 0)
-    return 0;
-  if (rp_cfg_kind(doc, map) != RP_CFG_MAPPING) {
-    rp_cfg_error(doc, map, "kafka.properties", err, errlen, "expected a mapping");
-    return -EINVAL;
-  }
-  size_t n = rp_cfg_map_len(doc, map);
-  for (size_t i = 0; i < n; i++) {
-    rp_cfg_node v;
-    const char *key = rp_cfg_map_key(doc, map, i, &v);
-    const char *value = rp_cfg_scalar(doc, v);
-    char where[128];
-    snprintf(where, sizeof(where), "kafka.properties.%s", key ? key : "?");
-    if (key == NULL || value == NULL) {
-      rp_cfg_error(doc, v, where, err, errlen, "expected key: value");
-      return -EINVAL;
-    }
-    if (strstr(key, "password") != NULL || strstr(key, "secret") != NULL) {
-      rp_cfg_error(doc, v, where, err, errlen,
-                   "secrets are not accepted in the config file; "
-                   "use kafka.sasl_password_file (a file readable only by the agent)");
-      return -EINVAL;
-    }
-    if (cfg->kafka.nprops == N(cfg->kafka.props) ||
-        strlen(key) >= sizeof(cfg->kafka.props[0].key) ||
-        strlen(value) >= sizeof(cfg->kafka.props[0].value)) {
-      rp_cfg_error(doc, v, where, err, errlen, "too many or too long properties");
-      return -EINVAL;
-    }
-    strcpy(cfg->kafka.props[cfg->kafka.nprops].key, key);
-    strcpy(cfg->kafka.props[cfg->kafka.nprops].value, value);
-    cfg->kafka.nprops++;
-  }
-  return 0;
-}
-
 /* Set while the devices are loaded: see rp_agent_profiles_dir(). */
 static const char *loading_profiles_dir;
 
@@ -195,7 +155,9 @@ int rp_agent_config_load(const char *path, C *cfg, char *err, size_t errlen) {
     rc = rp_cfg_apply(doc, kafka, "kafka", kafka_fields, N(kafka_fields), kafka_sections, cfg, err,
                       errlen);
   if (rc == 0)
-    rc = load_properties(doc, rp_cfg_get(doc, kafka, "properties"), cfg, err, errlen);
+    rc = rp_kafka_props_load(doc, rp_cfg_get(doc, kafka, "properties"), "kafka.properties", NULL,
+                             "kafka.sasl_password_file", cfg->kafka.props, N(cfg->kafka.props),
+                             &cfg->kafka.nprops, err, errlen);
   if (rc == 0)
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "spool"), "spool", spool_fields, N(spool_fields),
                       NULL, cfg, err, errlen);

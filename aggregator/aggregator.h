@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "rackpulse/kafka_props.h"
 #include "store.h"
 
 /* The policy section of aggregator.yaml: a policy file, or the built-in
@@ -30,11 +31,18 @@ struct rp_aggregator_config {
     int64_t batch_max;
     int64_t batch_wait_ms;
     char events_topic[128];
+    char audit_topic[128];        /* empty: audit records stay local (audit_topic.c) */
+    char ledger_topic[128];       /* a cluster's reservations and flags (changelog.c) */
+    char sasl_password_file[256]; /* sasl.password, read at start (kafka_conf.c) */
+    size_t nprops;                /* kafka.properties, passed through */
+    struct rp_kafka_prop props[32];
   } kafka;
   struct {
     char path[256];
     int64_t map_size_mb;
     int64_t map_size_max_mb;
+    char sync[16];            /* full, meta or periodic (store.h, Durability) */
+    int64_t sync_interval_ms; /* periodic: the disk sync's period */
   } store;
   struct {
     char listen[64];
@@ -72,6 +80,17 @@ struct rp_aggregator_config {
     int64_t series_max; /* at most this many such lines per scrape */
     bool devices;       /* export rackpulse_device_up/_scrape_ms of every device */
   } metrics;
+  struct rp_cluster_config {
+    char member_id[65];  /* empty: a single member, no cluster (cluster.h) */
+    char advertise[256]; /* the URL other members and clients reach this one at */
+    char members_topic[128];
+    int64_t heartbeat_ms;      /* this member's record is republished this often */
+    int64_t member_timeout_ms; /* a member not heard of this long is gone */
+    int64_t session_timeout_ms;
+    int64_t forward_timeout_ms; /* a forwarded request or fan-out waits this long */
+    int64_t max_hops;           /* a request forwarded this often is refused (508) */
+    char tls_ca[512];           /* CA (PEM) of the other members' HTTPS; empty: system's */
+  } cluster;
 };
 
 /* config.c. Returns 0, or a negative errno with err naming file:line, key. */
@@ -102,6 +121,8 @@ struct rp_gate;
 struct rp_ledger;
 struct rp_events;
 struct rp_floor;
+struct rp_cluster;
+struct rp_audit_topic;
 struct rp_ladder;
 struct rp_slo;
 struct rp_auth;
@@ -125,7 +146,31 @@ struct rp_aggregator {
   struct rp_ingest_stats stats;
   struct rp_http *http;
   volatile bool stop;
+  /* NULL: a single member (cluster.h) */
+  struct rp_cluster *cluster;
+  /* NULL: no kafka.audit_topic (audit_topic.c) */
+  struct rp_audit_topic *audit_topic;
 };
+
+/* audit_topic.c: the producer of kafka.audit_topic, attached to a->ledger
+ * (nothing without the setting), its /metrics lines, and its flush. */
+int rp_audit_topic_start(struct rp_aggregator *a, char *err, size_t errlen);
+void rp_audit_topic_stop(struct rp_aggregator *a);
+void rp_audit_topic_metrics(struct rp_aggregator *a, FILE *out);
+/* cluster.c: a cluster member's /metrics lines (nothing when c is NULL),
+ * and whether this member answers for `rack` (always without a cluster). */
+void rp_cluster_metrics(struct rp_cluster *c, FILE *out);
+bool rp_cluster_answers(struct rp_cluster *c, const char *rack);
+
+/* kafka_conf.c: the settings every Kafka client of the aggregator shares:
+ * bootstrap.servers, kafka.properties (TLS, SASL) and sasl.password from
+ * kafka.sasl_password_file. Returns 0 or -EINVAL with err naming the key. */
+struct rd_kafka_conf_s;
+int rp_kafka_conf_common(const struct rp_aggregator_config *cfg, struct rd_kafka_conf_s *conf,
+                         char *err, size_t errlen);
+/* kafka.properties of the config file (config.c). */
+int rp_kafka_conf_load(const struct rp_cfg_doc *doc, rp_cfg_node kafka,
+                       struct rp_aggregator_config *cfg, char *err, size_t errlen);
 
 /* consume.c: runs the Kafka consumer until a->stop; returns 0 or -errno. */
 int rp_consume_run(struct rp_aggregator *a, char *err, size_t errlen);

@@ -1,6 +1,7 @@
 /* The aggregator's configuration file, one YAML document:
  *
- *   kafka:  {brokers, topic, group, batch_max, batch_wait}
+ *   kafka:  {brokers, topic, group, batch_max, batch_wait, events_topic,
+ *           sasl_password_file, properties: {librdkafka key: value}}
  *   store:  {path, map_size_mb, map_size_max_mb}
  *   http:   {listen, port, threads, max_connections}
  *   http:   {..., token_file, tokens_file, tls_cert, tls_key, tls_client_ca}
@@ -11,6 +12,7 @@
  *   audit:  {max_age, max_entries, map_size_mb}
  *   flags:  {automatic, min_hold}
  *   metrics: {series, series_max, devices}
+ *   cluster: {member_id, advertise, members_topic, ...} (cluster_config.c)
  *   log_level: info
  *
  * The tables below are the whole truth about accepted keys. */
@@ -18,6 +20,7 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "cluster.h"
 #include "rackpulse/cfg.h"
 #include "rackpulse/log.h"
 
@@ -37,7 +40,19 @@ static const struct rp_cfg_field kafka_fields[] = {
                "longest wait to fill a batch"),
     RP_CFG_STR("events_topic", C, kafka.events_topic, "rackpulse.events", 0,
                "topic for flag events (rackpulse.v1.Event)"),
+    RP_CFG_STR("ledger_topic", C, kafka.ledger_topic, "rackpulse.ledger", 0,
+               "in a cluster: compacted topic of reservations and flags, with as many "
+               "partitions as kafka.topic (a new owner of a rack rebuilds its ledger from it)"),
+    RP_CFG_STR("audit_topic", C, kafka.audit_topic, "", 0,
+               "append-only topic every audit record also goes to, keyed by rack (e.g. "
+               "rackpulse.audit, with long retention); empty: the local audit log only"),
+    RP_CFG_STR("sasl_password_file", C, kafka.sasl_password_file, "", 0,
+               "file (0600/0640) holding sasl.password for SASL PLAIN/SCRAM, for every Kafka "
+               "client of the aggregator; set sasl.mechanisms, sasl.username and "
+               "security.protocol in kafka.properties"),
 };
+
+static const char *const kafka_sections[] = {"properties", NULL};
 
 static const struct rp_cfg_field store_fields[] = {
     RP_CFG_STR("path", C, store.path, "/var/lib/rackpulse/aggregator", 0,
@@ -46,6 +61,13 @@ static const struct rp_cfg_field store_fields[] = {
                "LMDB map size at start, MiB; it doubles when full, up to map_size_max_mb"),
     RP_CFG_NUM("map_size_max_mb", RP_CFG_INT, C, store.map_size_max_mb, "65536", 1, 1048576,
                "largest LMDB map (the database's maximum size), MiB; at least map_size_mb"),
+    RP_CFG_STR("sync", C, store.sync, "meta", 0,
+               "full: every batch waits for a full disk sync; meta: for its data pages only "
+               "(a system crash may undo the last batch, read again from Kafka); periodic: no "
+               "wait, a sync every sync_interval (a system crash may undo that much, or damage "
+               "the store, which is then rebuilt from Kafka)"),
+    RP_CFG_NUM("sync_interval", RP_CFG_DURATION, C, store.sync_interval_ms, "1s", 0.01, 60,
+               "with sync: periodic, how often the store is synced to disk"),
 };
 
 static const struct rp_cfg_field http_fields[] = {
@@ -131,8 +153,8 @@ static const struct rp_cfg_field policy_fields[] = {
                "series holding the supply temperature"),
 };
 
-static const char *const top_sections[] = {"kafka", "store", "http",    "policy", "reservations",
-                                           "audit", "flags", "metrics", NULL};
+static const char *const top_sections[] = {"kafka", "store", "http",    "policy",  "reservations",
+                                           "audit", "flags", "metrics", "cluster", NULL};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -147,7 +169,9 @@ int rp_aggregator_config_load(const char *path, C *cfg, char *err, size_t errlen
   rc = rp_cfg_apply(doc, root, "config", top_fields, N(top_fields), top_sections, cfg, err, errlen);
   if (rc == 0)
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "kafka"), "kafka", kafka_fields, N(kafka_fields),
-                      NULL, cfg, err, errlen);
+                      kafka_sections, cfg, err, errlen);
+  if (rc == 0)
+    rc = rp_kafka_conf_load(doc, rp_cfg_get(doc, root, "kafka"), cfg, err, errlen);
   if (rc == 0)
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "store"), "store", store_fields, N(store_fields),
                       NULL, cfg, err, errlen);
@@ -163,6 +187,12 @@ int rp_aggregator_config_load(const char *path, C *cfg, char *err, size_t errlen
                    "%lld MiB is larger than store.map_size_max_mb (default %lld MiB): raise "
                    "that too",
                    (long long)cfg->store.map_size_mb, (long long)cfg->store.map_size_max_mb);
+    rc = -EINVAL;
+  }
+  if (rc == 0 && strcmp(cfg->store.sync, "full") != 0 && strcmp(cfg->store.sync, "meta") != 0 &&
+      strcmp(cfg->store.sync, "periodic") != 0) {
+    rp_cfg_error(doc, rp_cfg_get(doc, rp_cfg_get(doc, root, "store"), "sync"), "store.sync", err,
+                 errlen, "'%s' is not full, meta or periodic", cfg->store.sync);
     rc = -EINVAL;
   }
   if (rc == 0)
@@ -183,6 +213,8 @@ int rp_aggregator_config_load(const char *path, C *cfg, char *err, size_t errlen
   if (rc == 0)
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "metrics"), "metrics", metrics_fields,
                       N(metrics_fields), NULL, cfg, err, errlen);
+  if (rc == 0)
+    rc = rp_cluster_config_apply(doc, rp_cfg_get(doc, root, "cluster"), cfg, err, errlen);
   enum rp_log_level lvl;
   if (rc == 0 && rp_log_level_parse(cfg->log_level, &lvl) != 0) {
     rp_cfg_error(doc, rp_cfg_get(doc, root, "log_level"), "log_level", err, errlen,
@@ -203,4 +235,5 @@ void rp_aggregator_config_help(FILE *out) {
   rp_cfg_print_help(out, "audit", audit_fields, N(audit_fields));
   rp_cfg_print_help(out, "flags", flags_fields, N(flags_fields));
   rp_cfg_print_help(out, "metrics", metrics_fields, N(metrics_fields));
+  rp_cluster_config_help(out);
 }

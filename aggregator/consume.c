@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "cluster.h"
 #include "rackpulse/clock.h"
 #include "rackpulse/log.h"
 
@@ -95,6 +96,8 @@ static int flush_batch(struct consumer *c) {
     rp_error("ingest",
              "batch of %zu message(s) from %s [%d] offset %" PRId64 " on: not applied: %s", c->n,
              c->msgs[0].topic, (int)c->msgs[0].partition, c->msgs[0].offset, c->err);
+    if (store_err_damaged(rc) && store_mark_damaged(c->a->cfg.store.path) == 0)
+      rp_error("ingest", "the store is damaged: the next start rebuilds it from Kafka");
     release_batch(c);
     return rc;
   }
@@ -139,23 +142,38 @@ static void assign_from_store(struct consumer *c, rd_kafka_topic_partition_list_
             p->offset == RD_KAFKA_OFFSET_BEGINNING ? "beginning " : "",
             p->offset == RD_KAFKA_OFFSET_BEGINNING ? 0 : p->offset);
   }
-  rd_kafka_assign(c->rk, parts);
+}
+
+/* A cluster's members use the cooperative protocol (cluster.h): a
+ * rebalance moves only the partitions that change owner. */
+static bool cooperative(rd_kafka_t *rk) {
+  return strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
   struct consumer *c = opaque;
-  (void)rk;
+  bool coop = cooperative(rk);
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     assign_from_store(c, parts);
+    if (coop)
+      rd_kafka_incremental_assign(rk, parts);
+    else
+      rd_kafka_assign(rk, parts);
+    rp_cluster_assigned(c->a->cluster, parts, coop);
     return;
   }
+  /* Not answered here from this moment: the store is no longer fed. */
+  rp_cluster_revoked(c->a->cluster, coop ? parts : NULL);
   /* Revoked (or an error): the state of what we read so far is committed
    * before the partitions go to another member. */
   if (flush_batch(c) != 0)
     c->failed = true;
   rp_info("ingest", "%d partition(s) revoked", parts ? parts->cnt : 0);
-  rd_kafka_assign(c->rk, NULL);
+  if (coop)
+    rd_kafka_incremental_unassign(rk, parts);
+  else
+    rd_kafka_assign(rk, NULL);
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
@@ -169,17 +187,24 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
 static int create_consumer(struct consumer *c, char *err, size_t errlen) {
   const struct rp_aggregator_config *cfg = &c->a->cfg;
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  char e[512];
+  char e[512], session[32];
+  /* A member that dies without leaving (kill -9, power loss) hands its
+   * partitions over after this long; Kafka's default is 45 s. */
+  snprintf(session, sizeof(session), "%lld",
+           cfg->cluster.member_id[0] ? (long long)cfg->cluster.session_timeout_ms : 10000LL);
+  if (rp_kafka_conf_common(cfg, conf, err, errlen) != 0) {
+    rd_kafka_conf_destroy(conf);
+    return -EINVAL;
+  }
   const char *settings[][2] = {
-      {"bootstrap.servers", cfg->kafka.brokers},
       {"group.id", cfg->kafka.group},
       {"enable.auto.commit", "false"},
       {"enable.auto.offset.store", "false"},
       {"auto.offset.reset", "earliest"},
       {"enable.partition.eof", "false"},
-      /* A member that dies without leaving (kill -9, power loss) hands its
-       * partitions over after this long; Kafka's default is 45 s. */
-      {"session.timeout.ms", "10000"},
+      {"session.timeout.ms", session},
+      {"partition.assignment.strategy",
+       cfg->cluster.member_id[0] ? "cooperative-sticky" : "range,roundrobin"},
       {"heartbeat.interval.ms", "1000"},
   };
   for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
@@ -255,6 +280,8 @@ int rp_consume_run(struct rp_aggregator *a, char *err, size_t errlen) {
   rp_info("ingest", "consuming %s as group %s from %s", a->cfg.kafka.topic, a->cfg.kafka.group,
           a->cfg.kafka.brokers);
   uint64_t wait_us = (uint64_t)a->cfg.kafka.batch_wait_ms * 1000;
+  bool periodic = strcmp(a->cfg.store.sync, "periodic") == 0;
+  uint64_t last_sync_ms = rp_mono_ms();
   while (!a->stop && !c.failed) {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(c.rk, c.n ? 10 : 100);
     if (m != NULL) {
@@ -278,9 +305,16 @@ int rp_consume_run(struct rp_aggregator *a, char *err, size_t errlen) {
       if ((rc = flush_batch(&c)) != 0)
         break;
     }
+    if (periodic && rp_mono_ms() - last_sync_ms >= (uint64_t)a->cfg.store.sync_interval_ms) {
+      if ((rc = store_sync(a->store, err, errlen)) != 0)
+        break;
+      last_sync_ms = rp_mono_ms();
+    }
   }
   if (rc == 0 && !c.failed)
     rc = flush_batch(&c);
+  if (rc == 0 && !c.failed)
+    rc = store_sync(a->store, err, errlen);
   if (rc != 0 || c.failed) {
     if (rc == 0)
       rc = -EIO;

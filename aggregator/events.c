@@ -54,7 +54,7 @@ int rp_events_new(const struct rp_aggregator_config *cfg, struct rp_events **out
     return -ENOMEM;
   char estr[512];
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->kafka.brokers, estr, sizeof(estr)) ||
+  if (rp_kafka_conf_common(cfg, conf, estr, sizeof(estr)) != 0 ||
       rd_kafka_conf_set(conf, "enable.idempotence", "true", estr, sizeof(estr)) ||
       rd_kafka_conf_set(conf, "linger.ms", "5", estr, sizeof(estr))) {
     snprintf(err, errlen, "events producer: %s", estr);
@@ -226,6 +226,8 @@ void rp_flags_reconcile(struct rp_aggregator *a, int64_t now) {
     store_read_end(rd);
   }
   for (size_t i = 0; i < r.n && !a->stop; i++) {
+    if (!rp_cluster_answers(a->cluster, r.ids[i]))
+      continue; /* another member's rack: its store here is not fed */
     struct rp_gate_request q = {.rack = r.ids[i], .kw = 0, .uncounted = true};
     int status;
     char err[256];

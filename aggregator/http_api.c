@@ -61,6 +61,8 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "cluster.h"
+#include "forward.h"
 #include "gate.h"
 #include "http_deploy.h"
 #include "ledger.h"
@@ -137,12 +139,15 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
   struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
   MHD_add_response_header(resp, "Content-Type", type);
   MHD_add_response_header(resp, "Cache-Control", "no-store");
+  if (rp_cluster_self_id() != NULL)
+    MHD_add_response_header(resp, "X-Rackpulse-Answered-By", rp_cluster_self_id());
   enum MHD_Result r = MHD_queue_response(conn, status, resp);
   MHD_destroy_response(resp);
   return r;
 }
 
 static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned status, json_t *j) {
+  rp_cluster_stamp(j);
   char *body = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10));
   json_decref(j);
   if (body == NULL)
@@ -578,6 +583,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     atomic_fetch_add(&h->a->stats.http_limited, 1);
     return reply_error(conn, 429, "too many requests from this address (http.rate_limit)");
   }
+  enum MHD_Result routed;
+  if (!rq->too_big && rp_forward_route(h->a, conn, method, url, rq->body, rq->len, &routed))
+    return routed; /* another member's rack, or a site-wide query (cluster.h) */
   if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
     if (rq->len != 0 || rq->too_big)
       return reply_error(conn, 413, "GET requests carry no body");

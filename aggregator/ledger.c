@@ -19,6 +19,14 @@
 
 #include "rackpulse/log.h"
 
+/* Tells the change sink about a write that succeeded (rc 0); returns rc. */
+static int changed(struct rp_ledger *l, int rc, const char *rack, const char *kind, const char *id,
+                   const json_t *value) {
+  if (rc == 0 && l->change != NULL && rack != NULL)
+    l->change(l->change_ctx, rack, kind, id, value);
+  return rc;
+}
+
 static void *audit_writer(void *arg);
 
 static int migrate_audit(struct rp_ledger *l);
@@ -197,6 +205,8 @@ int rp_ledger_audit_append(struct rp_ledger *l, const json_t *d) {
   if (!json_is_string(json_object_get(d, "rack")) ||
       !json_is_string(json_object_get(d, "decision_id")))
     return -EINVAL;
+  if (l->sink != NULL)
+    l->sink(l->sink_ctx, d);
   /* A copy of its own: the caller goes on using (and freeing) its decision
    * while the writer thread serialises this one, and jansson's reference
    * counts are not entirely thread-safe (found by ThreadSanitizer). */
@@ -570,7 +580,8 @@ int rp_ledger_res_put(struct rp_ledger *l, const json_t *res) {
   const char *id = json_string_value(json_object_get(res, "id"));
   if (id == NULL)
     return -EINVAL;
-  return put_json(l, l->reservations, id, strlen(id), res);
+  return changed(l, put_json(l, l->reservations, id, strlen(id), res),
+                 json_string_value(json_object_get(res, "rack")), "reservation", id, res);
 }
 
 json_t *rp_ledger_res_get(struct rp_ledger *l, const char *id) {
@@ -638,14 +649,16 @@ int rp_ledger_flag_put(struct rp_ledger *l, const char *rack, const char *flag,
                        const json_t *value) {
   char key[256];
   size_t klen = flag_key(key, sizeof(key), rack, flag);
-  return klen ? put_json(l, l->flags, key, klen, value) : -EINVAL;
+  return changed(l, klen ? put_json(l, l->flags, key, klen, value) : -EINVAL, rack, "flag", flag,
+                 value);
 }
 
 int rp_ledger_flag_put_new(struct rp_ledger *l, const char *rack, const char *flag,
                            const json_t *value) {
   char key[256];
   size_t klen = flag_key(key, sizeof(key), rack, flag);
-  return klen ? put_json_flags(l, l->flags, key, klen, value, MDB_NOOVERWRITE) : -EINVAL;
+  return changed(l, klen ? put_json_flags(l, l->flags, key, klen, value, MDB_NOOVERWRITE) : -EINVAL,
+                 rack, "flag", flag, value);
 }
 
 int rp_ledger_flag_del_if(struct rp_ledger *l, const char *rack, const char *flag,
@@ -674,7 +687,7 @@ int rp_ledger_flag_del_if(struct rp_ledger *l, const char *rack, const char *fla
     mdb_txn_abort(txn);
     return -EIO;
   }
-  return mdb_txn_commit(txn) == 0 ? 0 : -EIO;
+  return changed(l, mdb_txn_commit(txn) == 0 ? 0 : -EIO, rack, "flag", flag, NULL);
 }
 
 int rp_ledger_flag_del(struct rp_ledger *l, const char *rack, const char *flag) {
@@ -692,9 +705,20 @@ int rp_ledger_flag_del(struct rp_ledger *l, const char *rack, const char *flag) 
     mdb_txn_abort(txn);
     return rc == MDB_NOTFOUND ? -ENOENT : -EIO;
   }
-  return mdb_txn_commit(txn) == 0 ? 0 : -EIO;
+  return changed(l, mdb_txn_commit(txn) == 0 ? 0 : -EIO, rack, "flag", flag, NULL);
 }
 
 json_t *rp_ledger_flag_list(struct rp_ledger *l, const char *rack) {
   return list_db(l, l->flags, rack);
+}
+
+void rp_ledger_set_audit_sink(struct rp_ledger *l, void (*sink)(void *ctx, const json_t *decision),
+                              void *ctx) {
+  l->sink_ctx = ctx;
+  l->sink = sink;
+}
+
+void rp_ledger_set_change_sink(struct rp_ledger *l, rp_ledger_change_fn fn, void *ctx) {
+  l->change_ctx = ctx;
+  l->change = fn;
 }

@@ -49,6 +49,19 @@ void rp_ledger_close(struct rp_ledger *l);
  * the caller wait (back-pressure, at most 2 s) for the writer. A batch the
  * writer cannot store is counted there too and logged as an error. */
 int rp_ledger_audit_append(struct rp_ledger *l, const json_t *decision);
+/* Every decision appended from now on is also handed to sink (in the
+ * appending thread, before it is queued; the decision stays the caller's).
+ * Set it before the ledger is shared between threads. */
+void rp_ledger_set_audit_sink(struct rp_ledger *l, void (*sink)(void *ctx, const json_t *decision),
+                              void *ctx);
+/* Every reservation or flag written from now on (put, put_new, del,
+ * del_if that succeeded) is also handed to fn, in the writing thread after
+ * the write: kind "reservation" (id: its id) or "flag" (id: the flag name),
+ * value the record or NULL when deleted. Set it before the ledger is shared
+ * between threads. */
+typedef void (*rp_ledger_change_fn)(void *ctx, const char *rack, const char *kind, const char *id,
+                                    const json_t *value);
+void rp_ledger_set_change_sink(struct rp_ledger *l, rp_ledger_change_fn fn, void *ctx);
 /* Writes the queued decisions now (also done by rp_ledger_close). */
 void rp_ledger_audit_flush(struct rp_ledger *l);
 uint64_t rp_ledger_audit_dropped(struct rp_ledger *l);

@@ -39,6 +39,12 @@ struct rp_ledger {
   _Atomic uint64_t dropped;
   bool stop;
   pthread_t writer;
+  /* rp_ledger_set_audit_sink() */
+  void (*sink)(void *ctx, const json_t *decision);
+  void *sink_ctx;
+  /* rp_ledger_set_change_sink() */
+  rp_ledger_change_fn change;
+  void *change_ctx;
 };
 
 /* ledger_audit.c. All return 0 or an LMDB error code unless said. */

@@ -2,11 +2,14 @@
  * starts the HTTP API and runs Kafka ingest on the main thread until SIGTERM
  * or SIGINT. Exit status: 0 ok, 1 runtime failure, 2 bad usage or config. */
 #include <getopt.h>
+#include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "aggregator.h"
+#include "cluster.h"
+#include "forward.h"
 #include "policy.h"
 #include "rackpulse/log.h"
 #include "rackpulse/secret.h"
@@ -90,6 +93,14 @@ int main(int argc, char **argv) {
       }
       memset(token, 0, sizeof(token));
     }
+    /* librdkafka knows its keys and values: kafka.properties are checked. */
+    rd_kafka_conf_t *kconf = rd_kafka_conf_new();
+    int bad = rp_kafka_conf_common(&a->cfg, kconf, err, sizeof(err));
+    rd_kafka_conf_destroy(kconf);
+    if (bad != 0) {
+      fprintf(stderr, "rackpulse-aggregator: %s\n", err);
+      return 2;
+    }
     printf("%s: valid: Kafka %s topic %s group %s, store %s, http %s:%lld\n", config,
            a->cfg.kafka.brokers, a->cfg.kafka.topic, a->cfg.kafka.group, a->cfg.store.path,
            a->cfg.http.listen, (long long)a->cfg.http.port);
@@ -104,13 +115,31 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
 
   int status = 1;
-  if (store_open(a->cfg.store.path, (size_t)a->cfg.store.map_size_mb << 20, &a->store, err,
-                 sizeof(err)) != 0) {
+  bool rebuilt;
+  char aside[700];
+  if (store_open_rebuild(a->cfg.store.path, (size_t)a->cfg.store.map_size_mb << 20, &a->store,
+                         &rebuilt, aside, sizeof(aside), err, sizeof(err)) != 0) {
     rp_error("aggregator", "%s", err);
+    return 1;
+  }
+  if (rebuilt)
+    rp_error("aggregator", "store %s was damaged: moved aside to %s; rebuilding it from Kafka",
+             a->cfg.store.path, aside);
+  enum store_sync_mode sync = strcmp(a->cfg.store.sync, "full") == 0   ? STORE_SYNC_FULL
+                              : strcmp(a->cfg.store.sync, "meta") == 0 ? STORE_SYNC_META
+                                                                       : STORE_SYNC_PERIODIC;
+  if (store_set_sync(a->store, sync, err, sizeof(err)) != 0) {
+    rp_error("aggregator", "%s", err);
+    store_close(a->store);
     return 1;
   }
   if (rp_upkeep_start(a, err, sizeof(err)) != 0) {
     rp_error("aggregator", "%s", err);
+    goto out_upkeep;
+  }
+  if (a->cfg.cluster.member_id[0] != '\0' &&
+      (rp_forward_global_init() != 0 || rp_cluster_start(a, &a->cluster, err, sizeof(err)) != 0)) {
+    rp_error("aggregator", "cluster: %s", err);
     goto out_upkeep;
   }
   if (rp_http_start(a, &a->http, err, sizeof(err)) != 0) {
@@ -127,7 +156,13 @@ out_http:
   rp_http_stop(a->http);
 out_upkeep:
   a->stop = true;
-  rp_upkeep_stop(a);
+  rp_cluster_leave(a->cluster);
+  rp_upkeep_stop(a); /* nothing writes the ledger after this */
+  if (a->cluster != NULL) {
+    rp_cluster_stop(a->cluster);
+    a->cluster = NULL;
+    rp_forward_global_cleanup();
+  }
   store_close(a->store);
   return status;
 }

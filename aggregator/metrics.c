@@ -416,6 +416,8 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
   rp_floor_metrics(a, out, now);
   rp_slo_metrics(a->slo, out, now);
   rp_deploy_metrics(out, now); /* deploy markers for annotations (deploy.c) */
+  rp_audit_topic_metrics(a, out);
+  rp_cluster_metrics(a->cluster, out);
   if (fclose(out) != 0) {
     free(text);
     return NULL;

@@ -127,6 +127,19 @@ json_t *rp_placement(struct rp_aggregator *a, double kw, size_t count, const cha
       store_read_end(r);
     }
   }
+  /* In a cluster a member ranks only the racks it answers for (its store
+   * is not fed for the others); fanout.c merges the members' rankings. */
+  size_t kept = 0;
+  for (size_t i = 0; i < c.n; i++) {
+    if (!rp_cluster_answers(a->cluster, c.ids[i]))
+      continue;
+    if (kept != i) {
+      memcpy(c.ids[kept], c.ids[i], sizeof(c.ids[0]));
+      memcpy(c.rows[kept], c.rows[i], sizeof(c.rows[0]));
+    }
+    kept++;
+  }
+  c.n = kept;
   /* Every rack's decision first: neighbours need the others' utilization. */
   json_t *decisions = json_array();
   double *util = calloc(c.n + 1, sizeof(double));

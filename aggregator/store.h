@@ -163,6 +163,37 @@ void store_close(struct store *s);
 void store_set_clock(struct store *s, int64_t now_ms);
 int store_set_volatile(struct store *s, bool volatile_);
 
+/* Durability (store_durability.c). A commit holds the state and the Kafka
+ * offsets that produced it, and Kafka keeps the frames: a commit the disk
+ * loses (power loss, kernel crash; never a process crash, whose writes the
+ * kernel keeps) is read again from Kafka, so the store may sync less than
+ * once per commit:
+ *   STORE_SYNC_FULL      every commit waits for data and meta page (LMDB's
+ *                        default: durable);
+ *   STORE_SYNC_META      every commit waits for its data pages, not the meta
+ *                        page (MDB_NOMETASYNC): a system crash may undo the
+ *                        last commit, never damage the store;
+ *   STORE_SYNC_PERIODIC  commits do not wait (MDB_NOSYNC | MDB_MAPASYNC) and
+ *                        store_sync() is called every store.sync_interval: a
+ *                        system crash may undo up to that much, and on a file
+ *                        system that reorders writes damage the store, which
+ *                        is then rebuilt from Kafka (store_open_rebuild()). */
+enum store_sync_mode { STORE_SYNC_FULL, STORE_SYNC_META, STORE_SYNC_PERIODIC };
+int store_set_sync(struct store *s, enum store_sync_mode mode, char *err, size_t errlen);
+/* Flushes every commit to the disk now. */
+int store_sync(struct store *s, char *err, size_t errlen);
+/* Whether an LMDB error says the database is damaged. */
+bool store_err_damaged(int rc);
+/* Leaves a mark in `path` so that the next start rebuilds the store. */
+int store_mark_damaged(const char *path);
+/* store_open(), but a store that is marked damaged, or that LMDB finds
+ * damaged, has its data file moved aside (its name in `aside`), *rebuilt set,
+ * and an empty store is opened in its place: ingest then reads every
+ * partition from the beginning of what Kafka keeps. The ledger, in its own
+ * directory, is not touched. */
+int store_open_rebuild(const char *path, size_t map_size, struct store **out, bool *rebuilt,
+                       char *aside, size_t asidelen, char *err, size_t errlen);
+
 /* The largest map store_grow() may reach, in bytes (raised to the current
  * map size when smaller). Call from the writer's thread. */
 void store_set_map_max(struct store *s, size_t max_bytes);

@@ -146,6 +146,8 @@ int rp_upkeep_start(struct rp_aggregator *a, char *err, size_t errlen) {
     snprintf(err, errlen, "out of memory");
     return rc;
   }
+  if ((rc = rp_audit_topic_start(a, err, errlen)) != 0)
+    return rc;
   if ((rc = rp_floor_new(&a->floor)) != 0) {
     snprintf(err, errlen, "out of memory");
     return rc;
@@ -185,6 +187,7 @@ void rp_upkeep_stop(struct rp_aggregator *a) {
   a->slo = NULL;
   rp_ledger_close(a->ledger);
   a->ledger = NULL;
+  rp_audit_topic_stop(a);
   rp_gate_free(a->gate);
   a->gate = NULL;
   memset(a->token, 0, sizeof(a->token));

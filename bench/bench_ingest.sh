@@ -15,8 +15,9 @@
 #    rackpulse_ingest_frame_lag_seconds (frame time to the commit that made it
 #    visible) gives the end-to-end lag.
 # Environment: RACKS (1000) SERIES (samples per frame, 1000) WARMUP (3)
-# ROUNDS (10) LAG_SECONDS (20) BATCH_MAX (2000) BATCH_WAIT (100ms) PERF (0;
-# 1 = perf record the throughput phase and print the profile) STATS_EVERY
+# ROUNDS (10) LAG_SECONDS (20) BATCH_MAX (2000) BATCH_WAIT (100ms) SYNC
+# (store.sync: full, meta or periodic; default meta) PERF (0; 1 = perf
+# record the throughput phase and print the profile) STATS_EVERY
 # (0: frames of older agents, window statistics as doubles in every frame;
 # N: as agents since issue 25, scaled statistics every N frames, which the
 # aggregator keeps up to date from each frame's samples).
@@ -25,7 +26,7 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 RACKS=${RACKS:-1000} SERIES=${SERIES:-1000} WARMUP=${WARMUP:-3} ROUNDS=${ROUNDS:-10}
 LAG_SECONDS=${LAG_SECONDS:-20} BATCH_MAX=${BATCH_MAX:-2000} BATCH_WAIT=${BATCH_WAIT:-100ms}
-PERF=${PERF:-0} STATS_EVERY=${STATS_EVERY:-0}
+PERF=${PERF:-0} STATS_EVERY=${STATS_EVERY:-0} SYNC=${SYNC:-meta}
 for b in tools/rackpulse-devbroker tools/rackpulse-loadgen aggregator/rackpulse-aggregator; do
   [ -x "$BUILD/$b" ] || { echo "bench_ingest: $BUILD/$b is missing (build first)" >&2; exit 2; }
 done
@@ -55,7 +56,7 @@ PORT=$(free_port)
 URL="http://127.0.0.1:$PORT"
 cat >"$WORK/aggregator.yaml" <<YAML
 kafka: {brokers: "$BOOTSTRAP", batch_max: $BATCH_MAX, batch_wait: $BATCH_WAIT}
-store: {path: $WORK/store, map_size_mb: 1024, map_size_max_mb: 65536}
+store: {path: $WORK/store, map_size_mb: 1024, map_size_max_mb: 65536, sync: $SYNC}
 http: {port: $PORT}
 YAML
 "$BUILD/aggregator/rackpulse-aggregator" -c "$WORK/aggregator.yaml" >/dev/null 2>"$WORK/aggregator.log" &
@@ -83,7 +84,7 @@ sys.exit(0 if len(r) == $RACKS and all(x['last_frame_ms'] == $1 for x in r) else
 
 # Frame times of the warm-up and throughput rounds: fixed, in the past.
 TS0=$(($(now_ms) - (WARMUP + ROUNDS + 10) * 1000))
-echo "== rackpulse ingest: $RACKS racks x $SERIES samples a frame; batch_max $BATCH_MAX, batch_wait $BATCH_WAIT"
+echo "== rackpulse ingest: $RACKS racks x $SERIES samples a frame; batch_max $BATCH_MAX, batch_wait $BATCH_WAIT, store.sync $SYNC"
 loadgen --frames "$WARMUP" --ts-base "$TS0"
 wait_round $((TS0 + (WARMUP - 1) * 1000))
 echo "warm-up: $WARMUP rounds applied, store $(du -sm "$WORK/store" | cut -f1) MiB"

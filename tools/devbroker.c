@@ -52,7 +52,8 @@ static void usage(FILE *out) {
                "  -b, --brokers N          brokers in the cluster (default 1)\n"
                "  -p, --partitions N       partitions of each topic (default 4)\n"
                "  -t, --topic NAME         a topic to create (repeatable; default\n"
-               "                           rackpulse.frames and rackpulse.events)\n"
+               "                           rackpulse.frames, .events, .members,\n"
+               "                           .audit and .ledger)\n"
                "  -f, --bootstrap-file F   also write the bootstrap address to F\n"
                "  -c, --control F          commands applied on SIGHUP (see the source)\n"
                "  -h, --help               this text\n"
@@ -177,6 +178,9 @@ int main(int argc, char **argv) {
   if (ntopics == 0) {
     topics[ntopics++] = "rackpulse.frames";
     topics[ntopics++] = "rackpulse.events";
+    topics[ntopics++] = "rackpulse.members";
+    topics[ntopics++] = "rackpulse.audit";
+    topics[ntopics++] = "rackpulse.ledger";
   }
 
   char errstr[512];

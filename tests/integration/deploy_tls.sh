@@ -10,13 +10,7 @@ source "$(dirname "$0")/lib.sh"
 
 cd "$WORK"
 openssl_quiet() { openssl "$@" >/dev/null 2>&1; }
-openssl_quiet req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=rackpulse test CA" \
-  -keyout ca.key -out ca.pem || fail "openssl: CA"
-openssl_quiet req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr \
-  || fail "openssl: server key"
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext
-openssl_quiet x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-  -extfile server.ext -out server.pem || fail "openssl: server certificate"
+make_tls_certs "$WORK"
 openssl_quiet req -newkey rsa:2048 -nodes -subj "/CN=ci-bot" -keyout client.key -out client.csr
 openssl_quiet x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out client.pem \
   || fail "openssl: client certificate"

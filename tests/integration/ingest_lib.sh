@@ -4,7 +4,10 @@
 #
 #   start_agg NAME [GROUP]    starts aggregator NAME in consumer group GROUP
 #                             (default rackpulse-aggregator); its store is
-#                             $WORK/store-NAME, its log $WORK/NAME.log
+#                             $WORK/store-NAME, its log $WORK/NAME.log;
+#                             $AGG_EXTRA adds sections, $AGG_HTTP_EXTRA http
+#                             keys, $AGG_KAFKA_EXTRA kafka keys,
+#                             $AGG_STORE_EXTRA store keys
 #   AGG_URL[NAME] AGG_PID[NAME]
 #   metric NAME 'series{labels}'   one value from NAME's /metrics
 #   agent_totals NAME         "agents frames duplicates gaps" summed over agents
@@ -18,9 +21,9 @@ start_agg() {
   AGG_PORT[$name]=$port
   # A 1 MiB map at start: every test also exercises the map's growth.
   cat >"$WORK/$name.yaml" <<YAML
-kafka: {brokers: "$BOOTSTRAP", group: "$group", batch_max: ${BATCH_MAX:-200}, batch_wait: 20ms}
-store: {path: $WORK/store-$name, map_size_mb: 1, map_size_max_mb: 1024}
-http: {port: $port}
+kafka: {brokers: "$BOOTSTRAP", group: "$group", batch_max: ${BATCH_MAX:-200}, batch_wait: 20ms${AGG_KAFKA_EXTRA:+, $AGG_KAFKA_EXTRA}}
+store: {path: $WORK/store-$name, map_size_mb: 1, map_size_max_mb: 1024${AGG_STORE_EXTRA:+, $AGG_STORE_EXTRA}}
+http: {port: $port${AGG_HTTP_EXTRA:+, $AGG_HTTP_EXTRA}}
 ${AGG_EXTRA:-}
 YAML
   echo "--- start $(date +%T.%N) group $group" >>"$WORK/$name.log"

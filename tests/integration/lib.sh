@@ -119,6 +119,24 @@ YAML
 
 ctl() { "$RP_BIN/tools/rackpulsectl" --url "$URL" "$@"; }
 
+# make_tls_certs DIR: a test CA (DIR/ca.pem, ca.key) and a server
+# certificate for 127.0.0.1 and localhost signed by it (DIR/server.pem,
+# server.key, 0600), made by openssl.
+make_tls_certs() {
+  local dir=$1
+  (
+    cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=rackpulse test CA" \
+      -keyout ca.key -out ca.pem >/dev/null 2>&1 || exit 1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key \
+      -out server.csr >/dev/null 2>&1 || exit 1
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile server.ext -out server.pem >/dev/null 2>&1 || exit 1
+    chmod 0600 server.key
+  ) || fail "openssl: test certificates"
+}
+
 # rp_events: every message on rackpulse.events so far, each decoded by protoc
 # (rackpulse.v1.Event) on one line.
 rp_events() {

@@ -1,0 +1,322 @@
+/* The ledger's changelog in a cluster (the Kafka Streams changelog-topic
+ * pattern): every reservation and flag a member writes for a rack it owns
+ * is also produced to kafka.ledger_topic (compacted: the latest state per
+ * record survives), on the rack's partition of the frames topic (the topics
+ * are co-partitioned: the same partition count, checked at start, and the
+ * rack's partition by the producers' partitioner), keyed
+ * "rack/kind/id", the value the record as the API answers it, or a
+ * tombstone when a flag is cleared. The writer (an HTTP thread, the upkeep
+ * thread) waits for the broker to acknowledge it (acks=all, idempotent),
+ * so what a caller was told is written outlives the member's disk.
+ *
+ * When a member is assigned a frames partition it rebuilds that
+ * partition's ledger from the topic before it answers for those racks (at
+ * start, a partition never written is seeded with what the member holds,
+ * so a single aggregator that becomes the first member keeps its ledger):
+ * its local flags of those racks are dropped, then every record of the
+ * partition, oldest first, replaces what the member had (latest wins; a
+ * state applied twice is the same state). Only the owner of a rack
+ * decides admission against it, so after a failover the new owner admits
+ * against the reservations its predecessor made.
+ *
+ * Writes for racks this member does not own (expiry of a stale copy) stay
+ * local and are not produced: the owner's state is the site's. */
+#include <errno.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "ledger.h"
+#include "rackpulse/clock.h"
+#include "rackpulse/log.h"
+
+#define DELIVERY_WAIT_MS 5000
+#define REBUILD_WAIT_MS 15000
+
+struct rp_changelog {
+  struct rp_aggregator *a;
+  rd_kafka_t *producer, *reader;
+  rd_kafka_topic_t *rkt, *reader_rkt;
+  char topic[128];
+  int32_t partitions;
+  _Atomic uint64_t produced, failed;
+};
+
+/* Set while this thread rebuilds: its writes are not produced again. */
+static _Thread_local bool rebuilding;
+
+/* The outcome of one change, shared by its writer and the delivery
+ * callback: whichever of them comes second frees it. */
+enum { PENDING, DELIVERED, FAILED, ABANDONED };
+struct delivery {
+  _Atomic int state;
+};
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  (void)rk;
+  (void)opaque;
+  struct delivery *d = m->_private;
+  int expected = PENDING;
+  if (d != NULL &&
+      !atomic_compare_exchange_strong(&d->state, &expected,
+                                      m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? DELIVERED : FAILED))
+    free(d); /* the writer gave up waiting */
+}
+
+/* Waits for d's outcome until the deadline; frees d or leaves it to the
+ * callback. Returns DELIVERED, FAILED or ABANDONED. */
+static int wait_delivery(rd_kafka_t *rk, struct delivery *d) {
+  uint64_t deadline = rp_mono_ms() + DELIVERY_WAIT_MS;
+  while (atomic_load(&d->state) == PENDING && rp_mono_ms() < deadline)
+    rd_kafka_poll(rk, 10);
+  int expected = PENDING;
+  if (atomic_compare_exchange_strong(&d->state, &expected, ABANDONED))
+    return ABANDONED;
+  free(d);
+  return expected;
+}
+
+/* Produces one change to `partition` and waits for the brokers. */
+static void produce(struct rp_changelog *cl, int32_t partition, const char *rack, const char *kind,
+                    const char *id, const json_t *value) {
+  char key[256];
+  snprintf(key, sizeof(key), "%s/%s/%s", rack, kind, id);
+  char *text = value ? json_dumps(value, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+  struct delivery *d = calloc(1, sizeof(*d));
+  rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__FAIL;
+  if (d != NULL)
+    e = rd_kafka_producev(
+        cl->producer, RD_KAFKA_V_RKT(cl->rkt), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(text, text ? strlen(text) : 0),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+  free(text);
+  int outcome = FAILED;
+  if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+    outcome = wait_delivery(cl->producer, d);
+  else
+    free(d);
+  if (outcome != DELIVERED) {
+    atomic_fetch_add(&cl->failed, 1);
+    rp_error("changelog",
+             "%s of rack %s not written to %s [%d]: %s: a member that takes the "
+             "rack over will not know it",
+             key, rack, cl->topic, (int)partition,
+             e != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(e) : "not acknowledged in time");
+    return;
+  }
+  atomic_fetch_add(&cl->produced, 1);
+}
+
+static void on_change(void *ctx, const char *rack, const char *kind, const char *id,
+                      const json_t *value) {
+  struct rp_changelog *cl = ctx;
+  if (rebuilding)
+    return;
+  int32_t partition;
+  char member[65], url[256];
+  if (rp_cluster_owner(cl->a->cluster, rack, &partition, member, url) == RP_OWNER_SELF)
+    produce(cl, partition, rack, kind, id, value);
+}
+
+/* The ledger partition has never been written (a new site, or a single
+ * aggregator that just became a member): what this member holds for its
+ * racks becomes the partition's first records, so that it is not lost. */
+static size_t seed(struct rp_changelog *cl, int32_t partition) {
+  size_t n = 0, i;
+  json_t *all = rp_ledger_res_list(cl->a->ledger), *x;
+  json_array_foreach(all, i, x) {
+    const char *rack = json_string_value(json_object_get(x, "rack"));
+    const char *id = json_string_value(json_object_get(x, "id"));
+    if (rack && id && rp_cluster_partition(rack, cl->partitions) == partition) {
+      produce(cl, partition, rack, "reservation", id, x);
+      n++;
+    }
+  }
+  json_decref(all);
+  all = rp_ledger_flag_list(cl->a->ledger, NULL);
+  json_array_foreach(all, i, x) {
+    const char *rack = json_string_value(json_object_get(x, "rack"));
+    const char *flag = json_string_value(json_object_get(x, "flag"));
+    if (rack && flag && rp_cluster_partition(rack, cl->partitions) == partition) {
+      produce(cl, partition, rack, "flag", flag, x);
+      n++;
+    }
+  }
+  json_decref(all);
+  return n;
+}
+
+/* Every partition of the topic that was never written is seeded with what
+ * this member holds for its racks, before the member joins the group: the
+ * first member of a new site (a single aggregator that becomes a member)
+ * keeps its ledger, whichever member is assigned the racks. */
+static void seed_empty(struct rp_changelog *cl) {
+  for (int32_t p = 0; p < cl->partitions; p++) {
+    int64_t lo = 0, hi = 0;
+    if (rd_kafka_query_watermark_offsets(cl->reader, cl->topic, p, &lo, &hi, REBUILD_WAIT_MS) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        hi != lo)
+      continue;
+    size_t n = seed(cl, p);
+    if (n > 0)
+      rp_info("changelog", "partition %d of %s was empty: seeded with this member's %zu record(s)",
+              (int)p, cl->topic, n);
+  }
+}
+
+int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
+                       struct rp_changelog **out, char *err, size_t errlen) {
+  struct rp_changelog *cl = calloc(1, sizeof(*cl));
+  if (cl == NULL)
+    return -ENOMEM;
+  cl->a = a;
+  snprintf(cl->topic, sizeof(cl->topic), "%s", a->cfg.kafka.ledger_topic);
+  int rc = -EINVAL;
+  if ((cl->producer = rp_kafka_client_new(&a->cfg, RD_KAFKA_PRODUCER, "ledger producer",
+                                          on_delivery, cl, err, errlen)) == NULL ||
+      (cl->reader = rp_kafka_client_new(&a->cfg, RD_KAFKA_CONSUMER, "ledger reader", NULL, NULL,
+                                        err, errlen)) == NULL)
+    goto fail;
+  if ((rc = rp_kafka_partition_count(cl->producer, cl->topic, &cl->partitions, err, errlen)) != 0)
+    goto fail;
+  if (cl->partitions != frames_partitions) {
+    snprintf(err, errlen,
+             "kafka.ledger_topic %s has %d partitions and kafka.topic %s has %d: they must be "
+             "equal (the ledger is co-partitioned with the frames by rack)",
+             cl->topic, (int)cl->partitions, a->cfg.kafka.topic, (int)frames_partitions);
+    rc = -EINVAL;
+    goto fail;
+  }
+  cl->rkt = rd_kafka_topic_new(cl->producer, cl->topic, NULL);
+  cl->reader_rkt = rd_kafka_topic_new(cl->reader, cl->topic, NULL);
+  seed_empty(cl);
+  rp_ledger_set_change_sink(a->ledger, on_change, cl);
+  *out = cl;
+  return 0;
+fail:
+  rp_changelog_stop(cl);
+  return rc;
+}
+
+void rp_changelog_stop(struct rp_changelog *cl) {
+  if (cl == NULL)
+    return;
+  if (cl->rkt != NULL)
+    rd_kafka_topic_destroy(cl->rkt);
+  if (cl->reader_rkt != NULL)
+    rd_kafka_topic_destroy(cl->reader_rkt);
+  if (cl->producer != NULL) {
+    rd_kafka_flush(cl->producer, DELIVERY_WAIT_MS);
+    rd_kafka_destroy(cl->producer);
+  }
+  if (cl->reader != NULL)
+    rd_kafka_destroy(cl->reader);
+  free(cl);
+}
+
+/* One record of the topic into the ledger. Returns 1 when applied. */
+static int apply_record(struct rp_ledger *l, const rd_kafka_message_t *m) {
+  char key[256];
+  if (m->key == NULL || m->key_len == 0 || m->key_len >= sizeof(key))
+    return 0;
+  memcpy(key, m->key, m->key_len);
+  key[m->key_len] = '\0';
+  char *kind = strchr(key, '/'), *id = kind ? strchr(kind + 1, '/') : NULL;
+  if (id == NULL)
+    return 0;
+  *kind++ = '\0';
+  *id++ = '\0';
+  json_t *value = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+  int rc = -EINVAL;
+  if (strcmp(kind, "reservation") == 0 && value != NULL)
+    rc = rp_ledger_res_put(l, value);
+  else if (strcmp(kind, "flag") == 0 && value != NULL)
+    rc = rp_ledger_flag_put(l, key, id, value);
+  else if (strcmp(kind, "flag") == 0 && m->payload == NULL)
+    rc = rp_ledger_flag_del(l, key, id) == -ENOENT ? 0 : -EIO;
+  json_decref(value);
+  return rc == 0;
+}
+
+/* Drops this member's flags of the racks of `partition`. */
+static void drop_flags(struct rp_changelog *cl, int32_t partition) {
+  json_t *all = rp_ledger_flag_list(cl->a->ledger, NULL), *f;
+  size_t i;
+  json_array_foreach(all, i, f) {
+    const char *rack = json_string_value(json_object_get(f, "rack"));
+    const char *flag = json_string_value(json_object_get(f, "flag"));
+    if (rack && flag && rp_cluster_partition(rack, cl->partitions) == partition)
+      rp_ledger_flag_del(cl->a->ledger, rack, flag);
+  }
+  json_decref(all);
+}
+
+int rp_changelog_rebuild(struct rp_changelog *cl, int32_t partition, char *err, size_t errlen) {
+  int64_t lo = 0, hi = 0;
+  rd_kafka_resp_err_t e =
+      rd_kafka_query_watermark_offsets(cl->reader, cl->topic, partition, &lo, &hi, REBUILD_WAIT_MS);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    snprintf(err, errlen, "%s [%d]: end offset not known: %s", cl->topic, (int)partition,
+             rd_kafka_err2str(e));
+    return -EIO;
+  }
+  if (hi == lo)
+    return 0; /* never written: nothing to rebuild (see seed_empty()) */
+  rebuilding = true;
+  drop_flags(cl, partition);
+  size_t applied = 0;
+  int rc = 0;
+  if (hi > lo) {
+    if (rd_kafka_consume_start(cl->reader_rkt, partition, RD_KAFKA_OFFSET_BEGINNING) != 0) {
+      snprintf(err, errlen, "%s [%d]: %s", cl->topic, (int)partition,
+               rd_kafka_err2str(rd_kafka_last_error()));
+      rebuilding = false;
+      return -EIO;
+    }
+    uint64_t deadline = rp_mono_ms() + REBUILD_WAIT_MS;
+    int64_t next = lo;
+    while (next < hi && rp_mono_ms() < deadline) {
+      rd_kafka_message_t *m = rd_kafka_consume(cl->reader_rkt, partition, 100);
+      if (m == NULL)
+        continue;
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        applied += (size_t)apply_record(cl->a->ledger, m);
+        next = m->offset + 1;
+      } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        next = m->offset > next ? m->offset : next;
+      }
+      rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consume_stop(cl->reader_rkt, partition);
+    if (next < hi) {
+      snprintf(err, errlen, "%s [%d]: read up to offset %" PRId64 " of %" PRId64 " in %d s",
+               cl->topic, (int)partition, next, hi, REBUILD_WAIT_MS / 1000);
+      rc = -ETIMEDOUT;
+    }
+  }
+  rebuilding = false;
+  if (rc == 0)
+    rp_info("changelog",
+            "ledger of partition %d rebuilt from %s: %zu record(s) (offsets %" PRId64 "..%" PRId64
+            ")",
+            (int)partition, cl->topic, applied, lo, hi);
+  return rc;
+}
+
+void rp_changelog_metrics(struct rp_changelog *cl, FILE *out) {
+  if (cl == NULL)
+    return;
+  fprintf(out,
+          "# HELP rackpulse_ledger_topic_produced_total Reservation and flag changes written to "
+          "kafka.ledger_topic.\n# TYPE rackpulse_ledger_topic_produced_total counter\n"
+          "rackpulse_ledger_topic_produced_total %llu\n"
+          "# HELP rackpulse_ledger_topic_failed_total Changes kafka.ledger_topic did not "
+          "acknowledge (a member taking the rack over will not know them).\n"
+          "# TYPE rackpulse_ledger_topic_failed_total counter\n"
+          "rackpulse_ledger_topic_failed_total %llu\n",
+          (unsigned long long)atomic_load(&cl->produced),
+          (unsigned long long)atomic_load(&cl->failed));
+}

@@ -1,0 +1,30 @@
+/* kafka.properties in a daemon's config: librdkafka settings passed through
+ * as they are (security.protocol, ssl.*, sasl.mechanisms, sasl.username),
+ * read from a YAML mapping. Secrets never come from the config file (it is
+ * world-readable on most hosts): keys naming a password or secret are
+ * refused, and the SASL password comes from a file of its own. */
+#ifndef RACKPULSE_KAFKA_PROPS_H
+#define RACKPULSE_KAFKA_PROPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "rackpulse/cfg.h"
+
+struct rp_kafka_prop {
+  char key[64];
+  char value[512];
+};
+
+/* Reads mapping `map` (0: none, nothing to do) at `where` ("kafka.properties")
+ * into props[*n..max), advancing *n. Refuses keys that name a password or a
+ * secret (saying to use `secret_key` instead) and the keys in `reserved`
+ * (a NULL-ended list, may be NULL), which the daemon sets itself because a
+ * guarantee depends on them. Returns 0, or -EINVAL with err naming
+ * file:line and the key. */
+int rp_kafka_props_load(const struct rp_cfg_doc *doc, rp_cfg_node map, const char *where,
+                        const char *const *reserved, const char *secret_key,
+                        struct rp_kafka_prop *props, size_t max, size_t *n, char *err,
+                        size_t errlen);
+
+#endif
