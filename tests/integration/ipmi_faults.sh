@@ -43,7 +43,9 @@ fi
 write_config() {
   {
     ipmi_agent_head rf
-    ipmi_bmc_yaml good "$GOOD" "timeout: 3s"
+    # A generous deadline: three sessions share this ipmi_sim, and a loaded
+    # machine (CI runs tests side by side) can take seconds to answer.
+    ipmi_bmc_yaml good "$GOOD" "timeout: 6s"
     echo "  - {name: cached, host: 127.0.0.1, port: $GOOD, user: admin, session: oneshot,"
     echo "     password_file: $WORK/bmc-good/passfile$BE}"
     # Idle between scrapes for longer than a message's deadline (1 s): its
@@ -157,7 +159,8 @@ frames_s = (g1["reported_ms"] - g0["reported_ms"]) / 1000.0
 # interval 1 s, frames every 1 s: one scrape per frame interval, give or
 # take the one in flight at either end
 assert frames_s >= 4 and scraped >= round(frames_s) - 1, (scraped, frames_s, g0, g1)
-assert g1["failures"] == 0 and g1["up"] and g1["scrape_ms"] < 1000, g1
+# well under the hung BMC's 2 s deadline + 1 s grace: never waited on it
+assert g1["failures"] == 0 and g1["up"] and g1["scrape_ms"] < 2000, g1
 d = last["devices"]
 i0, i1 = first["devices"]["idle"], d["idle"]
 assert i1["failures"] == 0 and i1["up"] and i1["scrapes"] - i0["scrapes"] >= 1, (i0, i1)
@@ -183,7 +186,7 @@ CACHE="$WORK/state-rf/ipmi/cached.sdr"
 [ "$BACKEND" = freeipmi ] || [ -s "$CACHE" ] || fail "no SDR cache for the one-shot BMC"
 down() { curl -sf "$URL/v1/racks/rf" | $PY -c "import json,sys; d=json.load(sys.stdin)['devices']; sys.exit(not (d['good']['up'] == $1 and d['cached']['up'] == $1))"; }
 kill -TERM "$BMC_PID_good"
-wait_for 20 down False || fail "good/cached not down while their BMC is away"
+wait_for 30 down False || fail "good/cached not down while their BMC is away"
 if [ "$BACKEND" = ipmitool ]; then
   [ ! -e "$CACHE" ] || fail "the SDR cache survived a failed read"
   grep -q "cached: dropping the SDR cache" "$WORK/agent.log" || fail "cache drop not logged"
@@ -204,7 +207,7 @@ pass "BMC restart: both sessions down (ipmitool: SDR cache dropped), then up aga
 series() { curl -sf "$URL/v1/racks/rf" | $PY -c "import json,sys; print(json.load(sys.stdin)['series'].get('$1', {}).get('value', -1))"; }
 before=$(series ipmi.sessions@good)
 kill -STOP "$BMC_PID_good"
-wait_for 25 down False || { kill -CONT "$BMC_PID_good"; fail "good/cached not down while their BMC is stopped"; }
+wait_for 40 down False || { kill -CONT "$BMC_PID_good"; fail "good/cached not down while their BMC is stopped"; }
 curl -sf "$URL/v1/racks/rf" | $PY -c "
 import json, sys
 d = json.load(sys.stdin)['devices']
@@ -232,7 +235,7 @@ if [ "$BACKEND" = freeipmi ]; then
   wait_for 10 reloads_are 1 || fail "no reload logged"
   sleep 2.5
   sessions_are "$old" || fail "an unchanged BMC lost its session on reload ($old -> $(sessions_good))"
-  sed -i "s/timeout: 3s/timeout: 4s/" "$WORK/agent.yaml"
+  sed -i "s/timeout: 6s/timeout: 7s/" "$WORK/agent.yaml"
   kill -HUP "$AGENT_PID"
   wait_for 10 reloads_are 2 || fail "no second reload logged"
   wait_for 10 sessions_are 1 || fail "the changed BMC did not start over with a new session: $(sessions_good)"
@@ -245,7 +248,7 @@ kill -HUP "$AGENT_PID"
 wait_for 10 grep -q "reloaded .*agent.yaml" "$WORK/agent.log" || fail "no reload logged"
 sleep 1.5
 [ "$(shell_pid)" = "$old" ] || fail "an unchanged BMC lost its session on reload ($old -> $(shell_pid))"
-sed -i "s/timeout: 3s/timeout: 4s/" "$WORK/agent.yaml"
+sed -i "s/timeout: 6s/timeout: 7s/" "$WORK/agent.yaml"
 kill -HUP "$AGENT_PID"
 wait_for 10 sh -c "[ -n \"\$(pgrep -f '[i]pmitool .*-p $GOOD .*-f $WORK/bmc-good/passfile -C 3 shell')\" ] && ! kill -0 $old 2>/dev/null" \
   || fail "the changed BMC's old shell $old is still there, or no new one: $(shell_pid)"
