@@ -16,7 +16,8 @@
 # refused with an event when its wait ends. A policy reload puts the rack
 # in a row, a pool and a cooling loop: a reservation is admitted and the
 # next refused by the row's rating, and the loop's CDU capacity (0.5 kW
-# above the heat it removes) allows 0.3 kW and refuses 1 kW. Then pdu-b stops
+# above the heat it removes) allows 0.3 kW and refuses 1 kW; a pool of rel
+# and a second rack places 10 kW best fit. Then pdu-b stops
 # answering: once its readings are stale the gate denies, failing closed
 # with the series and the PDU named.
 source "$(dirname "$0")/lib.sh"
@@ -207,6 +208,45 @@ PYEOF
 code=$(reserve 1.0)
 [ "$code" = 409 ] || fail "1 kW over the loop's CDU admitted: HTTP $code $(cat "$WORK/r.json")"
 pass "loop l1: 0.3 kW allowed, 1 kW denied and refused by loop_thermal (0.5 kW of CDU capacity left)"
+# Best fit in a pool: rack rel2 (a second agent reading pdu-a only: 3.456
+# kW of 20) beside rel (6.912 kW of 20). 10 kW for the pool lands on rel,
+# where it strands the least (3.088 kW left against 6.544 on rel2); the
+# previous model took the rack with the most headroom, rel2.
+{
+  echo "agent: {id: agent-rel2, rack: rel2, interval: 1s, state_dir: $WORK/state-rel2,"
+  echo "        profiles_dir: $RP_SRC/packaging/profiles}"
+  echo "kafka: {brokers: \"$BOOTSTRAP\", linger: 5ms}"
+  echo "snmp:"
+  printf '  - {name: pdu-a, host: 127.0.0.1, port: %s, community_file: %s, profile: raritan-px}\n' \
+    "$PORT_pdu_a" "$WORK/raritan-px.community"
+} >"$WORK/agent-rel2.yaml"
+"$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent-rel2.yaml" >"$WORK/agent-rel2.out" \
+  2>"$WORK/agent-rel2.log" &
+PIDS+=($!)
+cat >"$WORK/policy.yaml" <<'YAML'
+version: electrical-4
+defaults:
+  max_staleness: 10s
+  power: {enabled: true, series: pdu.power, stat: latest, across: sum}
+racks:
+  - {id: rel, pool: p2, breaker_kw: 20, derating: 1.0, feed_a: pdu-a, feed_b: pdu-b}
+  - {id: rel2, pool: p2, breaker_kw: 20, derating: 1.0}
+YAML
+in_force electrical-4
+rel2_read() { curl -sf "$URL/v1/racks/rel2/gate?kw=0.1" | grep -q '"draw_kw":3.456'; }
+wait_for 60 rel2_read || fail "rel2 has no power reading: $(curl -s "$URL/v1/racks/rel2/gate?kw=0.1" | head -c 800)"
+code=$(curl -s -o "$WORK/p.json" -w '%{http_code}' "${AUTH[@]}" -X POST "$URL/v1/reservations" \
+  -d "{\"pool\":\"p2\",\"kw\":10,\"owner\":\"dave\",\"end\":$(($(date +%s%3N) + 3600000))}")
+[ "$code" = 201 ] || fail "10 kW for pool p2 refused: HTTP $code $(cat "$WORK/p.json")"
+$PY - "$WORK/p.json" <<'PYEOF' || fail "pool p2: not best fit: $(cat "$WORK/p.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["rack"] == "rel" and r["pool"] == "p2", r
+PYEOF
+POOLRES=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/p.json")
+curl -sf "${AUTH[@]}" -X DELETE "$URL/v1/reservations/$POOLRES" >/dev/null || fail "release of $POOLRES"
+pass "pool p2: 10 kW placed best fit on rel (3.088 kW left), not on rel2 with the most headroom"
+
 cp "$WORK/policy-feeds.yaml" "$WORK/policy.yaml"
 in_force electrical-1
 
