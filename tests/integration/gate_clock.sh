@@ -28,10 +28,16 @@ start_skewed_agent() {
     "$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent.yaml" >>"$WORK/agent.out" 2>>"$WORK/agent.log" &
   local faketime_pid=$!
   PIDS+=("$faketime_pid")
-  # faketime runs the agent as its child.
-  wait_for 10 pgrep -P "$faketime_pid" \
-    || fail "the agent did not start under faketime $1: $(tail -3 "$WORK/agent.log")"
-  AGENT_PID=$(pgrep -P "$faketime_pid")
+  # faketime runs the agent as its child. Read its pid in one step (a
+  # command substitution that fails would end the script without a word).
+  AGENT_PID=""
+  for _ in $(seq 100); do
+    AGENT_PID=$(pgrep -P "$faketime_pid" | head -n 1 || true)
+    [ -n "$AGENT_PID" ] && break
+    sleep 0.1
+  done
+  [ -n "$AGENT_PID" ] \
+    || fail "the agent did not start (or exited) under faketime $1: $(tail -5 "$WORK/agent.log")"
   PIDS+=("$AGENT_PID")
 }
 start_skewed_agent +60s
