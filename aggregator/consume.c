@@ -187,11 +187,14 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
 static int create_consumer(struct consumer *c, char *err, size_t errlen) {
   const struct rp_aggregator_config *cfg = &c->a->cfg;
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  char e[512], session[32];
+  char e[512], session[32], heartbeat[32];
   /* A member that dies without leaving (kill -9, power loss) hands its
-   * partitions over after this long; Kafka's default is 45 s. */
-  snprintf(session, sizeof(session), "%lld",
-           cfg->cluster.member_id[0] ? (long long)cfg->cluster.session_timeout_ms : 10000LL);
+   * partitions over after this long; Kafka's default is 45 s. Heartbeats
+   * go at a third of it (at most every second), as Kafka advises, so a
+   * member on a loaded host is not taken for dead. */
+  long long session_ms = cfg->cluster.member_id[0] ? cfg->cluster.session_timeout_ms : 10000;
+  snprintf(session, sizeof(session), "%lld", session_ms);
+  snprintf(heartbeat, sizeof(heartbeat), "%lld", session_ms / 3 < 1000 ? session_ms / 3 : 1000);
   if (rp_kafka_conf_common(cfg, conf, err, errlen) != 0) {
     rd_kafka_conf_destroy(conf);
     return -EINVAL;
@@ -205,7 +208,7 @@ static int create_consumer(struct consumer *c, char *err, size_t errlen) {
       {"session.timeout.ms", session},
       {"partition.assignment.strategy",
        cfg->cluster.member_id[0] ? "cooperative-sticky" : "range,roundrobin"},
-      {"heartbeat.interval.ms", "1000"},
+      {"heartbeat.interval.ms", heartbeat},
   };
   for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
     if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], e, sizeof(e)) != RD_KAFKA_CONF_OK) {

@@ -56,6 +56,8 @@ static void usage(FILE *out) {
                "                           .audit and .ledger)\n"
                "  -f, --bootstrap-file F   also write the bootstrap address to F\n"
                "  -c, --control F          commands applied on SIGHUP (see the source)\n"
+               "  -d, --debug LIST         librdkafka debug contexts to log on stderr\n"
+               "                           (e.g. mock: the group coordinator's steps)\n"
                "  -h, --help               this text\n"
                "Signals: SIGUSR1 takes all brokers down, SIGUSR2 brings them up,\n"
                "SIGHUP applies the --control file.\n");
@@ -145,16 +147,14 @@ static void apply_control(rd_kafka_mock_cluster_t *mc, const char *path) {
 int main(int argc, char **argv) {
   int nbrokers = 1, partitions = 4, ntopics = 0;
   const char *topics[16];
-  const char *bootstrap_file = NULL, *control_file = NULL;
-  static const struct option opts[] = {{"brokers", required_argument, NULL, 'b'},
-                                       {"partitions", required_argument, NULL, 'p'},
-                                       {"topic", required_argument, NULL, 't'},
-                                       {"bootstrap-file", required_argument, NULL, 'f'},
-                                       {"control", required_argument, NULL, 'c'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
+  const char *bootstrap_file = NULL, *control_file = NULL, *debug = NULL;
+  static const struct option opts[] = {
+      {"brokers", required_argument, NULL, 'b'}, {"partitions", required_argument, NULL, 'p'},
+      {"topic", required_argument, NULL, 't'},   {"bootstrap-file", required_argument, NULL, 'f'},
+      {"control", required_argument, NULL, 'c'}, {"debug", required_argument, NULL, 'd'},
+      {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
   int c;
-  while ((c = getopt_long(argc, argv, "b:p:t:f:c:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "b:p:t:f:c:d:h", opts, NULL)) != -1) {
     switch (c) {
     case 'b': nbrokers = atoi(optarg); break;
     case 'p': partitions = atoi(optarg); break;
@@ -167,6 +167,7 @@ int main(int argc, char **argv) {
       break;
     case 'f': bootstrap_file = optarg; break;
     case 'c': control_file = optarg; break;
+    case 'd': debug = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -185,7 +186,13 @@ int main(int argc, char **argv) {
 
   char errstr[512];
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "log_level", "3", NULL, 0);
+  rd_kafka_conf_set(conf, "log_level", debug ? "7" : "3", NULL, 0);
+  if (debug &&
+      rd_kafka_conf_set(conf, "debug", debug, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+    fprintf(stderr, "devbroker: --debug %s: %s\n", debug, errstr);
+    rd_kafka_conf_destroy(conf);
+    return 2;
+  }
   rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
   if (rk == NULL) {
     fprintf(stderr, "devbroker: %s\n", errstr);

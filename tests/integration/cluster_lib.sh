@@ -18,7 +18,7 @@
 
 start_member() {
   local name=$1
-  AGG_EXTRA="cluster: {member_id: $name, heartbeat: 300ms, member_timeout: 2s, session_timeout: 4s, forward_timeout: 3s}
+  AGG_EXTRA="cluster: {member_id: $name, heartbeat: 300ms, member_timeout: 2s, session_timeout: 3s, forward_timeout: 3s}
 ${CLUSTER_EXTRA:-}" start_agg "$name" "${2:-rackpulse-aggregator}"
 }
 

@@ -32,6 +32,8 @@ cleanup() {
   if [ "$FAILED" -ne 0 ]; then
     echo "--- logs in $WORK ---"
     for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "== $f"; tail -n 40 "$f"; }; done
+  elif [ -n "${RP_KEEP_WORK:-}" ]; then
+    echo "--- passed; RP_KEEP_WORK: logs kept in $WORK ---"
   else
     rm -rf "$WORK"
   fi
@@ -56,7 +58,9 @@ wait_for() {
 }
 
 start_broker() {
+  # RP_BROKER_DEBUG=mock logs the group coordinator's steps into broker.log.
   "$RP_BIN/tools/rackpulse-devbroker" --bootstrap-file "$WORK/bootstrap" \
+    ${RP_BROKER_DEBUG:+--debug "$RP_BROKER_DEBUG"} \
     >"$WORK/broker.out" 2>"$WORK/broker.log" &
   PIDS+=($!)
   BROKER_PID=$!
