@@ -1,8 +1,10 @@
 /* Named API clients and their roles (see auth.h): the tokens file, the
- * shared token as one client, and look-ups by token or certificate. */
+ * shared token as one client, look-ups by token or certificate, and the
+ * SIGHUP reload that swaps the table under a write lock. */
 #include "auth.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +14,15 @@
 
 #define TOKENS_FILE_MAX (256 * 1024)
 
-struct rp_auth {
+/* One table of clients; struct rp_auth holds the one in force. */
+struct client_table {
   struct rp_client *clients;
   size_t n;
+};
+
+struct rp_auth {
+  pthread_rwlock_t lock; /* readers: look-ups; writer: a reload's swap */
+  struct client_table t;
 };
 
 static const char *const role_names[] = {"read", "reserve", "flag", "override", "admin"};
@@ -44,7 +52,7 @@ unsigned rp_auth_parse_roles(const char *list) {
 
 static bool valid_name(const char *s) { return rp_http_valid_id(s, strlen(s)); }
 
-static int add_client(struct rp_auth *a, const char *name, unsigned roles, bool by_cert,
+static int add_client(struct client_table *a, const char *name, unsigned roles, bool by_cert,
                       const char *secret) {
   struct rp_client *grown = realloc(a->clients, (a->n + 1) * sizeof(*grown));
   if (grown == NULL)
@@ -60,7 +68,7 @@ static int add_client(struct rp_auth *a, const char *name, unsigned roles, bool 
 }
 
 /* One line of the tokens file: NAME ROLES TOKEN|cert:CN. */
-static int parse_line(struct rp_auth *a, char *line, const char *path, int lineno, char *err,
+static int parse_line(struct client_table *a, char *line, const char *path, int lineno, char *err,
                       size_t errlen) {
   char *save = NULL;
   char *name = strtok_r(line, " \t", &save);
@@ -97,7 +105,7 @@ static int parse_line(struct rp_auth *a, char *line, const char *path, int linen
   return add_client(a, name, mask, by_cert, by_cert ? secret + 5 : secret);
 }
 
-static int load_file(struct rp_auth *a, const char *path, char *err, size_t errlen) {
+static int load_file(struct client_table *a, const char *path, char *err, size_t errlen) {
   char *text = malloc(TOKENS_FILE_MAX);
   if (text == NULL)
     return -ENOMEM;
@@ -114,51 +122,111 @@ static int load_file(struct rp_auth *a, const char *path, char *err, size_t errl
   return rc;
 }
 
+static void table_clear(struct client_table *t) {
+  if (t->clients != NULL)
+    memset(t->clients, 0, t->n * sizeof(*t->clients));
+  free(t->clients);
+  t->clients = NULL;
+  t->n = 0;
+}
+
+/* The clients of tokens_file and the shared token into t (empty on error). */
+static int table_load(struct client_table *t, const char *tokens_file, const char *shared_token,
+                      char *err, size_t errlen) {
+  int rc = 0;
+  if (tokens_file != NULL && tokens_file[0] != '\0')
+    rc = load_file(t, tokens_file, err, errlen);
+  if (rc == 0 && shared_token != NULL && shared_token[0] != '\0')
+    rc =
+        add_client(t, "shared",
+                   RP_ROLE_READ | RP_ROLE_RESERVE | RP_ROLE_FLAG | RP_ROLE_OVERRIDE | RP_ROLE_ADMIN,
+                   false, shared_token);
+  if (rc != 0)
+    table_clear(t);
+  return rc;
+}
+
 int rp_auth_load(const char *tokens_file, const char *shared_token, struct rp_auth **out, char *err,
                  size_t errlen) {
   struct rp_auth *a = calloc(1, sizeof(*a));
   if (a == NULL)
     return -ENOMEM;
-  int rc = 0;
-  if (tokens_file != NULL && tokens_file[0] != '\0')
-    rc = load_file(a, tokens_file, err, errlen);
-  if (rc == 0 && shared_token != NULL && shared_token[0] != '\0')
-    rc =
-        add_client(a, "shared",
-                   RP_ROLE_READ | RP_ROLE_RESERVE | RP_ROLE_FLAG | RP_ROLE_OVERRIDE | RP_ROLE_ADMIN,
-                   false, shared_token);
+  int rc = table_load(&a->t, tokens_file, shared_token, err, errlen);
   if (rc != 0) {
-    rp_auth_free(a);
+    free(a);
     return rc;
   }
+  pthread_rwlock_init(&a->lock, NULL);
   *out = a;
+  return 0;
+}
+
+int rp_auth_reload(struct rp_auth *a, const char *tokens_file, const char *shared_token,
+                   size_t *clients, char *err, size_t errlen) {
+  struct client_table fresh = {0};
+  int rc = table_load(&fresh, tokens_file, shared_token, err, errlen);
+  if (rc != 0)
+    return rc;
+  pthread_rwlock_wrlock(&a->lock);
+  struct client_table old = a->t;
+  a->t = fresh;
+  pthread_rwlock_unlock(&a->lock);
+  table_clear(&old);
+  *clients = fresh.n;
   return 0;
 }
 
 void rp_auth_free(struct rp_auth *a) {
   if (a == NULL)
     return;
-  if (a->clients != NULL)
-    memset(a->clients, 0, a->n * sizeof(*a->clients));
-  free(a->clients);
+  table_clear(&a->t);
+  pthread_rwlock_destroy(&a->lock);
   free(a);
 }
 
-bool rp_auth_enabled(const struct rp_auth *a) { return a != NULL && a->n > 0; }
-
-const struct rp_client *rp_auth_by_token(const struct rp_auth *a, const char *token) {
-  const struct rp_client *found = NULL;
-  for (size_t i = 0; a != NULL && i < a->n; i++) /* no early exit: every token compared */
-    if (!a->clients[i].by_cert && rp_secret_equal(token, a->clients[i].secret) && found == NULL)
-      found = &a->clients[i];
-  return found;
+bool rp_auth_enabled(struct rp_auth *a) {
+  if (a == NULL)
+    return false;
+  pthread_rwlock_rdlock(&a->lock);
+  bool any = a->t.n > 0;
+  pthread_rwlock_unlock(&a->lock);
+  return any;
 }
 
-const struct rp_client *rp_auth_by_cert(const struct rp_auth *a, const char *cn) {
-  for (size_t i = 0; a != NULL && i < a->n; i++)
-    if (a->clients[i].by_cert && strcmp(cn, a->clients[i].secret) == 0)
-      return &a->clients[i];
-  return NULL;
+/* The client's name and roles into out, never its secret. */
+static void copy_out(const struct rp_client *c, struct rp_client *out) {
+  memset(out, 0, sizeof(*out));
+  snprintf(out->name, sizeof(out->name), "%s", c->name);
+  out->roles = c->roles;
+  out->by_cert = c->by_cert;
+}
+
+bool rp_auth_by_token(struct rp_auth *a, const char *token, struct rp_client *out) {
+  if (a == NULL)
+    return false;
+  const struct rp_client *found = NULL;
+  pthread_rwlock_rdlock(&a->lock);
+  for (size_t i = 0; i < a->t.n; i++) /* no early exit: every token compared */
+    if (!a->t.clients[i].by_cert && rp_secret_equal(token, a->t.clients[i].secret) && found == NULL)
+      found = &a->t.clients[i];
+  if (found != NULL)
+    copy_out(found, out);
+  pthread_rwlock_unlock(&a->lock);
+  return found != NULL;
+}
+
+bool rp_auth_by_cert(struct rp_auth *a, const char *cn, struct rp_client *out) {
+  if (a == NULL)
+    return false;
+  bool found = false;
+  pthread_rwlock_rdlock(&a->lock);
+  for (size_t i = 0; i < a->t.n && !found; i++)
+    if (a->t.clients[i].by_cert && strcmp(cn, a->t.clients[i].secret) == 0) {
+      copy_out(&a->t.clients[i], out);
+      found = true;
+    }
+  pthread_rwlock_unlock(&a->lock);
+  return found;
 }
 
 bool rp_auth_has(const struct rp_client *c, enum rp_role role) {

@@ -17,7 +17,9 @@
  *
  * The single shared token of http.token_file keeps working as the client
  * "shared" with every role. Tokens are compared in constant time and never
- * logged. Immutable once loaded: safe to share between HTTP threads. */
+ * logged. Shared between HTTP threads: look-ups copy the client out under a
+ * read lock, and a reload (SIGHUP) swaps the whole table at once, so a
+ * request sees either the old clients or the new ones. */
 #ifndef RACKPULSE_AUTH_H
 #define RACKPULSE_AUTH_H
 
@@ -48,14 +50,20 @@ struct rp_auth;
  * naming file:line (never a token). *out is freed with rp_auth_free. */
 int rp_auth_load(const char *tokens_file, const char *shared_token, struct rp_auth **out, char *err,
                  size_t errlen);
+/* Loads the same again and, only when that succeeds, puts the new clients
+ * in force (their count into *clients); on an error the clients in force
+ * stay and err names file:line. */
+int rp_auth_reload(struct rp_auth *a, const char *tokens_file, const char *shared_token,
+                   size_t *clients, char *err, size_t errlen);
 void rp_auth_free(struct rp_auth *a);
 /* True when any client is configured (else changes are refused). */
-bool rp_auth_enabled(const struct rp_auth *a);
-/* The client holding bearer token `token`, or NULL. Every token is
- * compared, in constant time. */
-const struct rp_client *rp_auth_by_token(const struct rp_auth *a, const char *token);
-/* The client whose certificate common name is `cn`, or NULL. */
-const struct rp_client *rp_auth_by_cert(const struct rp_auth *a, const char *cn);
+bool rp_auth_enabled(struct rp_auth *a);
+/* True, with the client's name and roles (never its secret) in *out, when a
+ * client holds bearer token `token`. Every token is compared, in constant
+ * time. */
+bool rp_auth_by_token(struct rp_auth *a, const char *token, struct rp_client *out);
+/* The same for a client certificate whose common name is `cn`. */
+bool rp_auth_by_cert(struct rp_auth *a, const char *cn, struct rp_client *out);
 /* True when c holds `role` (admin holds them all). */
 bool rp_auth_has(const struct rp_client *c, enum rp_role role);
 const char *rp_role_name(enum rp_role role);

@@ -25,7 +25,8 @@
 struct rp_aggregator;
 
 struct rp_caller {
-  const struct rp_client *client; /* NULL: anonymous */
+  const struct rp_client *client; /* NULL: anonymous; else often &who */
+  struct rp_client who;           /* the identified client (no secret) */
   const char *via;                /* "token", "cert", or NULL */
   json_t *deploy;                 /* NULL, or the correlation fields (owned) */
 };

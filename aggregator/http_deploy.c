@@ -23,25 +23,23 @@ bool rp_http_identify(struct rp_aggregator *a, struct MHD_Connection *conn,
   caller->via = NULL;
   const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
   if (auth != NULL) {
-    const struct rp_client *c =
-        strncmp(auth, "Bearer ", 7) == 0 ? rp_auth_by_token(a->auth, auth + 7) : NULL;
-    if (c == NULL) {
+    if (strncmp(auth, "Bearer ", 7) != 0 || !rp_auth_by_token(a->auth, auth + 7, &caller->who)) {
       *status = 401;
       *why = "a valid bearer token is required (Authorization: Bearer ...)";
       return false;
     }
-    caller->client = c;
+    caller->client = &caller->who;
     caller->via = "token";
     return true;
   }
   char cn[256];
   if (rp_tls_client_cn(conn, cn, sizeof(cn))) {
-    caller->client = rp_auth_by_cert(a->auth, cn);
-    if (caller->client == NULL) {
+    if (!rp_auth_by_cert(a->auth, cn, &caller->who)) {
       *status = 401;
       *why = "the client certificate's common name is not a client of http.tokens_file";
       return false;
     }
+    caller->client = &caller->who;
     caller->via = "cert";
   }
   return true;

@@ -78,6 +78,25 @@ static void audit_reload(struct rp_aggregator *a, const char *before, int64_t no
   json_decref(e);
 }
 
+/* SIGHUP: the clients of http.tokens_file and http.token_file again. A
+ * file that does not load leaves the clients in force (and says where). */
+static void reload_clients(struct rp_aggregator *a) {
+  if (a->cfg.http.tokens_file[0] == '\0' && a->cfg.token_file[0] == '\0')
+    return;
+  char err[1024], token[sizeof(a->token)] = "";
+  size_t n = 0;
+  int rc = 0;
+  if (a->cfg.token_file[0] != '\0')
+    rc = rp_secret_read_file(a->cfg.token_file, token, sizeof(token), err, sizeof(err));
+  if (rc == 0)
+    rc = rp_auth_reload(a->auth, a->cfg.http.tokens_file, token, &n, err, sizeof(err));
+  explicit_bzero(token, sizeof(token));
+  if (rc != 0)
+    rp_error("http", "clients reload refused: %s; the clients in force stay", err);
+  else
+    rp_info("http", "clients reloaded: %zu client(s)", n);
+}
+
 static void *upkeep(void *arg) {
   struct rp_aggregator *a = arg;
   for (unsigned tick = 0; !a->stop; tick++) {
@@ -97,6 +116,7 @@ static void *upkeep(void *arg) {
         rp_info("policy", "reloaded %s: version %s", a->cfg.policy.file, version);
       }
       audit_reload(a, version_before, now);
+      reload_clients(a);
     }
     rp_flags_reconcile(a, now);
     rp_events_poll(a->events);

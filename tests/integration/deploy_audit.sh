@@ -123,6 +123,32 @@ curl -sf "$URL/v1/audit/export" | grep '"action":"policy_reload"' | grep -q '"cl
   || fail "the reload's entry does not name the aggregator"
 pass "a SIGHUP policy reload is audited (client aggregator, policy version)"
 
+# SIGHUP also reloads the clients: a client taken out of the file is
+# refused at once, a new one is accepted; a file that does not load leaves
+# the clients in force and the log says where.
+cat >"$WORK/tokens" <<'EOF2'
+ci       reserve,flag     ci-token-0123456789abcdef
+oncall   flag             oncall-token-0123456789ab
+EOF2
+printf 'oncall-token-0123456789ab\n' >"$WORK/oncall.tok"
+chmod 0600 "$WORK/tokens" "$WORK/oncall.tok"
+kill -HUP "$AGG_PID"
+wait_for 15 grep -q "clients reloaded: 3 client(s)" "$WORK/aggregator.log" \
+  || fail "the tokens file was not reloaded: $(tail -5 "$WORK/aggregator.log")"
+ctl --token-file "$WORK/oncall.tok" flags set --rack r1 --flag maintenance --owner oncall --for 1h \
+  >/dev/null || fail "a client added to the tokens file is refused after SIGHUP"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat "$WORK/reader.tok")" \
+  "$URL/v1/flags?rack=r1" -X DELETE)
+[ "$code" = 401 ] || fail "a client taken out of the tokens file still got $code, not 401"
+printf 'oncall flag s3cr3t\n' >"$WORK/tokens"
+kill -HUP "$AGG_PID"
+wait_for 15 grep -q "clients reload refused: $WORK/tokens:1:" "$WORK/aggregator.log" \
+  || fail "a bad tokens file was not refused naming file:line: $(tail -5 "$WORK/aggregator.log")"
+grep -q "s3cr3t" "$WORK/aggregator.log" && fail "the refused token reached the log"
+ctl --token-file "$WORK/oncall.tok" flags clear --rack r1 --flag maintenance >/dev/null \
+  || fail "after a refused reload the clients in force were lost"
+pass "SIGHUP reloads the tokens file: a removed client 401, a new one accepted; a bad file refused naming file:line, the clients in force kept"
+
 # 4. The chain verifies, from the API, a file, and the LMDB; edits fail it.
 ctl audit verify >"$WORK/verify.txt" || fail "audit verify failed: $(cat "$WORK/verify.txt")"
 ctl audit export --file "$WORK/export.jsonl" || fail "export failed"

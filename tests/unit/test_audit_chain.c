@@ -221,21 +221,35 @@ static void test_tokens_file(void **state) {
              "boss admin         cert:boss.example\n",
              0600);
   struct rp_auth *a;
+  struct rp_client c;
   assert_int_equal(rp_auth_load(path, "shared-token-0123456789", &a, err, sizeof(err)), 0);
-  const struct rp_client *ci = rp_auth_by_token(a, "ci-token-0123456789abcdef");
-  assert_non_null(ci);
-  assert_string_equal(ci->name, "ci");
-  assert_true(rp_auth_has(ci, RP_ROLE_RESERVE) && rp_auth_has(ci, RP_ROLE_FLAG));
-  assert_false(rp_auth_has(ci, RP_ROLE_OVERRIDE));
-  assert_null(rp_auth_by_token(a, "ci-token-0123456789abcdeX"));
-  assert_null(rp_auth_by_token(a, "boss.example")); /* a certificate is not a token */
-  const struct rp_client *boss = rp_auth_by_cert(a, "boss.example");
-  assert_non_null(boss);
-  assert_true(rp_auth_has(boss, RP_ROLE_OVERRIDE)); /* admin holds every role */
-  const struct rp_client *shared = rp_auth_by_token(a, "shared-token-0123456789");
-  assert_non_null(shared);
-  assert_string_equal(shared->name, "shared");
-  assert_true(rp_auth_has(shared, RP_ROLE_ADMIN));
+  assert_true(rp_auth_by_token(a, "ci-token-0123456789abcdef", &c));
+  assert_string_equal(c.name, "ci");
+  assert_string_equal(c.secret, ""); /* a look-up never copies the secret out */
+  assert_true(rp_auth_has(&c, RP_ROLE_RESERVE) && rp_auth_has(&c, RP_ROLE_FLAG));
+  assert_false(rp_auth_has(&c, RP_ROLE_OVERRIDE));
+  assert_false(rp_auth_by_token(a, "ci-token-0123456789abcdeX", &c));
+  assert_false(rp_auth_by_token(a, "boss.example", &c)); /* a certificate is not a token */
+  assert_true(rp_auth_by_cert(a, "boss.example", &c));
+  assert_true(rp_auth_has(&c, RP_ROLE_OVERRIDE)); /* admin holds every role */
+  assert_true(rp_auth_by_token(a, "shared-token-0123456789", &c));
+  assert_string_equal(c.name, "shared");
+  assert_true(rp_auth_has(&c, RP_ROLE_ADMIN));
+  /* A reload puts the new file in force at once: ci is gone, ops2 holds
+   * the new token; a file that does not load leaves the clients in force. */
+  write_file(path, "ops2 flag ops2-token-0123456789abcdef\n", 0600);
+  size_t n = 0;
+  assert_int_equal(rp_auth_reload(a, path, NULL, &n, err, sizeof(err)), 0);
+  assert_int_equal(n, 1);
+  assert_false(rp_auth_by_token(a, "ci-token-0123456789abcdef", &c));
+  assert_false(rp_auth_by_token(a, "shared-token-0123456789", &c));
+  assert_true(rp_auth_by_token(a, "ops2-token-0123456789abcdef", &c));
+  assert_string_equal(c.name, "ops2");
+  write_file(path, "ops3 flag short\n", 0600);
+  assert_int_not_equal(rp_auth_reload(a, path, NULL, &n, err, sizeof(err)), 0);
+  assert_non_null(strstr(err, ":1:"));
+  assert_true(rp_auth_by_token(a, "ops2-token-0123456789abcdef", &c));
+  assert_true(rp_auth_enabled(a));
   rp_auth_free(a);
   /* Looser than 0640, an unknown role, a short token: refused, naming the line. */
   chmod(path, 0644);
