@@ -74,59 +74,12 @@ static int teardown(void **state) {
 }
 
 /* Applies one frame of `rack` at ts: supply temperature (°C) and PDU power
- * (W), as the consumer would (packed, decoded, applied in a batch). */
+ * (W), as the consumer would (agg_test_util.c). */
 static void frame(struct agg_fx *x, const char *rack, int64_t ts, double supply_c, double power_w) {
-  Rackpulse__V1__Frame f = RACKPULSE__V1__FRAME__INIT;
-  Rackpulse__V1__SeriesDef d[2] = {RACKPULSE__V1__SERIES_DEF__INIT,
-                                   RACKPULSE__V1__SERIES_DEF__INIT};
-  Rackpulse__V1__SeriesDef *dp[2] = {&d[0], &d[1]};
-  Rackpulse__V1__SampleBlock b = RACKPULSE__V1__SAMPLE_BLOCK__INIT, *bp = &b;
-  uint32_t ids[2] = {0, 1};
-  int64_t scaled[2] = {(int64_t)llround(supply_c * 100), (int64_t)llround(power_w)};
-  char agent[96];
-  snprintf(agent, sizeof(agent), "agent-%s", rack);
-  d[0].id = 0;
-  d[0].name = "cdu.supply_temp";
-  d[0].unit = "Cel";
-  d[0].device = "cdu1";
-  d[0].decimals = 2;
-  d[1].id = 1;
-  d[1].name = "pdu.power";
-  d[1].unit = "W";
-  d[1].device = "pdu1";
-  d[1].decimals = 0;
-  f.schema_version = 1;
-  f.agent_id = agent;
-  f.rack_id = (char *)rack;
-  f.seq = (uint64_t)x->offset + 1;
-  f.ts_ms = ts;
-  f.interval_ms = 1000;
-  f.dictionary_version = 1;
-  f.n_dictionary = 2;
-  f.dictionary = dp;
-  b.ts_ms = ts;
-  b.n_series = 2;
-  b.series = ids;
-  b.n_scaled = 2;
-  b.scaled = scaled;
-  f.n_samples = 1;
-  f.samples = &bp;
-  size_t len = rackpulse__v1__frame__get_packed_size(&f);
-  uint8_t *buf = malloc(len);
-  assert_non_null(buf);
-  rackpulse__v1__frame__pack(&f, buf);
-  rp_frame *fr = NULL;
-  char err[256];
-  assert_int_equal(rp_frame_decode(buf, len, &fr, err, sizeof(err)), 0);
-  free(buf);
-  struct store_batch *bt = NULL;
-  enum store_outcome o;
-  assert_int_equal(store_batch_begin(x->a.store, &bt, err, sizeof(err)), 0);
-  if (store_batch_apply(bt, fr, TOPIC, 0, x->offset++, &o, err, sizeof(err)) != 0)
-    fail_msg("apply: %s", err);
-  rp_frame_free(fr);
-  if (store_batch_commit(bt, err, sizeof(err)) != 0)
-    fail_msg("commit: %s", err);
+  const struct agg_ser s[] = {
+      {.name = "cdu.supply_temp", .unit = "Cel", .device = "cdu1", .value = supply_c},
+      {.name = "pdu.power", .unit = "W", .device = "pdu1", .value = power_w}};
+  agg_fx_frame(x, rack, ts, s, 2);
 }
 
 /* ---- concurrent admission -------------------------------------------------- */
