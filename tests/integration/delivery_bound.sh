@@ -2,6 +2,9 @@
 # The spool's bound: with Kafka away and a spool of 5 frames (2 in flight),
 # the oldest unsent frames are dropped and counted; after recovery the number
 # of missing sequence numbers on the topic equals the agent's drop counter.
+# A dropped frame may have carried the dictionary: the frame built after a
+# drop carries it again, and once nothing is dropped any more the frames go
+# without it (its periodic resend, dictionary_every, is 300 frames).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/delivery_lib.sh"
 
@@ -35,3 +38,31 @@ echo "bound 5: seq $first..$last, $distinct distinct, $missing missing, agent sa
 [ "$missing" -eq "$dropped" ] || fail "missing ($missing) != dropped counter ($dropped): seqs $(sort -n "$WORK/seqs.txt" | tr "\n" " ")"
 grep -q "spool full: dropped" "$WORK/agent.log" || fail "drops were not logged"
 pass "spool bound: $dropped frames dropped, counted and logged; nothing else missing"
+
+# Which frames carry the dictionary, decoded with protoc from the schema,
+# once two more frames have followed the drained one (no drop since).
+seq_drained=$(agent_health seq)
+wait_for 20 sh -c "[ \$(kcat -C -b $BOOTSTRAP -t rackpulse.frames -o -1 -c 1 -e -q -f '%h' 2>/dev/null | tr ',' '\n' | sed -n 's/^rackpulse-seq=//p') -ge $((seq_drained + 2)) ]" \
+  || fail "no frames after the drained one"
+kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -o beginning -e -q -f '%S:%s' >"$WORK/frames.bin" 2>/dev/null
+$PY - "$WORK/frames.bin" "$RP_SRC/proto" <<'PYEOF' || fail "the dictionary did not follow the drops as it should (above)"
+import re, subprocess, sys
+data, i, frames = open(sys.argv[1], "rb").read(), 0, []
+while i < len(data):
+    j = data.index(b":", i)
+    n = int(data[i:j])
+    txt = subprocess.run(["protoc", "--decode=rackpulse.v1.Frame", "-I", sys.argv[2],
+                          "rackpulse.proto"], input=data[j + 1:j + 1 + n],
+                         capture_output=True, check=True).stdout.decode()
+    frames.append((int(re.search(r"^seq: (\d+)", txt, re.M).group(1)),
+                   re.search(r"^dictionary \{", txt, re.M) is not None))
+    i = j + 1 + n
+seqs = sorted({s for s, _ in frames})
+gaps = [s for s in range(seqs[0], seqs[-1]) if s not in seqs]
+after = [d for s, d in sorted(frames) if s > gaps[-1]]
+print("frames (seq, with dictionary):", sorted(frames))
+assert frames[0][1], "the first frame has no dictionary"
+assert after[0], f"the first frame after the newest dropped one ({gaps[-1]}) has no dictionary"
+assert not after[-1], "the newest frame, built after recovery, still carries the dictionary"
+PYEOF
+pass "a frame after the drops carries the dictionary again; later frames do not"
