@@ -57,6 +57,16 @@ static void add_derived(struct rp_agent *a, int64_t now, int64_t mono) {
   rp_builder_add_block(a->builder, now, ids, scaled, nok);
 }
 
+/* Whether this frame carries the dictionary: the first frame of this run,
+ * a changed dictionary, a frame lost on its way to Kafka since the last
+ * frame (it may have carried the dictionary), and every `dictionary_every`
+ * frames for consumers that start without it. */
+static bool dictionary_due(const struct rp_agent *a, uint64_t gaps) {
+  return a->frames_produced == 0 || a->series.version != a->dict_sent_version ||
+         gaps != a->gaps_seen ||
+         a->frames_since_dict + 1 >= (uint64_t)a->cfg.agent.dictionary_every;
+}
+
 /* Builds the frame of this interval. Returns 0 with *buf and *len. */
 static int build_frame(struct rp_agent *a, uint64_t seq, uint8_t **buf, size_t *len) {
   struct rp_agent_health health;
@@ -65,8 +75,8 @@ static int build_frame(struct rp_agent *a, uint64_t seq, uint8_t **buf, size_t *
   add_derived(a, now, mono);
   Rackpulse__V1__WindowStats **stats;
   size_t nstats = rp_edge_window_stats(a->edge, now, mono, &stats);
-  bool dict = a->series.version != a->dict_sent_version ||
-              a->frames_since_dict + 1 >= (uint64_t)a->cfg.agent.dictionary_every;
+  uint64_t gaps = a->delivery != NULL ? rp_delivery_gaps(a->delivery) : 0;
+  bool dict = dictionary_due(a, gaps);
   struct rp_frame_meta meta = {
       .agent_id = a->cfg.agent.id,
       .rack_id = a->cfg.agent.rack,
@@ -77,11 +87,12 @@ static int build_frame(struct rp_agent *a, uint64_t seq, uint8_t **buf, size_t *
       .stats = stats,
       .nstats = nstats,
       .stats_every = (uint32_t)a->cfg.edge.stats_every,
-      .with_dictionary = dict || a->frames_produced == 0,
+      .with_dictionary = dict,
   };
   int rc = rp_builder_build(a->builder, &meta, &a->series, a->cfg.targets, a->cfg.ntargets, &health,
                             buf, len);
   if (rc == 0) {
+    a->gaps_seen = gaps;
     if (meta.with_dictionary) {
       a->dict_sent_version = a->series.version;
       a->frames_since_dict = 0;

@@ -82,6 +82,7 @@ struct rp_agent {
   int exit_code;
   uint32_t dict_sent_version;
   uint64_t frames_since_dict;
+  uint64_t gaps_seen; /* rp_delivery_gaps() when the last frame was built */
   uint64_t frames_produced, frames_failed;
   uint64_t scrapes_late;
   /* Each collector's shared state, by its index in rp_collectors[]

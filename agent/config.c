@@ -28,8 +28,10 @@ static const struct rp_cfg_field agent_fields[] = {
     RP_CFG_STR("state_dir", C, agent.state_dir, "/var/lib/rackpulse", 0,
                "where the sequence number (and spool) persist"),
     RP_CFG_STR("log_level", C, agent.log_level, "info", 0, "debug, info, warn or error"),
-    RP_CFG_NUM("dictionary_every", RP_CFG_INT, C, agent.dictionary_every, "30", 1, 100000,
-               "resend the series dictionary every N frames"),
+    RP_CFG_NUM("dictionary_every", RP_CFG_INT, C, agent.dictionary_every, "300", 1, 100000,
+               "also send the series dictionary every N frames (it goes at once when it "
+               "changes, at start and after a lost frame); a consumer without it skips "
+               "samples for up to N frames"),
     RP_CFG_NUM("max_series", RP_CFG_INT, C, agent.max_series, "20000", 1, 1000000,
                "bound on distinct series; more are dropped and logged"),
     RP_CFG_STR("profiles_dir", C, agent.profiles_dir, "/usr/share/rackpulse/profiles", 0,

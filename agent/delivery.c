@@ -70,6 +70,7 @@ struct rp_delivery {
   bool backing_off; /* pump() waits for the retry timer */
   uint64_t backoff_ms;
   bool recreate; /* fatal: replace the producer once nothing is in flight */
+  uint64_t recreations;
   /* Spool errors: frames of failed writes, in seq order. */
   struct mem_frame *mem;
   size_t nmem, cap_mem;
@@ -134,6 +135,7 @@ static void start_recreate(struct rp_delivery *d, const char *reason) {
            reason);
   kafka_error_note(d, what, true);
   d->recreate = true;
+  d->recreations++;
   rp_pub_purge(d->pub);
   back_off(d);
 }
@@ -517,6 +519,10 @@ void rp_delivery_submit(struct rp_delivery *d, uint64_t seq, uint8_t *buf, size_
     return;
   }
   start_write(d);
+}
+
+uint64_t rp_delivery_gaps(const struct rp_delivery *d) {
+  return rp_spool_dropped_total(d->spool) + d->mem_dropped + d->recreations;
 }
 
 void rp_delivery_health(struct rp_delivery *d, struct rp_agent_health *h) {

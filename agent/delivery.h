@@ -36,6 +36,16 @@ uint64_t rp_delivery_incarnation(const struct rp_delivery *d);
 /* Takes ownership of frame `seq` (malloc'd buf) and queues it for the spool. */
 void rp_delivery_submit(struct rp_delivery *d, uint64_t seq, uint8_t *buf, size_t len);
 
+/* A counter that grows whenever a frame already submitted may never reach
+ * Kafka because it was dropped (at the spool's bound, or in memory) or the
+ * producer was replaced after a fatal error (an idempotent producer's fatal
+ * error can leave a gap on the broker). The agent sends the dictionary
+ * again when it grows: the lost frame may have carried it. Frames Kafka
+ * refuses for themselves are not counted: most often it is the dictionary
+ * frame that is too large, and sending it again at once would be refused
+ * again. */
+uint64_t rp_delivery_gaps(const struct rp_delivery *d);
+
 /* Fills the delivery part of the agent's health. */
 void rp_delivery_health(struct rp_delivery *d, struct rp_agent_health *h);
 

@@ -49,8 +49,8 @@ struct ipmi_fi {
   ipmi_ctx_t ctx;
   bool open;
   ipmi_sdr_ctx_t sdr;
-  ipmi_sensor_read_ctx_t sread;
-  fiid_obj_t reading; /* Get Sensor Reading (threshold) response, reused */
+  ipmi_sensor_read_ctx_t sread; /* created on first use (read_general()) */
+  fiid_obj_t reading;           /* Get Sensor Reading (threshold) response, reused */
   struct fi_sensor *sensors;
   size_t nsensors;
   bool have_sig;

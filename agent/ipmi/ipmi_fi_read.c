@@ -116,6 +116,17 @@ static int sdr_read(struct ipmi_fi *fi) {
   return 0;
 }
 
+/* sdr_read(), then frees the SDR context until the next read: the records
+ * are kept in fi->sensors, and the context holds ~66 kB a BMC. */
+static int sdr_read_once(struct ipmi_fi *fi) {
+  int rc = sdr_read(fi);
+  if (fi->sdr != NULL) {
+    ipmi_sdr_ctx_destroy(fi->sdr);
+    fi->sdr = NULL;
+  }
+  return rc;
+}
+
 /* Compares the repository's signature with the SDR in memory; reads the
  * SDR again when it differs or was never read. */
 int fi__sdr_check(struct ipmi_fi *fi) {
@@ -141,7 +152,7 @@ int fi__sdr_check(struct ipmi_fi *fi) {
              "reading it again",
              fi->count, fi->add_ts, fi->erase_ts, (unsigned)count, (unsigned)add, (unsigned)erase);
   fi->have_sig = false;
-  if (sdr_read(fi) != 0)
+  if (sdr_read_once(fi) != 0)
     return -EIO;
   fi->count = (uint16_t)count;
   fi->add_ts = (uint32_t)add;
@@ -223,6 +234,13 @@ static bool read_direct(struct ipmi_fi *fi, const struct fi_sensor *s, struct ra
 static bool read_general(struct ipmi_fi *fi, const struct fi_sensor *s, struct raw_reading *out) {
   double *val = NULL;
   memset(out, 0, sizeof(*out));
+  /* Created on first use: most sensors are read directly, and the context
+   * holds an SDR context of its own (~66 kB a BMC). */
+  if (fi->sread == NULL && (fi->sread = ipmi_sensor_read_ctx_create(fi->ctx)) == NULL) {
+    out->rc = -1;
+    out->errnum = IPMI_SENSOR_READ_ERR_OUT_OF_MEMORY;
+    return true;
+  }
   out->rc = ipmi_sensor_read(fi->sread, s->rec, s->len, 0, NULL, &val, &out->bits);
   out->errnum = ipmi_sensor_read_ctx_errnum(fi->sread);
   if (val != NULL) {

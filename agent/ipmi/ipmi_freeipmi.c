@@ -156,8 +156,7 @@ static int session_open(struct ipmi_fi *fi) {
   fi->open = true;
   fi->sessions++;
   fi->session_opened = true;
-  if ((fi->sread = ipmi_sensor_read_ctx_create(fi->ctx)) == NULL ||
-      (fi->reading = fiid_obj_create(tmpl_cmd_get_sensor_reading_threshold_rs)) == NULL)
+  if ((fi->reading = fiid_obj_create(tmpl_cmd_get_sensor_reading_threshold_rs)) == NULL)
     return fi__fail(fi, "sensor reading context");
   return 0;
 }

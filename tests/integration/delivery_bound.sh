@@ -2,6 +2,9 @@
 # The spool's bound: with Kafka away and a spool of 5 frames (2 in flight),
 # the oldest unsent frames are dropped and counted; after recovery the number
 # of missing sequence numbers on the topic equals the agent's drop counter.
+# A dropped frame may have carried the dictionary: the frame built after a
+# drop carries it again, and once nothing is dropped any more the frames go
+# without it (its periodic resend, dictionary_every, is 300 frames).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/delivery_lib.sh"
 
@@ -35,3 +38,18 @@ echo "bound 5: seq $first..$last, $distinct distinct, $missing missing, agent sa
 [ "$missing" -eq "$dropped" ] || fail "missing ($missing) != dropped counter ($dropped): seqs $(sort -n "$WORK/seqs.txt" | tr "\n" " ")"
 grep -q "spool full: dropped" "$WORK/agent.log" || fail "drops were not logged"
 pass "spool bound: $dropped frames dropped, counted and logged; nothing else missing"
+
+# Which frames carry the dictionary, decoded with protoc from the schema,
+# once two more frames have followed the drained one (no drop since).
+seq_drained=$(agent_health seq)
+wait_for 20 sh -c "[ \$(kcat -C -b $BOOTSTRAP -t rackpulse.frames -o -1 -c 1 -e -q -f '%h' 2>/dev/null | tr ',' '\n' | sed -n 's/^rackpulse-seq=//p') -ge $((seq_drained + 2)) ]" \
+  || fail "no frames after the drained one"
+frame_dicts >"$WORK/dicts.txt"
+echo "frames (seq, with dictionary): $(awk '{printf "%s:%s ", $1, $2}' "$WORK/dicts.txt")"
+[ "$(head -1 "$WORK/dicts.txt" | cut -d' ' -f2)" = 1 ] || fail "the first frame has no dictionary"
+last_gap=$(sort -n "$WORK/dicts.txt" | awk 'NR > 1 && $1 > prev + 1 { gap = $1 - 1 } { prev = $1 } END { print gap + 0 }')
+[ "$last_gap" -gt 0 ] || fail "no gap in the sequence numbers on the topic"
+after=$(sort -n "$WORK/dicts.txt" | awk -v g="$last_gap" '$1 > g { print $2 }')
+[ "$(echo "$after" | head -1)" = 1 ] || fail "the first frame after the newest dropped one ($last_gap) has no dictionary"
+[ "$(echo "$after" | tail -1)" = 0 ] || fail "the newest frame, built after recovery, still carries the dictionary"
+pass "a frame after the drops carries the dictionary again; later frames do not"

@@ -79,3 +79,25 @@ check_seqs() {
 drained() {
   [ "$(agent_health ts_ms)" -gt $(( $1 + 3000 )) ] && [ "$(agent_health spool_depth)" -eq 0 ]
 }
+
+# frame_dicts: one line per frame on the topic, in topic order: its
+# sequence number, 1 if it carries the dictionary (else 0), and its
+# health's kafka_error ("-" when none); decoded with protoc from the schema.
+frame_dicts() {
+  kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -o beginning -e -q -f '%S:%s' >"$WORK/frames.bin" 2>/dev/null
+  $PY - "$WORK/frames.bin" "$RP_SRC/proto" <<'PYEOF'
+import re, subprocess, sys
+data, i = open(sys.argv[1], "rb").read(), 0
+while i < len(data):
+    j = data.index(b":", i)
+    n = int(data[i:j])
+    txt = subprocess.run(["protoc", "--decode=rackpulse.v1.Frame", "-I", sys.argv[2],
+                          "rackpulse.proto"], input=data[j + 1:j + 1 + n],
+                         capture_output=True, check=True).stdout.decode()
+    err = re.search(r'^  kafka_error: "(.*)"$', txt, re.M)
+    print(re.search(r"^seq: (\d+)", txt, re.M).group(1),
+          int(re.search(r"^dictionary \{", txt, re.M) is not None),
+          err.group(1) if err else "-")
+    i = j + 1 + n
+PYEOF
+}
