@@ -6,8 +6,12 @@
  * rack's partition by the producers' partitioner), keyed
  * "rack/kind/id", the value the record as the API answers it, or a
  * tombstone when a flag is cleared. The writer (an HTTP thread, the upkeep
- * thread) waits for the broker to acknowledge it (acks=all, idempotent),
- * so what a caller was told is written outlives the member's disk.
+ * thread) waits for the broker to acknowledge it (acks=all, idempotent)
+ * inside the ledger's write transaction, which commits only once the record
+ * is acknowledged: a change the topic did not take is aborted, the ledger
+ * stays as it was and the caller is answered 503 naming the topic and
+ * partition (rp_ledger_write_error). So what a caller was told is written
+ * outlives the member's disk, and nothing it was told failed is kept.
  *
  * When a member is assigned a frames partition it rebuilds that
  * partition's ledger from the topic before it answers for those racks (at
@@ -34,6 +38,7 @@
 #include "rackpulse/log.h"
 
 #define DELIVERY_WAIT_MS 5000
+#define PURGE_WAIT_MS 2000
 #define REBUILD_WAIT_MS 15000
 
 struct rp_changelog {
@@ -49,39 +54,61 @@ struct rp_changelog {
 static _Thread_local bool rebuilding;
 
 /* The outcome of one change, shared by its writer and the delivery
- * callback: whichever of them comes second frees it. */
-enum { PENDING, DELIVERED, FAILED, ABANDONED };
+ * callback: whichever of them comes second frees it. FAILED: the brokers
+ * refused it or it never left this member (not persisted); UNSURE: it
+ * failed after a request that got no answer (it may be in the topic). */
+enum { PENDING, DELIVERED, FAILED, UNSURE, ABANDONED };
 struct delivery {
   _Atomic int state;
+  rd_kafka_resp_err_t err;
 };
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk;
   (void)opaque;
   struct delivery *d = m->_private;
-  int expected = PENDING;
-  if (d != NULL &&
-      !atomic_compare_exchange_strong(&d->state, &expected,
-                                      m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? DELIVERED : FAILED))
+  if (d == NULL)
+    return;
+  int expected = PENDING, outcome = DELIVERED;
+  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    outcome = rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_NOT_PERSISTED ? FAILED : UNSURE;
+  d->err = m->err;
+  if (!atomic_compare_exchange_strong(&d->state, &expected, outcome))
     free(d); /* the writer gave up waiting */
 }
 
-/* Waits for d's outcome until the deadline; frees d or leaves it to the
- * callback. Returns DELIVERED, FAILED or ABANDONED. */
-static int wait_delivery(rd_kafka_t *rk, struct delivery *d) {
-  uint64_t deadline = rp_mono_ms() + DELIVERY_WAIT_MS;
+static void poll_until(rd_kafka_t *rk, struct delivery *d, uint64_t deadline) {
   while (atomic_load(&d->state) == PENDING && rp_mono_ms() < deadline)
     rd_kafka_poll(rk, 10);
+}
+
+/* Waits for d's outcome; frees d or leaves it to the callback. A change
+ * still queued after DELIVERY_WAIT_MS is purged from the producer's queue
+ * (only one change is ever outstanding: the writer holds the ledger's write
+ * transaction), so that it cannot reach the topic after its caller was told
+ * it failed. Returns DELIVERED, FAILED, UNSURE or ABANDONED, *err the
+ * broker's or librdkafka's error. */
+static int wait_delivery(rd_kafka_t *rk, struct delivery *d, rd_kafka_resp_err_t *err) {
+  poll_until(rk, d, rp_mono_ms() + DELIVERY_WAIT_MS);
+  if (atomic_load(&d->state) == PENDING) {
+    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE);
+    poll_until(rk, d, rp_mono_ms() + PURGE_WAIT_MS);
+  }
   int expected = PENDING;
-  if (atomic_compare_exchange_strong(&d->state, &expected, ABANDONED))
+  if (atomic_compare_exchange_strong(&d->state, &expected, ABANDONED)) {
+    *err = RD_KAFKA_RESP_ERR__TIMED_OUT;
     return ABANDONED;
+  }
+  *err = d->err;
   free(d);
   return expected;
 }
 
-/* Produces one change to `partition` and waits for the brokers. */
-static void produce(struct rp_changelog *cl, int32_t partition, const char *rack, const char *kind,
-                    const char *id, const json_t *value) {
+/* Produces one change to `partition` and waits for the brokers. Returns 0
+ * when acknowledged, else -EREMOTEIO with why in err (naming the topic and
+ * partition). */
+static int produce(struct rp_changelog *cl, int32_t partition, const char *rack, const char *kind,
+                   const char *id, const json_t *value, char *err, size_t errlen) {
   char key[256];
   snprintf(key, sizeof(key), "%s/%s/%s", rack, kind, id);
   char *text = value ? json_dumps(value, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
@@ -95,30 +122,34 @@ static void produce(struct rp_changelog *cl, int32_t partition, const char *rack
   free(text);
   int outcome = FAILED;
   if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-    outcome = wait_delivery(cl->producer, d);
+    outcome = wait_delivery(cl->producer, d, &e);
   else
     free(d);
-  if (outcome != DELIVERED) {
-    atomic_fetch_add(&cl->failed, 1);
-    rp_error("changelog",
-             "%s of rack %s not written to %s [%d]: %s: a member that takes the "
-             "rack over will not know it",
-             key, rack, cl->topic, (int)partition,
-             e != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(e) : "not acknowledged in time");
-    return;
+  if (outcome == DELIVERED) {
+    atomic_fetch_add(&cl->produced, 1);
+    return 0;
   }
-  atomic_fetch_add(&cl->produced, 1);
+  atomic_fetch_add(&cl->failed, 1);
+  snprintf(err, errlen,
+           "%s not acknowledged by ledger topic %s partition %d (%s): nothing was changed%s", key,
+           cl->topic, (int)partition, rd_kafka_err2str(e),
+           outcome == FAILED ? ""
+                             : "; the record may still have reached the topic: read it back "
+                               "before retrying");
+  rp_error("changelog", "%s", err);
+  return -EREMOTEIO;
 }
 
-static void on_change(void *ctx, const char *rack, const char *kind, const char *id,
-                      const json_t *value) {
+static int on_change(void *ctx, const char *rack, const char *kind, const char *id,
+                     const json_t *value, char *err, size_t errlen) {
   struct rp_changelog *cl = ctx;
   if (rebuilding)
-    return;
+    return 0;
   int32_t partition;
   char member[65], url[256];
-  if (rp_cluster_owner(cl->a->cluster, rack, &partition, member, url) == RP_OWNER_SELF)
-    produce(cl, partition, rack, kind, id, value);
+  if (rp_cluster_owner(cl->a->cluster, rack, &partition, member, url) != RP_OWNER_SELF)
+    return 0;
+  return produce(cl, partition, rack, kind, id, value, err, errlen);
 }
 
 /* The ledger partition has never been written (a new site, or a single
@@ -126,13 +157,13 @@ static void on_change(void *ctx, const char *rack, const char *kind, const char 
  * racks becomes the partition's first records, so that it is not lost. */
 static size_t seed(struct rp_changelog *cl, int32_t partition) {
   size_t n = 0, i;
+  char why[512]; /* a record not written is logged by produce() */
   json_t *all = rp_ledger_res_list(cl->a->ledger), *x;
   json_array_foreach(all, i, x) {
     const char *rack = json_string_value(json_object_get(x, "rack"));
     const char *id = json_string_value(json_object_get(x, "id"));
     if (rack && id && rp_cluster_partition(rack, cl->partitions) == partition) {
-      produce(cl, partition, rack, "reservation", id, x);
-      n++;
+      n += produce(cl, partition, rack, "reservation", id, x, why, sizeof(why)) == 0;
     }
   }
   json_decref(all);
@@ -141,8 +172,7 @@ static size_t seed(struct rp_changelog *cl, int32_t partition) {
     const char *rack = json_string_value(json_object_get(x, "rack"));
     const char *flag = json_string_value(json_object_get(x, "flag"));
     if (rack && flag && rp_cluster_partition(rack, cl->partitions) == partition) {
-      produce(cl, partition, rack, "flag", flag, x);
-      n++;
+      n += produce(cl, partition, rack, "flag", flag, x, why, sizeof(why)) == 0;
     }
   }
   json_decref(all);

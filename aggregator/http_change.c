@@ -58,9 +58,10 @@ static enum MHD_Result post_flag(struct rp_aggregator *a, struct MHD_Connection 
   json_object_set_new(f, "client", json_string(caller->client ? caller->client->name : "?"));
   if (caller->deploy != NULL)
     json_object_set(f, "deploy", caller->deploy);
-  if (rp_ledger_flag_put(a->ledger, rack, flag, f) != 0) {
+  int rc = rp_ledger_flag_put(a->ledger, rack, flag, f);
+  if (rc != 0) {
     json_decref(f);
-    return rp_http_reply_error(conn, 503, "ledger write failed");
+    return rp_http_reply_error(conn, 503, rp_ledger_write_error(rc));
   }
   char version[64];
   rp_gate_policy_version(a->gate, version, sizeof(version));
@@ -213,7 +214,7 @@ enum MHD_Result rp_http_change(struct rp_aggregator *a, struct MHD_Connection *c
     if (rc == -ENOENT)
       return rp_http_reply_error(conn, 404, "no such flag on that rack");
     if (rc != 0)
-      return rp_http_reply_error(conn, 503, "ledger write failed");
+      return rp_http_reply_error(conn, 503, rp_ledger_write_error(rc));
     if (audited != 0)
       return rp_http_reply_error(conn, 503,
                                  "the flag is cleared but its audit entry was not kept (logged)");

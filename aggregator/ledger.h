@@ -54,14 +54,21 @@ int rp_ledger_audit_append(struct rp_ledger *l, const json_t *decision);
  * Set it before the ledger is shared between threads. */
 void rp_ledger_set_audit_sink(struct rp_ledger *l, void (*sink)(void *ctx, const json_t *decision),
                               void *ctx);
-/* Every reservation or flag written from now on (put, put_new, del,
- * del_if that succeeded) is also handed to fn, in the writing thread after
- * the write: kind "reservation" (id: its id) or "flag" (id: the flag name),
- * value the record or NULL when deleted. Set it before the ledger is shared
- * between threads. */
-typedef void (*rp_ledger_change_fn)(void *ctx, const char *rack, const char *kind, const char *id,
-                                    const json_t *value);
+/* Every reservation or flag write from now on (put, put_new, del, del_if)
+ * is first handed to fn, in the writing thread, inside the write's LMDB
+ * transaction before it commits: kind "reservation" (id: its id) or "flag"
+ * (id: the flag name), value the record or NULL when deleted. fn returns 0
+ * to let the write commit, or nonzero (with why in err) to abort it: the
+ * write then returns -EREMOTEIO, the ledger is as it was, and
+ * rp_ledger_write_error() says why. fn holds the ledger's writer lock while
+ * it runs (other writes wait). Set it before the ledger is shared between
+ * threads. */
+typedef int (*rp_ledger_change_fn)(void *ctx, const char *rack, const char *kind, const char *id,
+                                   const json_t *value, char *err, size_t errlen);
 void rp_ledger_set_change_sink(struct rp_ledger *l, rp_ledger_change_fn fn, void *ctx);
+/* What to tell a caller whose write returned rc: for -EREMOTEIO, why the
+ * change sink refused this thread's last write; else "ledger write failed". */
+const char *rp_ledger_write_error(int rc);
 /* Writes the queued decisions now (also done by rp_ledger_close). */
 void rp_ledger_audit_flush(struct rp_ledger *l);
 uint64_t rp_ledger_audit_dropped(struct rp_ledger *l);
