@@ -1,5 +1,5 @@
 /* The ledger's changelog in a cluster (the Kafka Streams changelog-topic
- * pattern): every reservation and flag a member writes for a rack it owns
+ * pattern): every reservation, flag and device retirement a member writes for a rack it owns
  * is also produced to kafka.ledger_topic (compacted: the latest state per
  * record survives), on the rack's partition of the frames topic (the topics
  * are co-partitioned: the same partition count, checked at start, and the
@@ -152,31 +152,31 @@ static int on_change(void *ctx, const char *rack, const char *kind, const char *
   return produce(cl, partition, rack, kind, id, value, err, errlen);
 }
 
+/* Produces the records of `all` (stolen) of racks of `partition` as
+ * `kind`, keyed by their field `id_field`. Returns how many were written. */
+static size_t seed_records(struct rp_changelog *cl, int32_t partition, json_t *all,
+                           const char *kind, const char *id_field) {
+  size_t n = 0, i;
+  char why[512]; /* a record not written is logged by produce() */
+  json_t *x;
+  json_array_foreach(all, i, x) {
+    const char *rack = json_string_value(json_object_get(x, "rack"));
+    const char *id = json_string_value(json_object_get(x, id_field));
+    if (rack && id && rp_cluster_partition(rack, cl->partitions) == partition)
+      n += produce(cl, partition, rack, kind, id, x, why, sizeof(why)) == 0;
+  }
+  json_decref(all);
+  return n;
+}
+
 /* The ledger partition has never been written (a new site, or a single
  * aggregator that just became a member): what this member holds for its
  * racks becomes the partition's first records, so that it is not lost. */
 static size_t seed(struct rp_changelog *cl, int32_t partition) {
-  size_t n = 0, i;
-  char why[512]; /* a record not written is logged by produce() */
-  json_t *all = rp_ledger_res_list(cl->a->ledger), *x;
-  json_array_foreach(all, i, x) {
-    const char *rack = json_string_value(json_object_get(x, "rack"));
-    const char *id = json_string_value(json_object_get(x, "id"));
-    if (rack && id && rp_cluster_partition(rack, cl->partitions) == partition) {
-      n += produce(cl, partition, rack, "reservation", id, x, why, sizeof(why)) == 0;
-    }
-  }
-  json_decref(all);
-  all = rp_ledger_flag_list(cl->a->ledger, NULL);
-  json_array_foreach(all, i, x) {
-    const char *rack = json_string_value(json_object_get(x, "rack"));
-    const char *flag = json_string_value(json_object_get(x, "flag"));
-    if (rack && flag && rp_cluster_partition(rack, cl->partitions) == partition) {
-      n += produce(cl, partition, rack, "flag", flag, x, why, sizeof(why)) == 0;
-    }
-  }
-  json_decref(all);
-  return n;
+  struct rp_ledger *l = cl->a->ledger;
+  return seed_records(cl, partition, rp_ledger_res_list(l), "reservation", "id") +
+         seed_records(cl, partition, rp_ledger_flag_list(l, NULL), "flag", "flag") +
+         seed_records(cl, partition, rp_ledger_retired_list(l, NULL), "retirement", "device");
 }
 
 /* Every partition of the topic that was never written is seeded with what
@@ -265,6 +265,8 @@ static int apply_record(struct rp_ledger *l, const rd_kafka_message_t *m) {
     rc = rp_ledger_res_put(l, value);
   else if (strcmp(kind, "flag") == 0 && value != NULL)
     rc = rp_ledger_flag_put(l, key, id, value);
+  else if (strcmp(kind, "retirement") == 0 && value != NULL)
+    rc = rp_ledger_retired_put(l, value);
   else if (strcmp(kind, "flag") == 0 && m->payload == NULL)
     rc = rp_ledger_flag_del(l, key, id) == -ENOENT ? 0 : -EIO;
   json_decref(value);

@@ -80,7 +80,7 @@ static int open_dbis(MDB_env *env, const char *a, MDB_dbi *da, const char *b, MD
   if (rc != 0)
     return rc;
   if ((rc = mdb_dbi_open(txn, a, MDB_CREATE, da)) != 0 ||
-      (rc = mdb_dbi_open(txn, b, MDB_CREATE, db)) != 0) {
+      (b != NULL && (rc = mdb_dbi_open(txn, b, MDB_CREATE, db)) != 0)) {
     mdb_txn_abort(txn);
     return rc;
   }
@@ -97,12 +97,13 @@ int rp_ledger_open(const char *dir, const struct rp_ledger_limits *lim, struct r
     l->lim.audit_map_size = lim->map_size;
   char audit_dir[600];
   snprintf(audit_dir, sizeof(audit_dir), "%s/audit", dir);
-  int rc = env_open(dir, lim->map_size, 4, &l->env, err, errlen);
+  int rc = env_open(dir, lim->map_size, 6, &l->env, err, errlen);
   if (rc == 0)
     rc = env_open(audit_dir, l->lim.audit_map_size, 4, &l->audit_env, err, errlen);
   if (rc != 0)
     goto fail;
   if ((rc = open_dbis(l->env, "reservations", &l->reservations, "flags", &l->flags)) != 0 ||
+      (rc = open_dbis(l->env, "retired", &l->retired, NULL, NULL)) != 0 ||
       (rc = open_dbis(l->audit_env, "audit", &l->audit, "audit_time", &l->audit_time)) != 0) {
     snprintf(err, errlen, "ledger %s: %s", dir, mdb_strerror(rc));
     rc = rc > 0 ? -EIO : rc;
@@ -728,6 +729,19 @@ int rp_ledger_flag_del(struct rp_ledger *l, const char *rack, const char *flag) 
 
 json_t *rp_ledger_flag_list(struct rp_ledger *l, const char *rack) {
   return list_db(l, l->flags, rack);
+}
+
+int rp_ledger_retired_put(struct rp_ledger *l, const json_t *rec) {
+  const char *rack = json_string_value(json_object_get(rec, "rack"));
+  const char *device = json_string_value(json_object_get(rec, "device"));
+  char key[256];
+  size_t klen = rack && device ? flag_key(key, sizeof(key), rack, device) : 0;
+  struct change c = {rack, "retirement", device, rec};
+  return klen ? put_json_flags(l, l->retired, key, klen, rec, 0, &c) : -EINVAL;
+}
+
+json_t *rp_ledger_retired_list(struct rp_ledger *l, const char *rack) {
+  return list_db(l, l->retired, rack);
 }
 
 void rp_ledger_set_audit_sink(struct rp_ledger *l, void (*sink)(void *ctx, const json_t *decision),

@@ -5,6 +5,7 @@
  *
  *   STORE_PATH/ledger        reservations  id                 -> reservation
  *                            flags         rack "\0" flag     -> flag
+ *                            retired       rack "\0" device   -> retirement
  *   STORE_PATH/ledger/audit  audit         rack "\0" ts_ms (8 bytes BE) id
  *                                                             -> entry (sealed)
  *                            chain         seq (8 bytes BE) -> ts_ms, hash, audit key
@@ -129,5 +130,12 @@ int rp_ledger_flag_put_new(struct rp_ledger *l, const char *rack, const char *fl
 int rp_ledger_flag_del_if(struct rp_ledger *l, const char *rack, const char *flag,
                           const json_t *seen);
 json_t *rp_ledger_flag_list(struct rp_ledger *l, const char *rack);
+
+/* Device retirements (the site's record of them; the store keeps its own
+ * to leave the device's data out): rec holds "rack", "device",
+ * "retired_ms", "owner"; put replaces (change kind "retirement", id the
+ * device); list gives those of `rack` (NULL: all; new reference). */
+int rp_ledger_retired_put(struct rp_ledger *l, const json_t *rec);
+json_t *rp_ledger_retired_list(struct rp_ledger *l, const char *rack);
 
 #endif

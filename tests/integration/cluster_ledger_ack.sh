@@ -2,7 +2,8 @@
 # A change the ledger topic does not acknowledge is not made: with every
 # partition of kafka.ledger_topic leaderless at the dev broker (its Produce
 # requests fail, the frames and members topics go on), a flag set or
-# cleared, a reservation created, extended or released is answered 503
+# cleared, a reservation created, extended or released, a device retired is
+# answered 503
 # naming the topic and partition and saying nothing was changed; the
 # member's ledger is as it was, the audit log holds none of them, and none
 # reaches the topic once it has a leader again (then the same changes are
@@ -58,6 +59,8 @@ call POST "/v1/reservations/$RES/extend" "{\"end\": $((exp + 600000))}"
 refused "extend of $RES"
 call DELETE "/v1/reservations/$RES"
 refused "release of $RES"
+call POST /v1/racks/r0002/devices/h1.bmc0/retire '{"owner": "ops"}'
+refused "retirement of h1.bmc0 of r0002"
 pass "every change the ledger topic did not acknowledge was answered 503 naming it"
 
 curl -sf "${AGG_URL[a]}/v1/flags" >"$WORK/flags.json" || fail "GET /v1/flags"
@@ -87,7 +90,7 @@ import json, sys
 a = json.load(open(sys.argv[1]))
 acts = sorted((e["action"], e["rack"]) for e in a["decisions"] if e.get("action") not in (None, "placement"))
 want = [("flag_set", "r0001"), ("flag_set", "r0003"), ("reservation_create", "r0001"),
-        ("reservation_release", "r0001")]
+        ("reservation_release", "r0001")]  # no device_retire
 assert acts == want, acts
 PYEOF
 kcat -C -b "$BOOTSTRAP" -t rackpulse.ledger -o beginning -e -q -f '%k %s\n' 2>/dev/null >"$WORK/topic.txt"
