@@ -34,6 +34,7 @@
 
 #include "cluster.h"
 #include "ledger.h"
+#include "override.h"
 #include "rackpulse/clock.h"
 #include "rackpulse/log.h"
 
@@ -247,8 +248,10 @@ void rp_changelog_stop(struct rp_changelog *cl) {
   free(cl);
 }
 
-/* One record of the topic into the ledger. Returns 1 when applied. */
-static int apply_record(struct rp_ledger *l, const rd_kafka_message_t *m) {
+/* One record of the topic into the ledger (an override: into the overrides
+ * in force). Returns 1 when applied. */
+static int apply_record(struct rp_changelog *cl, const rd_kafka_message_t *m) {
+  struct rp_ledger *l = cl->a->ledger;
   char key[256];
   if (m->key == NULL || m->key_len == 0 || m->key_len >= sizeof(key))
     return 0;
@@ -267,14 +270,30 @@ static int apply_record(struct rp_ledger *l, const rd_kafka_message_t *m) {
     rc = rp_ledger_flag_put(l, key, id, value);
   else if (strcmp(kind, "retirement") == 0 && value != NULL)
     rc = rp_ledger_retired_put(l, value);
-  else if (strcmp(kind, "flag") == 0 && m->payload == NULL)
+  else if (strcmp(kind, "override") == 0 && (value != NULL || m->payload == NULL)) {
+    rp_override_restore(cl->a->overrides, id, value, rp_now_ms());
+    rc = 0;
+  } else if (strcmp(kind, "flag") == 0 && m->payload == NULL)
     rc = rp_ledger_flag_del(l, key, id) == -ENOENT ? 0 : -EIO;
   json_decref(value);
   return rc == 0;
 }
 
-/* Drops this member's flags of the racks of `partition`. */
+struct in_partition {
+  struct rp_changelog *cl;
+  int32_t partition;
+};
+static bool in_partition(void *ctx, const char *rack) {
+  const struct in_partition *p = ctx;
+  return rack != NULL && rp_cluster_partition(rack, p->cl->partitions) == p->partition;
+}
+
+/* Drops this member's flags and overrides of the racks of `partition`
+ * (the topic's tombstones may have been compacted away). */
 static void drop_flags(struct rp_changelog *cl, int32_t partition) {
+  struct in_partition p = {cl, partition};
+  if (cl->a->overrides != NULL)
+    rp_overrides_drop_if(cl->a->overrides, in_partition, &p);
   json_t *all = rp_ledger_flag_list(cl->a->ledger, NULL), *f;
   size_t i;
   json_array_foreach(all, i, f) {
@@ -315,7 +334,7 @@ int rp_changelog_rebuild(struct rp_changelog *cl, int32_t partition, char *err, 
       if (m == NULL)
         continue;
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        applied += (size_t)apply_record(cl->a->ledger, m);
+        applied += (size_t)apply_record(cl, m);
         next = m->offset + 1;
       } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         next = m->offset > next ? m->offset : next;

@@ -740,6 +740,15 @@ int rp_ledger_retired_put(struct rp_ledger *l, const json_t *rec) {
   return klen ? put_json_flags(l, l->retired, key, klen, rec, 0, &c) : -EINVAL;
 }
 
+int rp_ledger_publish(struct rp_ledger *l, const char *rack, const char *kind, const char *id,
+                      const json_t *value) {
+  MDB_txn *txn;
+  if (mdb_txn_begin(l->env, NULL, 0, &txn) != 0)
+    return -EIO;
+  struct change c = {rack, kind, id, value};
+  return commit_change(l, txn, &c); /* an empty transaction: nothing is written */
+}
+
 json_t *rp_ledger_retired_list(struct rp_ledger *l, const char *rack) {
   return list_db(l, l->retired, rack);
 }

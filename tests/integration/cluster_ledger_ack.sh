@@ -2,8 +2,8 @@
 # A change the ledger topic does not acknowledge is not made: with every
 # partition of kafka.ledger_topic leaderless at the dev broker (its Produce
 # requests fail, the frames and members topics go on), a flag set or
-# cleared, a reservation created, extended or released, a device retired is
-# answered 503
+# cleared, a reservation created, extended or released, a device retired,
+# an override granted is answered 503
 # naming the topic and partition and saying nothing was changed; the
 # member's ledger is as it was, the audit log holds none of them, and none
 # reaches the topic once it has a leader again (then the same changes are
@@ -61,10 +61,13 @@ call DELETE "/v1/reservations/$RES"
 refused "release of $RES"
 call POST /v1/racks/r0002/devices/h1.bmc0/retire '{"owner": "ops"}'
 refused "retirement of h1.bmc0 of r0002"
+call POST /v1/overrides '{"rack": "r0002", "reason": "test", "for": "1h"}'
+refused "override of r0002"
 pass "every change the ledger topic did not acknowledge was answered 503 naming it"
 
 curl -sf "${AGG_URL[a]}/v1/flags" >"$WORK/flags.json" || fail "GET /v1/flags"
 curl -sf "${AGG_URL[a]}/v1/reservations" >"$WORK/res.json" || fail "GET /v1/reservations"
+curl -sf "${AGG_URL[a]}/v1/overrides" | grep -q '"overrides":\[\]' || fail "an override was granted: $(curl -s "${AGG_URL[a]}/v1/overrides")"
 $PY - "$WORK/flags.json" "$WORK/res.json" "$RES" "$END" <<'PYEOF' || fail "the ledger changed"
 import json, sys
 flags = sorted((f["rack"], f["flag"]) for f in json.load(open(sys.argv[1]))["flags"])
@@ -72,7 +75,7 @@ assert flags == [("r0001", "maintenance")], flags
 res = json.load(open(sys.argv[2]))["reservations"]
 assert [(r["id"], r["state"], r["end_ms"]) for r in res] == [(sys.argv[3], "active", int(sys.argv[4]))], res
 PYEOF
-pass "the member's flags and reservations are as they were"
+pass "the member's flags, reservations and overrides are as they were"
 
 broker_control "partition_leader rackpulse.ledger 0 1" "partition_leader rackpulse.ledger 1 1" \
   "partition_leader rackpulse.ledger 2 1" "partition_leader rackpulse.ledger 3 1"

@@ -5,7 +5,9 @@
 # over knows their flags (rebuilt from the topic); the site lists each flag
 # once, from the rack's owner. Device retirements go the same way: a device
 # the single aggregator retired stays out of the power draw at the member
-# that took its rack over (which replayed the device's frames).
+# that took its rack over (which replayed the device's frames). Overrides
+# made at the first member follow their racks to b too (listed once by the
+# site; one revoked at a, which holds a stale copy, is revoked at b).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ingest_lib.sh"
 source "$(dirname "$0")/cluster_lib.sh"
@@ -34,6 +36,7 @@ import json, sys
 d = json.load(sys.stdin)
 print([c for c in d["checks"] if c["name"] == "power_headroom"][0]["draw_kw"])'
 }
+draw_is() { [ "$(draw "$1" "$2")" = "$3" ]; }
 declare -A RETIRED_DRAW
 for i in $(seq 1 $RACKS); do
   r=$(printf r%04d "$i")
@@ -52,6 +55,15 @@ pass "a single aggregator holds a flag on each of $RACKS racks and retired a dev
 # change protocol; a running one needs a rolling switch, see the README).
 start_member a site
 wait_for 30 grep -q "seeded with this member's" "$WORK/a.log" || fail "a did not seed the ledger topic"
+wait_for 60 settled 1 a || fail "a did not take the partitions: $(cluster_json a)"
+declare -A OVR
+for i in $(seq 1 $RACKS); do
+  r=$(printf r%04d "$i")
+  code=$(curl -s -o "$WORK/ovr.json" -w '%{http_code}' "${AUTH[@]}" -X POST "${AGG_URL[a]}/v1/overrides" \
+    -d "{\"rack\": \"$r\", \"reason\": \"migration\", \"for\": \"1h\"}")
+  [ "$code" = 201 ] || fail "override on $r: HTTP $code $(cat "$WORK/ovr.json")"
+  OVR[$r]=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/ovr.json")
+done
 start_member b site
 wait_for 60 settled 2 a b || fail "the members did not settle: $(cluster_json a)"
 all_flags_once() {
@@ -69,9 +81,35 @@ for i in $(seq 1 $RACKS); do
   [ "$(owner_of "$r" a)" = b ] || continue
   curl -sf -H "X-Rackpulse-Hops: 1" "${AGG_URL[b]}/v1/flags?rack=$r" | grep -q maintenance \
     || fail "b owns $r but does not hold its flag"
-  wait_for 30 test "$(draw b "$r")" = "${RETIRED_DRAW[$r]}" \
+  wait_for 30 draw_is b "$r" "${RETIRED_DRAW[$r]}" \
     || fail "b counts $(draw b "$r") kW for $r, not ${RETIRED_DRAW[$r]} kW without the retired h1.bmc0"
   b_racks=$((b_racks + 1))
 done
 [ "$b_racks" -gt 0 ] || fail "b owns no rack"
-pass "as members, a seeded the ledger topic and b holds the flags and retirements of the $b_racks racks it took over"
+# overrides_are NAME RACK...: the site, asked at NAME, lists the overrides
+# made above of these racks, once each.
+overrides_are() {
+  local name=$1; shift
+  curl -sf "${AGG_URL[$name]}/v1/overrides" | $PY -c '
+import json, sys
+o = json.load(sys.stdin)
+got = sorted((x["rack"], x["id"]) for x in o["overrides"])
+want = sorted(zip(sys.argv[1::2], sys.argv[2::2]))
+assert got == want, (got, want)' "$@"
+}
+want=()
+for r in "${!OVR[@]}"; do want+=("$r" "${OVR[$r]}"); done
+wait_for 20 overrides_are b "${want[@]}" || fail "the site does not list every override once: $(curl -s "${AGG_URL[b]}/v1/overrides")"
+gone=""
+for i in $(seq 1 $RACKS); do
+  r=$(printf r%04d "$i")
+  if [ -z "$gone" ] && [ "$(owner_of "$r" a)" = b ]; then gone=$r; fi
+done
+code=$(curl -s -o "$WORK/revoke.json" -w '%{http_code}' "${AUTH[@]}" -X DELETE "${AGG_URL[a]}/v1/overrides/${OVR[$gone]}")
+[ "$code" = 200 ] && grep -q '"answered_by":"b"' "$WORK/revoke.json" \
+  || fail "revoking ${OVR[$gone]} of $gone at a: HTTP $code $(cat "$WORK/revoke.json")"
+unset "OVR[$gone]"
+want=()
+for r in "${!OVR[@]}"; do want+=("$r" "${OVR[$r]}"); done
+overrides_are a "${want[@]}" || fail "the revoked override is still listed: $(curl -s "${AGG_URL[a]}/v1/overrides")"
+pass "as members, a seeded the ledger topic and b holds the flags, retirements and overrides of the $b_racks racks it took over"
