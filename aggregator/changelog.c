@@ -23,8 +23,13 @@
  * decides admission against it, so after a failover the new owner admits
  * against the reservations its predecessor made.
  *
- * Writes for racks this member does not own (expiry of a stale copy) stay
- * local and are not produced: the owner's state is the site's. */
+ * A write for a rack this member does not own (a request routed here
+ * before the rack was handed over, the upkeep of a stale copy) is refused:
+ * the owner's state is the site's. The owner checks it inside the ledger's
+ * write transaction, and a revocation waits for the write in flight
+ * (rp_ledger_barrier, cluster.c) before the partition can go to another
+ * member, so every change the old owner made is on the topic before the
+ * new owner rebuilds from it. */
 #include <errno.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -38,7 +43,6 @@
 #include "rackpulse/clock.h"
 #include "rackpulse/log.h"
 
-#define DELIVERY_WAIT_MS 5000
 #define PURGE_WAIT_MS 2000
 #define REBUILD_WAIT_MS 15000
 
@@ -48,7 +52,9 @@ struct rp_changelog {
   rd_kafka_topic_t *rkt, *reader_rkt;
   char topic[128];
   int32_t partitions;
+  int64_t ack_wait_ms; /* cluster.ledger_ack_timeout */
   _Atomic uint64_t produced, failed;
+  _Atomic int in_flight; /* 0 or 1: writers hold the ledger's write transaction */
 };
 
 /* Set while this thread rebuilds: its writes are not produced again. */
@@ -84,13 +90,14 @@ static void poll_until(rd_kafka_t *rk, struct delivery *d, uint64_t deadline) {
 }
 
 /* Waits for d's outcome; frees d or leaves it to the callback. A change
- * still queued after DELIVERY_WAIT_MS is purged from the producer's queue
+ * still queued after cluster.ledger_ack_timeout is purged from the producer's queue
  * (only one change is ever outstanding: the writer holds the ledger's write
  * transaction), so that it cannot reach the topic after its caller was told
  * it failed. Returns DELIVERED, FAILED, UNSURE or ABANDONED, *err the
  * broker's or librdkafka's error. */
-static int wait_delivery(rd_kafka_t *rk, struct delivery *d, rd_kafka_resp_err_t *err) {
-  poll_until(rk, d, rp_mono_ms() + DELIVERY_WAIT_MS);
+static int wait_delivery(rd_kafka_t *rk, struct delivery *d, int64_t wait_ms,
+                         rd_kafka_resp_err_t *err) {
+  poll_until(rk, d, rp_mono_ms() + (uint64_t)wait_ms);
   if (atomic_load(&d->state) == PENDING) {
     rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE);
     poll_until(rk, d, rp_mono_ms() + PURGE_WAIT_MS);
@@ -122,10 +129,13 @@ static int produce(struct rp_changelog *cl, int32_t partition, const char *rack,
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
   free(text);
   int outcome = FAILED;
-  if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-    outcome = wait_delivery(cl->producer, d, &e);
-  else
+  if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    atomic_store(&cl->in_flight, 1);
+    outcome = wait_delivery(cl->producer, d, cl->ack_wait_ms, &e);
+    atomic_store(&cl->in_flight, 0);
+  } else {
     free(d);
+  }
   if (outcome == DELIVERED) {
     atomic_fetch_add(&cl->produced, 1);
     return 0;
@@ -148,8 +158,15 @@ static int on_change(void *ctx, const char *rack, const char *kind, const char *
     return 0;
   int32_t partition;
   char member[65], url[256];
-  if (rp_cluster_owner(cl->a->cluster, rack, &partition, member, url) != RP_OWNER_SELF)
-    return 0;
+  if (rp_cluster_owner(cl->a->cluster, rack, &partition, member, url) != RP_OWNER_SELF) {
+    /* Handed over since the request was routed here (or a stale copy's
+     * upkeep): the owner's state is the site's. */
+    snprintf(err, errlen,
+             "rack %s (partition %d of %s) is no longer this member's: nothing was changed; ask "
+             "again",
+             rack, (int)partition, cl->topic);
+    return -EREMOTEIO;
+  }
   return produce(cl, partition, rack, kind, id, value, err, errlen);
 }
 
@@ -204,6 +221,8 @@ int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
   if (cl == NULL)
     return -ENOMEM;
   cl->a = a;
+  cl->ack_wait_ms = a->cfg.cluster.ledger_ack_timeout_ms > 0 ? a->cfg.cluster.ledger_ack_timeout_ms
+                                                             : 5000;
   snprintf(cl->topic, sizeof(cl->topic), "%s", a->cfg.kafka.ledger_topic);
   int rc = -EINVAL;
   if ((cl->producer = rp_kafka_client_new(&a->cfg, RD_KAFKA_PRODUCER, "ledger producer",
@@ -240,7 +259,7 @@ void rp_changelog_stop(struct rp_changelog *cl) {
   if (cl->reader_rkt != NULL)
     rd_kafka_topic_destroy(cl->reader_rkt);
   if (cl->producer != NULL) {
-    rd_kafka_flush(cl->producer, DELIVERY_WAIT_MS);
+    rd_kafka_flush(cl->producer, (int)cl->ack_wait_ms);
     rd_kafka_destroy(cl->producer);
   }
   if (cl->reader != NULL)
@@ -367,7 +386,10 @@ void rp_changelog_metrics(struct rp_changelog *cl, FILE *out) {
           "# HELP rackpulse_ledger_topic_failed_total Changes kafka.ledger_topic did not "
           "acknowledge (a member taking the rack over will not know them).\n"
           "# TYPE rackpulse_ledger_topic_failed_total counter\n"
-          "rackpulse_ledger_topic_failed_total %llu\n",
+          "rackpulse_ledger_topic_failed_total %llu\n"
+          "# HELP rackpulse_ledger_topic_in_flight Changes waiting for kafka.ledger_topic's "
+          "acknowledgement.\n# TYPE rackpulse_ledger_topic_in_flight gauge\n"
+          "rackpulse_ledger_topic_in_flight %d\n",
           (unsigned long long)atomic_load(&cl->produced),
-          (unsigned long long)atomic_load(&cl->failed));
+          (unsigned long long)atomic_load(&cl->failed), atomic_load(&cl->in_flight));
 }

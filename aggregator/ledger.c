@@ -740,6 +740,12 @@ int rp_ledger_retired_put(struct rp_ledger *l, const json_t *rec) {
   return klen ? put_json_flags(l, l->retired, key, klen, rec, 0, &c) : -EINVAL;
 }
 
+void rp_ledger_barrier(struct rp_ledger *l) {
+  MDB_txn *txn;
+  if (mdb_txn_begin(l->env, NULL, 0, &txn) == 0)
+    mdb_txn_abort(txn);
+}
+
 int rp_ledger_publish(struct rp_ledger *l, const char *rack, const char *kind, const char *id,
                       const json_t *value) {
   MDB_txn *txn;

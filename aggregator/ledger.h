@@ -136,6 +136,9 @@ json_t *rp_ledger_flag_list(struct rp_ledger *l, const char *rack);
  * "retired_ms", "owner"; put replaces (change kind "retirement", id the
  * device); list gives those of `rack` (NULL: all; new reference). */
 int rp_ledger_retired_put(struct rp_ledger *l, const json_t *rec);
+/* Waits until the reservation, flag, retirement or override write in
+ * progress (if any, its change sink included) has ended. */
+void rp_ledger_barrier(struct rp_ledger *l);
 /* A change kept outside the ledger (overrides, in memory) handed to the
  * change sink as a write would be, under the ledger's writer lock: 0,
  * -EREMOTEIO (refused: rp_ledger_write_error) or -EIO. */

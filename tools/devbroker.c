@@ -12,6 +12,8 @@
  *   partition_leader TOPIC P B partition P of TOPIC led by broker B; -1: no
  *                              leader (its Produce requests fail, other
  *                              topics' and partitions' go on)
+ *   produce_delay B MS         broker B answers its next Produce request MS
+ *                              ms late (and then takes it)
  * where ERR is a Kafka error name as librdkafka spells it without its prefix
  * (TOPIC_AUTHORIZATION_FAILED) or its number. The broker writes the control
  * file's name with ".done" appended when it has applied them.
@@ -135,6 +137,11 @@ static void apply_control(rd_kafka_mock_cluster_t *mc, const char *path) {
     } else if (strcmp(cmd, "topic_error") == 0 && n == 3 && parse_err(b, &err) == 0) {
       rd_kafka_mock_topic_set_error(mc, a, err);
       fprintf(stderr, "devbroker: topic %s: metadata error %s\n", a, rd_kafka_err2name(err));
+    } else if (strcmp(cmd, "produce_delay") == 0 && n == 3 &&
+               rd_kafka_mock_broker_push_request_error_rtts(mc, atoi(a), 0 /* Produce */, 1,
+                                                            RD_KAFKA_RESP_ERR_NO_ERROR,
+                                                            atoi(b)) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      fprintf(stderr, "devbroker: broker %s answers its next Produce %s ms late\n", a, b);
     } else if (strcmp(cmd, "partition_leader") == 0 && n == 4 &&
                rd_kafka_mock_partition_set_leader(mc, a, atoi(b), atoi(c)) ==
                    RD_KAFKA_RESP_ERR_NO_ERROR) {
