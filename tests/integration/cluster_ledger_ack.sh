@@ -19,6 +19,7 @@ echo "ack-token" >"$WORK/token"
 AUTH=(-H "Authorization: Bearer ack-token")
 AGG_HTTP_EXTRA="token_file: $WORK/token"
 power_policy ack-1 1h
+CLUSTER_KEYS="ledger_ack_timeout: 3s"
 start_control_broker
 start_member a site
 wait_for 60 settled 1 a || fail "a did not take the partitions: $(cluster_json a)"
