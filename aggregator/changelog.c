@@ -1,11 +1,12 @@
 /* The ledger's changelog in a cluster (the Kafka Streams changelog-topic
- * pattern): every reservation, flag and device retirement a member writes for a rack it owns
- * is also produced to kafka.ledger_topic (compacted: the latest state per
- * record survives), on the rack's partition of the frames topic (the topics
- * are co-partitioned: the same partition count, checked at start, and the
- * rack's partition by the producers' partitioner), keyed
- * "rack/kind/id", the value the record as the API answers it, or a
- * tombstone when a flag is cleared. The writer (an HTTP thread, the upkeep
+ * pattern): every reservation, flag, device retirement and override
+ * (override.c, kept in memory) a member writes for a rack it owns is also
+ * produced to kafka.ledger_topic (compacted: the latest state per record
+ * survives), on the rack's partition of the frames topic (the topics are
+ * co-partitioned: the same partition count, checked at start, and the
+ * rack's partition by the producers' partitioner), keyed "rack/kind/id",
+ * the value the record as the API answers it, or a tombstone when a flag
+ * is cleared or an override revoked. The writer (an HTTP thread, the upkeep
  * thread) waits for the broker to acknowledge it (acks=all, idempotent)
  * inside the ledger's write transaction, which commits only once the record
  * is acknowledged: a change the topic did not take is aborted, the ledger
@@ -17,7 +18,8 @@
  * partition's ledger from the topic before it answers for those racks (at
  * start, a partition never written is seeded with what the member holds,
  * so a single aggregator that becomes the first member keeps its ledger):
- * its local flags of those racks are dropped, then every record of the
+ * its local flags and overrides of those racks are dropped, then every
+ * record of the
  * partition, oldest first, replaces what the member had (latest wins; a
  * state applied twice is the same state). Only the owner of a rack
  * decides admission against it, so after a failover the new owner admits
@@ -221,8 +223,8 @@ int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
   if (cl == NULL)
     return -ENOMEM;
   cl->a = a;
-  cl->ack_wait_ms = a->cfg.cluster.ledger_ack_timeout_ms > 0 ? a->cfg.cluster.ledger_ack_timeout_ms
-                                                             : 5000;
+  cl->ack_wait_ms =
+      a->cfg.cluster.ledger_ack_timeout_ms > 0 ? a->cfg.cluster.ledger_ack_timeout_ms : 5000;
   snprintf(cl->topic, sizeof(cl->topic), "%s", a->cfg.kafka.ledger_topic);
   int rc = -EINVAL;
   if ((cl->producer = rp_kafka_client_new(&a->cfg, RD_KAFKA_PRODUCER, "ledger producer",
