@@ -19,9 +19,8 @@
  * start, a partition never written is seeded with what the member holds,
  * so a single aggregator that becomes the first member keeps its ledger):
  * its local flags and overrides of those racks are dropped, then every
- * record of the
- * partition, oldest first, replaces what the member had (latest wins; a
- * state applied twice is the same state). Only the owner of a rack
+ * record of the partition, oldest first, replaces what the member had
+ * (latest wins; a state applied twice is the same state). Only the owner of a rack
  * decides admission against it, so after a failover the new owner admits
  * against the reservations its predecessor made.
  *
