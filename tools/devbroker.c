@@ -139,8 +139,8 @@ static void apply_control(rd_kafka_mock_cluster_t *mc, const char *path) {
       fprintf(stderr, "devbroker: topic %s: metadata error %s\n", a, rd_kafka_err2name(err));
     } else if (strcmp(cmd, "produce_delay") == 0 && n == 3 &&
                rd_kafka_mock_broker_push_request_error_rtts(mc, atoi(a), 0 /* Produce */, 1,
-                                                            RD_KAFKA_RESP_ERR_NO_ERROR,
-                                                            atoi(b)) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                                                            RD_KAFKA_RESP_ERR_NO_ERROR, atoi(b)) ==
+                   RD_KAFKA_RESP_ERR_NO_ERROR) {
       fprintf(stderr, "devbroker: broker %s answers its next Produce %s ms late\n", a, b);
     } else if (strcmp(cmd, "partition_leader") == 0 && n == 4 &&
                rd_kafka_mock_partition_set_leader(mc, a, atoi(b), atoi(c)) ==
