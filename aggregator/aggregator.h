@@ -90,6 +90,8 @@ struct rp_aggregator_config {
     int64_t forward_timeout_ms; /* a forwarded request or fan-out waits this long */
     int64_t max_hops;           /* a request forwarded this often is refused (508) */
     char tls_ca[512];           /* CA (PEM) of the other members' HTTPS; empty: system's */
+    /* a ledger change not acknowledged by then is not made (503) */
+    int64_t ledger_ack_timeout_ms;
   } cluster;
 };
 

@@ -1,26 +1,36 @@
 /* The ledger's changelog in a cluster (the Kafka Streams changelog-topic
- * pattern): every reservation and flag a member writes for a rack it owns
- * is also produced to kafka.ledger_topic (compacted: the latest state per
- * record survives), on the rack's partition of the frames topic (the topics
- * are co-partitioned: the same partition count, checked at start, and the
- * rack's partition by the producers' partitioner), keyed
- * "rack/kind/id", the value the record as the API answers it, or a
- * tombstone when a flag is cleared. The writer (an HTTP thread, the upkeep
- * thread) waits for the broker to acknowledge it (acks=all, idempotent),
- * so what a caller was told is written outlives the member's disk.
+ * pattern): every reservation, flag, device retirement and override
+ * (override.c, kept in memory) a member writes for a rack it owns is also
+ * produced to kafka.ledger_topic (compacted: the latest state per record
+ * survives), on the rack's partition of the frames topic (the topics are
+ * co-partitioned: the same partition count, checked at start, and the
+ * rack's partition by the producers' partitioner), keyed "rack/kind/id",
+ * the value the record as the API answers it, or a tombstone when a flag
+ * is cleared or an override revoked. The writer (an HTTP thread, the upkeep
+ * thread) waits for the broker to acknowledge it (acks=all, idempotent)
+ * inside the ledger's write transaction, which commits only once the record
+ * is acknowledged: a change the topic did not take is aborted, the ledger
+ * stays as it was and the caller is answered 503 naming the topic and
+ * partition (rp_ledger_write_error). So what a caller was told is written
+ * outlives the member's disk, and nothing it was told failed is kept.
  *
  * When a member is assigned a frames partition it rebuilds that
  * partition's ledger from the topic before it answers for those racks (at
  * start, a partition never written is seeded with what the member holds,
  * so a single aggregator that becomes the first member keeps its ledger):
- * its local flags of those racks are dropped, then every record of the
- * partition, oldest first, replaces what the member had (latest wins; a
- * state applied twice is the same state). Only the owner of a rack
+ * its local flags and overrides of those racks are dropped, then every
+ * record of the partition, oldest first, replaces what the member had
+ * (latest wins; a state applied twice is the same state). Only the owner of a rack
  * decides admission against it, so after a failover the new owner admits
  * against the reservations its predecessor made.
  *
- * Writes for racks this member does not own (expiry of a stale copy) stay
- * local and are not produced: the owner's state is the site's. */
+ * A write for a rack this member does not own (a request routed here
+ * before the rack was handed over, the upkeep of a stale copy) is refused:
+ * the owner's state is the site's. The owner checks it inside the ledger's
+ * write transaction, and a revocation waits for the write in flight
+ * (rp_ledger_barrier, cluster.c) before the partition can go to another
+ * member, so every change the old owner made is on the topic before the
+ * new owner rebuilds from it. */
 #include <errno.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -30,10 +40,11 @@
 
 #include "cluster.h"
 #include "ledger.h"
+#include "override.h"
 #include "rackpulse/clock.h"
 #include "rackpulse/log.h"
 
-#define DELIVERY_WAIT_MS 5000
+#define PURGE_WAIT_MS 2000
 #define REBUILD_WAIT_MS 15000
 
 struct rp_changelog {
@@ -42,46 +53,71 @@ struct rp_changelog {
   rd_kafka_topic_t *rkt, *reader_rkt;
   char topic[128];
   int32_t partitions;
+  int64_t ack_wait_ms; /* cluster.ledger_ack_timeout */
   _Atomic uint64_t produced, failed;
+  _Atomic int in_flight; /* 0 or 1: writers hold the ledger's write transaction */
 };
 
 /* Set while this thread rebuilds: its writes are not produced again. */
 static _Thread_local bool rebuilding;
 
 /* The outcome of one change, shared by its writer and the delivery
- * callback: whichever of them comes second frees it. */
-enum { PENDING, DELIVERED, FAILED, ABANDONED };
+ * callback: whichever of them comes second frees it. FAILED: the brokers
+ * refused it or it never left this member (not persisted); UNSURE: it
+ * failed after a request that got no answer (it may be in the topic). */
+enum { PENDING, DELIVERED, FAILED, UNSURE, ABANDONED };
 struct delivery {
   _Atomic int state;
+  rd_kafka_resp_err_t err;
 };
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk;
   (void)opaque;
   struct delivery *d = m->_private;
-  int expected = PENDING;
-  if (d != NULL &&
-      !atomic_compare_exchange_strong(&d->state, &expected,
-                                      m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? DELIVERED : FAILED))
+  if (d == NULL)
+    return;
+  int expected = PENDING, outcome = DELIVERED;
+  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    outcome = rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_NOT_PERSISTED ? FAILED : UNSURE;
+  d->err = m->err;
+  if (!atomic_compare_exchange_strong(&d->state, &expected, outcome))
     free(d); /* the writer gave up waiting */
 }
 
-/* Waits for d's outcome until the deadline; frees d or leaves it to the
- * callback. Returns DELIVERED, FAILED or ABANDONED. */
-static int wait_delivery(rd_kafka_t *rk, struct delivery *d) {
-  uint64_t deadline = rp_mono_ms() + DELIVERY_WAIT_MS;
+static void poll_until(rd_kafka_t *rk, struct delivery *d, uint64_t deadline) {
   while (atomic_load(&d->state) == PENDING && rp_mono_ms() < deadline)
     rd_kafka_poll(rk, 10);
+}
+
+/* Waits for d's outcome; frees d or leaves it to the callback. A change
+ * still queued after cluster.ledger_ack_timeout is purged from the producer's queue
+ * (only one change is ever outstanding: the writer holds the ledger's write
+ * transaction), so that it cannot reach the topic after its caller was told
+ * it failed. Returns DELIVERED, FAILED, UNSURE or ABANDONED, *err the
+ * broker's or librdkafka's error. */
+static int wait_delivery(rd_kafka_t *rk, struct delivery *d, int64_t wait_ms,
+                         rd_kafka_resp_err_t *err) {
+  poll_until(rk, d, rp_mono_ms() + (uint64_t)wait_ms);
+  if (atomic_load(&d->state) == PENDING) {
+    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE);
+    poll_until(rk, d, rp_mono_ms() + PURGE_WAIT_MS);
+  }
   int expected = PENDING;
-  if (atomic_compare_exchange_strong(&d->state, &expected, ABANDONED))
+  if (atomic_compare_exchange_strong(&d->state, &expected, ABANDONED)) {
+    *err = RD_KAFKA_RESP_ERR__TIMED_OUT;
     return ABANDONED;
+  }
+  *err = d->err;
   free(d);
   return expected;
 }
 
-/* Produces one change to `partition` and waits for the brokers. */
-static void produce(struct rp_changelog *cl, int32_t partition, const char *rack, const char *kind,
-                    const char *id, const json_t *value) {
+/* Produces one change to `partition` and waits for the brokers. Returns 0
+ * when acknowledged, else -EREMOTEIO with why in err (naming the topic and
+ * partition). */
+static int produce(struct rp_changelog *cl, int32_t partition, const char *rack, const char *kind,
+                   const char *id, const json_t *value, char *err, size_t errlen) {
   char key[256];
   snprintf(key, sizeof(key), "%s/%s/%s", rack, kind, id);
   char *text = value ? json_dumps(value, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
@@ -94,59 +130,72 @@ static void produce(struct rp_changelog *cl, int32_t partition, const char *rack
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
   free(text);
   int outcome = FAILED;
-  if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-    outcome = wait_delivery(cl->producer, d);
-  else
+  if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    atomic_store(&cl->in_flight, 1);
+    outcome = wait_delivery(cl->producer, d, cl->ack_wait_ms, &e);
+    atomic_store(&cl->in_flight, 0);
+  } else {
     free(d);
-  if (outcome != DELIVERED) {
-    atomic_fetch_add(&cl->failed, 1);
-    rp_error("changelog",
-             "%s of rack %s not written to %s [%d]: %s: a member that takes the "
-             "rack over will not know it",
-             key, rack, cl->topic, (int)partition,
-             e != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(e) : "not acknowledged in time");
-    return;
   }
-  atomic_fetch_add(&cl->produced, 1);
+  if (outcome == DELIVERED) {
+    atomic_fetch_add(&cl->produced, 1);
+    return 0;
+  }
+  atomic_fetch_add(&cl->failed, 1);
+  snprintf(err, errlen,
+           "%s not acknowledged by ledger topic %s partition %d (%s): nothing was changed%s", key,
+           cl->topic, (int)partition, rd_kafka_err2str(e),
+           outcome == FAILED ? ""
+                             : "; the record may still have reached the topic: read it back "
+                               "before retrying");
+  rp_error("changelog", "%s", err);
+  return -EREMOTEIO;
 }
 
-static void on_change(void *ctx, const char *rack, const char *kind, const char *id,
-                      const json_t *value) {
+static int on_change(void *ctx, const char *rack, const char *kind, const char *id,
+                     const json_t *value, char *err, size_t errlen) {
   struct rp_changelog *cl = ctx;
   if (rebuilding)
-    return;
+    return 0;
   int32_t partition;
   char member[65], url[256];
-  if (rp_cluster_owner(cl->a->cluster, rack, &partition, member, url) == RP_OWNER_SELF)
-    produce(cl, partition, rack, kind, id, value);
+  if (rp_cluster_owner(cl->a->cluster, rack, &partition, member, url) != RP_OWNER_SELF) {
+    /* Handed over since the request was routed here (or a stale copy's
+     * upkeep): the owner's state is the site's. */
+    snprintf(err, errlen,
+             "rack %s (partition %d of %s) is no longer this member's: nothing was changed; ask "
+             "again",
+             rack, (int)partition, cl->topic);
+    return -EREMOTEIO;
+  }
+  return produce(cl, partition, rack, kind, id, value, err, errlen);
+}
+
+/* Produces the records of `all` (stolen) of racks of `partition` as
+ * `kind`, keyed by their field `id_field`. Returns how many were written. */
+static size_t seed_records(struct rp_changelog *cl, int32_t partition, json_t *all,
+                           const char *kind, const char *id_field) {
+  size_t n = 0, i;
+  char why[512]; /* a record not written is logged by produce() */
+  json_t *x;
+  json_array_foreach(all, i, x) {
+    const char *rack = json_string_value(json_object_get(x, "rack"));
+    const char *id = json_string_value(json_object_get(x, id_field));
+    if (rack && id && rp_cluster_partition(rack, cl->partitions) == partition)
+      n += produce(cl, partition, rack, kind, id, x, why, sizeof(why)) == 0;
+  }
+  json_decref(all);
+  return n;
 }
 
 /* The ledger partition has never been written (a new site, or a single
  * aggregator that just became a member): what this member holds for its
  * racks becomes the partition's first records, so that it is not lost. */
 static size_t seed(struct rp_changelog *cl, int32_t partition) {
-  size_t n = 0, i;
-  json_t *all = rp_ledger_res_list(cl->a->ledger), *x;
-  json_array_foreach(all, i, x) {
-    const char *rack = json_string_value(json_object_get(x, "rack"));
-    const char *id = json_string_value(json_object_get(x, "id"));
-    if (rack && id && rp_cluster_partition(rack, cl->partitions) == partition) {
-      produce(cl, partition, rack, "reservation", id, x);
-      n++;
-    }
-  }
-  json_decref(all);
-  all = rp_ledger_flag_list(cl->a->ledger, NULL);
-  json_array_foreach(all, i, x) {
-    const char *rack = json_string_value(json_object_get(x, "rack"));
-    const char *flag = json_string_value(json_object_get(x, "flag"));
-    if (rack && flag && rp_cluster_partition(rack, cl->partitions) == partition) {
-      produce(cl, partition, rack, "flag", flag, x);
-      n++;
-    }
-  }
-  json_decref(all);
-  return n;
+  struct rp_ledger *l = cl->a->ledger;
+  return seed_records(cl, partition, rp_ledger_res_list(l), "reservation", "id") +
+         seed_records(cl, partition, rp_ledger_flag_list(l, NULL), "flag", "flag") +
+         seed_records(cl, partition, rp_ledger_retired_list(l, NULL), "retirement", "device");
 }
 
 /* Every partition of the topic that was never written is seeded with what
@@ -173,6 +222,8 @@ int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
   if (cl == NULL)
     return -ENOMEM;
   cl->a = a;
+  cl->ack_wait_ms =
+      a->cfg.cluster.ledger_ack_timeout_ms > 0 ? a->cfg.cluster.ledger_ack_timeout_ms : 5000;
   snprintf(cl->topic, sizeof(cl->topic), "%s", a->cfg.kafka.ledger_topic);
   int rc = -EINVAL;
   if ((cl->producer = rp_kafka_client_new(&a->cfg, RD_KAFKA_PRODUCER, "ledger producer",
@@ -209,7 +260,7 @@ void rp_changelog_stop(struct rp_changelog *cl) {
   if (cl->reader_rkt != NULL)
     rd_kafka_topic_destroy(cl->reader_rkt);
   if (cl->producer != NULL) {
-    rd_kafka_flush(cl->producer, DELIVERY_WAIT_MS);
+    rd_kafka_flush(cl->producer, (int)cl->ack_wait_ms);
     rd_kafka_destroy(cl->producer);
   }
   if (cl->reader != NULL)
@@ -217,8 +268,10 @@ void rp_changelog_stop(struct rp_changelog *cl) {
   free(cl);
 }
 
-/* One record of the topic into the ledger. Returns 1 when applied. */
-static int apply_record(struct rp_ledger *l, const rd_kafka_message_t *m) {
+/* One record of the topic into the ledger (an override: into the overrides
+ * in force). Returns 1 when applied. */
+static int apply_record(struct rp_changelog *cl, const rd_kafka_message_t *m) {
+  struct rp_ledger *l = cl->a->ledger;
   char key[256];
   if (m->key == NULL || m->key_len == 0 || m->key_len >= sizeof(key))
     return 0;
@@ -235,14 +288,32 @@ static int apply_record(struct rp_ledger *l, const rd_kafka_message_t *m) {
     rc = rp_ledger_res_put(l, value);
   else if (strcmp(kind, "flag") == 0 && value != NULL)
     rc = rp_ledger_flag_put(l, key, id, value);
-  else if (strcmp(kind, "flag") == 0 && m->payload == NULL)
+  else if (strcmp(kind, "retirement") == 0 && value != NULL)
+    rc = rp_ledger_retired_put(l, value);
+  else if (strcmp(kind, "override") == 0 && (value != NULL || m->payload == NULL)) {
+    rp_override_restore(cl->a->overrides, id, value, rp_now_ms());
+    rc = 0;
+  } else if (strcmp(kind, "flag") == 0 && m->payload == NULL)
     rc = rp_ledger_flag_del(l, key, id) == -ENOENT ? 0 : -EIO;
   json_decref(value);
   return rc == 0;
 }
 
-/* Drops this member's flags of the racks of `partition`. */
+struct in_partition {
+  struct rp_changelog *cl;
+  int32_t partition;
+};
+static bool in_partition(void *ctx, const char *rack) {
+  const struct in_partition *p = ctx;
+  return rack != NULL && rp_cluster_partition(rack, p->cl->partitions) == p->partition;
+}
+
+/* Drops this member's flags and overrides of the racks of `partition`
+ * (the topic's tombstones may have been compacted away). */
 static void drop_flags(struct rp_changelog *cl, int32_t partition) {
+  struct in_partition p = {cl, partition};
+  if (cl->a->overrides != NULL)
+    rp_overrides_drop_if(cl->a->overrides, in_partition, &p);
   json_t *all = rp_ledger_flag_list(cl->a->ledger, NULL), *f;
   size_t i;
   json_array_foreach(all, i, f) {
@@ -283,7 +354,7 @@ int rp_changelog_rebuild(struct rp_changelog *cl, int32_t partition, char *err, 
       if (m == NULL)
         continue;
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        applied += (size_t)apply_record(cl->a->ledger, m);
+        applied += (size_t)apply_record(cl, m);
         next = m->offset + 1;
       } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         next = m->offset > next ? m->offset : next;
@@ -316,7 +387,10 @@ void rp_changelog_metrics(struct rp_changelog *cl, FILE *out) {
           "# HELP rackpulse_ledger_topic_failed_total Changes kafka.ledger_topic did not "
           "acknowledge (a member taking the rack over will not know them).\n"
           "# TYPE rackpulse_ledger_topic_failed_total counter\n"
-          "rackpulse_ledger_topic_failed_total %llu\n",
+          "rackpulse_ledger_topic_failed_total %llu\n"
+          "# HELP rackpulse_ledger_topic_in_flight Changes waiting for kafka.ledger_topic's "
+          "acknowledgement.\n# TYPE rackpulse_ledger_topic_in_flight gauge\n"
+          "rackpulse_ledger_topic_in_flight %d\n",
           (unsigned long long)atomic_load(&cl->produced),
-          (unsigned long long)atomic_load(&cl->failed));
+          (unsigned long long)atomic_load(&cl->failed), atomic_load(&cl->in_flight));
 }

@@ -6,6 +6,7 @@
  * group (the legacy per-partition API), so every member reads all of it;
  * this member's own records there are ignored (its own state is local). */
 #include "cluster.h"
+#include "ledger.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -395,6 +396,13 @@ void rp_cluster_revoked(struct rp_cluster *c, const rd_kafka_topic_partition_lis
   }
   c->dirty = true;
   pthread_mutex_unlock(&c->lock);
+  /* A change decided while we owned them is on the ledger topic (or was
+   * refused) before the partitions can be assigned to another member,
+   * which rebuilds their ledger from it; later ones see we do not own
+   * them. */
+  rp_info("cluster", "%d partition(s) revoked: waiting for the ledger change in flight, if any",
+          parts ? parts->cnt : c->partition_count);
+  rp_ledger_barrier(c->a->ledger);
 }
 
 enum rp_owner rp_cluster_owner(struct rp_cluster *c, const char *rack, int32_t *partition,

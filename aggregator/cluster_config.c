@@ -9,6 +9,7 @@
  *     session_timeout: 6s
  *     forward_timeout: 2s
  *     max_hops: 2
+ *     ledger_ack_timeout: 5s
  *     tls_ca: /etc/rackpulse/ca.pem       # members serving HTTPS */
 #include <errno.h>
 #include <stdio.h>
@@ -39,6 +40,10 @@ static const struct rp_cfg_field cluster_fields[] = {
                "a request forwarded to the owner, or a fan-out to every member, waits this long"),
     RP_CFG_NUM("max_hops", RP_CFG_INT, C, cluster.max_hops, "2", 1, 8,
                "a request forwarded this many times is refused (508), never forwarded again"),
+    RP_CFG_NUM("ledger_ack_timeout", RP_CFG_DURATION, C, cluster.ledger_ack_timeout_ms, "5s", 0.5,
+               120,
+               "a reservation, flag, retirement or override change the ledger topic has not "
+               "acknowledged by then is not made (503)"),
     RP_CFG_STR("tls_ca", C, cluster.tls_ca, "", 0,
                "CA certificate (PEM) that signed the other members' HTTPS certificates "
                "(https:// advertise URLs); empty: the system's CAs"),

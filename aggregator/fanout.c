@@ -7,7 +7,8 @@
  *                             to count; excluded racks likewise
  *   /v1/audit                 decisions of every member, oldest first, cut to
  *                             limit (a rack's history may span members)
- *   /v1/reservations, /v1/flags   each rack's from its owner (a member that
+ *   /v1/reservations, /v1/flags, /v1/overrides   each rack's from its owner
+ *                             (a member that
  *                             owned it before keeps a stale copy)
  * The merged answer names the members asked ("members": [{member, status |
  * error}]), says "incomplete": true when one did not answer, and lists the
@@ -43,6 +44,7 @@ static const struct merge_spec specs[] = {
      {"decision_id", NULL}},
     {"/v1/reservations", {"reservations", NULL}, true, "id", false, NULL, 0, {"id", NULL}},
     {"/v1/flags", {"flags", NULL}, true, "rack", false, NULL, 0, {"rack", "flag"}},
+    {"/v1/overrides", {"overrides", NULL}, true, "rack", false, NULL, 0, {"id", NULL}},
 };
 
 static const struct merge_spec *find_spec(const char *url) {

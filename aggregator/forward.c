@@ -1,7 +1,8 @@
 /* Request routing between the members of a site (see cluster.h), called at
  * the top of the HTTP API's dispatch (http_api.c):
  *   - a request about one rack (its state, its gate, its floor entry, a
- *     flag, a retirement, a reservation for it) that this member does not
+ *     flag, a retirement, a reservation or an override for it) that this
+ *     member does not
  *     own is forwarded to the owner with libcurl, the hop count in
  *     X-Rackpulse-Hops (refused with 508 past cluster.max_hops), and
  *     answered with the owner's status and body; the answer names who
@@ -9,10 +10,11 @@
  *     (X-Rackpulse-Forwarded-By);
  *   - a rack whose partition no live member owns is answered 503 with the
  *     partition named: never an allow from a store that is not fed;
- *   - a reservation named by id that this member's ledger does not hold is
- *     asked of the other live members, the first that knows it answers;
+ *   - a reservation or override named by id that this member does not hold
+ *     is asked of the other live members, the first that knows it answers;
  *   - site-wide queries (GET /v1/racks, /v1/placement, /v1/audit,
- *     /v1/floor, /v1/reservations, /v1/flags) fan out to every live member
+ *     /v1/floor, /v1/reservations, /v1/flags, /v1/overrides) fan out to
+ *     every live member
  *     (this one included, through its own HTTP port) in parallel and are
  *     merged: racks only from their owner, lists sorted and cut as one
  *     member would, and the members that did not answer named.
@@ -32,6 +34,7 @@
 
 #include "cluster.h"
 #include "ledger.h"
+#include "override.h"
 #include "rackpulse/clock.h"
 #include "rackpulse/log.h"
 
@@ -236,13 +239,21 @@ static bool body_rack(const char *body, size_t len, char out[65]) {
   return ok;
 }
 
-enum about { ABOUT_LOCAL, ABOUT_RACK, ABOUT_RESERVATION, ABOUT_SITE, ABOUT_CLUSTER };
+enum about {
+  ABOUT_LOCAL,
+  ABOUT_RACK,
+  ABOUT_RESERVATION,
+  ABOUT_OVERRIDE,
+  ABOUT_SITE,
+  ABOUT_CLUSTER
+};
 
 /* What the request is about: one rack (rack set), one reservation (id
  * set), the whole site (a fan-out query), or nothing to route. */
 static enum about classify(struct MHD_Connection *conn, const char *method, const char *url,
                            const char *body, size_t len, char rack[65], char id[65]) {
-  static const char racks[] = "/v1/racks/", flags[] = "/v1/flags/", res[] = "/v1/reservations/";
+  static const char racks[] = "/v1/racks/", flags[] = "/v1/flags/", res[] = "/v1/reservations/",
+                    ovr[] = "/v1/overrides/";
   bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
   if (get && strcmp(url, "/v1/cluster") == 0)
     return ABOUT_CLUSTER;
@@ -256,16 +267,20 @@ static enum about classify(struct MHD_Connection *conn, const char *method, cons
   }
   if (get && (strcmp(url, "/v1/racks") == 0 || strcmp(url, "/v1/placement") == 0 ||
               strcmp(url, "/v1/audit") == 0 || strcmp(url, "/v1/reservations") == 0 ||
-              strcmp(url, "/v1/flags") == 0))
+              strcmp(url, "/v1/flags") == 0 || strcmp(url, "/v1/overrides") == 0))
     return ABOUT_SITE;
   if (strcmp(method, "POST") == 0 &&
-      (strcmp(url, "/v1/flags") == 0 || strcmp(url, "/v1/reservations") == 0))
+      (strcmp(url, "/v1/flags") == 0 || strcmp(url, "/v1/reservations") == 0 ||
+       strcmp(url, "/v1/overrides") == 0))
     return body_rack(body, len, rack) ? ABOUT_RACK : ABOUT_LOCAL;
   if (strcmp(method, "DELETE") == 0 && strncmp(url, flags, sizeof(flags) - 1) == 0 &&
       segment(url + sizeof(flags) - 1, rack))
     return ABOUT_RACK;
   if (!get && strncmp(url, res, sizeof(res) - 1) == 0 && segment(url + sizeof(res) - 1, id))
     return ABOUT_RESERVATION;
+  if (strcmp(method, "DELETE") == 0 && strncmp(url, ovr, sizeof(ovr) - 1) == 0 &&
+      segment(url + sizeof(ovr) - 1, id))
+    return ABOUT_OVERRIDE;
   return ABOUT_LOCAL;
 }
 
@@ -366,21 +381,13 @@ static enum MHD_Result forward_rack(struct rp_aggregator *a, struct MHD_Connecti
   return r;
 }
 
-/* A reservation by id: to the owner of its rack when our ledger holds it
- * (perhaps as a stale copy), else the first other live member that does
- * not answer 404. */
-static enum MHD_Result forward_reservation(struct rp_aggregator *a, struct MHD_Connection *conn,
-                                           const struct outbound *req, const char *id,
-                                           bool *handled) {
-  json_t *mine = rp_ledger_res_get(a->ledger, id);
-  const char *rack = json_string_value(json_object_get(mine, "rack"));
-  if (rack != NULL) {
-    char r[65];
-    snprintf(r, sizeof(r), "%s", rack);
-    json_decref(mine);
-    return forward_rack(a, conn, req, r, handled);
-  }
-  json_decref(mine);
+/* A reservation or override by id: to the owner of its rack when this
+ * member holds it (perhaps as a stale copy; rack set), else the first
+ * other live member that does not answer 404. */
+static enum MHD_Result forward_by_id(struct rp_aggregator *a, struct MHD_Connection *conn,
+                                     const struct outbound *req, const char *rack, bool *handled) {
+  if (rack != NULL)
+    return forward_rack(a, conn, req, rack, handled);
   *handled = req->hops <= 1;
   if (!*handled)
     return MHD_YES;
@@ -398,6 +405,18 @@ static enum MHD_Result forward_reservation(struct rp_aggregator *a, struct MHD_C
   }
   *handled = false; /* nobody has it: our own 404 */
   return MHD_YES;
+}
+
+/* The rack of reservation or override `id` when this member holds it. */
+static bool rack_of(struct rp_aggregator *a, enum about about, const char *id, char rack[65]) {
+  if (about == ABOUT_OVERRIDE)
+    return a->overrides != NULL && rp_override_rack(a->overrides, id, rack);
+  json_t *mine = rp_ledger_res_get(a->ledger, id);
+  const char *r = json_string_value(json_object_get(mine, "rack"));
+  if (r != NULL)
+    snprintf(rack, 65, "%s", r);
+  json_decref(mine);
+  return r != NULL;
 }
 
 bool rp_forward_route(struct rp_aggregator *a, struct MHD_Connection *conn, const char *method,
@@ -433,8 +452,8 @@ bool rp_forward_route(struct rp_aggregator *a, struct MHD_Connection *conn, cons
   bool handled = true;
   if (about == ABOUT_RACK)
     *result = forward_rack(a, conn, &req, rack, &handled);
-  else if (about == ABOUT_RESERVATION)
-    *result = forward_reservation(a, conn, &req, id, &handled);
+  else if (about == ABOUT_RESERVATION || about == ABOUT_OVERRIDE)
+    *result = forward_by_id(a, conn, &req, rack_of(a, about, id, rack) ? rack : NULL, &handled);
   else
     *result = rp_fanout(a, conn, url, &req);
   return handled;

@@ -301,7 +301,7 @@ struct alarms {
 static void on_alarm(void *ctx, const char *key, const struct store_latest *l) {
   struct alarms *a = ctx;
   if (!gate_name_matches(key, a->series, a->name_len) || key[a->name_len] != '{' ||
-      gate_is_retired(a->retired, key, l->received_ms))
+      gate_is_retired(a->retired, key, l->received_ms, l->ts_ms))
     return;
   a->seen++;
   /* A silent or failing device may have a leak it cannot tell: it fails the
@@ -493,6 +493,20 @@ static void topology_checks(struct eval *e) {
 }
 
 /* Operator or automatic flags that stop admissions on the rack. */
+/* The retirements of the rack the site's ledger holds (a member that took
+ * the rack over has them from the ledger topic, not in its store). */
+static void ledger_retired(struct eval *e) {
+  json_t *all = rp_ledger_retired_list(e->ledger, e->q->rack), *t;
+  size_t i;
+  json_array_foreach(all, i, t) {
+    const char *device = json_string_value(json_object_get(t, "device"));
+    if (device != NULL)
+      gate_add_site_retired(&e->retired, device,
+                            json_integer_value(json_object_get(t, "retired_ms")));
+  }
+  json_decref(all);
+}
+
 static void flags_check(struct eval *e) {
   json_t *flags = rp_ledger_flag_list(e->ledger, e->q->rack);
   char active[192] = "";
@@ -638,6 +652,7 @@ json_t *rp_gate_evaluate(struct rp_gate *g, struct store *s, struct rp_ledger *l
   e.state = rack_state(g, q->rack, cls);
   pthread_mutex_unlock(&g->state_lock);
   store_read_each_retired(r, q->rack, gate_on_retired, &e.retired);
+  ledger_retired(&e);
   e.checks = json_array();
   fresh_check(&e, &rk);
   skew_check(&e, &rk);

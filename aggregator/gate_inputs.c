@@ -21,8 +21,8 @@ struct member_ref {
   bool seen;
 };
 
-void gate_on_retired(void *ctx, const char *device, const struct store_retired *t) {
-  struct gate_retired_list *rl = ctx;
+static void add_retired(struct gate_retired_list *rl, const char *device, int64_t retired_ms,
+                        bool by_sample) {
   if (rl->n == rl->cap) {
     size_t cap = rl->cap ? rl->cap * 2 : 4;
     struct retired *grown = realloc(rl->d, cap * sizeof(*grown));
@@ -32,20 +32,30 @@ void gate_on_retired(void *ctx, const char *device, const struct store_retired *
     rl->cap = cap;
   }
   snprintf(rl->d[rl->n].device, sizeof(rl->d[rl->n].device), "%s", device);
-  rl->d[rl->n++].retired_ms = t->retired_ms;
+  rl->d[rl->n].by_sample = by_sample;
+  rl->d[rl->n++].retired_ms = retired_ms;
+}
+
+void gate_on_retired(void *ctx, const char *device, const struct store_retired *t) {
+  add_retired(ctx, device, t->retired_ms, false);
+}
+
+void gate_add_site_retired(struct gate_retired_list *rl, const char *device, int64_t retired_ms) {
+  add_retired(rl, device, retired_ms, true);
 }
 
 /* Whether a member (series key) is of a retired device and has nothing
  * newer than its retirement; `data_ms` is its newest data on the
  * aggregator's clock. */
-bool gate_is_retired(const struct gate_retired_list *rl, const char *key, int64_t data_ms) {
+bool gate_is_retired(const struct gate_retired_list *rl, const char *key, int64_t data_ms,
+                     int64_t sample_ms) {
   if (rl == NULL || rl->n == 0)
     return false;
   char device[RP_ID_MAX + 1];
   rp_member_device(key, device, sizeof(device));
   for (size_t i = 0; i < rl->n; i++)
     if (strcmp(rl->d[i].device, device) == 0)
-      return data_ms <= rl->d[i].retired_ms;
+      return (rl->d[i].by_sample ? sample_ms : data_ms) <= rl->d[i].retired_ms;
   return false;
 }
 
@@ -66,7 +76,7 @@ bool gate_name_matches(const char *key, const char *name, size_t len) {
 static void on_latest(void *ctx, const char *key, const struct store_latest *l) {
   struct collect *c = ctx;
   if (!gate_name_matches(key, c->l->series, c->name_len) ||
-      gate_is_retired(c->retired, key, l->received_ms))
+      gate_is_retired(c->retired, key, l->received_ms, l->ts_ms))
     return;
   rp_members_add(c->m, key, l->status, l->detail, l->value, l->unit, l->ts_ms, l->received_ms);
 }
@@ -75,7 +85,7 @@ static void on_latest(void *ctx, const char *key, const struct store_latest *l) 
 static void on_latest_ref(void *ctx, const char *key, const struct store_latest *l) {
   struct collect *c = ctx;
   if (!gate_name_matches(key, c->l->series, c->name_len) || c->oom ||
-      gate_is_retired(c->retired, key, l->received_ms))
+      gate_is_retired(c->retired, key, l->received_ms, l->ts_ms))
     return;
   if (c->nrefs == c->cap_refs) {
     size_t cap = c->cap_refs ? c->cap_refs * 2 : 8;
@@ -118,7 +128,7 @@ static void on_stats(void *ctx, const char *key, const struct store_stats *st) {
    * skew): a dead device's statistics, still sent, stay retired. */
   int64_t newest =
       st->newest_ms > 0 ? st->newest_ms + (st->received_ms - st->ts_ms) : st->received_ms;
-  if (gate_is_retired(c->retired, key, newest))
+  if (gate_is_retired(c->retired, key, newest, st->newest_ms > 0 ? st->newest_ms : st->ts_ms))
     return;
   /* The member's unit, from its latest value ("series key|window"). */
   const char *unit = "";

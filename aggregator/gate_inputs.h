@@ -29,6 +29,7 @@ struct gate_retired_list {
   struct retired {
     char device[RP_ID_MAX + 1];
     int64_t retired_ms;
+    bool by_sample; /* a retirement from the site's ledger (gate_add_site_retired) */
   } * d;
   size_t n, cap;
 };
@@ -40,10 +41,17 @@ extern const char *const gate_stat_label[];
  * gate_retired_list at ctx (on out of memory it stays a member: fails
  * closed). The caller frees list->d. */
 void gate_on_retired(void *ctx, const char *device, const struct store_retired *t);
+/* Adds a retirement the site's ledger holds (retired at retired_ms on the
+ * clock of the member that retired it): this member may have applied the
+ * device's older frames after that (a rack taken over replays them), so
+ * it compares the samples' own time. After gate_on_retired's: the store's
+ * own retirement of a device, when there is one, decides. */
+void gate_add_site_retired(struct gate_retired_list *rl, const char *device, int64_t retired_ms);
 /* Whether a member (series key) is of a retired device and has nothing
  * newer than its retirement; `data_ms` is its newest data on the
- * aggregator's clock. */
-bool gate_is_retired(const struct gate_retired_list *rl, const char *key, int64_t data_ms);
+ * aggregator's clock, `sample_ms` the same sample's own time. */
+bool gate_is_retired(const struct gate_retired_list *rl, const char *key, int64_t data_ms,
+                     int64_t sample_ms);
 /* Whether series key `key` is of the series `name` (of length len). */
 bool gate_name_matches(const char *key, const char *name, size_t len);
 /* Reads a check's value into *out: every member of the rack's series

@@ -58,9 +58,10 @@ static enum MHD_Result post_flag(struct rp_aggregator *a, struct MHD_Connection 
   json_object_set_new(f, "client", json_string(caller->client ? caller->client->name : "?"));
   if (caller->deploy != NULL)
     json_object_set(f, "deploy", caller->deploy);
-  if (rp_ledger_flag_put(a->ledger, rack, flag, f) != 0) {
+  int rc = rp_ledger_flag_put(a->ledger, rack, flag, f);
+  if (rc != 0) {
     json_decref(f);
-    return rp_http_reply_error(conn, 503, "ledger write failed");
+    return rp_http_reply_error(conn, 503, rp_ledger_write_error(rc));
   }
   char version[64];
   rp_gate_policy_version(a->gate, version, sizeof(version));
@@ -76,6 +77,37 @@ static enum MHD_Result post_flag(struct rp_aggregator *a, struct MHD_Connection 
 /* Retires a device of a rack: it stops being an expected member of the
  * rack's gate inputs (store_retire_device()) until it reports again. The
  * retirement goes to the audit log like a gate decision. */
+/* Whether the store holds a device record or a latest value of `device`
+ * in `rack` (what store_retire_device() would remove). */
+struct known {
+  const char *device;
+  size_t dlen;
+  bool found;
+};
+static void known_device(void *ctx, const char *device, const struct store_device *d) {
+  (void)d;
+  struct known *k = ctx;
+  k->found |= strcmp(device, k->device) == 0;
+}
+static void known_latest(void *ctx, const char *key, const struct store_latest *l) {
+  (void)l;
+  struct known *k = ctx;
+  size_t kl = strlen(key);
+  k->found |=
+      kl > k->dlen && key[kl - k->dlen - 1] == '@' && strcmp(key + kl - k->dlen, k->device) == 0;
+}
+static bool device_known(struct rp_aggregator *a, const char *rack, const char *device) {
+  struct known k = {device, strlen(device), false};
+  struct store_read *r;
+  if (store_read_begin(a->store, &r) != 0)
+    return true; /* store_retire_device() says */
+  store_read_each_device(r, rack, known_device, &k);
+  if (!k.found)
+    store_read_each_latest(r, rack, known_latest, &k);
+  store_read_end(r);
+  return k.found;
+}
+
 static enum MHD_Result post_retire(struct rp_aggregator *a, struct MHD_Connection *conn,
                                    const char *rack, const char *device, const json_t *body,
                                    const struct rp_caller *caller) {
@@ -88,7 +120,18 @@ static enum MHD_Result post_retire(struct rp_aggregator *a, struct MHD_Connectio
   size_t removed = 0;
   char err[256];
   int64_t now = rp_now_ms();
-  int rc = store_retire_device(a->store, rack, device, owner, now, &removed, err, sizeof(err));
+  if (!device_known(a, rack, device))
+    return rp_http_reply_error(conn, 404,
+                               "no such device in that rack (never reported, or retired)");
+  /* The site's record first (on the ledger topic in a cluster): a
+   * retirement the topic did not take is not made. */
+  json_t *t = json_pack("{s:s, s:s, s:s, s:s, s:I}", "rack", rack, "device", device, "owner", owner,
+                        "reason", reason ? reason : "", "retired_ms", (json_int_t)now);
+  int rc = t ? rp_ledger_retired_put(a->ledger, t) : -ENOMEM;
+  json_decref(t);
+  if (rc != 0)
+    return rp_http_reply_error(conn, 503, rp_ledger_write_error(rc));
+  rc = store_retire_device(a->store, rack, device, owner, now, &removed, err, sizeof(err));
   if (rc != 0) {
     rp_warn("http", "retire %s of rack %s: %s", device, rack, err);
     return rp_http_reply_error(conn, 503, err);
@@ -213,7 +256,7 @@ enum MHD_Result rp_http_change(struct rp_aggregator *a, struct MHD_Connection *c
     if (rc == -ENOENT)
       return rp_http_reply_error(conn, 404, "no such flag on that rack");
     if (rc != 0)
-      return rp_http_reply_error(conn, 503, "ledger write failed");
+      return rp_http_reply_error(conn, 503, rp_ledger_write_error(rc));
     if (audited != 0)
       return rp_http_reply_error(conn, 503,
                                  "the flag is cleared but its audit entry was not kept (logged)");

@@ -19,12 +19,30 @@
 
 #include "rackpulse/log.h"
 
-/* Tells the change sink about a write that succeeded (rc 0); returns rc. */
-static int changed(struct rp_ledger *l, int rc, const char *rack, const char *kind, const char *id,
-                   const json_t *value) {
-  if (rc == 0 && l->change != NULL && rack != NULL)
-    l->change(l->change_ctx, rack, kind, id, value);
-  return rc;
+/* One reservation or flag write, as the change sink sees it. */
+struct change {
+  const char *rack, *kind, *id;
+  const json_t *value;
+};
+
+/* Why this thread's last change was refused (rp_ledger_write_error). */
+static _Thread_local char refused[512];
+
+/* Commits txn once the change sink has accepted c (see
+ * rp_ledger_set_change_sink): a refused change is aborted, so the ledger
+ * stays as it was. Returns 0, -EREMOTEIO (refused) or -EIO. */
+static int commit_change(struct rp_ledger *l, MDB_txn *txn, const struct change *c) {
+  refused[0] = '\0';
+  if (c != NULL && c->rack != NULL && l->change != NULL &&
+      l->change(l->change_ctx, c->rack, c->kind, c->id, c->value, refused, sizeof(refused)) != 0) {
+    mdb_txn_abort(txn);
+    return -EREMOTEIO;
+  }
+  return mdb_txn_commit(txn) == 0 ? 0 : -EIO;
+}
+
+const char *rp_ledger_write_error(int rc) {
+  return rc == -EREMOTEIO && refused[0] ? refused : "ledger write failed";
 }
 
 static void *audit_writer(void *arg);
@@ -62,7 +80,7 @@ static int open_dbis(MDB_env *env, const char *a, MDB_dbi *da, const char *b, MD
   if (rc != 0)
     return rc;
   if ((rc = mdb_dbi_open(txn, a, MDB_CREATE, da)) != 0 ||
-      (rc = mdb_dbi_open(txn, b, MDB_CREATE, db)) != 0) {
+      (b != NULL && (rc = mdb_dbi_open(txn, b, MDB_CREATE, db)) != 0)) {
     mdb_txn_abort(txn);
     return rc;
   }
@@ -79,12 +97,13 @@ int rp_ledger_open(const char *dir, const struct rp_ledger_limits *lim, struct r
     l->lim.audit_map_size = lim->map_size;
   char audit_dir[600];
   snprintf(audit_dir, sizeof(audit_dir), "%s/audit", dir);
-  int rc = env_open(dir, lim->map_size, 4, &l->env, err, errlen);
+  int rc = env_open(dir, lim->map_size, 6, &l->env, err, errlen);
   if (rc == 0)
     rc = env_open(audit_dir, l->lim.audit_map_size, 4, &l->audit_env, err, errlen);
   if (rc != 0)
     goto fail;
   if ((rc = open_dbis(l->env, "reservations", &l->reservations, "flags", &l->flags)) != 0 ||
+      (rc = open_dbis(l->env, "retired", &l->retired, NULL, NULL)) != 0 ||
       (rc = open_dbis(l->audit_env, "audit", &l->audit, "audit_time", &l->audit_time)) != 0) {
     snprintf(err, errlen, "ledger %s: %s", dir, mdb_strerror(rc));
     rc = rc > 0 ? -EIO : rc;
@@ -158,7 +177,7 @@ void rp_ledger_res_lock(struct rp_ledger *l) { pthread_mutex_lock(&l->res_lock);
 void rp_ledger_res_unlock(struct rp_ledger *l) { pthread_mutex_unlock(&l->res_lock); }
 
 static int put_json_flags(struct rp_ledger *l, MDB_dbi dbi, const void *key, size_t klen,
-                          const json_t *j, unsigned flags) {
+                          const json_t *j, unsigned flags, const struct change *c) {
   char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
   if (text == NULL)
     return -ENOMEM;
@@ -167,15 +186,13 @@ static int put_json_flags(struct rp_ledger *l, MDB_dbi dbi, const void *key, siz
   if (rc == 0) {
     MDB_val k = {klen, (void *)key}, v = {strlen(text), text};
     rc = mdb_put(txn, dbi, &k, &v, flags);
-    rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
+    rc = rc == 0 ? commit_change(l, txn, c) : (mdb_txn_abort(txn), rc);
   }
   free(text);
-  return rc == 0 ? 0 : rc == MDB_MAP_FULL ? -ENOSPC : rc == MDB_KEYEXIST ? -EEXIST : -EIO;
-}
-
-static int put_json(struct rp_ledger *l, MDB_dbi dbi, const void *key, size_t klen,
-                    const json_t *j) {
-  return put_json_flags(l, dbi, key, klen, j, 0);
+  return rc == 0 || rc == -EREMOTEIO ? rc
+         : rc == MDB_MAP_FULL        ? -ENOSPC
+         : rc == MDB_KEYEXIST        ? -EEXIST
+                                     : -EIO;
 }
 
 static json_t *parse(const MDB_val *v) { return json_loadb(v->mv_data, v->mv_size, 0, NULL); }
@@ -580,8 +597,8 @@ int rp_ledger_res_put(struct rp_ledger *l, const json_t *res) {
   const char *id = json_string_value(json_object_get(res, "id"));
   if (id == NULL)
     return -EINVAL;
-  return changed(l, put_json(l, l->reservations, id, strlen(id), res),
-                 json_string_value(json_object_get(res, "rack")), "reservation", id, res);
+  struct change c = {json_string_value(json_object_get(res, "rack")), "reservation", id, res};
+  return put_json_flags(l, l->reservations, id, strlen(id), res, 0, &c);
 }
 
 json_t *rp_ledger_res_get(struct rp_ledger *l, const char *id) {
@@ -649,16 +666,16 @@ int rp_ledger_flag_put(struct rp_ledger *l, const char *rack, const char *flag,
                        const json_t *value) {
   char key[256];
   size_t klen = flag_key(key, sizeof(key), rack, flag);
-  return changed(l, klen ? put_json(l, l->flags, key, klen, value) : -EINVAL, rack, "flag", flag,
-                 value);
+  struct change c = {rack, "flag", flag, value};
+  return klen ? put_json_flags(l, l->flags, key, klen, value, 0, &c) : -EINVAL;
 }
 
 int rp_ledger_flag_put_new(struct rp_ledger *l, const char *rack, const char *flag,
                            const json_t *value) {
   char key[256];
   size_t klen = flag_key(key, sizeof(key), rack, flag);
-  return changed(l, klen ? put_json_flags(l, l->flags, key, klen, value, MDB_NOOVERWRITE) : -EINVAL,
-                 rack, "flag", flag, value);
+  struct change c = {rack, "flag", flag, value};
+  return klen ? put_json_flags(l, l->flags, key, klen, value, MDB_NOOVERWRITE, &c) : -EINVAL;
 }
 
 int rp_ledger_flag_del_if(struct rp_ledger *l, const char *rack, const char *flag,
@@ -687,7 +704,8 @@ int rp_ledger_flag_del_if(struct rp_ledger *l, const char *rack, const char *fla
     mdb_txn_abort(txn);
     return -EIO;
   }
-  return changed(l, mdb_txn_commit(txn) == 0 ? 0 : -EIO, rack, "flag", flag, NULL);
+  struct change c = {rack, "flag", flag, NULL};
+  return commit_change(l, txn, &c);
 }
 
 int rp_ledger_flag_del(struct rp_ledger *l, const char *rack, const char *flag) {
@@ -705,11 +723,40 @@ int rp_ledger_flag_del(struct rp_ledger *l, const char *rack, const char *flag) 
     mdb_txn_abort(txn);
     return rc == MDB_NOTFOUND ? -ENOENT : -EIO;
   }
-  return changed(l, mdb_txn_commit(txn) == 0 ? 0 : -EIO, rack, "flag", flag, NULL);
+  struct change c = {rack, "flag", flag, NULL};
+  return commit_change(l, txn, &c);
 }
 
 json_t *rp_ledger_flag_list(struct rp_ledger *l, const char *rack) {
   return list_db(l, l->flags, rack);
+}
+
+int rp_ledger_retired_put(struct rp_ledger *l, const json_t *rec) {
+  const char *rack = json_string_value(json_object_get(rec, "rack"));
+  const char *device = json_string_value(json_object_get(rec, "device"));
+  char key[256];
+  size_t klen = rack && device ? flag_key(key, sizeof(key), rack, device) : 0;
+  struct change c = {rack, "retirement", device, rec};
+  return klen ? put_json_flags(l, l->retired, key, klen, rec, 0, &c) : -EINVAL;
+}
+
+void rp_ledger_barrier(struct rp_ledger *l) {
+  MDB_txn *txn;
+  if (mdb_txn_begin(l->env, NULL, 0, &txn) == 0)
+    mdb_txn_abort(txn);
+}
+
+int rp_ledger_publish(struct rp_ledger *l, const char *rack, const char *kind, const char *id,
+                      const json_t *value) {
+  MDB_txn *txn;
+  if (mdb_txn_begin(l->env, NULL, 0, &txn) != 0)
+    return -EIO;
+  struct change c = {rack, kind, id, value};
+  return commit_change(l, txn, &c); /* an empty transaction: nothing is written */
+}
+
+json_t *rp_ledger_retired_list(struct rp_ledger *l, const char *rack) {
+  return list_db(l, l->retired, rack);
 }
 
 void rp_ledger_set_audit_sink(struct rp_ledger *l, void (*sink)(void *ctx, const json_t *decision),

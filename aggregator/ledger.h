@@ -5,6 +5,7 @@
  *
  *   STORE_PATH/ledger        reservations  id                 -> reservation
  *                            flags         rack "\0" flag     -> flag
+ *                            retired       rack "\0" device   -> retirement
  *   STORE_PATH/ledger/audit  audit         rack "\0" ts_ms (8 bytes BE) id
  *                                                             -> entry (sealed)
  *                            chain         seq (8 bytes BE) -> ts_ms, hash, audit key
@@ -54,14 +55,21 @@ int rp_ledger_audit_append(struct rp_ledger *l, const json_t *decision);
  * Set it before the ledger is shared between threads. */
 void rp_ledger_set_audit_sink(struct rp_ledger *l, void (*sink)(void *ctx, const json_t *decision),
                               void *ctx);
-/* Every reservation or flag written from now on (put, put_new, del,
- * del_if that succeeded) is also handed to fn, in the writing thread after
- * the write: kind "reservation" (id: its id) or "flag" (id: the flag name),
- * value the record or NULL when deleted. Set it before the ledger is shared
- * between threads. */
-typedef void (*rp_ledger_change_fn)(void *ctx, const char *rack, const char *kind, const char *id,
-                                    const json_t *value);
+/* Every reservation or flag write from now on (put, put_new, del, del_if)
+ * is first handed to fn, in the writing thread, inside the write's LMDB
+ * transaction before it commits: kind "reservation" (id: its id) or "flag"
+ * (id: the flag name), value the record or NULL when deleted. fn returns 0
+ * to let the write commit, or nonzero (with why in err) to abort it: the
+ * write then returns -EREMOTEIO, the ledger is as it was, and
+ * rp_ledger_write_error() says why. fn holds the ledger's writer lock while
+ * it runs (other writes wait). Set it before the ledger is shared between
+ * threads. */
+typedef int (*rp_ledger_change_fn)(void *ctx, const char *rack, const char *kind, const char *id,
+                                   const json_t *value, char *err, size_t errlen);
 void rp_ledger_set_change_sink(struct rp_ledger *l, rp_ledger_change_fn fn, void *ctx);
+/* What to tell a caller whose write returned rc: for -EREMOTEIO, why the
+ * change sink refused this thread's last write; else "ledger write failed". */
+const char *rp_ledger_write_error(int rc);
 /* Writes the queued decisions now (also done by rp_ledger_close). */
 void rp_ledger_audit_flush(struct rp_ledger *l);
 uint64_t rp_ledger_audit_dropped(struct rp_ledger *l);
@@ -122,5 +130,20 @@ int rp_ledger_flag_put_new(struct rp_ledger *l, const char *rack, const char *fl
 int rp_ledger_flag_del_if(struct rp_ledger *l, const char *rack, const char *flag,
                           const json_t *seen);
 json_t *rp_ledger_flag_list(struct rp_ledger *l, const char *rack);
+
+/* Device retirements (the site's record of them; the store keeps its own
+ * to leave the device's data out): rec holds "rack", "device",
+ * "retired_ms", "owner"; put replaces (change kind "retirement", id the
+ * device); list gives those of `rack` (NULL: all; new reference). */
+int rp_ledger_retired_put(struct rp_ledger *l, const json_t *rec);
+/* Waits until the reservation, flag, retirement or override write in
+ * progress (if any, its change sink included) has ended. */
+void rp_ledger_barrier(struct rp_ledger *l);
+/* A change kept outside the ledger (overrides, in memory) handed to the
+ * change sink as a write would be, under the ledger's writer lock: 0,
+ * -EREMOTEIO (refused: rp_ledger_write_error) or -EIO. */
+int rp_ledger_publish(struct rp_ledger *l, const char *rack, const char *kind, const char *id,
+                      const json_t *value);
+json_t *rp_ledger_retired_list(struct rp_ledger *l, const char *rack);
 
 #endif

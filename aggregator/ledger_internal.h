@@ -18,7 +18,7 @@
 struct rp_ledger {
   MDB_env *env;       /* reservations, flags */
   MDB_env *audit_env; /* audit, audit_time (legacy), chain, chain_meta */
-  MDB_dbi audit, audit_time, reservations, flags;
+  MDB_dbi audit, audit_time, reservations, flags, retired;
   /* chain: seq (8 bytes BE) -> ts_ms (8 BE), hash (32), audit key;
    * chain_meta: "head" / "tip" -> seq (8 BE), hash (32). */
   MDB_dbi chain, chain_meta;

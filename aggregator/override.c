@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "ledger.h"
 #include "rackpulse/cfg.h"
 #include "rackpulse/log.h"
 
@@ -101,11 +102,21 @@ json_t *rp_override_create(struct rp_aggregator *a, const json_t *body,
   }
   if (rp_caller_deploy_id(caller) != NULL)
     json_object_set_new(rec, "deploy_id", json_string(rp_caller_deploy_id(caller)));
+  /* On the ledger topic first (in a cluster): one it did not take is not
+   * granted. */
+  int rc = rp_ledger_publish(a->ledger, rack, "override", id, rec);
+  if (rc != 0) {
+    json_decref(rec);
+    *status = 503;
+    *why = rp_ledger_write_error(rc);
+    return NULL;
+  }
   json_t *e =
       json_pack("{s:s, s:s, s:O}", "action", "override_create", "rack", rack, "override", rec);
-  int rc = e ? rp_audit_record(a, caller, e, now) : -ENOMEM;
+  rc = e ? rp_audit_record(a, caller, e, now) : -ENOMEM;
   json_decref(e);
   if (rc != 0) { /* an override that is not audited is not granted */
+    rp_ledger_publish(a->ledger, rack, "override", id, NULL);
     json_decref(rec);
     *status = 503;
     *why = "the override could not be written to the audit log; not granted";
@@ -128,11 +139,8 @@ json_t *rp_override_revoke(struct rp_aggregator *a, const char *id, const struct
   size_t i;
   json_t *o;
   json_array_foreach(a->overrides->active, i, o) {
-    if (strcmp(json_string_value(json_object_get(o, "id")), id) == 0) {
+    if (strcmp(json_string_value(json_object_get(o, "id")), id) == 0)
       rec = json_deep_copy(o);
-      json_array_remove(a->overrides->active, i);
-      break;
-    }
   }
   pthread_mutex_unlock(&a->overrides->lock);
   if (rec == NULL) {
@@ -140,10 +148,58 @@ json_t *rp_override_revoke(struct rp_aggregator *a, const char *id, const struct
     *why = "no such override in force";
     return NULL;
   }
+  /* Its end on the ledger topic first (in a cluster): not revoked when the
+   * topic did not take it. */
+  int rc = rp_ledger_publish(a->ledger, json_string_value(json_object_get(rec, "rack")), "override",
+                             id, NULL);
+  if (rc != 0) {
+    json_decref(rec);
+    *status = 503;
+    *why = rp_ledger_write_error(rc);
+    return NULL;
+  }
+  rp_override_restore(a->overrides, id, NULL, now);
   json_object_set_new(rec, "ended_ms", json_integer(now));
   json_object_set_new(rec, "state", json_string("revoked"));
   audit(a, caller, "override_revoke", rec, now);
   return rec;
+}
+
+void rp_override_restore(struct rp_overrides *o, const char *id, const json_t *rec, int64_t now) {
+  pthread_mutex_lock(&o->lock);
+  for (size_t i = json_array_size(o->active); i-- > 0;) {
+    const char *have = json_string_value(json_object_get(json_array_get(o->active, i), "id"));
+    if (have != NULL && strcmp(have, id) == 0)
+      json_array_remove(o->active, i);
+  }
+  if (rec != NULL && jint(rec, "expires_ms") > now &&
+      json_string_value(json_object_get(rec, "rack")) != NULL)
+    json_array_append_new(o->active, json_deep_copy(rec));
+  pthread_mutex_unlock(&o->lock);
+}
+
+void rp_overrides_drop_if(struct rp_overrides *o, bool (*match)(void *ctx, const char *rack),
+                          void *ctx) {
+  pthread_mutex_lock(&o->lock);
+  for (size_t i = json_array_size(o->active); i-- > 0;)
+    if (match(ctx, json_string_value(json_object_get(json_array_get(o->active, i), "rack"))))
+      json_array_remove(o->active, i);
+  pthread_mutex_unlock(&o->lock);
+}
+
+bool rp_override_rack(struct rp_overrides *o, const char *id, char rack[65]) {
+  bool found = false;
+  pthread_mutex_lock(&o->lock);
+  size_t i;
+  json_t *r;
+  json_array_foreach(o->active, i, r) {
+    if (!found && strcmp(json_string_value(json_object_get(r, "id")), id) == 0) {
+      snprintf(rack, 65, "%s", json_string_value(json_object_get(r, "rack")));
+      found = true;
+    }
+  }
+  pthread_mutex_unlock(&o->lock);
+  return found;
 }
 
 json_t *rp_overrides_list(struct rp_overrides *o, const char *rack, int64_t now) {

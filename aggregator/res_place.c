@@ -117,10 +117,11 @@ json_t *rp_res_enqueue(struct rp_aggregator *a, json_t *r, int64_t wait_ms, cons
   json_object_set_new(r, "state", json_string("waiting"));
   json_object_set_new(r, "wait_until_ms", json_integer(now + wait_ms));
   json_object_set_new(r, "reason", json_string(why));
-  if (rp_ledger_res_put(a->ledger, r) != 0) {
+  int rc = rp_ledger_res_put(a->ledger, r);
+  if (rc != 0) {
     json_decref(r);
     *status = 503;
-    return json_pack("{s:s}", "error", "ledger write failed");
+    return json_pack("{s:s}", "error", rp_ledger_write_error(rc));
   }
   rp_info("reservations", "reservation %s waits up to %lld s: %s",
           json_string_value(json_object_get(r, "id")), (long long)(wait_ms / 1000), why);

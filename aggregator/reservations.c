@@ -483,10 +483,11 @@ static json_t *admit(struct rp_aggregator *a, const json_t *body,
                         json_real(pl.most_headroom_kw > 0 ? pl.most_headroom_kw : 0));
     return e;
   }
-  if (rp_ledger_res_put(a->ledger, r) != 0) {
+  int rc = rp_ledger_res_put(a->ledger, r);
+  if (rc != 0) {
     json_decref(r);
     json_decref(preempted);
-    return error(status, 503, "ledger write failed");
+    return error(status, 503, "%s", rp_ledger_write_error(rc));
   }
   if (json_array_size(preempted) > 0)
     json_object_set(r, "preempted", preempted);
@@ -538,9 +539,10 @@ static json_t *extend(struct rp_aggregator *a, const char *id, const json_t *bod
     return e;
   }
   json_object_set_new(r, "end_ms", json_integer(end));
-  if (rp_ledger_res_put(a->ledger, r) != 0) {
+  int rc = rp_ledger_res_put(a->ledger, r);
+  if (rc != 0) {
     json_decref(r);
-    return error(status, 503, "ledger write failed");
+    return error(status, 503, "%s", rp_ledger_write_error(rc));
   }
   *status = 200;
   return r;
@@ -557,10 +559,11 @@ json_t *rp_reservation_release(struct rp_aggregator *a, const char *id, int64_t 
     json_object_set_new(r, "state", json_string("released"));
     json_object_set_new(r, "released_ms", json_integer(now));
     rp_energy_close(r, now);
-    if (rp_ledger_res_put(a->ledger, r) != 0) {
+    int rc = rp_ledger_res_put(a->ledger, r);
+    if (rc != 0) {
       rp_ledger_res_unlock(a->ledger);
       json_decref(r);
-      return error(status, 503, "ledger write failed");
+      return error(status, 503, "%s", rp_ledger_write_error(rc));
     }
   }
   rp_ledger_res_unlock(a->ledger);

@@ -9,6 +9,11 @@
  *   init_pid_errors ERR COUNT  the same for InitProducerId requests
  *   clear_errors               forget the errors still pushed
  *   topic_error TOPIC ERR      metadata reports ERR for TOPIC (NO_ERROR clears)
+ *   partition_leader TOPIC P B partition P of TOPIC led by broker B; -1: no
+ *                              leader (its Produce requests fail, other
+ *                              topics' and partitions' go on)
+ *   produce_delay B MS         broker B answers its next Produce request MS
+ *                              ms late (and then takes it)
  * where ERR is a Kafka error name as librdkafka spells it without its prefix
  * (TOPIC_AUTHORIZATION_FAILED) or its number. The broker writes the control
  * file's name with ".done" appended when it has applied them.
@@ -102,13 +107,13 @@ static void apply_control(rd_kafka_mock_cluster_t *mc, const char *path) {
     fprintf(stderr, "devbroker: control %s: %s\n", path, strerror(errno));
     return;
   }
-  char line[512], a[256], b[256];
+  char line[512], a[256], b[256], c[32];
   int lineno = 0;
   while (fgets(line, sizeof(line), f) != NULL) {
     lineno++;
     char cmd[64];
-    a[0] = b[0] = '\0';
-    int n = sscanf(line, "%63s %255s %255s", cmd, a, b);
+    a[0] = b[0] = c[0] = '\0';
+    int n = sscanf(line, "%63s %255s %255s %31s", cmd, a, b, c);
     if (n < 1 || cmd[0] == '#')
       continue;
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -132,6 +137,15 @@ static void apply_control(rd_kafka_mock_cluster_t *mc, const char *path) {
     } else if (strcmp(cmd, "topic_error") == 0 && n == 3 && parse_err(b, &err) == 0) {
       rd_kafka_mock_topic_set_error(mc, a, err);
       fprintf(stderr, "devbroker: topic %s: metadata error %s\n", a, rd_kafka_err2name(err));
+    } else if (strcmp(cmd, "produce_delay") == 0 && n == 3 &&
+               rd_kafka_mock_broker_push_request_error_rtts(mc, atoi(a), 0 /* Produce */, 1,
+                                                            RD_KAFKA_RESP_ERR_NO_ERROR, atoi(b)) ==
+                   RD_KAFKA_RESP_ERR_NO_ERROR) {
+      fprintf(stderr, "devbroker: broker %s answers its next Produce %s ms late\n", a, b);
+    } else if (strcmp(cmd, "partition_leader") == 0 && n == 4 &&
+               rd_kafka_mock_partition_set_leader(mc, a, atoi(b), atoi(c)) ==
+                   RD_KAFKA_RESP_ERR_NO_ERROR) {
+      fprintf(stderr, "devbroker: topic %s [%s]: leader %s\n", a, b, c);
     } else {
       fprintf(stderr, "devbroker: control %s:%d: cannot apply: %s", path, lineno, line);
     }

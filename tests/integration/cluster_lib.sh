@@ -3,6 +3,7 @@
 # and what the tests ask of them.
 #
 #   start_member NAME [GROUP]   start_agg NAME with a cluster section
+#                               ($CLUSTER_KEYS: more keys of it)
 #   cluster_json NAME           NAME's GET /v1/cluster
 #   owner_of RACK NAME          the member that owns RACK's partition, as
 #                               NAME's /v1/cluster says (partition by CRC-32,
@@ -18,7 +19,7 @@
 
 start_member() {
   local name=$1
-  AGG_EXTRA="cluster: {member_id: $name, heartbeat: 300ms, member_timeout: 2s, session_timeout: 3s, forward_timeout: 3s}
+  AGG_EXTRA="cluster: {member_id: $name, heartbeat: 300ms, member_timeout: 2s, session_timeout: 3s, forward_timeout: 3s${CLUSTER_KEYS:+, $CLUSTER_KEYS}}
 ${CLUSTER_EXTRA:-}" start_agg "$name" "${2:-rackpulse-aggregator}"
 }
 
