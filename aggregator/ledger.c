@@ -601,6 +601,37 @@ int rp_ledger_res_put(struct rp_ledger *l, const json_t *res) {
   return put_json_flags(l, l->reservations, id, strlen(id), res, 0, &c);
 }
 
+int rp_ledger_res_put_local(struct rp_ledger *l, const json_t *list) {
+  MDB_txn *txn;
+  if (json_array_size(list) == 0)
+    return 0;
+  if (mdb_txn_begin(l->env, NULL, 0, &txn) != 0)
+    return -EIO;
+  int rc = 0;
+  size_t i;
+  const json_t *res;
+  json_array_foreach(list, i, res) {
+    const char *id = json_string_value(json_object_get(res, "id"));
+    char *text = id ? json_dumps(res, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+    if (text == NULL) {
+      rc = id ? -ENOMEM : -EINVAL;
+      break;
+    }
+    MDB_val k = {strlen(id), (void *)id}, v = {strlen(text), text};
+    int mrc = mdb_put(txn, l->reservations, &k, &v, 0);
+    free(text);
+    if (mrc != 0) {
+      rc = mrc == MDB_MAP_FULL ? -ENOSPC : -EIO;
+      break;
+    }
+  }
+  if (rc != 0) {
+    mdb_txn_abort(txn);
+    return rc;
+  }
+  return mdb_txn_commit(txn) == 0 ? 0 : -EIO;
+}
+
 json_t *rp_ledger_res_get(struct rp_ledger *l, const char *id) {
   MDB_txn *txn;
   json_t *out = NULL;

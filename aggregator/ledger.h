@@ -106,6 +106,11 @@ json_t *rp_ledger_audit_by_deploy(struct rp_ledger *l, const char *deploy_id, si
 /* Reservations, keyed by their "id". put replaces; get returns a new
  * reference or NULL; list returns every reservation (new reference). */
 int rp_ledger_res_put(struct rp_ledger *l, const json_t *res);
+/* Writes every reservation of the array `list` in one transaction, and
+ * only here: not handed to the change sink (the ledger topic). For
+ * bookkeeping the site can lose to a failover, as the energy integrated
+ * between the records the owner does publish. */
+int rp_ledger_res_put_local(struct rp_ledger *l, const json_t *list);
 json_t *rp_ledger_res_get(struct rp_ledger *l, const char *id);
 json_t *rp_ledger_res_list(struct rp_ledger *l);
 /* Deletes reservation `id` (0, or -ENOENT / a negative LMDB error). */

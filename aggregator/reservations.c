@@ -26,6 +26,13 @@
 static const char *const class_names[] = {"bronze", "silver", "gold"};
 #define MAX_RESERVATION_MS (31LL * 24 * 3600 * 1000)
 #define MAX_WAIT_MS (24LL * 3600 * 1000)
+/* The upkeep pass integrates every running reservation's energy each 5 s.
+ * Those records are written locally in one transaction; one a minute per
+ * reservation (and every change of state) also goes to the ledger topic,
+ * whose writer waits for the broker: a change a reservation at a time,
+ * every pass, would hold the ledger for seconds on a site with thousands.
+ * A failover may lose up to this much of a running reservation's energy. */
+#define ENERGY_PUBLISH_MS (60LL * 1000)
 
 static int class_rank(const char *name) {
   for (int i = 0; i < 3; i++)
@@ -729,7 +736,7 @@ int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
   rp_gate_with_policy(a->gate, copy_tariff, &tariff);
   rp_ledger_res_lock(a->ledger);
   int n = rp_res_serve_queue(a, now);
-  json_t *all = rp_ledger_res_list(a->ledger);
+  json_t *all = rp_ledger_res_list(a->ledger), *energy_only = json_array();
   size_t i;
   json_t *r;
   json_array_foreach(all, i, r) {
@@ -758,10 +765,19 @@ int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
       json_object_set_new(r, "expired_ms", json_integer(now));
       rp_energy_close(r, at);
     }
-    if (rp_ledger_res_put(a->ledger, r) == 0 && reason != NULL)
-      n++;
+    if (reason != NULL || now - jint(r, "published_ms") >= ENERGY_PUBLISH_MS) {
+      json_object_set_new(r, "published_ms", json_integer(now));
+      if (rp_ledger_res_put(a->ledger, r) == 0 && reason != NULL)
+        n++;
+    } else {
+      json_array_append(energy_only, r);
+    }
   }
+  if (rp_ledger_res_put_local(a->ledger, energy_only) != 0)
+    rp_warn("reservations", "the energy of %zu running reservation(s) was not written",
+            json_array_size(energy_only));
   rp_ledger_res_unlock(a->ledger);
+  json_decref(energy_only);
   json_decref(all);
   return n;
 }

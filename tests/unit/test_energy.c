@@ -3,8 +3,9 @@
  * kWh integrated from the measured draw of the reservation's host, cost at
  * a time-of-use tariff that changes at noon UTC, peak and p95 utilisation,
  * the close-out summary at release, a reservation that is not measured
- * estimated at its reserved kW, a gap not integrated, and the per-owner
- * /metrics lines. */
+ * estimated at its reserved kW, a gap not integrated, the per-owner
+ * /metrics lines, and that the 5 s energy steps reach the change sink (the
+ * ledger topic in a cluster) once a minute, not every pass. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -121,9 +122,36 @@ static void test_energy_cost_and_summary(void **state) {
   free(buf);
 }
 
+static int count_change(void *ctx, const char *rack, const char *kind, const char *id,
+                        const json_t *value, char *err, size_t errlen) {
+  (void)rack, (void)id, (void)value, (void)err, (void)errlen;
+  if (strcmp(kind, "reservation") == 0)
+    (*(int *)ctx)++;
+  return 0;
+}
+
+static void test_energy_steps_published_once_a_minute(void **state) {
+  struct agg_fx *x = *state;
+  put(x, "M", "a", 20, "h1");
+  int published = 0;
+  rp_ledger_set_change_sink(x->a.ledger, count_change, &published);
+  int64_t t = T0;
+  for (int i = 1; i <= 25; i++)
+    step(x, t += 5000, 10); /* 125 s of passes: at 5 s, 65 s and 125 s */
+  assert_int_equal(published, 3);
+  /* Every step is in the member's own ledger all the same. */
+  json_t *list = rp_reservation_list(&x->a, "k1", "a", t);
+  json_t *e = json_object_get(json_array_get(json_object_get(list, "reservations"), 0), "summary");
+  assert_float_equal(agg_num(e, "measured_kwh"), 125 * 10 / 3600.0, 1e-9);
+  json_decref(list);
+  rp_ledger_set_change_sink(x->a.ledger, NULL, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_energy_cost_and_summary, setup, agg_fx_teardown),
+      cmocka_unit_test_setup_teardown(test_energy_steps_published_once_a_minute, setup,
+                                      agg_fx_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
