@@ -157,11 +157,13 @@ static int convert_db(MDB_txn *txn, MDB_dbi dbi, size_t old_size, size_t new_siz
   MDB_val k, v;
   rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
   while (rc == 0) {
-    if (v.mv_size == old_size) {
+    if (v.mv_size == old_size && k.mv_size <= KEY_MAX) {
       _Alignas(max_align_t) unsigned char rec[RECORD_MAX] = {0};
+      char key[KEY_MAX];
       convert(v.mv_data, rec);
-      MDB_val nv = {new_size, rec};
-      if ((rc = mdb_cursor_put(c, &k, &nv, MDB_CURRENT)) != 0)
+      memcpy(key, k.mv_data, k.mv_size); /* as in store__migrate_latest_compact() */
+      MDB_val nk = {k.mv_size, key}, nv = {new_size, rec};
+      if ((rc = mdb_cursor_put(c, &nk, &nv, MDB_CURRENT)) != 0)
         break;
     }
     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
@@ -200,13 +202,17 @@ int store__migrate_latest_compact(struct store *s, MDB_txn *txn, size_t *n) {
   MDB_val k, v;
   rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
   while (rc == 0) {
-    if (v.mv_size == sizeof(struct store_latest)) {
+    if (v.mv_size == sizeof(struct store_latest) && k.mv_size <= KEY_MAX) {
       struct store_latest old;
       unsigned char rec[LATEST_REC_MAX];
+      char key[KEY_MAX];
       memcpy(&old, v.mv_data, sizeof(old));
       old.detail[sizeof(old.detail) - 1] = '\0';
-      MDB_val nv = {latest_pack(&old, rec), rec};
-      if ((rc = mdb_cursor_put(c, &k, &nv, MDB_CURRENT)) != 0)
+      /* The key from a copy: k points into the page, which the put of
+       * another size rearranges under it. */
+      memcpy(key, k.mv_data, k.mv_size);
+      MDB_val nk = {k.mv_size, key}, nv = {latest_pack(&old, rec), rec};
+      if ((rc = mdb_cursor_put(c, &nk, &nv, MDB_CURRENT)) != 0)
         break;
       (*n)++;
     }
