@@ -461,6 +461,15 @@ static void test_detail_changes_record_size(void **state) {
   assert_int_equal(l.status, RACKPULSE__V1__READING_STATUS__READING_ERROR);
   assert_string_equal(l.detail, longest);
   assert_int_equal(l.ts_ms, T0 + 2000);
+  /* The same status sent without its detail (detail_kept): the stored one,
+   * read back from the compact record, stays. */
+  fb_init(&b, "agent-1", "r1", 4, T0 + 3000, 1);
+  fb_status(&b, 0, RACKPULSE__V1__READING_STATUS__READING_ERROR, "");
+  b.sts[0].detail_kept = true;
+  apply_one(x->s, &b, 3);
+  assert_int_equal(latest(x->s, "r1", "cdu.supply_temp", &l), 0);
+  assert_string_equal(l.detail, longest);
+  assert_int_equal(l.ts_ms, T0 + 3000);
 }
 
 /* A database of layout 3 (what the previous version wrote) opens: its
