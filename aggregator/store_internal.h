@@ -89,8 +89,9 @@ struct store_batch {
 
 /* The fixed part of a latest value in the latest database; the detail's
  * bytes (no NUL) follow it only when the status has one, so the usual record
- * is 56 bytes instead of struct store_latest's 144 (a frame rewrites a
- * third fewer bytes and pages). Readers see struct store_latest. */
+ * is 56 bytes instead of struct store_latest's 144 (the store, and what a
+ * frame rewrites, about a third smaller: bench/bench_ingest.sh). Readers
+ * see struct store_latest. */
 struct latest_rec {
   double value;
   int64_t ts_ms;
