@@ -100,10 +100,16 @@ int rp_aggregator_config_load(const char *path, struct rp_aggregator_config *cfg
                               size_t errlen);
 void rp_aggregator_config_help(FILE *out);
 
-/* Upper bounds (seconds) of the end-to-end lag histogram's buckets. */
-#define RP_LAG_BUCKETS \
-  { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30, 60 }
-#define RP_LAG_NBUCKETS 14
+/* Upper bounds (seconds) of the end-to-end lag histogram's buckets: fine
+ * between 0.25 and 5 s, where the scrape-to-gate target (p99 <= 2 s) is
+ * judged; every bound of the earlier, coarser set is kept, so queries on a
+ * given le go on working. */
+#define RP_LAG_BUCKETS                                                                             \
+  {                                                                                                \
+    0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9, 1, 1.25, 1.5, 1.75, 2, \
+        2.5, 3, 3.5, 4, 5, 7.5, 10, 30, 60                                                         \
+  }
+#define RP_LAG_NBUCKETS 27
 
 /* Ingest counters, written by the ingest thread, read by HTTP threads. */
 struct rp_ingest_stats {

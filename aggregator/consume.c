@@ -195,6 +195,18 @@ static int create_consumer(struct consumer *c, char *err, size_t errlen) {
   long long session_ms = cfg->cluster.member_id[0] ? cfg->cluster.session_timeout_ms : 10000;
   snprintf(session, sizeof(session), "%lld", session_ms);
   snprintf(heartbeat, sizeof(heartbeat), "%lld", session_ms / 3 < 1000 ? session_ms / 3 : 1000);
+  /* Fetch latency, before kafka.properties so that they may change it: a
+   * fetch that finds no new data waits up to fetch.wait.max.ms (500 ms by
+   * default). A real broker answers it as soon as data arrives, but some
+   * brokers (the librdkafka mock cluster behind the dev broker) hold it for
+   * the whole wait, which then adds up to that much to every frame's lag.
+   * 100 ms keeps that within batch_wait's order at one idle request per
+   * 100 ms per broker. */
+  if (rd_kafka_conf_set(conf, "fetch.wait.max.ms", "100", e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+    snprintf(err, errlen, "kafka setting fetch.wait.max.ms: %s", e);
+    rd_kafka_conf_destroy(conf);
+    return -EINVAL;
+  }
   if (rp_kafka_conf_common(cfg, conf, err, errlen) != 0) {
     rd_kafka_conf_destroy(conf);
     return -EINVAL;

@@ -125,6 +125,13 @@ int main(int argc, char **argv) {
   if (rebuilt)
     rp_error("aggregator", "store %s was damaged: moved aside to %s; rebuilding it from Kafka",
              a->cfg.store.path, aside);
+  size_t migrated;
+  unsigned from = store_migrated_from(a->store, &migrated);
+  if (from != 0)
+    rp_info("aggregator",
+            "store %s: migrated from layout %u to the current one (%zu latest values "
+            "rewritten compact)",
+            a->cfg.store.path, from, migrated);
   enum store_sync_mode sync = strcmp(a->cfg.store.sync, "full") == 0   ? STORE_SYNC_FULL
                               : strcmp(a->cfg.store.sync, "meta") == 0 ? STORE_SYNC_META
                                                                        : STORE_SYNC_PERIODIC;

@@ -22,7 +22,9 @@
 
 #include "store_internal.h"
 
-#define STORE_LAYOUT_VERSION 3 /* 2: incarnations, dictionaries by id; 3: receive times */
+/* 2: incarnations, dictionaries by id; 3: receive times; 4: compact latest
+ * values (struct latest_rec) */
+#define STORE_LAYOUT_VERSION 4
 
 int store__lmdb_err(int rc, const char *what, char *err, size_t errlen) {
   if (rc == MDB_MAP_FULL || rc == -ENOSPC) {
@@ -58,14 +60,19 @@ static int open_dbs(struct store *s, char *err, size_t errlen) {
   rc = mdb_get(txn, s->meta, &k, &v);
   if (rc == 0 && v.mv_size == sizeof(stored))
     memcpy(&stored, v.mv_data, sizeof(stored));
-  if (rc == 0 && (stored == 1 || stored == 2)) {
+  if (rc == 0 && stored >= 1 && stored < STORE_LAYOUT_VERSION) {
     if ((stored == 1 && (rc = store__migrate_from_1(s, txn)) != 0) ||
-        (rc = store__migrate_receive_times(s, txn)) != 0) {
+        (stored <= 2 && (rc = store__migrate_receive_times(s, txn)) != 0) ||
+        (rc = store__migrate_latest_compact(s, txn, &s->migrated_records)) != 0) {
       mdb_txn_abort(txn);
-      char what[64];
-      snprintf(what, sizeof(what), "store: migrating the database from layout %u", stored);
+      char what[160];
+      snprintf(what, sizeof(what),
+               "store: migrating the database from layout %u to %u (raise store.map_size_mb, "
+               "or move it aside and the aggregator rebuilds state from Kafka)",
+               stored, STORE_LAYOUT_VERSION);
       return store__lmdb_err(rc, what, err, errlen);
     }
+    s->migrated_from = stored;
     v = (MDB_val){sizeof(layout), &layout};
     rc = mdb_put(txn, s->meta, &k, &v, 0);
   } else if (rc == MDB_NOTFOUND) {
@@ -192,6 +199,11 @@ fail:
 }
 
 void store_set_clock(struct store *s, int64_t now_ms) { s->clock_ms = now_ms; }
+
+unsigned store_migrated_from(const struct store *s, size_t *latest_records) {
+  *latest_records = s->migrated_records;
+  return s->migrated_from;
+}
 
 int store_set_volatile(struct store *s, bool volatile_) {
   return mdb_env_set_flags(s->env, MDB_NOSYNC | MDB_MAPASYNC, volatile_ ? 1 : 0);

@@ -19,7 +19,8 @@
  *   agents   agent id                    -> struct store_agent
  *   dict     agent id "\0" dictionary id (8 bytes) series id (4 bytes, both
  *            big-endian)                 -> packed rackpulse.v1.SeriesDef
- *   latest   rack "\0" series key        -> struct store_latest
+ *   latest   rack "\0" series key        -> struct store_latest, stored compact
+ *            (struct latest_rec in store_internal.h, the detail only when set)
  *   devices  rack "\0" device            -> struct store_device
  *   racks    rack                        -> struct store_rack
  *   stats    rack "\0" series key "|" window seconds -> struct store_stats
@@ -149,10 +150,15 @@ enum store_outcome { STORE_APPLIED, STORE_DUPLICATE };
  * (their next frame of an incarnation starts it) and stored dictionaries are
  * dropped (samples are skipped and counted until each agent resends its
  * dictionary, at most its dictionary_every frames); offsets and state stay.
+ * Layouts 1-3 have their latest values rewritten compact (layout 4, see
+ * store_migrated_from()).
  * Returns 0 and *out (close with store_close()), or a negative errno / LMDB
  * error with err set. */
 int store_open(const char *path, size_t map_size, struct store **out, char *err, size_t errlen);
 void store_close(struct store *s);
+/* The layout version store_open() migrated the database from (0: none; it
+ * was new or current) and how many latest values it rewrote then. */
+unsigned store_migrated_from(const struct store *s, size_t *latest_records);
 
 /* For replays (replay.c): records take now_ms as the aggregator's receive
  * time instead of the wall clock (0: the wall clock again; STORE_CLOCK_FRAME:

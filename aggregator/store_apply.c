@@ -91,7 +91,8 @@ static int store_dictionary(struct store_batch *b, const rp_frame *f, uint64_t d
 }
 
 /* Writes a latest value under key unless the stored one is newer: one
- * cursor lookup, then an in-place overwrite of the same-sized record. */
+ * cursor lookup, then an overwrite of the record (in place when its size,
+ * which depends on the detail, is unchanged). */
 static int put_latest(struct store_batch *b, const char *key, size_t klen,
                       const struct store_latest *l) {
   int rc;
@@ -104,15 +105,16 @@ static int put_latest(struct store_batch *b, const char *key, size_t klen,
   if (rc != 0 && rc != MDB_NOTFOUND)
     return rc;
   unsigned flags = 0;
-  if (rc == 0 && v.mv_size == sizeof(*l)) {
+  if (rc == 0 && v.mv_size >= sizeof(struct latest_rec)) {
     int64_t old_ts;
-    memcpy(&old_ts, (const char *)v.mv_data + offsetof(struct store_latest, ts_ms), sizeof(old_ts));
+    memcpy(&old_ts, (const char *)v.mv_data + offsetof(struct latest_rec, ts_ms), sizeof(old_ts));
     if (old_ts > l->ts_ms)
       return 0; /* an older sample never replaces a newer one */
     flags = MDB_CURRENT;
   }
+  unsigned char rec[LATEST_REC_MAX];
   k = (MDB_val){klen, (void *)key};
-  v = (MDB_val){sizeof(*l), (void *)l};
+  v = (MDB_val){latest_pack(l, rec), rec};
   return mdb_cursor_put(b->latest, &k, &v, flags);
 }
 
@@ -201,8 +203,9 @@ static int apply_block(struct store_batch *b, char *key, size_t rack_len, struct
  * stored with the same status code stays. */
 static void keep_detail(struct store_batch *b, const char *key, size_t klen,
                         struct store_latest *l) {
+  MDB_val k = {klen, (void *)key}, v;
   struct store_latest old;
-  if (store__get_copy(b->txn, b->s->latest, key, klen, &old, sizeof(old)) == 0 &&
+  if (mdb_get(b->txn, b->s->latest, &k, &v) == 0 && latest_unpack(v.mv_data, v.mv_size, &old) &&
       old.status == l->status)
     memcpy(l->detail, old.detail, sizeof(l->detail));
 }

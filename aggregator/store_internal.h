@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "store.h"
 
@@ -61,7 +62,9 @@ struct store {
   size_t reserved; /* bytes of the data file known to be allocated on disk */
   bool disk_full;  /* the last reservation failed (store_apply does not grow then) */
   bool batch_open;
-  int64_t clock_ms; /* store_set_clock: simulated receive time, 0: wall clock */
+  int64_t clock_ms;        /* store_set_clock: simulated receive time, 0: wall clock */
+  unsigned migrated_from;  /* the layout store_open() migrated from, 0: none */
+  size_t migrated_records; /* latest values it rewrote */
   struct dict cache;
 };
 
@@ -81,6 +84,57 @@ struct store_batch {
   struct pending_offset *offsets;
   size_t noffsets, offsets_cap;
 };
+
+/* ---- latest values as stored (layout 4) ----------------------------------- */
+
+/* The fixed part of a latest value in the latest database; the detail's
+ * bytes (no NUL) follow it only when the status has one, so the usual record
+ * is 56 bytes instead of struct store_latest's 144 (the store, and what a
+ * frame rewrites, about a third smaller: bench/bench_ingest.sh). Readers
+ * see struct store_latest. */
+struct latest_rec {
+  double value;
+  int64_t ts_ms;
+  int64_t received_ms;
+  int32_t status;
+  int32_t decimals;
+  char unit[sizeof(((struct store_latest *)0)->unit)];
+};
+#define LATEST_DETAIL_MAX (sizeof(((struct store_latest *)0)->detail) - 1)
+#define LATEST_REC_MAX (sizeof(struct latest_rec) + LATEST_DETAIL_MAX)
+
+/* Packs l into out (LATEST_REC_MAX bytes); returns the record's size. */
+static inline size_t latest_pack(const struct store_latest *l, unsigned char *out) {
+  struct latest_rec r = {.value = l->value,
+                         .ts_ms = l->ts_ms,
+                         .received_ms = l->received_ms,
+                         .status = l->status,
+                         .decimals = l->decimals};
+  memcpy(r.unit, l->unit, sizeof(r.unit));
+  memcpy(out, &r, sizeof(r));
+  size_t n = strnlen(l->detail, LATEST_DETAIL_MAX);
+  memcpy(out + sizeof(r), l->detail, n);
+  return sizeof(r) + n;
+}
+
+/* Unpacks a stored record of `size` bytes into out. Returns false when the
+ * size is not one of a latest value. */
+static inline bool latest_unpack(const void *rec, size_t size, struct store_latest *out) {
+  struct latest_rec r;
+  if (size < sizeof(r) || size > LATEST_REC_MAX)
+    return false;
+  memcpy(&r, rec, sizeof(r)); /* LMDB values need not be aligned */
+  memset(out, 0, sizeof(*out));
+  out->value = r.value;
+  out->ts_ms = r.ts_ms;
+  out->received_ms = r.received_ms;
+  out->status = r.status;
+  out->decimals = r.decimals;
+  memcpy(out->unit, r.unit, sizeof(out->unit));
+  out->unit[sizeof(out->unit) - 1] = '\0';
+  memcpy(out->detail, (const char *)rec + sizeof(r), size - sizeof(r));
+  return true;
+}
 
 /* ---- LMDB helpers (store.c) ----------------------------------------------- */
 
@@ -146,6 +200,9 @@ static inline struct dict_series *dict_find(const struct dict_agent *da, uint32_
 int store__migrate_from_1(struct store *s, MDB_txn *txn);
 /* Layout 2 -> 3 (receive times). Returns 0 or an LMDB error. */
 int store__migrate_receive_times(struct store *s, MDB_txn *txn);
+/* Layout 3 -> 4 (compact latest values, struct latest_rec); *n: records
+ * rewritten. Returns 0 or an LMDB error. */
+int store__migrate_latest_compact(struct store *s, MDB_txn *txn, size_t *n);
 
 /* ---- applying (store_apply.c) --------------------------------------------- */
 

@@ -1,6 +1,6 @@
-/* Converting a store of layout 1 or 2 to the current layout 3, inside the
- * transaction that opens it (store.c, open_dbs()). Old records are read by
- * their old structs, kept here, and rewritten in place. */
+/* Converting a store of layout 1, 2 or 3 to the current layout 4, inside
+ * the transaction that opens it (store.c, open_dbs()). Old records are read
+ * by their old structs, kept here, and rewritten in place. */
 #include <errno.h>
 #include <lmdb.h>
 #include <stddef.h>
@@ -157,11 +157,13 @@ static int convert_db(MDB_txn *txn, MDB_dbi dbi, size_t old_size, size_t new_siz
   MDB_val k, v;
   rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
   while (rc == 0) {
-    if (v.mv_size == old_size) {
+    if (v.mv_size == old_size && k.mv_size <= KEY_MAX) {
       _Alignas(max_align_t) unsigned char rec[RECORD_MAX] = {0};
+      char key[KEY_MAX];
       convert(v.mv_data, rec);
-      MDB_val nv = {new_size, rec};
-      if ((rc = mdb_cursor_put(c, &k, &nv, MDB_CURRENT)) != 0)
+      memcpy(key, k.mv_data, k.mv_size); /* as in store__migrate_latest_compact() */
+      MDB_val nk = {k.mv_size, key}, nv = {new_size, rec};
+      if ((rc = mdb_cursor_put(c, &nk, &nv, MDB_CURRENT)) != 0)
         break;
     }
     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
@@ -183,4 +185,39 @@ int store__migrate_receive_times(struct store *s, MDB_txn *txn) {
     rc = convert_db(txn, s->devices, sizeof(struct store_device_v2), sizeof(struct store_device),
                     convert_device);
   return rc;
+}
+
+/* Layout 4 stores latest values compact (struct latest_rec, the detail
+ * after it only when there is one). Every record of layout 3 is
+ * sizeof(struct store_latest) bytes (what layouts 1 and 2 became above);
+ * it is rewritten in place, in key order. The pages keep their number
+ * (LMDB merges a page only when it is nearly empty): a migrated store
+ * stays as large on disk, a store rebuilt from Kafka is smaller. */
+int store__migrate_latest_compact(struct store *s, MDB_txn *txn, size_t *n) {
+  *n = 0;
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(txn, s->latest, &c);
+  if (rc != 0)
+    return rc;
+  MDB_val k, v;
+  rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+  while (rc == 0) {
+    if (v.mv_size == sizeof(struct store_latest) && k.mv_size <= KEY_MAX) {
+      struct store_latest old;
+      unsigned char rec[LATEST_REC_MAX];
+      char key[KEY_MAX];
+      memcpy(&old, v.mv_data, sizeof(old));
+      old.detail[sizeof(old.detail) - 1] = '\0';
+      /* The key from a copy: k points into the page, which the put of
+       * another size rearranges under it. */
+      memcpy(key, k.mv_data, k.mv_size);
+      MDB_val nk = {k.mv_size, key}, nv = {latest_pack(&old, rec), rec};
+      if ((rc = mdb_cursor_put(c, &nk, &nv, MDB_CURRENT)) != 0)
+        break;
+      (*n)++;
+    }
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(c);
+  return rc == MDB_NOTFOUND ? 0 : rc;
 }

@@ -66,10 +66,19 @@ int store_read_agent(struct store_read *r, const char *agent, struct store_agent
   return rc == 0 ? 0 : rc == MDB_NOTFOUND ? -ENOENT : -EIO;
 }
 
+/* Unpacks a stored record of `size` bytes into value (RECORD_MAX bytes,
+ * aligned); false: not a record of its database. */
+typedef bool unpack_fn(const void *rec, size_t size, void *value);
+
+static bool unpack_latest(const void *rec, size_t size, void *value) {
+  return latest_unpack(rec, size, value);
+}
+
 /* Iterates the records whose key starts with prefix "\0"; fn gets the rest
- * of the key. */
+ * of the key and the value: unpacked by unpack, or, without one, copied
+ * when it is value_size bytes. */
 static int each_with_prefix(struct store_read *r, MDB_dbi dbi, const char *prefix,
-                            size_t value_size,
+                            size_t value_size, unpack_fn *unpack,
                             void (*fn)(void *ctx, const char *rest, const void *value), void *ctx) {
   MDB_cursor *c;
   if (mdb_cursor_open(r->txn, dbi, &c) != 0)
@@ -81,10 +90,13 @@ static int each_with_prefix(struct store_read *r, MDB_dbi dbi, const char *prefi
     char rest[KEY_MAX + 1];
     _Alignas(max_align_t) unsigned char value[RECORD_MAX];
     size_t rlen = k.mv_size - plen - 1;
-    if (rlen < sizeof(rest) && v.mv_size == value_size && value_size <= sizeof(value)) {
+    bool ok = unpack ? unpack(v.mv_data, v.mv_size, value)
+                     : v.mv_size == value_size && value_size <= sizeof(value);
+    if (rlen < sizeof(rest) && ok) {
       memcpy(rest, (char *)k.mv_data + plen + 1, rlen);
       rest[rlen] = '\0';
-      memcpy(value, v.mv_data, value_size); /* LMDB values need not be aligned */
+      if (unpack == NULL)
+        memcpy(value, v.mv_data, value_size); /* LMDB values need not be aligned */
       fn(ctx, rest, value);
     }
     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
@@ -111,14 +123,14 @@ static void match_name(void *ctx, const char *key, const void *value) {
 int store_read_latest_by_name(struct store_read *r, const char *rack, const char *name,
                               struct store_latest *out) {
   struct by_name q = {name, strlen(name), out, false};
-  each_with_prefix(r, r->s->latest, rack, sizeof(*out), match_name, &q);
+  each_with_prefix(r, r->s->latest, rack, sizeof(*out), unpack_latest, match_name, &q);
   return q.found ? 0 : -ENOENT;
 }
 
 int store_read_each_latest(struct store_read *r, const char *rack,
                            void (*fn)(void *ctx, const char *key, const struct store_latest *),
                            void *ctx) {
-  return each_with_prefix(r, r->s->latest, rack, sizeof(struct store_latest),
+  return each_with_prefix(r, r->s->latest, rack, sizeof(struct store_latest), unpack_latest,
                           (void (*)(void *, const char *, const void *))fn, ctx);
 }
 
@@ -143,28 +155,28 @@ static void match_stats(void *ctx, const char *key, const void *value) {
 int store_read_stats_by_name(struct store_read *r, const char *rack, const char *name,
                              uint32_t window_s, struct store_stats *out) {
   struct stats_by_name q = {name, strlen(name), window_s, out, false};
-  each_with_prefix(r, r->s->stats, rack, sizeof(*out), match_stats, &q);
+  each_with_prefix(r, r->s->stats, rack, sizeof(*out), NULL, match_stats, &q);
   return q.found ? 0 : -ENOENT;
 }
 
 int store_read_each_stats(struct store_read *r, const char *rack,
                           void (*fn)(void *ctx, const char *key, const struct store_stats *),
                           void *ctx) {
-  return each_with_prefix(r, r->s->stats, rack, sizeof(struct store_stats),
+  return each_with_prefix(r, r->s->stats, rack, sizeof(struct store_stats), NULL,
                           (void (*)(void *, const char *, const void *))fn, ctx);
 }
 
 int store_read_each_device(struct store_read *r, const char *rack,
                            void (*fn)(void *ctx, const char *device, const struct store_device *),
                            void *ctx) {
-  return each_with_prefix(r, r->s->devices, rack, sizeof(struct store_device),
+  return each_with_prefix(r, r->s->devices, rack, sizeof(struct store_device), NULL,
                           (void (*)(void *, const char *, const void *))fn, ctx);
 }
 
 int store_read_each_retired(struct store_read *r, const char *rack,
                             void (*fn)(void *ctx, const char *device, const struct store_retired *),
                             void *ctx) {
-  return each_with_prefix(r, r->s->retired, rack, sizeof(struct store_retired),
+  return each_with_prefix(r, r->s->retired, rack, sizeof(struct store_retired), NULL,
                           (void (*)(void *, const char *, const void *))fn, ctx);
 }
 

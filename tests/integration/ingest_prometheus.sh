@@ -53,6 +53,17 @@ up=$(query 'up{job="rackpulse"}')
 [ "$up" = "1" ] || fail "the scrape target is not up: '$up'"
 pass "Prometheus has the window p95 (30.1), the ingest counter (6) and the target up"
 
+# The frame lag histogram: every bucket (27 bounds and +Inf, fine between
+# 0.25 and 5 s) parsed, each frame counted once, and histogram_quantile
+# answers from it.
+buckets=$(query 'count(rackpulse_ingest_frame_lag_seconds_bucket{job="rackpulse"})')
+[ "$buckets" = "28" ] || fail "lag histogram buckets through prometheus: '$buckets', expected 28"
+inf=$(query 'rackpulse_ingest_frame_lag_seconds_bucket{le="+Inf"}')
+[ "$inf" = "6" ] || fail "lag histogram +Inf bucket: '$inf', expected 6"
+p99=$(query 'histogram_quantile(0.99, rackpulse_ingest_frame_lag_seconds_bucket)')
+[ -n "$p99" ] && [ "$p99" != "NaN" ] || fail "histogram_quantile over the lag histogram: '$p99'"
+pass "Prometheus reads the lag histogram's 28 buckets (6 frames, p99 estimate $p99 s)"
+
 kill -TERM "$PROM_PID"
 wait "$PROM_PID" 2>/dev/null || true
 stop_agg p

@@ -300,19 +300,25 @@ struct agent_v1 {
   char rack[RP_ID_MAX + 1];
 };
 
-/* A database of layout 1 (before incarnations) opens: agents keep their
- * marks and counters, dictionaries are dropped (resent by the agents). */
-static void test_migrates_layout_1(void **state) {
-  struct fx *x = *state;
+/* Closes the fixture's store and removes its files, for a test to write
+ * the database an earlier version left. */
+static void close_and_remove(struct fx *x) {
   store_close(x->s);
   x->s = NULL;
-  /* Write what the previous version left: layout 1, one agent, one
-   * dictionary entry under the old key (agent "\0" series id). */
   char data[128];
   snprintf(data, sizeof(data), "%s/data.mdb", x->dir);
   unlink(data);
   snprintf(data, sizeof(data), "%s/lock.mdb", x->dir);
   unlink(data);
+}
+
+/* A database of layout 1 (before incarnations) opens: agents keep their
+ * marks and counters, dictionaries are dropped (resent by the agents). */
+static void test_migrates_layout_1(void **state) {
+  struct fx *x = *state;
+  close_and_remove(x);
+  /* Write what the previous version left: layout 1, one agent, one
+   * dictionary entry under the old key (agent "\0" series id). */
   MDB_env *env;
   MDB_txn *txn;
   MDB_dbi meta, agents, dict;
@@ -374,17 +380,38 @@ static void test_migrates_layout_1(void **state) {
   assert_true(latest_value(x->s, "r1", "cdu.supply_temp") == 22.22);
 }
 
+/* Writes a database of an earlier `layout` holding n latest-value records
+ * of rec_size bytes each (recs) under rack r1, keys[i] their series keys. */
+static void write_layout(const char *dir, uint32_t layout, const void *recs, size_t rec_size,
+                         const char *const *keys, size_t n) {
+  MDB_env *env;
+  MDB_txn *txn;
+  MDB_dbi meta, latest_db;
+  assert_int_equal(mdb_env_create(&env), 0);
+  assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+  assert_int_equal(mdb_env_set_mapsize(env, MAP_SIZE), 0);
+  assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS, 0640), 0);
+  assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+  assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
+  assert_int_equal(mdb_dbi_open(txn, "latest", MDB_CREATE, &latest_db), 0);
+  MDB_val k = {6, "layout"}, v = {sizeof(layout), &layout};
+  assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+  for (size_t i = 0; i < n; i++) {
+    char key[128];
+    int len = snprintf(key, sizeof(key), "r1%c%s", '\0', keys[i]);
+    k = (MDB_val){(size_t)len, key};
+    v = (MDB_val){rec_size, (char *)recs + i * rec_size};
+    assert_int_equal(mdb_put(txn, latest_db, &k, &v, 0), 0);
+  }
+  assert_int_equal(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
 /* A database of layout 2 (before receive times) opens: its latest values
  * take their sample time as receive time, so their age is kept. */
 static void test_migrates_layout_2(void **state) {
   struct fx *x = *state;
-  store_close(x->s);
-  x->s = NULL;
-  char data[128];
-  snprintf(data, sizeof(data), "%s/data.mdb", x->dir);
-  unlink(data);
-  snprintf(data, sizeof(data), "%s/lock.mdb", x->dir);
-  unlink(data);
+  close_and_remove(x);
   struct latest_v2 {
     double value;
     int64_t ts_ms;
@@ -392,25 +419,8 @@ static void test_migrates_layout_2(void **state) {
     char unit[24];
     char detail[96];
   } old = {.value = 21.5, .ts_ms = T0, .decimals = 1, .unit = "Cel"};
-  MDB_env *env;
-  MDB_txn *txn;
-  MDB_dbi meta, latest_db;
-  assert_int_equal(mdb_env_create(&env), 0);
-  assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
-  assert_int_equal(mdb_env_set_mapsize(env, MAP_SIZE), 0);
-  assert_int_equal(mdb_env_open(env, x->dir, MDB_NOTLS, 0640), 0);
-  assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-  assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
-  assert_int_equal(mdb_dbi_open(txn, "latest", MDB_CREATE, &latest_db), 0);
-  uint32_t layout = 2;
-  MDB_val k = {6, "layout"}, v = {sizeof(layout), &layout};
-  assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
-  static const char key[] = "r1\0cdu.supply_temp@cdu1";
-  k = (MDB_val){sizeof(key) - 1, (void *)key};
-  v = (MDB_val){sizeof(old), &old};
-  assert_int_equal(mdb_put(txn, latest_db, &k, &v, 0), 0);
-  assert_int_equal(mdb_txn_commit(txn), 0);
-  mdb_env_close(env);
+  static const char *const keys[] = {"cdu.supply_temp@cdu1"};
+  write_layout(x->dir, 2, &old, sizeof(old), keys, 1);
 
   fx_reopen(x);
   struct store_latest l;
@@ -419,6 +429,86 @@ static void test_migrates_layout_2(void **state) {
   assert_int_equal(l.ts_ms, T0);
   assert_int_equal(l.received_ms, T0);
   assert_string_equal(l.unit, "Cel");
+}
+
+/* Latest values are stored compact (layout 4), the detail only when there
+ * is one: the record shrinks and grows again as a series' status changes,
+ * and a detail of the largest size comes back whole. */
+static void test_detail_changes_record_size(void **state) {
+  struct fx *x = *state;
+  char longest[96];
+  memset(longest, 'd', sizeof(longest) - 1);
+  longest[sizeof(longest) - 1] = '\0';
+  struct fb b;
+  fb_init(&b, "agent-1", "r1", 1, T0, 1);
+  fb_std_dict(&b);
+  fb_status(&b, 0, RACKPULSE__V1__READING_STATUS__READING_ERROR, "exception 2");
+  apply_one(x->s, &b, 0);
+  fb_init(&b, "agent-1", "r1", 2, T0 + 1000, 1);
+  fb_sample(&b, 0, 2137);
+  apply_one(x->s, &b, 1);
+  struct store_latest l;
+  assert_int_equal(latest(x->s, "r1", "cdu.supply_temp", &l), 0);
+  assert_int_equal(l.status, RACKPULSE__V1__READING_STATUS__READING_OK);
+  assert_string_equal(l.detail, "");
+  assert_true(l.value == 21.37);
+  assert_string_equal(l.unit, "Cel");
+  fb_init(&b, "agent-1", "r1", 3, T0 + 2000, 1);
+  fb_status(&b, 0, RACKPULSE__V1__READING_STATUS__READING_ERROR, longest);
+  apply_one(x->s, &b, 2);
+  fx_reopen(x);
+  assert_int_equal(latest(x->s, "r1", "cdu.supply_temp", &l), 0);
+  assert_int_equal(l.status, RACKPULSE__V1__READING_STATUS__READING_ERROR);
+  assert_string_equal(l.detail, longest);
+  assert_int_equal(l.ts_ms, T0 + 2000);
+  /* The same status sent without its detail (detail_kept): the stored one,
+   * read back from the compact record, stays. */
+  fb_init(&b, "agent-1", "r1", 4, T0 + 3000, 1);
+  fb_status(&b, 0, RACKPULSE__V1__READING_STATUS__READING_ERROR, "");
+  b.sts[0].detail_kept = true;
+  apply_one(x->s, &b, 3);
+  assert_int_equal(latest(x->s, "r1", "cdu.supply_temp", &l), 0);
+  assert_string_equal(l.detail, longest);
+  assert_int_equal(l.ts_ms, T0 + 3000);
+}
+
+/* A database of layout 3 (what the previous version wrote) opens: its
+ * latest values are rewritten compact, every field and the detail kept, and
+ * store_migrated_from() says so (the aggregator logs it). */
+static void test_migrates_layout_3(void **state) {
+  struct fx *x = *state;
+  close_and_remove(x);
+  struct store_latest recs[2] = {
+      {.value = 21.5, .ts_ms = T0, .decimals = 1, .unit = "Cel", .received_ms = T0 + 7},
+      {.ts_ms = T0 + 1,
+       .status = RACKPULSE__V1__READING_STATUS__READING_ERROR,
+       .unit = "W",
+       .detail = "exception 2",
+       .received_ms = T0 + 9}};
+  static const char *const keys[] = {"cdu.supply_temp@cdu1", "pdu.power@pdu1"};
+  write_layout(x->dir, 3, recs, sizeof(recs[0]), keys, 2);
+
+  fx_reopen(x);
+  size_t n = 0;
+  assert_int_equal(store_migrated_from(x->s, &n), 3);
+  assert_int_equal(n, 2);
+  struct store_latest l;
+  assert_int_equal(latest(x->s, "r1", "cdu.supply_temp", &l), 0);
+  assert_true(l.value == 21.5);
+  assert_int_equal(l.ts_ms, T0);
+  assert_int_equal(l.received_ms, T0 + 7);
+  assert_int_equal(l.decimals, 1);
+  assert_string_equal(l.unit, "Cel");
+  assert_string_equal(l.detail, "");
+  assert_int_equal(latest(x->s, "r1", "pdu.power", &l), 0);
+  assert_int_equal(l.status, RACKPULSE__V1__READING_STATUS__READING_ERROR);
+  assert_string_equal(l.detail, "exception 2");
+  assert_int_equal(l.received_ms, T0 + 9);
+  /* Opened again: already current, nothing to migrate. */
+  fx_reopen(x);
+  assert_int_equal(store_migrated_from(x->s, &n), 0);
+  assert_int_equal(latest(x->s, "r1", "pdu.power", &l), 0);
+  assert_string_equal(l.detail, "exception 2");
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
@@ -431,6 +521,8 @@ int main(void) {
       T(test_dictionaries_are_bounded),
       T(test_migrates_layout_1),
       T(test_migrates_layout_2),
+      T(test_migrates_layout_3),
+      T(test_detail_changes_record_size),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
