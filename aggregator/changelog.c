@@ -56,6 +56,9 @@ struct rp_changelog {
   int64_t ack_wait_ms; /* cluster.ledger_ack_timeout */
   _Atomic uint64_t produced, failed;
   _Atomic int in_flight; /* 0 or 1: writers hold the ledger's write transaction */
+  /* Per partition: until when (monotonic ms) a change is refused without
+   * waiting, after one was not acknowledged (see refused_fast). */
+  _Atomic uint64_t *refused_until;
 };
 
 /* Set while this thread rebuilds: its writes are not produced again. */
@@ -139,9 +142,11 @@ static int produce(struct rp_changelog *cl, int32_t partition, const char *rack,
   }
   if (outcome == DELIVERED) {
     atomic_fetch_add(&cl->produced, 1);
+    atomic_store(&cl->refused_until[partition], 0);
     return 0;
   }
   atomic_fetch_add(&cl->failed, 1);
+  atomic_store(&cl->refused_until[partition], rp_mono_ms() + (uint64_t)cl->ack_wait_ms);
   snprintf(err, errlen,
            "%s not acknowledged by ledger topic %s partition %d (%s): nothing was changed%s", key,
            cl->topic, (int)partition, rd_kafka_err2str(e),
@@ -150,6 +155,25 @@ static int produce(struct rp_changelog *cl, int32_t partition, const char *rack,
                                "before retrying");
   rp_error("changelog", "%s", err);
   return -EREMOTEIO;
+}
+
+/* A partition whose last change was not acknowledged refuses the next ones
+ * at once for cluster.ledger_ack_timeout, then lets one through to probe:
+ * while the topic is down, the writers (HTTP threads, the upkeep pass with
+ * its expiries and automatic flags) are not each held for the timeout.
+ * True, with why in err, when this change is refused so. */
+static bool refused_fast(struct rp_changelog *cl, int32_t partition, const char *rack,
+                         const char *kind, const char *id, char *err, size_t errlen) {
+  uint64_t until = atomic_load(&cl->refused_until[partition]), now = rp_mono_ms();
+  if (until <= now)
+    return false;
+  snprintf(err, errlen,
+           "%s/%s/%s not acknowledged by ledger topic %s partition %d (it did not acknowledge a "
+           "change in the last %lld ms; tried again in %llu ms): nothing was changed",
+           rack, kind, id, cl->topic, (int)partition, (long long)cl->ack_wait_ms,
+           (unsigned long long)(until - now));
+  atomic_fetch_add(&cl->failed, 1);
+  return true;
 }
 
 static int on_change(void *ctx, const char *rack, const char *kind, const char *id,
@@ -168,6 +192,8 @@ static int on_change(void *ctx, const char *rack, const char *kind, const char *
              rack, (int)partition, cl->topic);
     return -EREMOTEIO;
   }
+  if (refused_fast(cl, partition, rack, kind, id, err, errlen))
+    return -EREMOTEIO;
   return produce(cl, partition, rack, kind, id, value, err, errlen);
 }
 
@@ -241,6 +267,11 @@ int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
     rc = -EINVAL;
     goto fail;
   }
+  if ((cl->refused_until = calloc((size_t)cl->partitions, sizeof(*cl->refused_until))) == NULL) {
+    snprintf(err, errlen, "out of memory");
+    rc = -ENOMEM;
+    goto fail;
+  }
   cl->rkt = rd_kafka_topic_new(cl->producer, cl->topic, NULL);
   cl->reader_rkt = rd_kafka_topic_new(cl->reader, cl->topic, NULL);
   seed_empty(cl);
@@ -265,6 +296,7 @@ void rp_changelog_stop(struct rp_changelog *cl) {
   }
   if (cl->reader != NULL)
     rd_kafka_destroy(cl->reader);
+  free(cl->refused_until);
   free(cl);
 }
 

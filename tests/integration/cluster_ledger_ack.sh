@@ -7,7 +7,8 @@
 # naming the topic and partition and saying nothing was changed; the
 # member's ledger is as it was, the audit log holds none of them, and none
 # reaches the topic once it has a leader again (then the same changes are
-# answered 201/200 and are on the topic).
+# answered 201/200 and are on the topic). Changes that follow an
+# unacknowledged one are refused without waiting for the timeout again.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ingest_lib.sh"
 source "$(dirname "$0")/cluster_lib.sh"
@@ -47,6 +48,7 @@ broker_control "partition_leader rackpulse.ledger 0 -1" "partition_leader rackpu
 # that nothing was changed.
 refused() {
   [ "$code" = 503 ] || fail "$1 while the ledger topic has no leader: HTTP $code $(cat "$WORK/ans.json")"
+  cat "$WORK/ans.json" >>"$WORK/refusals.json"
   grep -q 'ledger topic rackpulse.ledger partition [0-3] .*nothing was changed' "$WORK/ans.json" \
     || fail "$1: the 503 does not name the topic and partition: $(cat "$WORK/ans.json")"
 }
@@ -65,6 +67,11 @@ refused "retirement of h1.bmc0 of r0002"
 call POST /v1/overrides '{"rack": "r0002", "reason": "test", "for": "1h"}'
 refused "override of r0002"
 pass "every change the ledger topic did not acknowledge was answered 503 naming it"
+# Once a partition did not acknowledge a change, the next ones are refused
+# at once for ledger_ack_timeout instead of each waiting for it.
+grep -q "did not acknowledge a change in the last 3000 ms; tried again in" "$WORK/refusals.json" \
+  || fail "every refusal waited for the timeout: $(cat "$WORK/refusals.json")"
+pass "after one unacknowledged change the partition refuses the next ones without waiting"
 
 curl -sf "${AGG_URL[a]}/v1/flags" >"$WORK/flags.json" || fail "GET /v1/flags"
 curl -sf "${AGG_URL[a]}/v1/reservations" >"$WORK/res.json" || fail "GET /v1/reservations"
