@@ -18,10 +18,6 @@
 
 static bool str_eq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
 
-static int64_t jint(const json_t *o, const char *key) {
-  return (int64_t)json_integer_value(json_object_get(o, key));
-}
-
 struct collect {
   const char *rack, *pool;
   struct rp_res_candidates *c;
@@ -130,7 +126,8 @@ json_t *rp_res_enqueue(struct rp_aggregator *a, json_t *r, int64_t wait_ms, cons
 }
 
 static int by_created(const void *x, const void *y) {
-  int64_t a = jint(*(json_t *const *)x, "created_ms"), b = jint(*(json_t *const *)y, "created_ms");
+  int64_t a = rp_res_jint(*(json_t *const *)x, "created_ms"),
+          b = rp_res_jint(*(json_t *const *)y, "created_ms");
   return a < b ? -1 : a > b;
 }
 
@@ -140,7 +137,7 @@ static bool try_admit(struct rp_aggregator *a, json_t *r, int64_t now,
   const char *pool = json_string_value(json_object_get(r, "pool"));
   const char *rack = json_string_value(json_object_get(r, "rack"));
   rp_res_candidates(a, pool ? NULL : rack, pool, c);
-  int64_t start = jint(r, "start_ms"), end = jint(r, "end_ms");
+  int64_t start = rp_res_jint(r, "start_ms"), end = rp_res_jint(r, "end_ms");
   if (start < now) { /* it keeps its duration from its admission */
     end += now - start;
     start = now;
@@ -158,7 +155,7 @@ static bool try_admit(struct rp_aggregator *a, json_t *r, int64_t now,
   json_object_set_new(r, "end_ms", json_integer(end));
   json_object_set_new(r, "state", json_string("active"));
   json_object_set_new(r, "admitted_ms", json_integer(now));
-  json_object_set_new(r, "waited_ms", json_integer(now - jint(r, "created_ms")));
+  json_object_set_new(r, "waited_ms", json_integer(now - rp_res_jint(r, "created_ms")));
   json_object_del(r, "reason");
   if (rp_ledger_res_put(a->ledger, r) != 0) {
     json_object_set_new(r, "state", json_string("waiting"));
@@ -182,10 +179,11 @@ int rp_res_serve_queue(struct rp_aggregator *a, int64_t now) {
   for (i = 0; i < n; i++) {
     r = waiting[i];
     char reason[320];
-    if (now >= jint(r, "wait_until_ms")) {
+    if (now >= rp_res_jint(r, "wait_until_ms")) {
       const char *last = json_string_value(json_object_get(r, "reason"));
       snprintf(reason, sizeof(reason), "refused after waiting %lld s: %s",
-               (long long)((now - jint(r, "created_ms")) / 1000), last ? last : "did not fit");
+               (long long)((now - rp_res_jint(r, "created_ms")) / 1000),
+               last ? last : "did not fit");
       json_object_set_new(r, "state", json_string("refused"));
       json_object_set_new(r, "reason", json_string(reason));
       json_object_set_new(r, "refused_ms", json_integer(now));
@@ -196,7 +194,7 @@ int rp_res_serve_queue(struct rp_aggregator *a, int64_t now) {
     } else if (try_admit(a, r, now, c)) {
       snprintf(reason, sizeof(reason), "admitted on %s after waiting %lld s",
                json_string_value(json_object_get(r, "rack")),
-               (long long)(jint(r, "waited_ms") / 1000));
+               (long long)(rp_res_jint(r, "waited_ms") / 1000));
       rp_res_announce(a, r, "admitted", now, reason, now);
       changed++;
     }

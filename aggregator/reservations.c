@@ -26,13 +26,6 @@
 static const char *const class_names[] = {"bronze", "silver", "gold"};
 #define MAX_RESERVATION_MS (31LL * 24 * 3600 * 1000)
 #define MAX_WAIT_MS (24LL * 3600 * 1000)
-/* The upkeep pass integrates every running reservation's energy each 5 s.
- * Those records are written locally in one transaction; one a minute per
- * reservation (and every change of state) also goes to the ledger topic,
- * whose writer waits for the broker: a change a reservation at a time,
- * every pass, would hold the ledger for seconds on a site with thousands.
- * A failover may lose up to this much of a running reservation's energy. */
-#define ENERGY_PUBLISH_MS (60LL * 1000)
 
 static int class_rank(const char *name) {
   for (int i = 0; i < 3; i++)
@@ -41,17 +34,17 @@ static int class_rank(const char *name) {
   return -1;
 }
 
-static bool is_active(const json_t *r) {
+bool rp_res_is_active(const json_t *r) {
   const char *state = json_string_value(json_object_get(r, "state"));
   return state != NULL && strcmp(state, "active") == 0;
 }
 
-static int64_t jint(const json_t *o, const char *key) {
+int64_t rp_res_jint(const json_t *o, const char *key) {
   return (int64_t)json_integer_value(json_object_get(o, key));
 }
 
 static bool overlaps(const json_t *r, int64_t from, int64_t to) {
-  return jint(r, "start_ms") < to && jint(r, "end_ms") > from;
+  return rp_res_jint(r, "start_ms") < to && rp_res_jint(r, "end_ms") > from;
 }
 
 static bool str_eq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
@@ -63,7 +56,7 @@ double rp_reservations_reserved_kw(struct rp_ledger *l, const char *rack, const 
   size_t i;
   json_t *r;
   json_array_foreach(all, i, r) {
-    if (!is_active(r) || !str_eq(json_string_value(json_object_get(r, "rack")), rack) ||
+    if (!rp_res_is_active(r) || !str_eq(json_string_value(json_object_get(r, "rack")), rack) ||
         !overlaps(r, from_ms, to_ms) ||
         str_eq(json_string_value(json_object_get(r, "owner")), except_owner))
       continue;
@@ -204,12 +197,12 @@ void rp_res_announce(struct rp_aggregator *a, const json_t *r, const char *what,
 }
 
 static bool preemptible_by(const json_t *r, int lower, const char *rack, int64_t from, int64_t to) {
-  return is_active(r) && json_is_true(json_object_get(r, "preemptible")) &&
+  return rp_res_is_active(r) && json_is_true(json_object_get(r, "preemptible")) &&
          class_rank(json_string_value(json_object_get(r, "class"))) == lower &&
          str_eq(json_string_value(json_object_get(r, "rack")), rack) && overlaps(r, from, to);
 }
 
-static void revoke(struct rp_aggregator *a, json_t *r, const char *reason, int64_t now) {
+void rp_res_revoke(struct rp_aggregator *a, json_t *r, const char *reason, int64_t now) {
   json_object_set_new(r, "state", json_string("preempted"));
   json_object_set_new(r, "reason", json_string(reason));
   json_object_set_new(r, "preempted_ms", json_integer(now));
@@ -256,7 +249,7 @@ static double preempt(struct rp_aggregator *a, const char *rack, int rank, int64
         continue;
       sum += json_number_value(json_object_get(r, "kw"));
       json_array_append(victims, r);
-      int64_t at = jint(r, "preempt_at_ms");
+      int64_t at = rp_res_jint(r, "preempt_at_ms");
       if (at == 0 && a->cfg.reservations.preempt_notice_ms > 0)
         at = now + a->cfg.reservations.preempt_notice_ms;
       if (at > last_notice)
@@ -276,7 +269,7 @@ static double preempt(struct rp_aggregator *a, const char *rack, int rank, int64
     if (by != NULL)
       json_object_set_new(r, "preempted_by", by);
     if (last_notice > now) {
-      if (jint(r, "preempt_at_ms") == 0) {
+      if (rp_res_jint(r, "preempt_at_ms") == 0) {
         json_object_set_new(r, "preempt_at_ms", json_integer(last_notice));
         json_object_set_new(r, "reason", json_string(reason));
         if (rp_ledger_res_put(a->ledger, r) == 0)
@@ -285,8 +278,8 @@ static double preempt(struct rp_aggregator *a, const char *rack, int rank, int64
       json_array_append(preempted, json_object_get(r, "id"));
       continue;
     }
-    revoke(a, r, reason, now);
-    if (!is_active(r)) {
+    rp_res_revoke(a, r, reason, now);
+    if (!rp_res_is_active(r)) {
       freed += json_number_value(json_object_get(r, "kw"));
       json_array_append(preempted, json_object_get(r, "id"));
     }
@@ -520,7 +513,7 @@ static json_t *extend(struct rp_aggregator *a, const char *id, const json_t *bod
   if (r == NULL)
     return error(status, 404, "no reservation %s", id);
   int64_t end;
-  if (!is_active(r)) {
+  if (!rp_res_is_active(r)) {
     json_decref(r);
     return error(status, 409, "reservation %s is not active", id);
   }
@@ -528,8 +521,8 @@ static json_t *extend(struct rp_aggregator *a, const char *id, const json_t *bod
     json_decref(r);
     return error(status, 400, "end: required, Unix ms or RFC 3339 UTC time");
   }
-  int64_t old_end = jint(r, "end_ms");
-  if (end <= old_end || end <= now || end - jint(r, "start_ms") > MAX_RESERVATION_MS) {
+  int64_t old_end = rp_res_jint(r, "end_ms");
+  if (end <= old_end || end <= now || end - rp_res_jint(r, "start_ms") > MAX_RESERVATION_MS) {
     json_decref(r);
     return error(status, 400, "end must be later than the current end and within 31 days");
   }
@@ -562,7 +555,7 @@ json_t *rp_reservation_release(struct rp_aggregator *a, const char *id, int64_t 
     rp_ledger_res_unlock(a->ledger);
     return error(status, 404, "no reservation %s", id);
   }
-  if (is_active(r) || str_eq(json_string_value(json_object_get(r, "state")), "waiting")) {
+  if (rp_res_is_active(r) || str_eq(json_string_value(json_object_get(r, "state")), "waiting")) {
     json_object_set_new(r, "state", json_string("released"));
     json_object_set_new(r, "released_ms", json_integer(now));
     rp_energy_close(r, now);
@@ -634,7 +627,7 @@ static double measured_in(struct store_read *rd, const json_t *r, int64_t now, i
   return d.n > 0 ? d.kw : NAN;
 }
 
-static double measured_kw(struct rp_aggregator *a, const json_t *r, int64_t now) {
+double rp_res_measured_kw(struct rp_aggregator *a, const json_t *r, int64_t now) {
   struct store_read *rd;
   if (store_read_begin(a->store, &rd) != 0)
     return NAN;
@@ -659,12 +652,12 @@ void rp_reservations_commitment_in(const json_t *all, struct store_read *rd, con
   size_t i;
   json_t *r;
   json_array_foreach(all, i, r) {
-    if (!is_active(r) || !str_eq(json_string_value(json_object_get(r, "rack")), rack) ||
+    if (!rp_res_is_active(r) || !str_eq(json_string_value(json_object_get(r, "rack")), rack) ||
         !overlaps(r, from_ms, to_ms) ||
         str_eq(json_string_value(json_object_get(r, "owner")), except_owner))
       continue;
     double kw = json_number_value(json_object_get(r, "kw"));
-    bool running = jint(r, "start_ms") <= now_ms && jint(r, "end_ms") > now_ms;
+    bool running = rp_res_jint(r, "start_ms") <= now_ms && rp_res_jint(r, "end_ms") > now_ms;
     double measured = running ? measured_in(rd, r, now_ms, max_age_ms) : NAN;
     double committed = isfinite(measured) && measured > kw ? measured : kw;
     out->reserved_kw += kw;
@@ -689,8 +682,8 @@ json_t *rp_reservation_list(struct rp_aggregator *a, const char *rack, const cha
     if ((rack && !str_eq(json_string_value(json_object_get(r, "rack")), rack)) ||
         (owner && !str_eq(json_string_value(json_object_get(r, "owner")), owner)))
       continue;
-    if (is_active(r)) {
-      double used = measured_kw(a, r, now);
+    if (rp_res_is_active(r)) {
+      double used = rp_res_measured_kw(a, r, now);
       double kw = json_number_value(json_object_get(r, "kw"));
       json_object_set_new(r, "used_kw", isfinite(used) ? json_real(used) : json_null());
       json_object_set_new(r, "utilization", isfinite(used) ? json_real(used / kw) : json_null());
@@ -700,122 +693,4 @@ json_t *rp_reservation_list(struct rp_aggregator *a, const char *rack, const cha
   }
   json_decref(all);
   return json_pack("{s:o}", "reservations", out);
-}
-
-static void copy_tariff(void *ctx, const struct rp_policy *p) {
-  *(struct rp_tariff *)ctx = p->tariff;
-}
-
-/* Sustained low use: every reading seen for the idle window under the
- * threshold. A reading at or above it, or none (missing, stale, no
- * hosts/outlets named), starts over: one low reading never expires a
- * reservation, nor does a silent meter. Returns the reason to expire r,
- * or NULL (r's idle_since_ms updated). */
-static const char *unused(struct rp_aggregator *a, json_t *r, double used, int64_t now, char *text,
-                          size_t len) {
-  const double threshold = a->cfg.reservations.idle_threshold;
-  double kw = json_number_value(json_object_get(r, "kw"));
-  int64_t since = jint(r, "idle_since_ms");
-  bool low = isfinite(used) && used < threshold * kw;
-  if (low && since == 0) {
-    json_object_set_new(r, "idle_since_ms", json_integer(now));
-  } else if (!low && since != 0) {
-    json_object_del(r, "idle_since_ms");
-  } else if (low && now - since >= a->cfg.reservations.idle_window_ms &&
-             now - jint(r, "start_ms") > a->cfg.reservations.unused_grace_ms) {
-    snprintf(text, len,
-             "unused: draw under %.0f%% of the reservation for %lld s (past the grace period)",
-             threshold * 100, (long long)((now - since) / 1000));
-    return text;
-  }
-  return NULL;
-}
-
-int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
-  struct rp_tariff tariff;
-  rp_gate_with_policy(a->gate, copy_tariff, &tariff);
-  rp_ledger_res_lock(a->ledger);
-  int n = rp_res_serve_queue(a, now);
-  json_t *all = rp_ledger_res_list(a->ledger), *energy_only = json_array();
-  size_t i;
-  json_t *r;
-  json_array_foreach(all, i, r) {
-    if (!is_active(r))
-      continue;
-    int64_t notice = jint(r, "preempt_at_ms");
-    if (notice > 0 && notice <= now) {
-      char why[256]; /* revoke() replaces "reason" */
-      const char *noted = json_string_value(json_object_get(r, "reason"));
-      snprintf(why, sizeof(why), "%s", noted ? noted : "preempted");
-      revoke(a, r, why, now);
-      n += !is_active(r);
-      continue;
-    }
-    if (jint(r, "start_ms") > now)
-      continue;
-    /* Energy up to now (or the end), then whether it ends. */
-    int64_t end = jint(r, "end_ms"), at = now < end ? now : end;
-    double used = measured_kw(a, r, now);
-    rp_energy_step(r, used, rp_tariff_price(&tariff, at), tariff.currency, at);
-    char text[160];
-    const char *reason = end <= now ? "ended" : unused(a, r, used, now, text, sizeof(text));
-    if (reason != NULL) {
-      json_object_set_new(r, "state", json_string("expired"));
-      json_object_set_new(r, "reason", json_string(reason));
-      json_object_set_new(r, "expired_ms", json_integer(now));
-      rp_energy_close(r, at);
-    }
-    if (reason != NULL || now - jint(r, "published_ms") >= ENERGY_PUBLISH_MS) {
-      json_object_set_new(r, "published_ms", json_integer(now));
-      if (rp_ledger_res_put(a->ledger, r) == 0 && reason != NULL)
-        n++;
-    } else {
-      json_array_append(energy_only, r);
-    }
-  }
-  if (rp_ledger_res_put_local(a->ledger, energy_only) != 0)
-    rp_warn("reservations", "the energy of %zu running reservation(s) was not written",
-            json_array_size(energy_only));
-  rp_ledger_res_unlock(a->ledger);
-  json_decref(energy_only);
-  json_decref(all);
-  return n;
-}
-
-void rp_reservations_metrics(struct rp_aggregator *a, FILE *out, int64_t now) {
-  json_t *owners = json_object();
-  json_t *all = rp_ledger_res_list(a->ledger);
-  size_t i;
-  json_t *r;
-  json_array_foreach(all, i, r) {
-    if (!is_active(r) || jint(r, "start_ms") > now)
-      continue;
-    const char *owner = json_string_value(json_object_get(r, "owner"));
-    json_t *o = json_object_get(owners, owner);
-    if (o == NULL) {
-      o = json_pack("{s:f, s:f}", "reserved", 0.0, "used", 0.0);
-      json_object_set_new(owners, owner, o);
-    }
-    double used = measured_kw(a, r, now);
-    json_object_set_new(o, "reserved",
-                        json_real(json_number_value(json_object_get(o, "reserved")) +
-                                  json_number_value(json_object_get(r, "kw"))));
-    if (isfinite(used))
-      json_object_set_new(o, "used",
-                          json_real(json_number_value(json_object_get(o, "used")) + used));
-  }
-  fputs("# HELP rackpulse_reservation_kw Active reserved power per owner (kind=reserved) and "
-        "what its hosts/outlets draw (kind=used).\n# TYPE rackpulse_reservation_kw gauge\n",
-        out);
-  const char *owner;
-  json_t *o;
-  json_object_foreach(owners, owner, o) {
-    fprintf(out, "rackpulse_reservation_kw{owner=\"%s\",kind=\"reserved\"} %.3f\n", owner,
-            json_number_value(json_object_get(o, "reserved")));
-    fprintf(out, "rackpulse_reservation_kw{owner=\"%s\",kind=\"used\"} %.3f\n", owner,
-            json_number_value(json_object_get(o, "used")));
-  }
-  rp_energy_metrics(all, out, now);
-  json_decref(all);
-  json_decref(owners);
 }

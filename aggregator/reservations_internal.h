@@ -68,4 +68,15 @@ int rp_res_serve_queue(struct rp_aggregator *a, int64_t now);
 void rp_res_announce(struct rp_aggregator *a, const json_t *r, const char *what, int64_t at_ms,
                      const char *reason, int64_t now);
 
+/* A reservation's state is "active". */
+bool rp_res_is_active(const json_t *r);
+/* An integer field of o (0 when absent). */
+int64_t rp_res_jint(const json_t *o, const char *key);
+/* Preempts r now (state "preempted", energy closed, written, announced);
+ * left active when the write fails. Lock held. */
+void rp_res_revoke(struct rp_aggregator *a, json_t *r, const char *reason, int64_t now);
+/* What r's hosts and outlets draw now (kW), NaN when it names none or
+ * none reports freshly. */
+double rp_res_measured_kw(struct rp_aggregator *a, const json_t *r, int64_t now);
+
 #endif
