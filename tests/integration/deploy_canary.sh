@@ -108,7 +108,10 @@ kinds = [e["action"] if "action" in e else "gate:" + e["decision"] for e in s]
 i = kinds.index("override_create")
 assert "gate:allow" in kinds[i:], kinds
 allow = [e for e in s if e.get("decision") == "allow"][0]
-assert allow["override"]["denied_by"] == ["supply_temp"], allow["override"]
+# supply_temp, and the pause-admissions flag the upkeep raises for it as
+# soon as it sees the breach (before or after the override: either order)
+denied_by = allow["override"]["denied_by"]
+assert "supply_temp" in denied_by and set(denied_by) <= {"supply_temp", "flags"}, allow["override"]
 assert allow["override"]["client"] == "ops", allow
 exp = [e for e in s if e.get("action") == "override_expired"][0]
 assert exp["client"] == "aggregator" and exp["override"]["state"] == "expired", exp
