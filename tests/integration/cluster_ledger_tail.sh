@@ -9,7 +9,9 @@
 # malformed record is logged and skipped and the next one applied; a
 # record of a rack on a partition it does not belong to is ignored; the
 # member's own records (writer header = its member id) are not applied
-# again (its state after two quick writes is the latest).
+# again (its state after two quick writes is the latest). When a second
+# member joins, a stops reading the partitions it gave up and the new
+# owner applies what is added to them.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ingest_lib.sh"
 source "$(dirname "$0")/cluster_lib.sh"
@@ -102,3 +104,17 @@ over_warned() { grep -q "reservation kcat-big of rack r0001 (500 kW, owner zombi
 wait_for 15 over_warned || fail "no warning for the over-admission: $(grep changelog "$WORK/a.log" | tail -5)"
 [ "$(reserved)" = 509.5 ] || fail "the gate counts $(reserved) kW reserved on r0001"
 pass "a reservation another writer admitted over the headroom is kept, counted and warned about"
+
+# A second member: a stops reading what it gives up, b reads what it takes.
+start_member b site
+wait_for 60 settled 2 a b || fail "a and b did not share the partitions: $(cluster_json a)"
+for r in r0001 r0002 r0003 r0004; do [ "$(owner_of $r a)" = b ] && MOVED=$r && break; done
+[ -n "${MOVED:-}" ] || fail "b owns none of the racks: $(cluster_json a)"
+P=$(partition_of "$MOVED")
+wait_for 15 grep -q "rackpulse.ledger \[$P\]: no longer read (revoked)" "$WORK/a.log" \
+  || fail "a did not stop reading the partition of $MOVED: $(grep changelog "$WORK/a.log" | tail -3)"
+put "$MOVED/flag/pause-admissions" "$(flag_json "$MOVED" pause-admissions)"
+b_applied() { grep -Eq "rackpulse.ledger \[$P\] offset [0-9]+: applied $MOVED/flag/pause-admissions written by \(no writer header\)" "$WORK/b.log"; }
+wait_for 15 b_applied || fail "b did not apply the record of $MOVED: $(grep changelog "$WORK/b.log" | tail -3)"
+grep -q "$MOVED/flag/pause-admissions" "$WORK/a.log" && fail "a read a record of the partition it gave up"
+pass "on a revoke the old owner stops reading the partition; the new owner applies what is added"
