@@ -31,7 +31,7 @@ struct rp_changelog {
    * the tail started at (-1: not read). */
   rd_kafka_queue_t *tail_q;
   int64_t *tail_from;
-  _Atomic uint64_t tail_applied, tail_skipped;
+  _Atomic uint64_t tail_applied;
 };
 
 /* Applies one record of the topic to the ledger (an override: to the

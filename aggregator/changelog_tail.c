@@ -134,42 +134,41 @@ static void tail_record(struct rp_changelog *cl, const rd_kafka_message_t *m) {
     return; /* read before a stop, or before the rebuild's end */
   char writer[80], rack[128], why[256];
   writer_of(m, writer, sizeof(writer));
-  if (writer[0] != '\0' && strcmp(writer, cl->member) == 0) {
-    atomic_fetch_add(&cl->tail_skipped, 1);
+  if (writer[0] != '\0' && strcmp(writer, cl->member) == 0)
     return; /* ours: the ledger holds it, or a newer state */
-  }
   const char *who = writer[0] ? writer : "(no writer header)";
-  int klen = m->key ? (int)(m->key_len < 200 ? m->key_len : 200) : 0;
-  const char *key = m->key ? (const char *)m->key : "";
+  char key[201]; /* for the log: m->key is not NUL-terminated */
+  snprintf(key, sizeof(key), "%.*s", m->key ? (int)(m->key_len < 200 ? m->key_len : 200) : 0,
+           m->key ? (const char *)m->key : "");
   int32_t owner_partition = -1;
   char member[65], url[256];
   if (rack_of(m, rack, sizeof(rack))) {
     int32_t belongs = rp_cluster_partition(rack, cl->partitions);
     if (belongs != p) {
       rp_warn("changelog",
-              "%s [%d] offset %" PRId64 ": record %.*s by %s ignored: rack %s belongs to partition "
+              "%s [%d] offset %" PRId64 ": record %s by %s ignored: rack %s belongs to partition "
               "%d",
-              cl->topic, (int)p, m->offset, klen, key, who, rack, (int)belongs);
+              cl->topic, (int)p, m->offset, key, who, rack, (int)belongs);
       return;
     }
     if (cl->a->cluster != NULL &&
         rp_cluster_owner(cl->a->cluster, rack, &owner_partition, member, url) != RP_OWNER_SELF) {
       rp_info("changelog",
-              "%s [%d] offset %" PRId64 ": record %.*s by %s ignored: the partition is no longer "
+              "%s [%d] offset %" PRId64 ": record %s by %s ignored: the partition is no longer "
               "this member's",
-              cl->topic, (int)p, m->offset, klen, key, who);
+              cl->topic, (int)p, m->offset, key, who);
       return;
     }
   }
   if (rp_changelog_apply(cl, m, why, sizeof(why)) != 0) {
-    rp_warn("changelog", "%s [%d] offset %" PRId64 ": malformed record %.*s by %s skipped: %s",
-            cl->topic, (int)p, m->offset, klen, key, who, why);
+    rp_warn("changelog", "%s [%d] offset %" PRId64 ": malformed record %s by %s skipped: %s",
+            cl->topic, (int)p, m->offset, key, who, why);
     return;
   }
   atomic_fetch_add(&cl->tail_applied, 1);
-  rp_info("changelog", "%s [%d] offset %" PRId64 ": applied %.*s written by %s", cl->topic, (int)p,
-          m->offset, klen, key, who);
-  if (klen > 0 && strstr(key, "/reservation/") != NULL && m->payload != NULL)
+  rp_info("changelog", "%s [%d] offset %" PRId64 ": applied %s written by %s", cl->topic, (int)p,
+          m->offset, key, who);
+  if (strstr(key, "/reservation/") != NULL && m->payload != NULL)
     check_headroom(cl, m, rack, who);
 }
 
