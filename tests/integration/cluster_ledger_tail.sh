@@ -11,7 +11,8 @@
 # member's own records (writer header = its member id) are not applied
 # again (its state after two quick writes is the latest). When a second
 # member joins, a stops reading the partitions it gave up and the new
-# owner applies what is added to them.
+# owner applies what is added to them; when it stops, a takes them back,
+# rebuilds them and reads them on.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ingest_lib.sh"
 source "$(dirname "$0")/cluster_lib.sh"
@@ -118,3 +119,13 @@ b_applied() { grep -Eq "rackpulse.ledger \[$P\] offset [0-9]+: applied $MOVED/fl
 wait_for 15 b_applied || fail "b did not apply the record of $MOVED: $(grep changelog "$WORK/b.log" | tail -3)"
 grep -q "$MOVED/flag/pause-admissions" "$WORK/a.log" && fail "a read a record of the partition it gave up"
 pass "on a revoke the old owner stops reading the partition; the new owner applies what is added"
+
+# b stops: a takes the partition back, rebuilds it (it read it before) and
+# reads it on again.
+kill -TERM "${AGG_PID[b]}"
+wait "${AGG_PID[b]}" 2>/dev/null || true
+wait_for 60 settled 1 a || fail "a did not take the partitions back: $(cluster_json a)"
+put "$MOVED/flag/evacuate" "$(flag_json "$MOVED" evacuate)"
+wait_for 15 has_flag "$MOVED" evacuate || fail "a does not apply records of the partition it took back: $(grep changelog "$WORK/a.log" | tail -3)"
+has_flag "$MOVED" pause-admissions || fail "a's rebuild of the partition it took back lost b's record"
+pass "a partition taken back is rebuilt and read on"
