@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "changelog_internal.h"
 #include "cluster.h"
 #include "ledger.h"
 #include "override.h"
@@ -47,21 +48,8 @@
 #define PURGE_WAIT_MS 2000
 #define REBUILD_WAIT_MS 15000
 
-struct rp_changelog {
-  struct rp_aggregator *a;
-  rd_kafka_t *producer, *reader;
-  rd_kafka_topic_t *rkt, *reader_rkt;
-  char topic[128];
-  int32_t partitions;
-  int64_t ack_wait_ms; /* cluster.ledger_ack_timeout */
-  _Atomic uint64_t produced, failed;
-  _Atomic int in_flight; /* 0 or 1: writers hold the ledger's write transaction */
-  /* Per partition: until when (monotonic ms) a change is refused without
-   * waiting, after one was not acknowledged (see refused_fast). */
-  _Atomic uint64_t *refused_until;
-};
-
-/* Set while this thread rebuilds: its writes are not produced again. */
+/* Set while this thread applies records of the topic (rebuild, tail):
+ * its writes are not produced again. */
 static _Thread_local bool rebuilding;
 
 /* The outcome of one change, shared by its writer and the delivery
@@ -130,6 +118,7 @@ static int produce(struct rp_changelog *cl, int32_t partition, const char *rack,
     e = rd_kafka_producev(
         cl->producer, RD_KAFKA_V_RKT(cl->rkt), RD_KAFKA_V_PARTITION(partition),
         RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(text, text ? strlen(text) : 0),
+        RD_KAFKA_V_HEADER(RP_CHANGELOG_WRITER, cl->member, -1),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
   free(text);
   int outcome = FAILED;
@@ -251,6 +240,7 @@ int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
   cl->ack_wait_ms =
       a->cfg.cluster.ledger_ack_timeout_ms > 0 ? a->cfg.cluster.ledger_ack_timeout_ms : 5000;
   snprintf(cl->topic, sizeof(cl->topic), "%s", a->cfg.kafka.ledger_topic);
+  snprintf(cl->member, sizeof(cl->member), "%s", a->cfg.cluster.member_id);
   int rc = -EINVAL;
   if ((cl->producer = rp_kafka_client_new(&a->cfg, RD_KAFKA_PRODUCER, "ledger producer",
                                           on_delivery, cl, err, errlen)) == NULL ||
@@ -267,7 +257,8 @@ int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
     rc = -EINVAL;
     goto fail;
   }
-  if ((cl->refused_until = calloc((size_t)cl->partitions, sizeof(*cl->refused_until))) == NULL) {
+  if ((cl->refused_until = calloc((size_t)cl->partitions, sizeof(*cl->refused_until))) == NULL ||
+      rp_changelog_tail_init(cl) != 0) {
     snprintf(err, errlen, "out of memory");
     rc = -ENOMEM;
     goto fail;
@@ -286,6 +277,7 @@ fail:
 void rp_changelog_stop(struct rp_changelog *cl) {
   if (cl == NULL)
     return;
+  rp_changelog_tail_free(cl);
   if (cl->rkt != NULL)
     rd_kafka_topic_destroy(cl->rkt);
   if (cl->reader_rkt != NULL)
@@ -300,35 +292,82 @@ void rp_changelog_stop(struct rp_changelog *cl) {
   free(cl);
 }
 
-/* One record of the topic into the ledger (an override: into the overrides
- * in force). Returns 1 when applied. */
-static int apply_record(struct rp_changelog *cl, const rd_kafka_message_t *m) {
-  struct rp_ledger *l = cl->a->ledger;
-  char key[256];
-  if (m->key == NULL || m->key_len == 0 || m->key_len >= sizeof(key))
-    return 0;
+/* Splits a record's key "rack/kind/id" into key (rack), *kind and *id.
+ * False when it is not one. */
+static bool split_key(const rd_kafka_message_t *m, char key[256], char **kind, char **id) {
+  if (m->key == NULL || m->key_len == 0 || m->key_len >= 256)
+    return false;
   memcpy(key, m->key, m->key_len);
   key[m->key_len] = '\0';
-  char *kind = strchr(key, '/'), *id = kind ? strchr(kind + 1, '/') : NULL;
-  if (id == NULL)
-    return 0;
-  *kind++ = '\0';
-  *id++ = '\0';
-  json_t *value = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+  *kind = strchr(key, '/');
+  *id = *kind ? strchr(*kind + 1, '/') : NULL;
+  if (*id == NULL)
+    return false;
+  *(*kind)++ = '\0';
+  *(*id)++ = '\0';
+  return key[0] != '\0' && **id != '\0';
+}
+
+/* A record's value names the rack and id of its key (reservations and
+ * retirements are stored by what their value says). */
+static bool value_matches(const json_t *value, const char *rack, const char *id_field,
+                          const char *id) {
+  const char *r = json_string_value(json_object_get(value, "rack"));
+  const char *i = json_string_value(json_object_get(value, id_field));
+  return r != NULL && i != NULL && strcmp(rack, r) == 0 && strcmp(id, i) == 0;
+}
+
+static int apply_value(struct rp_changelog *cl, const char *rack, const char *kind, const char *id,
+                       const json_t *value, bool tombstone, char *why, size_t whylen) {
+  struct rp_ledger *l = cl->a->ledger;
   int rc = -EINVAL;
-  if (strcmp(kind, "reservation") == 0 && value != NULL)
+  if (strcmp(kind, "override") == 0 && (value != NULL || tombstone)) {
+    if (cl->a->overrides != NULL)
+      rp_override_restore(cl->a->overrides, id, value, rp_now_ms());
+    return 0;
+  }
+  if (strcmp(kind, "flag") == 0 && tombstone) {
+    rc = rp_ledger_flag_del(l, rack, id);
+    return rc == -ENOENT ? 0 : rc;
+  }
+  if (value == NULL) {
+    snprintf(why, whylen, "the value is not JSON");
+    return -EINVAL;
+  }
+  if (strcmp(kind, "reservation") == 0 && value_matches(value, rack, "id", id))
     rc = rp_ledger_res_put(l, value);
-  else if (strcmp(kind, "flag") == 0 && value != NULL)
-    rc = rp_ledger_flag_put(l, key, id, value);
-  else if (strcmp(kind, "retirement") == 0 && value != NULL)
+  else if (strcmp(kind, "flag") == 0 && value_matches(value, rack, "flag", id))
+    rc = rp_ledger_flag_put(l, rack, id, value);
+  else if (strcmp(kind, "retirement") == 0 && value_matches(value, rack, "device", id))
     rc = rp_ledger_retired_put(l, value);
-  else if (strcmp(kind, "override") == 0 && (value != NULL || m->payload == NULL)) {
-    rp_override_restore(cl->a->overrides, id, value, rp_now_ms());
-    rc = 0;
-  } else if (strcmp(kind, "flag") == 0 && m->payload == NULL)
-    rc = rp_ledger_flag_del(l, key, id) == -ENOENT ? 0 : -EIO;
+  else {
+    snprintf(why, whylen, "not a %s record of rack %s and id %s", kind, rack, id);
+    return -EINVAL;
+  }
+  if (rc != 0)
+    snprintf(why, whylen, "the ledger refused it: %s", strerror(-rc));
+  return rc;
+}
+
+int rp_changelog_apply(struct rp_changelog *cl, const rd_kafka_message_t *m, char *why,
+                       size_t whylen) {
+  char key[256], *kind, *id;
+  if (!split_key(m, key, &kind, &id)) {
+    snprintf(why, whylen, "the key is not rack/kind/id");
+    return -EINVAL;
+  }
+  if (strcmp(kind, "reservation") != 0 && strcmp(kind, "flag") != 0 &&
+      strcmp(kind, "retirement") != 0 && strcmp(kind, "override") != 0) {
+    snprintf(why, whylen, "unknown kind \"%s\"", kind);
+    return -EINVAL;
+  }
+  json_t *value = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+  bool was = rebuilding;
+  rebuilding = true;
+  int rc = apply_value(cl, key, kind, id, value, m->payload == NULL, why, whylen);
+  rebuilding = was;
   json_decref(value);
-  return rc == 0;
+  return rc;
 }
 
 struct in_partition {
@@ -366,8 +405,11 @@ int rp_changelog_rebuild(struct rp_changelog *cl, int32_t partition, char *err, 
              rd_kafka_err2str(e));
     return -EIO;
   }
-  if (hi == lo)
+  rp_changelog_tail_stop(cl, partition);
+  if (hi == lo) {
+    rp_changelog_tail_start(cl, partition, hi);
     return 0; /* never written: nothing to rebuild (see seed_empty()) */
+  }
   rebuilding = true;
   drop_flags(cl, partition);
   size_t applied = 0;
@@ -386,7 +428,8 @@ int rp_changelog_rebuild(struct rp_changelog *cl, int32_t partition, char *err, 
       if (m == NULL)
         continue;
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        applied += (size_t)apply_record(cl, m);
+        char why[256];
+        applied += rp_changelog_apply(cl, m, why, sizeof(why)) == 0;
         next = m->offset + 1;
       } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         next = m->offset > next ? m->offset : next;
@@ -401,6 +444,8 @@ int rp_changelog_rebuild(struct rp_changelog *cl, int32_t partition, char *err, 
     }
   }
   rebuilding = false;
+  if (rc == 0)
+    rp_changelog_tail_start(cl, partition, hi);
   if (rc == 0)
     rp_info("changelog",
             "ledger of partition %d rebuilt from %s: %zu record(s) (offsets %" PRId64 "..%" PRId64
@@ -422,7 +467,12 @@ void rp_changelog_metrics(struct rp_changelog *cl, FILE *out) {
           "rackpulse_ledger_topic_failed_total %llu\n"
           "# HELP rackpulse_ledger_topic_in_flight Changes waiting for kafka.ledger_topic's "
           "acknowledgement.\n# TYPE rackpulse_ledger_topic_in_flight gauge\n"
-          "rackpulse_ledger_topic_in_flight %d\n",
+          "rackpulse_ledger_topic_in_flight %d\n"
+          "# HELP rackpulse_ledger_topic_tail_applied_total Records other writers added to an "
+          "owned partition of kafka.ledger_topic after its rebuild, applied here.\n"
+          "# TYPE rackpulse_ledger_topic_tail_applied_total counter\n"
+          "rackpulse_ledger_topic_tail_applied_total %llu\n",
           (unsigned long long)atomic_load(&cl->produced),
-          (unsigned long long)atomic_load(&cl->failed), atomic_load(&cl->in_flight));
+          (unsigned long long)atomic_load(&cl->failed), atomic_load(&cl->in_flight),
+          (unsigned long long)atomic_load(&cl->tail_applied));
 }

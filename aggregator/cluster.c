@@ -187,6 +187,18 @@ static void read_record(struct rp_cluster *c, const rd_kafka_message_t *msg) {
 
 static void rebuild_pending(struct rp_cluster *c);
 
+/* The ledger partitions owned (or being rebuilt) are read on: records
+ * other writers add to them are applied (changelog_tail.c). */
+static void tail_ledger(struct rp_cluster *c) {
+  uint8_t keep[BITMAP_BYTES];
+  pthread_mutex_lock(&c->lock);
+  for (size_t i = 0; i < BITMAP_BYTES; i++)
+    keep[i] = c->owns[i] | c->pending[i];
+  pthread_mutex_unlock(&c->lock);
+  rp_changelog_tail_keep(c->changelog, keep);
+  rp_changelog_tail_poll(c->changelog);
+}
+
 static void *members_thread(void *arg) {
   struct rp_cluster *c = arg;
   uint64_t last_pub = 0;
@@ -196,6 +208,7 @@ static void *members_thread(void *arg) {
     bool dirty = c->dirty;
     pthread_mutex_unlock(&c->lock);
     rebuild_pending(c);
+    tail_ledger(c);
     if (dirty || now - last_pub >= (uint64_t)c->cfg.heartbeat_ms) {
       publish(c, false);
       last_pub = now;

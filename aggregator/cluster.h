@@ -124,5 +124,10 @@ int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
 void rp_changelog_stop(struct rp_changelog *cl);
 int rp_changelog_rebuild(struct rp_changelog *cl, int32_t partition, char *err, size_t errlen);
 void rp_changelog_metrics(struct rp_changelog *cl, FILE *out);
+/* changelog_tail.c (members thread): stop reading the partitions not set
+ * in the bitmap `keep` (revoked); apply what other writers added to the
+ * partitions read since (never blocks). */
+void rp_changelog_tail_keep(struct rp_changelog *cl, const uint8_t *keep);
+void rp_changelog_tail_poll(struct rp_changelog *cl);
 
 #endif
