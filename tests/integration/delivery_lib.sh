@@ -81,7 +81,8 @@ drained() {
 }
 
 # frame_dicts: one line per frame on the topic, in topic order: its
-# sequence number, 1 if it carries the dictionary (else 0), and its
+# sequence number, 1 if it carries the dictionary (else 0), 1 if it
+# carries samples (else 0: built before the first scrape), and its
 # health's kafka_error ("-" when none); decoded with protoc from the schema.
 frame_dicts() {
   kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -o beginning -e -q -f '%S:%s' >"$WORK/frames.bin" 2>/dev/null
@@ -97,6 +98,7 @@ while i < len(data):
     err = re.search(r'^  kafka_error: "(.*)"$', txt, re.M)
     print(re.search(r"^seq: (\d+)", txt, re.M).group(1),
           int(re.search(r"^dictionary \{", txt, re.M) is not None),
+          int(re.search(r"^samples \{", txt, re.M) is not None),
           err.group(1) if err else "-")
     i = j + 1 + n
 PYEOF

@@ -73,10 +73,16 @@ kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -o beginning -c 1 -e -f '%k %s' 2>/d
 protoc --decode=rackpulse.v1.Frame -I "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto" \
   <"$WORK/frame.bin" >"$WORK/frame.txt" || fail "protoc could not decode the frame"
 grep -q 'rack_id: "r17"' "$WORK/frame.txt" || fail "no rack_id in $(head -20 "$WORK/frame.txt")"
-# The newest frame may not carry the dictionary; the first one does.
-kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -o beginning -c 1 -e -f '%s' 2>/dev/null \
-  | protoc --decode=rackpulse.v1.Frame -I "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto" \
-  >"$WORK/first.txt"
+# The newest frame may not carry the dictionary; the first one with
+# series does (a frame built before the first scrape has none).
+part=$(kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -o beginning -c 1 -e -f '%p' 2>/dev/null)
+: >"$WORK/first.txt"
+for off in $(seq 0 19); do
+  kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -p "$part" -o "$off" -c 1 -e -f '%s' 2>/dev/null \
+    | protoc --decode=rackpulse.v1.Frame -I "$RP_SRC/proto" "$RP_SRC/proto/rackpulse.proto" \
+    >"$WORK/first.txt" || true
+  grep -q "dictionary {" "$WORK/first.txt" && break
+done
 $PY - "$WORK/first.txt" "$WORK/frame.txt" <<'PYEOF' || fail "decoded frames lack the values"
 import re, sys
 first, last = open(sys.argv[1]).read(), open(sys.argv[2]).read()
