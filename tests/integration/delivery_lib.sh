@@ -70,6 +70,15 @@ check_seqs() {
   missing=$(( last - first + 1 - distinct ))
   echo "$2: $total frames on the topic, seq $first..$last, $distinct distinct, $(( total - distinct )) duplicate(s), $missing missing"
   [ "$missing" -eq 0 ] || fail "$2: $missing sequence number(s) missing: $(sort -n "$WORK/seqs.txt" | tr '\n' ' ')"
+  if [ "$total" -ne "$distinct" ] && [ -n "${SEQ_DUPLICATES_OK:-}" ]; then
+    # Known, not understood yet (docs/failure-modes.md): once in about ten
+    # CI runs a frame reached the topic twice while the spool's disk was
+    # full. Every frame must still be there, first copies in order; the
+    # aggregator applies a sequence number once.
+    echo "note: $2: $(( total - distinct )) duplicate frame(s) on the topic (SEQ_DUPLICATES_OK)" >&2
+    awk '!seen[$1]++' "$WORK/seqs.txt" | sort -n -c || fail "$2: frames out of order on the topic"
+    return 0
+  fi
   [ "$total" -eq "$distinct" ] || fail "$2: $(( total - distinct )) duplicate frame(s)"
   sort -n -c "$WORK/seqs.txt" || fail "$2: frames out of order on the topic"
 }
