@@ -142,23 +142,28 @@ static void tail_record(struct rp_changelog *cl, const rd_kafka_message_t *m) {
            m->key ? (const char *)m->key : "");
   int32_t owner_partition = -1;
   char member[65], url[256];
-  if (rack_of(m, rack, sizeof(rack))) {
-    int32_t belongs = rp_cluster_partition(rack, cl->partitions);
-    if (belongs != p) {
-      rp_warn("changelog",
-              "%s [%d] offset %" PRId64 ": record %s by %s ignored: rack %s belongs to partition "
-              "%d",
-              cl->topic, (int)p, m->offset, key, who, rack, (int)belongs);
-      return;
-    }
-    if (cl->a->cluster != NULL &&
-        rp_cluster_owner(cl->a->cluster, rack, &owner_partition, member, url) != RP_OWNER_SELF) {
-      rp_info("changelog",
-              "%s [%d] offset %" PRId64 ": record %s by %s ignored: the partition is no longer "
-              "this member's",
-              cl->topic, (int)p, m->offset, key, who);
-      return;
-    }
+  if (!rack_of(m, rack, sizeof(rack))) {
+    /* No rack this member could own (none, or longer than any rack id):
+     * never applied without the ownership check below. */
+    rp_warn("changelog", "%s [%d] offset %" PRId64 ": malformed record %s by %s skipped: no rack",
+            cl->topic, (int)p, m->offset, key, who);
+    return;
+  }
+  int32_t belongs = rp_cluster_partition(rack, cl->partitions);
+  if (belongs != p) {
+    rp_warn("changelog",
+            "%s [%d] offset %" PRId64 ": record %s by %s ignored: rack %s belongs to partition "
+            "%d",
+            cl->topic, (int)p, m->offset, key, who, rack, (int)belongs);
+    return;
+  }
+  if (cl->a->cluster != NULL &&
+      rp_cluster_owner(cl->a->cluster, rack, &owner_partition, member, url) != RP_OWNER_SELF) {
+    rp_info("changelog",
+            "%s [%d] offset %" PRId64 ": record %s by %s ignored: the partition is no longer "
+            "this member's",
+            cl->topic, (int)p, m->offset, key, who);
+    return;
   }
   if (rp_changelog_apply(cl, m, why, sizeof(why)) != 0) {
     rp_warn("changelog", "%s [%d] offset %" PRId64 ": malformed record %s by %s skipped: %s",

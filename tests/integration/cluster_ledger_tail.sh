@@ -87,11 +87,16 @@ pass "the member's own records are not applied again (its latest write stands)"
 
 # A malformed record, one of a rack on another partition, then a good one.
 put r0001/reservation/bad-1 '{not json'
+# a rack name longer than any rack id: skipped before any check uses it
+LONG=$(printf 'x%.0s' $(seq 200))
+put "$LONG/flag/evacuate" '{"rack":"'"$LONG"'","flag":"evacuate"}'
 [ -n "$OTHER" ] && put "$OTHER/flag/evacuate" "$(flag_json "$OTHER" evacuate)"
 put r0001/flag/scale-back "$(flag_json r0001 scale-back)"
 wait_for 15 has_flag r0001 scale-back || fail "the record after a malformed one is not applied"
 grep -Eq "rackpulse.ledger \[$P\] offset [0-9]+: malformed record r0001/reservation/bad-1 by \(no writer header\) skipped" "$WORK/a.log" \
   || fail "the malformed record is not logged: $(grep changelog "$WORK/a.log" | tail -5)"
+grep -Eq "rackpulse.ledger \[$P\] offset [0-9]+: malformed record x+(/flag/evacuate)? by \(no writer header\) skipped: no rack" "$WORK/a.log" \
+  || fail "the record with an overlong rack is not skipped: $(grep changelog "$WORK/a.log" | tail -5)"
 if [ -n "$OTHER" ]; then
   has_flag "$OTHER" evacuate && fail "a record of $OTHER on partition $P was applied"
   grep -Eq "rackpulse.ledger \[$P\] offset [0-9]+: record $OTHER/flag/evacuate by .* ignored" "$WORK/a.log" \
