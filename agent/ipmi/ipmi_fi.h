@@ -23,10 +23,13 @@ struct fi_sensor {
   char entity[IPMI_ENTITY_MAX];
   int num;
   char unit[IPMI_UNIT_MAX]; /* ipmitool's text ("degrees C"), "" when none */
-  /* A linear analog threshold sensor of the BMC itself: read with one Get
-   * Sensor Reading and converted by ipmi_sensor_decode_value(), without
-   * parsing the record again at every reading as ipmi_sensor_read() does. */
-  bool direct;
+  /* How it is read. A sensor of the BMC itself (slave address 20h, LUN 0)
+   * is read with one Get Sensor Reading and no second look at its record,
+   * which ipmi_sensor_read() parses again at every reading: a linear
+   * analog threshold sensor converted by ipmi_sensor_decode_value(), a
+   * discrete one as its state bits. Any other goes through
+   * ipmi_sensor_read() (bridged, non-linear, ...). */
+  enum { FI_READ_GENERAL, FI_READ_THRESHOLD, FI_READ_DISCRETE } how;
   int8_t r_exp, b_exp;
   int16_t m, b;
   uint8_t linearization, format;
@@ -51,6 +54,7 @@ struct ipmi_fi {
   ipmi_sdr_ctx_t sdr;
   ipmi_sensor_read_ctx_t sread; /* created on first use (read_general()) */
   fiid_obj_t reading;           /* Get Sensor Reading (threshold) response, reused */
+  fiid_obj_t discrete;          /* Get Sensor Reading (any) response, reused */
   struct fi_sensor *sensors;
   size_t nsensors;
   bool have_sig;

@@ -51,16 +51,22 @@ static bool parse_record(struct ipmi_fi *fi, struct fi_sensor *s) {
       snprintf(s->unit, sizeof(s->unit), "%s", ipmi_sensor_units[base]);
   }
   uint8_t owner_type, owner, lun, channel;
-  s->direct =
-      type == IPMI_SDR_FORMAT_FULL_SENSOR_RECORD && s->threshold &&
-      ipmi_sdr_parse_sensor_owner_id(fi->sdr, s->rec, s->len, &owner_type, &owner) == 0 &&
-      owner_type == IPMI_SDR_SENSOR_OWNER_ID_TYPE_IPMB_SLAVE_ADDRESS &&
-      owner == IPMI_SLAVE_ADDRESS_BMC &&
-      ipmi_sdr_parse_sensor_owner_lun(fi->sdr, s->rec, s->len, &lun, &channel) == 0 && lun == 0 &&
-      ipmi_sdr_parse_sensor_decoding_data(fi->sdr, s->rec, s->len, &s->r_exp, &s->b_exp, &s->m,
-                                          &s->b, &s->linearization, &s->format) == 0 &&
-      s->linearization == IPMI_SDR_LINEARIZATION_LINEAR &&
-      s->format != IPMI_SDR_ANALOG_DATA_FORMAT_NOT_ANALOG;
+  /* The owner's 7-bit address and its type bit make the slave address, as
+   * ipmi_sensor_read() forms it. */
+  bool of_bmc = type != IPMI_SDR_FORMAT_EVENT_ONLY_RECORD &&
+                ipmi_sdr_parse_sensor_owner_id(fi->sdr, s->rec, s->len, &owner_type, &owner) == 0 &&
+                (uint8_t)((owner << 1) | owner_type) == IPMI_SLAVE_ADDRESS_BMC &&
+                ipmi_sdr_parse_sensor_owner_lun(fi->sdr, s->rec, s->len, &lun, &channel) == 0 &&
+                lun == IPMI_BMC_IPMB_LUN_BMC;
+  s->how = FI_READ_GENERAL;
+  if (of_bmc && !s->threshold)
+    s->how = FI_READ_DISCRETE;
+  else if (of_bmc && type == IPMI_SDR_FORMAT_FULL_SENSOR_RECORD &&
+           ipmi_sdr_parse_sensor_decoding_data(fi->sdr, s->rec, s->len, &s->r_exp, &s->b_exp, &s->m,
+                                               &s->b, &s->linearization, &s->format) == 0 &&
+           s->linearization == IPMI_SDR_LINEARIZATION_LINEAR &&
+           s->format != IPMI_SDR_ANALOG_DATA_FORMAT_NOT_ANALOG)
+    s->how = FI_READ_THRESHOLD;
   return true;
 }
 
@@ -187,12 +193,24 @@ struct raw_reading {
   uint16_t bits;
 };
 
-static bool session_failed(const struct ipmi_fi *fi) {
-  int e = ipmi_ctx_errnum(fi->ctx);
+/* Whether the context's error `e` (ipmi_ctx_errnum) means the session is
+ * gone, rather than that this one sensor has no reading. */
+static bool session_error(int e) {
   return fi__is_timeout(e) || e == IPMI_ERR_IPMI_ERROR || e == IPMI_ERR_SYSTEM_ERROR;
 }
 
-/* A direct sensor (see struct fi_sensor): false when the session failed. */
+/* One Get Sensor Reading of a sensor of the BMC into obj: 0, or minus the
+ * context's error (ipmi_ctx_errnum). */
+static int get_reading(struct ipmi_fi *fi, const struct fi_sensor *s, fiid_obj_t obj,
+                       bool threshold) {
+  int rc = threshold ? ipmi_cmd_get_sensor_reading_threshold(fi->ctx, (uint8_t)s->num, obj)
+                     : ipmi_cmd_get_sensor_reading(fi->ctx, (uint8_t)s->num, obj);
+  int e = ipmi_ctx_errnum(fi->ctx);
+  return rc < 0 ? -(e != IPMI_ERR_SUCCESS ? e : IPMI_ERR_INTERNAL_ERROR) : 0;
+}
+
+/* A threshold sensor of the BMC (see struct fi_sensor): false when the
+ * session failed. */
 static bool read_direct(struct ipmi_fi *fi, const struct fi_sensor *s, struct raw_reading *out) {
   uint64_t raw = 0, state = 0, scanning = 0, bit;
   static const char *const bits[] = {
@@ -201,10 +219,11 @@ static bool read_direct(struct ipmi_fi *fi, const struct fi_sensor *s, struct ra
       "at_or_above_upper_critical_threshold",        "at_or_above_upper_non_recoverable_threshold"};
   memset(out, 0, sizeof(*out));
   fiid_obj_clear(fi->reading);
-  if (ipmi_cmd_get_sensor_reading_threshold(fi->ctx, (uint8_t)s->num, fi->reading) < 0) {
+  int err = get_reading(fi, s, fi->reading, true);
+  if (err < 0) {
     out->rc = -1;
     out->errnum = IPMI_SENSOR_READ_ERR_SENSOR_READING_CANNOT_BE_OBTAINED;
-    return !session_failed(fi);
+    return !session_error(-err);
   }
   fiid_obj_get(fi->reading, "sensor_reading", &raw);
   fiid_obj_get(fi->reading, "reading_state", &state);
@@ -230,6 +249,42 @@ static bool read_direct(struct ipmi_fi *fi, const struct fi_sensor *s, struct ra
   return true;
 }
 
+/* A discrete sensor of the BMC (see struct fi_sensor): its state bits,
+ * with what ipmi_sensor_read() makes of the response (FreeIPMI 1.6: an
+ * unavailable reading or disabled scanning is no reading; a BMC that
+ * leaves the bitmask out, which the fiid check is told to let through as
+ * FreeIPMI does, has no state asserted). False when the session failed. */
+static bool read_discrete(struct ipmi_fi *fi, const struct fi_sensor *s, struct raw_reading *out) {
+  uint64_t state = 0, scanning = 0, mask1 = 0, mask2 = 0;
+  memset(out, 0, sizeof(*out));
+  out->rc = -1;
+  fiid_obj_clear(fi->discrete);
+  int err = get_reading(fi, s, fi->discrete, false);
+  if (err < 0) {
+    out->errnum = IPMI_SENSOR_READ_ERR_SENSOR_READING_UNAVAILABLE;
+    return !session_error(-err);
+  }
+  if (fiid_obj_get(fi->discrete, "reading_state", &state) == 1 &&
+      state == IPMI_SENSOR_READING_STATE_UNAVAILABLE) {
+    out->errnum = IPMI_SENSOR_READ_ERR_SENSOR_READING_UNAVAILABLE;
+    return true;
+  }
+  if (fiid_obj_get(fi->discrete, "sensor_scanning", &scanning) == 1 &&
+      scanning == IPMI_SENSOR_SCANNING_ON_THIS_SENSOR_DISABLE) {
+    out->errnum = IPMI_SENSOR_READ_ERR_SENSOR_SCANNING_DISABLED;
+    return true;
+  }
+  int has1 = fiid_obj_get(fi->discrete, "sensor_event_bitmask1", &mask1);
+  int has2 = fiid_obj_get(fi->discrete, "sensor_event_bitmask2", &mask2);
+  if (has1 < 0 || has2 < 0 || (has1 == 0 && has2 == 1)) {
+    out->errnum = IPMI_SENSOR_READ_ERR_IPMI_ERROR;
+    return true;
+  }
+  out->bits = (uint16_t)((has1 == 1 ? mask1 : 0) | (has2 == 1 ? mask2 << 8 : 0));
+  out->rc = 1;
+  return true;
+}
+
 /* Any other sensor, through ipmi_sensor_read(): false when the session failed. */
 static bool read_general(struct ipmi_fi *fi, const struct fi_sensor *s, struct raw_reading *out) {
   double *val = NULL;
@@ -248,7 +303,8 @@ static bool read_general(struct ipmi_fi *fi, const struct fi_sensor *s, struct r
     out->value = *val;
     free(val);
   }
-  return !(out->rc < 0 && out->errnum == IPMI_SENSOR_READ_ERR_IPMI_ERROR && session_failed(fi));
+  return !(out->rc < 0 && out->errnum == IPMI_SENSOR_READ_ERR_IPMI_ERROR &&
+           session_error(ipmi_ctx_errnum(fi->ctx)));
 }
 
 /* One sensor into *r; -EIO when the session failed (the scrape fails). */
@@ -266,7 +322,10 @@ static int read_sensor(struct ipmi_fi *fi, const struct fi_sensor *s, struct ipm
     return 0;
   }
   struct raw_reading rr;
-  if (!(s->direct ? read_direct(fi, s, &rr) : read_general(fi, s, &rr))) {
+  bool session_ok = s->how == FI_READ_THRESHOLD  ? read_direct(fi, s, &rr)
+                    : s->how == FI_READ_DISCRETE ? read_discrete(fi, s, &rr)
+                                                 : read_general(fi, s, &rr);
+  if (!session_ok) {
     char what[64];
     snprintf(what, sizeof(what), "reading sensor '%s'", s->name);
     return fi__fail(fi, what);
@@ -301,11 +360,18 @@ static int read_sensor(struct ipmi_fi *fi, const struct fi_sensor *s, struct ipm
 int fi__read_sensors(struct ipmi_fi *fi) {
   struct ipmi_bmc *b = fi->b;
   size_t na = 0;
+  unsigned int flags = 0;
   fi->out = calloc(fi->nsensors + 1, sizeof(*fi->out));
   if (fi->out == NULL) {
     snprintf(fi->error, sizeof(fi->error), "%s: out of memory", b->cfg.name);
     return fi->rc = -ENOMEM;
   }
+  /* Like ipmi_sensor_read(), the responses are not checked against their
+   * templates: BMCs leave out the optional bytes (some the event bitmask),
+   * and a field not returned is then simply not set. For the readings
+   * only; a failed read ends the session and its context with it. */
+  ipmi_ctx_get_flags(fi->ctx, &flags);
+  ipmi_ctx_set_flags(fi->ctx, flags | IPMI_FLAGS_NO_VALID_CHECK);
   for (size_t i = 0; i < fi->nsensors; i++) {
     if (read_sensor(fi, &fi->sensors[i], &fi->out[fi->nout]) != 0)
       return -EIO;
@@ -313,6 +379,7 @@ int fi__read_sensors(struct ipmi_fi *fi) {
     fi->out[fi->nout].line = (unsigned)(fi->nout + 1);
     fi->nout++;
   }
+  ipmi_ctx_set_flags(fi->ctx, flags);
   if (fi->nout == 0) {
     snprintf(fi->error, sizeof(fi->error), "%s: %s: the SDR lists no sensor", b->cfg.name,
              b->address);

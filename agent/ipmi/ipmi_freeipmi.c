@@ -70,6 +70,10 @@ void fi__session_close(struct ipmi_fi *fi) {
     fiid_obj_destroy(fi->reading);
     fi->reading = NULL;
   }
+  if (fi->discrete != NULL) {
+    fiid_obj_destroy(fi->discrete);
+    fi->discrete = NULL;
+  }
   if (fi->ctx != NULL) {
     if (fi->open)
       ipmi_ctx_close(fi->ctx);
@@ -156,7 +160,8 @@ static int session_open(struct ipmi_fi *fi) {
   fi->open = true;
   fi->sessions++;
   fi->session_opened = true;
-  if ((fi->reading = fiid_obj_create(tmpl_cmd_get_sensor_reading_threshold_rs)) == NULL)
+  if ((fi->reading = fiid_obj_create(tmpl_cmd_get_sensor_reading_threshold_rs)) == NULL ||
+      (fi->discrete = fiid_obj_create(tmpl_cmd_get_sensor_reading_rs)) == NULL)
     return fi__fail(fi, "sensor reading context");
   return 0;
 }

@@ -138,7 +138,7 @@ static bool transport_failed(struct rf_dev *d, struct rf_req *q) {
   if (q->result == CURLE_OK)
     return false;
   rf__fail(d, "%s: %s", rf__req_path(q),
-           q->curl_err[0] ? q->curl_err : curl_easy_strerror(q->result));
+           q->curl_err[0] ? q->curl_err : rf__curl.easy_strerror(q->result));
   return true;
 }
 
@@ -310,7 +310,7 @@ static void on_resource(struct rf_req *q) {
   struct rf_plan *p = &d->plan[q->slot];
   if (q->result != CURLE_OK) {
     snprintf(p->error, sizeof(p->error), "%s: %s", p->uri,
-             q->curl_err[0] ? q->curl_err : curl_easy_strerror(q->result));
+             q->curl_err[0] ? q->curl_err : rf__curl.easy_strerror(q->result));
   } else if (q->status == 304 && p->last != NULL) {
     /* unchanged: the document kept */
   } else if (q->status == 200) {

@@ -179,6 +179,11 @@ int rf__create(struct rp_target *t, const struct rp_cfg_doc *doc, rp_cfg_node no
     rc = load_password(d, doc, node, where, err, errlen);
   if (rc == 0 && d->cfg.profile[0] != '\0')
     rc = load_profile(d, doc, node, where, err, errlen);
+  char why[256];
+  if (rc == 0 && rf__curl_load(why, sizeof(why)) != 0) {
+    rp_cfg_error(doc, node, where, err, errlen, "%s", why);
+    rc = -ENOENT;
+  }
   if (rc != 0) {
     rf__dev_free(d);
     return rc;

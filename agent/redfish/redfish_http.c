@@ -3,7 +3,7 @@
  * tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION -> a uv_poll_t
  * per socket) and when to call it back (CURLMOPT_TIMERFUNCTION -> one
  * uv_timer_t); readiness and timeouts go back to it through
- * curl_multi_socket_action(). Connections stay in the multi handle's
+ * rf__curl.multi_socket_action(). Connections stay in the multi handle's
  * cache between scrapes (HTTP keep-alive), so a BMC's TLS handshake is
  * paid once, not every interval. Nothing here blocks: name resolution is
  * libcurl's threaded resolver.
@@ -46,20 +46,20 @@ static void sock_forget(struct rf_http *h, struct rf_sock *s) {
 static void check_done(struct rf_http *h) {
   CURLMsg *m;
   int left;
-  while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
+  while ((m = rf__curl.multi_info_read(h->multi, &left)) != NULL) {
     if (m->msg != CURLMSG_DONE)
       continue;
     CURL *e = m->easy_handle;
     CURLcode res = m->data.result;
     struct rf_req *q = NULL;
-    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&q);
-    curl_multi_remove_handle(h->multi, e);
+    rf__curl.easy_getinfo(e, CURLINFO_PRIVATE, (char **)&q);
+    rf__curl.multi_remove_handle(h->multi, e);
     if (q == NULL) {
-      curl_easy_cleanup(e);
+      rf__curl.easy_cleanup(e);
       continue;
     }
     q->result = res;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &q->status);
+    rf__curl.easy_getinfo(e, CURLINFO_RESPONSE_CODE, &q->status);
     struct rf_dev *d = q->d;
     for (struct rf_req **p = &d->inflight; *p != NULL; p = &(*p)->next)
       if (*p == q) {
@@ -67,8 +67,8 @@ static void check_done(struct rf_http *h) {
         break;
       }
     q->cb(q);
-    curl_easy_cleanup(e);
-    curl_slist_free_all(q->headers);
+    rf__curl.easy_cleanup(e);
+    rf__curl.slist_free_all(q->headers);
     if (q->post != NULL) {
       explicit_bzero(q->post, strlen(q->post));
       free(q->post);
@@ -90,7 +90,7 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   if (events & UV_WRITABLE)
     flags |= CURL_CSELECT_OUT;
   int running;
-  curl_multi_socket_action(h->multi, s->fd, flags, &running);
+  rf__curl.multi_socket_action(h->multi, s->fd, flags, &running);
   check_done(h);
 }
 
@@ -100,7 +100,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
   struct rf_sock *s = socketp;
   if (what == CURL_POLL_REMOVE) {
     if (s != NULL) {
-      curl_multi_assign(h->multi, fd, NULL);
+      rf__curl.multi_assign(h->multi, fd, NULL);
       sock_forget(h, s);
     }
     return 0;
@@ -120,7 +120,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
     h->socks = s;
     h->handles++;
     uv_unref((uv_handle_t *)&s->poll);
-    curl_multi_assign(h->multi, fd, s);
+    rf__curl.multi_assign(h->multi, fd, s);
   }
   int ev = 0;
   if (what & CURL_POLL_IN)
@@ -134,7 +134,7 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
 static void on_timer(uv_timer_t *t) {
   struct rf_http *h = t->data;
   int running;
-  curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  rf__curl.multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   check_done(h);
 }
 
@@ -157,10 +157,10 @@ struct rf_http *rf__http(struct rp_agent *a) {
   struct rf_http *h = calloc(1, sizeof(*h));
   if (h == NULL)
     return NULL;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+  if (rf__curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
     goto fail_global;
   h->loop = a->loop;
-  h->multi = curl_multi_init();
+  h->multi = rf__curl.multi_init();
   if (h->multi == NULL)
     goto fail_multi;
   if (uv_timer_init(a->loop, &h->timer) != 0)
@@ -168,21 +168,21 @@ struct rf_http *rf__http(struct rp_agent *a) {
   h->timer.data = h;
   h->handles = 1;
   uv_unref((uv_handle_t *)&h->timer);
-  curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-  curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-  curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-  curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+  rf__curl.multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  rf__curl.multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+  rf__curl.multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+  rf__curl.multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
   /* Keep every device's connection between scrapes; at most two to one
    * BMC at once (small embedded web servers). */
-  curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 2048L);
-  curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 2L);
+  rf__curl.multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 2048L);
+  rf__curl.multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 2L);
   *slot = h;
   return h;
 
 fail_timer:
-  curl_multi_cleanup(h->multi);
+  rf__curl.multi_cleanup(h->multi);
 fail_multi:
-  curl_global_cleanup();
+  rf__curl.global_cleanup();
 fail_global:
   free(h);
   return NULL;
@@ -196,13 +196,13 @@ void rf__http_free(void *state) {
    * them without calling back into handles that are going away. */
   while (h->socks != NULL)
     sock_forget(h, h->socks);
-  curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, NULL);
-  curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, NULL);
-  curl_multi_cleanup(h->multi);
+  rf__curl.multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, NULL);
+  rf__curl.multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, NULL);
+  rf__curl.multi_cleanup(h->multi);
   uv_close((uv_handle_t *)&h->timer, on_handle_closed);
   while (h->handles > 0)
     uv_run(h->loop, UV_RUN_NOWAIT);
-  curl_global_cleanup();
+  rf__curl.global_cleanup();
   free(h);
 }
 
@@ -299,7 +299,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *userp) {
 static int add_header(struct rf_req *q, const char *fmt, const char *v) {
   char buf[256];
   snprintf(buf, sizeof(buf), fmt, v);
-  struct curl_slist *l = curl_slist_append(q->headers, buf);
+  struct curl_slist *l = rf__curl.slist_append(q->headers, buf);
   explicit_bzero(buf, sizeof(buf));
   if (l == NULL)
     return -ENOMEM;
@@ -309,10 +309,10 @@ static int add_header(struct rf_req *q, const char *fmt, const char *v) {
 
 static void set_tls(struct rf_dev *d, CURL *e) {
   if (d->cfg.insecure) {
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    rf__curl.easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+    rf__curl.easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
   } else if (d->cfg.ca_file[0] != '\0') {
-    curl_easy_setopt(e, CURLOPT_CAINFO, d->cfg.ca_file);
+    rf__curl.easy_setopt(e, CURLOPT_CAINFO, d->cfg.ca_file);
   }
 }
 
@@ -325,27 +325,27 @@ struct rf_req *rf__request(struct rf_dev *d, const char *path, const char *post,
   q->h = d->h;
   q->cb = cb;
   q->slot = slot;
-  q->easy = curl_easy_init();
+  q->easy = rf__curl.easy_init();
   if (q->easy == NULL)
     goto fail;
   char url[sizeof(d->base) + RF_URI_MAX + 64];
   snprintf(url, sizeof(url), "%s%s", d->base, path);
   CURL *e = q->easy;
-  if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK)
+  if (rf__curl.easy_setopt(e, CURLOPT_URL, url) != CURLE_OK)
     goto fail;
-  curl_easy_setopt(e, CURLOPT_PRIVATE, q);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->curl_err);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, q);
+  rf__curl.easy_setopt(e, CURLOPT_PRIVATE, q);
+  rf__curl.easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+  rf__curl.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  rf__curl.easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  rf__curl.easy_setopt(e, CURLOPT_ERRORBUFFER, q->curl_err);
+  rf__curl.easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  rf__curl.easy_setopt(e, CURLOPT_WRITEDATA, q);
+  rf__curl.easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  rf__curl.easy_setopt(e, CURLOPT_HEADERDATA, q);
   /* A little past the device's deadline, which names the failure first;
    * the SSE stream has none (its freshness is judged by its events). */
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, d->stream_next ? 0L : (long)d->cfg.timeout_ms + 1000);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)d->cfg.timeout_ms);
+  rf__curl.easy_setopt(e, CURLOPT_TIMEOUT_MS, d->stream_next ? 0L : (long)d->cfg.timeout_ms + 1000);
+  rf__curl.easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)d->cfg.timeout_ms);
   set_tls(d, e);
   if (add_header(q, "Accept: %s", d->stream_next ? "text/event-stream" : "application/json") != 0 ||
       add_header(q, "OData-Version: %s", "4.0") != 0)
@@ -353,9 +353,9 @@ struct rf_req *rf__request(struct rf_dev *d, const char *path, const char *post,
   if (etag != NULL && etag[0] != '\0' && add_header(q, "If-None-Match: %s", etag) != 0)
     goto fail;
   if (strcmp(d->cfg.auth, "basic") == 0) {
-    curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-    curl_easy_setopt(e, CURLOPT_USERNAME, d->cfg.user);
-    curl_easy_setopt(e, CURLOPT_PASSWORD, d->password);
+    rf__curl.easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+    rf__curl.easy_setopt(e, CURLOPT_USERNAME, d->cfg.user);
+    rf__curl.easy_setopt(e, CURLOPT_PASSWORD, d->password);
   } else if (d->token[0] != '\0' && post == NULL &&
              add_header(q, "X-Auth-Token: %s", d->token) != 0) {
     goto fail;
@@ -364,13 +364,13 @@ struct rf_req *rf__request(struct rf_dev *d, const char *path, const char *post,
     q->post = strdup(post);
     if (q->post == NULL || add_header(q, "Content-Type: %s", "application/json") != 0)
       goto fail;
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->post);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(q->post));
+    rf__curl.easy_setopt(e, CURLOPT_POSTFIELDS, q->post);
+    rf__curl.easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(q->post));
   } else if (del) {
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
+    rf__curl.easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
   }
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->headers);
-  if (curl_multi_add_handle(d->h->multi, e) != CURLM_OK)
+  rf__curl.easy_setopt(e, CURLOPT_HTTPHEADER, q->headers);
+  if (rf__curl.multi_add_handle(d->h->multi, e) != CURLM_OK)
     goto fail;
   q->next = d->inflight;
   d->inflight = q;
@@ -378,8 +378,8 @@ struct rf_req *rf__request(struct rf_dev *d, const char *path, const char *post,
 
 fail:
   if (q->easy != NULL)
-    curl_easy_cleanup(q->easy);
-  curl_slist_free_all(q->headers);
+    rf__curl.easy_cleanup(q->easy);
+  rf__curl.slist_free_all(q->headers);
   if (q->post != NULL) {
     explicit_bzero(q->post, strlen(q->post));
     free(q->post);
@@ -392,9 +392,9 @@ void rf__cancel_all(struct rf_dev *d) {
   while (d->inflight != NULL) {
     struct rf_req *q = d->inflight;
     d->inflight = q->next;
-    curl_multi_remove_handle(d->h->multi, q->easy);
-    curl_easy_cleanup(q->easy);
-    curl_slist_free_all(q->headers);
+    rf__curl.multi_remove_handle(d->h->multi, q->easy);
+    rf__curl.easy_cleanup(q->easy);
+    rf__curl.slist_free_all(q->headers);
     if (q->post != NULL) {
       explicit_bzero(q->post, strlen(q->post));
       free(q->post);
@@ -427,7 +427,7 @@ json_t *rf__parse(struct rf_req *q, char *why, size_t len) {
 
 const char *rf__req_path(const struct rf_req *q) {
   const char *url = NULL;
-  curl_easy_getinfo(q->easy, CURLINFO_EFFECTIVE_URL, &url);
+  rf__curl.easy_getinfo(q->easy, CURLINFO_EFFECTIVE_URL, &url);
   if (url == NULL)
     return "?";
   const char *p = strstr(url, "://");

@@ -2,6 +2,7 @@
  * agent/redfish/ (names rf__*):
  *   redfish_config.c   a device from its YAML (the field table, the
  *                      password, TLS settings, the profile); --help; reloads
+ *   redfish_curl.c     libcurl, loaded when a Redfish device is configured
  *   redfish_http.c     libcurl's multi interface on the libuv loop (one per
  *                      agent, the collector's shared state), requests
  *   redfish_discover.c the walk from the service root to the plan of a scrape
@@ -43,6 +44,32 @@ struct rf_cfg {
   bool expand, sse;
   int64_t timeout_ms, interval_ms;
 };
+
+/* libcurl's calls (redfish_curl.c): the agent is not linked to libcurl;
+ * rf__curl_load() loads it when a configuration has a Redfish device, and
+ * every rf__curl.f(...) is libcurl's curl_f(...). */
+struct rf_curl {
+  CURLcode (*global_init)(long flags);
+  void (*global_cleanup)(void);
+  CURL *(*easy_init)(void);
+  void (*easy_cleanup)(CURL *easy);
+  CURLcode (*easy_setopt)(CURL *easy, CURLoption option, ...);
+  CURLcode (*easy_getinfo)(CURL *easy, CURLINFO info, ...);
+  const char *(*easy_strerror)(CURLcode code);
+  CURLM *(*multi_init)(void);
+  CURLMcode (*multi_cleanup)(CURLM *multi);
+  CURLMcode (*multi_setopt)(CURLM *multi, CURLMoption option, ...);
+  CURLMcode (*multi_add_handle)(CURLM *multi, CURL *easy);
+  CURLMcode (*multi_remove_handle)(CURLM *multi, CURL *easy);
+  CURLMcode (*multi_assign)(CURLM *multi, curl_socket_t fd, void *data);
+  CURLMcode (*multi_socket_action)(CURLM *multi, curl_socket_t fd, int events, int *running);
+  CURLMsg *(*multi_info_read)(CURLM *multi, int *left);
+  struct curl_slist *(*slist_append)(struct curl_slist *list, const char *s);
+  void (*slist_free_all)(struct curl_slist *list);
+};
+extern struct rf_curl rf__curl;
+/* Loads libcurl once: 0, or -1 with err saying why. */
+int rf__curl_load(char *err, size_t errlen);
 
 /* The agent's libcurl multi handle, driven by libuv: the collector's
  * shared state (rp_collector_state). */

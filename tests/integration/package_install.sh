@@ -75,6 +75,8 @@ dpkg-deb -f "$WORK"/v1/rackpulse-agent_*.deb Depends | grep -q "ipmitool" \
   || fail "rackpulse-agent does not depend on ipmitool"
 dpkg-deb -f "$WORK"/v1/rackpulse-agent_*.deb Depends | grep -q "librdkafka1" \
   || fail "rackpulse-agent's Depends lack the runtime libraries"
+dpkg-deb -f "$WORK"/v1/rackpulse-agent_*.deb Depends | grep -q "libcurl4" \
+  || fail "rackpulse-agent does not depend on libcurl4 (loaded for Redfish, not linked)"
 rpm -qpc "$WORK"/v1/rackpulse-agent-*.rpm | grep -qx /etc/rackpulse/agent.yaml \
   || fail "the agent .rpm does not mark agent.yaml %config"
 rpm -qp --requires "$WORK"/v1/rackpulse-agent-*.rpm | grep -qx ipmitool \
