@@ -12,6 +12,7 @@
 #include <string.h>
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
+#define EDGE_WINDOW_FIRST_ROOM 16 /* samples a window holds before it first grows */
 
 enum track { TRACK_UNKNOWN = 0, TRACK_YES, TRACK_NO };
 
@@ -270,10 +271,14 @@ static void start_tracking(struct rp_edge *e, const struct rp_series *s) {
     return;
   struct rp_stats_series_opts o = {.nwindows = e->cfg.nwindows};
   for (size_t i = 0; i < e->cfg.nwindows; i++) {
-    /* Room for samples twice as frequent as the frame interval. */
+    /* Room for samples twice as frequent as the frame interval at most;
+     * allocated as the series' own pace needs it (a BMC's series every
+     * 5 s holds a fifth of what a 1 s series does). */
     int64_t cap = 2 * e->cfg.windows_ms[i] / e->interval_ms + 16;
-    o.window[i] = (struct rp_window_opts){
-        .duration_ms = e->cfg.windows_ms[i], .capacity = (size_t)cap, .method = RP_WINDOW_AUTO};
+    o.window[i] = (struct rp_window_opts){.duration_ms = e->cfg.windows_ms[i],
+                                          .capacity = (size_t)cap,
+                                          .initial_capacity = EDGE_WINDOW_FIRST_ROOM,
+                                          .method = RP_WINDOW_AUTO};
   }
   if (rp_stats_series_new(&e->tracked[e->ntracked], &o) != 0)
     return;

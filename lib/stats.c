@@ -23,7 +23,8 @@ struct rp_sample {
 
 struct rp_window {
   int64_t duration;
-  size_t cap;
+  size_t cap;     /* samples the ring holds now */
+  size_t max_cap; /* the capacity option: cap grows to it (grow()) */
   enum rp_window_method method;
 
   bool has_grid;
@@ -36,6 +37,7 @@ struct rp_window {
   size_t head, n;
   int64_t newest; /* meaningful when n > 0 */
 
+  void *store;    /* owns ring and the index (sorted or fw), one block */
   double *sorted; /* SORTED: nidx values ascending */
   uint32_t *fw;   /* COUNTING: Fenwick tree over bins, fw[1..nbins] */
   size_t nidx;    /* values in the index; equals n between calls */
@@ -327,6 +329,47 @@ static int grid_setup(struct rp_window *w, const struct rp_window_opts *o) {
   return 0;
 }
 
+/* Allocates room for `cap` samples and their index into a fresh block and
+ * makes it w's, the held samples and index copied in (the ring from slot
+ * 0). The old block, if any, is freed. */
+static int store_alloc(struct rp_window *w, size_t cap) {
+  size_t idx_off = cap * sizeof(struct rp_sample);
+  size_t idx_len = w->method == RP_WINDOW_SORTED ? cap * sizeof(double)
+                                                 : ((size_t)w->nbins + 1) * sizeof(uint32_t);
+  char *mem = calloc(1, idx_off + idx_len);
+  if (mem == NULL)
+    return -ENOMEM;
+  struct rp_sample *ring = (struct rp_sample *)(void *)mem;
+  for (size_t i = 0; i < w->n; i++)
+    ring[i] = w->ring[ring_at(w, i)];
+  if (w->method == RP_WINDOW_SORTED) {
+    double *sorted = (double *)(void *)(mem + idx_off);
+    if (w->nidx > 0)
+      memcpy(sorted, w->sorted, w->nidx * sizeof(double));
+    w->sorted = sorted;
+  } else {
+    uint32_t *fw = (uint32_t *)(void *)(mem + idx_off);
+    if (w->fw != NULL)
+      memcpy(fw, w->fw, idx_len);
+    w->fw = fw;
+  }
+  free(w->store);
+  w->store = mem;
+  w->ring = ring;
+  w->head = 0;
+  w->cap = cap;
+  return 0;
+}
+
+/* Full, and the oldest sample is still inside the window: twice the room,
+ * up to the capacity. False when there is no more room to have. */
+static bool grow(struct rp_window *w) {
+  if (w->cap >= w->max_cap)
+    return false;
+  size_t cap = w->cap * 2 > w->max_cap ? w->max_cap : w->cap * 2;
+  return store_alloc(w, cap) == 0;
+}
+
 int rp_window_new(struct rp_window **out, const struct rp_window_opts *o) {
   struct rp_window tmp = {0};
   *out = NULL;
@@ -351,27 +394,27 @@ int rp_window_new(struct rp_window **out, const struct rp_window_opts *o) {
   default: return -EINVAL;
   }
   tmp.duration = o->duration_ms;
-  tmp.cap = o->capacity;
-
-  size_t ring_off = (sizeof(struct rp_window) + 15) & ~(size_t)15;
-  size_t idx_off = ring_off + tmp.cap * sizeof(struct rp_sample);
-  size_t idx_len = tmp.method == RP_WINDOW_SORTED ? tmp.cap * sizeof(double)
-                                                  : ((size_t)tmp.nbins + 1) * sizeof(uint32_t);
-  char *mem = calloc(1, idx_off + idx_len);
-  if (mem == NULL)
+  tmp.max_cap = o->capacity;
+  tmp.cap = o->initial_capacity == 0 || o->initial_capacity > o->capacity ? o->capacity
+                                                                          : o->initial_capacity;
+  struct rp_window *w = malloc(sizeof(*w));
+  if (w == NULL)
     return -ENOMEM;
-  struct rp_window *w = (struct rp_window *)(void *)mem;
   *w = tmp;
-  w->ring = (struct rp_sample *)(void *)(mem + ring_off);
-  if (w->method == RP_WINDOW_SORTED)
-    w->sorted = (double *)(void *)(mem + idx_off);
-  else
-    w->fw = (uint32_t *)(void *)(mem + idx_off);
+  if (store_alloc(w, w->cap) != 0) {
+    free(w);
+    return -ENOMEM;
+  }
   *out = w;
   return 0;
 }
 
-void rp_window_free(struct rp_window *w) { free(w); }
+void rp_window_free(struct rp_window *w) {
+  if (w == NULL)
+    return;
+  free(w->store);
+  free(w);
+}
 
 void rp_window_clear(struct rp_window *w) {
   w->head = w->n = w->nidx = 0;
@@ -398,7 +441,7 @@ static void add_newest(struct rp_window *w, int64_t ts, double v) {
     old = s.v;
     have_old = true;
   }
-  if (!have_old && w->n == w->cap) {
+  if (!have_old && w->n == w->cap && !grow(w)) {
     struct rp_sample s = ring_pop_head(w);
     sums_sub(w, s.ts, s.v);
     w->ctr.evicted++;
@@ -418,7 +461,7 @@ static void add_newest(struct rp_window *w, int64_t ts, double v) {
 
 /* newest - D < ts <= newest is checked by the caller. */
 static int add_late(struct rp_window *w, int64_t ts, double v) {
-  if (w->n == w->cap) {
+  if (w->n == w->cap && !grow(w)) {
     w->ctr.evicted++;
     if (ts < w->ring[w->head].ts)
       return -ENOBUFS; /* the new sample is the oldest: it is the one out */

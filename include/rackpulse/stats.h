@@ -93,6 +93,11 @@ enum rp_window_method {
 struct rp_window_opts {
   int64_t duration_ms; /* D, in (0, RP_WINDOW_MAX_DURATION_MS] */
   size_t capacity;     /* samples held at most, in [1, RP_WINDOW_MAX_CAPACITY] */
+  /* Room allocated at first, in [1, capacity]; 0: capacity. Below capacity,
+   * the room doubles (up to capacity) whenever a sample would otherwise
+   * push out one that is still inside the window, so a window sized for
+   * its fastest possible input holds only what its input really sends. */
+  size_t initial_capacity;
   enum rp_window_method method;
   /* Optional value grid. grid_scale == 0: none. Otherwise grid_scale is finite
    * and > 0, and a value v is on the grid when v == (double)k / grid_scale for

@@ -25,10 +25,15 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
+/* The room windows start with (rp_window_opts.initial_capacity): 0 is all
+ * of their capacity. Growing to the capacity must never show. */
+static size_t first_room;
+
 static struct rp_window *mkwin(int64_t dur, size_t cap, enum rp_window_method m, double scale,
                                double gmin, double gmax) {
   struct rp_window_opts o = {.duration_ms = dur,
                              .capacity = cap,
+                             .initial_capacity = first_room,
                              .method = m,
                              .grid_scale = scale,
                              .grid_min = gmin,
@@ -748,6 +753,10 @@ static void run_stream(uint64_t seed, int steps) {
   static const int64_t bases[] = {0, -5000000000000, 1763800000000, INT64_MAX - 100000000000,
                                   INT64_MIN + 1000000};
   s.cur = bases[below(&s.st, 5)];
+  /* A third of the streams with all the room at once, the others growing
+   * from 1 or from a random start. */
+  uint64_t room = below(&s.st, 3);
+  first_room = room == 0 ? 0 : room == 1 ? 1 : 1 + below(&s.st, s.cap);
 
   bool grid = s.mode == V_GRID || s.mode == V_FEWINT;
   double scale = s.mode == V_GRID ? 10 : 1;
@@ -783,6 +792,7 @@ static void run_stream(uint64_t seed, int steps) {
   rp_window_free(wp);
   rp_window_free(wc);
   rp_window_free(ws);
+  first_room = 0;
 }
 
 static void test_random_streams(void **state) {
