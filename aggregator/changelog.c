@@ -44,6 +44,7 @@
 #include "override.h"
 #include "rackpulse/clock.h"
 #include "rackpulse/log.h"
+#include "reservations.h"
 
 #define PURGE_WAIT_MS 2000
 #define REBUILD_WAIT_MS 15000
@@ -111,7 +112,12 @@ static int produce(struct rp_changelog *cl, int32_t partition, const char *rack,
                    const char *id, const json_t *value, char *err, size_t errlen) {
   char key[256];
   snprintf(key, sizeof(key), "%s/%s/%s", rack, kind, id);
-  char *text = value ? json_dumps(value, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+  /* The value as the API answers it (a reservation without its writer's
+   * bookkeeping, reservations.h). */
+  json_t *shown = value != NULL && strcmp(kind, "reservation") == 0 ? rp_reservation_public(value)
+                                                                    : json_incref((json_t *)value);
+  char *text = shown ? json_dumps(shown, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+  json_decref(shown);
   struct delivery *d = calloc(1, sizeof(*d));
   rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__FAIL;
   if (d != NULL)

@@ -9,7 +9,8 @@
 # malformed record is logged and skipped and the next one applied; a
 # record of a rack on a partition it does not belong to is ignored; the
 # member's own records (writer header = its member id) are not applied
-# again (its state after two quick writes is the latest). When a second
+# again (its state after two quick writes is the latest), and their values
+# (and the listing) do not carry the upkeep's bookkeeping. When a second
 # member joins, a stops reading the partitions it gave up and the new
 # owner applies what is added to them; when it stops, a takes them back,
 # rebuilds them and reads them on.
@@ -84,6 +85,19 @@ pass "a reservation and a flag a third party wrote to the topic are applied, log
 has_res "$OWN" "and r['end_ms'] == $((exp + 1200000))" || fail "own reservation is not at its latest end: $(curl -s "${AGG_URL[a]}/v1/reservations")"
 grep -q "applied r0001/reservation/$OWN" "$WORK/a.log" && fail "the member applied its own record again"
 pass "the member's own records are not applied again (its latest write stands)"
+
+# When the upkeep last sent a running reservation's energy to the topic is
+# a's own bookkeeping: its records on the topic and its answers never carry it.
+upkept() {
+  kcat -C -b "$BOOTSTRAP" -t rackpulse.ledger -p "$P" -o beginning -e -q -f '%k %s\n' 2>/dev/null \
+    | grep "^r0001/reservation/$OWN " >"$WORK/own_topic.txt"
+  grep -q '"energy"' "$WORK/own_topic.txt"
+}
+wait_for 30 upkept || fail "the upkeep did not publish the energy of $OWN: $(tail -1 "$WORK/own_topic.txt")"
+grep -q published_ms "$WORK/own_topic.txt" && fail "a record of $OWN on the topic carries published_ms: $(grep published_ms "$WORK/own_topic.txt" | tail -1)"
+curl -sf "${AGG_URL[a]}/v1/reservations" >"$WORK/listed.json" || fail "no reservation list"
+grep -q published_ms "$WORK/listed.json" && fail "GET /v1/reservations shows published_ms: $(cat "$WORK/listed.json")"
+pass "when a reservation last went to the topic is neither on the topic nor listed"
 
 # A malformed record, one of a rack on another partition, then a good one.
 put r0001/reservation/bad-1 '{not json'
