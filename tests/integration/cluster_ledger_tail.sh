@@ -20,10 +20,7 @@ source "$(dirname "$0")/cluster_lib.sh"
 source "$(dirname "$0")/delivery_lib.sh"
 
 RACKS=4
-umask 077
-echo "tail-token" >"$WORK/token"
-AGG_HTTP_EXTRA="token_file: $WORK/token"
-power_policy tail-1 1h
+site_setup tail 1h
 start_control_broker
 start_member a site
 wait_for 60 settled 1 a || fail "a did not take the partitions: $(cluster_json a)"
@@ -56,11 +53,11 @@ has_res() { listed /v1/reservations "any(r['id'] == '$1' $2 for r in d['reservat
 has_flag() { listed /v1/flags "any(f['rack'] == '$1' and f['flag'] == '$2' for f in d['flags'])"; }
 
 # The member's own writes: a reservation extended twice at once.
-curl -sf -o "$WORK/own.json" -H "Authorization: Bearer tail-token" -X POST "${AGG_URL[a]}/v1/reservations" \
+curl -sf -o "$WORK/own.json" "${AUTH[@]}" -X POST "${AGG_URL[a]}/v1/reservations" \
   -d "{\"rack\": \"r0001\", \"kw\": 2, \"owner\": \"job-own\", \"end\": $exp}" || fail "own reservation refused"
 OWN=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/own.json")
 for d in 600000 1200000; do
-  curl -sf -o /dev/null -H "Authorization: Bearer tail-token" -X POST "${AGG_URL[a]}/v1/reservations/$OWN/extend" -d "{\"end\": $((exp + d))}" \
+  curl -sf -o /dev/null "${AUTH[@]}" -X POST "${AGG_URL[a]}/v1/reservations/$OWN/extend" -d "{\"end\": $((exp + d))}" \
     || fail "extend of $OWN refused"
 done
 # An older state of it with this member's writer header: not applied.
