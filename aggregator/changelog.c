@@ -44,6 +44,7 @@
 #include "override.h"
 #include "rackpulse/clock.h"
 #include "rackpulse/log.h"
+#include "reservations.h"
 
 #define PURGE_WAIT_MS 2000
 #define REBUILD_WAIT_MS 15000
@@ -111,7 +112,12 @@ static int produce(struct rp_changelog *cl, int32_t partition, const char *rack,
                    const char *id, const json_t *value, char *err, size_t errlen) {
   char key[256];
   snprintf(key, sizeof(key), "%s/%s/%s", rack, kind, id);
-  char *text = value ? json_dumps(value, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+  /* The value as the API answers it (a reservation without its writer's
+   * bookkeeping, reservations.h). */
+  json_t *shown = value != NULL && strcmp(kind, "reservation") == 0 ? rp_reservation_public(value)
+                                                                    : json_incref((json_t *)value);
+  char *text = shown ? json_dumps(shown, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+  json_decref(shown);
   struct delivery *d = calloc(1, sizeof(*d));
   rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__FAIL;
   if (d != NULL)
@@ -292,20 +298,27 @@ void rp_changelog_stop(struct rp_changelog *cl) {
   free(cl);
 }
 
-/* Splits a record's key "rack/kind/id" into key (rack), *kind and *id.
- * False when it is not one. */
-static bool split_key(const rd_kafka_message_t *m, char key[256], char **kind, char **id) {
-  if (m->key == NULL || m->key_len == 0 || m->key_len >= 256)
-    return false;
-  memcpy(key, m->key, m->key_len);
-  key[m->key_len] = '\0';
-  *kind = strchr(key, '/');
-  *id = *kind ? strchr(*kind + 1, '/') : NULL;
-  if (*id == NULL)
-    return false;
-  *(*kind)++ = '\0';
-  *(*id)++ = '\0';
-  return key[0] != '\0' && **id != '\0';
+void rp_changelog_key_split(const rd_kafka_message_t *m, struct rp_changelog_key *k) {
+  const char *key = m->key, *slash = key ? memchr(key, '/', m->key_len) : NULL;
+  size_t rl = slash ? (size_t)(slash - key) : 0;
+  if (rl >= sizeof(k->rack))
+    rl = 0;
+  memcpy(k->rack, key ? key : "", rl);
+  k->rack[rl] = '\0';
+  k->kind = k->id = NULL;
+  if (key == NULL || m->key_len == 0 || m->key_len >= sizeof(k->text))
+    return;
+  memcpy(k->text, key, m->key_len);
+  k->text[m->key_len] = '\0';
+  char *kind = strchr(k->text, '/'), *id = kind ? strchr(kind + 1, '/') : NULL;
+  if (id == NULL)
+    return;
+  *kind++ = '\0';
+  *id++ = '\0';
+  if (k->text[0] != '\0' && *id != '\0') {
+    k->kind = kind;
+    k->id = id;
+  }
 }
 
 /* A record's value names the rack and id of its key (reservations and
@@ -349,23 +362,32 @@ static int apply_value(struct rp_changelog *cl, const char *rack, const char *ki
   return rc;
 }
 
-int rp_changelog_apply(struct rp_changelog *cl, const rd_kafka_message_t *m, char *why,
+int rp_changelog_apply(struct rp_changelog *cl, const rd_kafka_message_t *m,
+                       const struct rp_changelog_key *k, const json_t *value, char *why,
                        size_t whylen) {
-  char key[256], *kind, *id;
-  if (!split_key(m, key, &kind, &id)) {
+  if (k->kind == NULL) {
     snprintf(why, whylen, "the key is not rack/kind/id");
     return -EINVAL;
   }
-  if (strcmp(kind, "reservation") != 0 && strcmp(kind, "flag") != 0 &&
-      strcmp(kind, "retirement") != 0 && strcmp(kind, "override") != 0) {
-    snprintf(why, whylen, "unknown kind \"%s\"", kind);
+  if (strcmp(k->kind, "reservation") != 0 && strcmp(k->kind, "flag") != 0 &&
+      strcmp(k->kind, "retirement") != 0 && strcmp(k->kind, "override") != 0) {
+    snprintf(why, whylen, "unknown kind \"%s\"", k->kind);
     return -EINVAL;
   }
-  json_t *value = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
   bool was = rebuilding;
   rebuilding = true;
-  int rc = apply_value(cl, key, kind, id, value, m->payload == NULL, why, whylen);
+  int rc = apply_value(cl, k->text, k->kind, k->id, value, m->payload == NULL, why, whylen);
   rebuilding = was;
+  return rc;
+}
+
+/* Applies m as read by the rebuild: 0 when it was. */
+static int apply_message(struct rp_changelog *cl, const rd_kafka_message_t *m) {
+  struct rp_changelog_key k;
+  char why[256];
+  rp_changelog_key_split(m, &k);
+  json_t *value = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+  int rc = rp_changelog_apply(cl, m, &k, value, why, sizeof(why));
   json_decref(value);
   return rc;
 }
@@ -428,8 +450,7 @@ int rp_changelog_rebuild(struct rp_changelog *cl, int32_t partition, char *err, 
       if (m == NULL)
         continue;
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        char why[256];
-        applied += rp_changelog_apply(cl, m, why, sizeof(why)) == 0;
+        applied += apply_message(cl, m) == 0;
         next = m->offset + 1;
       } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         next = m->offset > next ? m->offset : next;

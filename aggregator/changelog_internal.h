@@ -4,6 +4,7 @@
 #ifndef RACKPULSE_CHANGELOG_INTERNAL_H
 #define RACKPULSE_CHANGELOG_INTERNAL_H
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -34,10 +35,24 @@ struct rp_changelog {
   _Atomic uint64_t tail_applied;
 };
 
-/* Applies one record of the topic to the ledger (an override: to the
+/* A record's key "rack/kind/id", split once for whoever reads it (the
+ * rebuild, the tail). rack: the bytes before the first '/' ("" when there
+ * is none, it is empty or longer than any rack id); kind and id: NULL
+ * unless the whole key (shorter than 256 bytes) is rack/kind/id with a
+ * rack and an id, and then text holds that rack. */
+struct rp_changelog_key {
+  char rack[128];
+  char text[256];
+  const char *kind, *id;
+};
+void rp_changelog_key_split(const rd_kafka_message_t *m, struct rp_changelog_key *k);
+
+/* Applies record m of the topic, its key split into k and its value
+ * decoded (NULL: none, or not JSON), to the ledger (an override: to the
  * overrides in force), latest wins, without producing it again. 0, or a
  * negative errno with why the record is malformed or was refused. */
-int rp_changelog_apply(struct rp_changelog *cl, const rd_kafka_message_t *m, char *why,
+int rp_changelog_apply(struct rp_changelog *cl, const rd_kafka_message_t *m,
+                       const struct rp_changelog_key *k, const json_t *value, char *why,
                        size_t whylen);
 
 /* changelog_tail.c. init/free: with the changelog. start: reads

@@ -94,21 +94,10 @@ static void writer_of(const rd_kafka_message_t *m, char *out, size_t outlen) {
     snprintf(out, outlen, "%.*s", (int)(size < outlen ? size : outlen - 1), (const char *)val);
 }
 
-/* The rack of m's key "rack/kind/id" into out; false when it has none. */
-static bool rack_of(const rd_kafka_message_t *m, char *out, size_t outlen) {
-  const char *key = m->key, *slash = key ? memchr(key, '/', m->key_len) : NULL;
-  if (slash == NULL || slash == key || (size_t)(slash - key) >= outlen)
-    return false;
-  memcpy(out, key, (size_t)(slash - key));
-  out[slash - key] = '\0';
-  return true;
-}
-
 /* An active reservation applied from another writer that leaves its rack
  * with negative power headroom: logged (the gate counts it already). */
-static void check_headroom(struct rp_changelog *cl, const rd_kafka_message_t *m, const char *rack,
+static void check_headroom(struct rp_changelog *cl, const json_t *res, const char *rack,
                            const char *writer) {
-  json_t *res = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
   const char *state = json_string_value(json_object_get(res, "state"));
   int64_t now = rp_now_ms(), start = json_integer_value(json_object_get(res, "start_ms"));
   int64_t end = json_integer_value(json_object_get(res, "end_ms"));
@@ -124,7 +113,6 @@ static void check_headroom(struct rp_changelog *cl, const rd_kafka_message_t *m,
             json_string_value(json_object_get(res, "id")), rack,
             json_number_value(json_object_get(res, "kw")),
             json_string_value(json_object_get(res, "owner")), writer, -headroom);
-  json_decref(res);
 }
 
 /* One record read from an owned partition. */
@@ -132,7 +120,7 @@ static void tail_record(struct rp_changelog *cl, const rd_kafka_message_t *m) {
   int32_t p = m->partition;
   if (p < 0 || p >= cl->partitions || cl->tail_from[p] < 0 || m->offset < cl->tail_from[p])
     return; /* read before a stop, or before the rebuild's end */
-  char writer[80], rack[128], why[256];
+  char writer[80], why[256];
   writer_of(m, writer, sizeof(writer));
   if (writer[0] != '\0' && strcmp(writer, cl->member) == 0)
     return; /* ours: the ledger holds it, or a newer state */
@@ -142,7 +130,10 @@ static void tail_record(struct rp_changelog *cl, const rd_kafka_message_t *m) {
            m->key ? (const char *)m->key : "");
   int32_t owner_partition = -1;
   char member[65], url[256];
-  if (!rack_of(m, rack, sizeof(rack))) {
+  struct rp_changelog_key k;
+  rp_changelog_key_split(m, &k);
+  const char *rack = k.rack;
+  if (rack[0] == '\0') {
     /* No rack this member could own (none, or longer than any rack id):
      * never applied without the ownership check below. */
     rp_warn("changelog", "%s [%d] offset %" PRId64 ": malformed record %s by %s skipped: no rack",
@@ -165,16 +156,18 @@ static void tail_record(struct rp_changelog *cl, const rd_kafka_message_t *m) {
             cl->topic, (int)p, m->offset, key, who);
     return;
   }
-  if (rp_changelog_apply(cl, m, why, sizeof(why)) != 0) {
+  json_t *value = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+  if (rp_changelog_apply(cl, m, &k, value, why, sizeof(why)) != 0) {
     rp_warn("changelog", "%s [%d] offset %" PRId64 ": malformed record %s by %s skipped: %s",
             cl->topic, (int)p, m->offset, key, who, why);
-    return;
+  } else {
+    atomic_fetch_add(&cl->tail_applied, 1);
+    rp_info("changelog", "%s [%d] offset %" PRId64 ": applied %s written by %s", cl->topic, (int)p,
+            m->offset, key, who);
+    if (strcmp(k.kind, "reservation") == 0 && value != NULL)
+      check_headroom(cl, value, rack, who);
   }
-  atomic_fetch_add(&cl->tail_applied, 1);
-  rp_info("changelog", "%s [%d] offset %" PRId64 ": applied %s written by %s", cl->topic, (int)p,
-          m->offset, key, who);
-  if (strstr(key, "/reservation/") != NULL && m->payload != NULL)
-    check_headroom(cl, m, rack, who);
+  json_decref(value);
 }
 
 void rp_changelog_tail_poll(struct rp_changelog *cl) {

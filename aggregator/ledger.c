@@ -95,6 +95,7 @@ int rp_ledger_open(const char *dir, const struct rp_ledger_limits *lim, struct r
   l->lim = *lim;
   if (l->lim.audit_map_size == 0)
     l->lim.audit_map_size = lim->map_size;
+  l->lim.audit_queue_max = lim->audit_queue_max ? lim->audit_queue_max : AUDIT_QUEUE_MAX;
   char audit_dir[600];
   snprintf(audit_dir, sizeof(audit_dir), "%s/audit", dir);
   int rc = env_open(dir, lim->map_size, 6, &l->env, err, errlen);
@@ -120,7 +121,7 @@ int rp_ledger_open(const char *dir, const struct rp_ledger_limits *lim, struct r
     rc = rc > 0 ? -EIO : rc;
     goto fail;
   }
-  l->queue = calloc(AUDIT_QUEUE_MAX, sizeof(*l->queue));
+  l->queue = calloc(l->lim.audit_queue_max, sizeof(*l->queue));
   if (l->queue == NULL) {
     rc = -ENOMEM;
     snprintf(err, errlen, "ledger %s: out of memory", dir);
@@ -238,10 +239,10 @@ int rp_ledger_audit_append(struct rp_ledger *l, const json_t *d) {
   struct timespec until;
   clock_gettime(CLOCK_REALTIME, &until);
   until.tv_sec += 2;
-  while (l->nqueue == AUDIT_QUEUE_MAX && !l->stop &&
+  while (l->nqueue == l->lim.audit_queue_max && !l->stop &&
          pthread_cond_timedwait(&l->room, &l->lock, &until) == 0) {
   }
-  if (l->nqueue == AUDIT_QUEUE_MAX) {
+  if (l->nqueue == l->lim.audit_queue_max) {
     atomic_fetch_add(&l->dropped, 1);
     rc = -ENOBUFS;
   } else {

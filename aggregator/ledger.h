@@ -35,6 +35,7 @@ struct rp_ledger_limits {
   size_t audit_map_size;      /* the audit log (0: map_size) */
   int64_t audit_max_age_ms;   /* older decisions are pruned */
   uint64_t audit_max_entries; /* beyond this the oldest are pruned */
+  size_t audit_queue_max;     /* decisions waiting for the writer (0: 100 000) */
 };
 
 int rp_ledger_open(const char *dir, const struct rp_ledger_limits *lim, struct rp_ledger **out,
@@ -45,7 +46,7 @@ void rp_ledger_close(struct rp_ledger *l);
  * Decisions are queued and written in batches (one transaction every
  * 100 ms or so, by a thread of the ledger), so a gate answer never waits for
  * a disk sync. Returns 0, -EINVAL for a decision without those fields, or
- * -ENOBUFS when the queue (100 000 decisions) is full: the decision is then
+ * -ENOBUFS when the queue (audit_queue_max decisions) is full: the decision is then
  * not kept and counted (rp_ledger_audit_dropped). A full queue first makes
  * the caller wait (back-pressure, at most 2 s) for the writer. A batch the
  * writer cannot store is counted there too and logged as an error. */

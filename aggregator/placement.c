@@ -1,7 +1,9 @@
 /* Placement: rank racks for a workload of N kW. Every candidate rack (the
  * racks that reported, or those of a pool) goes through the gate; racks
- * the gate denies are excluded with the failing checks as the reason. The
- * others are ranked by a score in [0, 1], the weighted sum of
+ * the gate denies are excluded with the failing checks as the reason. Each
+ * rack, ranked or excluded, carries its gate decision's id (a rack whose
+ * evaluation failed has none, only its error). The others are ranked by a
+ * score in [0, 1], the weighted sum of
  *
  *   0.40  power      headroom left after the workload ÷ derated limit
  *   0.25  supply     (supply limit − supply temperature) ÷ supply limit
@@ -176,7 +178,10 @@ json_t *rp_placement(struct rp_aggregator *a, double kw, size_t count, const cha
       }
       if (json_object_get(d, "error"))
         json_array_append(why, json_object_get(d, "error"));
-      json_array_append_new(excluded, json_pack("{s:s, s:o}", "rack", c.ids[i], "reasons", why));
+      json_t *ex = json_pack("{s:s, s:o}", "rack", c.ids[i], "reasons", why);
+      if (json_is_string(json_object_get(d, "decision_id"))) /* none: the gate gave an error */
+        json_object_set(ex, "decision_id", json_object_get(d, "decision_id"));
+      json_array_append_new(excluded, ex);
       continue;
     }
     json_t *reasons = json_array();

@@ -20,6 +20,19 @@
  * every pass, would hold the ledger for seconds on a site with thousands.
  * A failover may lose up to this much of a running reservation's energy. */
 #define ENERGY_PUBLISH_MS (60LL * 1000)
+/* When r last went to the ledger topic: this member's bookkeeping, never
+ * shown (rp_reservation_public). */
+#define PUBLISHED_FIELD "published_ms"
+
+json_t *rp_reservation_public(const json_t *r) {
+  if (json_object_get(r, PUBLISHED_FIELD) == NULL)
+    return json_incref((json_t *)r);
+  json_t *copy = json_copy((json_t *)r);
+  json_object_del(copy, PUBLISHED_FIELD);
+  return copy;
+}
+
+void rp_reservation_hide_private(json_t *r) { json_object_del(r, PUBLISHED_FIELD); }
 
 static void copy_tariff(void *ctx, const struct rp_policy *p) {
   *(struct rp_tariff *)ctx = p->tariff;
@@ -84,8 +97,8 @@ int rp_reservations_expire(struct rp_aggregator *a, int64_t now) {
       json_object_set_new(r, "expired_ms", json_integer(now));
       rp_energy_close(r, at);
     }
-    if (reason != NULL || now - rp_res_jint(r, "published_ms") >= ENERGY_PUBLISH_MS) {
-      json_object_set_new(r, "published_ms", json_integer(now));
+    if (reason != NULL || now - rp_res_jint(r, PUBLISHED_FIELD) >= ENERGY_PUBLISH_MS) {
+      json_object_set_new(r, PUBLISHED_FIELD, json_integer(now));
       if (rp_ledger_res_put(a->ledger, r) == 0 && reason != NULL)
         n++;
     } else {

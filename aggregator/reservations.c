@@ -544,6 +544,7 @@ static json_t *extend(struct rp_aggregator *a, const char *id, const json_t *bod
     json_decref(r);
     return error(status, 503, "%s", rp_ledger_write_error(rc));
   }
+  rp_reservation_hide_private(r);
   *status = 200;
   return r;
 }
@@ -567,6 +568,7 @@ json_t *rp_reservation_release(struct rp_aggregator *a, const char *id, int64_t 
     }
   }
   rp_ledger_res_unlock(a->ledger);
+  rp_reservation_hide_private(r);
   *status = 200;
   return r;
 }
@@ -689,6 +691,7 @@ json_t *rp_reservation_list(struct rp_aggregator *a, const char *rack, const cha
       json_object_set_new(r, "utilization", isfinite(used) ? json_real(used / kw) : json_null());
       json_object_set_new(r, "summary", rp_energy_summary(r, now));
     }
+    rp_reservation_hide_private(r);
     json_array_append(out, r);
   }
   json_decref(all);

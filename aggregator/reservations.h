@@ -100,6 +100,16 @@ json_t *rp_reservation_release(struct rp_aggregator *a, const char *id, int64_t 
 json_t *rp_reservation_list(struct rp_aggregator *a, const char *rack, const char *owner,
                             int64_t now_ms);
 
+/* A reservation as the API answers it, the audit log keeps it and the
+ * ledger topic carries it: without the owning member's own bookkeeping
+ * ("published_ms", when the upkeep last sent its energy to the ledger
+ * topic, by that member's clock), which stays in its local ledger only. A
+ * new owner rebuilt from the topic has none and publishes at its first
+ * pass. rp_reservation_public returns a new reference (r itself when it
+ * holds none of it); rp_reservation_hide_private removes it from r. */
+json_t *rp_reservation_public(const json_t *r);
+void rp_reservation_hide_private(json_t *r);
+
 /* Expires reservations past their end, or unused: started more than
  * reservations.unused_grace ago and every reading of their hosts/outlets
  * for reservations.idle_window under idle_threshold of their kW (the first

@@ -11,25 +11,15 @@
 
 #include "store_internal.h"
 
+static int delete_record(void *ctx, MDB_cursor *c, const MDB_val *v) {
+  (void)ctx, (void)v;
+  return mdb_cursor_del(c, 0);
+}
+
 /* Deletes dictionary `dict_id` of `agent` from LMDB and the cache. */
 static int delete_dictionary(struct store_batch *b, const char *agent, uint64_t dict_id) {
-  MDB_cursor *c;
-  int rc = mdb_cursor_open(b->txn, b->s->dict, &c);
+  int rc = dict_each_record(b, agent, dict_id, delete_record, NULL);
   if (rc != 0)
-    return rc;
-  char prefix[RP_ID_MAX + 9];
-  size_t plen = dict_prefix(prefix, agent, dict_id);
-  MDB_val k = {plen, prefix}, v;
-  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  while (rc == 0 && k.mv_size > plen && memcmp(k.mv_data, prefix, plen) == 0) {
-    if ((rc = mdb_cursor_del(c, 0)) != 0)
-      break;
-    /* After a delete the cursor already stands on the next record: MDB_NEXT
-     * returns it without advancing. */
-    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-  }
-  mdb_cursor_close(c);
-  if (rc != 0 && rc != MDB_NOTFOUND)
     return rc;
   dict_drop(&b->s->cache, agent, dict_id);
   return 0;

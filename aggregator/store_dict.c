@@ -216,6 +216,43 @@ size_t dict_prefix(char *key, const char *agent, uint64_t dict_id) {
   return alen + 9;
 }
 
+int dict_each_record(struct store_batch *b, const char *agent, uint64_t dict_id,
+                     int (*fn)(void *ctx, MDB_cursor *c, const MDB_val *v), void *ctx) {
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(b->txn, b->s->dict, &c);
+  if (rc != 0)
+    return rc;
+  char prefix[RP_ID_MAX + 9];
+  size_t plen = dict_prefix(prefix, agent, dict_id);
+  MDB_val k = {plen, prefix}, v;
+  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  while (rc == 0 && k.mv_size > plen && memcmp(k.mv_data, prefix, plen) == 0) {
+    if ((rc = fn(ctx, c, &v)) != 0)
+      break;
+    /* After a delete the cursor already stands on the next record: MDB_NEXT
+     * returns it without advancing. */
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(c);
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+struct dict_load {
+  struct dict *d;
+  struct dict_agent *da;
+};
+
+static int load_series(void *ctx, MDB_cursor *c, const MDB_val *v) {
+  (void)c;
+  struct dict_load *l = ctx;
+  Rackpulse__V1__SeriesDef *def = rackpulse__v1__series_def__unpack(NULL, v->mv_size, v->mv_data);
+  if (def == NULL)
+    return 0;
+  int rc = dict_put(l->d, l->da, def);
+  rackpulse__v1__series_def__free_unpacked(def, NULL);
+  return rc;
+}
+
 /* Dictionary `dict_id` of `agent` as the batch sees it: from the cache, else
  * read from LMDB into it (the caller knows it is stored: store_agent.dicts).
  * Returns 0 and *out, or an LMDB error / ENOMEM. */
@@ -230,26 +267,9 @@ int dict_get(struct store_batch *b, const char *agent, uint64_t dict_id, struct 
     dict_clear(d);
   if ((da = dict_add_agent(d, agent, dict_id)) == NULL)
     return ENOMEM;
-  MDB_cursor *c;
-  int rc = mdb_cursor_open(b->txn, b->s->dict, &c);
-  if (rc != 0)
-    return rc;
-  char prefix[RP_ID_MAX + 9];
-  size_t plen = dict_prefix(prefix, agent, dict_id);
-  MDB_val k = {plen, prefix}, v;
-  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  while (rc == 0 && k.mv_size > plen && memcmp(k.mv_data, prefix, plen) == 0) {
-    Rackpulse__V1__SeriesDef *def = rackpulse__v1__series_def__unpack(NULL, v.mv_size, v.mv_data);
-    if (def != NULL) {
-      rc = dict_put(d, da, def);
-      rackpulse__v1__series_def__free_unpacked(def, NULL);
-      if (rc != 0)
-        break;
-    }
-    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-  }
-  mdb_cursor_close(c);
-  if (rc != 0 && rc != MDB_NOTFOUND) {
+  struct dict_load l = {d, da};
+  int rc = dict_each_record(b, agent, dict_id, load_series, &l);
+  if (rc != 0) {
     dict_clear(d); /* do not keep a partial dictionary */
     return rc;
   }

@@ -173,6 +173,12 @@ struct dict_agent *dict_add_agent(struct dict *d, const char *agent, uint64_t di
 /* The prefix of dictionary `dict_id` of `agent` in the dict database:
  * agent "\0" id (8 bytes, big-endian). Returns its length. */
 size_t dict_prefix(char *key, const char *agent, uint64_t dict_id);
+/* Calls fn for every series record of dictionary `dict_id` of `agent` in
+ * the batch's dict database, in key order, with cursor c standing on it
+ * (fn may delete it: the walk goes on with the next). Returns 0, fn's
+ * nonzero result (which stops the walk), or an LMDB error. */
+int dict_each_record(struct store_batch *b, const char *agent, uint64_t dict_id,
+                     int (*fn)(void *ctx, MDB_cursor *c, const MDB_val *v), void *ctx);
 /* Dictionary `dict_id` of `agent` as the batch sees it: from the cache, else
  * read from LMDB into it (the caller knows it is stored: store_agent.dicts).
  * Returns 0 and *out, or an LMDB error / ENOMEM. */

@@ -25,11 +25,7 @@ source "$(dirname "$0")/ingest_lib.sh"
 source "$(dirname "$0")/cluster_lib.sh"
 
 RACKS=12 FRAMES=30
-umask 077
-echo "failover-token" >"$WORK/token"
-AUTH=(-H "Authorization: Bearer failover-token")
-AGG_HTTP_EXTRA="token_file: $WORK/token"
-power_policy failover-1 10s
+site_setup failover 10s
 start_broker
 start_member a
 start_member b

@@ -23,12 +23,8 @@ source "$(dirname "$0")/ingest_lib.sh"
 source "$(dirname "$0")/cluster_lib.sh"
 
 RACKS=8
-umask 077
-echo "cluster-token-for-tests" >"$WORK/token"
-AUTH=(-H "Authorization: Bearer cluster-token-for-tests")
-AGG_HTTP_EXTRA="token_file: $WORK/token"
 AGG_KAFKA_EXTRA="audit_topic: rackpulse.audit"
-power_policy forward-1 1h
+site_setup forward 1h
 start_broker
 start_member a
 start_member b

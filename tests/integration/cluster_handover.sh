@@ -14,11 +14,7 @@ source "$(dirname "$0")/cluster_lib.sh"
 source "$(dirname "$0")/delivery_lib.sh"
 
 RACKS=8
-umask 077
-echo "handover-token" >"$WORK/token"
-AUTH=(-H "Authorization: Bearer handover-token")
-AGG_HTTP_EXTRA="token_file: $WORK/token"
-power_policy handover-1 1h
+site_setup handover 1h
 CLUSTER_KEYS="ledger_ack_timeout: 60s"
 "$RP_BIN/tools/rackpulse-devbroker" --brokers 2 --bootstrap-file "$WORK/bootstrap" \
   --control "$WORK/broker.ctl" >"$WORK/broker.out" 2>"$WORK/broker.log" &

@@ -15,11 +15,7 @@ source "$(dirname "$0")/cluster_lib.sh"
 source "$(dirname "$0")/delivery_lib.sh"
 
 RACKS=4
-umask 077
-echo "ack-token" >"$WORK/token"
-AUTH=(-H "Authorization: Bearer ack-token")
-AGG_HTTP_EXTRA="token_file: $WORK/token"
-power_policy ack-1 1h
+site_setup ack 1h
 CLUSTER_KEYS="ledger_ack_timeout: 3s"
 start_control_broker
 start_member a site

@@ -9,7 +9,8 @@
 # malformed record is logged and skipped and the next one applied; a
 # record of a rack on a partition it does not belong to is ignored; the
 # member's own records (writer header = its member id) are not applied
-# again (its state after two quick writes is the latest). When a second
+# again (its state after two quick writes is the latest), and their values
+# (and the listing) do not carry the upkeep's bookkeeping. When a second
 # member joins, a stops reading the partitions it gave up and the new
 # owner applies what is added to them; when it stops, a takes them back,
 # rebuilds them and reads them on.
@@ -19,10 +20,7 @@ source "$(dirname "$0")/cluster_lib.sh"
 source "$(dirname "$0")/delivery_lib.sh"
 
 RACKS=4
-umask 077
-echo "tail-token" >"$WORK/token"
-AGG_HTTP_EXTRA="token_file: $WORK/token"
-power_policy tail-1 1h
+site_setup tail 1h
 start_control_broker
 start_member a site
 wait_for 60 settled 1 a || fail "a did not take the partitions: $(cluster_json a)"
@@ -55,11 +53,11 @@ has_res() { listed /v1/reservations "any(r['id'] == '$1' $2 for r in d['reservat
 has_flag() { listed /v1/flags "any(f['rack'] == '$1' and f['flag'] == '$2' for f in d['flags'])"; }
 
 # The member's own writes: a reservation extended twice at once.
-curl -sf -o "$WORK/own.json" -H "Authorization: Bearer tail-token" -X POST "${AGG_URL[a]}/v1/reservations" \
+curl -sf -o "$WORK/own.json" "${AUTH[@]}" -X POST "${AGG_URL[a]}/v1/reservations" \
   -d "{\"rack\": \"r0001\", \"kw\": 2, \"owner\": \"job-own\", \"end\": $exp}" || fail "own reservation refused"
 OWN=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/own.json")
 for d in 600000 1200000; do
-  curl -sf -o /dev/null -H "Authorization: Bearer tail-token" -X POST "${AGG_URL[a]}/v1/reservations/$OWN/extend" -d "{\"end\": $((exp + d))}" \
+  curl -sf -o /dev/null "${AUTH[@]}" -X POST "${AGG_URL[a]}/v1/reservations/$OWN/extend" -d "{\"end\": $((exp + d))}" \
     || fail "extend of $OWN refused"
 done
 # An older state of it with this member's writer header: not applied.
@@ -84,6 +82,19 @@ pass "a reservation and a flag a third party wrote to the topic are applied, log
 has_res "$OWN" "and r['end_ms'] == $((exp + 1200000))" || fail "own reservation is not at its latest end: $(curl -s "${AGG_URL[a]}/v1/reservations")"
 grep -q "applied r0001/reservation/$OWN" "$WORK/a.log" && fail "the member applied its own record again"
 pass "the member's own records are not applied again (its latest write stands)"
+
+# When the upkeep last sent a running reservation's energy to the topic is
+# a's own bookkeeping: its records on the topic and its answers never carry it.
+upkept() {
+  kcat -C -b "$BOOTSTRAP" -t rackpulse.ledger -p "$P" -o beginning -e -q -f '%k %s\n' 2>/dev/null \
+    | grep "^r0001/reservation/$OWN " >"$WORK/own_topic.txt"
+  grep -q '"energy"' "$WORK/own_topic.txt"
+}
+wait_for 30 upkept || fail "the upkeep did not publish the energy of $OWN: $(tail -1 "$WORK/own_topic.txt")"
+grep -q published_ms "$WORK/own_topic.txt" && fail "a record of $OWN on the topic carries published_ms: $(grep published_ms "$WORK/own_topic.txt" | tail -1)"
+curl -sf "${AGG_URL[a]}/v1/reservations" >"$WORK/listed.json" || fail "no reservation list"
+grep -q published_ms "$WORK/listed.json" && fail "GET /v1/reservations shows published_ms: $(cat "$WORK/listed.json")"
+pass "when a reservation last went to the topic is neither on the topic nor listed"
 
 # A malformed record, one of a rack on another partition, then a good one.
 put r0001/reservation/bad-1 '{not json'

@@ -16,6 +16,10 @@
 #   gate NAME RACK [CURL ARGS]  "status answered_by header_answered_by
 #                               header_forwarded_by decision" of a gate asked
 #                               at NAME
+#   site_setup NAME STALENESS   the preamble of a site's test: files private
+#                               (umask 077), the API token "NAME-token" for
+#                               every member (AUTH: curl's header with it),
+#                               and power_policy NAME-1 STALENESS
 
 start_member() {
   local name=$1
@@ -80,4 +84,12 @@ power_policy() {
     for i in $(seq 1 "$RACKS"); do printf '  - {id: r%04d, breaker_kw: 100, derating: 0.8}\n' "$i"; done
   } >"$WORK/policy.yaml"
   CLUSTER_EXTRA="policy: {file: $WORK/policy.yaml}"
+}
+
+site_setup() {
+  umask 077
+  echo "$1-token" >"$WORK/token"
+  AUTH=(-H "Authorization: Bearer $1-token")
+  AGG_HTTP_EXTRA="token_file: $WORK/token"
+  power_policy "$1-1" "$2"
 }

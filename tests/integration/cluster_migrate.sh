@@ -13,11 +13,7 @@ source "$(dirname "$0")/ingest_lib.sh"
 source "$(dirname "$0")/cluster_lib.sh"
 
 RACKS=8
-umask 077
-echo "migrate-token" >"$WORK/token"
-AUTH=(-H "Authorization: Bearer migrate-token")
-AGG_HTTP_EXTRA="token_file: $WORK/token"
-power_policy migrate-1 1h
+site_setup migrate 1h
 start_broker
 AGG_EXTRA=$CLUSTER_EXTRA start_agg a
 loadgen --racks $RACKS --frames 2 --series 12 2>"$WORK/loadgen.log" || fail "loadgen failed"

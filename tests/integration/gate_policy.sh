@@ -155,11 +155,12 @@ gate 1 >"$WORK/g.json"
 curl -s "$URL/v1/placement?kw=2&count=3" >"$WORK/p.json"
 grep -q '"rack":"a01"' "$WORK/p.json" || fail "placement does not mention a01"
 [ "$(field 'd["excluded"][0]["rack"]' <"$WORK/p.json")" = a01 ] || fail "a flagged rack was not excluded: $(cat "$WORK/p.json")"
+[ "$(field 'len(d["excluded"][0]["decision_id"])' <"$WORK/p.json")" = 32 ] || fail "the excluded rack has no decision id: $(cat "$WORK/p.json")"
 curl -s "${AUTH[@]}" -X DELETE "$URL/v1/flags/a01/maintenance" | grep -q cleared || fail "flag not cleared"
 curl -s "$URL/v1/placement?kw=2&count=3" >"$WORK/p.json"
 [ "$(field 'd["racks"][0]["rack"]' <"$WORK/p.json")" = a01 ] || fail "placement: $(cat "$WORK/p.json")"
 score=$(field 'd["racks"][0]["score"]' <"$WORK/p.json")
-pass "maintenance flag denies and excludes a01 from placement; cleared, a01 ranks first (score $score)"
+pass "maintenance flag denies and excludes a01 (with its decision id) from placement; cleared, a01 ranks first (score $score)"
 
 n=$(curl -s "$URL/v1/audit?rack=a01&limit=1000" | field 'len(d["decisions"])')
 [ "$n" -ge 10 ] || fail "audit log holds only $n decisions"

@@ -7,6 +7,8 @@
  * and class, and the class rule for unauthenticated callers. Also the
  * ledger's space: a flood of audit entries never takes the room of flags
  * and reservations, and the audit ring drops the oldest decisions first.
+ * And a SIGHUP reload of the API's clients (auth.c) racing threads that
+ * authenticate: each sees the old clients or the new ones.
  * Each test works in a fresh mkdtemp directory under /tmp and removes it. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,6 +31,7 @@
 
 #include "agg_test_util.h"
 #include "aggregator.h"
+#include "auth.h"
 #include "gate.h"
 #include "ledger.h"
 #include "policy.h"
@@ -498,6 +501,77 @@ static void test_flag_writes_from_a_stale_read(void **state) {
   json_decref(first);
 }
 
+/* ---- a SIGHUP reload racing authentication -------------------------------- */
+
+#define AUTH_READERS 4
+#define AUTH_RELOADS 200
+#define TOKEN_A "alice-token-0123456789"
+#define TOKEN_B "bob-token-0123456789ab"
+
+struct auth_race {
+  struct rp_auth *auth;
+  atomic_bool stop;
+  atomic_int mixed; /* answers that are neither the old clients nor the new */
+};
+
+/* Authenticates until told to stop (and at least 200 times): alice is in
+ * both tables (reserve in one, admin in the other), bob only in the first,
+ * a wrong token in neither. */
+static void *authenticate(void *p) {
+  struct auth_race *r = p;
+  for (int n = 0; n < 200 || !atomic_load(&r->stop); n++) {
+    struct rp_client c;
+    if (!rp_auth_by_token(r->auth, TOKEN_A, &c) || strcmp(c.name, "alice") != 0 ||
+        (c.roles != RP_ROLE_RESERVE && c.roles != RP_ROLE_ADMIN) || c.secret[0] != '\0')
+      atomic_fetch_add(&r->mixed, 1);
+    if (rp_auth_by_token(r->auth, TOKEN_B, &c) &&
+        (strcmp(c.name, "bob") != 0 || c.roles != RP_ROLE_FLAG))
+      atomic_fetch_add(&r->mixed, 1);
+    if (rp_auth_by_token(r->auth, "not-a-token-of-anyone", &c) || !rp_auth_enabled(r->auth))
+      atomic_fetch_add(&r->mixed, 1);
+  }
+  return NULL;
+}
+
+static void write_tokens(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  assert_int_equal(chmod(path, 0600), 0);
+  fputs(text, f);
+  assert_int_equal(fclose(f), 0);
+}
+
+/* Reloads (what SIGHUP does) swapping two tokens files while threads
+ * authenticate: every answer comes from one table or the other, and under
+ * ThreadSanitizer (label tsan) a swap outside the lock is a reported race. */
+static void test_auth_reload_races_lookups(void **state) {
+  (void)state;
+  char dir[] = "/tmp/rp_test_auth_XXXXXX", one[64], two[64], err[256];
+  assert_non_null(mkdtemp(dir));
+  snprintf(one, sizeof(one), "%s/one", dir);
+  snprintf(two, sizeof(two), "%s/two", dir);
+  write_tokens(one, "alice reserve " TOKEN_A "\nbob flag " TOKEN_B "\n");
+  write_tokens(two, "# bob is gone, alice is admin\nalice admin " TOKEN_A "\n");
+  struct auth_race r = {.stop = false, .mixed = 0};
+  assert_int_equal(rp_auth_load(one, NULL, &r.auth, err, sizeof(err)), 0);
+  pthread_t t[AUTH_READERS];
+  for (int i = 0; i < AUTH_READERS; i++)
+    assert_int_equal(pthread_create(&t[i], NULL, authenticate, &r), 0);
+  for (int i = 0; i < AUTH_RELOADS; i++) {
+    size_t n = 0;
+    assert_int_equal(rp_auth_reload(r.auth, i % 2 ? one : two, NULL, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, i % 2 ? 2 : 1);
+  }
+  atomic_store(&r.stop, true);
+  for (int i = 0; i < AUTH_READERS; i++)
+    pthread_join(t[i], NULL);
+  assert_int_equal(atomic_load(&r.mixed), 0);
+  rp_auth_free(r.auth);
+  assert_int_equal(unlink(one), 0);
+  assert_int_equal(unlink(two), 0);
+  assert_int_equal(rmdir(dir), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
@@ -511,6 +585,7 @@ int main(void) {
       T(test_audit_ring_drops_oldest_first),
       T(test_old_audit_is_moved),
       T(test_flag_writes_from_a_stale_read),
+      cmocka_unit_test(test_auth_reload_races_lookups),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,8 @@
  * the close-out summary at release, a reservation that is not measured
  * estimated at its reserved kW, a gap not integrated, the per-owner
  * /metrics lines, and that the 5 s energy steps reach the change sink (the
- * ledger topic in a cluster) once a minute, not every pass. */
+ * ledger topic in a cluster) once a minute, not every pass, and that when
+ * they last went there is shown nowhere. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -122,35 +123,103 @@ static void test_energy_cost_and_summary(void **state) {
   free(buf);
 }
 
+/* What the change sink (the ledger topic) was handed: how many
+ * reservation records, and the last one's value. */
+struct sunk {
+  int published;
+  json_t *last;
+};
+
 static int count_change(void *ctx, const char *rack, const char *kind, const char *id,
                         const json_t *value, char *err, size_t errlen) {
-  (void)rack, (void)id, (void)value, (void)err, (void)errlen;
-  if (strcmp(kind, "reservation") == 0)
-    (*(int *)ctx)++;
+  (void)rack, (void)id, (void)err, (void)errlen;
+  struct sunk *s = ctx;
+  if (strcmp(kind, "reservation") == 0) {
+    s->published++;
+    json_decref(s->last);
+    s->last = json_deep_copy(value);
+  }
   return 0;
 }
 
 static void test_energy_steps_published_once_a_minute(void **state) {
   struct agg_fx *x = *state;
   put(x, "M", "a", 20, "h1");
-  int published = 0;
-  rp_ledger_set_change_sink(x->a.ledger, count_change, &published);
+  struct sunk s = {0, NULL};
+  rp_ledger_set_change_sink(x->a.ledger, count_change, &s);
   int64_t t = T0;
   for (int i = 1; i <= 25; i++)
     step(x, t += 5000, 10); /* 125 s of passes: at 5 s, 65 s and 125 s */
-  assert_int_equal(published, 3);
+  assert_int_equal(s.published, 3);
   /* Every step is in the member's own ledger all the same. */
   json_t *list = rp_reservation_list(&x->a, "k1", "a", t);
-  json_t *e = json_object_get(json_array_get(json_object_get(list, "reservations"), 0), "summary");
+  json_t *r = json_array_get(json_object_get(list, "reservations"), 0);
+  json_t *e = json_object_get(r, "summary");
   assert_float_equal(agg_num(e, "measured_kwh"), 125 * 10 / 3600.0, 1e-9);
   json_decref(list);
   rp_ledger_set_change_sink(x->a.ledger, NULL, NULL);
+  json_decref(s.last);
+}
+
+/* When a reservation last went to the ledger topic is the owning member's
+ * bookkeeping: kept in its own ledger, absent from the listing, from the
+ * answers of extend and release (and so from their audit entries) and from
+ * the value the changelog produces to the topic. A new owner rebuilt from the topic therefore
+ * publishes at its first pass, not a minute after the old owner's clock. */
+static void test_energy_publication_time_not_shown(void **state) {
+  struct agg_fx *x = *state;
+  put(x, "M", "a", 20, "h1");
+  struct sunk s = {0, NULL};
+  rp_ledger_set_change_sink(x->a.ledger, count_change, &s);
+  int64_t t = T0;
+  step(x, t += 5000, 10);
+  assert_int_equal(s.published, 1);
+  json_t *mine = rp_ledger_res_get(x->a.ledger, "M");
+  assert_int_equal(json_integer_value(json_object_get(mine, "published_ms")), t);
+  json_decref(mine);
+  /* What the changelog produces (cluster_ledger_tail reads the topic). */
+  assert_non_null(s.last);
+  json_t *topic = rp_reservation_public(s.last);
+  assert_null(json_object_get(topic, "published_ms"));
+  assert_non_null(json_object_get(topic, "energy"));
+
+  json_t *list = rp_reservation_list(&x->a, NULL, NULL, t);
+  json_t *r = json_array_get(json_object_get(list, "reservations"), 0);
+  assert_string_equal(json_string_value(json_object_get(r, "id")), "M");
+  assert_null(json_object_get(r, "published_ms"));
+  json_decref(list);
+  int status;
+  json_t *body = json_pack("{s:I}", "end", (json_int_t)(T0 + 7200000));
+  r = rp_reservation_extend(&x->a, "M", body, t, &status);
+  json_decref(body);
+  assert_int_equal(status, 200);
+  assert_null(json_object_get(r, "published_ms"));
+  json_decref(r);
+
+  /* A new owner applies the topic's record (not produced again) and
+   * publishes at its next pass. */
+  rp_ledger_set_change_sink(x->a.ledger, NULL, NULL);
+  assert_int_equal(rp_ledger_res_put(x->a.ledger, topic), 0);
+  json_decref(topic);
+  rp_ledger_set_change_sink(x->a.ledger, count_change, &s);
+  s.published = 0;
+  step(x, t += 5000, 10);
+  assert_int_equal(s.published, 1);
+
+  r = rp_reservation_release(&x->a, "M", t, &status);
+  assert_int_equal(status, 200);
+  assert_null(json_object_get(r, "published_ms"));
+  json_decref(r);
+  rp_ledger_set_change_sink(x->a.ledger, NULL, NULL);
+  json_decref(s.last);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_energy_cost_and_summary, setup, agg_fx_teardown),
       cmocka_unit_test_setup_teardown(test_energy_steps_published_once_a_minute, setup,
+                                      agg_fx_teardown),
+      cmocka_unit_test_setup_teardown(test_energy_publication_time_not_shown, setup,
                                       agg_fx_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
