@@ -1,8 +1,10 @@
 /* Unit tests for store and forward on a full disk (agent/delivery.c over
  * agent/spool.c): each frame is handed to Kafka once while spool writes
  * fail, when they are retried, and when Kafka acknowledges or refuses a
- * frame held in memory only. Investigates a duplicate seen once in CI in
- * delivery_disk_full (docs/failure-modes.md).
+ * frame held in memory only (investigating a duplicate seen once in CI in
+ * delivery_disk_full, docs/failure-modes.md); and a producer that cannot
+ * be created at start: retried for a reason of the moment, fatal for a
+ * setting Kafka's client refuses.
  *
  * The spool is the real one (LMDB in a temporary directory). A failed
  * write is either real (the file size limit, RLIMIT_FSIZE, makes LMDB's
@@ -50,12 +52,23 @@ static struct {
   size_t nsent;
   bool fail_writes; /* the wrapped rp_spool_write reports a full disk */
   size_t writes, failed_writes;
+  int new_fails, new_rc; /* the next new_fails rp_pub_new return new_rc */
+  size_t creates;        /* rp_pub_new calls */
 } fake;
 
 int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, rp_pub_delivered_cb cb,
                rp_pub_error_cb error_cb, void *ctx, struct rp_publisher **out, char *err,
                size_t errlen) {
-  (void)loop, (void)cfg, (void)error_cb, (void)err, (void)errlen;
+  (void)loop, (void)cfg, (void)error_cb;
+  fake.creates++;
+  if (fake.new_fails > 0) {
+    fake.new_fails--;
+    snprintf(err, errlen, "%s",
+             fake.new_rc == -EINVAL ? "kafka setting ssl.ca.location: No such file"
+                                    : "kafka producer: Failed to create thread: Resource "
+                                      "temporarily unavailable (11)");
+    return fake.new_rc;
+  }
   struct rp_publisher *p = calloc(1, sizeof(*p));
   if (p == NULL)
     return -ENOMEM;
@@ -131,7 +144,8 @@ struct fixture {
   struct rp_delivery *d;
 };
 
-static int setup(void **state) {
+/* A fixture whose delivery is not open yet: open_delivery() opens it. */
+static int setup_closed(void **state) {
   struct fixture *f = calloc(1, sizeof(*f));
   assert_non_null(f);
   snprintf(f->dir, sizeof(f->dir), "/tmp/rp-test-delivery.XXXXXX");
@@ -143,9 +157,21 @@ static int setup(void **state) {
   f->cfg.spool.max_mb = 4;
   f->cfg.spool.max_in_flight = 1000;
   assert_int_equal(uv_loop_init(&f->loop), 0);
-  char err[256] = "";
-  assert_int_equal(rp_delivery_new(&f->loop, &f->cfg, &f->d, err, sizeof(err)), 0);
   *state = f;
+  return 0;
+}
+
+static int open_delivery(struct fixture *f) {
+  char err[256] = "";
+  int rc = rp_delivery_new(&f->loop, &f->cfg, &f->d, err, sizeof(err));
+  if (rc != 0)
+    f->d = NULL;
+  return rc;
+}
+
+static int setup(void **state) {
+  setup_closed(state);
+  assert_int_equal(open_delivery(*state), 0);
   return 0;
 }
 
@@ -203,6 +229,13 @@ static uint64_t waiting(struct fixture *f) {
   memset(&h, 0, sizeof(h));
   rp_delivery_health(f->d, &h);
   return h.spool_depth;
+}
+
+static void kafka_error(struct fixture *f, char *out, size_t outlen) {
+  struct rp_agent_health h;
+  memset(&h, 0, sizeof(h));
+  rp_delivery_health(f->d, &h);
+  snprintf(out, outlen, "%s", h.kafka_error);
 }
 
 static bool degraded(struct fixture *f) {
@@ -358,12 +391,57 @@ static void test_failed_commit_leaves_nothing(void **state) {
   remove_tree(dir);
 }
 
+/* The producer cannot be created at start for a reason of the moment (a
+ * thread librdkafka could not start): the agent starts anyway, says why in
+ * its health, spools its frames, and creates the producer with back-off;
+ * then the spooled frames go to Kafka, oldest first, once each. */
+static void test_producer_created_later(void **state) {
+  struct fixture *f = *state;
+  fake.new_fails = 2;
+  fake.new_rc = -EAGAIN;
+  assert_int_equal(open_delivery(f), 0);
+  char why[256];
+  kafka_error(f, why, sizeof(why));
+  assert_non_null(strstr(why, "cannot create the producer: kafka producer: Failed to create"));
+  uint64_t seq = rp_delivery_take_seq(f->d);
+  uint8_t *buf = calloc(1, 32);
+  assert_non_null(buf);
+  rp_delivery_submit(f->d, seq, buf, 32);
+  uv_run(&f->loop, UV_RUN_NOWAIT); /* the write, not yet the retry */
+  assert_int_equal(fake.nsent, 0);
+  uv_run(&f->loop, UV_RUN_DEFAULT); /* two retries: the second creates it */
+  assert_int_equal(fake.creates, 3);
+  assert_non_null(fake.pub);
+  submit(f);
+  assert_each_sent_once(1, 2);
+  kafka_reports(1, 0);
+  kafka_reports(2, 0);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  kafka_error(f, why, sizeof(why));
+  assert_string_equal(why, "");
+  assert_int_equal(waiting(f), 0);
+}
+
+/* A setting Kafka's client refuses (here a TLS file that cannot be read)
+ * is the configuration's fault: the delivery, and so the agent, does not
+ * start, and nothing is retried. */
+static void test_refused_setting_stops_the_start(void **state) {
+  struct fixture *f = *state;
+  fake.new_fails = 1;
+  fake.new_rc = -EINVAL;
+  assert_int_equal(open_delivery(f), -EINVAL);
+  assert_null(f->d);
+  assert_int_equal(fake.creates, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_disk_full_sends_each_frame_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_resend_while_degraded_skips_acknowledged, setup,
                                       teardown),
       cmocka_unit_test(test_failed_commit_leaves_nothing),
+      cmocka_unit_test_setup_teardown(test_producer_created_later, setup_closed, teardown),
+      cmocka_unit_test_setup_teardown(test_refused_setting_stops_the_start, setup_closed, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
