@@ -77,7 +77,7 @@ check_seqs() {
     dups=$(sort -n "$WORK/seqs.txt" | uniq -d)
     for s in $dups; do
       grep -qx "$s" <<<"$SEQ_DUPLICATES_OK" \
-        || fail "$2: frame $s is on the topic twice and the Kafka client did not send it again: $(tr '\n' ' ' <"$WORK/seqs.txt")"
+        || fail "$2: frame $s is on the topic twice and the Kafka client did not send it again (it did: $(echo $SEQ_DUPLICATES_OK)); topic: $(tr '\n' ' ' <"$WORK/seqs.txt")"
     done
     echo "note: $2: frame(s) $(echo $dups) on the topic twice: the Kafka client sent them again after a lost connection (the dev broker does not de-duplicate)" >&2
     awk '!seen[$1]++' "$WORK/seqs.txt" | sort -n -c || fail "$2: frames out of order on the topic"
