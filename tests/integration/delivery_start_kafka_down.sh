@@ -3,8 +3,9 @@
 # its brokers refusing connections the agent runs, spools its frames and,
 # once Kafka is back, delivers every one from the first, once, in order;
 # with a broker name that does not resolve it runs too, and at SIGTERM
-# leaves its frames in the spool and exits 0. Only a setting Kafka's client
-# refuses stops the start (config_errors; test_delivery).
+# leaves its frames in the spool and exits 0. A setting Kafka's client
+# refuses (here a TLS CA file that does not exist) stops the start: exit 1,
+# "cannot start" naming the setting (test_delivery covers the rest).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/delivery_lib.sh"
 
@@ -42,4 +43,15 @@ wait "$AGENT_PID" || rc=$?
 [ "$rc" -eq 0 ] || fail "the agent exited $rc with an unknown broker name: $(tail -3 "$WORK/agent.log")"
 grep -q "frame(s) stay in the spool for the next start" "$WORK/agent.log" \
   || fail "no frame kept in the spool: $(tail -3 "$WORK/agent.log")"
-pass "Kafka unreachable at start (refused, unknown name): the agent runs and spools; every frame delivered once Kafka is back"
+# A TLS file that cannot be read: the configuration's fault, no retry.
+sed -i "s|^kafka: {\(.*\)}$|kafka: {\1, properties: {security.protocol: ssl, ssl.ca.location: $WORK/no-such-ca.pem}}|" "$WORK/agent.yaml"
+sed -i "s|state_dir: [^}]*}|state_dir: $WORK/state-tls}|" "$WORK/agent.yaml"
+mv "$WORK/agent.log" "$WORK/agent-dns.log"
+start_agent "$WORK/agent.yaml"
+rc=0
+wait_for 30 sh -c "! kill -0 $AGENT_PID 2>/dev/null" || fail "the agent runs with an unreadable ssl.ca.location"
+wait "$AGENT_PID" || rc=$?
+[ "$rc" -eq 1 ] || fail "the agent exited $rc, not 1, with an unreadable ssl.ca.location"
+grep -q "cannot start: kafka producer: ssl.ca.location" "$WORK/agent.log" \
+  || fail "no 'cannot start' naming ssl.ca.location: $(tail -3 "$WORK/agent.log")"
+pass "Kafka unreachable at start (refused, unknown name): the agent runs and spools, every frame delivered once Kafka is back; an unreadable TLS file stops the start"
