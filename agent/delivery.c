@@ -16,7 +16,9 @@
  * spool: sending pauses with a growing back-off and resumes from the oldest
  * frame. After a fatal error the producer is purged, closed and created
  * again. The error shows in the health (kafka_error) until a frame is
- * delivered again, and is logged once per episode.
+ * delivered again, and is logged once per episode. A producer that cannot
+ * be created at start for a reason of the moment (threads, descriptors) is
+ * created the same way from the retry timer; frames are spooled meanwhile.
  *
  * Spool errors: when a write fails (disk full, LMDB map full) the frames of
  * that write are kept in memory instead (bounded like the spool: the oldest
@@ -70,6 +72,7 @@ struct rp_delivery {
   bool backing_off; /* pump() waits for the retry timer */
   uint64_t backoff_ms;
   bool recreate; /* fatal: replace the producer once nothing is in flight */
+  bool creating; /* ...or create it: it could not be created at start */
   uint64_t recreations;
   /* Spool errors: frames of failed writes, in seq order. */
   struct mem_frame *mem;
@@ -137,6 +140,20 @@ static void start_recreate(struct rp_delivery *d, const char *reason) {
   d->recreate = true;
   d->recreations++;
   rp_pub_purge(d->pub);
+  back_off(d);
+}
+
+/* The producer could not be created at start for a reason of the moment
+ * (threads, descriptors, memory): the agent runs, frames are spooled, and
+ * the retry timer creates the producer. */
+static void create_later(struct rp_delivery *d, const char *why) {
+  char what[256];
+  snprintf(what, sizeof(what), "cannot create the producer: %s", why);
+  rp_error("delivery",
+           "kafka: %s; frames are spooled and the producer is created again with back-off", what);
+  kafka_error_note(d, what, true);
+  d->pub = NULL;
+  d->recreate = d->creating = true;
   back_off(d);
 }
 
@@ -329,14 +346,17 @@ static void on_retry(uv_timer_t *t) {
     if (rp_pub_new(d->loop, d->cfg, on_delivered, on_kafka_error, d, &d->pub, err, sizeof(err)) !=
         0) {
       d->pub = NULL;
-      rp_error("delivery", "kafka: cannot recreate the producer: %s; trying again", err);
-      d->backing_off = true;
-      uv_timer_start(&d->retry_timer, on_retry, BACKOFF_MAX_MS, 0);
+      back_off(d); /* growing up to BACKOFF_MAX_MS */
+      rp_error("delivery", "kafka: cannot %s the producer: %s; trying again in %" PRIu64 " ms",
+               d->creating ? "create" : "recreate", err, d->backoff_ms);
       return;
     }
-    rp_warn("delivery", "kafka: producer recreated after the fatal error; sending again from the "
-                        "oldest kept frame");
-    d->recreate = false;
+    if (d->creating)
+      rp_warn("delivery", "kafka: producer created; sending the spooled frames, oldest first");
+    else
+      rp_warn("delivery", "kafka: producer recreated after the fatal error; sending again from "
+                          "the oldest kept frame");
+    d->recreate = d->creating = false;
     d->rewind = true;
   }
   pump(d);
@@ -485,7 +505,7 @@ int rp_delivery_new(uv_loop_t *loop, const struct rp_agent_config *cfg, struct r
           rp_spool_incarnation_is_new(d->spool) ? "new: created with this spool" : "from the spool",
           d->next_seq);
   rc = rp_pub_new(loop, cfg, on_delivered, on_kafka_error, d, &d->pub, err, errlen);
-  if (rc != 0) {
+  if (rc == -EINVAL) { /* the configuration's: the agent cannot run with it */
     rp_spool_close(d->spool);
     free(d);
     return rc;
@@ -493,6 +513,8 @@ int rp_delivery_new(uv_loop_t *loop, const struct rp_agent_config *cfg, struct r
   uv_timer_init(loop, &d->retry_timer);
   d->retry_timer.data = d;
   d->retry_timer_open = true;
+  if (rc != 0)
+    create_later(d, err);
   uint64_t frames, bytes;
   rp_spool_depth(d->spool, &frames, &bytes);
   if (frames > 0)

@@ -22,7 +22,10 @@ struct rp_agent_config;
 struct rp_delivery;
 
 /* Opens the spool in STATE_DIR/spool and creates the producer. Returns 0 and
- * *out, or a negative errno with err set. */
+ * *out, or a negative errno with err set: -EINVAL when Kafka's client
+ * refuses the configuration. A producer the system cannot give threads,
+ * descriptors or memory now is no failure: it is logged, frames are
+ * spooled, and it is created again with back-off. */
 int rp_delivery_new(uv_loop_t *loop, const struct rp_agent_config *cfg, struct rp_delivery **out,
                     char *err, size_t errlen);
 

@@ -35,7 +35,11 @@ typedef void (*rp_pub_delivered_cb)(void *ctx, uint64_t seq, int err, bool perma
 typedef void (*rp_pub_error_cb)(void *ctx, const char *reason, bool fatal);
 
 /* Creates the producer and starts its poll timer on `loop`. Returns 0 and
- * *out, or a negative errno with err saying which setting was refused. */
+ * *out; -EINVAL when a setting is refused (a property, a file it names:
+ * the configuration's fault, err says which); or -EAGAIN or -ENOMEM when
+ * the system cannot give it threads, descriptors or memory now (worth
+ * trying again). An unreachable or unknown broker is no error here:
+ * librdkafka connects later, from its own threads. */
 int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, rp_pub_delivered_cb cb,
                rp_pub_error_cb error_cb, void *ctx, struct rp_publisher **out, char *err,
                size_t errlen);

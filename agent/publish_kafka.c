@@ -214,7 +214,13 @@ int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, rp_pub_delive
   char e[512];
   p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
   if (p->rk == NULL) {
+    /* A setting librdkafka refuses (a property, the TLS or SASL setup, an
+     * unreadable certificate file) is the configuration's fault; a thread
+     * it could not start, or that did not initialize, is the system's for
+     * the moment. */
     snprintf(err, errlen, "kafka producer: %s", e);
+    if (rd_kafka_last_error() == RD_KAFKA_RESP_ERR__CRIT_SYS_RESOURCE)
+      rc = -EAGAIN;
     goto fail_conf;
   }
   conf = NULL; /* owned by rk now */
@@ -225,8 +231,10 @@ int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, rp_pub_delive
     goto fail_rk;
   }
   rc = watch_main_queue(loop, p, err, errlen);
-  if (rc != 0)
+  if (rc != 0) {
+    rc = -EAGAIN; /* out of descriptors or memory for now */
     goto fail_topic;
+  }
   *out = p;
   return 0;
 
