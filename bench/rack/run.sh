@@ -487,7 +487,7 @@ echo
 echo "Rack: $BMCS BMCs (ipmi_sim, every 5 s), $PDUS PDUs (snmpsim raritan-px, every 1 s), 1 CDU (pymodbus, every 1 s); ${SECS} s per collector; ipmitool registry: $REGISTRY"
 echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; $(collectd -h | sed -n 's/^\(collectd [0-9][^,]*\).*/\1/p') (Debian $(dpkg-query -W -f '${Version}' collectd-core 2>/dev/null)); $(ipmitool -V); rackpulse $(git -C "$RP_SRC" describe --always --dirty 2>/dev/null || echo unknown)"
 if [ -n "${KEEP:-}" ]; then # KEEP=DIR: a copy of the work files (configs, logs, kcat dumps)
-  rm -rf "$KEEP" && cp -r "$WORK" "$KEEP"
+  rm -rf "$KEEP" && mkdir -p "$(dirname "$KEEP")" && cp -r "$WORK" "$KEEP"
   echo "work files copied to $KEEP"
 fi
 $PY "$HERE/report.py" "$WORK" "$RP_SRC" "${NAMES[@]}"
