@@ -30,6 +30,10 @@ struct fi_sensor {
    * discrete one as its state bits. Any other goes through
    * ipmi_sensor_read() (bridged, non-linear, ...). */
   enum { FI_READ_GENERAL, FI_READ_THRESHOLD, FI_READ_DISCRETE } how;
+  /* Read at each scrape: a reading of it can reach a frame
+   * (ipmi__may_publish()). A GPU server lists many sensors no series maps
+   * (discrete states, voltages): each costs a request a scrape. */
+  bool wanted;
   int8_t r_exp, b_exp;
   int16_t m, b;
   uint8_t linearization, format;
@@ -56,7 +60,7 @@ struct ipmi_fi {
   fiid_obj_t reading;           /* Get Sensor Reading (threshold) response, reused */
   fiid_obj_t discrete;          /* Get Sensor Reading (any) response, reused */
   struct fi_sensor *sensors;
-  size_t nsensors;
+  size_t nsensors, nwanted; /* nwanted: sensors[].wanted; none: all are read */
   bool have_sig;
   uint16_t count;
   uint32_t add_ts, erase_ts;

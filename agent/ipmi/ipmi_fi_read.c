@@ -67,6 +67,10 @@ static bool parse_record(struct ipmi_fi *fi, struct fi_sensor *s) {
            s->linearization == IPMI_SDR_LINEARIZATION_LINEAR &&
            s->format != IPMI_SDR_ANALOG_DATA_FORMAT_NOT_ANALOG)
     s->how = FI_READ_THRESHOLD;
+  struct ipmi_reading probe = {0};
+  snprintf(probe.name, sizeof(probe.name), "%s", s->name);
+  snprintf(probe.entity, sizeof(probe.entity), "%s", s->entity);
+  s->wanted = ipmi__may_publish(fi->b, &probe);
   return true;
 }
 
@@ -118,6 +122,9 @@ static int sdr_read(struct ipmi_fi *fi) {
   free(fi->sensors);
   fi->sensors = s;
   fi->nsensors = n;
+  fi->nwanted = 0;
+  for (size_t i = 0; i < n; i++)
+    fi->nwanted += s[i].wanted;
   fi->sdr_reread = true;
   return 0;
 }
@@ -373,6 +380,10 @@ int fi__read_sensors(struct ipmi_fi *fi) {
   ipmi_ctx_get_flags(fi->ctx, &flags);
   ipmi_ctx_set_flags(fi->ctx, flags | IPMI_FLAGS_NO_VALID_CHECK);
   for (size_t i = 0; i < fi->nsensors; i++) {
+    /* Only what can reach a frame; all when nothing can, so that the BMC's
+     * answers still say it is alive (below). */
+    if (fi->nwanted > 0 && !fi->sensors[i].wanted)
+      continue;
     if (read_sensor(fi, &fi->sensors[i], &fi->out[fi->nout]) != 0)
       return -EIO;
     na += fi->out[fi->nout].status == IPMI_ST_NA;
@@ -386,7 +397,10 @@ int fi__read_sensors(struct ipmi_fi *fi) {
     fi->have_sig = false; /* read it again next time */
     return fi->rc = -ENODATA;
   }
-  if (na == fi->nout) {
+  /* Judged over every sensor only: a host powered off leaves the mapped
+   * ones without a reading while the BMC answers for its own; that is a
+   * status of each series, not a BMC that is away. */
+  if (na == fi->nout && fi->nout == fi->nsensors) {
     snprintf(fi->error, sizeof(fi->error),
              "%s: %s: none of %zu sensors has a reading (BMC not answering?)", b->cfg.name,
              b->address, fi->nout);

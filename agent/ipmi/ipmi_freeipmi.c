@@ -295,10 +295,16 @@ static void on_work_done(uv_work_t *w, int status) {
   if (fi->session_opened)
     rp_debug("ipmi", "%s: %s: RMCP+ session opened (%llu so far)", b->cfg.name, b->address,
              (unsigned long long)fi->sessions);
-  if (fi->sdr_reread)
+  if (fi->sdr_reread) {
     rp_info("ipmi", "%s: read the SDR: %zu sensors%s%s", b->cfg.name, fi->nsensors,
             fi->note[0] && fi->dcmi == DCMI_SKIPPED ? "; " : "",
             fi->dcmi == DCMI_SKIPPED ? fi->note : "");
+    if (fi->nwanted > 0 && fi->nwanted < fi->nsensors)
+      rp_info("ipmi",
+              "%s: %zu of its %zu sensors are read at each scrape; no series maps the "
+              "others (sensors[], keep_unclassified)",
+              b->cfg.name, fi->nwanted, fi->nsensors);
+  }
   if (fi->rc == 0)
     apply_dcmi(b, fi);
   else

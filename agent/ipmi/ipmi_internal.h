@@ -111,6 +111,12 @@ void ipmi__config_help(FILE *out);
  * always the runner's counters; then rp_target_done(). When !ok the result
  * is down with b->error. */
 void ipmi__report(struct ipmi_bmc *b, bool ok);
+/* Whether a reading of sensor r (its name, entity and unit) can reach a
+ * frame through b's classification: kept unclassified, or classified
+ * when it has no value, the widest match (the unit is then not compared),
+ * so every reading that classifies with a value does too. Read-only on b:
+ * safe from the in-process backend's worker. */
+bool ipmi__may_publish(const struct ipmi_bmc *b, const struct ipmi_reading *r);
 
 /* ipmi_collect.c. The end of a scrape of either backend: the readings to
  * the agent (ipmi__report), the child slot to the next BMC. */

@@ -127,6 +127,16 @@ static bool ignored_by_config(const struct ipmi_bmc *b, const struct ipmi_readin
   return false;
 }
 
+bool ipmi__may_publish(const struct ipmi_bmc *b, const struct ipmi_reading *r) {
+  if (b->cfg.keep_unclassified)
+    return true;
+  struct ipmi_reading probe = *r;
+  struct ipmi_class cls;
+  probe.status = IPMI_ST_NA;
+  unsigned flags = b->cfg.default_sensors ? 0 : IPMI_CLASSIFY_NO_DEFAULTS;
+  return ipmi_classify(&probe, b->patterns, b->npatterns, flags, &cls) == 1;
+}
+
 /* Sensor readings, classified. */
 static void add_sensors(struct ipmi_bmc *b, struct scrape_out *o) {
   unsigned flags = b->cfg.default_sensors ? 0 : IPMI_CLASSIFY_NO_DEFAULTS;

@@ -71,6 +71,23 @@ assert not f.get("statuses"), f.get("statuses")
 PYEOF
 pass "--once ($BACKEND): three BMCs (file, oneshot, env), each with its own values; power from psu_sum"
 
+if [ "$BACKEND" = freeipmi ]; then
+  # In process, only the sensors a series maps are read at each scrape:
+  # the PSU status (discrete) reaches no frame and costs no request; all
+  # of them with keep_unclassified (the frame above is the proof that
+  # nothing a series maps was left out).
+  for n in gpu1 gpu2 gpu3; do
+    grep -q "ipmi: $n: 10 of its 11 sensors are read at each scrape" "$WORK/agent.log" \
+      || fail "$n: not 10 of 11 sensors read: $(grep "$n" "$WORK/agent.log")"
+  done
+  { ipmi_agent_head r1; ipmi_bmc_yaml gpu1 "$P1" "keep_unclassified: true"; } >"$WORK/keep.yaml"
+  "$RP_BIN/agent/rackpulse-agent" -c "$WORK/keep.yaml" --once >"$WORK/keep.json" 2>"$WORK/keep.log" \
+    || fail "--once with keep_unclassified exited non-zero: $(tail -3 "$WORK/keep.log")"
+  ! grep -q "sensors are read at each scrape" "$WORK/keep.log" \
+    || fail "keep_unclassified: not every sensor is read: $(grep "each scrape" "$WORK/keep.log")"
+  pass "--once (freeipmi): 10 of 11 sensors read, the one no series maps left out; all with keep_unclassified"
+fi
+
 if [ "$BACKEND" = ipmitool ]; then
   [ -s "$WORK/state-r1/ipmi/gpu2.sdr" ] || fail "no SDR cache for the one-shot BMC in $WORK/state-r1/ipmi"
   [ ! -e "$WORK/state-r1/ipmi/gpu1.sdr" ] || fail "a persistent BMC got an SDR cache file"
