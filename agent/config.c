@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "rackpulse/kafka_props_check.h"
 #include "rackpulse/log.h"
 #include "rackpulse/secret.h"
 
@@ -158,8 +159,8 @@ int rp_agent_config_load(const char *path, C *cfg, char *err, size_t errlen) {
                       errlen);
   if (rc == 0)
     rc = rp_kafka_props_load(doc, rp_cfg_get(doc, kafka, "properties"), "kafka.properties", NULL,
-                             "kafka.sasl_password_file", cfg->kafka.props, N(cfg->kafka.props),
-                             &cfg->kafka.nprops, err, errlen);
+                             "kafka.sasl_password_file", rp_kafka_prop_check, cfg->kafka.props,
+                             N(cfg->kafka.props), &cfg->kafka.nprops, err, errlen);
   if (rc == 0)
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "spool"), "spool", spool_fields, N(spool_fields),
                       NULL, cfg, err, errlen);

@@ -10,6 +10,7 @@
 
 #include "aggregator.h"
 #include "cluster.h"
+#include "rackpulse/kafka_props_check.h"
 #include "rackpulse/log.h"
 #include "rackpulse/secret.h"
 
@@ -37,10 +38,10 @@ static const char *const reserved[] = {
 
 int rp_kafka_conf_load(const struct rp_cfg_doc *doc, rp_cfg_node kafka,
                        struct rp_aggregator_config *cfg, char *err, size_t errlen) {
-  return rp_kafka_props_load(doc, rp_cfg_get(doc, kafka, "properties"), "kafka.properties",
-                             reserved, "kafka.sasl_password_file", cfg->kafka.props,
-                             sizeof(cfg->kafka.props) / sizeof(cfg->kafka.props[0]),
-                             &cfg->kafka.nprops, err, errlen);
+  return rp_kafka_props_load(
+      doc, rp_cfg_get(doc, kafka, "properties"), "kafka.properties", reserved,
+      "kafka.sasl_password_file", rp_kafka_prop_check, cfg->kafka.props,
+      sizeof(cfg->kafka.props) / sizeof(cfg->kafka.props[0]), &cfg->kafka.nprops, err, errlen);
 }
 
 static int set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,

@@ -14,8 +14,8 @@ static bool reserved_key(const char *const *reserved, const char *key) {
 
 int rp_kafka_props_load(const struct rp_cfg_doc *doc, rp_cfg_node map, const char *where,
                         const char *const *reserved, const char *secret_key,
-                        struct rp_kafka_prop *props, size_t max, size_t *n, char *err,
-                        size_t errlen) {
+                        rp_kafka_prop_check_fn check, struct rp_kafka_prop *props, size_t max,
+                        size_t *n, char *err, size_t errlen) {
   if (map == 0)
     return 0;
   if (rp_cfg_kind(doc, map) != RP_CFG_MAPPING) {
@@ -45,6 +45,11 @@ int rp_kafka_props_load(const struct rp_cfg_doc *doc, rp_cfg_node map, const cha
                    "%s is set by rackpulse itself (exactly-once delivery and ordering depend on "
                    "it) and may not be overridden",
                    key);
+      return -EINVAL;
+    }
+    char why[256];
+    if (check != NULL && check(key, value, why, sizeof(why)) != 0) {
+      rp_cfg_error(doc, v, at, err, errlen, "the Kafka client refuses it: %s", why);
       return -EINVAL;
     }
     if (*n == max || strlen(key) >= sizeof(props[0].key) ||

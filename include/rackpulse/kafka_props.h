@@ -16,15 +16,20 @@ struct rp_kafka_prop {
   char value[512];
 };
 
+/* Whether the Kafka client takes `key: value`: 0, or -1 with why (its
+ * words). rp_kafka_prop_check() in kafka_props_check.h asks librdkafka. */
+typedef int (*rp_kafka_prop_check_fn)(const char *key, const char *value, char *why, size_t whylen);
+
 /* Reads mapping `map` (0: none, nothing to do) at `where` ("kafka.properties")
  * into props[*n..max), advancing *n. Refuses keys that name a password or a
- * secret (saying to use `secret_key` instead) and the keys in `reserved`
- * (a NULL-ended list, may be NULL), which the daemon sets itself because a
- * guarantee depends on them. Returns 0, or -EINVAL with err naming
- * file:line and the key. */
+ * secret (saying to use `secret_key` instead), the keys in `reserved` (a
+ * NULL-ended list, may be NULL), which the daemon sets itself because a
+ * guarantee depends on them, and, when `check` is given, a key or value
+ * the client refuses (so that --check-config finds it, not the start).
+ * Returns 0, or -EINVAL with err naming file:line and the key. */
 int rp_kafka_props_load(const struct rp_cfg_doc *doc, rp_cfg_node map, const char *where,
                         const char *const *reserved, const char *secret_key,
-                        struct rp_kafka_prop *props, size_t max, size_t *n, char *err,
-                        size_t errlen);
+                        rp_kafka_prop_check_fn check, struct rp_kafka_prop *props, size_t max,
+                        size_t *n, char *err, size_t errlen);
 
 #endif

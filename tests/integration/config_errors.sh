@@ -25,6 +25,26 @@ kafka:
 YAML
 expect_error "$AGENT" "$WORK/unknown-key.yaml" "unknown-key.yaml:5: kafka.lingr: unknown key"
 
+# A kafka.properties entry librdkafka refuses is found by --check-config,
+# not at the start (agent and aggregator alike).
+cat >"$WORK/kafka-prop.yaml" <<'YAML'
+agent: {rack: r1}
+kafka:
+  brokers: 127.0.0.1:9092
+  properties:
+    socket.timeout.ms: soon
+YAML
+expect_error "$AGENT" "$WORK/kafka-prop.yaml" \
+  "kafka-prop.yaml:5: kafka.properties.socket.timeout.ms: the Kafka client refuses it: Invalid value"
+cat >"$WORK/agg-kafka-prop.yaml" <<'YAML'
+kafka:
+  brokers: 127.0.0.1:9092
+  properties:
+    no.such.property: 1
+YAML
+expect_error "$AGG" "$WORK/agg-kafka-prop.yaml" \
+  "agg-kafka-prop.yaml:4: kafka.properties.no.such.property: the Kafka client refuses it: No such configuration property"
+
 cat >"$WORK/wrong-type.yaml" <<'YAML'
 agent:
   rack: r1
