@@ -98,12 +98,10 @@ static void writer_of(const rd_kafka_message_t *m, char *out, size_t outlen) {
  * with negative power headroom: logged (the gate counts it already). */
 static void check_headroom(struct rp_changelog *cl, const json_t *res, const char *rack,
                            const char *writer) {
-  const char *state = json_string_value(json_object_get(res, "state"));
-  int64_t now = rp_now_ms(), start = json_integer_value(json_object_get(res, "start_ms"));
-  int64_t end = json_integer_value(json_object_get(res, "end_ms"));
+  int64_t now = rp_now_ms(), start = rp_res_jint(res, "start_ms"), end = rp_res_jint(res, "end_ms");
   double headroom = NAN;
   char why[256];
-  if (state != NULL && strcmp(state, "active") == 0 && end > now &&
+  if (rp_res_is_active(res) && end > now &&
       rp_res_headroom_kw(cl->a, rack, start > now ? start : now, end, now, &headroom, why,
                          sizeof(why)) &&
       headroom < 0)

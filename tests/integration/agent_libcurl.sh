@@ -17,7 +17,7 @@ CDU=$(free_port)
 start_cdu "$CDU"
 write_agent_config "$WORK/agent.yaml" lc "$CDU"
 start_agent "$WORK/agent.yaml"
-wait_for 20 grep -q "device(s), frames every" "$WORK/agent.log" || fail "agent did not start: $(tail -5 "$WORK/agent.log")"
+wait_agent_started
 
 maps() { awk '{print $6}' "/proc/$AGENT_PID/maps" | grep -E "$1" | sort -u; }
 [ -z "$(maps 'libcurl|libssh2|libldap|libgnutls')" ] ||

@@ -15,7 +15,7 @@ CDU=$(free_port)
 start_cdu "$CDU"
 write_agent_config "$WORK/agent.yaml" r10 "$CDU"
 start_agent "$WORK/agent.yaml"
-wait_for 30 grep -q "frames every" "$WORK/agent.log" || fail "the agent did not start: $(tail -3 "$WORK/agent.log")"
+wait_agent_started
 # A frame is spooled while Kafka is down: the spool's file is written
 # after the start (which wrote it last when it logged "frames every").
 spool_mtime() { stat -c %Y.%y "$WORK/state-r10/spool/data.mdb"; }
@@ -36,7 +36,7 @@ sed -i "s|state_dir: [^}]*}|state_dir: $WORK/state-dns}|" "$WORK/agent.yaml"
 mv "$WORK/agent.log" "$WORK/agent-refused.log"
 start_agent "$WORK/agent.yaml"
 wait_for 30 grep -q "kafka.invalid" "$WORK/agent.log" || fail "the agent did not try the broker"
-wait_for 30 grep -q "frames every" "$WORK/agent.log" || fail "the agent did not start: $(tail -3 "$WORK/agent.log")"
+wait_agent_started
 kill -TERM "$AGENT_PID"
 rc=0
 wait "$AGENT_PID" || rc=$?

@@ -102,6 +102,13 @@ start_agent() {
   AGENT_PID=$!
 }
 
+# wait_agent_started [SECONDS]: the agent has logged its start (its devices
+# configured, its spool and producer made); fails the test otherwise.
+wait_agent_started() {
+  wait_for "${1:-30}" grep -q "device(s), frames every" "$WORK/agent.log" ||
+    fail "the agent did not start: $(tail -5 "$WORK/agent.log")"
+}
+
 start_aggregator() {
   HTTP_PORT=$(free_port)
   local policy="policy: {version: test-1, max_staleness: ${STALENESS:-5s}, supply_temp_max: ${SUPPLY_MAX:-40}}"
