@@ -18,6 +18,7 @@ PACKAGES=(
   openssl  # deploy_tls: a CA, server and client certificates made at test time
   ipmitool openipmi freeipmi-tools
   snmpsim snmpd snmp
+  strace  # ipmi_once_freeipmi: FreeIPMI's random bytes without /dev/urandom
   faketime  # an agent whose clock runs ahead (gate_clock)
   redfishtool python3-sushy  # third-party Redfish clients that check the simulator (openssl above makes its certificate)
   # the incident-map page in a real browser (floor_page): headless Chromium

@@ -86,6 +86,20 @@ if [ "$BACKEND" = freeipmi ]; then
   ! grep -q "sensors are read at each scrape" "$WORK/keep.log" \
     || fail "keep_unclassified: not every sensor is read: $(grep "each scrape" "$WORK/keep.log")"
   pass "--once (freeipmi): 10 of 11 sensors read, the one no series maps left out; all with keep_unclassified"
+
+  # FreeIPMI's random bytes (each packet's IV, the session's nonces) come
+  # from the agent's own ipmi_get_random() (agent/ipmi/ipmi_fi_random.c,
+  # bound by symbol interposition): getrandom(2), not an open, read and
+  # close of /dev/urandom per packet. (Jansson opens it once per process
+  # to seed its hash tables, here for --once's JSON.)
+  strace -f -qq -e trace=openat,open,getrandom -o "$WORK/strace.txt" \
+    "$RP_BIN/agent/rackpulse-agent" -c "$WORK/keep.yaml" --once >"$WORK/strace.json" 2>"$WORK/strace.log" \
+    || fail "--once under strace exited non-zero: $(tail -3 "$WORK/strace.log")"
+  ivs=$(grep -c 'getrandom(.*, 16, 0) *= 16' "$WORK/strace.txt" || true)
+  opens=$(grep -c '"/dev/u\?random"' "$WORK/strace.txt" || true)
+  [ "$ivs" -ge 10 ] || fail "fewer than 10 IVs drawn with getrandom for 11 readings: $ivs"
+  [ "$opens" -le 1 ] || fail "/dev/urandom opened $opens times for $ivs packets: $(grep -m3 urandom "$WORK/strace.txt")"
+  pass "--once (freeipmi): $ivs packets' random bytes by getrandom(2), /dev/urandom opened $opens time(s) in all"
 fi
 
 if [ "$BACKEND" = ipmitool ]; then
