@@ -150,6 +150,47 @@ assert [k for k in st if k[0] != "gpu1"] == [], st
 PYEOF
 pass "disabled PSU sensor: status ABSENT with its name, power sum flagged partial, no zeroes"
 
+# A host powered off: its BMC answers, but none of the sensors a series
+# maps is scanned (all ten disabled as above on gpu3; its PSU status, which
+# no series maps, still reads). The BMC stays up, every series of it is a
+# status naming its sensor, no sample and no power is made up, and the
+# other BMCs are read as before. (Under freeipmi only mapped sensors are
+# read, so "none of its sensors has a reading" is not what decides.)
+for s in 1 2 3 4 5 6 7 8 9 10; do
+  ipmitool -I lanplus -C 3 -H 127.0.0.1 -p "$P3" -U admin -f "$WORK/bmc-gpu3/passfile" \
+    raw 0x04 0x28 "$s" 0x00 >/dev/null 2>&1 || true
+done
+"$RP_BIN/agent/rackpulse-agent" -c "$WORK/agent.yaml" --once >"$WORK/frame3.json" \
+  2>"$WORK/agent3.log" || fail "--once exited non-zero with gpu3 powered off"
+$PY - "$WORK/frame3.json" <<'PYEOF' || fail "powered-off host is wrong: $(head -c 3000 "$WORK/frame3.json")"
+import json, sys
+f = json.load(open(sys.argv[1]))
+names = {s["id"]: s for s in f["dictionary"]}
+def key(sid):
+    d = names[sid]
+    return (d["device"], d["name"], ",".join(f"{k}={v}" for k, v in sorted(d.get("labels", {}).items())))
+dev = {d["device"]: d for d in f["devices"]}
+assert dev["gpu3"]["up"] is True and dev["gpu3"].get("last_error", "") == "", dev["gpu3"]
+vals = {key(s["series"]) for s in f["samples"] if names[s["series"]]["device"] == "gpu3"
+        and not names[s["series"]]["name"].startswith("ipmi.")}
+assert vals == set(), vals
+st = {key(s["series"]): (s["status"], s["detail"]) for s in f["statuses"]}
+off = {k: v for k, v in st.items() if k[0] == "gpu3"}
+want = {"server.inlet_temp": "Inlet Temp", "server.exhaust_temp": "Exhaust Temp", "cpu.temp": "CPU1 Temp",
+        "fan.speed": "FAN1 RPM"}
+for (d, name, labels), (status, detail) in off.items():
+    if name == "server.power":
+        assert (status, detail) == ("READING_ABSENT", "no PSU input power reading"), off
+        continue
+    assert status == "READING_ABSENT" and detail.endswith(": sensor disabled"), (name, status, detail)
+    if name in want:
+        assert detail == want[name] + ": sensor disabled", (name, detail)
+assert len(off) == 11, sorted(off)  # 10 sensors and the PSU sum
+assert [k for k in st if k[0] == "gpu2"] == [], st
+assert any(names[s["series"]]["device"] == "gpu2" for s in f["samples"]), "gpu2 not read"
+PYEOF
+pass "a powered-off host (no mapped sensor scanned): BMC up, 11 series ABSENT naming their sensor, no samples, the others read"
+
 # A password file that others can read is refused, naming file, line, key.
 cp "$WORK/bmc-gpu1/passfile" "$WORK/open-passfile"
 chmod 0644 "$WORK/open-passfile"
