@@ -23,6 +23,7 @@ Prints a Markdown table and the ratios rackpulse-* / collectd.
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 
@@ -160,13 +161,41 @@ def meas(path):
     return d
 
 
+def base(name):
+    """A collector's name without its round (run.sh --rounds: NAME.rR)."""
+    head, dot, tail = name.rpartition(".r")
+    return head if dot and tail.isdigit() else name
+
+
+def rounds_summary(paths):
+    """run.sh --rounds: each round's ratios to collectd, and their median."""
+    runs = [json.load(open(p)) for p in paths]
+    names = [n for n in runs[0] if n != "collectd"]
+    print(f"Ratios to collectd per round ({len(runs)} rounds; CPU ms per 1 000 comparable "
+          "values, the collector's over collectd's of the same round):")
+    print("| collector | " + " | ".join(f"round {i + 1}" for i in range(len(runs))) +
+          " | **median** | min-max |")
+    print("|---|" + "---|" * (len(runs) + 2))
+    for what, key in (("run", "per1000c"), ("steady", "steady1000")):
+        for n in names:
+            ratios = [r[n][key] / r["collectd"][key] for r in runs]
+            print(f"| {n}, {what} | " + " | ".join(f"{x:.3f}" for x in ratios) +
+                  f" | **{statistics.median(ratios):.3f}** | {min(ratios):.3f}-{max(ratios):.3f} |")
+    print("| collectd, run (ms) | " + " | ".join(f"{r['collectd']['per1000c']:.1f}" for r in runs) +
+          f" | {statistics.median(r['collectd']['per1000c'] for r in runs):.1f} | |")
+
+
 def main():
+    if sys.argv[1] == "--rounds":
+        rounds_summary(sys.argv[2:])
+        return
     work, src, names = sys.argv[1], sys.argv[2], sys.argv[3:]
     rows = {}
     for name in names:
         m = meas(os.path.join(work, name + ".meas"))
         msgs = messages(os.path.join(work, name + ".kcat"))
-        c = count_collectd(msgs) if name == "collectd" else count_rackpulse(msgs, work, src)
+        c = (count_collectd(msgs) if base(name) == "collectd"
+             else count_rackpulse(msgs, work, src))
         c["values"] = c["values"] or 1
         c.update(m)
         c["cpu"] = float(m["cpu_tree_s"])
@@ -179,6 +208,13 @@ def main():
         c["steady1000"] = (c["steady_cpu"] * 1e6 / c["steady_values"] if c["steady_values"]
                            else float("nan"))
         rows[name] = c
+    # Within a round, collectd's row goes by its plain name.
+    rows = {base(n): r for n, r in rows.items()}
+    names = [base(n) for n in names]
+    if os.environ.get("RP_REPORT_JSON"):
+        with open(os.environ["RP_REPORT_JSON"], "w") as out:
+            json.dump({n: {"per1000c": r["per1000c"], "steady1000": r["steady1000"]}
+                       for n, r in rows.items()}, out)
     mib = lambda kb: int(kb) / 1024
     for r in rows.values():
         r["tree_kb"] = int(r["hwm_kb"]) + int(r["child_rss_kb"])

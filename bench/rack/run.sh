@@ -4,7 +4,12 @@
 #
 #   bash bench/rack/run.sh [--bmcs N] [--pdus M] [--seconds S] [--build DIR]
 #                          [--only collectd|rackpulse] [--ipmitool-registry standin|full]
-#                          [--backends "ipmitool freeipmi"]
+#                          [--backends "ipmitool freeipmi"] [--rounds R]
+#   --rounds R (default 1) runs the collectors R times in turn (collectd,
+#   then each backend, then collectd again ...; round r >= 2 names them
+#   NAME.rR, each to its own topic and state) and ends with each round's
+#   ratios to collectd and their median: one run's ratio scatters by
+#   +-15 % on a shared machine (BENCHMARKS.md, issue 25's third pass);
 #   PERF=1 also profiles each collector's steady state (perf record -g -p;
 #   its overhead is then in the steady-state CPU figures: profile in a
 #   separate run);
@@ -49,7 +54,7 @@
 # `apt-get install collectd-core`).
 set -euo pipefail
 
-BMCS=40 PDUS=2 SECS=120 BUILD=${RP_BIN:-build} ONLY="" REGISTRY=standin BACKENDS="ipmitool freeipmi"
+BMCS=40 PDUS=2 SECS=120 BUILD=${RP_BIN:-build} ONLY="" REGISTRY=standin BACKENDS="ipmitool freeipmi" ROUNDS=1
 while [ $# -gt 0 ]; do
   case $1 in
   --bmcs) BMCS=$2; shift 2 ;;
@@ -59,12 +64,14 @@ while [ $# -gt 0 ]; do
   --only) ONLY=$2; shift 2 ;;
   --ipmitool-registry) REGISTRY=$2; shift 2 ;;
   --backends) BACKENDS=$2; shift 2 ;;
+  --rounds) ROUNDS=$2; shift 2 ;;
   -h | --help) awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; exit 0 ;;
   *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ $BMCS =~ ^[0-9]+$ && $BMCS -le 254 && $PDUS =~ ^[0-9]+$ && $SECS =~ ^[0-9]+$ && $SECS -gt 0 ]] ||
   { echo "run.sh: --bmcs 0..254, --pdus >= 0 and --seconds > 0" >&2; exit 2; }
+[[ $ROUNDS =~ ^[1-9]$ ]] || { echo "run.sh: --rounds 1..9" >&2; exit 2; }
 case $ONLY in "" | collectd | rackpulse) ;; *) echo "run.sh: --only collectd|rackpulse" >&2; exit 2 ;; esac
 case $REGISTRY in standin | full) ;; *) echo "run.sh: --ipmitool-registry standin|full" >&2; exit 2 ;; esac
 for b in $BACKENDS; do
@@ -191,7 +198,15 @@ fi
 CDU_PORT=$(free_port)
 start_cdu "$CDU_PORT"
 
-"$RP_BIN/tools/rackpulse-devbroker" --topic rackpulse.ipmitool --topic rackpulse.freeipmi --topic collectd.values \
+# round_suffix R: what names, topics and state of round R carry ("" for the first).
+round_suffix() { [ "$1" -eq 1 ] && echo "" || echo ".r$1"; }
+
+TOPICS=()
+for r in $(seq "$ROUNDS"); do
+  sfx=$(round_suffix "$r")
+  TOPICS+=(--topic "rackpulse.ipmitool$sfx" --topic "rackpulse.freeipmi$sfx" --topic "collectd.values$sfx")
+done
+"$RP_BIN/tools/rackpulse-devbroker" "${TOPICS[@]}" \
   --bootstrap-file "$WORK/bootstrap" >"$WORK/broker.out" 2>"$WORK/broker.log" &
 PIDS+=($!)
 wait_for 10 test -s "$WORK/bootstrap" || fail "dev broker did not start"
@@ -471,17 +486,35 @@ run() {
     fail "kcat on $topic: $(cat "$WORK/$name.kcat.log")"
 }
 
-NAMES=()
-if [ "$ONLY" != rackpulse ]; then
-  run collectd collectd.values collectd -f -C "$WORK/collectd.conf"
-  NAMES+=(collectd)
-fi
-if [ "$ONLY" != collectd ]; then
+# Round r >= 2: the same configurations to the round's own topics (and the
+# agent with a new state directory), so that each round's dump holds its
+# own run only.
+for r in $(seq 2 "$ROUNDS"); do
+  sfx=$(round_suffix "$r")
+  sed "s/\"collectd.values\"/\"collectd.values$sfx\"/" "$WORK/collectd.conf" >"$WORK/collectd$sfx.conf"
   for b in $BACKENDS; do
-    run "rackpulse-$b" "rackpulse.$b" "$RP_BIN/agent/rackpulse-agent" -c "$WORK/rackpulse-$b.yaml"
-    NAMES+=("rackpulse-$b")
+    sed -e "s|topic: rackpulse.$b}|topic: rackpulse.$b$sfx}|" -e "s|state_dir: $WORK/rp-state-$b,|state_dir: $WORK/rp-state-$b$sfx,|" \
+      "$WORK/rackpulse-$b.yaml" >"$WORK/rackpulse-$b$sfx.yaml"
   done
-fi
+done
+
+NAMES=()
+for r in $(seq "$ROUNDS"); do
+  sfx=$(round_suffix "$r")
+  ROUND_NAMES=()
+  if [ "$ONLY" != rackpulse ]; then
+    run "collectd$sfx" "collectd.values$sfx" collectd -f -C "$WORK/collectd$sfx.conf"
+    ROUND_NAMES+=("collectd$sfx")
+  fi
+  if [ "$ONLY" != collectd ]; then
+    for b in $BACKENDS; do
+      run "rackpulse-$b$sfx" "rackpulse.$b$sfx" "$RP_BIN/agent/rackpulse-agent" -c "$WORK/rackpulse-$b$sfx.yaml"
+      ROUND_NAMES+=("rackpulse-$b$sfx")
+    done
+  fi
+  NAMES+=("${ROUND_NAMES[@]}")
+  echo "${ROUND_NAMES[*]}" >"$WORK/round$r.names"
+done
 
 echo
 echo "Rack: $BMCS BMCs (ipmi_sim, every 5 s), $PDUS PDUs (snmpsim raritan-px, every 1 s), 1 CDU (pymodbus, every 1 s); ${SECS} s per collector; ipmitool registry: $REGISTRY"
@@ -490,7 +523,17 @@ if [ -n "${KEEP:-}" ]; then # KEEP=DIR: a copy of the work files (configs, logs,
   rm -rf "$KEEP" && mkdir -p "$(dirname "$KEEP")" && cp -r "$WORK" "$KEEP"
   echo "work files copied to $KEEP"
 fi
-$PY "$HERE/report.py" "$WORK" "$RP_SRC" "${NAMES[@]}"
+if [ "$ROUNDS" -eq 1 ]; then
+  $PY "$HERE/report.py" "$WORK" "$RP_SRC" "${NAMES[@]}"
+else
+  for r in $(seq "$ROUNDS"); do
+    echo; echo "Round $r of $ROUNDS:"
+    # shellcheck disable=SC2046 # the round's names, one word each
+    RP_REPORT_JSON="$WORK/round$r.json" $PY "$HERE/report.py" "$WORK" "$RP_SRC" $(cat "$WORK/round$r.names")
+  done
+  echo
+  $PY "$HERE/report.py" --rounds "$WORK"/round*.json
+fi
 if [ -n "${PERF:-}" ]; then # where the CPU went in the steady state, per collector
   for name in "${NAMES[@]}"; do
     [ -s "$WORK/$name.perf.data" ] || continue
