@@ -80,6 +80,7 @@ struct store_batch {
   MDB_cursor *latest;      /* opened on first use */
   int64_t received_ms;     /* the aggregator's clock when the current frame is applied */
   int64_t received_set_ms; /* store_batch_set_received(): used instead of the clock */
+  bool dict_left_out;      /* the frame applied came without its stored dictionary */
   /* Next offsets, written once per partition at commit. */
   struct pending_offset *offsets;
   size_t noffsets, offsets_cap;
@@ -219,5 +220,11 @@ int store__migrate_latest_compact(struct store *s, MDB_txn *txn, size_t *n);
 int store__batch_apply(struct store_batch *b, const rp_frame *f, const char *topic,
                        int32_t partition, int64_t offset, enum store_outcome *outcome,
                        unsigned *events, char *err, size_t errlen);
+/* Applies message m of store_apply() in batch b: skipped when it did not
+ * decode; a frame decoded without its dictionary (m->raw) applied as it is
+ * when the agent's record holds that dictionary, else decoded whole again.
+ * Sets m->outcome and m->events, or m->frame to NULL when the message does
+ * not decode whole. Returns as store__batch_apply(). */
+int store__apply_msg(struct store_batch *b, struct store_msg *m, char *err, size_t errlen);
 
 #endif
