@@ -37,11 +37,20 @@ static int dict_slot(const struct store_agent *ag, uint64_t dict_id) {
  * as the agent's most recent one; the least recent of STORE_AGENT_DICTS is
  * evicted. A dictionary named by its content hash that is already stored is
  * not written again (same hash, same content); one named by a legacy
- * version is replaced (a restarted old agent reuses versions). */
+ * version is replaced when its content changed (a restarted old agent
+ * reuses versions), and only then: 1 000 series rewritten at every resend
+ * cost about a millisecond a frame. */
 static int store_dictionary(struct store_batch *b, const rp_frame *f, uint64_t dict_id,
                             struct store_agent *ag) {
   int rc, at = dict_slot(ag, dict_id);
-  if (at >= 0 && f->dictionary_hash != 0) {
+  bool same = at >= 0 && f->dictionary_hash != 0;
+  if (at >= 0 && !same) {
+    struct dict_agent *stored;
+    if ((rc = dict_get(b, f->agent_id, dict_id, &stored)) != 0)
+      return rc;
+    same = dict_same(stored, f);
+  }
+  if (same) {
     memmove(&ag->dicts[1], &ag->dicts[0], (size_t)at * sizeof(ag->dicts[0]));
     ag->dicts[0] = dict_id;
     return 0;
@@ -75,6 +84,7 @@ static int store_dictionary(struct store_batch *b, const rp_frame *f, uint64_t d
       rc = dict_put(d, da, def);
     if (rc != 0)
       return rc;
+    b->s->dict_series_written++;
   }
   ag->dict_version = f->dictionary_version;
   return 0;

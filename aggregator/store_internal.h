@@ -66,6 +66,7 @@ struct store {
   unsigned migrated_from;  /* the layout store_open() migrated from, 0: none */
   size_t migrated_records; /* latest values it rewrote */
   struct dict cache;
+  uint64_t dict_series_written; /* series records written by store_dictionary (tests) */
 };
 
 struct pending_offset {
@@ -164,6 +165,9 @@ void dict_free(struct dict *d);
 int dict_rank(struct dict_agent *da);
 /* Adds (or replaces) a series in the agent's table. Returns 0 or ENOMEM. */
 int dict_put(struct dict *d, struct dict_agent *da, const Rackpulse__V1__SeriesDef *def);
+/* Whether the frame's dictionary holds exactly the series of da (same ids,
+ * keys, units and decimals). */
+bool dict_same(const struct dict_agent *da, const rp_frame *f);
 /* The cached dictionary `dict_id` of `agent`, or NULL. */
 struct dict_agent *dict_lookup(struct dict *d, const char *agent, uint64_t dict_id);
 /* Forgets one dictionary of `agent` (evicted from LMDB). */

@@ -4,7 +4,8 @@
  * dictionary it already stores (after a site-wide agent restart every agent
  * sends its own at once); store_apply() uses the stored one, or decodes the
  * message whole when it does not hold it (aggregator/store_apply.c,
- * store__apply_msg). Each test opens a store in a fresh mkdtemp directory
+ * store__apply_msg). A dictionary named by a legacy version that is sent
+ * again unchanged is not rewritten either (store_dictionary). Each test opens a store in a fresh mkdtemp directory
  * (store_test_util.h). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "store.h"
+#include "store_internal.h" /* struct store: dict_series_written */
 #include "store_test_util.h"
 
 #define T0 1700000000000LL
@@ -208,6 +210,52 @@ static void test_undecodable_dictionary_skips_the_message(void **state) {
   assert_int_equal(count_agents(x->s), 0);
 }
 
+static void legacy_frame(struct fb *b, uint64_t seq, const char *flow_unit, int64_t flow) {
+  fb_init(b, "agent-1", "r1", seq, T0 + (int64_t)seq * 1000, 1);
+  fb_def(b, 0, "cdu.supply_temp", "Cel", "cdu1", 2, "loop", "primary");
+  fb_def(b, 1, "cdu.flow", flow_unit, "cdu1", 1, NULL, NULL);
+  fb_def(b, 2, "pdu.power", "W", "pdu1", 0, "outlet", "3");
+  fb_sample(b, 1, flow);
+  fb_sample(b, 0, 3150);
+  fb_sample(b, 2, 900);
+}
+
+/* A legacy dictionary sent again unchanged is kept as stored (no delete
+ * and rewrite of its series: store.dict_series_written counts them); one whose
+ * content changed under the same version replaces it. */
+static void test_unchanged_legacy_dictionary_is_not_rewritten(void **state) {
+  struct fx *x = *state;
+  struct fb b;
+  legacy_frame(&b, 1, "L/min", 1215);
+  apply_one(x->s, &b, 0);
+  assert_int_equal(x->s->dict_series_written, 3);
+
+  legacy_frame(&b, 2, "L/min", 1230);
+  apply_one(x->s, &b, 1);
+  assert_int_equal(x->s->dict_series_written, 3); /* none written again */
+  assert_true(latest_value(x->s, "r1", "cdu.flow") == 123.0);
+  struct store_latest l;
+  assert_int_equal(latest(x->s, "r1", "cdu.flow", &l), 0);
+  assert_string_equal(l.unit, "L/min");
+
+  /* The same version with another unit: replaced, the samples decoded
+   * with the new content. */
+  legacy_frame(&b, 3, "m3/h", 80);
+  apply_one(x->s, &b, 2);
+  assert_int_equal(x->s->dict_series_written, 6);
+  assert_int_equal(latest(x->s, "r1", "cdu.flow", &l), 0);
+  assert_string_equal(l.unit, "m3/h");
+  assert_true(l.value == 8.0);
+  fx_reopen(x); /* what LMDB holds */
+  legacy_frame(&b, 4, "m3/h", 90);
+  b.f.n_dictionary = 0;
+  apply_one(x->s, &b, 3);
+  assert_int_equal(latest(x->s, "r1", "cdu.flow", &l), 0);
+  assert_string_equal(l.unit, "m3/h");
+  assert_true(l.value == 9.0);
+  assert_true(latest_value(x->s, "r1", "pdu.power") == 900.0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void) {
@@ -216,6 +264,7 @@ int main(void) {
       T(test_unknown_dictionary_is_decoded_from_the_message),
       T(test_left_out_dictionary_becomes_most_recent),
       T(test_undecodable_dictionary_skips_the_message),
+      T(test_unchanged_legacy_dictionary_is_not_rewritten),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
