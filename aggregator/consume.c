@@ -1,6 +1,8 @@
 /* Ingest: a librdkafka consumer-group member that applies frames to LMDB in
  * batches. Exactly once, by construction:
- *   - messages are decoded as they arrive and held (with their Kafka message)
+ *   - messages are decoded as they arrive and held (with their Kafka message:
+ *     a frame's dictionary is left out at first, rp_frame_decode_lazy(), and
+ *     decoded from the message at apply only when the store lacks it)
  *     until the batch is full or old enough; the batch is then applied in
  *     one LMDB write transaction holding the state changes and the next
  *     offset of every partition it read (store_apply());
@@ -105,6 +107,11 @@ static int flush_batch(struct consumer *c) {
   for (size_t i = 0; i < c->n; i++) {
     const struct store_msg *m = &c->msgs[i];
     if (m->frame == NULL) {
+      if (c->held[i].f != NULL) /* decoded without its dictionary only */
+        rp_warn("ingest",
+                "%s [%d] offset %" PRId64 ": %zu-byte message skipped: its dictionary "
+                "does not decode",
+                m->topic, (int)m->partition, m->offset, c->held[i].m->len);
       atomic_fetch_add(&st->frames_invalid, 1);
     } else if (m->outcome == STORE_DUPLICATE) {
       atomic_fetch_add(&st->frames_duplicate, 1);
@@ -271,7 +278,8 @@ static int hold_message(struct consumer *c, rd_kafka_message_t *m) {
   const char *topic = rd_kafka_topic_name(m->rkt);
   rp_frame *f = NULL;
   char why[256];
-  if (rp_frame_decode(m->payload, m->len, &f, why, sizeof(why)) != 0) {
+  bool dict_left_out;
+  if (rp_frame_decode_lazy(m->payload, m->len, &f, &dict_left_out, why, sizeof(why)) != 0) {
     rp_warn("ingest", "%s [%d] offset %" PRId64 ": %zu-byte message skipped: %s", topic,
             (int)m->partition, m->offset, m->len, why);
     f = NULL;
@@ -280,8 +288,12 @@ static int hold_message(struct consumer *c, rd_kafka_message_t *m) {
                           f->health->frames_dropped, f->health->delivery_latency_ms);
   }
   c->held[c->n] = (struct held){m, f};
-  c->msgs[c->n] = (struct store_msg){
-      .frame = f, .topic = topic, .partition = m->partition, .offset = m->offset};
+  c->msgs[c->n] = (struct store_msg){.frame = f,
+                                     .topic = topic,
+                                     .partition = m->partition,
+                                     .offset = m->offset,
+                                     .raw = f != NULL && dict_left_out ? m->payload : NULL,
+                                     .raw_len = m->len};
   c->n++;
   return 0;
 }

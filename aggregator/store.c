@@ -406,12 +406,7 @@ static int apply_once(struct store *s, struct store_msg *msgs, size_t n, char *e
   if (rc != 0)
     return rc;
   for (size_t i = 0; i < n && rc == 0; i++) {
-    struct store_msg *m = &msgs[i];
-    if (m->frame == NULL)
-      rc = store_batch_skip(b, m->topic, m->partition, m->offset, err, errlen);
-    else
-      rc = store__batch_apply(b, m->frame, m->topic, m->partition, m->offset, &m->outcome,
-                              &m->events, err, errlen);
+    rc = store__apply_msg(b, &msgs[i], err, errlen);
   }
   if (rc != 0) {
     store_batch_abort(b);

@@ -231,6 +231,13 @@ struct store_msg {
   int64_t offset;
   enum store_outcome outcome; /* out, when frame != NULL */
   unsigned events;            /* out: STORE_EV_* bits, when frame != NULL */
+  /* The message, when frame was decoded without its dictionary
+   * (rp_frame_decode_lazy()); NULL otherwise. When the agent's record does
+   * not hold that dictionary, store_apply() decodes the message whole and
+   * applies that instead; when it does not decode whole, store_apply() sets
+   * frame to NULL and skips it as a message that did not decode. */
+  const void *raw;
+  size_t raw_len;
 };
 
 /* Applies msgs[0..n) in one write transaction with their offsets and commits

@@ -146,6 +146,52 @@ int dict_put(struct dict *d, struct dict_agent *da, const Rackpulse__V1__SeriesD
   return 0;
 }
 
+/* Advances *p past str when the key continues with it. */
+static bool key_eat(const char **p, const char *end, const char *str, size_t n) {
+  if ((size_t)(end - *p) < n || memcmp(*p, str, n) != 0)
+    return false;
+  *p += n;
+  return true;
+}
+
+static bool key_eat_str(const char **p, const char *end, const char *str) {
+  return key_eat(p, end, str, strlen(str));
+}
+
+/* Whether cached series e is what def says: its key as series_key() makes
+ * it (without formatting one), its unit as dict_put() stores it, its
+ * decimals. */
+static bool series_same(const struct dict_series *e, const Rackpulse__V1__SeriesDef *def) {
+  if (e->decimals != def->decimals)
+    return false;
+  char unit[sizeof(e->unit)];
+  memset(unit, 0, sizeof(unit));
+  rp_utf8_copy(unit, sizeof(unit), def->unit);
+  if (memcmp(unit, e->unit, sizeof(unit)) != 0)
+    return false;
+  const char *p = e->key, *end = e->key + e->key_len;
+  if (!key_eat_str(&p, end, def->name))
+    return false;
+  for (size_t i = 0; i < def->n_labels; i++)
+    if (!key_eat(&p, end, i ? "," : "{", 1) || !key_eat_str(&p, end, def->labels[i]->key) ||
+        !key_eat(&p, end, "=", 1) || !key_eat_str(&p, end, def->labels[i]->value))
+      return false;
+  if (def->n_labels > 0 && !key_eat(&p, end, "}", 1))
+    return false;
+  return key_eat(&p, end, "@", 1) && key_eat_str(&p, end, def->device) && p == end;
+}
+
+bool dict_same(const struct dict_agent *da, const rp_frame *f) {
+  if (da->n != f->n_dictionary)
+    return false;
+  for (size_t i = 0; i < f->n_dictionary; i++) {
+    const struct dict_series *e = dict_find(da, f->dictionary[i]->id);
+    if (e == NULL || !series_same(e, f->dictionary[i]))
+      return false;
+  }
+  return true;
+}
+
 struct dict_agent *dict_lookup(struct dict *d, const char *agent, uint64_t dict_id) {
   if (d->nbuckets == 0)
     return NULL;

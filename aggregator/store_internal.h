@@ -66,6 +66,7 @@ struct store {
   unsigned migrated_from;  /* the layout store_open() migrated from, 0: none */
   size_t migrated_records; /* latest values it rewrote */
   struct dict cache;
+  uint64_t dict_series_written; /* series records written by store_dictionary (tests) */
 };
 
 struct pending_offset {
@@ -80,6 +81,7 @@ struct store_batch {
   MDB_cursor *latest;      /* opened on first use */
   int64_t received_ms;     /* the aggregator's clock when the current frame is applied */
   int64_t received_set_ms; /* store_batch_set_received(): used instead of the clock */
+  bool dict_left_out;      /* the frame applied came without its stored dictionary */
   /* Next offsets, written once per partition at commit. */
   struct pending_offset *offsets;
   size_t noffsets, offsets_cap;
@@ -163,6 +165,9 @@ void dict_free(struct dict *d);
 int dict_rank(struct dict_agent *da);
 /* Adds (or replaces) a series in the agent's table. Returns 0 or ENOMEM. */
 int dict_put(struct dict *d, struct dict_agent *da, const Rackpulse__V1__SeriesDef *def);
+/* Whether the frame's dictionary holds exactly the series of da (same ids,
+ * keys, units and decimals). */
+bool dict_same(const struct dict_agent *da, const rp_frame *f);
 /* The cached dictionary `dict_id` of `agent`, or NULL. */
 struct dict_agent *dict_lookup(struct dict *d, const char *agent, uint64_t dict_id);
 /* Forgets one dictionary of `agent` (evicted from LMDB). */
@@ -219,5 +224,11 @@ int store__migrate_latest_compact(struct store *s, MDB_txn *txn, size_t *n);
 int store__batch_apply(struct store_batch *b, const rp_frame *f, const char *topic,
                        int32_t partition, int64_t offset, enum store_outcome *outcome,
                        unsigned *events, char *err, size_t errlen);
+/* Applies message m of store_apply() in batch b: skipped when it did not
+ * decode; a frame decoded without its dictionary (m->raw) applied as it is
+ * when the agent's record holds that dictionary, else decoded whole again.
+ * Sets m->outcome and m->events, or m->frame to NULL when the message does
+ * not decode whole. Returns as store__batch_apply(). */
+int store__apply_msg(struct store_batch *b, struct store_msg *m, char *err, size_t errlen);
 
 #endif

@@ -43,7 +43,8 @@ struct options {
   int64_t ts_base_ms; /* 0: wall clock */
   int64_t interval_ms;
   bool quiet;
-  long exc_rack; /* --excursion: rack number, 0: none */
+  bool dict_hash; /* dictionaries named by content hash, as agents since issue 17 */
+  long exc_rack;  /* --excursion: rack number, 0: none */
   double exc_from_s, exc_to_s, exc_rise;
 };
 
@@ -164,6 +165,14 @@ static void sim_agent_init(struct sim_agent *s, const struct options *o, long ra
   s->f.dictionary_version = 1;
   s->f.samples = &s->block_ptr;
   s->f.n_samples = 1;
+  if (o->dict_hash) { /* as agent/frames.c: the hash of the whole dictionary */
+    s->f.dictionary = s->def_ptrs;
+    s->f.n_dictionary = n;
+    if (rp_frame_dictionary_hash(&s->f, &s->f.dictionary_hash) != 0) {
+      fprintf(stderr, "loadgen: out of memory\n");
+      exit(1);
+    }
+  }
 
   /* Window statistics of series 0 over 60 s and 300 s. */
   for (size_t w = 0; w < 2 && n > 0; w++) {
@@ -287,6 +296,9 @@ static void usage(FILE *out) {
                "                         frame, as older agents (default)\n"
                "      --dict-every K     dictionary every K frames (default 100; always on\n"
                "                         the first frame this run publishes)\n"
+               "      --dict-hash        name the dictionary by its content hash\n"
+               "                         (dictionary_hash), as the agent does; default: by\n"
+               "                         dictionary_version 1, as agents before it\n"
                "      --rate F           frames per second over all agents (default 0 =\n"
                "                         as fast as the producer takes them)\n"
                "      --interval MS      frame interval written in frames (default 1000)\n"
@@ -323,7 +335,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
                         .dict_every = 100,
                         .seq_start = 1,
                         .interval_ms = 1000};
-  enum { O_PREFIX = 256, O_SEQ, O_DICT, O_RATE, O_INTERVAL, O_TS, O_STATS, O_EXC };
+  enum { O_PREFIX = 256, O_SEQ, O_DICT, O_RATE, O_INTERVAL, O_TS, O_STATS, O_EXC, O_HASH };
   static const struct option opts[] = {{"brokers", required_argument, NULL, 'b'},
                                        {"topic", required_argument, NULL, 't'},
                                        {"racks", required_argument, NULL, 'r'},
@@ -333,6 +345,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
                                        {"rack-prefix", required_argument, NULL, O_PREFIX},
                                        {"seq-start", required_argument, NULL, O_SEQ},
                                        {"dict-every", required_argument, NULL, O_DICT},
+                                       {"dict-hash", no_argument, NULL, O_HASH},
                                        {"stats-every", required_argument, NULL, O_STATS},
                                        {"rate", required_argument, NULL, O_RATE},
                                        {"interval", required_argument, NULL, O_INTERVAL},
@@ -411,6 +424,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
         return 2;
       }
       break;
+    case O_HASH: o->dict_hash = true; break;
     case 'q': o->quiet = true; break;
     case 'h': usage(stdout); exit(0);
     default: usage(stderr); return 2;

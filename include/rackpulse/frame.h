@@ -5,6 +5,7 @@
 #define RACKPULSE_FRAME_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,15 @@ typedef Rackpulse__V1__Frame rp_frame;
  * copy it with rp_utf8_copy(). */
 int rp_frame_decode(const void *buf, size_t len, rp_frame **out, char *err, size_t errlen);
 void rp_frame_free(rp_frame *frame);
+/* As rp_frame_decode(), but a frame that carries a dictionary named by a
+ * dictionary_hash is decoded without that dictionary (n_dictionary 0, the
+ * hash kept) and *dict_left_out is set: decoding 1 000 series costs far more
+ * than the samples. The caller needs the message again, for
+ * rp_frame_decode(), when it does not store that dictionary already; a
+ * dictionary left out is neither validated nor checked against its hash
+ * (lib/frame_lazy.c). */
+int rp_frame_decode_lazy(const void *buf, size_t len, rp_frame **out, bool *dict_left_out,
+                         char *err, size_t errlen);
 
 /* Copies the C string src into dst[0..size) as well-formed UTF-8, always
  * NUL-terminated: a byte that does not belong to a well-formed character
