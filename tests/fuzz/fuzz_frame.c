@@ -4,17 +4,50 @@
  * dictionary), serialised the way the CLI prints it, and
  * rp_frame_find_series() for every id a sample names. Checks the error
  * contract (return codes, message) and the limits validation promises.
+ * The aggregator's lazy decoding (rp_frame_decode_lazy(), lib/frame_lazy.c:
+ * its own walk of the wire format) gets the same bytes: the same error
+ * contract, and when both decode, the same frame but for a dictionary it
+ * says it left out.
  * Seeds: frames packed by tests/fuzz/corpus/make_frames.sh (protoc). */
 #include <errno.h>
 
 #include "fuzz_common.h"
 #include "rackpulse/frame.h"
 
+/* rp_frame_decode_lazy() on the bytes whole decoding gave `whole` (NULL:
+ * they did not decode). */
+static void check_lazy(const uint8_t *data, size_t size, const rp_frame *whole) {
+  rp_frame *f = NULL;
+  bool left_out = true;
+  char err[256];
+  err[0] = '\0';
+  int rc = rp_frame_decode_lazy(data, size, &f, &left_out, err, sizeof(err));
+  if (rc != 0) {
+    FUZZ_ASSERT(rc == -EMSGSIZE || rc == -EBADMSG || rc == -EPROTO);
+    FUZZ_ASSERT(fuzz_terminated(err, sizeof(err)) && err[0] != '\0');
+    FUZZ_ASSERT(!left_out);
+    return;
+  }
+  FUZZ_ASSERT(f->schema_version == RP_FRAME_SCHEMA_VERSION && f->ts_ms >= 0);
+  if (left_out)
+    FUZZ_ASSERT(f->n_dictionary == 0 && f->dictionary_hash != 0);
+  if (whole != NULL) {
+    FUZZ_ASSERT(f->seq == whole->seq && f->ts_ms == whole->ts_ms);
+    FUZZ_ASSERT(strcmp(f->agent_id, whole->agent_id) == 0 &&
+                strcmp(f->rack_id, whole->rack_id) == 0);
+    FUZZ_ASSERT(f->n_samples == whole->n_samples && f->n_statuses == whole->n_statuses);
+    FUZZ_ASSERT(f->dictionary_hash == whole->dictionary_hash);
+    FUZZ_ASSERT(left_out || f->n_dictionary == whole->n_dictionary);
+  }
+  rp_frame_free(f);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   rp_frame *f = NULL;
   char err[256];
   err[0] = '\0';
   int rc = rp_frame_decode(data, size, &f, err, sizeof(err));
+  check_lazy(data, size, rc == 0 ? f : NULL);
   if (rc != 0) {
     FUZZ_ASSERT(rc == -EMSGSIZE || rc == -EBADMSG || rc == -EPROTO);
     FUZZ_ASSERT(fuzz_terminated(err, sizeof(err)) && err[0] != '\0');
