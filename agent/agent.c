@@ -103,6 +103,36 @@ static int build_frame(struct rp_agent *a, uint64_t seq, uint8_t **buf, size_t *
   return rc;
 }
 
+/* The first device (of cfg.targets) whose first scrape has not finished,
+ * or NULL when every one has (with or without readings). */
+static const struct rp_target *first_unscraped(const struct rp_agent *a) {
+  for (size_t i = 0; i < a->cfg.ntargets; i++)
+    if (a->cfg.targets[i]->scrapes == 0)
+      return a->cfg.targets[i];
+  return NULL;
+}
+
+/* Whether this frame tick is skipped: the first frame waits for every
+ * device's first scrape, up to agent.first_frame_wait. Otherwise its
+ * dictionary would lack the series of a device that answers a little later
+ * (a rack's BMCs: a session and the SDR to read first), and the whole
+ * dictionary would go again in the next frame (~30 kB for 40 BMCs). The
+ * readings meanwhile wait in the builder for that frame. */
+static bool first_frame_waits(struct rp_agent *a) {
+  if (a->frames_produced > 0 || a->stopping)
+    return false;
+  const struct rp_target *t = first_unscraped(a);
+  if (t == NULL)
+    return false;
+  if (rp_mono_ms() - a->started_mono_ms < (uint64_t)a->cfg.agent.first_frame_wait_ms)
+    return true;
+  rp_info("agent",
+          "first frame sent before every device's first scrape finished (agent.first_frame_wait "
+          "%lld ms): %s not yet; its series go with a later frame's dictionary",
+          (long long)a->cfg.agent.first_frame_wait_ms, t->name);
+  return false;
+}
+
 /* Builds this interval's frame and hands it to store and forward. */
 static void publish_frame(struct rp_agent *a) {
   uint8_t *buf;
@@ -117,7 +147,11 @@ static void publish_frame(struct rp_agent *a) {
   rp_delivery_submit(a->delivery, seq, buf, len);
 }
 
-static void on_frame_tick(uv_timer_t *timer) { publish_frame(timer->data); }
+static void on_frame_tick(uv_timer_t *timer) {
+  struct rp_agent *a = timer->data;
+  if (!first_frame_waits(a))
+    publish_frame(a);
+}
 
 void rp_agent_once_complete(struct rp_agent *a) {
   uint8_t *buf;
@@ -169,6 +203,7 @@ static void on_signal(uv_signal_t *s, int signum) {
 int rp_agent_start(struct rp_agent *a, uv_loop_t *loop, char *err, size_t errlen) {
   int rc;
   a->loop = loop;
+  a->started_mono_ms = rp_mono_ms();
   rc = rp_series_table_init(&a->series, (size_t)a->cfg.agent.max_series);
   if (rc != 0) {
     snprintf(err, errlen, "series table: %s", strerror(-rc));

@@ -22,6 +22,7 @@ struct rp_agent_config {
     char state_dir[256];
     char log_level[16];
     int64_t dictionary_every;
+    int64_t first_frame_wait_ms; /* how long the first frame waits for every first scrape */
     int64_t max_series;
     char profiles_dir[256];
     int64_t ipmi_max_children; /* ipmitool children working at once */
@@ -85,6 +86,7 @@ struct rp_agent {
   uint64_t gaps_seen; /* rp_delivery_gaps() when the last frame was built */
   uint64_t frames_produced, frames_failed;
   uint64_t scrapes_late;
+  uint64_t started_mono_ms; /* rp_agent_start(): the first frame's wait counts from it */
   /* Each collector's shared state, by its index in rp_collectors[]
    * (rp_collector_state(), collectors.c). */
   void *collector_state[RP_COLLECTORS_MAX];

@@ -33,6 +33,10 @@ static const struct rp_cfg_field agent_fields[] = {
                "also send the series dictionary every N frames (it goes at once when it "
                "changes, at start and after a lost frame); a consumer without it skips "
                "samples for up to N frames"),
+    RP_CFG_NUM("first_frame_wait", RP_CFG_DURATION, C, agent.first_frame_wait_ms, "3s", 0, 600,
+               "the first frame waits up to this long (frame ticks skipped) for every "
+               "device's first scrape, so that its dictionary names every series at once "
+               "instead of going again a frame later; 0: send at the first tick"),
     RP_CFG_NUM("max_series", RP_CFG_INT, C, agent.max_series, "20000", 1, 1000000,
                "bound on distinct series; more are dropped and logged"),
     RP_CFG_STR("profiles_dir", C, agent.profiles_dir, "/usr/share/rackpulse/profiles", 0,
