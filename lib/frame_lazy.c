@@ -46,6 +46,7 @@ struct field {
 static bool next_field(const uint8_t **p, const uint8_t *end, struct field *f) {
   uint64_t tag, n;
   f->start = *p;
+  f->fixed64 = 0;
   if (!read_varint(p, end, &tag) || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX)
     return false;
   f->number = (uint32_t)(tag >> 3);
@@ -57,7 +58,6 @@ static bool next_field(const uint8_t **p, const uint8_t *end, struct field *f) {
   case 1: /* 64-bit */
     if (end - *p < 8)
       return false;
-    f->fixed64 = 0;
     for (int i = 7; i >= 0; i--) /* little-endian on the wire */
       f->fixed64 = f->fixed64 << 8 | (*p)[i];
     *p += 8;

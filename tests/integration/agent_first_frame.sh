@@ -35,15 +35,12 @@ agent_yaml() {
 frames() {
   kcat -C -b "$BOOTSTRAP" -t "frames.$1" -o beginning -e -q -f '%S:%s' >"$WORK/frames-$1.bin" 2>/dev/null
   $PY - "$WORK/frames-$1.bin" "$RP_SRC/proto" <<'PYEOF'
-import subprocess, sys
-data, i = open(sys.argv[1], "rb").read(), 0
-while i < len(data):
-    j = data.index(b":", i)
-    n = int(data[i:j])
+import os, subprocess, sys
+sys.path.insert(0, os.path.join(os.environ["RP_SRC"], "tests", "integration"))
+from frames_state import messages  # the kcat dump split into messages
+for msg in messages(sys.argv[1]):
     txt = subprocess.run(["protoc", "--decode=rackpulse.v1.Frame", "-I", sys.argv[2],
-                          "rackpulse.proto"], input=data[j + 1:j + 1 + n],
-                         capture_output=True, check=True).stdout.decode()
-    i = j + 1 + n
+                          "rackpulse.proto"], input=msg, capture_output=True, check=True).stdout.decode()
     lines = txt.splitlines()
     seq = next(l.split()[1] for l in lines if l.startswith("seq:"))
     series, bmc, inside = 0, 0, False
