@@ -495,7 +495,11 @@ for r in $(seq 2 "$ROUNDS"); do
   for b in $BACKENDS; do
     sed -e "s|topic: rackpulse.$b}|topic: rackpulse.$b$sfx}|" -e "s|state_dir: $WORK/rp-state-$b,|state_dir: $WORK/rp-state-$b$sfx,|" \
       "$WORK/rackpulse-$b.yaml" >"$WORK/rackpulse-$b$sfx.yaml"
+    grep -q "topic: rackpulse.$b$sfx}" "$WORK/rackpulse-$b$sfx.yaml" ||
+      fail "round $r: the agent's topic was not renamed in $WORK/rackpulse-$b$sfx.yaml"
   done
+  grep -q "\"collectd.values$sfx\"" "$WORK/collectd$sfx.conf" ||
+    fail "round $r: collectd's topic was not renamed in $WORK/collectd$sfx.conf"
 done
 
 NAMES=()
