@@ -54,6 +54,7 @@ struct rp_delivery {
   char spool_dir[512];
   struct rp_spool *spool;
   struct rp_publisher *pub;
+  bool client_lost; /* librdkafka left a half-made client: no other is made */
   struct rp_spool_batch batches[2];
   struct rp_spool_batch *filling; /* the loop adds to this one */
   struct rp_spool_batch *writing; /* NULL, or the batch in the thread pool */
@@ -329,6 +330,8 @@ static void pump(struct rp_delivery *d) {
 static void on_retry(uv_timer_t *t) {
   struct rp_delivery *d = t->data;
   d->backing_off = false;
+  if (d->client_lost)
+    return;
   if (d->recreate) {
     if (d->in_flight > 0) { /* purged frames still to come back */
       rp_pub_purge(d->pub);
@@ -343,8 +346,21 @@ static void on_retry(uv_timer_t *t) {
                             "destroyed it on the loop");
       d->pub = NULL;
     }
-    if (rp_pub_new(d->loop, d->cfg, on_delivered, on_kafka_error, d, &d->pub, err, sizeof(err)) !=
-        0) {
+    int rc =
+        rp_pub_new(d->loop, d->cfg, on_delivered, on_kafka_error, d, &d->pub, err, sizeof(err));
+    if (rc == -EDEADLK) {
+      /* librdkafka left a half-made client running: no other is made in
+       * this process; frames are spooled until the agent is restarted. */
+      d->pub = NULL;
+      d->client_lost = true;
+      rp_error("delivery",
+               "kafka: cannot %s the producer: %s; no other is tried in this process: restart "
+               "the agent (frames are spooled meanwhile)",
+               d->creating ? "create" : "recreate", err);
+      kafka_error_note(d, "producer lost: restart the agent", true);
+      return;
+    }
+    if (rc != 0) {
       d->pub = NULL;
       back_off(d); /* growing up to BACKOFF_MAX_MS */
       rp_error("delivery", "kafka: cannot %s the producer: %s; trying again in %" PRIu64 " ms",
@@ -505,7 +521,10 @@ int rp_delivery_new(uv_loop_t *loop, const struct rp_agent_config *cfg, struct r
           rp_spool_incarnation_is_new(d->spool) ? "new: created with this spool" : "from the spool",
           d->next_seq);
   rc = rp_pub_new(loop, cfg, on_delivered, on_kafka_error, d, &d->pub, err, errlen);
-  if (rc == -EINVAL) { /* the configuration's: the agent cannot run with it */
+  if (rc == -EINVAL || rc == -EDEADLK) {
+    /* -EINVAL: the configuration's, the agent cannot run with it;
+     * -EDEADLK: a half-made client left running by librdkafka, the agent
+     * exits non-zero and its service manager starts it again. */
     rp_spool_close(d->spool);
     free(d);
     return rc;

@@ -38,7 +38,9 @@ typedef void (*rp_pub_error_cb)(void *ctx, const char *reason, bool fatal);
  * *out; -EINVAL when a setting is refused (a property, a file it names:
  * the configuration's fault, err says which); or -EAGAIN or -ENOMEM when
  * the system cannot give it threads, descriptors or memory now (worth
- * trying again). An unreachable or unknown broker is no error here:
+ * trying again); or -EDEADLK when librdkafka's threads did not initialize
+ * in time (it then leaves them running, half-made: the process must not
+ * try again, but exit and be restarted). An unreachable or unknown broker is no error here:
  * librdkafka connects later, from its own threads. */
 int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, rp_pub_delivered_cb cb,
                rp_pub_error_cb error_cb, void *ctx, struct rp_publisher **out, char *err,

@@ -221,6 +221,15 @@ int rp_pub_new(uv_loop_t *loop, const struct rp_agent_config *cfg, rp_pub_delive
     snprintf(err, errlen, "kafka producer: %s", e);
     if (rd_kafka_last_error() == RD_KAFKA_RESP_ERR__CRIT_SYS_RESOURCE)
       rc = -EAGAIN;
+    if (rc == -EAGAIN && strstr(e, "background thread(s) to initialize") != NULL) {
+      /* librdkafka gave up waiting for its own threads and returned with
+       * them still running on a copy of conf that shares its strings:
+       * destroying conf would free them under those threads (ASan saw it
+       * under faketime, gate_clock). conf is left to them, and this
+       * process makes no other client. */
+      conf = NULL;
+      rc = -EDEADLK;
+    }
     goto fail_conf;
   }
   conf = NULL; /* owned by rk now */
