@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "changelog_internal.h"
+#include "claim.h"
 #include "cluster.h"
 #include "ledger.h"
 #include "override.h"
@@ -54,13 +55,14 @@
 static _Thread_local bool rebuilding;
 
 /* The outcome of one change, shared by its writer and the delivery
- * callback: whichever of them comes second frees it. FAILED: the brokers
- * refused it or it never left this member (not persisted); UNSURE: it
- * failed after a request that got no answer (it may be in the topic). */
-enum { PENDING, DELIVERED, FAILED, UNSURE, ABANDONED };
+ * callback: whichever of them comes second frees it. RP_SENT_FAILED: the
+ * brokers refused it or it never left this member (not persisted);
+ * RP_SENT_UNSURE: it failed after a request that got no answer (it may be
+ * in the topic). */
 struct delivery {
   _Atomic int state;
   rd_kafka_resp_err_t err;
+  int64_t offset; /* where the brokers put it */
 };
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -69,45 +71,83 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   struct delivery *d = m->_private;
   if (d == NULL)
     return;
-  int expected = PENDING, outcome = DELIVERED;
+  int expected = RP_SENT_PENDING, outcome = RP_SENT_DELIVERED;
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-    outcome = rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_NOT_PERSISTED ? FAILED : UNSURE;
+    outcome = rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_NOT_PERSISTED ? RP_SENT_FAILED
+                                                                              : RP_SENT_UNSURE;
   d->err = m->err;
+  d->offset = m->offset;
   if (!atomic_compare_exchange_strong(&d->state, &expected, outcome))
     free(d); /* the writer gave up waiting */
 }
 
 static void poll_until(rd_kafka_t *rk, struct delivery *d, uint64_t deadline) {
-  while (atomic_load(&d->state) == PENDING && rp_mono_ms() < deadline)
+  while (atomic_load(&d->state) == RP_SENT_PENDING && rp_mono_ms() < deadline)
     rd_kafka_poll(rk, 10);
 }
 
 /* Waits for d's outcome; frees d or leaves it to the callback. A change
- * still queued after cluster.ledger_ack_timeout is purged from the producer's queue
- * (only one change is ever outstanding: the writer holds the ledger's write
- * transaction), so that it cannot reach the topic after its caller was told
- * it failed. Returns DELIVERED, FAILED, UNSURE or ABANDONED, *err the
- * broker's or librdkafka's error. */
+ * still queued after cluster.ledger_ack_timeout is purged from the
+ * producer's queue (only one change is ever outstanding: the writer holds
+ * the ledger's write transaction), so that it cannot reach the topic after
+ * its caller was told it failed. Returns RP_SENT_DELIVERED (*offset set),
+ * RP_SENT_FAILED, RP_SENT_UNSURE or RP_SENT_ABANDONED, *err the broker's or
+ * librdkafka's error. */
 static int wait_delivery(rd_kafka_t *rk, struct delivery *d, int64_t wait_ms,
-                         rd_kafka_resp_err_t *err) {
+                         rd_kafka_resp_err_t *err, int64_t *offset) {
   poll_until(rk, d, rp_mono_ms() + (uint64_t)wait_ms);
-  if (atomic_load(&d->state) == PENDING) {
+  if (atomic_load(&d->state) == RP_SENT_PENDING) {
     rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE);
     poll_until(rk, d, rp_mono_ms() + PURGE_WAIT_MS);
   }
-  int expected = PENDING;
-  if (atomic_compare_exchange_strong(&d->state, &expected, ABANDONED)) {
+  int expected = RP_SENT_PENDING;
+  if (atomic_compare_exchange_strong(&d->state, &expected, RP_SENT_ABANDONED)) {
     *err = RD_KAFKA_RESP_ERR__TIMED_OUT;
-    return ABANDONED;
+    return RP_SENT_ABANDONED;
   }
   *err = d->err;
+  *offset = d->offset;
   free(d);
   return expected;
 }
 
-/* Produces one change to `partition` and waits for the brokers. Returns 0
- * when acknowledged, else -EREMOTEIO with why in err (naming the topic and
- * partition). */
+int rp_changelog_send(struct rp_changelog *cl, int32_t partition, const char *key, const char *text,
+                      int64_t claim, int64_t *offset, rd_kafka_resp_err_t *err) {
+  struct delivery *d = calloc(1, sizeof(*d));
+  rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
+  *err = RD_KAFKA_RESP_ERR__FAIL;
+  if (d == NULL || hdrs == NULL)
+    goto fail;
+  rd_kafka_header_add(hdrs, RP_CHANGELOG_WRITER, -1, cl->member, -1);
+  if (claim >= 0) {
+    char under[24];
+    snprintf(under, sizeof(under), "%" PRId64, claim);
+    rd_kafka_header_add(hdrs, RP_CLAIM_HEADER, -1, under, -1);
+  }
+  *err = rd_kafka_producev(cl->producer, RD_KAFKA_V_RKT(cl->rkt), RD_KAFKA_V_PARTITION(partition),
+                           RD_KAFKA_V_KEY(key, strlen(key)),
+                           RD_KAFKA_V_VALUE((void *)text, text ? strlen(text) : 0),
+                           RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                           RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+  if (*err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    goto fail;
+  /* librdkafka owns hdrs now. */
+  atomic_store(&cl->in_flight, 1);
+  int outcome = wait_delivery(cl->producer, d, cl->ack_wait_ms, err, offset);
+  atomic_store(&cl->in_flight, 0);
+  return outcome;
+fail:
+  if (hdrs != NULL)
+    rd_kafka_headers_destroy(hdrs);
+  free(d);
+  return RP_SENT_FAILED;
+}
+
+/* Produces one change to `partition` under this member's claim of it,
+ * waits for the brokers and, under a claim, confirms that no other member
+ * claimed the partition before the record (changelog_claim.c). Returns 0
+ * when acknowledged and confirmed, else -EREMOTEIO with why in err (naming
+ * the topic and partition). */
 static int produce(struct rp_changelog *cl, int32_t partition, const char *rack, const char *kind,
                    const char *id, const json_t *value, char *err, size_t errlen) {
   char key[256];
@@ -118,36 +158,26 @@ static int produce(struct rp_changelog *cl, int32_t partition, const char *rack,
                                                                     : json_incref((json_t *)value);
   char *text = shown ? json_dumps(shown, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
   json_decref(shown);
-  struct delivery *d = calloc(1, sizeof(*d));
-  rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__FAIL;
-  if (d != NULL)
-    e = rd_kafka_producev(
-        cl->producer, RD_KAFKA_V_RKT(cl->rkt), RD_KAFKA_V_PARTITION(partition),
-        RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(text, text ? strlen(text) : 0),
-        RD_KAFKA_V_HEADER(RP_CHANGELOG_WRITER, cl->member, -1),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+  int64_t claim = atomic_load(&cl->claim[partition]), offset = -1;
+  rd_kafka_resp_err_t e;
+  int outcome = rp_changelog_send(cl, partition, key, text, claim, &offset, &e);
   free(text);
-  int outcome = FAILED;
-  if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    atomic_store(&cl->in_flight, 1);
-    outcome = wait_delivery(cl->producer, d, cl->ack_wait_ms, &e);
-    atomic_store(&cl->in_flight, 0);
-  } else {
-    free(d);
-  }
-  if (outcome == DELIVERED) {
+  if (outcome == RP_SENT_DELIVERED) {
     atomic_fetch_add(&cl->produced, 1);
     atomic_store(&cl->refused_until[partition], 0);
-    return 0;
+    if (claim < 0)
+      return 0;
+    return rp_changelog_confirm(cl, partition, key, claim, offset, err, errlen) == 0 ? 0
+                                                                                     : -EREMOTEIO;
   }
   atomic_fetch_add(&cl->failed, 1);
   atomic_store(&cl->refused_until[partition], rp_mono_ms() + (uint64_t)cl->ack_wait_ms);
   snprintf(err, errlen,
            "%s not acknowledged by ledger topic %s partition %d (%s): nothing was changed%s", key,
            cl->topic, (int)partition, rd_kafka_err2str(e),
-           outcome == FAILED ? ""
-                             : "; the record may still have reached the topic: read it back "
-                               "before retrying");
+           outcome == RP_SENT_FAILED ? ""
+                                     : "; the record may still have reached the topic: read it "
+                                       "back before retrying");
   rp_error("changelog", "%s", err);
   return -EREMOTEIO;
 }
@@ -251,7 +281,9 @@ int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
   if ((cl->producer = rp_kafka_client_new(&a->cfg, RD_KAFKA_PRODUCER, "ledger producer",
                                           on_delivery, cl, err, errlen)) == NULL ||
       (cl->reader = rp_kafka_client_new(&a->cfg, RD_KAFKA_CONSUMER, "ledger reader", NULL, NULL,
-                                        err, errlen)) == NULL)
+                                        err, errlen)) == NULL ||
+      (cl->confirmer = rp_kafka_client_new(&a->cfg, RD_KAFKA_CONSUMER, "ledger confirmer", NULL,
+                                           NULL, err, errlen)) == NULL)
     goto fail;
   if ((rc = rp_kafka_partition_count(cl->producer, cl->topic, &cl->partitions, err, errlen)) != 0)
     goto fail;
@@ -263,14 +295,23 @@ int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
     rc = -EINVAL;
     goto fail;
   }
-  if ((cl->refused_until = calloc((size_t)cl->partitions, sizeof(*cl->refused_until))) == NULL ||
+  size_t np = (size_t)cl->partitions;
+  if ((cl->refused_until = calloc(np, sizeof(*cl->refused_until))) == NULL ||
+      (cl->claim = calloc(np, sizeof(*cl->claim))) == NULL ||
+      (cl->confirmed_claim = calloc(np, sizeof(*cl->confirmed_claim))) == NULL ||
+      (cl->confirmed_upto = calloc(np, sizeof(*cl->confirmed_upto))) == NULL ||
       rp_changelog_tail_init(cl) != 0) {
     snprintf(err, errlen, "out of memory");
     rc = -ENOMEM;
     goto fail;
   }
+  for (size_t p = 0; p < np; p++) {
+    atomic_store(&cl->claim[p], -1);
+    cl->confirmed_claim[p] = -1;
+  }
   cl->rkt = rd_kafka_topic_new(cl->producer, cl->topic, NULL);
   cl->reader_rkt = rd_kafka_topic_new(cl->reader, cl->topic, NULL);
+  cl->confirm_rkt = rd_kafka_topic_new(cl->confirmer, cl->topic, NULL);
   seed_empty(cl);
   rp_ledger_set_change_sink(a->ledger, on_change, cl);
   *out = cl;
@@ -288,13 +329,20 @@ void rp_changelog_stop(struct rp_changelog *cl) {
     rd_kafka_topic_destroy(cl->rkt);
   if (cl->reader_rkt != NULL)
     rd_kafka_topic_destroy(cl->reader_rkt);
+  if (cl->confirm_rkt != NULL)
+    rd_kafka_topic_destroy(cl->confirm_rkt);
   if (cl->producer != NULL) {
     rd_kafka_flush(cl->producer, (int)cl->ack_wait_ms);
     rd_kafka_destroy(cl->producer);
   }
   if (cl->reader != NULL)
     rd_kafka_destroy(cl->reader);
+  if (cl->confirmer != NULL)
+    rd_kafka_destroy(cl->confirmer);
   free(cl->refused_until);
+  free(cl->claim);
+  free(cl->confirmed_claim);
+  free(cl->confirmed_upto);
   free(cl);
 }
 
@@ -418,8 +466,80 @@ static void drop_flags(struct rp_changelog *cl, int32_t partition) {
   json_decref(all);
 }
 
+/* What a rebuild read: the latest claim so far, and counts. */
+struct replay {
+  struct rp_claim latest; /* offset -1: none yet */
+  size_t applied, voided;
+};
+
+/* One record of the rebuild, in log order: a claim becomes the latest; a
+ * record written under a claim that is not the latest before it is void
+ * (its writer had lost the partition) and logged; any other is applied. */
+static void replay_record(struct rp_changelog *cl, const rd_kafka_message_t *m, struct replay *r) {
+  struct rp_claim claim;
+  if (rp_claim_of(m, &claim)) {
+    r->latest = claim;
+    return;
+  }
+  int64_t under = rp_claim_header(m);
+  if (under == -1 || (under >= 0 && under == r->latest.offset)) {
+    r->applied += apply_message(cl, m) == 0;
+    return;
+  }
+  r->voided++;
+  atomic_fetch_add(&cl->voided, 1);
+  rp_warn("changelog",
+          "%s [%d] offset %" PRId64 ": record %.*s is void (written under claim %" PRId64
+          ", the partition's latest claim then was %s's at %" PRId64 "): not applied",
+          cl->topic, (int)m->partition, m->offset,
+          m->key ? (int)(m->key_len < 200 ? m->key_len : 200) : 0,
+          m->key ? (const char *)m->key : "", under,
+          r->latest.offset >= 0 ? r->latest.member : "nobody", r->latest.offset);
+}
+
+/* Reads `partition` from its start up to `hi` (exclusive) into the ledger.
+ * 0, or -ETIMEDOUT / -EIO with err set. */
+static int replay(struct rp_changelog *cl, int32_t partition, int64_t lo, int64_t hi,
+                  struct replay *r, char *err, size_t errlen) {
+  if (rd_kafka_consume_start(cl->reader_rkt, partition, RD_KAFKA_OFFSET_BEGINNING) != 0) {
+    snprintf(err, errlen, "%s [%d]: %s", cl->topic, (int)partition,
+             rd_kafka_err2str(rd_kafka_last_error()));
+    return -EIO;
+  }
+  uint64_t deadline = rp_mono_ms() + REBUILD_WAIT_MS;
+  int64_t next = lo;
+  while (next < hi && rp_mono_ms() < deadline) {
+    rd_kafka_message_t *m = rd_kafka_consume(cl->reader_rkt, partition, 100);
+    if (m == NULL)
+      continue;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->offset < hi) {
+      replay_record(cl, m, r);
+      next = m->offset + 1;
+    } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      next = hi; /* written after the rebuild began: the tail's */
+    } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      next = m->offset > next ? m->offset : next;
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_consume_stop(cl->reader_rkt, partition);
+  if (next < hi) {
+    snprintf(err, errlen, "%s [%d]: read up to offset %" PRId64 " of %" PRId64 " in %d s",
+             cl->topic, (int)partition, next, hi, REBUILD_WAIT_MS / 1000);
+    return -ETIMEDOUT;
+  }
+  return 0;
+}
+
 int rp_changelog_rebuild(struct rp_changelog *cl, int32_t partition, char *err, size_t errlen) {
-  int64_t lo = 0, hi = 0;
+  rp_changelog_tail_stop(cl, partition);
+  atomic_store(&cl->claim[partition], -1);
+  int64_t claim = -1, lo = 0, hi = 0;
+  int rc = rp_changelog_claim(cl, partition, &claim, err, errlen);
+  if (rc != 0)
+    return rc;
+  /* The end after our claim: everything before it is read now, anything
+   * after it by the tail. */
   rd_kafka_resp_err_t e =
       rd_kafka_query_watermark_offsets(cl->reader, cl->topic, partition, &lo, &hi, REBUILD_WAIT_MS);
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -427,73 +547,67 @@ int rp_changelog_rebuild(struct rp_changelog *cl, int32_t partition, char *err, 
              rd_kafka_err2str(e));
     return -EIO;
   }
-  rp_changelog_tail_stop(cl, partition);
-  if (hi == lo) {
-    rp_changelog_tail_start(cl, partition, hi);
-    return 0; /* never written: nothing to rebuild (see seed_empty()) */
+  if (hi <= claim) {
+    snprintf(err, errlen,
+             "%s [%d]: end offset %" PRId64 " is not past this member's claim at %" PRId64,
+             cl->topic, (int)partition, hi, claim);
+    return -EIO;
   }
   rebuilding = true;
   drop_flags(cl, partition);
-  size_t applied = 0;
-  int rc = 0;
-  if (hi > lo) {
-    if (rd_kafka_consume_start(cl->reader_rkt, partition, RD_KAFKA_OFFSET_BEGINNING) != 0) {
-      snprintf(err, errlen, "%s [%d]: %s", cl->topic, (int)partition,
-               rd_kafka_err2str(rd_kafka_last_error()));
-      rebuilding = false;
-      return -EIO;
-    }
-    uint64_t deadline = rp_mono_ms() + REBUILD_WAIT_MS;
-    int64_t next = lo;
-    while (next < hi && rp_mono_ms() < deadline) {
-      rd_kafka_message_t *m = rd_kafka_consume(cl->reader_rkt, partition, 100);
-      if (m == NULL)
-        continue;
-      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        applied += apply_message(cl, m) == 0;
-        next = m->offset + 1;
-      } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        next = m->offset > next ? m->offset : next;
-      }
-      rd_kafka_message_destroy(m);
-    }
-    rd_kafka_consume_stop(cl->reader_rkt, partition);
-    if (next < hi) {
-      snprintf(err, errlen, "%s [%d]: read up to offset %" PRId64 " of %" PRId64 " in %d s",
-               cl->topic, (int)partition, next, hi, REBUILD_WAIT_MS / 1000);
-      rc = -ETIMEDOUT;
-    }
-  }
+  struct replay r = {.latest = {.offset = -1}};
+  rc = replay(cl, partition, lo, hi, &r, err, errlen);
   rebuilding = false;
-  if (rc == 0)
-    rp_changelog_tail_start(cl, partition, hi);
-  if (rc == 0)
-    rp_info("changelog",
-            "ledger of partition %d rebuilt from %s: %zu record(s) (offsets %" PRId64 "..%" PRId64
-            ")",
-            (int)partition, cl->topic, applied, lo, hi);
-  return rc;
+  if (rc != 0)
+    return rc;
+  if (r.latest.offset != claim) {
+    snprintf(err, errlen,
+             "%s [%d]: member %s claimed the partition at offset %" PRId64
+             ", after this member's claim at %" PRId64,
+             cl->topic, (int)partition, r.latest.offset >= 0 ? r.latest.member : "?",
+             r.latest.offset, claim);
+    atomic_fetch_add(&cl->fenced, 1);
+    return -ESTALE;
+  }
+  atomic_store(&cl->claim[partition], claim);
+  rp_changelog_tail_start(cl, partition, hi);
+  rp_info("changelog",
+          "ledger of partition %d rebuilt from %s: %zu record(s) applied, %zu void (offsets "
+          "%" PRId64 "..%" PRId64 "), claimed at offset %" PRId64,
+          (int)partition, cl->topic, r.applied, r.voided, lo, hi, claim);
+  return 0;
 }
 
 void rp_changelog_metrics(struct rp_changelog *cl, FILE *out) {
   if (cl == NULL)
     return;
-  fprintf(out,
-          "# HELP rackpulse_ledger_topic_produced_total Reservation and flag changes written to "
-          "kafka.ledger_topic.\n# TYPE rackpulse_ledger_topic_produced_total counter\n"
-          "rackpulse_ledger_topic_produced_total %llu\n"
-          "# HELP rackpulse_ledger_topic_failed_total Changes kafka.ledger_topic did not "
-          "acknowledge (a member taking the rack over will not know them).\n"
-          "# TYPE rackpulse_ledger_topic_failed_total counter\n"
-          "rackpulse_ledger_topic_failed_total %llu\n"
-          "# HELP rackpulse_ledger_topic_in_flight Changes waiting for kafka.ledger_topic's "
-          "acknowledgement.\n# TYPE rackpulse_ledger_topic_in_flight gauge\n"
-          "rackpulse_ledger_topic_in_flight %d\n"
-          "# HELP rackpulse_ledger_topic_tail_applied_total Records other writers added to an "
-          "owned partition of kafka.ledger_topic after its rebuild, applied here.\n"
-          "# TYPE rackpulse_ledger_topic_tail_applied_total counter\n"
-          "rackpulse_ledger_topic_tail_applied_total %llu\n",
-          (unsigned long long)atomic_load(&cl->produced),
-          (unsigned long long)atomic_load(&cl->failed), atomic_load(&cl->in_flight),
-          (unsigned long long)atomic_load(&cl->tail_applied));
+  fprintf(
+      out,
+      "# HELP rackpulse_ledger_topic_produced_total Reservation and flag changes written to "
+      "kafka.ledger_topic.\n# TYPE rackpulse_ledger_topic_produced_total counter\n"
+      "rackpulse_ledger_topic_produced_total %llu\n"
+      "# HELP rackpulse_ledger_topic_failed_total Changes kafka.ledger_topic did not "
+      "acknowledge (a member taking the rack over will not know them).\n"
+      "# TYPE rackpulse_ledger_topic_failed_total counter\n"
+      "rackpulse_ledger_topic_failed_total %llu\n"
+      "# HELP rackpulse_ledger_topic_in_flight Changes waiting for kafka.ledger_topic's "
+      "acknowledgement.\n# TYPE rackpulse_ledger_topic_in_flight gauge\n"
+      "rackpulse_ledger_topic_in_flight %d\n"
+      "# HELP rackpulse_ledger_topic_tail_applied_total Records other writers added to an "
+      "owned partition of kafka.ledger_topic after its rebuild, applied here.\n"
+      "# TYPE rackpulse_ledger_topic_tail_applied_total counter\n"
+      "rackpulse_ledger_topic_tail_applied_total %llu\n"
+      "# HELP rackpulse_ledger_topic_void_total Records of kafka.ledger_topic written under "
+      "a claim that was no longer the partition's latest (a writer that had lost the "
+      "partition), not applied; those this member wrote were answered 503.\n"
+      "# TYPE rackpulse_ledger_topic_void_total counter\n"
+      "rackpulse_ledger_topic_void_total %llu\n"
+      "# HELP rackpulse_ledger_topic_fenced_total Times another member's claim of a "
+      "partition this member held or claimed was seen (the partition is no longer answered "
+      "here until assigned again).\n"
+      "# TYPE rackpulse_ledger_topic_fenced_total counter\n"
+      "rackpulse_ledger_topic_fenced_total %llu\n",
+      (unsigned long long)atomic_load(&cl->produced), (unsigned long long)atomic_load(&cl->failed),
+      atomic_load(&cl->in_flight), (unsigned long long)atomic_load(&cl->tail_applied),
+      (unsigned long long)atomic_load(&cl->voided), (unsigned long long)atomic_load(&cl->fenced));
 }

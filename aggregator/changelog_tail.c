@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "changelog_internal.h"
+#include "claim.h"
 #include "cluster.h"
 #include "reservations_internal.h"
 #include "rackpulse/clock.h"
@@ -113,19 +114,44 @@ static void check_headroom(struct rp_changelog *cl, const json_t *res, const cha
             json_string_value(json_object_get(res, "owner")), writer, -headroom);
 }
 
+/* True when m is another member's claim of partition p, read after ours:
+ * the partition is fenced and no longer read. */
+static bool fenced_by(struct rp_changelog *cl, const rd_kafka_message_t *m) {
+  struct rp_claim other;
+  if (!rp_claim_of(m, &other))
+    return false;
+  int32_t p = m->partition;
+  if (other.offset > atomic_load(&cl->claim[p])) {
+    rp_changelog_tail_stop(cl, p);
+    rp_changelog_fenced(cl, p, other.member, other.offset, "the tail");
+  }
+  return true;
+}
+
 /* One record read from an owned partition. */
 static void tail_record(struct rp_changelog *cl, const rd_kafka_message_t *m) {
   int32_t p = m->partition;
   if (p < 0 || p >= cl->partitions || cl->tail_from[p] < 0 || m->offset < cl->tail_from[p])
     return; /* read before a stop, or before the rebuild's end */
+  if (fenced_by(cl, m))
+    return;
   char writer[80], why[256];
   writer_of(m, writer, sizeof(writer));
-  if (writer[0] != '\0' && strcmp(writer, cl->member) == 0)
-    return; /* ours: the ledger holds it, or a newer state */
   const char *who = writer[0] ? writer : "(no writer header)";
   char key[201]; /* for the log: m->key is not NUL-terminated */
   snprintf(key, sizeof(key), "%.*s", m->key ? (int)(m->key_len < 200 ? m->key_len : 200) : 0,
            m->key ? (const char *)m->key : "");
+  int64_t claim = atomic_load(&cl->claim[p]), under = rp_claim_header(m);
+  if (under == -2 || (under >= 0 && under != claim)) {
+    atomic_fetch_add(&cl->voided, 1);
+    rp_warn("changelog",
+            "%s [%d] offset %" PRId64 ": record %s by %s is void (written under claim %" PRId64
+            ", this member's claim at %" PRId64 " is the latest): not applied",
+            cl->topic, (int)p, m->offset, key, who, under, claim);
+    return;
+  }
+  if (writer[0] != '\0' && strcmp(writer, cl->member) == 0)
+    return; /* ours: the ledger holds it, or a newer state */
   int32_t owner_partition = -1;
   char member[65], url[256];
   struct rp_changelog_key k;

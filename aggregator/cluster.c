@@ -350,7 +350,15 @@ static void rebuild_pending(struct rp_cluster *c) {
     if (!pending)
       continue;
     char err[512];
-    if (rp_changelog_rebuild(c->changelog, p, err, sizeof(err)) != 0) {
+    int rc = rp_changelog_rebuild(c->changelog, p, err, sizeof(err));
+    if (rc == -ESTALE) {
+      /* Revoked meanwhile, or claimed by another member: not tried again
+       * (claiming it back would fence a member the group gave it to). */
+      rp_cluster_fence(c, p);
+      rp_warn("cluster", "partition %d is not answered here: %s", (int)p, err);
+      continue;
+    }
+    if (rc != 0) {
       rp_warn("cluster", "partition %d is not answered here yet: ledger not rebuilt: %s", (int)p,
               err);
       continue;
@@ -416,6 +424,37 @@ void rp_cluster_revoked(struct rp_cluster *c, const rd_kafka_topic_partition_lis
   rp_info("cluster", "%d partition(s) revoked: waiting for the ledger change in flight, if any",
           parts ? parts->cnt : c->partition_count);
   rp_ledger_barrier(c->a->ledger);
+}
+
+bool rp_cluster_pending(struct rp_cluster *c, int32_t partition) {
+  if (c == NULL || partition < 0 || partition >= c->partition_count)
+    return false;
+  pthread_mutex_lock(&c->lock);
+  bool pending = bit(c->pending, partition);
+  pthread_mutex_unlock(&c->lock);
+  return pending;
+}
+
+void rp_cluster_fence(struct rp_cluster *c, int32_t partition) {
+  if (c == NULL || partition < 0 || partition >= c->partition_count)
+    return;
+  pthread_mutex_lock(&c->lock);
+  c->owns[partition / 8] &= (uint8_t) ~(1u << (partition % 8));
+  c->pending[partition / 8] &= (uint8_t) ~(1u << (partition % 8));
+  c->dirty = true;
+  pthread_mutex_unlock(&c->lock);
+}
+
+void rp_cluster_rebuild_again(struct rp_cluster *c, int32_t partition) {
+  if (c == NULL || partition < 0 || partition >= c->partition_count)
+    return;
+  pthread_mutex_lock(&c->lock);
+  if (bit(c->owns, partition)) {
+    c->owns[partition / 8] &= (uint8_t) ~(1u << (partition % 8));
+    set_bit(c->pending, partition);
+    c->dirty = true;
+  }
+  pthread_mutex_unlock(&c->lock);
 }
 
 enum rp_owner rp_cluster_owner(struct rp_cluster *c, const char *rack, int32_t *partition,

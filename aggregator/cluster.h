@@ -64,6 +64,16 @@ void rp_cluster_assigned(struct rp_cluster *c, const rd_kafka_topic_partition_li
                          bool add);
 void rp_cluster_revoked(struct rp_cluster *c, const rd_kafka_topic_partition_list_t *parts);
 
+/* For the ledger's claims (changelog_claim.c; any thread, c may be NULL):
+ * pending: `partition` is assigned here and its ledger not rebuilt yet;
+ * fence: another member claimed it: no longer answered or rebuilt here
+ * until the group assigns it to this member again; rebuild_again: answered
+ * again only after its ledger is rebuilt (a change of it may or may not
+ * have taken effect). */
+bool rp_cluster_pending(struct rp_cluster *c, int32_t partition);
+void rp_cluster_fence(struct rp_cluster *c, int32_t partition);
+void rp_cluster_rebuild_again(struct rp_cluster *c, int32_t partition);
+
 enum rp_owner {
   RP_OWNER_SELF,   /* this member owns the rack's partition now */
   RP_OWNER_REMOTE, /* a live member does: member and url are set */
@@ -122,6 +132,10 @@ struct rp_changelog;
 int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
                        struct rp_changelog **out, char *err, size_t errlen);
 void rp_changelog_stop(struct rp_changelog *cl);
+/* Claims `partition` for this member (claim.h), then rebuilds its ledger
+ * from the topic. 0; -ESTALE when the partition is no longer pending here
+ * or another member claimed it after this one (do not try again); another
+ * negative errno when it may be tried again; err says why. */
 int rp_changelog_rebuild(struct rp_changelog *cl, int32_t partition, char *err, size_t errlen);
 void rp_changelog_metrics(struct rp_changelog *cl, FILE *out);
 /* changelog_tail.c (members thread): stop reading the partitions not set

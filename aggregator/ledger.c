@@ -778,6 +778,15 @@ void rp_ledger_barrier(struct rp_ledger *l) {
     mdb_txn_abort(txn);
 }
 
+int rp_ledger_exclusive(struct rp_ledger *l, int (*fn)(void *ctx), void *ctx) {
+  MDB_txn *txn;
+  if (mdb_txn_begin(l->env, NULL, 0, &txn) != 0)
+    return -EIO;
+  int rc = fn(ctx);
+  mdb_txn_abort(txn);
+  return rc;
+}
+
 int rp_ledger_publish(struct rp_ledger *l, const char *rack, const char *kind, const char *id,
                       const json_t *value) {
   MDB_txn *txn;

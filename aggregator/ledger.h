@@ -145,6 +145,10 @@ int rp_ledger_retired_put(struct rp_ledger *l, const json_t *rec);
 /* Waits until the reservation, flag, retirement or override write in
  * progress (if any, its change sink included) has ended. */
 void rp_ledger_barrier(struct rp_ledger *l);
+/* Calls fn(ctx) holding the ledger's write transaction (nothing written),
+ * so that it is ordered with every change and with rp_ledger_barrier().
+ * Returns fn's result, or -EIO when the transaction could not begin. */
+int rp_ledger_exclusive(struct rp_ledger *l, int (*fn)(void *ctx), void *ctx);
 /* A change kept outside the ledger (overrides, in memory) handed to the
  * change sink as a write would be, under the ledger's writer lock: 0,
  * -EREMOTEIO (refused: rp_ledger_write_error) or -EIO. */
