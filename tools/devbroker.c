@@ -14,6 +14,9 @@
  *                              topics' and partitions' go on)
  *   produce_delay B MS         broker B answers its next Produce request MS
  *                              ms late (and then takes it)
+ *   fetch_delay B MS           broker B answers its next Fetch request MS ms
+ *                              late (a consumer of B's partitions reads
+ *                              nothing meanwhile)
  * where ERR is a Kafka error name as librdkafka spells it without its prefix
  * (TOPIC_AUTHORIZATION_FAILED) or its number. The broker writes the control
  * file's name with ".done" appended when it has applied them.
@@ -142,6 +145,11 @@ static void apply_control(rd_kafka_mock_cluster_t *mc, const char *path) {
                                                             RD_KAFKA_RESP_ERR_NO_ERROR, atoi(b)) ==
                    RD_KAFKA_RESP_ERR_NO_ERROR) {
       fprintf(stderr, "devbroker: broker %s answers its next Produce %s ms late\n", a, b);
+    } else if (strcmp(cmd, "fetch_delay") == 0 && n == 3 &&
+               rd_kafka_mock_broker_push_request_error_rtts(mc, atoi(a), 1 /* Fetch */, 1,
+                                                            RD_KAFKA_RESP_ERR_NO_ERROR, atoi(b)) ==
+                   RD_KAFKA_RESP_ERR_NO_ERROR) {
+      fprintf(stderr, "devbroker: broker %s answers its next Fetch %s ms late\n", a, b);
     } else if (strcmp(cmd, "partition_leader") == 0 && n == 4 &&
                rd_kafka_mock_partition_set_leader(mc, a, atoi(b), atoi(c)) ==
                    RD_KAFKA_RESP_ERR_NO_ERROR) {
