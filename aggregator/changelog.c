@@ -14,13 +14,18 @@
  * partition (rp_ledger_write_error). So what a caller was told is written
  * outlives the member's disk, and nothing it was told failed is kept.
  *
- * When a member is assigned a frames partition it rebuilds that
- * partition's ledger from the topic before it answers for those racks (at
- * start, a partition never written is seeded with what the member holds,
- * so a single aggregator that becomes the first member keeps its ledger):
- * its local flags and overrides of those racks are dropped, then every
- * record of the partition, oldest first, replaces what the member had
- * (latest wins; a state applied twice is the same state). Only the owner of a rack
+ * When a member is assigned a frames partition it claims it (a claim
+ * record on the ledger partition, changelog_claim.c) and rebuilds that
+ * partition's ledger from the topic before it answers for those racks:
+ * records written under a claim that is not the latest before them are
+ * void (their writer had lost the partition) and left out, and each
+ * record this member writes names its claim and is read back before it is
+ * committed (claim.h). The rebuild drops the member's local flags and
+ * overrides of those racks, then every valid record of the partition,
+ * oldest first, replaces what the member had (latest wins; a state applied
+ * twice is the same state). At start, a partition never written is seeded
+ * with what the member holds (no claim yet), so a single aggregator that
+ * becomes the first member keeps its ledger. Only the owner of a rack
  * decides admission against it, so after a failover the new owner admits
  * against the reservations its predecessor made.
  *
@@ -340,6 +345,7 @@ void rp_changelog_stop(struct rp_changelog *cl) {
   if (cl->confirmer != NULL)
     rd_kafka_destroy(cl->confirmer);
   free(cl->refused_until);
+  free(cl->void_keys);
   free(cl->claim);
   free(cl->confirmed_claim);
   free(cl->confirmed_upto);
@@ -488,6 +494,7 @@ static void replay_record(struct rp_changelog *cl, const rd_kafka_message_t *m, 
   }
   r->voided++;
   atomic_fetch_add(&cl->voided, 1);
+  rp_changelog_void_seen(cl, m);
   rp_warn("changelog",
           "%s [%d] offset %" PRId64 ": record %.*s is void (written under claim %" PRId64
           ", the partition's latest claim then was %s's at %" PRId64 "): not applied",
@@ -606,8 +613,13 @@ void rp_changelog_metrics(struct rp_changelog *cl, FILE *out) {
       "partition this member held or claimed was seen (the partition is no longer answered "
       "here until assigned again).\n"
       "# TYPE rackpulse_ledger_topic_fenced_total counter\n"
-      "rackpulse_ledger_topic_fenced_total %llu\n",
+      "rackpulse_ledger_topic_fenced_total %llu\n"
+      "# HELP rackpulse_ledger_topic_reasserted_total States this member wrote again under "
+      "its claim because a void record of the same key was on the topic.\n"
+      "# TYPE rackpulse_ledger_topic_reasserted_total counter\n"
+      "rackpulse_ledger_topic_reasserted_total %llu\n",
       (unsigned long long)atomic_load(&cl->produced), (unsigned long long)atomic_load(&cl->failed),
       atomic_load(&cl->in_flight), (unsigned long long)atomic_load(&cl->tail_applied),
-      (unsigned long long)atomic_load(&cl->voided), (unsigned long long)atomic_load(&cl->fenced));
+      (unsigned long long)atomic_load(&cl->voided), (unsigned long long)atomic_load(&cl->fenced),
+      (unsigned long long)atomic_load(&cl->reasserted));
 }

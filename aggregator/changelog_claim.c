@@ -132,3 +132,63 @@ int rp_changelog_confirm(struct rp_changelog *cl, int32_t partition, const char 
   rp_cluster_rebuild_again(cl->a->cluster, partition);
   return rc;
 }
+
+#define VOID_KEYS_MAX 4096 /* keys waiting to be written again, at most */
+
+void rp_changelog_void_seen(struct rp_changelog *cl, const rd_kafka_message_t *m) {
+  struct rp_changelog_key k;
+  rp_changelog_key_split(m, &k);
+  /* Overrides live in memory and end soon: not written again. */
+  if (k.kind == NULL || (strcmp(k.kind, "reservation") != 0 && strcmp(k.kind, "flag") != 0 &&
+                         strcmp(k.kind, "retirement") != 0))
+    return;
+  if (strlen(k.text) >= sizeof(cl->void_keys->rack) || strlen(k.id) >= sizeof(cl->void_keys->id))
+    return;
+  for (size_t i = 0; i < cl->nvoid; i++) {
+    const struct rp_void_key *v = &cl->void_keys[i];
+    if (v->partition == m->partition && strcmp(v->rack, k.text) == 0 &&
+        strcmp(v->kind, k.kind) == 0 && strcmp(v->id, k.id) == 0)
+      return;
+  }
+  if (cl->nvoid == VOID_KEYS_MAX) {
+    rp_warn("changelog",
+            "%s [%d]: more than %d keys with void records wait to be written again: %s/%s/%s "
+            "is not",
+            cl->topic, (int)m->partition, VOID_KEYS_MAX, k.text, k.kind, k.id);
+    return;
+  }
+  if (cl->void_keys == NULL &&
+      (cl->void_keys = calloc(VOID_KEYS_MAX, sizeof(*cl->void_keys))) == NULL)
+    return;
+  struct rp_void_key *v = &cl->void_keys[cl->nvoid++];
+  v->partition = m->partition;
+  snprintf(v->rack, sizeof(v->rack), "%s", k.text);
+  snprintf(v->kind, sizeof(v->kind), "%s", k.kind);
+  snprintf(v->id, sizeof(v->id), "%s", k.id);
+}
+
+void rp_changelog_reassert(struct rp_changelog *cl) {
+  if (cl == NULL)
+    return;
+  size_t kept = 0;
+  for (size_t i = 0; i < cl->nvoid; i++) {
+    struct rp_void_key *v = &cl->void_keys[i];
+    int rc = -ESTALE;
+    if (atomic_load(&cl->claim[v->partition]) >= 0)
+      rc = rp_ledger_republish(cl->a->ledger, v->rack, v->kind, v->id);
+    else if (rp_cluster_pending(cl->a->cluster, v->partition))
+      rc = -EAGAIN; /* being rebuilt: after it */
+    if (rc == 0) {
+      atomic_fetch_add(&cl->reasserted, 1);
+      rp_info("changelog",
+              "%s [%d]: %s/%s/%s written again under this member's claim (a void record of it "
+              "is on the topic)",
+              cl->topic, (int)v->partition, v->rack, v->kind, v->id);
+    } else if (rc == -EREMOTEIO || rc == -EAGAIN || rc == -EIO) {
+      cl->void_keys[kept++] = *v; /* the topic did not take it: again next time */
+    }
+    /* -ENOENT: this member holds no state for it (nothing valid to
+     * protect); -ESTALE: the partition is no longer ours (its owner's). */
+  }
+  cl->nvoid = kept;
+}

@@ -36,6 +36,12 @@ struct rp_changelog {
    * without a later claim, and under which claim (confirm_write()). */
   int64_t *confirmed_claim, *confirmed_upto;
   _Atomic uint64_t voided, fenced;
+  /* Keys of the void records seen by the rebuild and the tail, their state
+   * to be written again under this member's claim (members thread only;
+   * rp_changelog_reassert). */
+  struct rp_void_key *void_keys;
+  size_t nvoid;
+  _Atomic uint64_t reasserted;
   /* The tail (changelog_tail.c, members thread only): the queue of the
    * partitions read after their rebuild, and per partition the offset
    * the tail started at (-1: not read). */
@@ -87,6 +93,15 @@ int rp_changelog_claim(struct rp_changelog *cl, int32_t partition, int64_t *offs
                        size_t errlen);
 int rp_changelog_confirm(struct rp_changelog *cl, int32_t partition, const char *key, int64_t claim,
                          int64_t offset, char *err, size_t errlen);
+
+/* A key a void record was written under. */
+struct rp_void_key {
+  int32_t partition;
+  char rack[128], kind[16], id[128];
+};
+/* changelog_claim.c: notes the key of void record m (members thread), so
+ * that its state is written again once the partition is answered here. */
+void rp_changelog_void_seen(struct rp_changelog *cl, const rd_kafka_message_t *m);
 
 /* The partition's latest claim is another member's (seen at `offset`):
  * counted, logged, and the partition no longer answered here (changelog.c;

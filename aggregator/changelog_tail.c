@@ -1,16 +1,17 @@
 /* The tail of the ledger topic (changelog.c): after a member rebuilt a
  * partition's ledger from kafka.ledger_topic it goes on reading that
  * partition, from the offset where the rebuild ended, in log order, and
- * applies what anyone else wrote there, latest wins, as the rebuild does:
- * a member cut off from the group coordinator that still reaches the
- * brokers (a zombie), or a third-party producer. Records this member
+ * applies what anyone else wrote there, latest wins, as the rebuild does
+ * (a third-party producer, an older aggregator: records without a claim
+ * header). Records this member
  * produced carry its member id in the RP_CHANGELOG_WRITER header and are
  * skipped (its ledger already holds them, maybe newer). A record of a rack
  * this member does not own is ignored; a malformed one is logged and
- * skipped. A reservation applied so that puts its rack over its power
- * headroom stays (it was admitted elsewhere; the gate counts it) and is
- * logged as a warning: such an over-admission is made visible, not
- * prevented.
+ * skipped. A record written under a claim that is not this member's
+ * (claim.h) is void and ignored; another member's claim fences the
+ * partition (it is no longer answered or read here). A third party's
+ * reservation that puts its rack over its power headroom stays (it is on
+ * the topic; the gate counts it) and is logged as a warning.
  *
  * It runs on the cluster's members thread (cluster.c), which also
  * rebuilds: the rebuild hands a partition to the tail with no lock
@@ -144,6 +145,7 @@ static void tail_record(struct rp_changelog *cl, const rd_kafka_message_t *m) {
   int64_t claim = atomic_load(&cl->claim[p]), under = rp_claim_header(m);
   if (under == -2 || (under >= 0 && under != claim)) {
     atomic_fetch_add(&cl->voided, 1);
+    rp_changelog_void_seen(cl, m);
     rp_warn("changelog",
             "%s [%d] offset %" PRId64 ": record %s by %s is void (written under claim %" PRId64
             ", this member's claim at %" PRId64 " is the latest): not applied",

@@ -209,6 +209,7 @@ static void *members_thread(void *arg) {
     pthread_mutex_unlock(&c->lock);
     rebuild_pending(c);
     tail_ledger(c);
+    rp_changelog_reassert(c->changelog);
     if (dirty || now - last_pub >= (uint64_t)c->cfg.heartbeat_ms) {
       publish(c, false);
       last_pub = now;

@@ -143,5 +143,10 @@ void rp_changelog_metrics(struct rp_changelog *cl, FILE *out);
  * partitions read since (never blocks). */
 void rp_changelog_tail_keep(struct rp_changelog *cl, const uint8_t *keep);
 void rp_changelog_tail_poll(struct rp_changelog *cl);
+/* changelog_claim.c (members thread): for each key a void record was seen
+ * under, on a partition answered here, writes the state this member holds
+ * for it again (so that on a compacted topic the key's latest record is a
+ * valid one); may wait for the topic like any change. */
+void rp_changelog_reassert(struct rp_changelog *cl);
 
 #endif

@@ -19,19 +19,13 @@
 
 #include "rackpulse/log.h"
 
-/* One reservation or flag write, as the change sink sees it. */
-struct change {
-  const char *rack, *kind, *id;
-  const json_t *value;
-};
-
 /* Why this thread's last change was refused (rp_ledger_write_error). */
 static _Thread_local char refused[512];
 
 /* Commits txn once the change sink has accepted c (see
  * rp_ledger_set_change_sink): a refused change is aborted, so the ledger
  * stays as it was. Returns 0, -EREMOTEIO (refused) or -EIO. */
-static int commit_change(struct rp_ledger *l, MDB_txn *txn, const struct change *c) {
+int rp_ledger_commit_change(struct rp_ledger *l, MDB_txn *txn, const struct rp_ledger_change *c) {
   refused[0] = '\0';
   if (c != NULL && c->rack != NULL && l->change != NULL &&
       l->change(l->change_ctx, c->rack, c->kind, c->id, c->value, refused, sizeof(refused)) != 0) {
@@ -178,7 +172,7 @@ void rp_ledger_res_lock(struct rp_ledger *l) { pthread_mutex_lock(&l->res_lock);
 void rp_ledger_res_unlock(struct rp_ledger *l) { pthread_mutex_unlock(&l->res_lock); }
 
 static int put_json_flags(struct rp_ledger *l, MDB_dbi dbi, const void *key, size_t klen,
-                          const json_t *j, unsigned flags, const struct change *c) {
+                          const json_t *j, unsigned flags, const struct rp_ledger_change *c) {
   char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
   if (text == NULL)
     return -ENOMEM;
@@ -187,7 +181,7 @@ static int put_json_flags(struct rp_ledger *l, MDB_dbi dbi, const void *key, siz
   if (rc == 0) {
     MDB_val k = {klen, (void *)key}, v = {strlen(text), text};
     rc = mdb_put(txn, dbi, &k, &v, flags);
-    rc = rc == 0 ? commit_change(l, txn, c) : (mdb_txn_abort(txn), rc);
+    rc = rc == 0 ? rp_ledger_commit_change(l, txn, c) : (mdb_txn_abort(txn), rc);
   }
   free(text);
   return rc == 0 || rc == -EREMOTEIO ? rc
@@ -598,7 +592,8 @@ int rp_ledger_res_put(struct rp_ledger *l, const json_t *res) {
   const char *id = json_string_value(json_object_get(res, "id"));
   if (id == NULL)
     return -EINVAL;
-  struct change c = {json_string_value(json_object_get(res, "rack")), "reservation", id, res};
+  struct rp_ledger_change c = {json_string_value(json_object_get(res, "rack")), "reservation", id,
+                               res};
   return put_json_flags(l, l->reservations, id, strlen(id), res, 0, &c);
 }
 
@@ -685,7 +680,7 @@ static json_t *list_db(struct rp_ledger *l, MDB_dbi dbi, const char *prefix) {
 
 json_t *rp_ledger_res_list(struct rp_ledger *l) { return list_db(l, l->reservations, NULL); }
 
-static size_t flag_key(char *key, size_t cap, const char *rack, const char *flag) {
+size_t rp_ledger_flag_key(char *key, size_t cap, const char *rack, const char *flag) {
   size_t rl = strlen(rack), fl = strlen(flag);
   if (rl + 1 + fl > cap)
     return 0;
@@ -697,23 +692,23 @@ static size_t flag_key(char *key, size_t cap, const char *rack, const char *flag
 int rp_ledger_flag_put(struct rp_ledger *l, const char *rack, const char *flag,
                        const json_t *value) {
   char key[256];
-  size_t klen = flag_key(key, sizeof(key), rack, flag);
-  struct change c = {rack, "flag", flag, value};
+  size_t klen = rp_ledger_flag_key(key, sizeof(key), rack, flag);
+  struct rp_ledger_change c = {rack, "flag", flag, value};
   return klen ? put_json_flags(l, l->flags, key, klen, value, 0, &c) : -EINVAL;
 }
 
 int rp_ledger_flag_put_new(struct rp_ledger *l, const char *rack, const char *flag,
                            const json_t *value) {
   char key[256];
-  size_t klen = flag_key(key, sizeof(key), rack, flag);
-  struct change c = {rack, "flag", flag, value};
+  size_t klen = rp_ledger_flag_key(key, sizeof(key), rack, flag);
+  struct rp_ledger_change c = {rack, "flag", flag, value};
   return klen ? put_json_flags(l, l->flags, key, klen, value, MDB_NOOVERWRITE, &c) : -EINVAL;
 }
 
 int rp_ledger_flag_del_if(struct rp_ledger *l, const char *rack, const char *flag,
                           const json_t *seen) {
   char key[256];
-  size_t klen = flag_key(key, sizeof(key), rack, flag);
+  size_t klen = rp_ledger_flag_key(key, sizeof(key), rack, flag);
   if (klen == 0)
     return -EINVAL;
   MDB_txn *txn;
@@ -736,13 +731,13 @@ int rp_ledger_flag_del_if(struct rp_ledger *l, const char *rack, const char *fla
     mdb_txn_abort(txn);
     return -EIO;
   }
-  struct change c = {rack, "flag", flag, NULL};
-  return commit_change(l, txn, &c);
+  struct rp_ledger_change c = {rack, "flag", flag, NULL};
+  return rp_ledger_commit_change(l, txn, &c);
 }
 
 int rp_ledger_flag_del(struct rp_ledger *l, const char *rack, const char *flag) {
   char key[256];
-  size_t klen = flag_key(key, sizeof(key), rack, flag);
+  size_t klen = rp_ledger_flag_key(key, sizeof(key), rack, flag);
   if (klen == 0)
     return -EINVAL;
   MDB_txn *txn;
@@ -755,8 +750,8 @@ int rp_ledger_flag_del(struct rp_ledger *l, const char *rack, const char *flag) 
     mdb_txn_abort(txn);
     return rc == MDB_NOTFOUND ? -ENOENT : -EIO;
   }
-  struct change c = {rack, "flag", flag, NULL};
-  return commit_change(l, txn, &c);
+  struct rp_ledger_change c = {rack, "flag", flag, NULL};
+  return rp_ledger_commit_change(l, txn, &c);
 }
 
 json_t *rp_ledger_flag_list(struct rp_ledger *l, const char *rack) {
@@ -767,33 +762,9 @@ int rp_ledger_retired_put(struct rp_ledger *l, const json_t *rec) {
   const char *rack = json_string_value(json_object_get(rec, "rack"));
   const char *device = json_string_value(json_object_get(rec, "device"));
   char key[256];
-  size_t klen = rack && device ? flag_key(key, sizeof(key), rack, device) : 0;
-  struct change c = {rack, "retirement", device, rec};
+  size_t klen = rack && device ? rp_ledger_flag_key(key, sizeof(key), rack, device) : 0;
+  struct rp_ledger_change c = {rack, "retirement", device, rec};
   return klen ? put_json_flags(l, l->retired, key, klen, rec, 0, &c) : -EINVAL;
-}
-
-void rp_ledger_barrier(struct rp_ledger *l) {
-  MDB_txn *txn;
-  if (mdb_txn_begin(l->env, NULL, 0, &txn) == 0)
-    mdb_txn_abort(txn);
-}
-
-int rp_ledger_exclusive(struct rp_ledger *l, int (*fn)(void *ctx), void *ctx) {
-  MDB_txn *txn;
-  if (mdb_txn_begin(l->env, NULL, 0, &txn) != 0)
-    return -EIO;
-  int rc = fn(ctx);
-  mdb_txn_abort(txn);
-  return rc;
-}
-
-int rp_ledger_publish(struct rp_ledger *l, const char *rack, const char *kind, const char *id,
-                      const json_t *value) {
-  MDB_txn *txn;
-  if (mdb_txn_begin(l->env, NULL, 0, &txn) != 0)
-    return -EIO;
-  struct change c = {rack, kind, id, value};
-  return commit_change(l, txn, &c); /* an empty transaction: nothing is written */
 }
 
 json_t *rp_ledger_retired_list(struct rp_ledger *l, const char *rack) {

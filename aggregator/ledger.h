@@ -149,6 +149,11 @@ void rp_ledger_barrier(struct rp_ledger *l);
  * so that it is ordered with every change and with rp_ledger_barrier().
  * Returns fn's result, or -EIO when the transaction could not begin. */
 int rp_ledger_exclusive(struct rp_ledger *l, int (*fn)(void *ctx), void *ctx);
+/* Hands the change sink the stored state of one reservation, flag or
+ * retirement of `rack` again, read and handed over under the write lock
+ * (so no newer change can come between). 0, -ENOENT when none is stored,
+ * -EREMOTEIO (refused: rp_ledger_write_error), -EINVAL or -EIO. */
+int rp_ledger_republish(struct rp_ledger *l, const char *rack, const char *kind, const char *id);
 /* A change kept outside the ledger (overrides, in memory) handed to the
  * change sink as a write would be, under the ledger's writer lock: 0,
  * -EREMOTEIO (refused: rp_ledger_write_error) or -EIO. */

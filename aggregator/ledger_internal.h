@@ -47,6 +47,21 @@ struct rp_ledger {
   void *change_ctx;
 };
 
+/* One reservation, flag, retirement or override write, as the change sink
+ * sees it. */
+struct rp_ledger_change {
+  const char *rack, *kind, *id;
+  const json_t *value;
+};
+
+/* ledger.c. commit_change: commits txn once the change sink has accepted c
+ * (NULL: no change to hand over); a refused change is aborted. Returns 0,
+ * -EREMOTEIO (refused: rp_ledger_write_error) or -EIO. flag_key: the key
+ * of a flag or retirement (rack, NUL, id) into key; its length, 0 when it
+ * does not fit. */
+int rp_ledger_commit_change(struct rp_ledger *l, MDB_txn *txn, const struct rp_ledger_change *c);
+size_t rp_ledger_flag_key(char *key, size_t cap, const char *rack, const char *flag);
+
 /* ledger_audit.c. All return 0 or an LMDB error code unless said. */
 /* Opens the chain's databases and reads the tip; entries written before the
  * chain existed are chained in time order first (legacy audit_time). */

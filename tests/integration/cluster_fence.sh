@@ -67,6 +67,7 @@ reserve() { # OWNER: the HTTP code into $WORK/res.code, the body into res.json
 }
 reserve job-before
 [ "$(cat "$WORK/res.code")" = 201 ] || fail "a reservation on $X before any other claim: HTTP $(cat "$WORK/res.code") $(cat "$WORK/res.json")"
+BEFORE=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/res.json")
 
 # 1. The tail blind for 15 s; the claim; a reservation.
 broker_control "partition_leader rackpulse.ledger $P 2" "fetch_delay 2 15000"
@@ -105,6 +106,25 @@ has_flag evacuate && fail "a record under a's old claim was applied"
 grep -Eq "rackpulse.ledger \[$P\] offset [0-9]+: record $X/flag/evacuate by a is void \(written under claim $CLAIM1, this member's claim at $CLAIM2" "$WORK/a.log" \
   || fail "the tail did not log the void record: $(grep changelog "$WORK/a.log" | tail -5)"
 pass "the tail ignores a record under an old claim and applies one without a claim header"
+
+# A void record of a key that has a valid state (job-before at 99 kW under
+# a's old claim): on a compacted topic it would hide that state from the
+# next rebuild, so a writes its state again under its claim.
+BEFORE_KEY="$X/reservation/$BEFORE"
+kcat -C -b "$BOOTSTRAP" -t rackpulse.ledger -p "$P" -o beginning -e -q -f '%k|%s\n' 2>/dev/null \
+  | grep "^$BEFORE_KEY|" | tail -1 | cut -d'|' -f2- | sed 's/"kw":2[.0-9]*/"kw":99/' >"$WORK/void_value.json"
+grep -q '"kw":99' "$WORK/void_value.json" || fail "no record of $BEFORE_KEY on the topic: $(cat "$WORK/void_value.json")"
+put "$BEFORE_KEY" "$(cat "$WORK/void_value.json")" -H rackpulse-writer=a -H "rackpulse-claim=$CLAIM1"
+latest_valid() {
+  kcat -C -b "$BOOTSTRAP" -t rackpulse.ledger -p "$P" -o beginning -e -q -f '%k|%h|%s\n' 2>/dev/null \
+    | grep "^$BEFORE_KEY|" | tail -1 >"$WORK/latest.txt"
+  grep -q "rackpulse-claim=$CLAIM2" "$WORK/latest.txt" && grep -q '"kw":2' "$WORK/latest.txt"
+}
+wait_for 15 latest_valid || fail "a did not write $BEFORE_KEY again under its claim: $(cat "$WORK/latest.txt")"
+grep -q "$BEFORE_KEY written again under this member's claim" "$WORK/a.log" || fail "the re-write is not logged"
+listed job-before || fail "job-before is no longer listed"
+[ "$(metric a rackpulse_ledger_topic_reasserted_total)" -ge 1 ] || fail "reasserted counter: $(metric a rackpulse_ledger_topic_reasserted_total)"
+pass "after a void record of $BEFORE_KEY, a wrote its valid state again (the key's latest record is valid)"
 
 put "@claim/yy/$now" "{\"member\":\"yy\",\"partition\":$P}"
 wait_for 15 not_answered || fail "a still answers for $X after yy's claim: $(gate_code)"
