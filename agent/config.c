@@ -72,6 +72,25 @@ static const struct rp_cfg_field spool_fields[] = {
 };
 
 static const char *const kafka_sections[] = {"properties", NULL};
+/* kafka.properties the agent sets itself: the delivery guarantees frames
+ * rely on (no duplicates or reordering on retry), the brokers, and the
+ * partitioner: every producer of the frames topic must put a rack on the
+ * partition the aggregators compute for it (librdkafka's default,
+ * consistent_random: CRC-32 of the rack id), or the member that owns the
+ * rack never sees its frames. */
+static const char *const kafka_reserved[] = {
+    "bootstrap.servers", /* kafka.brokers */
+    "enable.idempotence",
+    "acks",
+    "request.required.acks",
+    "max.in.flight.requests.per.connection",
+    "max.in.flight",
+    "enable.gapless.guarantee",
+    "transactional.id",
+    "partitioner",
+    "partitioner.consistent.hash",
+    NULL,
+};
 /* Top-level sections besides one per collector (see top_sections()). */
 static const char *const fixed_sections[] = {"agent", "kafka", "spool", "stats", "derived"};
 
@@ -162,9 +181,10 @@ int rp_agent_config_load(const char *path, C *cfg, char *err, size_t errlen) {
     rc = rp_cfg_apply(doc, kafka, "kafka", kafka_fields, N(kafka_fields), kafka_sections, cfg, err,
                       errlen);
   if (rc == 0)
-    rc = rp_kafka_props_load(doc, rp_cfg_get(doc, kafka, "properties"), "kafka.properties", NULL,
-                             "kafka.sasl_password_file", rp_kafka_prop_check, cfg->kafka.props,
-                             N(cfg->kafka.props), &cfg->kafka.nprops, err, errlen);
+    rc =
+        rp_kafka_props_load(doc, rp_cfg_get(doc, kafka, "properties"), "kafka.properties",
+                            kafka_reserved, "kafka.sasl_password_file", rp_kafka_prop_check,
+                            cfg->kafka.props, N(cfg->kafka.props), &cfg->kafka.nprops, err, errlen);
   if (rc == 0)
     rc = rp_cfg_apply(doc, rp_cfg_get(doc, root, "spool"), "spool", spool_fields, N(spool_fields),
                       NULL, cfg, err, errlen);

@@ -123,6 +123,9 @@ struct rp_ingest_stats {
   atomic_uint_fast64_t lag_bucket[RP_LAG_NBUCKETS + 1];
   atomic_uint_fast64_t lag_count, lag_sum_ms;
   atomic_uint_fast64_t series_capped; /* per-series lines cut by metrics.series_max */
+  /* Frames on another partition than their rack's (a producer with another
+   * partitioner: the rack's owner does not see them). */
+  atomic_uint_fast64_t frames_misplaced;
 };
 
 struct rp_gate;
@@ -169,6 +172,8 @@ void rp_audit_topic_metrics(struct rp_aggregator *a, FILE *out);
  * and whether this member answers for `rack` (always without a cluster). */
 void rp_cluster_metrics(struct rp_cluster *c, FILE *out);
 bool rp_cluster_answers(struct rp_cluster *c, const char *rack);
+/* The frames partition `rack` belongs to (-1 without a cluster). */
+int32_t rp_cluster_home(struct rp_cluster *c, const char *rack);
 
 /* kafka_conf.c: the settings every Kafka client of the aggregator shares:
  * bootstrap.servers, kafka.properties (TLS, SASL) and sasl.password from

@@ -335,6 +335,10 @@ bool rp_cluster_answers(struct rp_cluster *c, const char *rack) {
   return rp_cluster_owner(c, rack, &partition, member, url) == RP_OWNER_SELF;
 }
 
+int32_t rp_cluster_home(struct rp_cluster *c, const char *rack) {
+  return c == NULL || rack == NULL ? -1 : rp_cluster_partition(rack, c->partition_count);
+}
+
 void rp_cluster_metrics(struct rp_cluster *c, FILE *out) {
   if (c != NULL)
     rp_changelog_metrics(c->changelog, out);

@@ -258,6 +258,25 @@ static int create_consumer(struct consumer *c, char *err, size_t errlen) {
   return 0;
 }
 
+/* A frame on another partition than its rack's: its producer does not
+ * use librdkafka's default partitioner (the agent refuses to be configured
+ * otherwise), so the member that answers for the rack does not see it.
+ * Applied all the same (nothing accepted is dropped), counted, and logged
+ * with its place (the 1st, 2nd, 4th, 8th... time). */
+static void check_partition(struct consumer *c, const rd_kafka_message_t *m, const rp_frame *f) {
+  int32_t home = rp_cluster_home(c->a->cluster, f->rack_id);
+  if (home < 0 || home == m->partition)
+    return;
+  uint64_t n = atomic_fetch_add(&c->a->stats.frames_misplaced, 1) + 1;
+  if ((n & (n - 1)) == 0)
+    rp_warn("ingest",
+            "%s [%d] offset %" PRId64 ": frame of rack %s (agent %s) belongs to partition %d by "
+            "librdkafka's default partitioner: its producer partitions otherwise, and the member "
+            "answering for %s does not see it (%" PRIu64 " such frame(s) so far)",
+            rd_kafka_topic_name(m->rkt), (int)m->partition, m->offset, f->rack_id, f->agent_id,
+            (int)home, f->rack_id, n);
+}
+
 /* Decodes a message and holds it in the batch (taking ownership of m).
  * Returns 0 or -ENOMEM. */
 static int hold_message(struct consumer *c, rd_kafka_message_t *m) {
@@ -283,7 +302,10 @@ static int hold_message(struct consumer *c, rd_kafka_message_t *m) {
     rp_warn("ingest", "%s [%d] offset %" PRId64 ": %zu-byte message skipped: %s", topic,
             (int)m->partition, m->offset, m->len, why);
     f = NULL;
-  } else if (f->health != NULL) {
+  } else {
+    check_partition(c, m, f);
+  }
+  if (f != NULL && f->health != NULL) {
     rp_floor_agent_health(c->a->floor, f->agent_id, f->rack_id, f->ts_ms, f->health->spool_depth,
                           f->health->frames_dropped, f->health->delivery_latency_ms);
   }

@@ -333,6 +333,10 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
           "rackpulse_ingest_frames_total{outcome=\"applied\"} %llu\n"
           "rackpulse_ingest_frames_total{outcome=\"duplicate\"} %llu\n"
           "rackpulse_ingest_frames_total{outcome=\"invalid\"} %llu\n"
+          "# HELP rackpulse_ingest_frames_misplaced_total Frames read on another partition than "
+          "their rack's (a producer with another partitioner).\n"
+          "# TYPE rackpulse_ingest_frames_misplaced_total counter\n"
+          "rackpulse_ingest_frames_misplaced_total %llu\n"
           "# HELP rackpulse_ingest_samples_total Samples in applied frames.\n"
           "# TYPE rackpulse_ingest_samples_total counter\n"
           "rackpulse_ingest_samples_total %llu\n"
@@ -351,6 +355,7 @@ char *rp_metrics_render(struct rp_aggregator *a, size_t *len) {
           (unsigned long long)atomic_load(&s->frames_applied),
           (unsigned long long)atomic_load(&s->frames_duplicate),
           (unsigned long long)atomic_load(&s->frames_invalid),
+          (unsigned long long)atomic_load(&s->frames_misplaced),
           (unsigned long long)atomic_load(&s->samples_applied),
           (unsigned long long)atomic_load(&s->batches),
           (unsigned long long)atomic_load(&s->last_batch_size),

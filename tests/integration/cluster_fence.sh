@@ -55,6 +55,18 @@ kcat -C -b "$BOOTSTRAP" -t rackpulse.ledger -p "$P" -o "$CLAIM1" -c 1 -e -q -f '
 grep -q '^@claim/a/' "$WORK/claim1.txt" || fail "offset $CLAIM1 of partition $P is not a's claim: $(cat "$WORK/claim1.txt")"
 pass "a claimed partition $P of the ledger topic (offset $CLAIM1) before it answered for $X"
 
+# A frame of $X put on another partition (as a producer with another
+# partitioner would): counted and logged with its place.
+Q=$(((P + 1) % 4))
+kcat -C -b "$BOOTSTRAP" -t rackpulse.frames -p "$P" -o beginning -c 1 -e -q -D '' -f '%s' >"$WORK/frame.bin" 2>/dev/null
+[ -s "$WORK/frame.bin" ] || fail "no frame of $X on partition $P of rackpulse.frames"
+kcat -P -b "$BOOTSTRAP" -t rackpulse.frames -p "$Q" -k "$X" "$WORK/frame.bin" || fail "kcat could not produce the frame"
+misplaced() { [ "$(metric a rackpulse_ingest_frames_misplaced_total)" = 1 ]; }
+wait_for 15 misplaced || fail "the misplaced frame is not counted: $(metric a rackpulse_ingest_frames_misplaced_total)"
+grep -Eq "rackpulse.frames \[$Q\] offset [0-9]+: frame of rack $X \(agent [^)]+\) belongs to partition $P by librdkafka's default partitioner" "$WORK/a.log" \
+  || fail "the misplaced frame is not logged: $(grep ingest "$WORK/a.log" | tail -3)"
+pass "a frame of $X on partition $Q instead of $P is counted and logged with its place"
+
 # put KEY VALUE [KCAT ARGS]: one record on the ledger topic's partition $P.
 put() {
   printf '%s|%s\n' "$1" "$2" | kcat -P -b "$BOOTSTRAP" -t rackpulse.ledger -p "$P" -K '|' "${@:3}" \

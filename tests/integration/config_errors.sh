@@ -36,6 +36,15 @@ kafka:
 YAML
 expect_error "$AGENT" "$WORK/kafka-prop.yaml" \
   "kafka-prop.yaml:5: kafka.properties.socket.timeout.ms: the Kafka client refuses it: Invalid value"
+# The partitioner and the delivery guarantees are the agent's own: an
+# agent that put a rack on another partition would feed a member that does
+# not answer for it.
+for key in partitioner acks enable.idempotence; do
+  printf 'agent: {rack: r1}\nkafka:\n  brokers: 127.0.0.1:9092\n  properties:\n    %s: random\n' "$key" \
+    >"$WORK/reserved-$key.yaml"
+  expect_error "$AGENT" "$WORK/reserved-$key.yaml" \
+    "reserved-$key.yaml:5: kafka.properties.$key: $key is set by rackpulse itself"
+done
 cat >"$WORK/agg-kafka-prop.yaml" <<'YAML'
 kafka:
   brokers: 127.0.0.1:9092
