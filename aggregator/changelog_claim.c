@@ -34,6 +34,7 @@
 #include "claim.h"
 #include "cluster.h"
 #include "ledger.h"
+#include "rackpulse/clock.h"
 #include "rackpulse/frame.h"
 #include "rackpulse/log.h"
 
@@ -68,6 +69,8 @@ static int claim_locked(void *ctx) {
   free(text);
   if (outcome == RP_SENT_DELIVERED)
     return 0;
+  /* Not tried again for a while: each try holds the write lock. */
+  atomic_store(&cl->refused_until[c->partition], rp_mono_ms() + (uint64_t)cl->ack_wait_ms);
   snprintf(c->err, c->errlen, "the claim of partition %d was not acknowledged by %s (%s)",
            (int)c->partition, cl->topic, rd_kafka_err2str(e));
   return -EREMOTEIO;
@@ -75,6 +78,14 @@ static int claim_locked(void *ctx) {
 
 int rp_changelog_claim(struct rp_changelog *cl, int32_t partition, int64_t *offset, char *err,
                        size_t errlen) {
+  uint64_t until = atomic_load(&cl->refused_until[partition]), now = rp_mono_ms();
+  if (until > now) {
+    snprintf(err, errlen,
+             "the ledger topic %s did not acknowledge a record of partition %d lately: its claim "
+             "is tried again in %llu ms",
+             cl->topic, (int)partition, (unsigned long long)(until - now));
+    return -EAGAIN;
+  }
   struct claim_call c = {cl, partition, -1, err, errlen};
   int rc = rp_ledger_exclusive(cl->a->ledger, claim_locked, &c);
   if (rc == -EIO && c.offset < 0)

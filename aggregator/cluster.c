@@ -363,6 +363,8 @@ static void rebuild_pending(struct rp_cluster *c) {
       rp_warn("cluster", "partition %d is not answered here: %s", (int)p, err);
       continue;
     }
+    if (rc == -EAGAIN)
+      continue; /* its last failure was logged; tried again later */
     if (rc != 0) {
       rp_warn("cluster", "partition %d is not answered here yet: ledger not rebuilt: %s", (int)p,
               err);

@@ -109,3 +109,24 @@ grep "^r0001/reservation/$RES " "$WORK/topic.txt" | grep -q "\"end_ms\":$((exp +
   && fail "the refused extend reached the topic"
 grep -q '^r0001/flag/maintenance $' "$WORK/topic.txt" && fail "the refused flag clear reached the topic"
 pass "after the recovery changes are written again; no refused change is on the topic or in the audit log"
+
+# A member that takes partitions while the ledger topic has no leader cannot
+# claim them (aggregator/claim.h): it does not answer for their racks (503,
+# never an answer from a ledger it could not rebuild) until the topic is
+# back; then it claims, rebuilds and answers.
+stop_agg a
+broker_control "partition_leader rackpulse.ledger 0 -1" "partition_leader rackpulse.ledger 1 -1" \
+  "partition_leader rackpulse.ledger 2 -1" "partition_leader rackpulse.ledger 3 -1"
+start_member a site
+claim_failed() { grep -q "ledger not rebuilt: the claim of partition [0-3] was not acknowledged by rackpulse.ledger" "$WORK/a.log"; }
+wait_for 60 claim_failed || fail "no claim was refused: $(grep -E 'changelog|cluster' "$WORK/a.log" | tail -5)"
+gate_code() { curl -s -o "$WORK/gate.json" -w '%{http_code}' "${AGG_URL[a]}/v1/racks/r0001/gate?kw=0"; }
+[ "$(gate_code)" = 503 ] || fail "r0001 answered while its partition is not claimed: $(gate_code) $(cat "$WORK/gate.json")"
+pass "partitions that cannot be claimed are not answered (503)"
+broker_control "partition_leader rackpulse.ledger 0 1" "partition_leader rackpulse.ledger 1 1" \
+  "partition_leader rackpulse.ledger 2 1" "partition_leader rackpulse.ledger 3 1"
+answered() { [ "$(gate_code)" = 200 ]; }
+wait_for 60 answered || fail "r0001 is not answered once the ledger topic is back: $(cat "$WORK/gate.json")"
+wait_for 30 settled 1 a || fail "a does not own every partition once the topic is back: $(cluster_json a)"
+pass "once the ledger topic is back the member claims its partitions and answers"
+stop_agg a
