@@ -303,6 +303,7 @@ int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
   size_t np = (size_t)cl->partitions;
   if ((cl->refused_until = calloc(np, sizeof(*cl->refused_until))) == NULL ||
       (cl->claim = calloc(np, sizeof(*cl->claim))) == NULL ||
+      (cl->keep_claim = calloc(np, sizeof(*cl->keep_claim))) == NULL ||
       (cl->confirmed_claim = calloc(np, sizeof(*cl->confirmed_claim))) == NULL ||
       (cl->confirmed_upto = calloc(np, sizeof(*cl->confirmed_upto))) == NULL ||
       rp_changelog_tail_init(cl) != 0) {
@@ -312,6 +313,7 @@ int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
   }
   for (size_t p = 0; p < np; p++) {
     atomic_store(&cl->claim[p], -1);
+    atomic_store(&cl->keep_claim[p], -1);
     cl->confirmed_claim[p] = -1;
   }
   cl->rkt = rd_kafka_topic_new(cl->producer, cl->topic, NULL);
@@ -347,6 +349,7 @@ void rp_changelog_stop(struct rp_changelog *cl) {
   free(cl->refused_until);
   free(cl->void_keys);
   free(cl->claim);
+  free(cl->keep_claim);
   free(cl->confirmed_claim);
   free(cl->confirmed_upto);
   free(cl);
@@ -541,8 +544,8 @@ static int replay(struct rp_changelog *cl, int32_t partition, int64_t lo, int64_
 int rp_changelog_rebuild(struct rp_changelog *cl, int32_t partition, char *err, size_t errlen) {
   rp_changelog_tail_stop(cl, partition);
   atomic_store(&cl->claim[partition], -1);
-  int64_t claim = -1, lo = 0, hi = 0;
-  int rc = rp_changelog_claim(cl, partition, &claim, err, errlen);
+  int64_t claim = atomic_exchange(&cl->keep_claim[partition], -1), lo = 0, hi = 0;
+  int rc = claim >= 0 ? 0 : rp_changelog_claim(cl, partition, &claim, err, errlen);
   if (rc != 0)
     return rc;
   /* The end after our claim: everything before it is read now, anything

@@ -17,8 +17,10 @@
  * claim that is not the latest before it): the change is aborted, the
  * caller answered 503 naming the claimer, and the partition no longer
  * answered here. When it cannot be read back in time, the change is not
- * made here and the partition is rebuilt from the topic, which applies the
- * record if it turned out valid; the caller is told so.
+ * made here and the partition is rebuilt from the topic under the same
+ * claim (a new one would fence the member the group gave the partition to,
+ * if this one lost it unawares), which applies the record if it turned out
+ * valid; the caller is told so.
  *
  * The writers read with their own consumer handle: the tail reads the same
  * partitions with another on the members thread, which also rebuilds, and
@@ -139,6 +141,7 @@ int rp_changelog_confirm(struct rp_changelog *cl, int32_t partition, const char 
            "the topic; read it back before retrying",
            key, offset, cl->topic, (int)partition, cl->ack_wait_ms);
   rp_error("changelog", "%s", err);
+  atomic_store(&cl->keep_claim[partition], claim);
   atomic_store(&cl->claim[partition], -1);
   rp_cluster_rebuild_again(cl->a->cluster, partition);
   return rc;

@@ -31,6 +31,11 @@ struct rp_changelog {
    * owns the partition, -1 otherwise. Set by the rebuild (members thread),
    * read by the writers and the tail. */
   _Atomic int64_t *claim;
+  /* Per partition: a claim of this member to rebuild under again, without
+   * a new claim (a write's read-back timed out), -1 otherwise. A new claim
+   * would fence the member the group gave the partition to if this one
+   * lost it unawares. */
+  _Atomic int64_t *keep_claim;
   /* Per partition, writers only (they hold the ledger's write
    * transaction): up to which offset the partition was read back and found
    * without a later claim, and under which claim (confirm_write()). */

@@ -134,6 +134,8 @@ static void tail_record(struct rp_changelog *cl, const rd_kafka_message_t *m) {
   int32_t p = m->partition;
   if (p < 0 || p >= cl->partitions || cl->tail_from[p] < 0 || m->offset < cl->tail_from[p])
     return; /* read before a stop, or before the rebuild's end */
+  if (atomic_load(&cl->claim[p]) < 0)
+    return; /* fenced, or to be rebuilt: no longer read */
   if (fenced_by(cl, m))
     return;
   char writer[80], why[256];

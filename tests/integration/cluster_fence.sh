@@ -107,10 +107,33 @@ grep -Eq "rackpulse.ledger \[$P\] offset [0-9]+: record $X/reservation/[^ ]+ is 
   || fail "the rebuild did not log the void record: $(grep changelog "$WORK/a.log" | tail -5)"
 pass "after a restart a claims the partition again (offset $CLAIM2): the reservation before zz's claim is kept, the void one is not applied"
 
-# 3. The tail: a record under a's old claim is void; one without a claim
-# header is applied; a later claim fences a.
+# 2b. A read-back that times out: both Fetch requests broker 2 answers next
+# (the tail's and the writer's read-back, the only readers of partition $P)
+# come 8 s late, past ledger_ack_timeout (5 s). The writer answers 503 "may
+# take effect" and the partition is rebuilt under the same claim (a new
+# claim could fence a member the group gave it to): the record turned out
+# valid, so the reservation is listed after the rebuild.
+# (A writer reads back only what others wrote since its last record: a
+# third party's record first, so that there is something to read.)
 flag_json() { echo "{\"rack\":\"$X\",\"flag\":\"$1\",\"owner\":\"ops\",\"reason\":\"\",\"set_ms\":$now,\"expires_ms\":$exp,\"source\":\"api\"}"; }
 has_flag() { curl -sf "${AGG_URL[a]}/v1/flags" | grep -q "\"flag\":\"$1\""; }
+put "$X/flag/scale-back" "$(flag_json scale-back)"
+wait_for 15 has_flag scale-back || fail "the third party's flag was not applied"
+broker_control "fetch_delay 2 8000" "fetch_delay 2 8000"
+reserve job-unsure
+[ "$(cat "$WORK/res.code")" = 503 ] || fail "a write whose read-back timed out: HTTP $(cat "$WORK/res.code") $(cat "$WORK/res.json")"
+grep -q "could not be read back within 5000 ms .*it may take effect" "$WORK/res.json" \
+  || fail "the 503 does not say the change may take effect: $(cat "$WORK/res.json")"
+wait_for 30 listed job-unsure || fail "the record whose read-back timed out was not applied by the rebuild: $(curl -s "${AGG_URL[a]}/v1/reservations?rack=$X")"
+wait_for 30 answered || fail "$X is not answered after the rebuild: $(cat "$WORK/gate.json")"
+[ "$(claim_line | sed -E 's/.*claimed at offset ([0-9]+).*/\1/')" = "$CLAIM2" ] \
+  || fail "the rebuild after the timeout made a new claim: $(claim_line)"
+kcat -C -b "$BOOTSTRAP" -t rackpulse.ledger -p "$P" -o beginning -e -q -f '%k\n' 2>/dev/null | grep -c '^@claim/a/' >"$WORK/claims.txt"
+[ "$(cat "$WORK/claims.txt")" = 2 ] || fail "a wrote $(cat "$WORK/claims.txt") claims of partition $P, not 2"
+pass "a read-back that timed out: 503 'may take effect', the partition rebuilt under the same claim, the valid record applied"
+
+# 3. The tail: a record under a's old claim is void; one without a claim
+# header is applied; a later claim fences a.
 put "$X/flag/evacuate" "$(flag_json evacuate)" -H rackpulse-writer=a -H "rackpulse-claim=$CLAIM1"
 put "$X/flag/maintenance" "$(flag_json maintenance)"
 wait_for 15 has_flag maintenance || fail "a record without a claim header was not applied"
