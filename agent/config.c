@@ -72,25 +72,9 @@ static const struct rp_cfg_field spool_fields[] = {
 };
 
 static const char *const kafka_sections[] = {"properties", NULL};
-/* kafka.properties the agent sets itself: the delivery guarantees frames
- * rely on (no duplicates or reordering on retry), the brokers, and the
- * partitioner: every producer of the frames topic must put a rack on the
- * partition the aggregators compute for it (librdkafka's default,
- * consistent_random: CRC-32 of the rack id), or the member that owns the
- * rack never sees its frames. */
-static const char *const kafka_reserved[] = {
-    "bootstrap.servers", /* kafka.brokers */
-    "enable.idempotence",
-    "acks",
-    "request.required.acks",
-    "max.in.flight.requests.per.connection",
-    "max.in.flight",
-    "enable.gapless.guarantee",
-    "transactional.id",
-    "partitioner",
-    "partitioner.consistent.hash",
-    NULL,
-};
+/* kafka.properties the agent sets itself (kafka_props.h): frames must
+ * reach the partition of their rack, once and in order. */
+static const char *const kafka_reserved[] = {RP_KAFKA_PRODUCER_RESERVED, NULL};
 /* Top-level sections besides one per collector (see top_sections()). */
 static const char *const fixed_sections[] = {"agent", "kafka", "spool", "stats", "derived"};
 

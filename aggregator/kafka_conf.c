@@ -15,22 +15,13 @@
 #include "rackpulse/secret.h"
 
 static const char *const reserved[] = {
-    "bootstrap.servers", /* kafka.brokers */
-    "group.id",          /* kafka.group */
-    "enable.idempotence",
-    "acks",
-    "request.required.acks",
-    "max.in.flight.requests.per.connection",
-    "max.in.flight",
-    "enable.gapless.guarantee",
-    "transactional.id",
+    RP_KAFKA_PRODUCER_RESERVED, /* bootstrap.servers: kafka.brokers */
+    "group.id",                 /* kafka.group */
     "isolation.level",
     "enable.auto.commit",
     "enable.auto.offset.store",
     "auto.offset.reset",
     "enable.partition.eof",
-    "partitioner",
-    "partitioner.consistent.hash",
     "partition.assignment.strategy",
     "session.timeout.ms", /* cluster.session_timeout */
     NULL,

@@ -16,6 +16,16 @@ struct rp_kafka_prop {
   char value[512];
 };
 
+/* The properties every rackpulse producer of frames and ledger records
+ * sets itself (for a `reserved` list): the brokers, the delivery
+ * guarantees (no duplicates or reordering on retry) and the partitioner
+ * (every producer must put a rack on the partition the aggregators compute
+ * for it: librdkafka's default, CRC-32 of the rack id). */
+#define RP_KAFKA_PRODUCER_RESERVED                                                          \
+  "bootstrap.servers", "enable.idempotence", "acks", "request.required.acks",               \
+      "max.in.flight.requests.per.connection", "max.in.flight", "enable.gapless.guarantee", \
+      "transactional.id", "partitioner", "partitioner.consistent.hash"
+
 /* Whether the Kafka client takes `key: value`: 0, or -1 with why (its
  * words). rp_kafka_prop_check() in kafka_props_check.h asks librdkafka. */
 typedef int (*rp_kafka_prop_check_fn)(const char *key, const char *value, char *why, size_t whylen);

@@ -16,17 +16,7 @@ source "$(dirname "$0")/delivery_lib.sh"
 RACKS=8
 site_setup handover 1h
 CLUSTER_KEYS="ledger_ack_timeout: 60s"
-"$RP_BIN/tools/rackpulse-devbroker" --brokers 2 --bootstrap-file "$WORK/bootstrap" \
-  --control "$WORK/broker.ctl" >"$WORK/broker.out" 2>"$WORK/broker.log" &
-PIDS+=($!)
-BROKER_PID=$!
-wait_for 10 test -s "$WORK/bootstrap" || fail "dev broker did not start"
-BOOTSTRAP=$(cat "$WORK/bootstrap")
-leaders=()
-for t in rackpulse.frames rackpulse.events rackpulse.members rackpulse.audit rackpulse.ledger; do
-  for p in 0 1 2 3; do leaders+=("partition_leader $t $p 1"); done
-done
-broker_control "${leaders[@]}"
+start_split_broker
 
 start_member a
 start_member b

@@ -16,6 +16,10 @@
 #   gate NAME RACK [CURL ARGS]  "status answered_by header_answered_by
 #                               header_forwarded_by decision" of a gate asked
 #                               at NAME
+#   start_split_broker          the dev broker with two brokers (needs
+#                               delivery_lib.sh), every partition of the
+#                               site's topics led by broker 1: a test moves
+#                               one to broker 2 to slow or stop it alone
 #   site_setup NAME STALENESS   the preamble of a site's test: files private
 #                               (umask 077), the API token "NAME-token" for
 #                               every member (AUTH: curl's header with it),
@@ -92,4 +96,18 @@ site_setup() {
   AUTH=(-H "Authorization: Bearer $1-token")
   AGG_HTTP_EXTRA="token_file: $WORK/token"
   power_policy "$1-1" "$2"
+}
+
+start_split_broker() {
+  "$RP_BIN/tools/rackpulse-devbroker" --brokers 2 --bootstrap-file "$WORK/bootstrap" \
+    --control "$WORK/broker.ctl" >"$WORK/broker.out" 2>"$WORK/broker.log" &
+  PIDS+=($!)
+  BROKER_PID=$!
+  wait_for 10 test -s "$WORK/bootstrap" || fail "dev broker did not start"
+  BOOTSTRAP=$(cat "$WORK/bootstrap")
+  local leaders=() t p
+  for t in rackpulse.frames rackpulse.events rackpulse.members rackpulse.audit rackpulse.ledger; do
+    for p in 0 1 2 3; do leaders+=("partition_leader $t $p 1"); done
+  done
+  broker_control "${leaders[@]}"
 }
