@@ -15,14 +15,23 @@
 # 201), POST /v1/flags (set maintenance, 201), DELETE /v1/flags/RACK/
 # maintenance (clear, 200), on rack r0001.. in turn. Prints p50, p99 and
 # max latency of each kind and the writes per second of the measured part.
-# Environment: WRITES (300) WARMUP (20) RACKS (50) PARTITIONS (4) SYNC (meta).
+# FOREIGN=1: before each write, another producer (kcat) appends a record to
+# the rack's partition of the ledger topic (key RACK/bench-noise/N, a kind
+# the member skips with a warning), so the member's read-back after that
+# write has a record to read (without it, consecutive writes of one member
+# leave nothing between its confirmed offset and its record: no Fetch).
+# Writes per second are then the writes over the sum of their latencies
+# (kcat's time left out).
+# Environment: WRITES (300) WARMUP (20) RACKS (50) PARTITIONS (4) SYNC (meta)
+# FOREIGN (0).
 # The broker (librdkafka's mock cluster, in process), the member and the
 # client share this machine's cores: run it under flock /tmp/quiet.lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 WRITES=${WRITES:-300} WARMUP=${WARMUP:-20} RACKS=${RACKS:-50}
-PARTITIONS=${PARTITIONS:-4} SYNC=${SYNC:-meta}
+PARTITIONS=${PARTITIONS:-4} SYNC=${SYNC:-meta} FOREIGN=${FOREIGN:-0}
+[ "$FOREIGN" = 0 ] || command -v kcat >/dev/null || { echo "bench_ledger_write: FOREIGN=1 needs kcat" >&2; exit 2; }
 for b in tools/rackpulse-devbroker tools/rackpulse-loadgen aggregator/rackpulse-aggregator; do
   [ -x "$BUILD/$b" ] || { echo "bench_ledger_write: $BUILD/$b is missing (build first)" >&2; exit 2; }
 done
@@ -109,18 +118,30 @@ sys.exit(0 if len(json.load(sys.stdin)['racks']) == $RACKS else 1)" 2>/dev/null;
 done
 
 echo "== ledger writes, build $BUILD (commit $(build_commit)): $WRITES rounds after $WARMUP," \
-  "$RACKS racks, $PARTITIONS partitions, store.sync $SYNC"
-python3 - "$URL" "$WORK/token" "$RACKS" "$WARMUP" "$WRITES" <<'PYEOF' || die "a write failed"
-import http.client, json, sys, time, urllib.parse
+  "$RACKS racks, $PARTITIONS partitions, store.sync $SYNC, foreign records $FOREIGN"
+python3 - "$URL" "$WORK/token" "$RACKS" "$WARMUP" "$WRITES" "$FOREIGN" "$BOOTSTRAP" "$PARTITIONS" \
+  <<'PYEOF' || die "a write failed"
+import http.client, json, subprocess, sys, time, urllib.parse, zlib
 base = urllib.parse.urlparse(sys.argv[1])
 token = open(sys.argv[2]).read().strip()
 racks, warmup, writes = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+foreign, bootstrap, partitions = sys.argv[6] != "0", sys.argv[7], int(sys.argv[8])
 hdr = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
 conn = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
 end_ms = int(time.time() * 1000) + 6 * 3600 * 1000
 lat = {"reservation create": [], "flag set": [], "flag clear": []}
 
+def noise(rack, n):
+    # A record by another producer on rack's partition (CRC-32 of the key,
+    # as the members partition), before the member's next record there.
+    p = zlib.crc32(rack.encode()) % partitions
+    subprocess.run(["kcat", "-P", "-b", bootstrap, "-t", "rackpulse.ledger", "-p", str(p),
+                    "-k", "%s/bench-noise/%d" % (rack, n)], input=b"{}", check=True,
+                   stderr=subprocess.DEVNULL)
+
 def call(kind, method, path, body, want, keep):
+    if foreign:
+        noise(body["rack"] if body else path.split("/")[3], len(lat[kind]) + 100000 * keep)
     t = time.perf_counter()
     conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=hdr)
     resp = conn.getresponse()
@@ -149,5 +170,9 @@ for kind, v in lat.items():
           % (kind, len(v), v[len(v) // 2] * 1e3, v[min(len(v) - 1, int(len(v) * 0.99))] * 1e3,
              v[-1] * 1e3))
 n = sum(len(v) for v in lat.values())
-print("  all: %d writes in %.2f s: %.1f writes/s" % (n, wall, n / wall))
+if foreign:
+    busy = sum(sum(v) for v in lat.values())
+    print("  all: %d writes, %.2f s answering them: %.1f writes/s (kcat left out)" % (n, busy, n / busy))
+else:
+    print("  all: %d writes in %.2f s: %.1f writes/s" % (n, wall, n / wall))
 PYEOF
