@@ -102,11 +102,11 @@ void rp_agent_stop(struct rp_agent *a);
 void rp_agent_close(struct rp_agent *a);
 
 /* scheduler.c: starts every target's timer; stops them. A single target is
- * started (index spreads first scrapes) or retired: its timer stops and the
+ * started (its first scrape at once) or retired: its timer stops and the
  * target is destroyed and freed once no scrape of it is in flight. */
 int rp_scheduler_start(struct rp_agent *a);
 void rp_scheduler_stop(struct rp_agent *a);
-void rp_scheduler_start_target(struct rp_agent *a, struct rp_target *t, size_t index);
+void rp_scheduler_start_target(struct rp_agent *a, struct rp_target *t);
 void rp_scheduler_retire(struct rp_target *t);
 
 /* reload.c: re-reads the configuration (SIGHUP). Devices whose

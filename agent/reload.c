@@ -67,7 +67,7 @@ void rp_agent_reload(struct rp_agent *a) {
       kept++;
       continue;
     }
-    rp_scheduler_start_target(a, nt, i);
+    rp_scheduler_start_target(a, nt);
     started++;
   }
   for (size_t j = 0; j < nold; j++) {
