@@ -98,6 +98,11 @@ int rp_changelog_claim(struct rp_changelog *cl, int32_t partition, int64_t *offs
   return rc;
 }
 
+void rp_changelog_assigned(struct rp_changelog *cl, int32_t partition) {
+  if (cl != NULL && partition >= 0 && partition < cl->partitions)
+    atomic_store(&cl->keep_claim[partition], -1);
+}
+
 void rp_changelog_fenced(struct rp_changelog *cl, int32_t partition, const char *member,
                          int64_t offset, const char *seen_by) {
   atomic_fetch_add(&cl->fenced, 1);
@@ -141,9 +146,13 @@ int rp_changelog_confirm(struct rp_changelog *cl, int32_t partition, const char 
            "the topic; read it back before retrying",
            key, offset, cl->topic, (int)partition, cl->ack_wait_ms);
   rp_error("changelog", "%s", err);
-  atomic_store(&cl->keep_claim[partition], claim);
   atomic_store(&cl->claim[partition], -1);
-  rp_cluster_rebuild_again(cl->a->cluster, partition);
+  /* Kept before the partition turns pending, so that its rebuild sees it;
+   * dropped when it was revoked meanwhile (its next assignment claims
+   * anew). */
+  atomic_store(&cl->keep_claim[partition], claim);
+  if (!rp_cluster_rebuild_again(cl->a->cluster, partition))
+    atomic_store(&cl->keep_claim[partition], -1);
   return rc;
 }
 

@@ -405,8 +405,13 @@ void rp_cluster_assigned(struct rp_cluster *c, const rd_kafka_topic_partition_li
     memset(c->owns, 0, sizeof(c->owns));
     memset(c->pending, 0, sizeof(c->pending));
   }
-  /* Answered once their ledger is rebuilt (members thread). */
+  /* Answered once their ledger is rebuilt (members thread), under a new
+   * claim. */
   mark(c, c->pending, parts, true);
+  for (int i = 0; parts != NULL && i < parts->cnt; i++)
+    if (strcmp(parts->elems[i].topic, c->topic) == 0 && parts->elems[i].partition >= 0 &&
+        parts->elems[i].partition < c->partition_count)
+      rp_changelog_assigned(c->changelog, parts->elems[i].partition);
   c->dirty = true;
   pthread_mutex_unlock(&c->lock);
 }
@@ -452,16 +457,18 @@ void rp_cluster_fence(struct rp_cluster *c, int32_t partition) {
   pthread_mutex_unlock(&c->lock);
 }
 
-void rp_cluster_rebuild_again(struct rp_cluster *c, int32_t partition) {
+bool rp_cluster_rebuild_again(struct rp_cluster *c, int32_t partition) {
   if (c == NULL || partition < 0 || partition >= c->partition_count)
-    return;
+    return false;
   pthread_mutex_lock(&c->lock);
-  if (bit(c->owns, partition)) {
+  bool owned = bit(c->owns, partition);
+  if (owned) {
     c->owns[partition / 8] &= (uint8_t) ~(1u << (partition % 8));
     set_bit(c->pending, partition);
     c->dirty = true;
   }
   pthread_mutex_unlock(&c->lock);
+  return owned;
 }
 
 enum rp_owner rp_cluster_owner(struct rp_cluster *c, const char *rack, int32_t *partition,

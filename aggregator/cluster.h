@@ -69,10 +69,10 @@ void rp_cluster_revoked(struct rp_cluster *c, const rd_kafka_topic_partition_lis
  * fence: another member claimed it: no longer answered or rebuilt here
  * until the group assigns it to this member again; rebuild_again: answered
  * again only after its ledger is rebuilt (a change of it may or may not
- * have taken effect). */
+ * have taken effect); false when it was not answered here (revoked). */
 bool rp_cluster_pending(struct rp_cluster *c, int32_t partition);
 void rp_cluster_fence(struct rp_cluster *c, int32_t partition);
-void rp_cluster_rebuild_again(struct rp_cluster *c, int32_t partition);
+bool rp_cluster_rebuild_again(struct rp_cluster *c, int32_t partition);
 
 enum rp_owner {
   RP_OWNER_SELF,   /* this member owns the rack's partition now */
@@ -142,6 +142,9 @@ void rp_changelog_metrics(struct rp_changelog *cl, FILE *out);
  * in the bitmap `keep` (revoked); apply what other writers added to the
  * partitions read since (never blocks). */
 void rp_changelog_tail_keep(struct rp_changelog *cl, const uint8_t *keep);
+/* changelog_claim.c (any thread): `partition` was just assigned here: its
+ * rebuild makes a new claim (not one kept from an earlier assignment). */
+void rp_changelog_assigned(struct rp_changelog *cl, int32_t partition);
 void rp_changelog_tail_poll(struct rp_changelog *cl);
 /* changelog_claim.c (members thread): for each key a void record was seen
  * under, on a partition answered here, writes the state this member holds
