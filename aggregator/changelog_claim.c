@@ -55,7 +55,7 @@ static int claim_locked(void *ctx) {
   if (!rp_cluster_pending(cl->a->cluster, c->partition)) {
     snprintf(c->err, c->errlen, "partition %d of %s was revoked before this member claimed it",
              (int)c->partition, cl->topic);
-    return -ESTALE;
+    return -ENOENT;
   }
   char key[160];
   int64_t now = rp_now_ms();

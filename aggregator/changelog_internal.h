@@ -88,7 +88,7 @@ int rp_changelog_send(struct rp_changelog *cl, int32_t partition, const char *ke
 
 /* changelog_claim.c. claim: writes this member's claim of `partition`
  * (still pending here: checked under the ledger's write transaction) and
- * returns 0 with its offset in *offset, -ESTALE when the partition is no
+ * returns 0 with its offset in *offset, -ENOENT when the partition is no
  * longer pending here, -EREMOTEIO when the topic did not take it (why in
  * err). confirm: the writer of `key` at `offset` under `claim` (holding the
  * ledger's write transaction) reads the partition back up to it: 0 when no

@@ -356,9 +356,11 @@ static void rebuild_pending(struct rp_cluster *c) {
       continue;
     char err[512];
     int rc = rp_changelog_rebuild(c->changelog, p, err, sizeof(err));
+    if (rc == -ENOENT)
+      continue; /* revoked meanwhile: not pending any more */
     if (rc == -ESTALE) {
-      /* Revoked meanwhile, or claimed by another member: not tried again
-       * (claiming it back would fence a member the group gave it to). */
+      /* Claimed by another member: not tried again (claiming it back would
+       * fence a member the group gave it to). */
       rp_cluster_fence(c, p);
       rp_warn("cluster", "partition %d is not answered here: %s", (int)p, err);
       continue;

@@ -133,9 +133,10 @@ int rp_changelog_start(struct rp_aggregator *a, int32_t frames_partitions,
                        struct rp_changelog **out, char *err, size_t errlen);
 void rp_changelog_stop(struct rp_changelog *cl);
 /* Claims `partition` for this member (claim.h), then rebuilds its ledger
- * from the topic. 0; -ESTALE when the partition is no longer pending here
- * or another member claimed it after this one (do not try again); another
- * negative errno when it may be tried again; err says why. */
+ * from the topic. 0; -ENOENT when the partition is no longer pending here
+ * (revoked: nothing to do); -ESTALE when another member claimed it after
+ * this one (do not try again); another negative errno when it may be
+ * tried again; err says why. */
 int rp_changelog_rebuild(struct rp_changelog *cl, int32_t partition, char *err, size_t errlen);
 void rp_changelog_metrics(struct rp_changelog *cl, FILE *out);
 /* changelog_tail.c (members thread): stop reading the partitions not set
